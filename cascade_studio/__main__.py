@@ -1,0 +1,3 @@
+from cascade_studio.cli import main
+
+raise SystemExit(main())

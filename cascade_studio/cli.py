@@ -1,0 +1,346 @@
+"""Command line: the headless face of the same services the GUI uses.
+
+`cascade-studio [--workspace DIR]` with no command opens the GUI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import sys
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from cascade_studio import __version__
+
+
+class CliError(Exception):
+    """An error for stderr with exit code 2 (usage) or 1 (operation failed)."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _decimal(text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except Exception:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number (USD per 1M tokens, e.g. 2.50)") from None
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cascade-studio", description="Cascade Studio: distil and cascade LLM agents.")
+    p.add_argument("--version", action="version", version=f"cascade-studio {__version__}")
+    p.add_argument("--workspace", "-w", metavar="DIR", help="workspace folder (default: the user data folder)")
+    p.add_argument("--self-check", action="store_true", help="check the installation and exit")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    sub.add_parser("gui", help="open the GUI (the default)")
+
+    tiers = sub.add_parser("tiers", help="list, edit, test, export and import tiers").add_subparsers(
+        dest="tiers_cmd", metavar="ACTION", required=True)
+    t_list = tiers.add_parser("list", help="list tiers")
+    t_list.add_argument("--json", action="store_true")
+    t_set = tiers.add_parser("set", help="create or update tier N (omitted options keep their values)")
+    t_set.add_argument("n", type=int, metavar="N")
+    t_set.add_argument("--name")
+    t_set.add_argument("--model")
+    t_set.add_argument("--base-url")
+    t_set.add_argument("--provider", choices=["openai", "compatible", "sandbox"])
+    t_set.add_argument("--input-price", type=_decimal, metavar="USD_PER_1M")
+    t_set.add_argument("--output-price", type=_decimal, metavar="USD_PER_1M")
+    t_set.add_argument("--cached-price", type=_decimal, metavar="USD_PER_1M")
+    t_set.add_argument("--threshold", type=float)
+    t_set.add_argument("--concurrency", type=int)
+    t_set.add_argument("--timeout", type=float, metavar="SECONDS")
+    t_set.add_argument("--rpm", type=int)
+    t_set.add_argument("--tpm", type=int)
+    t_set.add_argument("--temperature", type=float)
+    t_set.add_argument("--system-prompt")
+    t_set.add_argument("--confidence-method", choices=["mean_token_prob", "min_token_prob", "tool_name_prob"])
+    t_set.add_argument("--key-env", metavar="VAR", help="environment variable holding this tier's key")
+    t_set.add_argument("--json", action="store_true")
+    t_rm = tiers.add_parser("remove", help="remove the highest tier N")
+    t_rm.add_argument("n", type=int, metavar="N")
+    t_exp = tiers.add_parser("export", help="write tiers to a JSON file (never keys)")
+    t_exp.add_argument("file")
+    t_imp = tiers.add_parser("import", help="replace tiers from a JSON file")
+    t_imp.add_argument("file")
+    t_test = tiers.add_parser("test", help="test the connection of tier N")
+    t_test.add_argument("n", type=int, metavar="N")
+    t_test.add_argument("--json", action="store_true")
+
+    keys = sub.add_parser("keys", help="API keys in the OS keyring").add_subparsers(
+        dest="keys_cmd", metavar="ACTION", required=True)
+    k_set = keys.add_parser("set", help="store the key for ENDPOINT (base URL), read from stdin")
+    k_set.add_argument("endpoint")
+    k_del = keys.add_parser("delete", help="delete the stored key for ENDPOINT")
+    k_del.add_argument("endpoint")
+    k_status = keys.add_parser("status", help="keyring backend and where each tier's key comes from")
+    k_status.add_argument("--json", action="store_true")
+
+    cat = sub.add_parser("catalog", help="the price catalog").add_subparsers(dest="catalog_cmd", metavar="ACTION",
+                                                                           required=True)
+    c_show = cat.add_parser("show", help="source, date and one model's prices")
+    c_show.add_argument("model", nargs="?")
+    c_show.add_argument("--json", action="store_true")
+    c_imp = cat.add_parser("import", help="import a newer LiteLLM model_prices_and_context_window.json")
+    c_imp.add_argument("file")
+
+    sb = sub.add_parser("sandbox", help="serve the built-in OpenAI-compatible sandbox")
+    sb.add_argument("--host", default="127.0.0.1")
+    sb.add_argument("--port", type=int, default=0)
+    sb.add_argument("--seed", type=int, default=0)
+    sb.add_argument("--latency-scale", type=float, default=1.0)
+    sb.add_argument("--faults", default="", metavar="SPEC", help="e.g. 429=0.1,500=0.02,503=0.02,slow=0.05,drop=0.01")
+    sb.add_argument("--job-seconds", type=float, default=6.0)
+
+    demo = sub.add_parser("demo", help="open the GUI on a demo workspace served by the built-in sandbox")
+    demo.add_argument("--reset", action="store_true", help="recreate the demo workspace")
+    demo.add_argument("--no-gui", action="store_true", help="prepare the demo workspace and exit")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from cascade_studio.services.logging_setup import setup_logging
+
+    setup_logging()
+    try:
+        if args.self_check:
+            from cascade_studio.services.selfcheck import run_self_check
+
+            return run_self_check()
+        if args.command in (None, "gui"):
+            return _gui(args)
+        handler = {"tiers": _tiers, "keys": _keys, "catalog": _catalog, "sandbox": _sandbox, "demo": _demo}[args.command]
+        return handler(args) or 0
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+# -- helpers ---------------------------------------------------------------------------------
+def _workspace_path(args: argparse.Namespace) -> Path:
+    from cascade_studio.services.paths import default_workspace
+
+    return Path(args.workspace).expanduser() if args.workspace else default_workspace()
+
+
+def _open_ws(args: argparse.Namespace, *, create: bool = True):
+    from cascade_studio.store.workspace import Workspace, WorkspaceError
+
+    try:
+        return Workspace.open(_workspace_path(args), create=create)
+    except WorkspaceError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+def _gui(args: argparse.Namespace) -> int:
+    from cascade_studio.ui.app import run_gui
+
+    return run_gui(workspace=Path(args.workspace).expanduser() if args.workspace else None)
+
+
+# -- tiers -----------------------------------------------------------------------------------
+def _tiers(args: argparse.Namespace) -> int:
+    from cascade_studio.core.tiers import ConfidenceMethod, Provider
+    from cascade_studio.services import catalog as catalog_svc
+    from cascade_studio.services import tier_service as svc
+    from cascade_studio.store.tiers import TierRepository
+
+    with _open_ws(args) as ws:
+        repo = TierRepository(ws)
+        cmd = args.tiers_cmd
+        if cmd == "list":
+            tiers = repo.list()
+            catalog = catalog_svc.load_for_workspace(ws.path)
+            if args.json:
+                rows = []
+                for t in tiers:
+                    row = t.to_json()
+                    row["teacher"] = t.tier == max(x.tier for x in tiers)
+                    price = catalog.lookup(t.model)
+                    row["deprecation"] = price.deprecation_notice(dt.date.today()) if price else None
+                    rows.append(row)
+                _print_json(rows)
+            elif not tiers:
+                print("No tiers yet. Add one: cascade-studio tiers set 1 --model gpt-4o-mini --base-url https://api.openai.com/v1")
+            else:
+                top = max(t.tier for t in tiers)
+                for t in tiers:
+                    role = "teacher" if t.tier == top else "student"
+                    sim = " [simulated]" if t.simulated else ""
+                    print(f"{t.tier}  {t.display_name:<22} {t.model:<28} {t.base_url}  in ${t.input_price}/1M  "
+                          f"out ${t.output_price}/1M  ({role}){sim}")
+            return 0
+        if cmd == "set":
+            catalog = catalog_svc.load_for_workspace(ws.path)
+            try:
+                tier = svc.set_tier(
+                    ws, catalog, args.n, name=args.name, model=args.model, base_url=args.base_url,
+                    provider=Provider(args.provider) if args.provider else None,
+                    input_price=args.input_price, output_price=args.output_price, cached_price=args.cached_price,
+                    threshold=args.threshold, max_concurrency=args.concurrency, timeout_s=args.timeout,
+                    rpm_limit=args.rpm, tpm_limit=args.tpm, temperature=args.temperature,
+                    system_prompt=args.system_prompt,
+                    confidence_method=ConfidenceMethod(args.confidence_method) if args.confidence_method else None,
+                    api_key_env=args.key_env,
+                )
+            except svc.TierServiceError as exc:
+                raise CliError(str(exc)) from None
+            if args.json:
+                _print_json(tier.to_json())
+            else:
+                print(f"Saved tier {tier.tier}: {tier.model} at {tier.base_url} "
+                      f"(in ${tier.input_price}/1M, out ${tier.output_price}/1M)")
+            price = catalog.lookup(tier.model)
+            notice = price.deprecation_notice(dt.date.today()) if price else None
+            if notice:
+                print(f"warning: {notice}", file=sys.stderr)
+            return 0
+        if cmd == "remove":
+            tiers = repo.list()
+            if not tiers or args.n != max(t.tier for t in tiers):
+                raise CliError(f"only the highest tier ({max((t.tier for t in tiers), default=0)}) can be removed")
+            repo.replace_all([t for t in tiers if t.tier != args.n])
+            print(f"Removed tier {args.n}")
+            return 0
+        if cmd == "export":
+            try:
+                count = svc.export_tiers(ws, Path(args.file))
+            except svc.TierServiceError as exc:
+                raise CliError(str(exc)) from None
+            print(f"Exported {count} tiers to {args.file} (no API keys)")
+            return 0
+        if cmd == "import":
+            try:
+                tiers = svc.import_tiers(ws, Path(args.file))
+            except svc.TierServiceError as exc:
+                raise CliError(str(exc)) from None
+            print(f"Imported {len(tiers)} tiers from {args.file}")
+            return 0
+        if cmd == "test":
+            from cascade_studio.services.connection import test_connection
+            from cascade_studio.services.secrets import SecretStore
+
+            tier = repo.get(args.n)
+            if tier is None:
+                raise CliError(f"no tier {args.n}; see `cascade-studio tiers list`")
+            result = asyncio.run(test_connection(tier, SecretStore()))
+            if args.json:
+                _print_json(result.to_json())
+            else:
+                print(result.message, file=sys.stdout if result.ok else sys.stderr)
+            return 0 if result.ok else 1
+    return 2
+
+
+# -- keys ------------------------------------------------------------------------------------
+def _keys(args: argparse.Namespace) -> int:
+    from cascade_studio.core.tiers import validate_base_url
+    from cascade_studio.services.secrets import SecretStore, SecretStoreError, endpoint_id
+
+    store = SecretStore()
+    if args.keys_cmd in ("set", "delete"):
+        problem = validate_base_url(args.endpoint)
+        if problem:
+            raise CliError(f"ENDPOINT {problem}", code=2)
+        if args.keys_cmd == "delete":
+            try:
+                store.delete_key(args.endpoint)
+            except SecretStoreError as exc:
+                raise CliError(str(exc)) from None
+            print(f"Deleted the key for {endpoint_id(args.endpoint)}")
+            return 0
+        if sys.stdin.isatty():
+            import getpass
+
+            key = getpass.getpass(f"API key for {endpoint_id(args.endpoint)}: ")
+        else:
+            key = sys.stdin.readline()
+        try:
+            where = store.set_key(args.endpoint, key)
+        except SecretStoreError as exc:
+            raise CliError(str(exc)) from None
+        print(f"Stored the key for {endpoint_id(args.endpoint)} in the {where}")
+        return 0
+    # status
+    info = store.info()
+    tiers = []
+    if args.workspace or _workspace_path(args).exists():
+        from cascade_studio.store.tiers import TierRepository
+
+        with _open_ws(args) as ws:
+            tiers = TierRepository(ws).list()
+    rows = store.status(tiers)
+    if args.json:
+        _print_json({"backend": info.name, "usable": info.usable, "secure": info.secure, "message": info.message,
+                     "tiers": rows})
+    else:
+        print(info.message)
+        for r in rows:
+            state = f"key from {r['source']}" if r["has_key"] else f"NO KEY ({r['hint']})"
+            print(f"  tier {r['tier']}  {r['endpoint']}: {state}")
+    return 0
+
+
+# -- catalog ---------------------------------------------------------------------------------
+def _catalog(args: argparse.Namespace) -> int:
+    from cascade_studio.services import catalog as catalog_svc
+
+    ws_dir = _workspace_path(args) if (args.workspace or _workspace_path(args).exists()) else None
+    if args.catalog_cmd == "import":
+        with _open_ws(args) as ws:
+            try:
+                cat = catalog_svc.import_litellm_file(Path(args.file), ws.path)
+            except catalog_svc.CatalogError as exc:
+                raise CliError(str(exc)) from None
+        print(f"Imported {len(cat.models)} models into {ws.path}")
+        return 0
+    cat = catalog_svc.load_for_workspace(ws_dir)
+    out: dict[str, Any] = {"source": cat.source, "date": cat.date, "models": len(cat.models)}
+    if args.model:
+        price = cat.lookup(args.model)
+        if price is None:
+            raise CliError(f"{args.model!r} is not in the catalog")
+        out["model"] = {
+            "id": price.model, "provider": price.provider, "input_per_m": str(price.input_per_m),
+            "output_per_m": str(price.output_per_m),
+            "cached_input_per_m": None if price.cached_input_per_m is None else str(price.cached_input_per_m),
+            "deprecation_date": price.deprecation_date.isoformat() if price.deprecation_date else None,
+            "deprecation": price.deprecation_notice(dt.date.today()),
+        }
+    if args.json:
+        _print_json(out)
+    else:
+        for k, v in out.items():
+            print(f"{k}: {v}")
+    return 0
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    from cascade_studio.sandbox.server import serve_forever
+
+    return serve_forever(host=args.host, port=args.port, seed=args.seed, latency_scale=args.latency_scale,
+                         faults=args.faults, job_seconds=args.job_seconds)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from cascade_studio.ui.app import run_demo
+
+    return run_demo(workspace=Path(args.workspace).expanduser() if args.workspace else None, reset=args.reset,
+                    show_gui=not args.no_gui)

@@ -1,0 +1,181 @@
+"""The price catalog: per-model prices and deprecation dates, built from LiteLLM's catalog.
+
+The catalog is data, not code: a compact JSON document (see `build_catalog`) bundled in
+`resources/prices/catalog.json` and re-importable from a newer LiteLLM file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from cascade_studio.core.money import per_token_to_per_million, to_decimal
+
+CATALOG_FORMAT = 1
+_KEPT_MODES = {"chat", "responses", "completion", "embedding"}
+
+
+@dataclass(frozen=True)
+class ModelPrice:
+    model: str
+    provider: str
+    mode: str
+    input_per_m: Decimal
+    output_per_m: Decimal
+    cached_input_per_m: Decimal | None = None
+    batch_input_per_m: Decimal | None = None
+    batch_output_per_m: Decimal | None = None
+    max_input_tokens: int | None = None
+    deprecation_date: dt.date | None = None
+    successor: str | None = None
+
+    def deprecation_notice(self, today: dt.date) -> str | None:
+        """A plain sentence for the user, or None when the catalog gives no date."""
+        if self.deprecation_date is None:
+            return None
+        days = (self.deprecation_date - today).days
+        succ = f" Suggested successor: {self.successor}." if self.successor else ""
+        when = self.deprecation_date.isoformat()
+        if days < 0:
+            return f"{self.model} was retired on {when} ({-days} days ago); requests will fail.{succ}"
+        if days == 0:
+            return f"{self.model} retires today ({when}).{succ}"
+        return f"{self.model} is deprecated and retires on {when} (in {days} days).{succ}"
+
+
+@dataclass
+class PriceCatalog:
+    source: str
+    date: str
+    models: dict[str, ModelPrice] = field(default_factory=dict)
+
+    def lookup(self, model: str) -> ModelPrice | None:
+        """Find a model by id, tolerating provider prefixes and fine-tuned ids.
+
+        `ft:gpt-4o-mini-2024-07-18:org:suffix:id` is priced as its base model, which is what
+        OpenAI bills for inference of a fine-tune only approximately; callers may override.
+        """
+        name = model.strip()
+        if not name:
+            return None
+        if name in self.models:
+            return self.models[name]
+        if name.startswith("ft:"):
+            base = name.split(":")[1] if name.count(":") >= 1 else ""
+            return self.lookup(base)
+        if "/" in name:
+            tail = name.split("/", 1)[1]
+            if tail in self.models:
+                return self.models[tail]
+        lowered = name.lower()
+        for key, value in self.models.items():
+            if key.lower() == lowered:
+                return value
+        return None
+
+    def model_ids(self, modes: set[str] | None = None) -> list[str]:
+        return sorted(k for k, v in self.models.items() if modes is None or v.mode in modes)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"format": CATALOG_FORMAT, "source": self.source, "date": self.date, "models": {}}
+        for key, m in sorted(self.models.items()):
+            entry: dict[str, Any] = {
+                "provider": m.provider,
+                "mode": m.mode,
+                "input_per_m": str(m.input_per_m),
+                "output_per_m": str(m.output_per_m),
+            }
+            for attr in ("cached_input_per_m", "batch_input_per_m", "batch_output_per_m"):
+                value = getattr(m, attr)
+                if value is not None:
+                    entry[attr] = str(value)
+            if m.max_input_tokens:
+                entry["max_input_tokens"] = m.max_input_tokens
+            if m.deprecation_date:
+                entry["deprecation_date"] = m.deprecation_date.isoformat()
+            if m.successor:
+                entry["successor"] = m.successor
+            out["models"][key] = entry
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PriceCatalog:
+        if not isinstance(data, dict) or data.get("format") != CATALOG_FORMAT or "models" not in data:
+            raise ValueError("not a Cascade Studio price catalog (expected keys: format, source, date, models)")
+        models: dict[str, ModelPrice] = {}
+        for key, e in data["models"].items():
+            models[key] = ModelPrice(
+                model=key,
+                provider=e.get("provider", ""),
+                mode=e.get("mode", "chat"),
+                input_per_m=to_decimal(e["input_per_m"]),
+                output_per_m=to_decimal(e["output_per_m"]),
+                cached_input_per_m=_opt_dec(e.get("cached_input_per_m")),
+                batch_input_per_m=_opt_dec(e.get("batch_input_per_m")),
+                batch_output_per_m=_opt_dec(e.get("batch_output_per_m")),
+                max_input_tokens=e.get("max_input_tokens"),
+                deprecation_date=_parse_date(e.get("deprecation_date")),
+                successor=e.get("successor"),
+            )
+        return cls(source=str(data.get("source", "")), date=str(data.get("date", "")), models=models)
+
+
+def _opt_dec(value: Any) -> Decimal | None:
+    return None if value is None else to_decimal(value)
+
+
+def _parse_date(value: Any) -> dt.date | None:
+    if not value or not isinstance(value, str):
+        return None
+    try:
+        return dt.date.fromisoformat(value[:10])
+    except ValueError:
+        return None
+
+
+def build_catalog(litellm: dict[str, Any], *, source: str, date: str) -> PriceCatalog:
+    """Convert LiteLLM's `model_prices_and_context_window.json` into our compact catalog.
+
+    Keeps text models (chat, responses, completion, embedding) that have both input and output
+    token prices; skips LiteLLM's `sample_spec` documentation entry and malformed rows.
+    """
+    if not isinstance(litellm, dict) or not litellm:
+        raise ValueError("not a LiteLLM price catalog: expected a JSON object of model -> prices")
+    models: dict[str, ModelPrice] = {}
+    for key, row in litellm.items():
+        if key == "sample_spec" or not isinstance(row, dict):
+            continue
+        mode = row.get("mode", "chat")
+        if mode not in _KEPT_MODES:
+            continue
+        try:
+            inp = row.get("input_cost_per_token")
+            out = row.get("output_cost_per_token", 0 if mode == "embedding" else None)
+            if inp is None or out is None:
+                continue
+            models[key] = ModelPrice(
+                model=key,
+                provider=str(row.get("litellm_provider", "")),
+                mode=mode,
+                input_per_m=per_token_to_per_million(inp),
+                output_per_m=per_token_to_per_million(out),
+                cached_input_per_m=_per_m_or_none(row.get("cache_read_input_token_cost")),
+                batch_input_per_m=_per_m_or_none(row.get("input_cost_per_token_batches")),
+                batch_output_per_m=_per_m_or_none(row.get("output_cost_per_token_batches")),
+                max_input_tokens=row.get("max_input_tokens") if isinstance(row.get("max_input_tokens"), int) else None,
+                deprecation_date=_parse_date(row.get("deprecation_date")),
+                successor=row.get("successor_model") if isinstance(row.get("successor_model"), str) else None,
+            )
+        except ValueError:
+            continue
+    if not models:
+        raise ValueError("the file holds no model with input and output token prices; is it LiteLLM's catalog?")
+    return PriceCatalog(source=source, date=date, models=models)
+
+
+def _per_m_or_none(value: Any) -> Decimal | None:
+    if value is None or isinstance(value, bool):
+        return None
+    return per_token_to_per_million(value)

@@ -1,0 +1,279 @@
+"""Tier definitions: what model answers at each level of the cascade, and what it costs.
+
+Tier numbers run 1..N (N <= 3); the highest-numbered tier is the teacher.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+from urllib.parse import urlparse
+
+from cascade_studio.core.money import to_decimal
+
+MAX_TIERS = 3
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+
+
+class Provider(StrEnum):
+    OPENAI = "openai"
+    COMPATIBLE = "compatible"  # vLLM, Ollama, LM Studio, Together, ... any OpenAI-compatible server
+    SANDBOX = "sandbox"  # the built-in simulated server
+
+    @property
+    def label(self) -> str:
+        return {
+            "openai": "OpenAI",
+            "compatible": "OpenAI-compatible (vLLM, Ollama, LM Studio, Together, ...)",
+            "sandbox": "Built-in sandbox (simulated)",
+        }[self.value]
+
+
+class ConfidenceMethod(StrEnum):
+    MEAN_PROB = "mean_token_prob"
+    MIN_PROB = "min_token_prob"
+    TOOL_NAME_PROB = "tool_name_prob"
+
+    @property
+    def label(self) -> str:
+        return {
+            "mean_token_prob": "Mean token probability",
+            "min_token_prob": "Minimum token probability",
+            "tool_name_prob": "Probability of the chosen tool name",
+        }[self.value]
+
+
+# Well-known local servers, offered as presets in the editor.
+ENDPOINT_PRESETS: dict[str, str] = {
+    "OpenAI": OPENAI_BASE_URL,
+    "vLLM (local)": "http://localhost:8000/v1",
+    "Ollama (local)": "http://localhost:11434/v1",
+    "LM Studio (local)": "http://localhost:1234/v1",
+    "Together": "https://api.together.xyz/v1",
+}
+
+
+@dataclass
+class Tier:
+    tier: int
+    name: str = ""
+    provider: Provider = Provider.OPENAI
+    base_url: str = OPENAI_BASE_URL
+    model: str = ""
+    input_price: Decimal = Decimal(0)  # USD per 1M input tokens
+    output_price: Decimal = Decimal(0)  # USD per 1M output tokens
+    cached_price: Decimal | None = None  # USD per 1M cached input tokens
+    timeout_s: float = 60.0
+    max_concurrency: int = 8
+    rpm_limit: int | None = None  # requests per minute; None = unlimited
+    tpm_limit: int | None = None  # tokens per minute; None = unlimited
+    temperature: float = 0.0
+    system_prompt: str = ""
+    confidence_method: ConfidenceMethod = ConfidenceMethod.MEAN_PROB
+    threshold: float = 0.5  # escalate when confidence < threshold
+    api_key_env: str = ""  # optional environment variable holding this tier's key
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.model or f"Tier {self.tier}"
+
+    @property
+    def simulated(self) -> bool:
+        return self.provider == Provider.SANDBOX
+
+    def replace(self, **changes: Any) -> Tier:
+        return dataclasses.replace(self, **changes)
+
+    def to_json(self) -> dict[str, Any]:
+        """Portable form (exports, CLI --json). Never contains a key, only where to find one."""
+        return {
+            "tier": self.tier,
+            "name": self.name,
+            "provider": self.provider.value,
+            "base_url": self.base_url,
+            "model": self.model,
+            "input_price": str(self.input_price),
+            "output_price": str(self.output_price),
+            "cached_price": None if self.cached_price is None else str(self.cached_price),
+            "timeout_s": self.timeout_s,
+            "max_concurrency": self.max_concurrency,
+            "rpm_limit": self.rpm_limit,
+            "tpm_limit": self.tpm_limit,
+            "temperature": self.temperature,
+            "system_prompt": self.system_prompt,
+            "confidence_method": self.confidence_method.value,
+            "threshold": self.threshold,
+            "api_key_env": self.api_key_env,
+            "simulated": self.simulated,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Tier:
+        """Parse an exported tier; raises TierError naming the bad field."""
+        if not isinstance(data, dict):
+            raise TierError("tier", "each tier must be a JSON object")
+        try:
+            tier_no = int(data["tier"])
+        except (KeyError, TypeError, ValueError):
+            raise TierError("tier", "missing or not a whole number 1-3") from None
+
+        def dec(key: str, default: Decimal | None) -> Decimal | None:
+            value = data.get(key)
+            if value is None or value == "":
+                return default
+            try:
+                return to_decimal(value)
+            except ValueError:
+                raise TierError(key, f"{value!r} is not a number; give USD per 1M tokens, e.g. 2.50") from None
+
+        def num(key: str, kind: type, default: Any) -> Any:
+            value = data.get(key, default)
+            if value is None:
+                return None
+            try:
+                return kind(value)
+            except (TypeError, ValueError):
+                raise TierError(key, f"{value!r} is not a number") from None
+
+        try:
+            provider = Provider(data.get("provider", Provider.OPENAI.value))
+        except ValueError:
+            raise TierError("provider", f"unknown provider {data.get('provider')!r}; use openai, compatible or sandbox") from None
+        try:
+            method = ConfidenceMethod(data.get("confidence_method", ConfidenceMethod.MEAN_PROB.value))
+        except ValueError:
+            choices = ", ".join(m.value for m in ConfidenceMethod)
+            raise TierError("confidence_method", f"unknown method; use one of {choices}") from None
+        return cls(
+            tier=tier_no,
+            name=str(data.get("name", "")),
+            provider=provider,
+            base_url=str(data.get("base_url", OPENAI_BASE_URL)),
+            model=str(data.get("model", "")),
+            input_price=dec("input_price", Decimal(0)) or Decimal(0),
+            output_price=dec("output_price", Decimal(0)) or Decimal(0),
+            cached_price=dec("cached_price", None),
+            timeout_s=num("timeout_s", float, 60.0),
+            max_concurrency=num("max_concurrency", int, 8),
+            rpm_limit=num("rpm_limit", int, None),
+            tpm_limit=num("tpm_limit", int, None),
+            temperature=num("temperature", float, 0.0),
+            system_prompt=str(data.get("system_prompt", "")),
+            confidence_method=method,
+            threshold=num("threshold", float, 0.5),
+            api_key_env=str(data.get("api_key_env", "") or ""),
+        )
+
+
+class TierError(ValueError):
+    """A tier field is invalid. `field` names it; the message says how to fix it."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(f"{field_name}: {message}")
+        self.field = field_name
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ValidationIssue:
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def validate_base_url(url: str) -> str | None:
+    url = url.strip()
+    if not url:
+        return "is empty; enter the server's API root, e.g. https://api.openai.com/v1 or http://localhost:8000/v1"
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https"):
+        return f"{url!r} must start with http:// or https:// (e.g. http://localhost:8000/v1)"
+    if not parsed.hostname:
+        return f"{url!r} has no host name; e.g. http://localhost:8000/v1"
+    try:
+        parsed.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        return f"{url!r} has an invalid port; ports are 1-65535"
+    if parsed.query or parsed.fragment:
+        return f"{url!r} must not contain ?query or #fragment; give only the API root"
+    if url.rstrip("/").endswith("/chat/completions"):
+        return "points at an endpoint; give the API root instead (drop /chat/completions)"
+    return None
+
+
+def validate_tier(t: Tier) -> list[ValidationIssue]:
+    """All problems with one tier, each naming the field and the fix."""
+    issues: list[ValidationIssue] = []
+
+    def bad(field_name: str, message: str) -> None:
+        issues.append(ValidationIssue(field_name, message))
+
+    if not 1 <= t.tier <= MAX_TIERS:
+        bad("tier", f"must be 1-{MAX_TIERS}, got {t.tier}")
+    if not t.model.strip():
+        bad("model", "is empty; enter the model id the server expects, e.g. gpt-4o-mini")
+    elif t.model != t.model.strip():
+        bad("model", "has leading or trailing spaces; remove them")
+    url_problem = validate_base_url(t.base_url)
+    if url_problem:
+        bad("base_url", url_problem)
+    elif t.provider == Provider.OPENAI and "api.openai.com" not in t.base_url:
+        bad("provider", "is OpenAI but the base URL is not api.openai.com; choose 'OpenAI-compatible' instead")
+    for name in ("input_price", "output_price", "cached_price"):
+        value = getattr(t, name)
+        if value is None:
+            continue
+        if not value.is_finite():
+            bad(name, "must be a finite number of USD per 1M tokens")
+        elif value < 0:
+            bad(name, f"is negative ({value}); prices are USD per 1M tokens, 0 or more")
+        elif value > 10_000:
+            bad(name, f"{value} USD per 1M tokens looks wrong; prices are per 1M tokens, not per token")
+    if not (t.timeout_s > 0 and t.timeout_s <= 3600):
+        bad("timeout_s", "must be between 0 and 3600 seconds")
+    if not 1 <= t.max_concurrency <= 1024:
+        bad("max_concurrency", "must be 1-1024 parallel requests")
+    for name in ("rpm_limit", "tpm_limit"):
+        value = getattr(t, name)
+        if value is not None and value <= 0:
+            bad(name, "must be a positive number, or empty for no limit")
+    if not 0.0 <= t.temperature <= 2.0:
+        bad("temperature", "must be between 0 and 2")
+    if not 0.0 <= t.threshold <= 1.0:
+        bad("threshold", "must be between 0 and 1 (escalate when confidence is below it)")
+    if t.api_key_env and not _ENV_NAME.match(t.api_key_env):
+        bad("api_key_env", f"{t.api_key_env!r} is not a valid environment variable name")
+    return issues
+
+
+def validate_tier_set(tiers: list[Tier]) -> list[ValidationIssue]:
+    issues: list[ValidationIssue] = []
+    numbers = sorted(t.tier for t in tiers)
+    if len(tiers) > MAX_TIERS:
+        issues.append(ValidationIssue("tiers", f"at most {MAX_TIERS} tiers; remove one"))
+    if len(set(numbers)) != len(numbers):
+        issues.append(ValidationIssue("tier", "two tiers share a number; each tier number is used once"))
+    if numbers and numbers != list(range(1, len(numbers) + 1)):
+        issues.append(ValidationIssue("tier", f"tiers must be numbered 1..{len(numbers)} without gaps, got {numbers}"))
+    for t in tiers:
+        issues.extend(ValidationIssue(f"tier {t.tier} {i.field}", i.message) for i in validate_tier(t))
+    return issues
+
+
+def teacher_of(tiers: list[Tier]) -> Tier | None:
+    return max(tiers, key=lambda t: t.tier) if tiers else None
+
+
+def default_env_var(tier_no: int) -> str:
+    """The documented per-tier environment variable for an API key."""
+    return f"CASCADE_STUDIO_TIER{tier_no}_API_KEY"

@@ -1,0 +1,1 @@
+"""Async and file I/O without Qt: clients, secrets, catalogs, settings, runners."""

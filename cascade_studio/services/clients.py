@@ -1,0 +1,82 @@
+"""OpenAI-compatible clients for tiers, and turning API errors into sentences a user can act on."""
+
+from __future__ import annotations
+
+import ssl
+
+import openai
+
+from cascade_studio.core.tiers import Tier
+from cascade_studio.services.secrets import SecretStore
+
+
+class MissingKeyError(Exception):
+    pass
+
+
+def make_async_client(tier: Tier, secrets: SecretStore, *, max_retries: int = 0) -> openai.AsyncOpenAI:
+    source = secrets.resolve(tier)
+    if not source.found:
+        raise MissingKeyError(
+            f"Tier {tier.tier} ({tier.display_name}) has no API key for {tier.base_url}. "
+            f"Set one with 'Set API key…' (or `cascade-studio keys set {tier.base_url}`), "
+            f"or export {tier.api_key_env or f'CASCADE_STUDIO_TIER{tier.tier}_API_KEY'}."
+        )
+    return openai.AsyncOpenAI(
+        api_key=source.key, base_url=tier.base_url.rstrip("/"), timeout=tier.timeout_s, max_retries=max_retries
+    )
+
+
+def describe_error(exc: BaseException, tier: Tier | None = None) -> tuple[str, str]:
+    """(kind, sentence) for an exception from the openai SDK. Never includes the key."""
+    where = tier.base_url if tier else "the server"
+    model = tier.model if tier else "the model"
+    if isinstance(exc, MissingKeyError):
+        return "no_key", str(exc)
+    if isinstance(exc, openai.AuthenticationError):
+        return "bad_key", (f"401 Unauthorized from {where}: the API key was rejected. "
+                           "Check the key (Set API key…) or the environment variable, and that it belongs to this server.")
+    if isinstance(exc, openai.PermissionDeniedError):
+        return "forbidden", f"403 Forbidden from {where}: the key has no access to {model}. Check the project's permissions."
+    if isinstance(exc, openai.NotFoundError):
+        return "not_found", (f"404 Not Found: {where} does not know the model {model!r} (or the base URL path is "
+                             "wrong). Check the model id and that the base URL ends with /v1.")
+    if isinstance(exc, openai.RateLimitError):
+        return "rate_limited", f"429 Too Many Requests from {where}: rate limit or quota exceeded. Wait, or lower the tier's limits."
+    if isinstance(exc, openai.APITimeoutError):
+        return "timeout", (f"Timed out after the tier's {tier.timeout_s:g} s timeout waiting for {where}. "
+                           "The server may be overloaded, or raise the timeout." if tier else "Request timed out.")
+    if isinstance(exc, openai.APIConnectionError):
+        cause = _root_cause(exc)
+        if isinstance(cause, ssl.SSLError) or "CERTIFICATE" in str(cause).upper() or "SSL" in type(cause).__name__.upper():
+            return "tls", (f"TLS error talking to {where}: {cause}. Check the URL's scheme (http vs https) and the "
+                           "server's certificate.")
+        text = str(cause)
+        if isinstance(cause, ConnectionRefusedError) or "refused" in text.lower() or "Errno 111" in text:
+            return "refused", f"Connection refused by {where}: nothing is listening there. Is the server running, and is the port right?"
+        if "Name or service not known" in text or "nodename nor servname" in text or "getaddrinfo" in text:
+            return "dns", f"Cannot resolve the host in {where}. Check the spelling of the base URL."
+        return "connection", f"Cannot connect to {where}: {cause or exc}. Check the base URL and your network."
+    if isinstance(exc, openai.APIStatusError):
+        return "server_error", f"{exc.status_code} from {where}: {_short(exc)}"
+    return "error", f"{type(exc).__name__}: {exc}"
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    seen = set()
+    while exc.__cause__ is not None or exc.__context__ is not None:
+        nxt = exc.__cause__ or exc.__context__
+        if nxt is None or id(nxt) in seen:
+            break
+        seen.add(id(nxt))
+        exc = nxt
+    return exc
+
+
+def _short(exc: openai.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        message = body.get("message") or (body.get("error") or {}).get("message")
+        if message:
+            return str(message)[:300]
+    return str(exc)[:300]

@@ -1,0 +1,35 @@
+"""One log file per user, rotated; every handler masks things that look like keys."""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+from pathlib import Path
+
+from cascade_studio.services.paths import log_file
+from cascade_studio.services.secrets import RedactSecrets
+
+_configured: Path | None = None
+
+
+def setup_logging(level: int = logging.INFO) -> Path:
+    global _configured
+    path = log_file()
+    if _configured == path:
+        return path
+    root = logging.getLogger()
+    root.setLevel(level)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler: logging.Handler = logging.handlers.RotatingFileHandler(
+            path, maxBytes=2_000_000, backupCount=3, encoding="utf-8"
+        )
+    except OSError:
+        handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactSecrets())
+    root.addHandler(handler)
+    for noisy in ("httpx", "httpx2", "httpcore", "openai", "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    _configured = path
+    return path

@@ -1,0 +1,55 @@
+"""Where the app keeps its files. Environment variables override for tests and portable installs."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import platformdirs
+
+from cascade_studio import APP_ID
+
+
+def _dir(env: str, default: str) -> Path:
+    value = os.environ.get(env)
+    path = Path(value).expanduser() if value else Path(default)
+    return path
+
+
+def data_dir() -> Path:
+    return _dir("CASCADE_STUDIO_DATA_DIR", platformdirs.user_data_dir(APP_ID, appauthor=False))
+
+
+def config_dir() -> Path:
+    return _dir("CASCADE_STUDIO_CONFIG_DIR", platformdirs.user_config_dir(APP_ID, appauthor=False))
+
+
+def log_dir() -> Path:
+    return _dir("CASCADE_STUDIO_LOG_DIR", platformdirs.user_log_dir(APP_ID, appauthor=False))
+
+
+def log_file() -> Path:
+    return log_dir() / "cascade-studio.log"
+
+
+def default_workspace() -> Path:
+    return data_dir() / "workspaces" / "default"
+
+
+def demo_workspace() -> Path:
+    return data_dir() / "workspaces" / "demo"
+
+
+def resources_dir() -> Path:
+    """Bundled data: inside a PyInstaller bundle, the installed package, or the source tree."""
+    bundle = getattr(sys, "_MEIPASS", None)
+    candidates = []
+    if bundle:
+        candidates.append(Path(bundle) / "resources")
+    here = Path(__file__).resolve().parent.parent
+    candidates += [here / "resources", here.parent / "resources"]
+    for c in candidates:
+        if (c / "prices").is_dir():
+            return c
+    raise FileNotFoundError("Cascade Studio's resources folder is missing; reinstall the application.")

@@ -1,0 +1,203 @@
+"""API keys: the OS keyring first, environment variables as the documented alternative.
+
+Keys are stored per endpoint (the normalised base URL), so two tiers on the same server share
+one key. Nothing here ever writes a key to a file, a log line or an exception message.
+Resolution order for a tier: its own env var (CASCADE_STUDIO_TIER<N>_API_KEY or the name set on
+the tier) -> the keyring -> a session-only key -> OPENAI_API_KEY (for api.openai.com only).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+import keyring
+import keyring.backend
+import keyring.errors
+
+from cascade_studio.core.tiers import Provider, Tier, default_env_var
+
+log = logging.getLogger(__name__)
+SERVICE = "cascade-studio"
+SANDBOX_KEY = "sk-sandbox-not-a-secret"  # the built-in sandbox accepts any non-empty key
+
+
+class SecretStoreError(Exception):
+    pass
+
+
+def endpoint_id(base_url: str) -> str:
+    """Normalise a base URL into the keyring's user name: scheme://host[:port]/path, no slash."""
+    parsed = urlparse(base_url.strip())
+    host = (parsed.hostname or "").lower()
+    port = f":{parsed.port}" if parsed.port else ""
+    path = parsed.path.rstrip("/")
+    return f"{parsed.scheme.lower()}://{host}{port}{path}"
+
+
+@dataclass(frozen=True)
+class KeyringInfo:
+    name: str
+    usable: bool
+    secure: bool
+    message: str
+
+
+@dataclass(frozen=True)
+class KeySource:
+    key: str | None
+    source: str  # "env:NAME", "keyring", "session", "sandbox", or "none"
+
+    @property
+    def found(self) -> bool:
+        return bool(self.key)
+
+
+def describe_backend(backend: keyring.backend.KeyringBackend | None = None) -> KeyringInfo:
+    backend = backend or keyring.get_keyring()
+    name = f"{type(backend).__module__}.{type(backend).__name__}"
+    cls = type(backend).__name__
+    if "fail" in type(backend).__module__ or cls == "FailKeyring":
+        return KeyringInfo(name, False, False,
+                           "No OS keyring is available (no Secret Service, macOS Keychain or Windows Credential "
+                           "Locker was found). Set the key in an environment variable (OPENAI_API_KEY or "
+                           "CASCADE_STUDIO_TIER<N>_API_KEY) or enter a session-only key that is forgotten on exit. "
+                           "On Linux, install and unlock gnome-keyring or KWallet to store keys.")
+    if type(backend).__module__.startswith("keyrings.alt"):
+        return KeyringInfo(name, True, False,
+                           f"The keyring backend {name} stores keys in a file, not in the OS keyring. "
+                           "Cascade Studio will not use it; use an environment variable or a session-only key.")
+    try:
+        priority = backend.priority  # type: ignore[attr-defined]
+    except Exception:
+        priority = 1
+    if priority is not None and priority <= 0 and cls != "ChainerBackend":
+        return KeyringInfo(name, False, False, f"The keyring backend {name} is not usable here.")
+    return KeyringInfo(name, True, True, f"Keys are stored in the OS keyring ({cls}).")
+
+
+class SecretStore:
+    """Thin wrapper over `keyring` with session-only fallback and environment variables."""
+
+    def __init__(self, backend: keyring.backend.KeyringBackend | None = None, environ: dict[str, str] | None = None):
+        self._backend = backend
+        self._session: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._environ = environ if environ is not None else os.environ
+
+    @property
+    def backend(self) -> keyring.backend.KeyringBackend:
+        return self._backend or keyring.get_keyring()
+
+    def info(self) -> KeyringInfo:
+        return describe_backend(self.backend)
+
+    # -- storing -----------------------------------------------------------------------
+    def set_key(self, base_url: str, key: str, *, session_only: bool = False) -> str:
+        """Store a key; returns where it went ("keyring" or "session")."""
+        key = key.strip()
+        if not key:
+            raise SecretStoreError("The key is empty; paste the API key from your provider's dashboard.")
+        if any(c.isspace() for c in key):
+            raise SecretStoreError("The key contains spaces or line breaks; paste only the key itself.")
+        ep = endpoint_id(base_url)
+        if session_only:
+            with self._lock:
+                self._session[ep] = key
+            return "session"
+        info = self.info()
+        if not info.usable or not info.secure:
+            raise SecretStoreError(info.message)
+        try:
+            self.backend.set_password(SERVICE, ep, key)
+        except keyring.errors.KeyringError as exc:
+            raise SecretStoreError(f"The OS keyring refused to store the key ({type(exc).__name__}). "
+                                   "Unlock your keyring and try again, or use a session-only key.") from None
+        with self._lock:
+            self._session.pop(ep, None)
+        log.info("Stored an API key for %s in the OS keyring", ep)
+        return "keyring"
+
+    def delete_key(self, base_url: str) -> None:
+        ep = endpoint_id(base_url)
+        with self._lock:
+            self._session.pop(ep, None)
+        try:
+            self.backend.delete_password(SERVICE, ep)
+        except keyring.errors.PasswordDeleteError:
+            pass
+        except keyring.errors.KeyringError as exc:
+            raise SecretStoreError(f"The OS keyring refused to delete the key ({type(exc).__name__}).") from None
+
+    # -- reading -----------------------------------------------------------------------
+    def keyring_key(self, base_url: str) -> str | None:
+        info = self.info()
+        if not info.usable or not info.secure:
+            return None
+        try:
+            return self.backend.get_password(SERVICE, endpoint_id(base_url))
+        except keyring.errors.KeyringError as exc:
+            log.warning("Keyring lookup failed: %s", type(exc).__name__)
+            return None
+
+    def resolve(self, tier: Tier) -> KeySource:
+        env_names = [n for n in (tier.api_key_env, default_env_var(tier.tier)) if n]
+        for name in env_names:
+            value = self._environ.get(name)
+            if value:
+                return KeySource(value.strip(), f"env:{name}")
+        stored = self.keyring_key(tier.base_url)
+        if stored:
+            return KeySource(stored, "keyring")
+        with self._lock:
+            session = self._session.get(endpoint_id(tier.base_url))
+        if session:
+            return KeySource(session, "session")
+        if tier.provider == Provider.OPENAI or "api.openai.com" in tier.base_url:
+            value = self._environ.get("OPENAI_API_KEY")
+            if value:
+                return KeySource(value.strip(), "env:OPENAI_API_KEY")
+        if tier.provider == Provider.SANDBOX:
+            return KeySource(SANDBOX_KEY, "sandbox")
+        return KeySource(None, "none")
+
+    def status(self, tiers: list[Tier]) -> list[dict[str, object]]:
+        """Where each tier's key comes from, without revealing it."""
+        rows = []
+        for t in tiers:
+            src = self.resolve(t)
+            rows.append({
+                "tier": t.tier,
+                "endpoint": endpoint_id(t.base_url),
+                "has_key": src.found,
+                "source": src.source,
+                "hint": None if src.found else
+                f"run `cascade-studio keys set {t.base_url}` or set {t.api_key_env or default_env_var(t.tier)}",
+            })
+        return rows
+
+    def known_secrets(self) -> list[str]:
+        """Session keys, for the log redaction filter."""
+        with self._lock:
+            return list(self._session.values())
+
+
+class RedactSecrets(logging.Filter):
+    """Belt and braces: mask anything that looks like an API key in log records."""
+
+    import re as _re
+
+    _PATTERN = _re.compile(r"\b(sk-[A-Za-z0-9_\-]{8,}|Bearer\s+[A-Za-z0-9_\-\.]{8,})")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:
+            return True
+        redacted = self._PATTERN.sub("[redacted]", message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True

@@ -1,0 +1,124 @@
+"""Tier operations shared by the GUI and the CLI: edit with catalog defaults, export, import."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from cascade_studio import __version__
+from cascade_studio.core.prices import PriceCatalog
+from cascade_studio.core.tiers import OPENAI_BASE_URL, Provider, Tier, TierError, validate_tier_set
+from cascade_studio.store.tiers import TierRepository
+from cascade_studio.store.workspace import Workspace
+
+EXPORT_FORMAT = "cascade-studio/tiers@1"
+
+
+class TierServiceError(Exception):
+    pass
+
+
+def guess_provider(base_url: str) -> Provider:
+    if "api.openai.com" in base_url:
+        return Provider.OPENAI
+    return Provider.COMPATIBLE
+
+
+def apply_catalog_prices(tier: Tier, catalog: PriceCatalog) -> Tier:
+    price = catalog.lookup(tier.model)
+    if price is None:
+        return tier
+    return tier.replace(
+        input_price=price.input_per_m, output_price=price.output_per_m, cached_price=price.cached_input_per_m
+    )
+
+
+def set_tier(ws: Workspace, catalog: PriceCatalog, tier_no: int, **options: Any) -> Tier:
+    """Create or update tier `tier_no`; options left None keep their values.
+
+    When the model changes (or the tier is new) and no price is given, prices come from the catalog.
+    """
+    repo = TierRepository(ws)
+    existing = repo.get(tier_no)
+    base = existing or Tier(tier=tier_no, base_url=OPENAI_BASE_URL)
+    changes = {k: v for k, v in options.items() if v is not None}
+    if "base_url" in changes and "provider" not in changes and base.provider != Provider.SANDBOX:
+        changes["provider"] = guess_provider(changes["base_url"])
+    updated = base.replace(**changes)
+    model_changed = existing is None or ("model" in changes and changes["model"] != existing.model)
+    if model_changed and not {"input_price", "output_price"} & changes.keys():
+        priced = apply_catalog_prices(updated, catalog)
+        if priced is updated and existing is None:
+            raise TierServiceError(
+                f"The model {updated.model!r} is not in the price catalog; give --input-price and --output-price "
+                "(USD per 1M tokens)."
+            )
+        if "cached_price" in changes:
+            priced = priced.replace(cached_price=changes["cached_price"])
+        updated = priced
+    tiers = [t for t in repo.list() if t.tier != tier_no] + [updated]
+    tiers.sort(key=lambda t: t.tier)
+    issues = validate_tier_set(tiers)
+    if issues:
+        raise TierServiceError("; ".join(str(i) for i in issues))
+    repo.replace_all(tiers)
+    return updated
+
+
+def export_tiers(ws: Workspace, target: Path) -> int:
+    tiers = TierRepository(ws).list()
+    doc = {
+        "format": EXPORT_FORMAT,
+        "exported_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "app_version": __version__,
+        "note": "API keys are never exported; set them again with `cascade-studio keys set`.",
+        "tiers": [t.to_json() for t in tiers],
+    }
+    tmp = Path(target).with_suffix(Path(target).suffix + ".tmp")
+    try:
+        tmp.write_text(json.dumps(doc, indent=2), encoding="utf-8")
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise TierServiceError(f"Cannot write {target}: {exc.strerror}. Check the folder and free disk space.") from exc
+    return len(tiers)
+
+
+def parse_tier_file(source: Path) -> list[Tier]:
+    try:
+        doc = json.loads(Path(source).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TierServiceError(f"{source} does not exist.") from None
+    except json.JSONDecodeError as exc:
+        raise TierServiceError(f"{source} is not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}.") from None
+    items = doc.get("tiers") if isinstance(doc, dict) else doc
+    if not isinstance(items, list) or not items:
+        raise TierServiceError(f"{source}: expected a 'tiers' list (as written by `tiers export`).")
+    tiers: list[Tier] = []
+    for index, item in enumerate(items):
+        try:
+            tiers.append(Tier.from_json(item))
+        except TierError as exc:
+            raise TierServiceError(f"{source}: tier entry {index + 1}: {exc}") from None
+    tiers.sort(key=lambda t: t.tier)
+    issues = validate_tier_set(tiers)
+    if issues:
+        raise TierServiceError(f"{source}: " + "; ".join(str(i) for i in issues))
+    return tiers
+
+
+def import_tiers(ws: Workspace, source: Path) -> list[Tier]:
+    """Replace the workspace's tiers with those in `source`, all or nothing."""
+    tiers = parse_tier_file(source)
+    TierRepository(ws).replace_all(tiers)
+    return tiers
+
+
+def price_summary(t: Tier) -> dict[str, str | None]:
+    def s(v: Decimal | None) -> str | None:
+        return None if v is None else str(v)
+
+    return {"input": s(t.input_price), "output": s(t.output_price), "cached": s(t.cached_price)}

@@ -1,0 +1,74 @@
+"""Forward-only schema migrations. Never edit a released step; append a new one."""
+
+from __future__ import annotations
+
+import sqlite3
+
+MIGRATIONS: list[str] = [
+    # 1: workspace metadata and tiers
+    """
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    CREATE TABLE tiers (
+        tier              INTEGER PRIMARY KEY CHECK (tier BETWEEN 1 AND 3),
+        name              TEXT NOT NULL DEFAULT '',
+        provider          TEXT NOT NULL,
+        base_url          TEXT NOT NULL,
+        model             TEXT NOT NULL,
+        input_price       TEXT NOT NULL,   -- Decimal as text, USD per 1M tokens
+        output_price      TEXT NOT NULL,
+        cached_price      TEXT,
+        timeout_s         REAL NOT NULL,
+        max_concurrency   INTEGER NOT NULL,
+        rpm_limit         INTEGER,
+        tpm_limit         INTEGER,
+        temperature       REAL NOT NULL,
+        system_prompt     TEXT NOT NULL DEFAULT '',
+        confidence_method TEXT NOT NULL,
+        threshold         REAL NOT NULL,
+        api_key_env       TEXT NOT NULL DEFAULT '',
+        updated_at        TEXT NOT NULL
+    );
+    """,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def current_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(conn: sqlite3.Connection) -> list[int]:
+    """Apply pending steps, each in its own transaction. Returns the versions applied."""
+    applied: list[int] = []
+    version = current_version(conn)
+    for index in range(version, SCHEMA_VERSION):
+        step = index + 1
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _split(MIGRATIONS[index]):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {step}")
+            conn.execute("COMMIT")
+        except Exception:
+            conn.execute("ROLLBACK")
+            raise
+        applied.append(step)
+    return applied
+
+
+def _split(script: str) -> list[str]:
+    parts: list[str] = []
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip():
+                parts.append(buffer.strip())
+            buffer = ""
+    if buffer.strip():
+        parts.append(buffer.strip())
+    return parts

@@ -1,0 +1,70 @@
+"""Tier rows in the workspace."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from cascade_studio.core.tiers import ConfidenceMethod, Provider, Tier, validate_tier_set
+from cascade_studio.store.workspace import Workspace
+
+_COLUMNS = (
+    "tier, name, provider, base_url, model, input_price, output_price, cached_price, timeout_s, "
+    "max_concurrency, rpm_limit, tpm_limit, temperature, system_prompt, confidence_method, threshold, api_key_env"
+)
+
+
+class TierRepository:
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+
+    def list(self) -> list[Tier]:
+        rows = self.ws.conn.execute(f"SELECT {_COLUMNS} FROM tiers ORDER BY tier").fetchall()
+        return [_row_to_tier(r) for r in rows]
+
+    def get(self, tier_no: int) -> Tier | None:
+        row = self.ws.conn.execute(f"SELECT {_COLUMNS} FROM tiers WHERE tier = ?", (tier_no,)).fetchone()
+        return _row_to_tier(row) if row else None
+
+    def replace_all(self, tiers: list[Tier]) -> None:
+        """Save the whole tier set atomically after validating it as a set."""
+        issues = validate_tier_set(tiers)
+        if issues:
+            raise ValueError("; ".join(str(i) for i in issues))
+        conn = self.ws.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("DELETE FROM tiers")
+            for t in tiers:
+                self._insert(t)
+            conn.execute("COMMIT")
+        except Exception:
+            conn.execute("ROLLBACK")
+            raise
+
+    def save(self, tier: Tier) -> None:
+        """Insert or update one tier (validated together with the others)."""
+        others = [t for t in self.list() if t.tier != tier.tier]
+        self.replace_all(sorted([*others, tier], key=lambda t: t.tier))
+
+    def _insert(self, t: Tier) -> None:
+        self.ws.conn.execute(
+            f"INSERT INTO tiers ({_COLUMNS}, updated_at) VALUES ({', '.join('?' * 18)})",
+            (
+                t.tier, t.name, t.provider.value, t.base_url.strip(), t.model.strip(), str(t.input_price),
+                str(t.output_price), None if t.cached_price is None else str(t.cached_price), t.timeout_s,
+                t.max_concurrency, t.rpm_limit, t.tpm_limit, t.temperature, t.system_prompt,
+                t.confidence_method.value, t.threshold, t.api_key_env,
+                dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            ),
+        )
+
+
+def _row_to_tier(r: tuple) -> Tier:
+    return Tier(
+        tier=r[0], name=r[1], provider=Provider(r[2]), base_url=r[3], model=r[4],
+        input_price=Decimal(r[5]), output_price=Decimal(r[6]),
+        cached_price=None if r[7] is None else Decimal(r[7]), timeout_s=r[8], max_concurrency=r[9],
+        rpm_limit=r[10], tpm_limit=r[11], temperature=r[12], system_prompt=r[13],
+        confidence_method=ConfidenceMethod(r[14]), threshold=r[15], api_key_env=r[16],
+    )

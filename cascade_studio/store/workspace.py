@@ -1,0 +1,140 @@
+"""Open, create and check a workspace folder."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from pathlib import Path
+
+from cascade_studio.store.migrations import SCHEMA_VERSION, current_version, migrate
+
+DB_NAME = "workspace.sqlite"
+
+
+class WorkspaceError(Exception):
+    """A workspace cannot be opened. The message names the problem and the fix."""
+
+
+class Workspace:
+    """One workspace folder. Holds a single sqlite3 connection in autocommit mode."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+        self.path = path
+        self.conn = conn
+
+    # -- lifecycle -----------------------------------------------------------------------
+    @classmethod
+    def open(cls, folder: str | Path, *, create: bool = True) -> Workspace:
+        folder = Path(folder).expanduser().resolve()
+        db_file = folder / DB_NAME
+        if folder.exists() and not folder.is_dir():
+            raise WorkspaceError(f"{folder} is a file, not a folder. Choose a folder for the workspace.")
+        if not db_file.exists():
+            if not create:
+                raise WorkspaceError(
+                    f"No workspace in {folder} (no {DB_NAME}). Use File > New Workspace to create one."
+                )
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise WorkspaceError(f"Cannot create the workspace folder {folder}: {exc.strerror}. "
+                                     "Choose a folder you can write to.") from exc
+        try:
+            conn = sqlite3.connect(db_file, isolation_level=None, check_same_thread=False, timeout=10)
+        except sqlite3.Error as exc:
+            raise WorkspaceError(f"Cannot open {db_file}: {exc}. Check the folder's permissions.") from exc
+        try:
+            cls._check_and_configure(conn, db_file)
+            version = current_version(conn)
+            if version > SCHEMA_VERSION:
+                raise WorkspaceError(
+                    f"{db_file} was written by a newer Cascade Studio (schema {version}, this version "
+                    f"knows {SCHEMA_VERSION}). Update Cascade Studio to open it; nothing was changed."
+                )
+            if version < SCHEMA_VERSION and version > 0:
+                cls._backup_before_migration(conn, db_file, version)
+            migrate(conn)
+            ws = cls(folder, conn)
+            ws._set_meta_default("created_at", _now())
+            return ws
+        except WorkspaceError:
+            conn.close()
+            raise
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise WorkspaceError(_damaged(db_file, str(exc))) from exc
+
+    @staticmethod
+    def _check_and_configure(conn: sqlite3.Connection, db_file: Path) -> None:
+        try:
+            rows = conn.execute("PRAGMA integrity_check").fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise WorkspaceError(_damaged(db_file, str(exc))) from exc
+        result = [r[0] for r in rows]
+        if result != ["ok"]:
+            raise WorkspaceError(_damaged(db_file, "; ".join(result[:3])))
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise WorkspaceError(f"{db_file}: cannot switch to WAL mode (got {mode}). Is the folder on a network share?")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=10000")
+
+    @staticmethod
+    def _backup_before_migration(conn: sqlite3.Connection, db_file: Path, version: int) -> None:
+        """Keep a copy of the workspace as it was before upgrading it (cheap insurance)."""
+        backup_path = db_file.with_name(f"{db_file.stem}.v{version}.bak.sqlite")
+        if backup_path.exists():
+            return
+        dest = sqlite3.connect(backup_path)
+        try:
+            conn.backup(dest)
+        finally:
+            dest.close()
+
+    def close(self) -> None:
+        try:
+            self.conn.execute("PRAGMA optimize")
+        except sqlite3.Error:
+            pass
+        self.conn.close()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def db_file(self) -> Path:
+        return self.path / DB_NAME
+
+    @property
+    def schema_version(self) -> int:
+        return current_version(self.conn)
+
+    # -- metadata ------------------------------------------------------------------------
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.conn.execute(
+            "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    def _set_meta_default(self, key: str, value: str) -> None:
+        self.conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def _damaged(db_file: Path, detail: str) -> str:
+    return (
+        f"The workspace file {db_file} is damaged or is not a Cascade Studio workspace ({detail}). "
+        f"Nothing was changed. Restore it from a backup (a *.bak.sqlite copy in the same folder, if any), "
+        f"or create a new workspace with File > New Workspace."
+    )

@@ -1,0 +1,1 @@
+"""Everything Qt: bootstrap, windows, pages, models, plots, dialogs."""

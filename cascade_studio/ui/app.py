@@ -1,0 +1,92 @@
+"""The one startup path: QApplication, qasync loop, exception hooks, main window."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtGui import QIcon
+from PySide6.QtWidgets import QApplication
+
+from cascade_studio import APP_ID, APP_NAME, __version__
+from cascade_studio.services.paths import default_workspace, resources_dir
+from cascade_studio.services.secrets import SecretStore
+from cascade_studio.services.settings import AppSettings
+from cascade_studio.ui.errors import install_exception_hooks
+
+log = logging.getLogger(__name__)
+
+
+def make_app() -> QApplication:
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName(APP_NAME)
+    app.setOrganizationName(APP_ID)
+    app.setApplicationVersion(__version__)
+    app.setDesktopFileName(APP_ID)
+    icon = resources_dir() / "icons" / "cascade-studio.png"
+    if icon.exists():
+        app.setWindowIcon(QIcon(str(icon)))
+    return app  # type: ignore[return-value]
+
+
+def create_main_window(workspace: Path | None, secrets: SecretStore | None = None,
+                       settings: AppSettings | None = None):
+    from cascade_studio.ui.main_window import MainWindow
+
+    settings = settings or AppSettings()
+    window = MainWindow(secrets or SecretStore(), settings)
+    if workspace is None:
+        recents = [Path(p) for p in settings.recent_workspaces if (Path(p) / "workspace.sqlite").exists()]
+        workspace = recents[0] if recents else default_workspace()
+    window.open_workspace(workspace, create=True)
+    return window
+
+
+def run_gui(workspace: Path | None = None, *, on_started: Callable[[object], None] | None = None,
+            extra_cleanup: Callable[[], None] | None = None) -> int:
+    import qasync
+
+    app = make_app()
+    if os.environ.get("QT_QPA_PLATFORM") == "offscreen":
+        log.info("Running offscreen")
+
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+        install_exception_hooks(loop)
+        window = create_main_window(workspace)
+        window.show()
+        if on_started:
+            on_started(window)
+        closed = asyncio.Event()
+        app.aboutToQuit.connect(closed.set)
+        app.lastWindowClosed.connect(closed.set)
+        await closed.wait()
+        return 0
+
+    try:
+        return qasync.run(main())
+    except asyncio.CancelledError:
+        return 0
+    finally:
+        if extra_cleanup:
+            extra_cleanup()
+
+
+def run_demo(workspace: Path | None = None, *, reset: bool = False, show_gui: bool = True) -> int:
+    from cascade_studio.sandbox.server import SandboxThread
+    from cascade_studio.services.demo import prepare_demo
+    from cascade_studio.services.paths import demo_workspace
+
+    sandbox = SandboxThread()
+    base_url = sandbox.start()
+    folder = workspace or demo_workspace()
+    summary = prepare_demo(folder, base_url, reset=reset)
+    print(f"Demo workspace {folder}: {summary}; sandbox at {base_url}", flush=True)
+    if not show_gui:
+        sandbox.stop()
+        return 0
+    return run_gui(folder, extra_cleanup=sandbox.stop)

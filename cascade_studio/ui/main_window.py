@@ -1,0 +1,237 @@
+"""The main window: workspace menus, page navigation, status bar, About."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import QSize, Qt, QUrl
+from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QKeySequence
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QMessageBox,
+    QStackedWidget,
+    QWidget,
+)
+
+from cascade_studio import APP_NAME
+from cascade_studio.core.prices import PriceCatalog
+from cascade_studio.services import catalog as catalog_svc
+from cascade_studio.services import tier_service
+from cascade_studio.services.paths import log_file
+from cascade_studio.services.secrets import SecretStore
+from cascade_studio.services.settings import AppSettings
+from cascade_studio.store.workspace import Workspace, WorkspaceError
+from cascade_studio.ui.about import AboutDialog
+from cascade_studio.ui.errors import show_error
+from cascade_studio.ui.tiers_page import TiersPage
+
+log = logging.getLogger(__name__)
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, secrets: SecretStore, settings: AppSettings, today: dt.date | None = None) -> None:
+        super().__init__()
+        self.secrets = secrets
+        self.settings = settings
+        self.ws: Workspace | None = None
+        self.catalog: PriceCatalog = catalog_svc.load_bundled()
+        self.setWindowTitle(APP_NAME)
+        self.resize(1200, 760)
+        self.setMinimumSize(QSize(900, 560))
+
+        self.nav = QListWidget(objectName="navigation")
+        self.nav.setFixedWidth(190)
+        self.nav.setSpacing(2)
+        self.nav.setStyleSheet(
+            "QListWidget#navigation { border: none; background: palette(window); font-size: 11pt; }"
+            "QListWidget#navigation::item { padding: 8px 10px; border-radius: 4px; }"
+            "QListWidget#navigation::item:selected { background: palette(highlight); color: palette(highlighted-text); }"
+        )
+        self.pages = QStackedWidget()
+        self.tiers_page = TiersPage(secrets)
+        if today:
+            self.tiers_page.today = today
+        self.tiers_page.dirty_changed.connect(self._update_title)
+        self.tiers_page.saved.connect(lambda: self.statusBar().showMessage("Tiers saved", 3000))
+        self.add_page("Tiers", self.tiers_page)
+        self.nav.currentRowChanged.connect(self.pages.setCurrentIndex)
+        self.nav.setCurrentRow(0)
+
+        central = QWidget()
+        layout = QHBoxLayout(central)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.addWidget(self.nav)
+        layout.addWidget(self.pages, 1)
+        self.setCentralWidget(central)
+
+        self.workspace_label = QLabel(objectName="workspacePath")
+        self.workspace_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.keyring_label = QLabel(objectName="keyringStatus")
+        self.statusBar().addWidget(self.workspace_label, 1)
+        self.statusBar().addPermanentWidget(self.keyring_label)
+        info = secrets.info()
+        self.keyring_label.setText("Keyring: OS keyring" if info.usable and info.secure else "Keyring: unavailable")
+        self.keyring_label.setToolTip(info.message)
+        self._build_menus()
+
+    # -- pages ---------------------------------------------------------------------------
+    def add_page(self, title: str, widget: QWidget) -> None:
+        item = QListWidgetItem(title)
+        item.setSizeHint(QSize(170, 36))
+        self.nav.addItem(item)
+        self.pages.addWidget(widget)
+
+    # -- menus ---------------------------------------------------------------------------
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        self.new_action = QAction("&New Workspace…", self, shortcut=QKeySequence.StandardKey.New,
+                                  triggered=self.new_workspace_dialog)
+        self.open_action = QAction("&Open Workspace…", self, shortcut=QKeySequence.StandardKey.Open,
+                                   triggered=self.open_workspace_dialog)
+        file_menu.addAction(self.new_action)
+        file_menu.addAction(self.open_action)
+        self.recent_menu = file_menu.addMenu("Open &Recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        file_menu.addSeparator()
+        file_menu.addAction(QAction("Import Price &Catalog…", self, triggered=self.import_catalog_dialog))
+        file_menu.addSeparator()
+        file_menu.addAction(QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit, triggered=self.close))
+
+        tiers_menu = self.menuBar().addMenu("&Tiers")
+        tiers_menu.addAction(QAction("&Save Tiers", self, triggered=self.tiers_page.save))
+        tiers_menu.addAction(QAction("&Export Tiers…", self, triggered=self.export_tiers_dialog))
+        tiers_menu.addAction(QAction("&Import Tiers…", self, triggered=self.import_tiers_dialog))
+
+        help_menu = self.menuBar().addMenu("&Help")
+        help_menu.addAction(QAction("Open &Log Folder", self, triggered=self._open_log_folder))
+        help_menu.addAction(QAction("&About Cascade Studio", self, shortcut=QKeySequence("F1"),
+                                    triggered=self.show_about))
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        recents = self.settings.recent_workspaces
+        if not recents:
+            action = self.recent_menu.addAction("No recent workspaces")
+            action.setEnabled(False)
+        for path in recents:
+            self.recent_menu.addAction(path, lambda p=path: self.open_workspace(Path(p), create=False))
+
+    # -- workspace -----------------------------------------------------------------------
+    def open_workspace(self, folder: Path, *, create: bool = True) -> bool:
+        if not self._confirm_discard():
+            return False
+        try:
+            ws = Workspace.open(folder, create=create)
+        except WorkspaceError as exc:
+            log.warning("Cannot open workspace %s: %s", folder, exc)
+            show_error("Cannot open workspace", str(exc), self)
+            if not create:
+                self.settings.remove_recent(folder)
+            return False
+        try:
+            catalog = catalog_svc.load_for_workspace(ws.path)
+        except catalog_svc.CatalogError as exc:
+            show_error("Price catalog unreadable", f"{exc}\nUsing the bundled catalog instead.", self)
+            catalog = catalog_svc.load_bundled()
+        if self.ws is not None:
+            self.ws.close()
+        self.ws = ws
+        self.catalog = catalog
+        self.settings.add_recent(ws.path)
+        self.tiers_page.set_workspace(ws, catalog)
+        self.workspace_label.setText(f"Workspace: {ws.path}")
+        self._update_title()
+        log.info("Opened workspace %s", ws.path)
+        return True
+
+    def new_workspace_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Choose or create an empty folder for the new workspace")
+        if folder:
+            path = Path(folder)
+            if (path / "workspace.sqlite").exists():
+                show_error("Folder already holds a workspace",
+                           f"{path} already contains a workspace; it was opened instead.", self)
+            self.open_workspace(path, create=True)
+
+    def open_workspace_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open a workspace folder")
+        if folder:
+            self.open_workspace(Path(folder), create=False)
+
+    def import_catalog_dialog(self) -> None:
+        if self.ws is None:
+            return
+        name, _ = QFileDialog.getOpenFileName(self, "Import LiteLLM price catalog", "", "JSON (*.json)")
+        if not name:
+            return
+        try:
+            self.catalog = catalog_svc.import_litellm_file(Path(name), self.ws.path)
+        except catalog_svc.CatalogError as exc:
+            show_error("Price catalog not imported", str(exc), self)
+            return
+        self.tiers_page.editor.set_catalog(self.catalog)
+        self.statusBar().showMessage(f"Imported {len(self.catalog.models)} model prices", 5000)
+
+    def export_tiers_dialog(self) -> None:
+        if self.ws is None:
+            return
+        name, _ = QFileDialog.getSaveFileName(self, "Export tiers", "tiers.json", "JSON (*.json)")
+        if name:
+            try:
+                count = tier_service.export_tiers(self.ws, Path(name))
+            except tier_service.TierServiceError as exc:
+                show_error("Export failed", str(exc), self)
+                return
+            self.statusBar().showMessage(f"Exported {count} tiers (no API keys) to {name}", 5000)
+
+    def import_tiers_dialog(self) -> None:
+        if self.ws is None or not self._confirm_discard():
+            return
+        name, _ = QFileDialog.getOpenFileName(self, "Import tiers", "", "JSON (*.json)")
+        if name:
+            try:
+                tier_service.import_tiers(self.ws, Path(name))
+            except tier_service.TierServiceError as exc:
+                show_error("Import failed", f"{exc}\nThe current tiers are unchanged.", self)
+                return
+            self.tiers_page.set_workspace(self.ws, self.catalog)
+
+    # -- misc ----------------------------------------------------------------------------
+    def _update_title(self, *_: object) -> None:
+        name = self.ws.path.name if self.ws else "no workspace"
+        mark = " •" if self.tiers_page.dirty else ""
+        self.setWindowTitle(f"{name}{mark} — {APP_NAME}")
+        self.setWindowModified(self.tiers_page.dirty)
+
+    def show_about(self) -> None:
+        AboutDialog(self.secrets.info().message, self).exec()
+
+    def _open_log_folder(self) -> None:
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(log_file().parent)))
+
+    def _confirm_discard(self) -> bool:
+        if not self.tiers_page.dirty:
+            return True
+        answer = QMessageBox.question(
+            self, "Unsaved tier changes", "Save your changes to the tiers first?",
+            QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
+        )
+        if answer == QMessageBox.StandardButton.Save:
+            return self.tiers_page.save()
+        return answer == QMessageBox.StandardButton.Discard
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        if not self._confirm_discard():
+            event.ignore()
+            return
+        if self.ws is not None:
+            self.ws.close()
+            self.ws = None
+        event.accept()

@@ -1,0 +1,352 @@
+"""Tiers page: the list of tiers (1..3, top = teacher), the editor, keys and connection test."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from decimal import Decimal
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDialog,
+    QDialogButtonBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QMessageBox,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+from qasync import asyncSlot
+
+from cascade_studio.core.prices import PriceCatalog
+from cascade_studio.core.tiers import MAX_TIERS, OPENAI_BASE_URL, Tier, validate_tier_set
+from cascade_studio.services.connection import test_connection
+from cascade_studio.services.secrets import SecretStore, SecretStoreError, endpoint_id
+from cascade_studio.services.tier_service import apply_catalog_prices
+from cascade_studio.store.tiers import TierRepository
+from cascade_studio.store.workspace import Workspace
+from cascade_studio.ui.tier_editor import ERROR_STYLE, INFO_STYLE, TierEditor
+
+log = logging.getLogger(__name__)
+OK_STYLE = "QLabel { background: #dff6dd; color: #0b5a08; border: 1px solid #9fd89f; border-radius: 4px; padding: 6px; }"
+
+
+class KeyDialog(QDialog):
+    """Ask for an API key without ever echoing it; offers session-only storage."""
+
+    def __init__(self, endpoint: str, keyring_ok: bool, keyring_message: str, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("Set API key")
+        self.key_edit = QLineEdit(objectName="keyEdit")
+        self.key_edit.setEchoMode(QLineEdit.EchoMode.Password)
+        self.key_edit.setPlaceholderText("sk-…")
+        self.session_only = QCheckBox("Keep for this session only (forget on exit)", objectName="sessionOnly")
+        note = QLabel(keyring_message)
+        note.setWordWrap(True)
+        note.setStyleSheet(INFO_STYLE if keyring_ok else ERROR_STYLE)
+        if not keyring_ok:
+            self.session_only.setChecked(True)
+            self.session_only.setEnabled(False)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel(f"API key for <b>{endpoint}</b>"))
+        layout.addWidget(self.key_edit)
+        layout.addWidget(self.session_only)
+        layout.addWidget(note)
+        layout.addWidget(buttons)
+        self.resize(460, 0)
+
+
+class TiersPage(QWidget):
+    saved = Signal()
+    dirty_changed = Signal(bool)
+
+    def __init__(self, secrets: SecretStore, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.secrets = secrets
+        self.ws: Workspace | None = None
+        self.catalog: PriceCatalog | None = None
+        self.tiers: list[Tier] = []  # working copy
+        self._current = -1
+        self._dirty = False
+        self.today = dt.date.today()
+
+        self.list = QListWidget(objectName="tierList")
+        self.list.setMinimumWidth(180)
+        self.list.setMaximumWidth(260)
+        self.list.setSpacing(2)
+        self.list.currentRowChanged.connect(self._row_changed)
+        self.add_button = QPushButton("Add tier", objectName="addTier")
+        self.add_button.setToolTip("Add a new top tier; it becomes the teacher")
+        self.add_button.clicked.connect(self.add_tier)
+        self.remove_button = QPushButton("Remove top tier", objectName="removeTier")
+        self.remove_button.clicked.connect(self.remove_top_tier)
+        left = QVBoxLayout()
+        hint = QLabel("Tier 1 answers first and escalates upward when unsure. The top tier is the teacher.")
+        hint.setWordWrap(True)
+        hint.setStyleSheet(INFO_STYLE)
+        left.addWidget(hint)
+        left.addWidget(self.list, 1)
+        row = QHBoxLayout()
+        row.addWidget(self.add_button)
+        row.addWidget(self.remove_button)
+        left.addLayout(row)
+        left_widget = QWidget()
+        left_widget.setLayout(left)
+
+        self.editor = TierEditor()
+        self.editor.changed.connect(self._edited)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self.editor)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+
+        self.key_label = QLabel(objectName="keyStatus")
+        self.key_label.setStyleSheet(INFO_STYLE)
+        self.set_key_button = QPushButton("Set API key…", objectName="setKey")
+        self.set_key_button.clicked.connect(self.ask_for_key)
+        self.test_button = QPushButton("Test connection", objectName="testConnection")
+        self.test_button.setToolTip("List models and send a 1-token request (Ctrl+T)")
+        self.test_button.clicked.connect(self.run_connection_test)
+        self.test_result = QLabel(objectName="testResult")
+        self.test_result.setWordWrap(True)
+        self.test_result.hide()
+        self.revert_button = QPushButton("Revert", objectName="revert")
+        self.revert_button.setToolTip("Discard unsaved changes")
+        self.revert_button.clicked.connect(self.revert)
+        self.save_button = QPushButton("Save", objectName="save")
+        self.save_button.setDefault(True)
+        self.save_button.setToolTip("Save all tiers (Ctrl+S)")
+        self.save_button.clicked.connect(self.save)
+
+        actions = QHBoxLayout()
+        actions.addWidget(self.key_label, 1)
+        actions.addWidget(self.set_key_button)
+        actions.addWidget(self.test_button)
+        actions.addSpacing(24)
+        actions.addWidget(self.revert_button)
+        actions.addWidget(self.save_button)
+
+        right = QVBoxLayout()
+        right.addWidget(scroll, 1)
+        right.addWidget(self.test_result)
+        right.addLayout(actions)
+        right_widget = QWidget()
+        right_widget.setLayout(right)
+
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(left_widget)
+        splitter.addWidget(right_widget)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([220, 900])
+        layout = QVBoxLayout(self)
+        layout.addWidget(splitter)
+
+        QShortcut(QKeySequence.StandardKey.Save, self, self.save)
+        QShortcut(QKeySequence("Ctrl+T"), self, self.run_connection_test)
+        self._set_dirty(False)
+
+    # -- workspace -----------------------------------------------------------------------
+    def set_workspace(self, ws: Workspace | None, catalog: PriceCatalog) -> None:
+        self.ws = ws
+        self.catalog = catalog
+        self.editor.set_catalog(catalog, self.today)
+        self.tiers = TierRepository(ws).list() if ws else []
+        self._current = -1
+        self._refresh_list(select=len(self.tiers) - 1 if self.tiers else -1)
+        self._set_dirty(False)
+        self.setEnabled(ws is not None)
+
+    @property
+    def dirty(self) -> bool:
+        return self._dirty
+
+    def _set_dirty(self, dirty: bool) -> None:
+        self._dirty = dirty
+        self.save_button.setEnabled(dirty)
+        self.revert_button.setEnabled(dirty)
+        self.dirty_changed.emit(dirty)
+
+    # -- list ----------------------------------------------------------------------------
+    def _refresh_list(self, select: int | None = None) -> None:
+        self.list.blockSignals(True)
+        self.list.clear()
+        top = max((t.tier for t in self.tiers), default=0)
+        for t in self.tiers:
+            role = "Teacher" if t.tier == top else "Student"
+            sim = "  · simulated" if t.simulated else ""
+            item = QListWidgetItem(f"Tier {t.tier} — {role}{sim}\n{t.display_name}  ({t.model or 'no model'})")
+            item.setData(Qt.ItemDataRole.UserRole, t.tier)
+            item.setSizeHint(item.sizeHint().expandedTo(self.list.sizeHintForIndex(self.list.model().index(0, 0))))
+            self.list.addItem(item)
+        self.list.blockSignals(False)
+        self.add_button.setEnabled(len(self.tiers) < MAX_TIERS)
+        self.remove_button.setEnabled(len(self.tiers) > 1)
+        if select is not None and self.tiers:
+            row = max(0, min(select, len(self.tiers) - 1))
+            self._current = -1
+            self.list.setCurrentRow(row)
+            self._show(row)
+        elif not self.tiers:
+            self.editor.setEnabled(False)
+
+    def _row_changed(self, row: int) -> None:
+        if row == self._current or row < 0:
+            return
+        self._commit_form()
+        self._show(row)
+
+    def _show(self, row: int) -> None:
+        self._current = row
+        tier = self.tiers[row]
+        self.editor.setEnabled(True)
+        self.editor.set_tier(tier, is_teacher=tier.tier == max(t.tier for t in self.tiers))
+        self.test_result.hide()
+        self._update_key_label()
+
+    def _commit_form(self) -> None:
+        """Copy the form into the working copy (even if invalid; Save validates)."""
+        if 0 <= self._current < len(self.tiers):
+            tier, _ = self.editor.read()
+            self.tiers[self._current] = tier
+
+    def _edited(self) -> None:
+        self._commit_form()
+        self._set_dirty(True)
+        item = self.list.item(self._current)
+        if item is not None:
+            t = self.tiers[self._current]
+            top = max(x.tier for x in self.tiers)
+            role = "Teacher" if t.tier == top else "Student"
+            sim = "  · simulated" if t.simulated else ""
+            item.setText(f"Tier {t.tier} — {role}{sim}\n{t.display_name}  ({t.model or 'no model'})")
+        self._update_key_label()
+
+    def current_tier(self) -> Tier | None:
+        if 0 <= self._current < len(self.tiers):
+            return self.editor.read()[0]
+        return None
+
+    def add_tier(self) -> None:
+        if len(self.tiers) >= MAX_TIERS:
+            return
+        self._commit_form()
+        number = len(self.tiers) + 1
+        template = self.tiers[-1] if self.tiers else Tier(tier=1, model="gpt-4o-mini", base_url=OPENAI_BASE_URL)
+        new = template.replace(tier=number, name="", model=template.model if not self.tiers else "")
+        if self.catalog and new.model:
+            new = apply_catalog_prices(new, self.catalog)
+        if self.tiers:
+            new = new.replace(input_price=Decimal(0), output_price=Decimal(0), cached_price=None)
+        self.tiers.append(new)
+        self._refresh_list(select=len(self.tiers) - 1)
+        self._set_dirty(True)
+        self.editor.model_edit.setFocus()
+
+    def remove_top_tier(self) -> None:
+        if len(self.tiers) <= 1:
+            return
+        self._commit_form()
+        removed = self.tiers.pop()
+        self._refresh_list(select=len(self.tiers) - 1)
+        self._set_dirty(True)
+        log.info("Removed tier %s (unsaved)", removed.tier)
+
+    # -- save / revert -------------------------------------------------------------------
+    def save(self) -> bool:
+        if self.ws is None:
+            return False
+        self._commit_form()
+        issues = validate_tier_set(self.tiers)
+        _, form_issues = self.editor.read() if self._current >= 0 else (None, [])
+        if form_issues or issues:
+            self.editor.show_issues(form_issues or [i for i in issues])
+            bad_tiers = sorted({int(i.field.split()[1]) for i in issues if i.field.startswith("tier ")
+                                and i.field.split()[1].isdigit()})
+            if not form_issues and bad_tiers:
+                row = next(k for k, t in enumerate(self.tiers) if t.tier == bad_tiers[0])
+                self.list.setCurrentRow(row)
+                self.editor.show_issues([i for i in issues])
+            return False
+        try:
+            TierRepository(self.ws).replace_all(self.tiers)
+        except Exception as exc:  # disk full, locked database ...
+            log.exception("Saving tiers failed")
+            QMessageBox.warning(self, "Could not save tiers",
+                                f"The tiers were not saved: {exc}.\nYour edits are still here; fix the cause "
+                                "(free disk space, close other programs using the workspace) and save again.")
+            return False
+        self.editor.show_issues([])
+        self._set_dirty(False)
+        self.saved.emit()
+        return True
+
+    def revert(self) -> None:
+        if self.ws is None:
+            return
+        row = self._current
+        self.tiers = TierRepository(self.ws).list()
+        self._current = -1
+        self._refresh_list(select=row)
+        self._set_dirty(False)
+
+    # -- keys & connection ---------------------------------------------------------------
+    def _update_key_label(self) -> None:
+        tier = self.current_tier()
+        if tier is None:
+            self.key_label.setText("")
+            return
+        source = self.secrets.resolve(tier)
+        text = {
+            "keyring": "API key: in the OS keyring",
+            "session": "API key: session only (forgotten on exit)",
+            "sandbox": "API key: not needed (built-in sandbox)",
+            "none": "No API key for this endpoint yet",
+        }.get(source.source, f"API key: from ${source.source.removeprefix('env:')}")
+        self.key_label.setText(text)
+
+    def ask_for_key(self) -> None:
+        tier = self.current_tier()
+        if tier is None or not tier.base_url:
+            return
+        info = self.secrets.info()
+        dialog = KeyDialog(endpoint_id(tier.base_url), info.usable and info.secure, info.message, self)
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            return
+        try:
+            where = self.secrets.set_key(tier.base_url, dialog.key_edit.text(),
+                                         session_only=dialog.session_only.isChecked())
+        except SecretStoreError as exc:
+            QMessageBox.warning(self, "Key not stored", str(exc))
+            return
+        finally:
+            dialog.key_edit.clear()
+        log.info("API key stored (%s) for %s", where, endpoint_id(tier.base_url))
+        self._update_key_label()
+
+    @asyncSlot()
+    async def run_connection_test(self) -> None:
+        tier = self.current_tier()
+        if tier is None or not self.test_button.isEnabled():
+            return
+        self.test_button.setEnabled(False)
+        self.test_result.setStyleSheet(INFO_STYLE)
+        self.test_result.setText(f"Testing {tier.base_url} with {tier.model}…")
+        self.test_result.show()
+        try:
+            result = await test_connection(tier, self.secrets)
+        finally:
+            self.test_button.setEnabled(True)
+        self.test_result.setStyleSheet(OK_STYLE if result.ok else ERROR_STYLE)
+        self.test_result.setText(("✔ " if result.ok else "✖ ") + result.message)
