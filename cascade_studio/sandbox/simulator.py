@@ -122,6 +122,11 @@ def _numbers_with_pos(text: str) -> list[tuple[int, float | int]]:
     return found
 
 
+def _distance(pos: int, anchor: int) -> float:
+    """Values usually follow the word that names them ('height of 5'): prefer those."""
+    return pos - anchor if pos >= anchor else (anchor - pos) * 3
+
+
 def _anchor(lowered: str, name_words: list[str]) -> int:
     """Where the question mentions a parameter (e.g. 'height of 5'); -1 if it does not."""
     best = -1
@@ -168,11 +173,7 @@ def extract_arguments(text: str, tool: dict[str, Any]) -> dict[str, Any]:
             candidates = [(pos, v) for k, (pos, v) in enumerate(numbers) if k not in used_numbers]
             if candidates:
                 if anchor >= 0:
-                    def cost(j: int) -> float:
-                        pos = candidates[j][0]
-                        return pos - anchor if pos >= anchor else (anchor - pos) * 3
-
-                    pick = min(range(len(candidates)), key=cost)
+                    pick = min(range(len(candidates)), key=lambda j, c=candidates, a=anchor: _distance(c[j][0], a))
                 else:
                     pick = 0 if name in required else None
                 if pick is not None:
@@ -337,7 +338,7 @@ def _tool_generation(calls, profile: Profile, rng: random.Random) -> Generation:
     segments: list[Segment] = []
     tool_calls: list[dict[str, Any]] = []
     reasoning_parts = []
-    for tool, args, choice_conf, alt, wrong in calls:
+    for tool, args, *_ in calls:
         fn = tool.get("function", tool)
         desc = str(fn.get("description", "")).strip().rstrip(".")
         arg_text = ", ".join(f"{k}={json.dumps(v)}" for k, v in args.items()) or "no arguments"
