@@ -13,6 +13,7 @@ from cascade_studio.services.paths import log_file
 
 log = logging.getLogger("cascade_studio.ui")
 _showing = False
+_open_dialogs: list[QMessageBox] = []  # keep parentless dialogs alive while they are shown
 
 
 def show_error(title: str, message: str, parent=None) -> None:
@@ -38,9 +39,12 @@ def report_exception(exc_type: type[BaseException], exc: BaseException, tb: Trac
             "Please include that file when you report the problem.",
         )
         box.setObjectName("crashDialog")
+        _open_dialogs.append(box)
+        box.finished.connect(lambda *_: _open_dialogs.remove(box) if box in _open_dialogs else None)
         box.exec() if not _is_test() else box.open()
     finally:
         _showing = False
+_open_dialogs: list[QMessageBox] = []  # keep parentless dialogs alive while they are shown
 
 
 def _is_test() -> bool:

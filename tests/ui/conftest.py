@@ -1,0 +1,26 @@
+import asyncio
+
+import pytest
+
+
+@pytest.fixture
+def qloop(qapp):
+    """A qasync loop driving Qt, so @asyncSlot handlers run as they do in the app."""
+    import qasync
+
+    loop = qasync.QEventLoop(qapp)
+    asyncio.set_event_loop(loop)
+    yield loop
+    loop.close()  # joins qasync's executor threads; a live QThread at exit aborts the process
+    asyncio.set_event_loop(None)
+
+
+def run_until(loop, predicate, timeout=10.0):
+    async def waiter():
+        deadline = loop.time() + timeout
+        while not predicate():
+            if loop.time() > deadline:
+                raise AssertionError("condition not met in time")
+            await asyncio.sleep(0.02)
+
+    loop.run_until_complete(waiter())

@@ -1,0 +1,156 @@
+"""pytest-qt: edit tiers in the real window, save, reopen, and see the values."""
+
+import datetime as dt
+from decimal import Decimal
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QDialog, QMessageBox
+
+from cascade_studio.core.tiers import Provider, Tier
+from cascade_studio.services.secrets import SecretStore
+from cascade_studio.services.settings import AppSettings
+from cascade_studio.store.tiers import TierRepository
+from cascade_studio.store.workspace import Workspace
+from cascade_studio.ui.main_window import MainWindow
+from tests.ui.conftest import run_until
+
+
+def make_window(qtbot, ws_dir: Path, tiers=None, secrets=None) -> MainWindow:
+    if tiers is not None:
+        with Workspace.open(ws_dir) as ws:
+            TierRepository(ws).replace_all(tiers)
+    window = MainWindow(secrets or SecretStore(), AppSettings(), today=dt.date(2026, 11, 27))
+    qtbot.addWidget(window)
+    assert window.open_workspace(ws_dir)
+    window.show()
+    return window
+
+
+def two_tiers(url="https://api.openai.com/v1", provider=Provider.OPENAI):
+    return [Tier(tier=1, name="Student", model="gpt-4o-mini", base_url=url, provider=provider,
+                 input_price=Decimal("0.15"), output_price=Decimal("0.6")),
+            Tier(tier=2, name="Teacher", model="gpt-4o", base_url=url, provider=provider,
+                 input_price=Decimal("2.5"), output_price=Decimal("10"))]
+
+
+def test_edit_save_reopen(qtbot, tmp_path):
+    window = make_window(qtbot, tmp_path, two_tiers())
+    page = window.tiers_page
+    page.list.setCurrentRow(0)
+    editor = page.editor
+    editor.name_edit.clear()
+    qtbot.keyClicks(editor.name_edit, "Nano student")
+    editor.model_edit.setText("")
+    qtbot.keyClicks(editor.model_edit, "gpt-4.1-nano")
+    editor.input_price.clear()
+    editor.output_price.clear()
+    editor.model_edit.editingFinished.emit()  # pre-fills prices from the catalog
+    assert editor.input_price.text() == "0.10" and editor.output_price.text() == "0.40"
+    editor.threshold_spin.setValue(0.35)
+    editor.concurrency_spin.setValue(16)
+    assert page.dirty and "•" in window.windowTitle()
+    qtbot.keyClick(page, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
+    assert not page.dirty
+    window.close()
+
+    again = make_window(qtbot, tmp_path)
+    again.tiers_page.list.setCurrentRow(0)
+    ed = again.tiers_page.editor
+    assert ed.name_edit.text() == "Nano student" and ed.model_edit.text() == "gpt-4.1-nano"
+    assert ed.threshold_spin.value() == 0.35 and ed.concurrency_spin.value() == 16
+    assert ed.input_price.text() == "0.10"
+    assert "retired" in ed.deprecation_label.text() and ed.deprecation_label.isVisible()
+
+
+def test_invalid_values_are_shown_and_not_saved(qtbot, tmp_path):
+    window = make_window(qtbot, tmp_path, two_tiers())
+    page = window.tiers_page
+    editor = page.editor
+    editor.input_price.setText("-2")
+    editor.input_price.textEdited.emit("-2")
+    editor.base_url_edit.setText("localhost:8000")
+    editor.base_url_edit.textEdited.emit("localhost:8000")
+    assert not page.save()
+    text = editor.issues_label.text()
+    assert editor.issues_label.isVisible()
+    assert "Input price is negative" in text and "Base URL" in text and "http://" in text
+    assert "border" in editor.input_price.styleSheet()
+    with Workspace.open(tmp_path) as ws:
+        assert TierRepository(ws).get(2).input_price == Decimal("2.5")
+    page.revert()
+    assert editor.input_price.text() == "2.50" and not page.dirty
+
+
+def test_deprecation_warning_and_teacher_role(qtbot, tmp_path):
+    window = make_window(qtbot, tmp_path, two_tiers())
+    page = window.tiers_page
+    assert page.list.currentRow() == 1  # the teacher is shown first
+    assert "Teacher" in page.list.item(1).text()
+    editor = page.editor
+    assert "retires on 2027-01-14" in editor.deprecation_label.text()
+    assert not editor.threshold_spin.isEnabled()  # the teacher never escalates
+    editor.model_edit.setText("gpt-5.2")
+    assert not editor.deprecation_label.isVisible()
+
+
+def test_add_and_remove_tiers(qtbot, tmp_path):
+    window = make_window(qtbot, tmp_path, two_tiers())
+    page = window.tiers_page
+    page.add_button.click()
+    assert page.list.count() == 3 and not page.add_button.isEnabled()
+    page.editor.model_edit.setText("gpt-4.1")
+    page.editor.model_edit.textEdited.emit("gpt-4.1")
+    page.editor.fill_button.click()
+    assert page.editor.output_price.text() == "8.00"
+    assert page.save()
+    with Workspace.open(tmp_path) as ws:
+        assert [t.model for t in TierRepository(ws).list()] == ["gpt-4o-mini", "gpt-4o", "gpt-4.1"]
+    page.remove_button.click()
+    assert page.save()
+    with Workspace.open(tmp_path) as ws:
+        assert len(TierRepository(ws).list()) == 2
+
+
+def test_connection_test_button(qtbot, tmp_path, qloop, sandbox_thread):
+    window = make_window(qtbot, tmp_path, two_tiers(sandbox_thread.base_url, Provider.SANDBOX))
+    page = window.tiers_page
+    assert "simulated" in page.list.item(0).text()
+    assert page.editor.simulated_label.isVisible()
+    assert "not needed" in page.key_label.text()
+    page.test_button.click()
+    run_until(qloop, lambda: page.test_result.text().startswith(("✔", "✖")))
+    assert page.test_result.text().startswith("✔") and "answered in" in page.test_result.text()
+    page.editor.model_edit.setText("gpt-unknown")
+    page.test_button.click()
+    run_until(qloop, lambda: "404" in page.test_result.text())
+    assert page.test_button.isEnabled()
+
+
+def test_set_key_dialog_stores_in_keyring(qtbot, tmp_path, monkeypatch, memory_keyring):
+    window = make_window(qtbot, tmp_path, two_tiers("http://localhost:8000/v1", Provider.COMPATIBLE))
+    page = window.tiers_page
+    assert "No API key" in page.key_label.text()
+
+    def fake_exec(dialog):
+        dialog.key_edit.setText("sk-typed-in-dialog-123")
+        return QDialog.DialogCode.Accepted
+
+    monkeypatch.setattr("cascade_studio.ui.tiers_page.KeyDialog.exec", fake_exec)
+    page.set_key_button.click()
+    assert "OS keyring" in page.key_label.text()
+    assert "sk-typed-in-dialog-123" in memory_keyring.store.values()
+
+
+def test_unsaved_changes_prompt_on_close(qtbot, tmp_path, monkeypatch):
+    window = make_window(qtbot, tmp_path, two_tiers())
+    window.tiers_page.editor.name_edit.setText("Changed")
+    window.tiers_page.editor.name_edit.textEdited.emit("Changed")
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Cancel)
+    window.close()
+    assert window.isVisible()
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Save)
+    window.close()
+    assert not window.isVisible()
+    with Workspace.open(tmp_path) as ws:
+        assert TierRepository(ws).get(2).name == "Changed"
