@@ -12,9 +12,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse as _StarletteJSONResponse
+from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
@@ -32,6 +34,13 @@ from cascade_studio.sandbox.state import (
 from cascade_studio.sandbox.tokens import count_message_tokens, count_tokens
 
 MODEL_CREATED = 1715367049
+
+
+class JSONResponse(_StarletteJSONResponse):
+    """orjson: logprob-heavy bodies encode ~10x faster than with the json module."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
 ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 
 

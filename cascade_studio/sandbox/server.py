@@ -147,5 +147,10 @@ def serve_forever(*, host: str, port: int, seed: int, latency_scale: float, faul
         await server.stop()
         print("Sandbox stopped.", flush=True)
 
-    asyncio.run(main())
+    try:
+        import uvloop  # a faster event loop where available (not on Windows)
+
+        uvloop.run(main())
+    except ImportError:
+        asyncio.run(main())
     return 0

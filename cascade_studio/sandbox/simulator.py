@@ -15,9 +15,10 @@ import random
 import re
 import struct
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
-from cascade_studio.sandbox.tokens import count_message_tokens, count_tokens, tokenize
+from cascade_studio.sandbox.tokens import _tokenize, count_message_tokens, count_tokens
 
 CHAT_MODELS = [
     "gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano", "gpt-5", "gpt-5-mini", "gpt-5-nano",
@@ -107,6 +108,13 @@ def score_tools(text: str, tools: list[dict[str, Any]]) -> list[tuple[float, int
 
 
 RELEVANCE = 0.55
+
+
+def _names_tool(text: str, tool: dict[str, Any]) -> bool:
+    """Does the request use a word from the tool's own name (not only its description)?"""
+    name = str(tool.get("function", tool).get("name", ""))
+    name = re.sub(r"([a-z])([A-Z])", r"\1 \2", name).replace("_", " ").replace(".", " ")
+    return bool(words(text) & words(name))
 
 
 # -- arguments ------------------------------------------------------------------------------
@@ -282,7 +290,8 @@ def generate_chat(request: dict[str, Any], *, seed: int) -> Generation:
             ranked = score_tools(clause, tools)
             best_score, best = ranked[0]
             runner = ranked[1][1] if len(ranked) > 1 else None
-            relevant = best_score >= RELEVANCE or forced is not None or tool_choice == "required"
+            relevant = (best_score >= RELEVANCE and (_names_tool(clause, tools[best]) or best_score >= 1.0)) \
+                or forced is not None or tool_choice == "required"
             if forced is not None:
                 best = next((i for i, t in enumerate(tools) if _tool_name(t) == forced), best)
             if not relevant:
@@ -386,43 +395,60 @@ _CONF_RANGES = {"high": (0.0, 1.0), "medium": (0.45, 0.85), "low": (0.12, 0.5)}
 
 def token_logprobs(segments: list[Segment], profile: Profile, rng: random.Random, top_n: int) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
+    rand = rng.random
+    log = math.log
     for seg in segments:
-        pieces = tokenize(seg.text)
-        alt_pieces = tokenize(seg.alternative) if seg.alternative else []
+        pieces = _tokenize(seg.text)
+        alt_pieces = _tokenize(seg.alternative) if seg.alternative else ()
+        high = seg.confidence == "high"
+        lo, hi = _CONF_RANGES[seg.confidence]
         for index, piece in enumerate(pieces):
-            if seg.confidence == "high":
-                p = 1.0 - (1.0 - profile.confidence) * (rng.random() * 2.0)
-                p = min(max(p, 0.55), 0.99995)
+            if high:
+                p = 1.0 - (1.0 - profile.confidence) * (rand() * 2.0)
+                p = 0.55 if p < 0.55 else (0.99995 if p > 0.99995 else p)
             else:
-                lo, hi = _CONF_RANGES[seg.confidence]
-                p = lo + (hi - lo) * rng.random()
+                p = lo + (hi - lo) * rand()
                 if index > 0 and seg.confidence == "medium":
                     p = min(0.995, p + 0.3)  # the first token of a name carries the decision
-            alts: list[tuple[str, float]] = []
-            remaining = 1.0 - p
-            candidates = []
-            if index < len(alt_pieces) and alt_pieces[index] != piece:
-                candidates.append(alt_pieces[index])
-            candidates += [_variant(piece, k) for k in range(1, 21)]
-            seen = {piece}
-            share = 0.6
-            for cand in candidates:
-                if len(alts) >= max(top_n - 1, 0) or cand in seen:
-                    continue
-                seen.add(cand)
-                alts.append((cand, max(remaining * share, 1e-9)))
-                remaining -= remaining * share
-                share = 0.5
-            top = sorted([(piece, p), *alts], key=lambda x: -x[1])[:top_n]
+            top = [(piece, p)]
+            if top_n > 1:
+                remaining = 1.0 - p
+                share = 0.6
+                alt_first = alt_pieces[index] if index < len(alt_pieces) else None
+                k = 0
+                seen = {piece}
+                while len(top) < top_n and k < 40:
+                    cand = alt_first if (k == 0 and alt_first) else _variant(piece, k)
+                    k += 1
+                    if cand in seen:
+                        continue
+                    seen.add(cand)
+                    q = remaining * share
+                    top.append((cand, q if q > 1e-9 else 1e-9))
+                    remaining -= q
+                    share = 0.5
+                top.sort(key=lambda x: -x[1])
+            elif top_n == 0:
+                top = []
             out.append({
                 "token": piece,
-                "logprob": math.log(p),
-                "bytes": list(piece.encode("utf-8")),
-                "top_logprobs": [{"token": t, "logprob": math.log(q), "bytes": list(t.encode("utf-8"))} for t, q in top],
+                "logprob": log(p),
+                "bytes": _bytes(piece),
+                "top_logprobs": [{"token": t, "logprob": log(q), "bytes": _bytes(t)} for t, q in top],
             })
     return out
 
 
+@lru_cache(maxsize=65536)
+def _bytes_tuple(piece: str) -> tuple[int, ...]:
+    return tuple(piece.encode("utf-8"))
+
+
+def _bytes(piece: str) -> list[int]:
+    return list(_bytes_tuple(piece))
+
+
+@lru_cache(maxsize=65536)
 def _variant(piece: str, k: int) -> str:
     core = piece.strip()
     lead = piece[: len(piece) - len(piece.lstrip())]

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import json
 import re
+from functools import lru_cache
 from typing import Any
 
 _PIECE = re.compile(r" ?[A-Za-z]+| ?[0-9]{1,3}| ?[^\sA-Za-z0-9]|\s+")
 
 
 def tokenize(text: str) -> list[str]:
+    return list(_tokenize(text))
+
+
+@lru_cache(maxsize=65536)
+def _tokenize(text: str) -> tuple[str, ...]:
     pieces: list[str] = []
     for p in _PIECE.findall(text):
         core = p.lstrip(" ")
@@ -20,11 +26,11 @@ def tokenize(text: str) -> list[str]:
             pieces.extend(chunks[1:])
         else:
             pieces.append(p)
-    return pieces
+    return tuple(pieces)
 
 
 def count_tokens(text: str) -> int:
-    return len(tokenize(text)) if text else 0
+    return len(_tokenize(text)) if text else 0
 
 
 def count_message_tokens(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> int:

@@ -1,0 +1,149 @@
+"""Sandbox throughput: chat completions per second, zero latency, 32 concurrent keep-alive clients.
+
+The sandbox runs in its own process (as `cascade-studio sandbox`); the load comes from a lean
+asyncio HTTP/1.1 client in this process, so the client costs little. A bare Starlette+uvicorn
+endpoint returning a fixed JSON body is measured the same way in the same run as the baseline
+(the HTTP stack's own ceiling). Last line: `rate=<requests/s>` (goal: >= 500 on 2 cores).
+
+    python bench/sandbox.py [--seconds 5] [--concurrency 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SINGLE_BODY = json.dumps({
+    "model": "gpt-4o-mini",
+    "messages": [{"role": "user", "content": "Find the area of a triangle with a base of 10 units and height of 5 units."}],
+    "tools": [{"type": "function", "function": {
+        "name": "calculate_triangle_area", "description": "Calculate the area of a triangle given its base and height.",
+        "parameters": {"type": "object", "properties": {"base": {"type": "integer"}, "height": {"type": "integer"}},
+                       "required": ["base", "height"]}}}],
+    "logprobs": True, "top_logprobs": 3,
+}).encode()
+
+def bfcl_bodies() -> list[bytes]:
+    """Distinct requests (the BFCL sample's tasks), so every answer is really computed."""
+    bodies = []
+    for line in (ROOT / "resources" / "bfcl" / "BFCL_v4_simple_python.json").read_text().splitlines():
+        task = json.loads(line)
+        tools = []
+        for fn in task["function"]:
+            fn = json.loads(json.dumps(fn).replace('"dict"', '"object"').replace('"float"', '"number"')
+                            .replace('"tuple"', '"array"').replace('"any"', '"string"'))
+            tools.append({"type": "function", "function": fn})
+        bodies.append(json.dumps({"model": "gpt-4o-mini", "messages": task["question"][0], "tools": tools,
+                                  "logprobs": True, "top_logprobs": 3}).encode())
+    return bodies
+
+
+BODIES = bfcl_bodies()
+
+BARE_APP = """
+import sys, uvicorn
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+payload = {"id": "x", "object": "chat.completion", "choices": []}
+async def ok(request):
+    await request.body()
+    return JSONResponse(payload)
+app = Starlette(routes=[Route("/v1/chat/completions", ok, methods=["POST"])])
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"server on {port} did not start")
+
+
+async def worker(port: int, stop_at: float, counts: list[int]) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    requests = [(f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer sk-bench\r\n"
+                 f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+                for body in BODIES]
+    n = len(counts)
+    while time.perf_counter() < stop_at:
+        writer.write(requests[(counts[0] + n) % len(requests)])
+        status = await reader.readline()
+        length = 0
+        while True:
+            line = await reader.readline()
+            if line in (b"\r\n", b""):
+                break
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        await reader.readexactly(length)
+        if not status.startswith(b"HTTP/1.1 200"):
+            raise RuntimeError(f"unexpected response {status!r}")
+        counts[0] += 1
+    writer.close()
+
+
+async def measure(port: int, seconds: float, concurrency: int) -> float:
+    # warm-up
+    counts = [0]
+    await asyncio.gather(*(worker(port, time.perf_counter() + 0.5, counts) for _ in range(concurrency)))
+    counts = [0]
+    start = time.perf_counter()
+    await asyncio.gather(*(worker(port, start + seconds, counts) for _ in range(concurrency)))
+    return counts[0] / (time.perf_counter() - start)
+
+
+def run_server(cmd: list[str], port: int) -> subprocess.Popen:
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    wait_port(port)
+    return proc
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--concurrency", type=int, default=32)
+    args = parser.parse_args()
+
+    port = free_port()
+    bare = run_server([sys.executable, "-c", BARE_APP, str(port)], port)
+    try:
+        bare_rate = asyncio.run(measure(port, args.seconds, args.concurrency))
+    finally:
+        bare.terminate()
+        bare.wait()
+    port = free_port()
+    sandbox = run_server([sys.executable, "-m", "cascade_studio", "sandbox", "--port", str(port),
+                          "--latency-scale", "0"], port)
+    try:
+        rate = asyncio.run(measure(port, args.seconds, args.concurrency))
+    finally:
+        sandbox.terminate()
+        sandbox.wait()
+    print(f"bare starlette: {bare_rate:.0f} req/s; sandbox chat completions (tools + logprobs): {rate:.0f} req/s")
+    print(f"ratio={rate / bare_rate:.2f} (sandbox/bare)")
+    print(f"rate={rate:.0f}")
+
+
+if __name__ == "__main__":
+    main()
