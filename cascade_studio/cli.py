@@ -309,10 +309,10 @@ def _catalog(args: argparse.Namespace) -> int:
                 cat = catalog_svc.import_litellm_file(Path(args.file), ws.path)
             except catalog_svc.CatalogError as exc:
                 raise CliError(str(exc)) from None
-        print(f"Imported {len(cat.models)} models into {ws.path}")
+        print(f"Imported {len(cat)} models into {ws.path}")
         return 0
     cat = catalog_svc.load_for_workspace(ws_dir)
-    out: dict[str, Any] = {"source": cat.source, "date": cat.date, "models": len(cat.models)}
+    out: dict[str, Any] = {"source": cat.source, "date": cat.date, "models": len(cat)}
     if args.model:
         price = cat.lookup(args.model)
         if price is None:

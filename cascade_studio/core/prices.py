@@ -7,7 +7,7 @@ The catalog is data, not code: a compact JSON document (see `build_catalog`) bun
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -45,11 +45,39 @@ class ModelPrice:
         return f"{self.model} is deprecated and retires on {when} (in {days} days).{succ}"
 
 
-@dataclass
 class PriceCatalog:
-    source: str
-    date: str
-    models: dict[str, ModelPrice] = field(default_factory=dict)
+    """Model prices by id. Entries are parsed on first lookup: the catalog holds ~3,700 models and
+    parsing them all would cost ~60 ms of every start."""
+
+    def __init__(self, source: str, date: str, models: dict[str, ModelPrice] | None = None,
+                 raw: dict[str, dict[str, Any]] | None = None) -> None:
+        self.source = source
+        self.date = date
+        self._parsed: dict[str, ModelPrice] = dict(models or {})
+        self._raw: dict[str, dict[str, Any]] = raw or {}
+        self._lower: dict[str, str] | None = None
+
+    @property
+    def models(self) -> dict[str, ModelPrice]:
+        for key in list(self._raw):
+            self._get(key)
+        return self._parsed
+
+    def __len__(self) -> int:
+        return len(self._parsed) + len(self._raw)
+
+    def _get(self, key: str) -> ModelPrice | None:
+        if key in self._parsed:
+            return self._parsed[key]
+        entry = self._raw.pop(key, None)
+        if entry is None:
+            return None
+        price = _entry_to_price(key, entry)
+        self._parsed[key] = price
+        return price
+
+    def _keys(self) -> list[str]:
+        return [*self._parsed, *self._raw]
 
     def lookup(self, model: str) -> ModelPrice | None:
         """Find a model by id, tolerating provider prefixes and fine-tuned ids.
@@ -60,23 +88,27 @@ class PriceCatalog:
         name = model.strip()
         if not name:
             return None
-        if name in self.models:
-            return self.models[name]
+        found = self._get(name)
+        if found is not None:
+            return found
         if name.startswith("ft:"):
             base = name.split(":")[1] if name.count(":") >= 1 else ""
             return self.lookup(base)
         if "/" in name:
-            tail = name.split("/", 1)[1]
-            if tail in self.models:
-                return self.models[tail]
-        lowered = name.lower()
-        for key, value in self.models.items():
-            if key.lower() == lowered:
-                return value
-        return None
+            found = self._get(name.split("/", 1)[1])
+            if found is not None:
+                return found
+        if self._lower is None:
+            self._lower = {k.lower(): k for k in self._keys()}
+        key = self._lower.get(name.lower())
+        return self._get(key) if key else None
 
     def model_ids(self, modes: set[str] | None = None) -> list[str]:
-        return sorted(k for k, v in self.models.items() if modes is None or v.mode in modes)
+        if modes is None:
+            return sorted(self._keys())
+        out = [k for k, v in self._parsed.items() if v.mode in modes]
+        out += [k for k, e in self._raw.items() if e.get("mode", "chat") in modes]
+        return sorted(out)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"format": CATALOG_FORMAT, "source": self.source, "date": self.date, "models": {}}
@@ -102,24 +134,25 @@ class PriceCatalog:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> PriceCatalog:
-        if not isinstance(data, dict) or data.get("format") != CATALOG_FORMAT or "models" not in data:
+        if not isinstance(data, dict) or data.get("format") != CATALOG_FORMAT or not isinstance(data.get("models"), dict):
             raise ValueError("not a Cascade Studio price catalog (expected keys: format, source, date, models)")
-        models: dict[str, ModelPrice] = {}
-        for key, e in data["models"].items():
-            models[key] = ModelPrice(
-                model=key,
-                provider=e.get("provider", ""),
-                mode=e.get("mode", "chat"),
-                input_per_m=to_decimal(e["input_per_m"]),
-                output_per_m=to_decimal(e["output_per_m"]),
-                cached_input_per_m=_opt_dec(e.get("cached_input_per_m")),
-                batch_input_per_m=_opt_dec(e.get("batch_input_per_m")),
-                batch_output_per_m=_opt_dec(e.get("batch_output_per_m")),
-                max_input_tokens=e.get("max_input_tokens"),
-                deprecation_date=_parse_date(e.get("deprecation_date")),
-                successor=e.get("successor"),
-            )
-        return cls(source=str(data.get("source", "")), date=str(data.get("date", "")), models=models)
+        return cls(source=str(data.get("source", "")), date=str(data.get("date", "")), raw=dict(data["models"]))
+
+
+def _entry_to_price(key: str, e: dict[str, Any]) -> ModelPrice:
+    return ModelPrice(
+        model=key,
+        provider=e.get("provider", ""),
+        mode=e.get("mode", "chat"),
+        input_per_m=to_decimal(e["input_per_m"]),
+        output_per_m=to_decimal(e["output_per_m"]),
+        cached_input_per_m=_opt_dec(e.get("cached_input_per_m")),
+        batch_input_per_m=_opt_dec(e.get("batch_input_per_m")),
+        batch_output_per_m=_opt_dec(e.get("batch_output_per_m")),
+        max_input_tokens=e.get("max_input_tokens"),
+        deprecation_date=_parse_date(e.get("deprecation_date")),
+        successor=e.get("successor"),
+    )
 
 
 def _opt_dec(value: Any) -> Decimal | None:

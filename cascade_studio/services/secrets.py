@@ -12,13 +12,13 @@ import logging
 import os
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-import keyring
-import keyring.backend
-import keyring.errors
-
 from cascade_studio.core.tiers import Provider, Tier, default_env_var
+
+if TYPE_CHECKING:  # keyring is imported on first use: loading its backends costs ~150 ms at startup
+    import keyring.backend
 
 log = logging.getLogger(__name__)
 SERVICE = "cascade-studio"
@@ -57,7 +57,10 @@ class KeySource:
 
 
 def describe_backend(backend: keyring.backend.KeyringBackend | None = None) -> KeyringInfo:
-    backend = backend or keyring.get_keyring()
+    if backend is None:
+        import keyring
+
+        backend = keyring.get_keyring()
     name = f"{type(backend).__module__}.{type(backend).__name__}"
     cls = type(backend).__name__
     if "fail" in type(backend).__module__ or cls == "FailKeyring":
@@ -90,7 +93,11 @@ class SecretStore:
 
     @property
     def backend(self) -> keyring.backend.KeyringBackend:
-        return self._backend or keyring.get_keyring()
+        if self._backend is not None:
+            return self._backend
+        import keyring
+
+        return keyring.get_keyring()
 
     def info(self) -> KeyringInfo:
         return describe_backend(self.backend)
@@ -111,6 +118,8 @@ class SecretStore:
         info = self.info()
         if not info.usable or not info.secure:
             raise SecretStoreError(info.message)
+        import keyring.errors
+
         try:
             self.backend.set_password(SERVICE, ep, key)
         except keyring.errors.KeyringError as exc:
@@ -125,6 +134,8 @@ class SecretStore:
         ep = endpoint_id(base_url)
         with self._lock:
             self._session.pop(ep, None)
+        import keyring.errors
+
         try:
             self.backend.delete_password(SERVICE, ep)
         except keyring.errors.PasswordDeleteError:
@@ -137,6 +148,8 @@ class SecretStore:
         info = self.info()
         if not info.usable or not info.secure:
             return None
+        import keyring.errors
+
         try:
             return self.backend.get_password(SERVICE, endpoint_id(base_url))
         except keyring.errors.KeyringError as exc:

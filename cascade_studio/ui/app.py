@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -48,23 +46,26 @@ def create_main_window(workspace: Path | None, secrets: SecretStore | None = Non
 
 def run_gui(workspace: Path | None = None, *, on_started: Callable[[object], None] | None = None,
             extra_cleanup: Callable[[], None] | None = None) -> int:
+    """Show the window first, then load the async machinery (qasync/asyncio) and run the loop."""
+    app = make_app()
+    install_exception_hooks()
+    window = create_main_window(workspace)
+    window.show()
+    app.processEvents()  # paint the first frame before the ~70 ms asyncio/qasync import
+    if on_started:
+        on_started(window)
+
+    import asyncio
+
     import qasync
 
-    app = make_app()
-    if os.environ.get("QT_QPA_PLATFORM") == "offscreen":
-        log.info("Running offscreen")
-
     async def main() -> int:
-        loop = asyncio.get_running_loop()
-        install_exception_hooks(loop)
-        window = create_main_window(workspace)
-        window.show()
-        if on_started:
-            on_started(window)
+        install_exception_hooks(asyncio.get_running_loop())
         closed = asyncio.Event()
         app.aboutToQuit.connect(closed.set)
         app.lastWindowClosed.connect(closed.set)
-        await closed.wait()
+        if window.isVisible():
+            await closed.wait()
         return 0
 
     try:

@@ -6,7 +6,7 @@ import datetime as dt
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt, QUrl
+from PySide6.QtCore import QSize, Qt, QTimer, QUrl
 from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -29,6 +29,7 @@ from cascade_studio.services.secrets import SecretStore
 from cascade_studio.services.settings import AppSettings
 from cascade_studio.store.workspace import Workspace, WorkspaceError
 from cascade_studio.ui.about import AboutDialog
+from cascade_studio.ui.background import run_in_thread
 from cascade_studio.ui.errors import show_error
 from cascade_studio.ui.tiers_page import TiersPage
 
@@ -76,10 +77,29 @@ class MainWindow(QMainWindow):
         self.keyring_label = QLabel(objectName="keyringStatus")
         self.statusBar().addWidget(self.workspace_label, 1)
         self.statusBar().addPermanentWidget(self.keyring_label)
-        info = secrets.info()
-        self.keyring_label.setText("Keyring: OS keyring" if info.usable and info.secure else "Keyring: unavailable")
-        self.keyring_label.setToolTip(info.message)
+        self.keyring_label.setText("Keyring: checking…")
+        self.keyring_message = "The keyring has not been checked yet."
+        # The keyring check imports backends and may wait on D-Bus: run it off the GUI thread, and
+        # only once the window has been painted, so it never delays the first frame.
+        self._keyring_timer = QTimer(self, singleShot=True, interval=300)
+        self._keyring_timer.timeout.connect(
+            lambda: run_in_thread(secrets.info, self._keyring_checked, owner=self.keyring_label))
         self._build_menus()
+
+    def showEvent(self, event) -> None:  # noqa: N802
+        super().showEvent(event)
+        if self.keyring_label.text() == "Keyring: checking…" and not self._keyring_timer.isActive():
+            self._keyring_timer.start()
+
+    def _keyring_checked(self, info, error) -> None:
+        if info is None:
+            self.keyring_label.setText("Keyring: error")
+            self.keyring_message = f"The keyring could not be queried: {error}"
+        else:
+            secure = info.usable and info.secure
+            self.keyring_label.setText("Keyring: OS keyring" if secure else "Keyring: unavailable")
+            self.keyring_message = info.message
+        self.keyring_label.setToolTip(self.keyring_message)
 
     # -- pages ---------------------------------------------------------------------------
     def add_page(self, title: str, widget: QWidget) -> None:
@@ -177,7 +197,7 @@ class MainWindow(QMainWindow):
             show_error("Price catalog not imported", str(exc), self)
             return
         self.tiers_page.editor.set_catalog(self.catalog)
-        self.statusBar().showMessage(f"Imported {len(self.catalog.models)} model prices", 5000)
+        self.statusBar().showMessage(f"Imported {len(self.catalog)} model prices", 5000)
 
     def export_tiers_dialog(self) -> None:
         if self.ws is None:
@@ -211,7 +231,7 @@ class MainWindow(QMainWindow):
         self.setWindowModified(self.tiers_page.dirty)
 
     def show_about(self) -> None:
-        AboutDialog(self.secrets.info().message, self).exec()
+        AboutDialog(self.keyring_message, self).exec()
 
     def _open_log_folder(self) -> None:
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(log_file().parent)))

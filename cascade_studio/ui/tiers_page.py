@@ -6,7 +6,7 @@ import datetime as dt
 import logging
 from decimal import Decimal
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -24,15 +24,14 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from qasync import asyncSlot
 
 from cascade_studio.core.prices import PriceCatalog
 from cascade_studio.core.tiers import MAX_TIERS, OPENAI_BASE_URL, Tier, validate_tier_set
-from cascade_studio.services.connection import test_connection
 from cascade_studio.services.secrets import SecretStore, SecretStoreError, endpoint_id
 from cascade_studio.services.tier_service import apply_catalog_prices
 from cascade_studio.store.tiers import TierRepository
 from cascade_studio.store.workspace import Workspace
+from cascade_studio.ui.background import run_in_thread
 from cascade_studio.ui.tier_editor import ERROR_STYLE, INFO_STYLE, TierEditor
 
 log = logging.getLogger(__name__)
@@ -152,6 +151,11 @@ class TiersPage(QWidget):
         splitter.setSizes([220, 900])
         layout = QVBoxLayout(self)
         layout.addWidget(splitter)
+
+        # Key lookups may go over D-Bus: debounce them (typing a URL) and run them off the GUI thread.
+        self._key_timer = QTimer(self, singleShot=True, interval=300)
+        self._key_timer.timeout.connect(self._lookup_key)
+        self._key_lookup_serial = 0
 
         QShortcut(QKeySequence.StandardKey.Save, self, self.save)
         QShortcut(QKeySequence("Ctrl+T"), self, self.run_connection_test)
@@ -303,18 +307,33 @@ class TiersPage(QWidget):
 
     # -- keys & connection ---------------------------------------------------------------
     def _update_key_label(self) -> None:
-        tier = self.current_tier()
-        if tier is None:
+        if self.current_tier() is None:
             self.key_label.setText("")
             return
-        source = self.secrets.resolve(tier)
-        text = {
-            "keyring": "API key: in the OS keyring",
-            "session": "API key: session only (forgotten on exit)",
-            "sandbox": "API key: not needed (built-in sandbox)",
-            "none": "No API key for this endpoint yet",
-        }.get(source.source, f"API key: from ${source.source.removeprefix('env:')}")
-        self.key_label.setText(text)
+        self._key_timer.start()
+
+    def _lookup_key(self) -> None:
+        tier = self.current_tier()
+        if tier is None:
+            return
+        self._key_lookup_serial += 1
+        serial = self._key_lookup_serial
+        secrets = self.secrets
+
+        def show(source, error) -> None:
+            if serial != self._key_lookup_serial:
+                return  # a newer lookup is under way
+            if source is None:
+                self.key_label.setText("API key: the keyring could not be read")
+                return
+            self.key_label.setText({
+                "keyring": "API key: in the OS keyring",
+                "session": "API key: session only (forgotten on exit)",
+                "sandbox": "API key: not needed (built-in sandbox)",
+                "none": "No API key for this endpoint yet",
+            }.get(source.source, f"API key: from ${source.source.removeprefix('env:')}"))
+
+        run_in_thread(lambda: secrets.resolve(tier), show, owner=self.key_label)
 
     def ask_for_key(self) -> None:
         tier = self.current_tier()
@@ -335,15 +354,22 @@ class TiersPage(QWidget):
         log.info("API key stored (%s) for %s", where, endpoint_id(tier.base_url))
         self._update_key_label()
 
-    @asyncSlot()
-    async def run_connection_test(self) -> None:
+    def run_connection_test(self) -> None:
+        """Start the test on the running (qasync) loop; the button stays disabled until it ends."""
+        import asyncio  # imported on first use, not at startup
+
         tier = self.current_tier()
         if tier is None or not self.test_button.isEnabled():
             return
         self.test_button.setEnabled(False)
+        self._connection_task = asyncio.ensure_future(self._connection_test(tier))
+
+    async def _connection_test(self, tier: Tier) -> None:
         self.test_result.setStyleSheet(INFO_STYLE)
         self.test_result.setText(f"Testing {tier.base_url} with {tier.model}…")
         self.test_result.show()
+        from cascade_studio.services.connection import test_connection  # openai SDK: imported on first use
+
         try:
             result = await test_connection(tier, self.secrets)
         finally:

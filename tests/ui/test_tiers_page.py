@@ -117,7 +117,7 @@ def test_connection_test_button(qtbot, tmp_path, qloop, sandbox_thread):
     page = window.tiers_page
     assert "simulated" in page.list.item(0).text()
     assert page.editor.simulated_label.isVisible()
-    assert "not needed" in page.key_label.text()
+    qtbot.waitUntil(lambda: "not needed" in page.key_label.text())
     page.test_button.click()
     run_until(qloop, lambda: page.test_result.text().startswith(("✔", "✖")))
     assert page.test_result.text().startswith("✔") and "answered in" in page.test_result.text()
@@ -130,7 +130,7 @@ def test_connection_test_button(qtbot, tmp_path, qloop, sandbox_thread):
 def test_set_key_dialog_stores_in_keyring(qtbot, tmp_path, monkeypatch, memory_keyring):
     window = make_window(qtbot, tmp_path, two_tiers("http://localhost:8000/v1", Provider.COMPATIBLE))
     page = window.tiers_page
-    assert "No API key" in page.key_label.text()
+    qtbot.waitUntil(lambda: "No API key" in page.key_label.text())
 
     def fake_exec(dialog):
         dialog.key_edit.setText("sk-typed-in-dialog-123")
@@ -138,7 +138,7 @@ def test_set_key_dialog_stores_in_keyring(qtbot, tmp_path, monkeypatch, memory_k
 
     monkeypatch.setattr("cascade_studio.ui.tiers_page.KeyDialog.exec", fake_exec)
     page.set_key_button.click()
-    assert "OS keyring" in page.key_label.text()
+    qtbot.waitUntil(lambda: "OS keyring" in page.key_label.text())
     assert "sk-typed-in-dialog-123" in memory_keyring.store.values()
 
 
