@@ -84,6 +84,18 @@ def build_parser() -> argparse.ArgumentParser:
     k_status = keys.add_parser("status", help="keyring backend and where each tier's key comes from")
     k_status.add_argument("--json", action="store_true")
 
+    tasks = sub.add_parser("tasks", help="import and list tasks").add_subparsers(dest="tasks_cmd", metavar="ACTION",
+                                                                              required=True)
+    ta_imp = tasks.add_parser("import", help="import a task file (all or nothing; same ids are updated, not duplicated)")
+    ta_imp.add_argument("file")
+    ta_imp.add_argument("--format", choices=["native", "bfcl", "csv"], help="default: detected from the file")
+    ta_imp.add_argument("--answers", metavar="FILE", help="BFCL possible_answer file (default: found next to FILE)")
+    ta_imp.add_argument("--json", action="store_true")
+    ta_list = tasks.add_parser("list", help="list tasks")
+    ta_list.add_argument("--category")
+    ta_list.add_argument("--limit", type=int)
+    ta_list.add_argument("--json", action="store_true")
+
     cat = sub.add_parser("catalog", help="the price catalog").add_subparsers(dest="catalog_cmd", metavar="ACTION",
                                                                            required=True)
     c_show = cat.add_parser("show", help="source, date and one model's prices")
@@ -119,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             return run_self_check()
         if args.command in (None, "gui"):
             return _gui(args)
-        handler = {"tiers": _tiers, "keys": _keys, "catalog": _catalog, "sandbox": _sandbox, "demo": _demo}[args.command]
+        handler = {"tiers": _tiers, "tasks": _tasks, "keys": _keys, "catalog": _catalog, "sandbox": _sandbox, "demo": _demo}[args.command]
         return handler(args) or 0
     except CliError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -247,6 +259,36 @@ def _tiers(args: argparse.Namespace) -> int:
                 print(result.message, file=sys.stdout if result.ok else sys.stderr)
             return 0 if result.ok else 1
     return 2
+
+
+# -- tasks -----------------------------------------------------------------------------------
+def _tasks(args: argparse.Namespace) -> int:
+    from cascade_studio.core.tasks import TaskImportError
+    from cascade_studio.services.task_import import import_tasks
+    from cascade_studio.store.tasks import TaskRepository
+
+    with _open_ws(args) as ws:
+        if args.tasks_cmd == "import":
+            try:
+                result = import_tasks(ws, Path(args.file), args.format, Path(args.answers) if args.answers else None)
+            except TaskImportError as exc:
+                raise CliError(f"{exc}. Nothing was imported.") from None
+            if args.json:
+                _print_json({"file": args.file, **result.to_json()})
+            else:
+                print(f"Imported {args.file}: {result.added} added, {result.updated} updated, "
+                      f"{result.unchanged} unchanged")
+            return 0
+        repo = TaskRepository(ws)
+        tasks = repo.list(args.category, args.limit)
+        if args.json:
+            _print_json([{"id": t.id, "category": t.category, "tools": t.tool_names, "prompt": t.prompt,
+                          "has_expected": t.expected is not None} for t in tasks])
+        else:
+            for t in tasks:
+                print(f"{t.id:<24} {t.category:<16} {','.join(t.tool_names)[:40]:<40} {t.prompt[:60]}")
+            print(f"{len(tasks)} tasks" + (f" in {args.category}" if args.category else ""))
+        return 0
 
 
 # -- keys ------------------------------------------------------------------------------------

@@ -138,3 +138,21 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as e:
         main(["--version"])
     assert e.value.code == 0 and "cascade-studio" in capsys.readouterr().out
+
+
+def test_tasks_import_and_list(tmp_path, capsys):
+    from pathlib import Path
+
+    bfcl = Path(__file__).resolve().parents[1] / "resources" / "bfcl" / "BFCL_v4_multiple.json"
+    ws = str(tmp_path)
+    code, out, err = run(capsys, "-w", ws, "tasks", "import", str(bfcl), "--json")
+    assert code == 0 and json.loads(out)["added"] == 60
+    code, out, err = run(capsys, "-w", ws, "tasks", "import", str(bfcl), "--format", "bfcl", "--json")
+    assert json.loads(out)["unchanged"] == 60
+    code, out, err = run(capsys, "-w", ws, "tasks", "list", "--category", "multiple", "--limit", "2", "--json")
+    rows = json.loads(out)
+    assert len(rows) == 2 and rows[0]["has_expected"] and rows[0]["category"] == "multiple"
+    bad = tmp_path / "bad.csv"
+    bad.write_text("prompt\nhello\n")
+    code, out, err = run(capsys, "-w", ws, "tasks", "import", str(bad))
+    assert code == 1 and "category" in err and "Nothing was imported" in err

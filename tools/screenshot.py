@@ -1,6 +1,6 @@
 """Open the GUI (real xcb window under Xvfb) and save a screenshot of the whole screen.
 
-    xvfb-run -s "-screen 0 1400x900x24" .venv/bin/python tools/screenshot.py WORKSPACE OUT.png [PAGE]
+    xvfb-run -s "-screen 0 1300x820x24" .venv/bin/python tools/screenshot.py WORKSPACE OUT.png [PAGE] [--demo]
 """
 
 import sys
@@ -11,8 +11,16 @@ from PySide6.QtWidgets import QApplication
 
 from cascade_studio.ui.app import create_main_window, make_app
 
-workspace, out = Path(sys.argv[1]), sys.argv[2]
-page = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+args = [a for a in sys.argv[1:] if not a.startswith("--")]
+workspace, out = Path(args[0]), args[1]
+page = int(args[2]) if len(args) > 2 else 0
+sandbox = None
+if "--demo" in sys.argv:
+    from cascade_studio.sandbox.server import SandboxThread
+    from cascade_studio.services.demo import prepare_demo
+
+    sandbox = SandboxThread()
+    prepare_demo(workspace, sandbox.start())
 app = make_app()
 window = create_main_window(workspace)
 window.nav.setCurrentRow(page)
@@ -27,3 +35,5 @@ def shoot() -> None:
 
 QTimer.singleShot(1500, shoot)
 app.exec()
+if sandbox:
+    sandbox.stop()

@@ -32,6 +32,22 @@ MIGRATIONS: list[str] = [
         updated_at        TEXT NOT NULL
     );
     """,
+    # 2: tasks
+    """
+    CREATE TABLE tasks (
+        id           TEXT PRIMARY KEY,
+        category     TEXT NOT NULL,
+        messages     TEXT NOT NULL,   -- JSON list of chat messages
+        tools        TEXT NOT NULL,   -- JSON list of OpenAI tool definitions
+        expected     TEXT,            -- JSON, or NULL
+        prompt       TEXT NOT NULL,   -- last user message, for search and display
+        tool_names   TEXT NOT NULL,   -- comma-separated, for filtering
+        source       TEXT NOT NULL DEFAULT '',
+        content_hash TEXT NOT NULL,
+        imported_at  TEXT NOT NULL
+    );
+    CREATE INDEX tasks_category ON tasks(category);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -31,6 +31,7 @@ from cascade_studio.store.workspace import Workspace, WorkspaceError
 from cascade_studio.ui.about import AboutDialog
 from cascade_studio.ui.background import run_in_thread
 from cascade_studio.ui.errors import show_error
+from cascade_studio.ui.tasks_page import TasksPage
 from cascade_studio.ui.tiers_page import TiersPage
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,8 @@ class MainWindow(QMainWindow):
         self.tiers_page.dirty_changed.connect(self._update_title)
         self.tiers_page.saved.connect(lambda: self.statusBar().showMessage("Tiers saved", 3000))
         self.add_page("Tiers", self.tiers_page)
+        self.tasks_page = TasksPage()
+        self.add_page("Tasks", self.tasks_page)
         self.nav.currentRowChanged.connect(self.pages.setCurrentIndex)
         self.nav.setCurrentRow(0)
 
@@ -124,6 +127,9 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         file_menu.addAction(QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit, triggered=self.close))
 
+        tasks_menu = self.menuBar().addMenu("Tas&ks")
+        tasks_menu.addAction(QAction("&Import Tasks…", self, triggered=self._import_tasks))
+
         tiers_menu = self.menuBar().addMenu("&Tiers")
         tiers_menu.addAction(QAction("&Save Tiers", self, triggered=self.tiers_page.save))
         tiers_menu.addAction(QAction("&Export Tiers…", self, triggered=self.export_tiers_dialog))
@@ -166,6 +172,7 @@ class MainWindow(QMainWindow):
         self.catalog = catalog
         self.settings.add_recent(ws.path)
         self.tiers_page.set_workspace(ws, catalog)
+        self.tasks_page.set_workspace(ws)
         self.workspace_label.setText(f"Workspace: {ws.path}")
         self._update_title()
         log.info("Opened workspace %s", ws.path)
@@ -223,6 +230,10 @@ class MainWindow(QMainWindow):
                 return
             self.tiers_page.set_workspace(self.ws, self.catalog)
 
+    def _import_tasks(self) -> None:
+        self.nav.setCurrentRow(1)
+        self.tasks_page.import_dialog()
+
     # -- misc ----------------------------------------------------------------------------
     def _update_title(self, *_: object) -> None:
         name = self.ws.path.name if self.ws else "no workspace"
@@ -252,6 +263,8 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         if self.ws is not None:
+            self.tiers_page.ws = None
+            self.tasks_page.set_workspace(None)
             self.ws.close()
             self.ws = None
         event.accept()

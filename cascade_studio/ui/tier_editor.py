@@ -83,6 +83,7 @@ class TierEditor(QWidget):
         self.simulated_label = QLabel("Simulated model served by the built-in sandbox: answers are synthetic.",
                                       objectName="simulated")
         self.simulated_label.setStyleSheet(WARN_STYLE)
+        self.simulated_label.setWordWrap(True)
         self.simulated_label.hide()
 
         model_box = QGroupBox("Model")
@@ -250,6 +251,8 @@ class TierEditor(QWidget):
         model = self.model_edit.text().strip()
         price = self._catalog.lookup(model) if (self._catalog and model) else None
         notice = price.deprecation_notice(self._today) if price else None
+        if notice and Provider(self.provider_combo.currentData()) == Provider.SANDBOX:
+            notice = f"On OpenAI: {notice}"
         self.deprecation_label.setText(f"⚠ {notice}" if notice else "")
         self.deprecation_label.setVisible(bool(notice))
         if self._catalog is None:

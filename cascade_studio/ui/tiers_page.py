@@ -186,11 +186,8 @@ class TiersPage(QWidget):
     def _refresh_list(self, select: int | None = None) -> None:
         self.list.blockSignals(True)
         self.list.clear()
-        top = max((t.tier for t in self.tiers), default=0)
         for t in self.tiers:
-            role = "Teacher" if t.tier == top else "Student"
-            sim = "  · simulated" if t.simulated else ""
-            item = QListWidgetItem(f"Tier {t.tier} — {role}{sim}\n{t.display_name}  ({t.model or 'no model'})")
+            item = QListWidgetItem(self._item_text(t))
             item.setData(Qt.ItemDataRole.UserRole, t.tier)
             item.setSizeHint(item.sizeHint().expandedTo(self.list.sizeHintForIndex(self.list.model().index(0, 0))))
             self.list.addItem(item)
@@ -204,6 +201,11 @@ class TiersPage(QWidget):
             self._show(row)
         elif not self.tiers:
             self.editor.setEnabled(False)
+
+    def _item_text(self, t: Tier) -> str:
+        role = "Teacher" if t.tier == max(x.tier for x in self.tiers) else "Student"
+        sim = " · simulated" if t.simulated else ""
+        return f"Tier {t.tier} — {role}\n{t.model or 'no model'}{sim}"
 
     def _row_changed(self, row: int) -> None:
         if row == self._current or row < 0:
@@ -230,11 +232,7 @@ class TiersPage(QWidget):
         self._set_dirty(True)
         item = self.list.item(self._current)
         if item is not None:
-            t = self.tiers[self._current]
-            top = max(x.tier for x in self.tiers)
-            role = "Teacher" if t.tier == top else "Student"
-            sim = "  · simulated" if t.simulated else ""
-            item.setText(f"Tier {t.tier} — {role}{sim}\n{t.display_name}  ({t.model or 'no model'})")
+            item.setText(self._item_text(self.tiers[self._current]))
         self._update_key_label()
 
     def current_tier(self) -> Tier | None:

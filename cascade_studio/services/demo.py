@@ -1,0 +1,49 @@
+"""The demo workspace: three simulated tiers on the built-in sandbox and the BFCL sample tasks."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from cascade_studio.core.tiers import ConfidenceMethod, Provider, Tier
+from cascade_studio.services import catalog as catalog_svc
+from cascade_studio.services.paths import resources_dir
+from cascade_studio.services.task_import import import_tasks
+from cascade_studio.services.tier_service import apply_catalog_prices
+from cascade_studio.store.tasks import TaskRepository
+from cascade_studio.store.tiers import TierRepository
+from cascade_studio.store.workspace import DB_NAME, Workspace
+
+DEMO_TIERS = [
+    (1, "Student (nano, simulated)", "gpt-4.1-nano", 0.6),
+    (2, "Student (mini, simulated)", "gpt-4o-mini", 0.7),
+    (3, "Teacher (simulated)", "gpt-4o", 0.0),
+]
+BFCL_FILES = ["BFCL_v4_simple_python.json", "BFCL_v4_multiple.json", "BFCL_v4_irrelevance.json"]
+
+
+def prepare_demo(folder: Path, base_url: str, *, reset: bool = False) -> str:
+    """Create or refresh the demo workspace so its tiers point at `base_url`. Returns a summary."""
+    folder = Path(folder)
+    if reset and (folder / DB_NAME).exists():
+        shutil.rmtree(folder)
+    catalog = catalog_svc.load_bundled()
+    with Workspace.open(folder) as ws:
+        repo = TierRepository(ws)
+        existing = {t.tier: t for t in repo.list()}
+        tiers = []
+        for number, name, model, threshold in DEMO_TIERS:
+            old = existing.get(number)
+            if old is not None and old.provider == Provider.SANDBOX:
+                tiers.append(old.replace(base_url=base_url))  # keep the user's edits, follow the new port
+                continue
+            tier = Tier(tier=number, name=name, provider=Provider.SANDBOX, base_url=base_url, model=model,
+                        max_concurrency=16, threshold=threshold, confidence_method=ConfidenceMethod.TOOL_NAME_PROB)
+            tiers.append(apply_catalog_prices(tier, catalog))
+        repo.replace_all(tiers)
+        ws.set_meta("demo", "true")
+        total = 0
+        for name in BFCL_FILES:
+            total += import_tasks(ws, resources_dir() / "bfcl" / name, "bfcl").total
+        count = TaskRepository(ws).count()
+    return f"{len(tiers)} simulated tiers, {count} BFCL sample tasks"

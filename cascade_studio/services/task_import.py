@@ -1,0 +1,58 @@
+"""Read task files (native JSONL, BFCL, CSV) and store them, all or nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cascade_studio.core.tasks import (
+    TaskImportError,
+    detect_format,
+    parse_bfcl,
+    parse_bfcl_answers,
+    parse_csv,
+    parse_native,
+)
+from cascade_studio.store.tasks import ImportResult, TaskRepository
+from cascade_studio.store.workspace import Workspace
+
+FORMATS = ("native", "bfcl", "csv")
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise TaskImportError(str(path), None, None, "the file does not exist") from None
+    except UnicodeDecodeError as exc:
+        raise TaskImportError(str(path), None, None, f"not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+    except OSError as exc:
+        raise TaskImportError(str(path), None, None, f"cannot read it: {exc.strerror}") from None
+
+
+def find_bfcl_answers(path: Path) -> Path | None:
+    """BFCL keeps answers in possible_answer/<same name>; the bundled sample uses <stem>.possible_answer.json."""
+    for candidate in (path.parent / "possible_answer" / path.name,
+                      path.with_name(f"{path.stem}.possible_answer{path.suffix}")):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def load_tasks(path: Path, fmt: str | None = None, answers: Path | None = None):
+    path = Path(path)
+    text = _read(path)
+    fmt = fmt or detect_format(text, path.name)
+    if fmt not in FORMATS:
+        raise TaskImportError(str(path), None, "format", f"unknown format {fmt!r}; use native, bfcl or csv")
+    if fmt == "native":
+        return parse_native(text, path.name)
+    if fmt == "csv":
+        return parse_csv(text, path.name)
+    answers = answers or find_bfcl_answers(path)
+    answer_map = parse_bfcl_answers(_read(answers), answers.name) if answers else None
+    return parse_bfcl(text, path.name, answer_map, irrelevance="irrelevance" in path.name)
+
+
+def import_tasks(ws: Workspace, path: Path, fmt: str | None = None, answers: Path | None = None) -> ImportResult:
+    tasks = load_tasks(path, fmt, answers)
+    return TaskRepository(ws).upsert(tasks)

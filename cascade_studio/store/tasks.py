@@ -1,0 +1,110 @@
+"""Task rows. Imports are all-or-nothing; re-importing the same ids is idempotent."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from cascade_studio.core.tasks import Task
+from cascade_studio.store.workspace import Workspace
+
+
+@dataclass
+class ImportResult:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.added + self.updated + self.unchanged
+
+    def to_json(self) -> dict[str, int]:
+        return {"added": self.added, "updated": self.updated, "unchanged": self.unchanged, "total": self.total}
+
+
+class TaskRepository:
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+
+    def upsert(self, tasks: list[Task]) -> ImportResult:
+        """One transaction: either every task is stored or none is."""
+        result = ImportResult()
+        now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        conn = self.ws.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            existing = dict(conn.execute("SELECT id, content_hash FROM tasks").fetchall()) if tasks else {}
+            rows = []
+            for t in tasks:
+                h = t.content_hash()
+                old = existing.get(t.id)
+                if old == h:
+                    result.unchanged += 1
+                    continue
+                if old is None:
+                    result.added += 1
+                else:
+                    result.updated += 1
+                rows.append((t.id, t.category, json.dumps(t.messages), json.dumps(t.tools),
+                             None if t.expected is None else json.dumps(t.expected), t.prompt[:2000],
+                             ",".join(t.tool_names), t.source, h, now))
+            conn.executemany(
+                "INSERT INTO tasks (id, category, messages, tools, expected, prompt, tool_names, source, content_hash, "
+                "imported_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+                "category=excluded.category, messages=excluded.messages, tools=excluded.tools, "
+                "expected=excluded.expected, prompt=excluded.prompt, tool_names=excluded.tool_names, "
+                "source=excluded.source, content_hash=excluded.content_hash, imported_at=excluded.imported_at",
+                rows,
+            )
+            conn.execute("COMMIT")
+        except Exception:
+            conn.execute("ROLLBACK")
+            raise
+        return result
+
+    def count(self, category: str | None = None, search: str = "") -> int:
+        where, args = _where(category, search)
+        return self.ws.conn.execute(f"SELECT count(*) FROM tasks{where}", args).fetchone()[0]
+
+    def categories(self) -> list[tuple[str, int]]:
+        return self.ws.conn.execute("SELECT category, count(*) FROM tasks GROUP BY category ORDER BY category").fetchall()
+
+    def page(self, offset: int, limit: int, category: str | None = None, search: str = "") -> list[tuple[Any, ...]]:
+        """Rows for the table view: id, category, tool_names, prompt, expected ('', 'yes' or 'no call')."""
+        where, args = _where(category, search)
+        return self.ws.conn.execute(
+            f"SELECT id, category, tool_names, prompt, "
+            "CASE WHEN expected IS NULL THEN '' WHEN expected = '[]' THEN 'no call' ELSE 'yes' END "
+            f"FROM tasks{where} "
+            "ORDER BY category, rowid LIMIT ? OFFSET ?", [*args, limit, offset]).fetchall()
+
+    def get(self, task_id: str) -> Task | None:
+        row = self.ws.conn.execute("SELECT id, category, messages, tools, expected, source FROM tasks WHERE id = ?",
+                                   (task_id,)).fetchone()
+        if row is None:
+            return None
+        return Task(row[0], row[1], json.loads(row[2]), json.loads(row[3]),
+                    None if row[4] is None else json.loads(row[4]), row[5])
+
+    def list(self, category: str | None = None, limit: int | None = None) -> list[Task]:
+        where, args = _where(category, "")
+        sql = f"SELECT id, category, messages, tools, expected, source FROM tasks{where} ORDER BY category, rowid"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        return [Task(r[0], r[1], json.loads(r[2]), json.loads(r[3]), None if r[4] is None else json.loads(r[4]), r[5])
+                for r in self.ws.conn.execute(sql, args)]
+
+
+def _where(category: str | None, search: str) -> tuple[str, list[Any]]:
+    clauses, args = [], []
+    if category:
+        clauses.append("category = ?")
+        args.append(category)
+    if search:
+        clauses.append("(prompt LIKE ? OR id LIKE ? OR tool_names LIKE ?)")
+        like = f"%{search}%"
+        args += [like, like, like]
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
