@@ -48,6 +48,57 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX tasks_category ON tasks(category);
     """,
+    # 3: collection runs and trajectories
+    """
+    CREATE TABLE runs (
+        id          INTEGER PRIMARY KEY,
+        tier        INTEGER NOT NULL,
+        model       TEXT NOT NULL,
+        status      TEXT NOT NULL,   -- running, paused, cancelled, done, failed
+        task_ids    TEXT NOT NULL,   -- JSON list: the run's fixed task set
+        params      TEXT NOT NULL,   -- JSON: category, limit, concurrency, batch
+        created_at  TEXT NOT NULL,
+        updated_at  TEXT NOT NULL,
+        message     TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE trajectories (
+        id                 INTEGER PRIMARY KEY,
+        run_id             INTEGER REFERENCES runs(id) ON DELETE SET NULL,
+        task_id            TEXT NOT NULL,
+        tier               INTEGER NOT NULL,
+        model              TEXT NOT NULL,
+        status             TEXT NOT NULL,       -- ok, error
+        category           TEXT NOT NULL DEFAULT '',
+        tool_name          TEXT,
+        content            TEXT,
+        final_answer       TEXT,
+        tool_calls         TEXT NOT NULL DEFAULT '[]',
+        request            TEXT NOT NULL DEFAULT '{}',
+        response           TEXT,
+        logprobs           TEXT,
+        prompt_tokens      INTEGER NOT NULL DEFAULT 0,
+        completion_tokens  INTEGER NOT NULL DEFAULT 0,
+        cached_tokens      INTEGER NOT NULL DEFAULT 0,
+        reasoning_tokens   INTEGER NOT NULL DEFAULT 0,
+        latency_ms         REAL NOT NULL DEFAULT 0,
+        cost_micro         INTEGER NOT NULL DEFAULT 0,
+        conf_mean          REAL,
+        conf_min           REAL,
+        conf_tool          REAL,
+        system_fingerprint TEXT,
+        error              TEXT,
+        attempts           INTEGER NOT NULL DEFAULT 1,
+        curation           TEXT,                -- accepted, rejected, or NULL
+        tags               TEXT NOT NULL DEFAULT '',
+        started_at         TEXT NOT NULL DEFAULT '',
+        finished_at        TEXT NOT NULL DEFAULT ''
+    );
+    CREATE UNIQUE INDEX trajectories_run_task ON trajectories(run_id, task_id);
+    CREATE INDEX trajectories_tier_task ON trajectories(tier, task_id);
+    CREATE INDEX trajectories_category ON trajectories(category);
+    CREATE INDEX trajectories_conf ON trajectories(conf_mean);
+    CREATE INDEX trajectories_cost ON trajectories(cost_micro);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

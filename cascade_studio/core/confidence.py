@@ -1,0 +1,63 @@
+"""Confidence from token log-probabilities. Documented methods (all in [0, 1], None when the
+response carries no logprobs):
+
+- mean_token_prob: the mean of exp(logprob) over the generated tokens.
+- min_token_prob: the smallest exp(logprob): one unsure token is enough to flag a response.
+- tool_name_prob: the joint probability of the tokens that spell the first chosen tool's name
+  (the product of their probabilities). When the model answered without calling a tool, the
+  probability of its first token stands for the decision not to call one.
+
+OpenAI's Chat Completions return logprobs for message content only; servers that emit tool calls
+as text (vLLM, llama.cpp, the built-in sandbox) return them for the call too. Without logprobs for
+the call, tool_name_prob is None.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+METHODS = ("mean_token_prob", "min_token_prob", "tool_name_prob")
+
+
+def token_probs(logprobs: list[dict[str, Any]] | None) -> list[float]:
+    if not logprobs:
+        return []
+    return [math.exp(t["logprob"]) for t in logprobs if isinstance(t, dict) and "logprob" in t]
+
+
+def mean_token_prob(logprobs: list[dict[str, Any]] | None) -> float | None:
+    probs = token_probs(logprobs)
+    return sum(probs) / len(probs) if probs else None
+
+
+def min_token_prob(logprobs: list[dict[str, Any]] | None) -> float | None:
+    probs = token_probs(logprobs)
+    return min(probs) if probs else None
+
+
+def tool_name_prob(logprobs: list[dict[str, Any]] | None, tool_name: str | None) -> float | None:
+    if not logprobs:
+        return None
+    if not tool_name:
+        return math.exp(logprobs[0]["logprob"])
+    text = ""
+    spans = []  # (start, end, logprob)
+    for tok in logprobs:
+        start = len(text)
+        text += tok["token"]
+        spans.append((start, len(text), tok["logprob"]))
+    at = text.find(tool_name, text.find('"name"') if '"name"' in text else 0)
+    if at < 0:
+        return None
+    end = at + len(tool_name)
+    total = sum(lp for s, e, lp in spans if e > at and s < end)
+    return math.exp(total)
+
+
+def confidences(logprobs: list[dict[str, Any]] | None, tool_name: str | None) -> dict[str, float | None]:
+    return {
+        "mean_token_prob": mean_token_prob(logprobs),
+        "min_token_prob": min_token_prob(logprobs),
+        "tool_name_prob": tool_name_prob(logprobs, tool_name),
+    }

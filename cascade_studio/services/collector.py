@@ -1,0 +1,346 @@
+"""Collection runs: a tier answers a set of tasks, concurrently, within its rate limits, with
+retries; each finished trajectory is committed at once, so a crash or kill loses nothing done and
+the next start resumes where the run stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import openai
+
+from cascade_studio.core.money import micro_to_usd
+from cascade_studio.core.tiers import Tier
+from cascade_studio.core.trajectory import Trajectory, build_request, trajectory_from_response
+from cascade_studio.services.clients import describe_error, make_async_client
+from cascade_studio.services.secrets import SecretStore
+from cascade_studio.store.tasks import TaskRepository
+from cascade_studio.store.trajectories import Run, RunRepository, TrajectoryRepository, now
+from cascade_studio.store.workspace import Workspace
+
+log = logging.getLogger(__name__)
+RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
+
+
+@dataclass
+class RunProgress:
+    run_id: int
+    total: int
+    done: int = 0  # finished ok (this session and earlier ones)
+    failed: int = 0  # gave up after retries (error records, retryable later)
+    skipped: int = 0  # already done before this session
+    in_flight: int = 0
+    retries: int = 0
+    tokens: int = 0
+    cost_micro: int = 0
+    elapsed_s: float = 0.0
+    status: str = "running"
+    message: str = ""
+    new_done: int = 0  # finished in this session (for the rate)
+
+    @property
+    def rate(self) -> float:
+        return self.new_done / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.total - self.done - self.failed)
+
+    @property
+    def eta_s(self) -> float | None:
+        return self.remaining / self.rate if self.rate > 0 else None
+
+    @property
+    def cost_usd(self) -> float:
+        return float(micro_to_usd(self.cost_micro))
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.update(rate=round(self.rate, 2), eta_s=None if self.eta_s is None else round(self.eta_s, 1),
+                   cost_usd=str(micro_to_usd(self.cost_micro)))
+        return out
+
+
+class RateLimiter:
+    """Token buckets for requests/min and tokens/min (None: unlimited)."""
+
+    def __init__(self, rpm: int | None, tpm: int | None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rpm, self.tpm, self.clock = rpm, tpm, clock
+        self._req = float(rpm or 0)
+        self._tok = float(tpm or 0)
+        self._stamp = clock()
+        self._lock = asyncio.Lock()
+
+    def _refill(self) -> None:
+        t = self.clock()
+        dt_min = (t - self._stamp) / 60.0
+        self._stamp = t
+        if self.rpm:
+            self._req = min(float(self.rpm), self._req + dt_min * self.rpm)
+        if self.tpm:
+            self._tok = min(float(self.tpm), self._tok + dt_min * self.tpm)
+
+    async def acquire(self, tokens: int) -> None:
+        if not self.rpm and not self.tpm:
+            return
+        async with self._lock:
+            while True:
+                self._refill()
+                need_tokens = min(tokens, self.tpm) if self.tpm else 0
+                ok_req = not self.rpm or self._req >= 1
+                ok_tok = not self.tpm or self._tok >= need_tokens
+                if ok_req and ok_tok:
+                    if self.rpm:
+                        self._req -= 1
+                    if self.tpm:
+                        self._tok -= need_tokens
+                    return
+                waits = []
+                if not ok_req:
+                    waits.append((1 - self._req) / self.rpm * 60)
+                if not ok_tok:
+                    waits.append((need_tokens - self._tok) / self.tpm * 60)
+                await asyncio.sleep(max(0.005, max(waits)))
+
+    def settle(self, estimated: int, actual: int) -> None:
+        """Correct the token bucket once the real usage is known."""
+        if self.tpm:
+            self._tok = max(-float(self.tpm), self._tok + estimated - actual)
+
+
+def backoff_delay(attempt: int, retry_after: float | None, *, base: float = 0.5, cap: float = 30.0,
+                  rng: random.Random | None = None) -> float:
+    """Exponential backoff with full jitter; a server's retry-after wins when it asks for longer."""
+    rng = rng or random
+    delay = rng.uniform(0, min(cap, base * (2 ** attempt)))
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return delay
+
+
+def retry_after_seconds(exc: BaseException) -> float | None:
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    if not headers:
+        return None
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value:
+            try:
+                return float(value) * scale
+            except ValueError:
+                return None
+    return None
+
+
+def is_retryable(exc: BaseException) -> bool:
+    if isinstance(exc, openai.APITimeoutError | openai.APIConnectionError):
+        return True
+    if isinstance(exc, openai.APIStatusError):
+        return exc.status_code in RETRYABLE_STATUS
+    return False
+
+
+def is_fatal(exc: BaseException) -> bool:
+    """Errors that every other request of the run would hit too: stop the run instead."""
+    return isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError | openai.NotFoundError)
+
+
+class CollectionRun:
+    def __init__(self, ws: Workspace, tier: Tier, secrets: SecretStore, run: Run, *,
+                 concurrency: int | None = None, top_logprobs: int = 5, max_attempts: int = 6,
+                 on_progress: Callable[[RunProgress], None] | None = None,
+                 on_trajectory: Callable[[Trajectory], None] | None = None,
+                 progress_interval: float = 0.1, backoff_base: float = 0.5) -> None:
+        self.ws, self.tier, self.secrets, self.run_record = ws, tier, secrets, run
+        self.concurrency = max(1, concurrency or tier.max_concurrency)
+        self.top_logprobs = top_logprobs
+        self.max_attempts = max_attempts
+        self.on_progress, self.on_trajectory = on_progress, on_trajectory
+        self.progress_interval = progress_interval
+        self.backoff_base = backoff_base
+        self.progress = RunProgress(run.id, len(run.task_ids))
+        self._runs = RunRepository(ws)
+        self._trajs = TrajectoryRepository(ws)
+        self._tasks = TaskRepository(ws)
+        self._gate = asyncio.Event()
+        self._gate.set()
+        self._cancelled = False
+        self._fatal: str | None = None
+        self._last_emit = 0.0
+        self._limiter = RateLimiter(tier.rpm_limit, tier.tpm_limit)
+        self._rng = random.Random()
+
+    # -- control ---------------------------------------------------------------------------
+    def pause(self) -> None:
+        self._gate.clear()
+        self.progress.status = "paused"
+        self._runs.set_status(self.run_record.id, "paused")
+        self._emit(force=True)
+
+    def resume(self) -> None:
+        self.progress.status = "running"
+        self._runs.set_status(self.run_record.id, "running")
+        self._gate.set()
+        self._emit(force=True)
+
+    def cancel(self) -> None:
+        self._cancelled = True
+        self._gate.set()
+        for w in getattr(self, "_workers", []):
+            w.cancel()
+
+    @property
+    def paused(self) -> bool:
+        return not self._gate.is_set()
+
+    # -- running ---------------------------------------------------------------------------
+    async def run(self) -> RunProgress:
+        started = time.perf_counter()
+        self._started = started
+        finished = self._runs.finished_task_ids(self.run_record.id)
+        self.progress.skipped = self.progress.done = len(finished & set(self.run_record.task_ids))
+        pending = [t for t in self.run_record.task_ids if t not in finished]
+        queue: asyncio.Queue[str] = asyncio.Queue()
+        for task_id in pending:
+            queue.put_nowait(task_id)
+        self._runs.set_status(self.run_record.id, "running")
+        self._emit(force=True)
+        try:
+            client = make_async_client(self.tier, self.secrets, max_retries=0)
+        except Exception as exc:
+            _, message = describe_error(exc, self.tier)
+            return self._finish("failed", message)
+        async with client:
+            self._client = client
+            self._workers = [asyncio.ensure_future(self._worker(queue)) for _ in range(min(self.concurrency, max(1, len(pending))))]
+            try:
+                await asyncio.gather(*self._workers, return_exceptions=True)
+            except asyncio.CancelledError:
+                self._cancelled = True
+                for w in self._workers:
+                    w.cancel()
+                await asyncio.gather(*self._workers, return_exceptions=True)
+                self._finish("cancelled", "Cancelled; start the run again to resume.")
+                raise
+        if self._fatal:
+            return self._finish("failed", self._fatal)
+        if self._cancelled:
+            return self._finish("cancelled", "Cancelled; start the run again to resume.")
+        if self.progress.failed:
+            return self._finish("failed", f"{self.progress.failed} tasks failed after retries; run again to retry them.")
+        return self._finish("done", "")
+
+    def _finish(self, status: str, message: str) -> RunProgress:
+        self.progress.status = status
+        self.progress.message = message
+        self.progress.in_flight = 0
+        self._runs.set_status(self.run_record.id, status, message)
+        self._emit(force=True)
+        return self.progress
+
+    async def _worker(self, queue: asyncio.Queue[str]) -> None:
+        while not self._cancelled and not self._fatal:
+            try:
+                task_id = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            await self._gate.wait()
+            if self._cancelled or self._fatal:
+                return
+            await self._one(task_id)
+
+    async def _one(self, task_id: str) -> None:
+        task = self._tasks.get(task_id)
+        if task is None:
+            self._record_error(task_id, "", {}, f"task {task_id} is no longer in the workspace", 0, "")
+            return
+        request = build_request(self.tier, task.messages, task.tools, top_logprobs=self.top_logprobs)
+        estimate = len(json.dumps(request)) // 4 + 256
+        started_at = now()
+        attempt = 0
+        self.progress.in_flight += 1
+        try:
+            while True:
+                attempt += 1
+                await self._gate.wait()
+                await self._limiter.acquire(estimate)
+                t0 = time.perf_counter()
+                try:
+                    response = await self._client.chat.completions.create(**request)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - classified below
+                    if is_fatal(exc):
+                        kind, message = describe_error(exc, self.tier)
+                        self._fatal = message
+                        self._record_error(task_id, task.category, request, message, attempt, started_at)
+                        return
+                    if is_retryable(exc) and attempt < self.max_attempts and not self._cancelled:
+                        self.progress.retries += 1
+                        delay = backoff_delay(attempt - 1, retry_after_seconds(exc), base=self.backoff_base, rng=self._rng)
+                        log.info("Task %s: %s; retry %d in %.2fs", task_id, type(exc).__name__, attempt, delay)
+                        await asyncio.sleep(delay)
+                        continue
+                    _, message = describe_error(exc, self.tier)
+                    self._record_error(task_id, task.category, request, message, attempt, started_at)
+                    return
+                latency = (time.perf_counter() - t0) * 1000
+                data = response.model_dump(mode="json", exclude_unset=True)
+                traj = trajectory_from_response(task_id, self.tier, request, data, latency, started_at=started_at,
+                                                finished_at=now(), attempts=attempt)
+                self._limiter.settle(estimate, traj.usage.total)
+                self._trajs.save(self.run_record.id, traj, task.category)
+                self.progress.done += 1
+                self.progress.new_done += 1
+                self.progress.tokens += traj.usage.total
+                self.progress.cost_micro += traj.cost_micro
+                if self.on_trajectory:
+                    self.on_trajectory(traj)
+                self._emit()
+                return
+        finally:
+            self.progress.in_flight -= 1
+
+    def _record_error(self, task_id: str, category: str, request: dict[str, Any], message: str, attempts: int,
+                      started_at: str) -> None:
+        traj = Trajectory(task_id=task_id, tier=self.tier.tier, model=self.tier.model, status="error", request=request,
+                          error=message, attempts=attempts, started_at=started_at, finished_at=now())
+        self._trajs.save(self.run_record.id, traj, category)
+        self.progress.failed += 1
+        self.progress.message = message
+        self._emit()
+
+    def _emit(self, force: bool = False) -> None:
+        if self.on_progress is None:
+            return
+        t = time.perf_counter()
+        self.progress.elapsed_s = t - getattr(self, "_started", t)
+        if force or t - self._last_emit >= self.progress_interval:
+            self._last_emit = t
+            self.on_progress(self.progress)
+
+
+def select_task_ids(ws: Workspace, category: str | None = None, limit: int | None = None) -> list[str]:
+    sql = "SELECT id FROM tasks" + (" WHERE category = ?" if category else "") + " ORDER BY category, rowid"
+    args: list[Any] = [category] if category else []
+    if limit:
+        sql += " LIMIT ?"
+        args.append(int(limit))
+    return [r[0] for r in ws.conn.execute(sql, args)]
+
+
+def start_or_resume(ws: Workspace, tier: Tier, task_ids: list[str], params: dict[str, Any]) -> tuple[Run, bool]:
+    """Resume the unfinished run of this tier over the same tasks, or create a new one."""
+    runs = RunRepository(ws)
+    existing = runs.find_unfinished(tier.tier, task_ids)
+    if existing is not None:
+        return existing, True
+    return runs.create(tier.tier, tier.model, task_ids, params), False

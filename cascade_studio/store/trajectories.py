@@ -1,0 +1,156 @@
+"""Runs and trajectories. Every finished trajectory is committed on its own, so a crash loses
+nothing done; (run_id, task_id) is unique, so a resumed run never duplicates a task."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from cascade_studio.core.trajectory import Trajectory, Usage
+from cascade_studio.store.workspace import Workspace
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass
+class Run:
+    id: int
+    tier: int
+    model: str
+    status: str
+    task_ids: list[str]
+    params: dict[str, Any]
+    created_at: str
+    message: str = ""
+
+
+class RunRepository:
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+
+    def create(self, tier: int, model: str, task_ids: list[str], params: dict[str, Any]) -> Run:
+        stamp = now()
+        cur = self.ws.conn.execute(
+            "INSERT INTO runs (tier, model, status, task_ids, params, created_at, updated_at) VALUES (?, ?, 'running', ?, ?, ?, ?)",
+            (tier, model, json.dumps(task_ids), json.dumps(params), stamp, stamp))
+        return Run(cur.lastrowid, tier, model, "running", task_ids, params, stamp)
+
+    def get(self, run_id: int) -> Run | None:
+        row = self.ws.conn.execute("SELECT id, tier, model, status, task_ids, params, created_at, message FROM runs "
+                                   "WHERE id = ?", (run_id,)).fetchone()
+        return _run(row) if row else None
+
+    def list(self) -> list[Run]:
+        rows = self.ws.conn.execute("SELECT id, tier, model, status, task_ids, params, created_at, message FROM runs "
+                                    "ORDER BY id DESC").fetchall()
+        return [_run(r) for r in rows]
+
+    def find_unfinished(self, tier: int, task_ids: list[str]) -> Run | None:
+        """The latest run of this tier over exactly these tasks that did not finish."""
+        wanted = json.dumps(task_ids)
+        row = self.ws.conn.execute(
+            "SELECT id, tier, model, status, task_ids, params, created_at, message FROM runs WHERE tier = ? AND "
+            "task_ids = ? AND status IN ('running', 'paused', 'cancelled', 'failed') ORDER BY id DESC LIMIT 1",
+            (tier, wanted)).fetchone()
+        return _run(row) if row else None
+
+    def set_status(self, run_id: int, status: str, message: str = "") -> None:
+        self.ws.conn.execute("UPDATE runs SET status = ?, message = ?, updated_at = ? WHERE id = ?",
+                             (status, message, now(), run_id))
+
+    def finished_task_ids(self, run_id: int) -> set[str]:
+        return {r[0] for r in self.ws.conn.execute(
+            "SELECT task_id FROM trajectories WHERE run_id = ? AND status = 'ok'", (run_id,))}
+
+
+def _run(row: tuple) -> Run:
+    return Run(row[0], row[1], row[2], row[3], json.loads(row[4]), json.loads(row[5]), row[6], row[7])
+
+
+_COLUMNS = ("run_id, task_id, tier, model, status, category, tool_name, content, final_answer, tool_calls, request, "
+            "response, logprobs, prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, latency_ms, "
+            "cost_micro, conf_mean, conf_min, conf_tool, system_fingerprint, error, attempts, started_at, finished_at")
+
+
+class TrajectoryRepository:
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+
+    def save(self, run_id: int | None, t: Trajectory, category: str = "") -> int:
+        """Insert, or replace an earlier error for the same (run, task); commits at once."""
+        values = (run_id, t.task_id, t.tier, t.model, t.status, category, t.tool_name, t.content, t.final_answer,
+                  json.dumps(t.tool_calls), json.dumps(t.request), None if t.response is None else json.dumps(t.response),
+                  None if t.logprobs is None else json.dumps(t.logprobs), t.usage.prompt_tokens,
+                  t.usage.completion_tokens, t.usage.cached_tokens, t.usage.reasoning_tokens, t.latency_ms,
+                  t.cost_micro, t.conf_mean, t.conf_min, t.conf_tool, t.system_fingerprint, t.error, t.attempts,
+                  t.started_at, t.finished_at)
+        placeholders = ", ".join("?" * len(values))
+        updates = ", ".join(f"{c.strip()} = excluded.{c.strip()}" for c in _COLUMNS.split(",")[2:])
+        cur = self.ws.conn.execute(
+            f"INSERT INTO trajectories ({_COLUMNS}) VALUES ({placeholders}) ON CONFLICT(run_id, task_id) DO UPDATE SET "
+            f"{updates} WHERE trajectories.status != 'ok'", values)
+        return cur.lastrowid
+
+    def get(self, traj_id: int) -> tuple[Trajectory, dict[str, Any]] | None:
+        row = self.ws.conn.execute(
+            f"SELECT {_COLUMNS}, id, curation, tags FROM trajectories WHERE id = ?", (traj_id,)).fetchone()
+        if row is None:
+            return None
+        t = Trajectory(
+            task_id=row[1], tier=row[2], model=row[3], status=row[4], content=row[7], final_answer=row[8],
+            tool_calls=json.loads(row[9]), request=json.loads(row[10]),
+            response=None if row[11] is None else json.loads(row[11]),
+            logprobs=None if row[12] is None else json.loads(row[12]),
+            usage=Usage(row[13], row[14], row[15], row[16]), latency_ms=row[17], cost_micro=row[18],
+            conf_mean=row[19], conf_min=row[20], conf_tool=row[21], system_fingerprint=row[22], error=row[23],
+            attempts=row[24], started_at=row[25], finished_at=row[26])
+        return t, {"id": row[27], "run_id": row[0], "category": row[5], "curation": row[28], "tags": row[29]}
+
+    def summary_rows(self, tier: int | None = None) -> list[dict[str, Any]]:
+        where, args = ("WHERE tier = ?", [tier]) if tier is not None else ("", [])
+        rows = self.ws.conn.execute(
+            "SELECT id, task_id, tier, model, status, category, tool_name, conf_mean, conf_min, conf_tool, cost_micro, "
+            f"latency_ms, prompt_tokens, completion_tokens, curation, tags, run_id FROM trajectories {where} ORDER BY id",
+            args).fetchall()
+        keys = ["id", "task_id", "tier", "model", "status", "category", "tool_name", "conf_mean", "conf_min", "conf_tool",
+                "cost_micro", "latency_ms", "prompt_tokens", "completion_tokens", "curation", "tags", "run_id"]
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    def count(self, where: str = "", args: list[Any] | None = None) -> int:
+        return self.ws.conn.execute(f"SELECT count(*) FROM trajectories {where}", args or []).fetchone()[0]
+
+    def set_curation(self, ids: list[int], curation: str | None) -> dict[int, str | None]:
+        """Returns the previous values, for undo."""
+        previous = self._column(ids, "curation")
+        self.ws.conn.executemany("UPDATE trajectories SET curation = ? WHERE id = ?", [(curation, i) for i in ids])
+        return previous
+
+    def restore_curation(self, previous: dict[int, str | None]) -> None:
+        self.ws.conn.executemany("UPDATE trajectories SET curation = ? WHERE id = ?",
+                                 [(v, k) for k, v in previous.items()])
+
+    def add_tag(self, ids: list[int], tag: str) -> dict[int, str]:
+        previous = self._column(ids, "tags")
+        rows = []
+        for i, tags in previous.items():
+            parts = [p for p in (tags or "").split(",") if p]
+            if tag not in parts:
+                parts.append(tag)
+            rows.append((",".join(parts), i))
+        self.ws.conn.executemany("UPDATE trajectories SET tags = ? WHERE id = ?", rows)
+        return previous
+
+    def restore_tags(self, previous: dict[int, str]) -> None:
+        self.ws.conn.executemany("UPDATE trajectories SET tags = ? WHERE id = ?", [(v, k) for k, v in previous.items()])
+
+    def _column(self, ids: list[int], column: str) -> dict[int, Any]:
+        out: dict[int, Any] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            out.update(self.ws.conn.execute(f"SELECT id, {column} FROM trajectories WHERE id IN ({marks})", chunk))
+        return out
