@@ -96,6 +96,24 @@ def build_parser() -> argparse.ArgumentParser:
     ta_list.add_argument("--limit", type=int)
     ta_list.add_argument("--json", action="store_true")
 
+    col = sub.add_parser("collect", help="run a tier over tasks (resumes an unfinished run of the same tier and tasks)")
+    col.add_argument("--tier", type=int, help="tier number (default: the teacher)")
+    col.add_argument("--limit", type=int)
+    col.add_argument("--category")
+    col.add_argument("--concurrency", type=int)
+    col.add_argument("--batch", action="store_true", help="through the Batch API (not available yet)")
+    col.add_argument("--json", action="store_true")
+
+    traj = sub.add_parser("trajectories", help="list and export trajectories").add_subparsers(
+        dest="traj_cmd", metavar="ACTION", required=True)
+    tr_list = traj.add_parser("list", help="one line (or JSON object) per trajectory")
+    tr_list.add_argument("--tier", type=int)
+    tr_list.add_argument("--json", action="store_true")
+    tr_exp = traj.add_parser("export", help="write trajectories to a file")
+    tr_exp.add_argument("file")
+    tr_exp.add_argument("--tier", type=int)
+    tr_exp.add_argument("--format", choices=["native", "csv"], default="native")
+
     cat = sub.add_parser("catalog", help="the price catalog").add_subparsers(dest="catalog_cmd", metavar="ACTION",
                                                                            required=True)
     c_show = cat.add_parser("show", help="source, date and one model's prices")
@@ -131,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
             return run_self_check()
         if args.command in (None, "gui"):
             return _gui(args)
-        handler = {"tiers": _tiers, "tasks": _tasks, "keys": _keys, "catalog": _catalog, "sandbox": _sandbox, "demo": _demo}[args.command]
+        handler = {"tiers": _tiers, "tasks": _tasks, "collect": _collect, "trajectories": _trajectories, "keys": _keys, "catalog": _catalog, "sandbox": _sandbox, "demo": _demo}[args.command]
         return handler(args) or 0
     except CliError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -288,6 +306,84 @@ def _tasks(args: argparse.Namespace) -> int:
             for t in tasks:
                 print(f"{t.id:<24} {t.category:<16} {','.join(t.tool_names)[:40]:<40} {t.prompt[:60]}")
             print(f"{len(tasks)} tasks" + (f" in {args.category}" if args.category else ""))
+        return 0
+
+
+# -- collect ---------------------------------------------------------------------------------
+def _collect(args: argparse.Namespace) -> int:
+    from cascade_studio.core.money import micro_to_usd
+    from cascade_studio.core.tiers import teacher_of
+    from cascade_studio.services.collector import CollectionRun, select_task_ids, start_or_resume
+    from cascade_studio.services.secrets import SecretStore
+    from cascade_studio.store.tiers import TierRepository
+
+    if args.batch:
+        raise CliError("--batch (the OpenAI Batch API) is not available yet; run without --batch", code=2)
+    with _open_ws(args) as ws:
+        tiers = TierRepository(ws).list()
+        tier = next((t for t in tiers if t.tier == args.tier), None) if args.tier else teacher_of(tiers)
+        if tier is None:
+            raise CliError(f"no tier {args.tier or ''}; define one with `cascade-studio tiers set`".replace("  ", " "))
+        task_ids = select_task_ids(ws, args.category, args.limit)
+        if not task_ids:
+            raise CliError("no tasks to run; import some with `cascade-studio tasks import FILE`")
+        run, resumed = start_or_resume(ws, tier, task_ids, {"category": args.category, "limit": args.limit,
+                                                            "concurrency": args.concurrency})
+        last = [0.0]
+
+        def progress(p) -> None:
+            import time as _t
+
+            if _t.monotonic() - last[0] < 1.0 and p.status == "running":
+                return
+            last[0] = _t.monotonic()
+            eta = f", ETA {p.eta_s:.0f}s" if p.eta_s is not None else ""
+            print(f"[run {p.run_id}] {p.done}/{p.total} done, {p.failed} failed, {p.rate:.1f}/s{eta}, "
+                  f"{p.tokens:,} tokens, ${p.cost_usd:.4f}", file=sys.stderr, flush=True)
+
+        if resumed:
+            print(f"Resuming run {run.id} of tier {tier.tier} ({tier.model})", file=sys.stderr)
+        runner = CollectionRun(ws, tier, SecretStore(), run, concurrency=args.concurrency, on_progress=progress)
+        try:
+            result = asyncio.run(runner.run())
+        except KeyboardInterrupt:
+            print(f"Interrupted; run `collect` again to resume run {run.id}.", file=sys.stderr)
+            return 130
+        summary = {"run_id": run.id, "tier": tier.tier, "model": tier.model, "resumed": resumed,
+                   "done": result.done, "failed": result.failed, "skipped": result.skipped, "tokens": result.tokens,
+                   "cost_usd": str(micro_to_usd(result.cost_micro)),
+                   "status": result.status, "message": result.message}
+        if args.json:
+            _print_json(summary)
+        else:
+            print(f"Run {run.id}: {result.done}/{result.total} done, {result.failed} failed, "
+                  f"{result.skipped} already done before, {result.tokens:,} tokens, ${summary['cost_usd']}")
+        if result.status == "failed" and result.message:
+            print(f"error: {result.message}", file=sys.stderr)
+        return 0 if result.status == "done" else 1
+
+
+def _trajectories(args: argparse.Namespace) -> int:
+    from cascade_studio.services.trajectory_io import export_csv, export_native, list_rows
+
+    with _open_ws(args) as ws:
+        if args.traj_cmd == "list":
+            rows = list_rows(ws, args.tier)
+            if args.json:
+                _print_json(rows)
+            else:
+                for r in rows:
+                    conf = "" if r["confidence"] is None else f"{r['confidence']:.3f}"
+                    print(f"{r['task_id']:<24} tier {r['tier']} {r['model']:<14} {r['status']:<6} "
+                          f"{r['tool'] or '-':<28} conf {conf:<6} ${r['cost_usd']:<10} {r['latency_ms']:.0f} ms")
+                print(f"{len(rows)} trajectories")
+            return 0
+        target = Path(args.file)
+        try:
+            count = export_csv(ws, target, args.tier) if args.format == "csv" else export_native(ws, target, args.tier)
+        except OSError as exc:
+            raise CliError(f"cannot write {target}: {exc.strerror}") from None
+        print(f"Exported {count} trajectories to {target}")
         return 0
 
 
