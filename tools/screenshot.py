@@ -21,11 +21,28 @@ if "--demo" in sys.argv:
 
     sandbox = SandboxThread()
     prepare_demo(workspace, sandbox.start())
+    collect = next((int(a.split("=")[1]) for a in sys.argv if a.startswith("--collect=")), 0)
+    if collect:
+        import asyncio
+
+        from cascade_studio.sandbox.app import SandboxConfig  # noqa: F401
+        from cascade_studio.services.collector import CollectionRun, select_task_ids, start_or_resume
+        from cascade_studio.services.secrets import SecretStore
+        from cascade_studio.store.tiers import TierRepository
+        from cascade_studio.store.workspace import Workspace
+
+        sandbox.server.config.latency_scale = 0
+        with Workspace.open(workspace) as ws:
+            for tier in TierRepository(ws).list():
+                run, _ = start_or_resume(ws, tier, select_task_ids(ws, limit=collect), {})
+                asyncio.run(CollectionRun(ws, tier, SecretStore(), run).run())
 app = make_app()
 window = create_main_window(workspace)
 window.nav.setCurrentRow(page)
 window.move(0, 0)
 window.show()
+if "--select" in sys.argv and page == 2:
+    window.trajectories_page.table.selectRow(int(sys.argv[sys.argv.index("--select") + 1]))
 
 
 def shoot() -> None:

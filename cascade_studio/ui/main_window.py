@@ -33,6 +33,7 @@ from cascade_studio.ui.background import run_in_thread
 from cascade_studio.ui.errors import show_error
 from cascade_studio.ui.tasks_page import TasksPage
 from cascade_studio.ui.tiers_page import TiersPage
+from cascade_studio.ui.trajectories_page import TrajectoriesPage
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ class MainWindow(QMainWindow):
         self.ws: Workspace | None = None
         self.catalog: PriceCatalog = catalog_svc.load_bundled()
         self.setWindowTitle(APP_NAME)
-        self.resize(1200, 760)
+        self.resize(1360, 820)
         self.setMinimumSize(QSize(900, 560))
 
         self.nav = QListWidget(objectName="navigation")
@@ -65,6 +66,10 @@ class MainWindow(QMainWindow):
         self.add_page("Tiers", self.tiers_page)
         self.tasks_page = TasksPage()
         self.add_page("Tasks", self.tasks_page)
+        self.trajectories_page = TrajectoriesPage(secrets)
+        self.add_page("Trajectories", self.trajectories_page)
+        self.tasks_page.imported.connect(self.trajectories_page.reload_choices)
+        self.tiers_page.saved.connect(self.trajectories_page.reload_choices)
         self.nav.currentRowChanged.connect(self.pages.setCurrentIndex)
         self.nav.setCurrentRow(0)
 
@@ -173,6 +178,7 @@ class MainWindow(QMainWindow):
         self.settings.add_recent(ws.path)
         self.tiers_page.set_workspace(ws, catalog)
         self.tasks_page.set_workspace(ws)
+        self.trajectories_page.set_workspace(ws)
         self.workspace_label.setText(f"Workspace: {ws.path}")
         self._update_title()
         log.info("Opened workspace %s", ws.path)
@@ -262,9 +268,22 @@ class MainWindow(QMainWindow):
         if not self._confirm_discard():
             event.ignore()
             return
+        page = self.trajectories_page
+        if page.runner is not None:
+            answer = QMessageBox.question(
+                self, "A run is in progress",
+                "Stop the collection run and quit? Finished trajectories are saved; Start resumes the run next time.")
+            if answer != QMessageBox.StandardButton.Yes:
+                event.ignore()
+                return
+            page.run_finished.connect(lambda *_: self.close())  # close once the workers have stopped
+            page.cancel_run()
+            event.ignore()
+            return
         if self.ws is not None:
             self.tiers_page.ws = None
             self.tasks_page.set_workspace(None)
+            self.trajectories_page.set_workspace(None)
             self.ws.close()
             self.ws = None
         event.accept()

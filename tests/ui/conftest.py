@@ -8,6 +8,7 @@ def qloop(qapp):
     """A qasync loop driving Qt, so @asyncSlot handlers run as they do in the app."""
     import qasync
 
+    qapp.setQuitOnLastWindowClosed(False)  # closing a test window must not stop the loop under test
     loop = qasync.QEventLoop(qapp)
     asyncio.set_event_loop(loop)
     yield loop

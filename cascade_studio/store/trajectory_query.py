@@ -1,0 +1,101 @@
+"""Filtered, sorted views of the trajectories table for the inspector: the matching ids are
+fetched once (a compact array), rows are fetched by id a block at a time, so a million rows stay
+cheap to scroll."""
+
+from __future__ import annotations
+
+from array import array
+from dataclasses import dataclass, field
+from typing import Any
+
+from cascade_studio.store.workspace import Workspace
+
+CONF_COLUMNS = {"mean_token_prob": "conf_mean", "min_token_prob": "conf_min", "tool_name_prob": "conf_tool"}
+SORTABLE = {"id": "id", "task_id": "task_id", "category": "category", "tier": "tier", "model": "model",
+            "status": "status", "tool_name": "tool_name", "confidence": None, "cost_micro": "cost_micro",
+            "latency_ms": "latency_ms", "tokens": "(prompt_tokens + completion_tokens)", "curation": "curation",
+            "tags": "tags"}
+ROW_COLUMNS = ("id, task_id, category, tier, model, status, tool_name, conf_mean, conf_min, conf_tool, cost_micro, "
+               "latency_ms, prompt_tokens + completion_tokens, curation, tags")
+
+
+@dataclass
+class TrajectoryFilter:
+    category: str | None = None
+    tier: int | None = None
+    status: str | None = None
+    tool: str | None = None
+    curation: str | None = None  # accepted, rejected, none
+    conf_min: float | None = None
+    conf_max: float | None = None
+    cost_min_micro: int | None = None
+    cost_max_micro: int | None = None
+    search: str = ""
+    confidence: str = "mean_token_prob"
+    sort: str = "id"
+    descending: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def where(self) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        args: list[Any] = []
+        conf = CONF_COLUMNS.get(self.confidence, "conf_mean")
+        for column, value in (("category", self.category), ("tier", self.tier), ("status", self.status),
+                              ("tool_name", self.tool)):
+            if value not in (None, ""):
+                clauses.append(f"{column} = ?")
+                args.append(value)
+        if self.curation == "none":
+            clauses.append("curation IS NULL")
+        elif self.curation:
+            clauses.append("curation = ?")
+            args.append(self.curation)
+        if self.conf_min is not None:
+            clauses.append(f"{conf} >= ?")
+            args.append(self.conf_min)
+        if self.conf_max is not None:
+            clauses.append(f"{conf} <= ?")
+            args.append(self.conf_max)
+        if self.cost_min_micro is not None:
+            clauses.append("cost_micro >= ?")
+            args.append(self.cost_min_micro)
+        if self.cost_max_micro is not None:
+            clauses.append("cost_micro <= ?")
+            args.append(self.cost_max_micro)
+        if self.search:
+            clauses.append("(task_id LIKE ? OR tool_name LIKE ? OR content LIKE ? OR tags LIKE ?)")
+            like = f"%{self.search}%"
+            args += [like] * 4
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
+
+    def order(self) -> str:
+        column = SORTABLE.get(self.sort) or "id"
+        if self.sort == "confidence":
+            column = CONF_COLUMNS.get(self.confidence, "conf_mean")
+        direction = "DESC" if self.descending else "ASC"
+        return f" ORDER BY {column} {direction}, id {direction}" if column != "id" else f" ORDER BY id {direction}"
+
+
+def matching_ids(ws: Workspace, flt: TrajectoryFilter) -> array:
+    where, args = flt.where()
+    ids = array("q")
+    cursor = ws.conn.execute(f"SELECT id FROM trajectories{where}{flt.order()}", args)
+    while True:
+        chunk = cursor.fetchmany(65536)
+        if not chunk:
+            break
+        ids.extend(r[0] for r in chunk)
+    return ids
+
+
+def rows_by_id(ws: Workspace, ids: list[int]) -> dict[int, tuple[Any, ...]]:
+    if not ids:
+        return {}
+    marks = ",".join("?" * len(ids))
+    return {r[0]: r for r in ws.conn.execute(f"SELECT {ROW_COLUMNS} FROM trajectories WHERE id IN ({marks})", ids)}
+
+
+def distinct_values(ws: Workspace, column: str) -> list[Any]:
+    assert column in ("category", "tier", "status", "tool_name", "model")
+    return [r[0] for r in ws.conn.execute(f"SELECT DISTINCT {column} FROM trajectories WHERE {column} IS NOT NULL "
+                                          f"ORDER BY {column}")]

@@ -1,0 +1,433 @@
+"""Trajectories page: run a tier over tasks (progress, pause, cancel, resume), then inspect,
+filter and curate what came back (accept / reject / tag, with undo)."""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+from typing import Any
+
+from PySide6.QtCore import QItemSelectionModel, Qt, QTimer, Signal
+from PySide6.QtGui import QKeySequence, QShortcut, QUndoCommand, QUndoStack
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QInputDialog,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QTableView,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
+
+from cascade_studio.core.tiers import teacher_of
+from cascade_studio.services.secrets import SecretStore
+from cascade_studio.store.tasks import TaskRepository
+from cascade_studio.store.tiers import TierRepository
+from cascade_studio.store.trajectories import TrajectoryRepository
+from cascade_studio.store.trajectory_query import TrajectoryFilter, distinct_values
+from cascade_studio.store.workspace import Workspace
+from cascade_studio.ui.tier_editor import ERROR_STYLE, INFO_STYLE
+from cascade_studio.ui.trajectory_detail import detail_html
+from cascade_studio.ui.trajectory_model import TrajectoryTableModel
+
+log = logging.getLogger(__name__)
+
+
+class CurationCommand(QUndoCommand):
+    """Accept / reject / clear / tag a set of trajectories; undo restores what each had."""
+
+    def __init__(self, page: TrajectoriesPage, ids: list[int], action: str, value: str | None) -> None:
+        label = {"curation": f"{value or 'clear'} {len(ids)} trajectories", "tag": f"tag {len(ids)} as {value}"}
+        super().__init__(label[action])
+        self.page, self.ids, self.action, self.value = page, ids, action, value
+        self.previous: dict[int, Any] = {}
+
+    def redo(self) -> None:
+        repo = TrajectoryRepository(self.page.ws)
+        if self.action == "curation":
+            self.previous = repo.set_curation(self.ids, self.value)
+        else:
+            self.previous = repo.add_tag(self.ids, self.value or "")
+        self.page.model.reload_rows(self.ids)
+        self.page.show_current()
+
+    def undo(self) -> None:
+        repo = TrajectoryRepository(self.page.ws)
+        if self.action == "curation":
+            repo.restore_curation(self.previous)
+        else:
+            repo.restore_tags(self.previous)
+        self.page.model.reload_rows(self.ids)
+        self.page.show_current()
+
+
+class TrajectoriesPage(QWidget):
+    run_finished = Signal(object)
+
+    def __init__(self, secrets: SecretStore, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.secrets = secrets
+        self.ws: Workspace | None = None
+        self.runner = None
+        self.run_task = None
+        self.undo_stack = QUndoStack(self)
+
+        # --- run controls -------------------------------------------------------------------
+        self.run_tier = QComboBox(objectName="runTier")
+        self.run_category = QComboBox(objectName="runCategory")
+        self.run_limit = QSpinBox(objectName="runLimit", minimum=0, maximum=10_000_000, singleStep=50)
+        self.run_limit.setSpecialValueText("all tasks")
+        self.run_concurrency = QSpinBox(objectName="runConcurrency", minimum=0, maximum=1024)
+        self.run_concurrency.setSpecialValueText("tier default")
+        self.start_button = QPushButton("Start", objectName="startRun")
+        self.start_button.setToolTip("Run the tier over the tasks; resumes an unfinished run of the same tasks (Ctrl+R)")
+        self.pause_button = QPushButton("Pause", objectName="pauseRun")
+        self.cancel_button = QPushButton("Cancel", objectName="cancelRun")
+        self.progress_bar = QProgressBar(objectName="runProgress")
+        self.progress_bar.setFormat("%v / %m")
+        self.run_status = QLabel(objectName="runStatus")
+        self.run_status.setWordWrap(True)
+        self.run_status.setStyleSheet(INFO_STYLE)
+        self.start_button.clicked.connect(self.start_run)
+        self.pause_button.clicked.connect(self.toggle_pause)
+        self.cancel_button.clicked.connect(self.cancel_run)
+        run_box = QGroupBox("Collection run")
+        rl = QVBoxLayout(run_box)
+        row = QHBoxLayout()
+        for label, widget in (("Tier", self.run_tier), ("Category", self.run_category), ("Limit", self.run_limit),
+                              ("Concurrency", self.run_concurrency)):
+            row.addWidget(QLabel(label))
+            row.addWidget(widget)
+        row.addStretch(1)
+        row.addWidget(self.start_button)
+        row.addWidget(self.pause_button)
+        row.addWidget(self.cancel_button)
+        rl.addLayout(row)
+        prow = QHBoxLayout()
+        prow.addWidget(self.progress_bar, 1)
+        prow.addWidget(self.run_status, 2)
+        rl.addLayout(prow)
+
+        # --- filters ------------------------------------------------------------------------
+        self.f_category = QComboBox(objectName="filterCategory")
+        self.f_tier = QComboBox(objectName="filterTier")
+        self.f_status = QComboBox(objectName="filterStatus")
+        self.f_tool = QComboBox(objectName="filterTool")
+        self.f_curation = QComboBox(objectName="filterCuration")
+        for text, value in (("Any curation", None), ("Accepted", "accepted"), ("Rejected", "rejected"),
+                            ("Not curated", "none")):
+            self.f_curation.addItem(text, value)
+        self.f_method = QComboBox(objectName="confidenceMethod")
+        for text, value in (("Mean token prob.", "mean_token_prob"), ("Min token prob.", "min_token_prob"),
+                            ("Tool-name prob.", "tool_name_prob")):
+            self.f_method.addItem(text, value)
+        self.f_conf_min = QDoubleSpinBox(objectName="confMin", minimum=0, maximum=1, singleStep=0.05, decimals=2)
+        self.f_conf_max = QDoubleSpinBox(objectName="confMax", minimum=0, maximum=1, singleStep=0.05, decimals=2,
+                                         value=1.0)
+        self.f_cost_max = QDoubleSpinBox(objectName="costMax", minimum=0, maximum=1000, decimals=4, singleStep=0.001)
+        self.f_cost_max.setSpecialValueText("any cost")
+        self.f_search = QLineEdit(objectName="trajSearch")
+        self.f_search.setPlaceholderText("Search task, tool, text, tags…")
+        self.f_search.setClearButtonEnabled(True)
+        frow = QHBoxLayout()
+        frow.addWidget(QLabel("Filter"))
+        for w in (self.f_category, self.f_tier, self.f_status, self.f_tool, self.f_curation):
+            w.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            w.setMinimumContentsLength(10)
+            frow.addWidget(w)
+        frow.addWidget(self.f_search, 1)
+        frow2 = QHBoxLayout()
+        frow2.addWidget(QLabel("Confidence"))
+        frow2.addWidget(self.f_method)
+        frow2.addWidget(QLabel("from"))
+        frow2.addWidget(self.f_conf_min)
+        frow2.addWidget(QLabel("to"))
+        frow2.addWidget(self.f_conf_max)
+        frow2.addSpacing(16)
+        frow2.addWidget(QLabel("Cost at most $"))
+        frow2.addWidget(self.f_cost_max)
+        frow2.addStretch(1)
+
+        # --- table + detail -----------------------------------------------------------------
+        self.model = TrajectoryTableModel(self)
+        self.table = QTableView(objectName="trajectoryTable")
+        self.table.setModel(self.model)
+        self.table.setSortingEnabled(True)
+        self.table.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
+        self.table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QTableView.SelectionMode.ExtendedSelection)
+        self.table.verticalHeader().hide()
+        self.table.verticalHeader().setDefaultSectionSize(22)
+        self.table.setWordWrap(False)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        for col, width in enumerate((120, 90, 34, 90, 45, 150, 75, 72, 80, 55, 70)):
+            self.table.setColumnWidth(col, width)
+        self.table.selectionModel().currentRowChanged.connect(lambda *_: self.show_current())
+        self.detail = QTextBrowser(objectName="trajectoryDetail")
+        self.detail.setPlaceholderText("Select a trajectory to see the conversation, tool calls and token heat map.")
+        self.count_label = QLabel(objectName="trajCount")
+        self.count_label.setStyleSheet(INFO_STYLE)
+
+        self.accept_button = QPushButton("Accept", objectName="accept")
+        self.accept_button.setToolTip("Accept the selected trajectories (A)")
+        self.reject_button = QPushButton("Reject", objectName="reject")
+        self.reject_button.setToolTip("Reject the selected trajectories (R)")
+        self.clear_button = QPushButton("Clear", objectName="clearCuration")
+        self.tag_button = QPushButton("Tag…", objectName="tag")
+        self.tag_button.setToolTip("Add a tag to the selected trajectories (T)")
+        self.undo_button = QPushButton("Undo", objectName="undo")
+        self.undo_button.setToolTip("Undo the last curation (Ctrl+Z)")
+        self.accept_button.clicked.connect(lambda: self.curate("accepted"))
+        self.reject_button.clicked.connect(lambda: self.curate("rejected"))
+        self.clear_button.clicked.connect(lambda: self.curate(None))
+        self.tag_button.clicked.connect(self.tag_dialog)
+        self.undo_button.clicked.connect(self.undo_stack.undo)
+        self.undo_stack.canUndoChanged.connect(self.undo_button.setEnabled)
+        self.undo_button.setEnabled(False)
+        crow = QHBoxLayout()
+        crow.addWidget(self.count_label, 1)
+        for b in (self.accept_button, self.reject_button, self.clear_button, self.tag_button, self.undo_button):
+            crow.addWidget(b)
+        left = QWidget()
+        ll = QVBoxLayout(left)
+        ll.setContentsMargins(0, 0, 0, 0)
+        ll.addWidget(self.table, 1)
+        ll.addLayout(crow)
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(left)
+        splitter.addWidget(self.detail)
+        splitter.setSizes([900, 340])
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 1)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(run_box)
+        layout.addLayout(frow)
+        layout.addLayout(frow2)
+        layout.addWidget(splitter, 1)
+
+        self._filter_timer = QTimer(self, singleShot=True, interval=200)
+        self._filter_timer.timeout.connect(self.apply_filter)
+        for combo in (self.f_category, self.f_tier, self.f_status, self.f_tool, self.f_curation, self.f_method):
+            combo.currentIndexChanged.connect(lambda _=None: self._filter_timer.start())
+        for spin in (self.f_conf_min, self.f_conf_max, self.f_cost_max):
+            spin.valueChanged.connect(lambda _=None: self._filter_timer.start())
+        self.f_search.textChanged.connect(lambda _=None: self._filter_timer.start())
+        self._live_timer = QTimer(self, interval=1500)
+        self._live_timer.timeout.connect(self._live_refresh)
+
+        for key, slot in (("A", lambda: self.curate("accepted")), ("R", lambda: self.curate("rejected")),
+                          ("T", self.tag_dialog), ("Ctrl+R", self.start_run)):
+            sc = QShortcut(QKeySequence(key), self.table if len(key) == 1 else self, slot)
+            sc.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        QShortcut(QKeySequence.StandardKey.Undo, self, self.undo_stack.undo)
+        QShortcut(QKeySequence.StandardKey.Redo, self, self.undo_stack.redo)
+        self._set_running(False)
+        self._status("Start runs the selected tier over the tasks; a stopped run resumes where it left off.")
+
+    # -- workspace -----------------------------------------------------------------------------
+    def set_workspace(self, ws: Workspace | None) -> None:
+        if self.runner is not None:
+            self.cancel_run()
+        self.ws = ws
+        self.undo_stack.clear()
+        self.reload_choices()
+        self.model.set_workspace(ws)
+        self._update_count()
+
+    def reload_choices(self) -> None:
+        """Tier and category lists (after tiers are saved or tasks imported)."""
+        tiers = self._tiers()
+        top = teacher_of(tiers).tier if tiers else None
+        self._fill(self.run_tier, [(f"Tier {t.tier}{' (teacher)' if t.tier == top else ''} — {t.model}", t.tier)
+                                   for t in tiers], default=top)
+        cats = TaskRepository(self.ws).categories() if self.ws else []
+        self._fill(self.run_category, [("All categories", None)] + [(f"{c} ({n})", c) for c, n in cats])
+        self._fill_filters()
+
+    def _fill_filters(self) -> None:
+        if self.ws is None:
+            return
+        for combo, column, label in ((self.f_category, "category", "Any category"), (self.f_tier, "tier", "Any tier"),
+                                     (self.f_status, "status", "Any status"), (self.f_tool, "tool_name", "Any tool")):
+            values = distinct_values(self.ws, column)
+            self._fill(combo, [(label, None)] + [(f"tier {v}" if column == "tier" else str(v), v) for v in values])
+
+    def _tiers(self):
+        return TierRepository(self.ws).list() if self.ws else []
+
+    @staticmethod
+    def _fill(combo: QComboBox, items: list[tuple[str, Any]], default: Any = None) -> None:
+        current = combo.currentData() if combo.count() else default
+        combo.blockSignals(True)
+        combo.clear()
+        for text, value in items:
+            combo.addItem(text, value)
+        index = combo.findData(current)
+        combo.setCurrentIndex(index if index >= 0 else 0)
+        combo.blockSignals(False)
+
+    # -- filtering -----------------------------------------------------------------------------
+    def current_filter(self) -> TrajectoryFilter:
+        cost_max = self.f_cost_max.value()
+        return TrajectoryFilter(
+            category=self.f_category.currentData(), tier=self.f_tier.currentData(), status=self.f_status.currentData(),
+            tool=self.f_tool.currentData(), curation=self.f_curation.currentData(),
+            conf_min=self.f_conf_min.value() or None,
+            conf_max=None if self.f_conf_max.value() >= 1.0 else self.f_conf_max.value(),
+            cost_max_micro=int(Decimal(str(cost_max)) * 1_000_000) if cost_max > 0 else None,
+            search=self.f_search.text().strip(), confidence=self.f_method.currentData(),
+            sort=self.model.filter.sort, descending=self.model.filter.descending)
+
+    def apply_filter(self) -> None:
+        self.model.set_filter(self.current_filter())
+        self._update_count()
+        self.detail.clear()
+
+    def _update_count(self) -> None:
+        total = TrajectoryRepository(self.ws).count() if self.ws else 0
+        self.count_label.setText(f"{len(self.model.ids):,} of {total:,} trajectories")
+
+    def selected_ids(self) -> list[int]:
+        rows = sorted({i.row() for i in self.table.selectionModel().selectedRows()})
+        return [i for i in (self.model.trajectory_id(r) for r in rows) if i is not None]
+
+    def show_current(self) -> None:
+        index = self.table.currentIndex()
+        traj_id = self.model.trajectory_id(index.row()) if index.isValid() else None
+        if traj_id is None or self.ws is None:
+            self.detail.clear()
+            return
+        found = TrajectoryRepository(self.ws).get(traj_id)
+        if found is None:
+            self.detail.clear()
+            return
+        self.detail.setHtml(detail_html(*found))
+
+    # -- curation ------------------------------------------------------------------------------
+    def curate(self, value: str | None) -> None:
+        ids = self.selected_ids()
+        if ids and self.ws is not None:
+            self.undo_stack.push(CurationCommand(self, ids, "curation", value))
+
+    def tag_dialog(self) -> None:
+        ids = self.selected_ids()
+        if not ids:
+            return
+        tag, ok = QInputDialog.getText(self, "Tag trajectories", f"Tag for {len(ids)} selected trajectories:")
+        if ok and tag.strip():
+            self.tag(tag.strip().replace(",", " "))
+
+    def tag(self, tag: str) -> None:
+        ids = self.selected_ids()
+        if ids and self.ws is not None:
+            self.undo_stack.push(CurationCommand(self, ids, "tag", tag))
+
+    def select_rows(self, rows: list[int]) -> None:
+        sel = self.table.selectionModel()
+        sel.clearSelection()
+        for r in rows:
+            sel.select(self.model.index(r, 0), QItemSelectionModel.SelectionFlag.Select
+                       | QItemSelectionModel.SelectionFlag.Rows)
+        if rows:
+            sel.setCurrentIndex(self.model.index(rows[0], 0), QItemSelectionModel.SelectionFlag.NoUpdate)
+
+    # -- runs ----------------------------------------------------------------------------------
+    def _set_running(self, running: bool) -> None:
+        self.start_button.setEnabled(not running)
+        self.pause_button.setEnabled(running)
+        self.cancel_button.setEnabled(running)
+        for w in (self.run_tier, self.run_category, self.run_limit, self.run_concurrency):
+            w.setEnabled(not running)
+        if running:
+            self._live_timer.start()
+        else:
+            self._live_timer.stop()
+
+    def start_run(self) -> None:
+        import asyncio
+
+        from cascade_studio.services.collector import CollectionRun, select_task_ids, start_or_resume
+
+        if self.ws is None or self.runner is not None:
+            return
+        tier = next((t for t in self._tiers() if t.tier == self.run_tier.currentData()), None)
+        if tier is None:
+            self._status("Define a tier first (Tiers page).", error=True)
+            return
+        task_ids = select_task_ids(self.ws, self.run_category.currentData(), self.run_limit.value() or None)
+        if not task_ids:
+            self._status("No tasks to run: import tasks on the Tasks page (Ctrl+I).", error=True)
+            return
+        run, resumed = start_or_resume(self.ws, tier, task_ids, {"category": self.run_category.currentData(),
+                                                                   "limit": self.run_limit.value() or None})
+        self.runner = CollectionRun(self.ws, tier, self.secrets, run, concurrency=self.run_concurrency.value() or None,
+                                    on_progress=self._progress)
+        self.progress_bar.setMaximum(len(task_ids))
+        self._status(("Resuming" if resumed else "Starting") + f" run {run.id}: tier {tier.tier} ({tier.model}) over "
+                     f"{len(task_ids)} tasks…")
+        self._set_running(True)
+        self.run_task = asyncio.ensure_future(self.runner.run())
+        self.run_task.add_done_callback(self._run_done)
+
+    def toggle_pause(self) -> None:
+        if self.runner is None:
+            return
+        if self.runner.paused:
+            self.runner.resume()
+            self.pause_button.setText("Pause")
+        else:
+            self.runner.pause()
+            self.pause_button.setText("Resume")
+
+    def cancel_run(self) -> None:
+        if self.runner is not None:
+            self.runner.cancel()
+
+    def _progress(self, p) -> None:
+        self.progress_bar.setValue(p.done + p.failed)
+        eta = "" if p.eta_s is None else f" · ETA {int(p.eta_s) // 60}:{int(p.eta_s) % 60:02d}"
+        failed = f" · {p.failed} failed" if p.failed else ""
+        retries = f" · {p.retries} retries" if p.retries else ""
+        state = "" if p.status == "running" else f" · {p.status}"
+        self._status(f"{p.done:,}/{p.total:,} done · {p.rate:.1f}/s{eta} · {p.tokens:,} tokens · "
+                     f"${p.cost_usd:.4f}{failed}{retries}{state}", error=bool(p.failed and p.status == "failed"))
+
+    def _run_done(self, task) -> None:
+        runner, self.runner, self.run_task = self.runner, None, None
+        self._set_running(False)
+        self.pause_button.setText("Pause")
+        if task.cancelled():
+            self._status("Cancelled; Start resumes the run.")
+        elif task.exception() is not None:
+            self._status(f"The run stopped: {task.exception()}", error=True)
+            log.error("Run failed", exc_info=task.exception())
+        else:
+            p = task.result()
+            self._progress(p)
+            if p.message:
+                self._status(self.run_status.text() + f" — {p.message}", error=p.status == "failed")
+        self._fill_filters()
+        self.model.refresh()
+        self._update_count()
+        self.run_finished.emit(runner.progress if runner else None)
+
+    def _live_refresh(self) -> None:
+        """While a run writes rows, refresh the view now and then (not on every row)."""
+        if self.ws is not None and not self.table.selectionModel().hasSelection():
+            self.model.refresh()
+            self._update_count()
+
+    def _status(self, text: str, error: bool = False) -> None:
+        self.run_status.setText(text)
+        self.run_status.setStyleSheet(ERROR_STYLE if error else INFO_STYLE)

@@ -1,0 +1,72 @@
+"""HTML for the detail pane: conversation, reasoning, tool calls, answer, usage, and a token-level
+logprob heat map (hover a token for its top alternatives)."""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from typing import Any
+
+from cascade_studio.core.money import micro_to_usd
+from cascade_studio.core.trajectory import Trajectory
+
+
+def _color(p: float) -> str:
+    p = max(0.0, min(1.0, p))
+    if p < 0.5:
+        t = p / 0.5
+        return f"rgb(248,{int(180 + 50 * t)},{int(180 - 40 * t)})"
+    t = (p - 0.5) / 0.5
+    return f"rgb({int(248 - 80 * t)},{int(230 - 10 * t)},{int(140 + 40 * t)})"
+
+
+def heatmap_html(logprobs: list[dict[str, Any]] | None) -> str:
+    if not logprobs:
+        return "<p><i>No logprobs in this response.</i></p>"
+    spans = []
+    for tok in logprobs:
+        p = math.exp(tok["logprob"])
+        alts = ", ".join(f"{a['token']!r} {math.exp(a['logprob']):.2f}" for a in tok.get("top_logprobs") or [])
+        text = html.escape(tok["token"]).replace("\n", "↵<br>").replace(" ", "&nbsp;")
+        spans.append(f'<a title="p={p:.3f}; {html.escape(alts)}" style="background-color:{_color(p)};'
+                     f'color:#1b1b1b;text-decoration:none">{text}</a>')
+    legend = "".join(f'<span style="background-color:{_color(p)}">&nbsp;{p:.1f}&nbsp;</span>'
+                     for p in (0.1, 0.3, 0.5, 0.7, 0.9, 1.0))
+    return (f'<p style="font-family:monospace">{"".join(spans)}</p>'
+            f"<p><small>Token probability: {legend}</small></p>")
+
+
+def detail_html(t: Trajectory, meta: dict[str, Any]) -> str:
+    parts = [f"<h3>{html.escape(t.task_id)} <small>· tier {t.tier} · {html.escape(t.model)} · "
+             f"{html.escape(meta.get('category') or '')}</small></h3>"]
+    if t.status == "error":
+        parts.append(f'<p style="color:#a4262c"><b>Error after {t.attempts} attempt(s):</b> '
+                     f"{html.escape(t.error or '')}</p>")
+    parts.append("<h4>Conversation</h4>")
+    for m in t.request.get("messages", []):
+        content = m.get("content")
+        text = content if isinstance(content, str) else json.dumps(content)
+        parts.append(f"<p><b>{html.escape(m.get('role', ''))}:</b> {html.escape(text or '')}</p>")
+    if t.content and t.tool_calls:
+        parts.append(f"<h4>Reasoning</h4><p>{html.escape(t.content)}</p>")
+    if t.tool_calls:
+        calls = [{"name": c["name"], "arguments": c["arguments"]} for c in t.tool_calls]
+        parts.append(f"<h4>Tool calls ({len(calls)})</h4><pre>{html.escape(json.dumps(calls, indent=2))}</pre>")
+    if t.final_answer:
+        parts.append(f"<h4>Answer</h4><p>{html.escape(t.final_answer)}</p>")
+    conf = ", ".join(f"{name} {value:.3f}" for name, value in (("mean", t.conf_mean), ("min", t.conf_min),
+                                                               ("tool name", t.conf_tool)) if value is not None)
+    u = t.usage
+    parts.append(
+        "<h4>Usage</h4><table cellspacing=4>"
+        f"<tr><td>Tokens</td><td>{u.prompt_tokens:,} prompt ({u.cached_tokens:,} cached), {u.completion_tokens:,} "
+        f"completion ({u.reasoning_tokens:,} reasoning)</td></tr>"
+        f"<tr><td>Cost</td><td>${micro_to_usd(t.cost_micro):.6f}</td></tr>"
+        f"<tr><td>Latency</td><td>{t.latency_ms:,.0f} ms · {t.attempts} attempt(s)</td></tr>"
+        f"<tr><td>Confidence</td><td>{conf or '—'}</td></tr>"
+        f"<tr><td>Fingerprint</td><td>{html.escape(t.system_fingerprint or '—')}</td></tr>"
+        f"<tr><td>Curation</td><td>{html.escape(meta.get('curation') or '—')} "
+        f"{html.escape(meta.get('tags') or '')}</td></tr></table>")
+    parts.append("<h4>Token heat map</h4>" + heatmap_html(t.logprobs))
+    return "".join(parts)

@@ -1,0 +1,138 @@
+"""Table model over the trajectories table: ids up front, rows fetched by block on demand."""
+
+from __future__ import annotations
+
+from array import array
+from collections import OrderedDict
+from typing import Any
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
+from PySide6.QtGui import QColor
+
+from cascade_studio.core.money import micro_to_usd
+from cascade_studio.store.trajectory_query import TrajectoryFilter, matching_ids, rows_by_id
+from cascade_studio.store.workspace import Workspace
+
+BLOCK = 256
+MAX_BLOCKS = 64
+
+
+class TrajectoryTableModel(QAbstractTableModel):
+    COL_TASK, COL_CATEGORY, COL_TIER, COL_MODEL, COL_STATUS, COL_TOOL, COL_CONF, COL_COST, COL_LATENCY, \
+        COL_TOKENS, COL_CURATION, COL_TAGS = range(12)
+    HEADERS = ["Task", "Category", "Tier", "Model", "Status", "Tool", "Confidence", "Cost ($)", "Latency ms",
+               "Tokens", "Curation", "Tags"]
+    SORT_KEYS = ["task_id", "category", "tier", "model", "status", "tool_name", "confidence", "cost_micro",
+                 "latency_ms", "tokens", "curation", "tags"]
+    IdRole = Qt.ItemDataRole.UserRole + 1
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self.ws: Workspace | None = None
+        self.filter = TrajectoryFilter()
+        self.ids = array("q")
+        self._blocks: OrderedDict[int, dict[int, tuple]] = OrderedDict()
+
+    # -- querying ------------------------------------------------------------------------------
+    def set_workspace(self, ws: Workspace | None) -> None:
+        self.ws = ws
+        self.refresh()
+
+    def set_filter(self, flt: TrajectoryFilter) -> None:
+        self.filter = flt
+        self.refresh()
+
+    def refresh(self) -> None:
+        self.beginResetModel()
+        self.ids = matching_ids(self.ws, self.filter) if self.ws else array("q")
+        self._blocks.clear()
+        self.endResetModel()
+
+    def reload_rows(self, ids: list[int]) -> None:
+        """Re-read some rows (after curation) and tell the view which cells changed."""
+        wanted = set(ids)
+        for block in self._blocks.values():
+            for i in list(block):
+                if i in wanted:
+                    del block[i]
+        self._blocks.clear()
+        if self.ids:
+            self.dataChanged.emit(self.index(0, self.COL_CURATION), self.index(len(self.ids) - 1, self.COL_TAGS))
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        self.filter.sort = self.SORT_KEYS[column]
+        self.filter.descending = order == Qt.SortOrder.DescendingOrder
+        self.refresh()
+
+    def _row(self, row: int) -> tuple | None:
+        if self.ws is None or not 0 <= row < len(self.ids):
+            return None
+        block_no = row // BLOCK
+        block = self._blocks.get(block_no)
+        if block is None:
+            ids = list(self.ids[block_no * BLOCK:(block_no + 1) * BLOCK])
+            block = rows_by_id(self.ws, ids)
+            self._blocks[block_no] = block
+            if len(self._blocks) > MAX_BLOCKS:
+                self._blocks.popitem(last=False)
+        else:
+            self._blocks.move_to_end(block_no)
+        return block.get(self.ids[row])
+
+    def trajectory_id(self, row: int) -> int | None:
+        return int(self.ids[row]) if 0 <= row < len(self.ids) else None
+
+    # -- Qt model API ------------------------------------------------------------------------------
+    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802, B008
+        return 0 if parent.isValid() else len(self.ids)
+
+    def columnCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802, B008
+        return 0 if parent.isValid() else len(self.HEADERS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):  # noqa: N802
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return self.HEADERS[section]
+        return None
+
+    def confidence_of(self, r: tuple) -> float | None:
+        return {"mean_token_prob": r[7], "min_token_prob": r[8], "tool_name_prob": r[9]}.get(self.filter.confidence)
+
+    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
+        if not index.isValid():
+            return None
+        r = self._row(index.row())
+        if r is None:
+            return None
+        col = index.column()
+        if role == self.IdRole:
+            return r[0]
+        if role == Qt.ItemDataRole.DisplayRole:
+            conf = self.confidence_of(r)
+            return [r[1], r[2], r[3], r[4], r[5], r[6] or "—", "" if conf is None else f"{conf:.3f}",
+                    f"{micro_to_usd(r[10]):.6f}", f"{r[11]:.0f}", f"{r[12]:,}", r[13] or "", r[14] or ""][col]
+        if role == Qt.ItemDataRole.TextAlignmentRole and col in (self.COL_TIER, self.COL_CONF, self.COL_COST,
+                                                                 self.COL_LATENCY, self.COL_TOKENS):
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.BackgroundRole:
+            if col == self.COL_CONF:
+                conf = self.confidence_of(r)
+                return None if conf is None else heat_color(conf)
+            if col == self.COL_STATUS and r[5] == "error":
+                return QColor("#fde7e9")
+            if col == self.COL_CURATION and r[13]:
+                return QColor("#dff6dd") if r[13] == "accepted" else QColor("#fde7e9")
+        if role == Qt.ItemDataRole.ForegroundRole and col in (self.COL_CONF, self.COL_STATUS, self.COL_CURATION):
+            return QColor("#1b1b1b")
+        return None
+
+
+def heat_color(p: float) -> QColor:
+    """Red (unsure) through amber to green (sure), light enough for black text."""
+    p = max(0.0, min(1.0, p))
+    if p < 0.5:
+        t = p / 0.5
+        r, g, b = 248, int(180 + 50 * t), int(180 - 40 * t)
+    else:
+        t = (p - 0.5) / 0.5
+        r, g, b = int(248 - 80 * t), int(230 - 10 * t), int(140 + 40 * t)
+    return QColor(r, g, b)

@@ -1,0 +1,132 @@
+"""Run a tier from the GUI, watch progress, then filter, inspect and curate with undo."""
+
+import datetime as dt
+from decimal import Decimal
+from pathlib import Path
+
+from cascade_studio.core.tiers import ConfidenceMethod, Provider, Tier
+from cascade_studio.services.secrets import SecretStore
+from cascade_studio.services.settings import AppSettings
+from cascade_studio.services.task_import import import_tasks
+from cascade_studio.store.tiers import TierRepository
+from cascade_studio.store.workspace import Workspace
+from cascade_studio.ui.main_window import MainWindow
+from tests.ui.conftest import run_until
+
+BFCL = Path(__file__).resolve().parents[2] / "resources" / "bfcl"
+
+
+def prepared_window(qtbot, tmp_path, url):
+    with Workspace.open(tmp_path) as ws:
+        TierRepository(ws).replace_all([
+            Tier(tier=1, model="gpt-4.1-nano", base_url=url, provider=Provider.SANDBOX, input_price=Decimal("0.1"),
+                 output_price=Decimal("0.4"), confidence_method=ConfidenceMethod.TOOL_NAME_PROB),
+            Tier(tier=2, model="gpt-4o", base_url=url, provider=Provider.SANDBOX, input_price=Decimal("2.5"),
+                 output_price=Decimal("10"))])
+        import_tasks(ws, BFCL / "BFCL_v4_multiple.json")
+    window = MainWindow(SecretStore(), AppSettings(), today=dt.date(2026, 11, 27))
+    qtbot.addWidget(window)
+    window.open_workspace(tmp_path)
+    window.show()
+    return window
+
+
+def test_run_inspect_curate_undo(qtbot, tmp_path, qloop, sandbox_thread):
+    window = prepared_window(qtbot, tmp_path, sandbox_thread.base_url)
+    page = window.trajectories_page
+    assert page.run_tier.currentText().startswith("Tier 2 (teacher)")
+    page.run_limit.setValue(30)
+    page.start_button.click()
+    assert not page.start_button.isEnabled() and page.cancel_button.isEnabled()
+    run_until(qloop, lambda: page.runner is None, timeout=30)
+    assert "30/30 done" in page.run_status.text()
+    assert page.model.rowCount() == 30 and "30 of 30" in page.count_label.text()
+
+    # detail pane with tool calls and the heat map
+    page.table.selectRow(0)
+    text = page.detail.toHtml()
+    assert "Tool calls" in text and "Token heat map" in text and "background-color" in text
+
+    # filters
+    page.f_conf_min.setValue(0.99)
+    page.apply_filter()
+    assert page.model.rowCount() < 30
+    page.f_conf_min.setValue(0)
+    page.f_search.setText("multiple_1")
+    page.apply_filter()
+    assert all("multiple_1" in page.model.index(r, 0).data() for r in range(page.model.rowCount()))
+    page.f_search.clear()
+    page.apply_filter()
+
+    # curation in bulk, tagging, undo and redo
+    page.select_rows([0, 1, 2])
+    page.curate("accepted")
+    assert [page.model.index(r, page.model.COL_CURATION).data() for r in range(3)] == ["accepted"] * 3
+    page.select_rows([1])
+    page.curate("rejected")
+    page.select_rows([0, 1])
+    page.tag("good-args")
+    assert page.model.index(0, page.model.COL_TAGS).data() == "good-args"
+    page.undo_stack.undo()  # tag
+    page.undo_stack.undo()  # reject
+    assert page.model.index(1, page.model.COL_CURATION).data() == "accepted"
+    assert page.model.index(0, page.model.COL_TAGS).data() == ""
+    page.undo_stack.redo()
+    assert page.model.index(1, page.model.COL_CURATION).data() == "rejected"
+    page.f_curation.setCurrentIndex(page.f_curation.findData("accepted"))
+    page.apply_filter()
+    assert page.model.rowCount() == 2
+
+    # sorting by cost, descending
+    page.f_curation.setCurrentIndex(0)
+    page.apply_filter()
+    page.model.sort(page.model.COL_COST, __import__("PySide6.QtCore", fromlist=["Qt"]).Qt.SortOrder.DescendingOrder)
+    costs = [float(page.model.index(r, page.model.COL_COST).data()) for r in range(page.model.rowCount())]
+    assert costs == sorted(costs, reverse=True)
+
+
+def test_cancel_then_resume_from_gui(qtbot, tmp_path, qloop, sandbox_thread):
+    sandbox_thread.config.latency_scale = 0.3
+    window = prepared_window(qtbot, tmp_path, sandbox_thread.base_url)
+    page = window.trajectories_page
+    page.run_concurrency.setValue(2)
+    page.start_button.click()
+    run_until(qloop, lambda: page.runner is not None and page.runner.progress.done >= 4, timeout=30)
+    page.pause_button.click()
+    assert page.pause_button.text() == "Resume"
+    page.cancel_button.click()
+    run_until(qloop, lambda: page.runner is None, timeout=30)
+    assert "Cancelled" in page.run_status.text() or "cancelled" in page.run_status.text()
+    sandbox_thread.config.latency_scale = 0
+    page.start_button.click()
+    assert "Resuming run" in page.run_status.text()
+    run_until(qloop, lambda: page.runner is None, timeout=60)
+    assert "60/60 done" in page.run_status.text()
+    with Workspace.open(tmp_path) as ws:
+        assert ws.conn.execute("SELECT count(*), count(DISTINCT task_id) FROM trajectories").fetchone() == (60, 60)
+
+
+def test_run_without_tasks_explains(qtbot, tmp_path, qloop):
+    window = MainWindow(SecretStore(), AppSettings())
+    qtbot.addWidget(window)
+    window.open_workspace(tmp_path)
+    page = window.trajectories_page
+    page.start_button.click()
+    assert "Define a tier" in page.run_status.text()
+
+
+def test_quit_during_a_run_stops_it_cleanly(qtbot, tmp_path, qloop, sandbox_thread, monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+
+    sandbox_thread.config.latency_scale = 0.3
+    window = prepared_window(qtbot, tmp_path, sandbox_thread.base_url)
+    page = window.trajectories_page
+    page.start_button.click()
+    run_until(qloop, lambda: page.runner is not None and page.runner.progress.done >= 2, timeout=30)
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    window.close()
+    run_until(qloop, lambda: not window.isVisible(), timeout=30)
+    assert window.ws is None
+    with Workspace.open(tmp_path) as ws:
+        assert ws.conn.execute("SELECT status FROM runs").fetchone()[0] == "cancelled"
+        assert ws.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
