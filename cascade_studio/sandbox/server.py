@@ -99,7 +99,8 @@ class SandboxThread:
         return self.server.base_url
 
     def _run(self) -> None:
-        loop = asyncio.new_event_loop()
+        # A plain selector loop: under qasync the default policy would make a Qt loop here.
+        loop = asyncio.SelectorEventLoop()
         self._loop = loop
         try:
             loop.run_until_complete(self.server.start())

@@ -10,7 +10,7 @@ from typing import Any
 
 from cascade_studio.core.money import micro_to_usd
 from cascade_studio.store.tiers import TierRepository
-from cascade_studio.store.trajectories import TrajectoryRepository
+from cascade_studio.store.trajectories import TrajectoryRepository, restore_logprobs
 from cascade_studio.store.workspace import Workspace
 
 
@@ -48,14 +48,15 @@ def export_native(ws: Workspace, target: Path, tier: int | None = None) -> int:
     where, args = ("WHERE tier = ?", [tier]) if tier is not None else ("", [])
     rows = ws.conn.execute(
         f"SELECT task_id, tier, model, status, request, response, latency_ms, finished_at, error, curation, tags, "
-        f"category FROM trajectories {where} ORDER BY id", args)
+        f"category, logprobs FROM trajectories {where} ORDER BY id", args)
 
     def write(fh) -> int:
         n = 0
         for r in rows:
             fh.write(json.dumps({
                 "task_id": r[0], "tier": r[1], "model": r[2], "status": r[3], "request": json.loads(r[4]),
-                "response": None if r[5] is None else json.loads(r[5]), "latency_ms": r[6], "created_at": r[7],
+                "response": None if r[5] is None else restore_logprobs(json.loads(r[5]), r[12]),
+                "latency_ms": r[6], "created_at": r[7],
                 "error": r[8], "curation": r[9], "tags": [t for t in (r[10] or "").split(",") if t],
                 "category": r[11],
             }) + "\n")

@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from cascade_studio.core.tasks import Task
 from cascade_studio.store.workspace import Workspace
 
@@ -86,8 +88,8 @@ class TaskRepository:
                                    (task_id,)).fetchone()
         if row is None:
             return None
-        return Task(row[0], row[1], json.loads(row[2]), json.loads(row[3]),
-                    None if row[4] is None else json.loads(row[4]), row[5])
+        return Task(row[0], row[1], orjson.loads(row[2]), orjson.loads(row[3]),
+                    None if row[4] is None else orjson.loads(row[4]), row[5])
 
     def list(self, category: str | None = None, limit: int | None = None) -> list[Task]:
         where, args = _where(category, "")

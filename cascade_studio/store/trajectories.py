@@ -8,6 +8,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from cascade_studio.core.trajectory import Trajectory, Usage
 from cascade_studio.store.workspace import Workspace
 
@@ -26,6 +28,26 @@ class Run:
     params: dict[str, Any]
     created_at: str
     message: str = ""
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _strip(response: dict[str, Any]) -> dict[str, Any]:
+    choices = response.get("choices") or []
+    if not choices or not isinstance(choices[0].get("logprobs"), dict) or choices[0]["logprobs"].get("content") is None:
+        return response
+    first = dict(choices[0])
+    first["logprobs"] = {**first["logprobs"], "content": "@logprobs"}
+    return {**response, "choices": [first, *choices[1:]]}
+
+
+def restore_logprobs(response: dict[str, Any], logprobs_json: str | None) -> dict[str, Any]:
+    choices = response.get("choices") or []
+    if choices and isinstance(choices[0].get("logprobs"), dict) and choices[0]["logprobs"].get("content") == "@logprobs":
+        choices[0]["logprobs"]["content"] = orjson.loads(logprobs_json) if logprobs_json else None
+    return response
 
 
 class RunRepository:
@@ -81,10 +103,13 @@ class TrajectoryRepository:
         self.ws = ws
 
     def save(self, run_id: int | None, t: Trajectory, category: str = "") -> int:
-        """Insert, or replace an earlier error for the same (run, task); commits at once."""
+        """Insert, or replace an earlier error for the same (run, task); commits at once.
+
+        The response is stored without its logprobs (they have their own column), so they are
+        not stored twice; `get` and the exports put them back."""
         values = (run_id, t.task_id, t.tier, t.model, t.status, category, t.tool_name, t.content, t.final_answer,
-                  json.dumps(t.tool_calls), json.dumps(t.request), None if t.response is None else json.dumps(t.response),
-                  None if t.logprobs is None else json.dumps(t.logprobs), t.usage.prompt_tokens,
+                  _dumps(t.tool_calls), _dumps(t.request), None if t.response is None else _dumps(_strip(t.response)),
+                  None if t.logprobs is None else _dumps(t.logprobs), t.usage.prompt_tokens,
                   t.usage.completion_tokens, t.usage.cached_tokens, t.usage.reasoning_tokens, t.latency_ms,
                   t.cost_micro, t.conf_mean, t.conf_min, t.conf_tool, t.system_fingerprint, t.error, t.attempts,
                   t.started_at, t.finished_at)
@@ -102,9 +127,9 @@ class TrajectoryRepository:
             return None
         t = Trajectory(
             task_id=row[1], tier=row[2], model=row[3], status=row[4], content=row[7], final_answer=row[8],
-            tool_calls=json.loads(row[9]), request=json.loads(row[10]),
-            response=None if row[11] is None else json.loads(row[11]),
-            logprobs=None if row[12] is None else json.loads(row[12]),
+            tool_calls=orjson.loads(row[9]), request=orjson.loads(row[10]),
+            response=None if row[11] is None else restore_logprobs(orjson.loads(row[11]), row[12]),
+            logprobs=None if row[12] is None else orjson.loads(row[12]),
             usage=Usage(row[13], row[14], row[15], row[16]), latency_ms=row[17], cost_micro=row[18],
             conf_mean=row[19], conf_min=row[20], conf_tool=row[21], system_fingerprint=row[22], error=row[23],
             attempts=row[24], started_at=row[25], finished_at=row[26])

@@ -355,9 +355,8 @@ class TrajectoriesPage(QWidget):
             self._live_timer.stop()
 
     def start_run(self) -> None:
-        import asyncio
-
-        from cascade_studio.services.collector import CollectionRun, select_task_ids, start_or_resume
+        from cascade_studio.services.collector import select_task_ids, start_or_resume
+        from cascade_studio.ui.run_thread import RunThread
 
         if self.ws is None or self.runner is not None:
             return
@@ -371,14 +370,15 @@ class TrajectoriesPage(QWidget):
             return
         run, resumed = start_or_resume(self.ws, tier, task_ids, {"category": self.run_category.currentData(),
                                                                    "limit": self.run_limit.value() or None})
-        self.runner = CollectionRun(self.ws, tier, self.secrets, run, concurrency=self.run_concurrency.value() or None,
-                                    on_progress=self._progress)
+        self.runner = RunThread(self.ws.path, tier, self.secrets, run, concurrency=self.run_concurrency.value() or None,
+                                parent=self)
+        self.runner.progress.connect(self._progress)
+        self.runner.finished.connect(self._run_done)
         self.progress_bar.setMaximum(len(task_ids))
         self._status(("Resuming" if resumed else "Starting") + f" run {run.id}: tier {tier.tier} ({tier.model}) over "
                      f"{len(task_ids)} tasks…")
         self._set_running(True)
-        self.run_task = asyncio.ensure_future(self.runner.run())
-        self.run_task.add_done_callback(self._run_done)
+        self.runner.start()
 
     def toggle_pause(self) -> None:
         if self.runner is None:
@@ -403,24 +403,24 @@ class TrajectoriesPage(QWidget):
         self._status(f"{p.done:,}/{p.total:,} done · {p.rate:.1f}/s{eta} · {p.tokens:,} tokens · "
                      f"${p.cost_usd:.4f}{failed}{retries}{state}", error=bool(p.failed and p.status == "failed"))
 
-    def _run_done(self, task) -> None:
-        runner, self.runner, self.run_task = self.runner, None, None
+    def _run_done(self, p, error) -> None:
+        runner, self.runner = self.runner, None
+        if runner is not None:
+            runner.wait(5)
         self._set_running(False)
         self.pause_button.setText("Pause")
-        if task.cancelled():
-            self._status("Cancelled; Start resumes the run.")
-        elif task.exception() is not None:
-            self._status(f"The run stopped: {task.exception()}", error=True)
-            log.error("Run failed", exc_info=task.exception())
-        else:
-            p = task.result()
+        if error:
+            self._status(f"The run stopped: {error}", error=True)
+        elif p is not None:
             self._progress(p)
-            if p.message:
+            if p.status == "cancelled":
+                self._status(self.run_status.text() + " — Cancelled; Start resumes the run.")
+            elif p.message:
                 self._status(self.run_status.text() + f" — {p.message}", error=p.status == "failed")
         self._fill_filters()
         self.model.refresh()
         self._update_count()
-        self.run_finished.emit(runner.progress if runner else None)
+        self.run_finished.emit(p)
 
     def _live_refresh(self) -> None:
         """While a run writes rows, refresh the view now and then (not on every row)."""

@@ -91,7 +91,7 @@ def test_cancel_then_resume_from_gui(qtbot, tmp_path, qloop, sandbox_thread):
     page = window.trajectories_page
     page.run_concurrency.setValue(2)
     page.start_button.click()
-    run_until(qloop, lambda: page.runner is not None and page.runner.progress.done >= 4, timeout=30)
+    run_until(qloop, lambda: page.runner is not None and page.runner.last is not None and page.runner.last.done >= 4, timeout=30)
     page.pause_button.click()
     assert page.pause_button.text() == "Resume"
     page.cancel_button.click()
@@ -122,7 +122,7 @@ def test_quit_during_a_run_stops_it_cleanly(qtbot, tmp_path, qloop, sandbox_thre
     window = prepared_window(qtbot, tmp_path, sandbox_thread.base_url)
     page = window.trajectories_page
     page.start_button.click()
-    run_until(qloop, lambda: page.runner is not None and page.runner.progress.done >= 2, timeout=30)
+    run_until(qloop, lambda: page.runner is not None and page.runner.last is not None and page.runner.last.done >= 2, timeout=30)
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
     window.close()
     run_until(qloop, lambda: not window.isVisible(), timeout=30)
