@@ -99,6 +99,11 @@ MIGRATIONS: list[str] = [
     CREATE INDEX trajectories_conf ON trajectories(conf_mean);
     CREATE INDEX trajectories_cost ON trajectories(cost_micro);
     """,
+    # 4: indexes for the inspector's filter choices (distinct values by index skip-scan)
+    """
+    CREATE INDEX trajectories_status ON trajectories(status);
+    CREATE INDEX trajectories_tool ON trajectories(tool_name);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

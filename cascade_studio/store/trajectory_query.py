@@ -95,7 +95,21 @@ def rows_by_id(ws: Workspace, ids: list[int]) -> dict[int, tuple[Any, ...]]:
     return {r[0]: r for r in ws.conn.execute(f"SELECT {ROW_COLUMNS} FROM trajectories WHERE id IN ({marks})", ids)}
 
 
-def distinct_values(ws: Workspace, column: str) -> list[Any]:
+def distinct_values(ws: Workspace, column: str, limit: int = 2000) -> list[Any]:
+    """Distinct values by skipping through the column's index (O(distinct x log n)), not a scan."""
     assert column in ("category", "tier", "status", "tool_name", "model")
-    return [r[0] for r in ws.conn.execute(f"SELECT DISTINCT {column} FROM trajectories WHERE {column} IS NOT NULL "
-                                          f"ORDER BY {column}")]
+    sql = (f"WITH RECURSIVE v(x, n) AS (SELECT min({column}), 1 FROM trajectories UNION ALL "
+           f"SELECT (SELECT min({column}) FROM trajectories WHERE {column} > v.x), n + 1 FROM v "
+           f"WHERE v.x IS NOT NULL AND n < ?) SELECT x FROM v WHERE x IS NOT NULL")
+    return [r[0] for r in ws.conn.execute(sql, (limit,))]
+
+
+def count_matching(ws: Workspace, flt: TrajectoryFilter) -> int:
+    where, args = flt.where()
+    return ws.conn.execute(f"SELECT count(*) FROM trajectories{where}", args).fetchone()[0]
+
+
+def page_rows(ws: Workspace, flt: TrajectoryFilter, offset: int, limit: int) -> list[tuple[Any, ...]]:
+    where, args = flt.where()
+    return ws.conn.execute(f"SELECT {ROW_COLUMNS} FROM trajectories{where}{flt.order()} LIMIT ? OFFSET ?",
+                           [*args, limit, offset]).fetchall()

@@ -9,6 +9,7 @@ from pathlib import Path
 from cascade_studio.store.migrations import SCHEMA_VERSION, current_version, migrate
 
 DB_NAME = "workspace.sqlite"
+FULL_CHECK_LIMIT = 64 * 1024 * 1024  # bytes; a full integrity_check takes ~10 s per 250 MB
 
 
 class WorkspaceError(Exception):
@@ -23,8 +24,13 @@ class Workspace:
         self.conn = conn
 
     # -- lifecycle -----------------------------------------------------------------------
+    deferred_check = False
+
     @classmethod
-    def open(cls, folder: str | Path, *, create: bool = True) -> Workspace:
+    def open(cls, folder: str | Path, *, create: bool = True, check: str = "auto") -> Workspace:
+        """check: "full" (PRAGMA integrity_check), "quick" (quick_check), "auto" (full up to 64 MB,
+        quick beyond), or "defer" (full up to 64 MB; beyond, only the schema is read now and the
+        caller runs `check_integrity` in the background)."""
         folder = Path(folder).expanduser().resolve()
         db_file = folder / DB_NAME
         if folder.exists() and not folder.is_dir():
@@ -44,7 +50,11 @@ class Workspace:
         except sqlite3.Error as exc:
             raise WorkspaceError(f"Cannot open {db_file}: {exc}. Check the folder's permissions.") from exc
         try:
-            cls._check_and_configure(conn, db_file)
+            size = db_file.stat().st_size if db_file.exists() else 0
+            mode = check
+            if check in ("auto", "defer"):
+                mode = "full" if size <= FULL_CHECK_LIMIT else ("quick" if check == "auto" else "none")
+            cls._check_and_configure(conn, db_file, mode)
             version = current_version(conn)
             if version > SCHEMA_VERSION:
                 raise WorkspaceError(
@@ -55,6 +65,7 @@ class Workspace:
                 cls._backup_before_migration(conn, db_file, version)
             migrate(conn)
             ws = cls(folder, conn)
+            ws.deferred_check = mode == "none"
             ws._set_meta_default("created_at", _now())
             return ws
         except WorkspaceError:
@@ -65,9 +76,14 @@ class Workspace:
             raise WorkspaceError(_damaged(db_file, str(exc))) from exc
 
     @staticmethod
-    def _check_and_configure(conn: sqlite3.Connection, db_file: Path) -> None:
+    def _check_and_configure(conn: sqlite3.Connection, db_file: Path, mode: str = "full") -> None:
         try:
-            rows = conn.execute("PRAGMA integrity_check").fetchall()
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # fails fast on a non-database
+            if mode != "none":
+                pragma = "PRAGMA integrity_check" if mode == "full" else "PRAGMA quick_check"
+                rows = conn.execute(pragma).fetchall()
+            else:
+                rows = [("ok",)]
         except sqlite3.DatabaseError as exc:
             raise WorkspaceError(_damaged(db_file, str(exc))) from exc
         result = [r[0] for r in rows]
@@ -91,6 +107,21 @@ class Workspace:
             conn.backup(dest)
         finally:
             dest.close()
+
+    @staticmethod
+    def check_integrity(folder: str | Path) -> str | None:
+        """Full integrity check on a separate connection (safe to run in a worker thread).
+        Returns None when the file is sound, else a message naming the problem and the fix."""
+        db_file = Path(folder) / DB_NAME
+        try:
+            conn = sqlite3.connect(db_file, timeout=10)
+            try:
+                rows = [r[0] for r in conn.execute("PRAGMA integrity_check").fetchall()]
+            finally:
+                conn.close()
+        except sqlite3.DatabaseError as exc:
+            return _damaged(db_file, str(exc))
+        return None if rows == ["ok"] else _damaged(db_file, "; ".join(rows[:3]))
 
     def close(self) -> None:
         try:

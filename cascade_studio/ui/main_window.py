@@ -99,6 +99,13 @@ class MainWindow(QMainWindow):
         if self.keyring_label.text() == "Keyring: checking…" and not self._keyring_timer.isActive():
             self._keyring_timer.start()
 
+    def _integrity_checked(self, problem, error) -> None:
+        if problem:
+            log.error("Integrity check failed: %s", problem)
+            show_error("Workspace damaged", f"{problem}\n\nStop working in this workspace until it is restored.", self)
+        elif error is None:
+            self.statusBar().showMessage("Workspace integrity check: ok", 5000)
+
     def _keyring_checked(self, info, error) -> None:
         if info is None:
             self.keyring_label.setText("Keyring: error")
@@ -159,7 +166,7 @@ class MainWindow(QMainWindow):
         if not self._confirm_discard():
             return False
         try:
-            ws = Workspace.open(folder, create=create)
+            ws = Workspace.open(folder, create=create, check="defer")
         except WorkspaceError as exc:
             log.warning("Cannot open workspace %s: %s", folder, exc)
             show_error("Cannot open workspace", str(exc), self)
@@ -181,6 +188,10 @@ class MainWindow(QMainWindow):
         self.trajectories_page.set_workspace(ws)
         self.workspace_label.setText(f"Workspace: {ws.path}")
         self._update_title()
+        if ws.deferred_check:  # a big workspace: check it fully without making the user wait
+            self.statusBar().showMessage("Checking the workspace's integrity in the background…", 10000)
+            run_in_thread(lambda path=ws.path: Workspace.check_integrity(path), self._integrity_checked,
+                          owner=self.workspace_label)
         log.info("Opened workspace %s", ws.path)
         return True
 

@@ -296,7 +296,7 @@ class TrajectoriesPage(QWidget):
 
     def _update_count(self) -> None:
         total = TrajectoryRepository(self.ws).count() if self.ws else 0
-        self.count_label.setText(f"{len(self.model.ids):,} of {total:,} trajectories")
+        self.count_label.setText(f"{self.model.total:,} of {total:,} trajectories")
 
     def selected_ids(self) -> list[int]:
         rows = sorted({i.row() for i in self.table.selectionModel().selectedRows()})

@@ -10,11 +10,18 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
 from PySide6.QtGui import QColor
 
 from cascade_studio.core.money import micro_to_usd
-from cascade_studio.store.trajectory_query import TrajectoryFilter, matching_ids, rows_by_id
+from cascade_studio.store.trajectory_query import (
+    TrajectoryFilter,
+    count_matching,
+    matching_ids,
+    page_rows,
+    rows_by_id,
+)
 from cascade_studio.store.workspace import Workspace
 
 BLOCK = 256
 MAX_BLOCKS = 64
+MATERIALIZE_LIMIT = 50_000  # below this, keep every matching id (stable rows); above, page by offset
 
 
 class TrajectoryTableModel(QAbstractTableModel):
@@ -30,8 +37,9 @@ class TrajectoryTableModel(QAbstractTableModel):
         super().__init__(parent)
         self.ws: Workspace | None = None
         self.filter = TrajectoryFilter()
-        self.ids = array("q")
-        self._blocks: OrderedDict[int, dict[int, tuple]] = OrderedDict()
+        self.ids: array | None = array("q")
+        self.total = 0
+        self._blocks: OrderedDict[int, Any] = OrderedDict()
 
     # -- querying ------------------------------------------------------------------------------
     def set_workspace(self, ws: Workspace | None) -> None:
@@ -44,8 +52,14 @@ class TrajectoryTableModel(QAbstractTableModel):
 
     def refresh(self) -> None:
         self.beginResetModel()
-        self.ids = matching_ids(self.ws, self.filter) if self.ws else array("q")
         self._blocks.clear()
+        if self.ws is None:
+            self.ids, self.total = array("q"), 0
+        else:
+            self.total = count_matching(self.ws, self.filter)
+            self.ids = matching_ids(self.ws, self.filter) if self.total <= MATERIALIZE_LIMIT else None
+            if self.ids is not None:
+                self.total = len(self.ids)
         self.endResetModel()
 
     def reload_rows(self, ids: list[int]) -> None:
@@ -56,35 +70,45 @@ class TrajectoryTableModel(QAbstractTableModel):
                 if i in wanted:
                     del block[i]
         self._blocks.clear()
-        if self.ids:
-            self.dataChanged.emit(self.index(0, self.COL_CURATION), self.index(len(self.ids) - 1, self.COL_TAGS))
+        if self.total:
+            self.dataChanged.emit(self.index(0, self.COL_CURATION), self.index(self.total - 1, self.COL_TAGS))
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
-        self.filter.sort = self.SORT_KEYS[column]
+        self.filter.sort = self.SORT_KEYS[column] if 0 <= column < len(self.SORT_KEYS) else "id"  # -1: unsorted
         self.filter.descending = order == Qt.SortOrder.DescendingOrder
         self.refresh()
 
     def _row(self, row: int) -> tuple | None:
-        if self.ws is None or not 0 <= row < len(self.ids):
+        if self.ws is None or not 0 <= row < self.total:
             return None
         block_no = row // BLOCK
         block = self._blocks.get(block_no)
         if block is None:
-            ids = list(self.ids[block_no * BLOCK:(block_no + 1) * BLOCK])
-            block = rows_by_id(self.ws, ids)
+            if self.ids is not None:
+                block = rows_by_id(self.ws, list(self.ids[block_no * BLOCK:(block_no + 1) * BLOCK]))
+            else:
+                block = page_rows(self.ws, self.filter, block_no * BLOCK, BLOCK)
             self._blocks[block_no] = block
             if len(self._blocks) > MAX_BLOCKS:
                 self._blocks.popitem(last=False)
         else:
             self._blocks.move_to_end(block_no)
-        return block.get(self.ids[row])
+        if self.ids is not None:
+            return block.get(self.ids[row])
+        offset = row - block_no * BLOCK
+        return block[offset] if offset < len(block) else None
 
     def trajectory_id(self, row: int) -> int | None:
-        return int(self.ids[row]) if 0 <= row < len(self.ids) else None
+        if not 0 <= row < self.total:
+            return None
+        if self.ids is not None:
+            return int(self.ids[row])
+        r = self._row(row)
+        return None if r is None else int(r[0])
 
     # -- Qt model API ------------------------------------------------------------------------------
     def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802, B008
-        return 0 if parent.isValid() else len(self.ids)
+        return 0 if parent.isValid() else self.total
 
     def columnCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802, B008
         return 0 if parent.isValid() else len(self.HEADERS)

@@ -114,3 +114,18 @@ def test_open_without_create(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(WorkspaceError):
         Workspace.open(tmp_path / "file")
+
+
+def test_large_workspace_defers_full_check(tmp_path, monkeypatch):
+    import cascade_studio.store.workspace as wsmod
+
+    with Workspace.open(tmp_path) as ws:
+        TierRepository(ws).replace_all([tier(1)])
+    monkeypatch.setattr(wsmod, "FULL_CHECK_LIMIT", 1)  # pretend the file is big
+    with Workspace.open(tmp_path, check="defer") as ws:
+        assert ws.deferred_check
+    with Workspace.open(tmp_path, check="auto") as ws:
+        assert not ws.deferred_check  # quick_check ran
+    assert Workspace.check_integrity(tmp_path) is None
+    (tmp_path / "workspace.sqlite").write_bytes(b"x" * 5000)
+    assert "damaged" in Workspace.check_integrity(tmp_path)
