@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     col.add_argument("--limit", type=int)
     col.add_argument("--category")
     col.add_argument("--concurrency", type=int)
-    col.add_argument("--batch", action="store_true", help="through the Batch API (not available yet)")
+    col.add_argument("--batch", action="store_true", help="through the Batch API (half price, results within 24 h)")
     col.add_argument("--json", action="store_true")
 
     traj = sub.add_parser("trajectories", help="list and export trajectories").add_subparsers(
@@ -109,10 +109,15 @@ def build_parser() -> argparse.ArgumentParser:
     tr_list = traj.add_parser("list", help="one line (or JSON object) per trajectory")
     tr_list.add_argument("--tier", type=int)
     tr_list.add_argument("--json", action="store_true")
-    tr_exp = traj.add_parser("export", help="write trajectories to a file")
+    tr_exp = traj.add_parser("export", help="write trajectories (native, csv) or the tasks as a Batch API input (batch)")
     tr_exp.add_argument("file")
     tr_exp.add_argument("--tier", type=int)
-    tr_exp.add_argument("--format", choices=["native", "csv"], default="native")
+    tr_exp.add_argument("--format", choices=["native", "batch", "csv"], default="native")
+    tr_imp = traj.add_parser("import", help="import trajectories of a tier (native JSONL or a Batch API output file)")
+    tr_imp.add_argument("file")
+    tr_imp.add_argument("--tier", type=int, required=True)
+    tr_imp.add_argument("--format", choices=["native", "batch"], default="native")
+    tr_imp.add_argument("--json", action="store_true")
 
     cat = sub.add_parser("catalog", help="the price catalog").add_subparsers(dest="catalog_cmd", metavar="ACTION",
                                                                            required=True)
@@ -317,8 +322,6 @@ def _collect(args: argparse.Namespace) -> int:
     from cascade_studio.services.secrets import SecretStore
     from cascade_studio.store.tiers import TierRepository
 
-    if args.batch:
-        raise CliError("--batch (the OpenAI Batch API) is not available yet; run without --batch", code=2)
     with _open_ws(args) as ws:
         tiers = TierRepository(ws).list()
         tier = next((t for t in tiers if t.tier == args.tier), None) if args.tier else teacher_of(tiers)
@@ -328,7 +331,8 @@ def _collect(args: argparse.Namespace) -> int:
         if not task_ids:
             raise CliError("no tasks to run; import some with `cascade-studio tasks import FILE`")
         run, resumed = start_or_resume(ws, tier, task_ids, {"category": args.category, "limit": args.limit,
-                                                            "concurrency": args.concurrency})
+                                                            "concurrency": args.concurrency, "batch": args.batch},
+                                       batch=args.batch)
         last = [0.0]
 
         def progress(p) -> None:
@@ -343,7 +347,12 @@ def _collect(args: argparse.Namespace) -> int:
 
         if resumed:
             print(f"Resuming run {run.id} of tier {tier.tier} ({tier.model})", file=sys.stderr)
-        runner = CollectionRun(ws, tier, SecretStore(), run, concurrency=args.concurrency, on_progress=progress)
+        if args.batch:
+            from cascade_studio.services.batch_runner import BatchCollection
+
+            runner = BatchCollection(ws, tier, SecretStore(), run, on_progress=progress)
+        else:
+            runner = CollectionRun(ws, tier, SecretStore(), run, concurrency=args.concurrency, on_progress=progress)
         try:
             result = asyncio.run(runner.run())
         except KeyboardInterrupt:
@@ -364,9 +373,32 @@ def _collect(args: argparse.Namespace) -> int:
 
 
 def _trajectories(args: argparse.Namespace) -> int:
+    from cascade_studio.core.tiers import teacher_of
+    from cascade_studio.services import trajectory_io as tio
+    from cascade_studio.services.collector import select_task_ids
     from cascade_studio.services.trajectory_io import export_csv, export_native, list_rows
+    from cascade_studio.store.tiers import TierRepository
 
     with _open_ws(args) as ws:
+        tiers = TierRepository(ws).list()
+        if args.traj_cmd == "import" or (args.traj_cmd == "export" and args.format == "batch"):
+            tier = next((t for t in tiers if t.tier == args.tier), None) if args.tier else teacher_of(tiers)
+            if tier is None:
+                raise CliError(f"no tier {args.tier or ''}; see `cascade-studio tiers list`")
+            if args.traj_cmd == "export":
+                count = tio.export_batch_input(ws, Path(args.file), tier, select_task_ids(ws))
+                print(f"Wrote a Batch API input file with {count} requests for tier {tier.tier} to {args.file}")
+                return 0
+            try:
+                importer = tio.import_batch_output if args.format == "batch" else tio.import_native
+                count = importer(ws, Path(args.file), tier)
+            except tio.TrajectoryImportError as exc:
+                raise CliError(f"{exc}. Nothing was imported.") from None
+            if args.json:
+                _print_json({"file": args.file, "tier": tier.tier, "imported": count})
+            else:
+                print(f"Imported {count} trajectories into tier {tier.tier} from {args.file}")
+            return 0
         if args.traj_cmd == "list":
             rows = list_rows(ws, args.tier)
             if args.json:

@@ -350,10 +350,11 @@ def select_task_ids(ws: Workspace, category: str | None = None, limit: int | Non
     return [r[0] for r in ws.conn.execute(sql, args)]
 
 
-def start_or_resume(ws: Workspace, tier: Tier, task_ids: list[str], params: dict[str, Any]) -> tuple[Run, bool]:
-    """Resume the unfinished run of this tier over the same tasks, or create a new one."""
+def start_or_resume(ws: Workspace, tier: Tier, task_ids: list[str], params: dict[str, Any], *,
+                    batch: bool = False) -> tuple[Run, bool]:
+    """Resume the unfinished run of this tier over the same tasks (and mode), or create a new one."""
     runs = RunRepository(ws)
     existing = runs.find_unfinished(tier.tier, task_ids)
-    if existing is not None:
+    if existing is not None and bool(existing.params.get("batch")) == batch:
         return existing, True
     return runs.create(tier.tier, tier.model, task_ids, params), False

@@ -5,12 +5,16 @@ from __future__ import annotations
 import csv
 import json
 import os
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from cascade_studio.core.money import micro_to_usd
+from cascade_studio.core.tiers import Tier
+from cascade_studio.core.trajectory import Trajectory, build_request, trajectory_from_response
+from cascade_studio.store.tasks import TaskRepository
 from cascade_studio.store.tiers import TierRepository
-from cascade_studio.store.trajectories import TrajectoryRepository, restore_logprobs
+from cascade_studio.store.trajectories import TrajectoryRepository, now, restore_logprobs
 from cascade_studio.store.workspace import Workspace
 
 
@@ -77,5 +81,143 @@ def export_csv(ws: Workspace, target: Path, tier: int | None = None) -> int:
         writer.writeheader()
         writer.writerows(rows)
         return len(rows)
+
+    return _atomic_write(Path(target), write)
+
+
+# -- imports -------------------------------------------------------------------------------------
+class TrajectoryImportError(ValueError):
+    pass
+
+
+BATCH_DISCOUNT = Decimal("0.5")  # OpenAI's Batch API bills half the synchronous price
+
+
+def _import_run(ws: Workspace, tier: Tier, source: str) -> int:
+    """One run per (tier, imported file): re-importing the same file updates instead of duplicating."""
+    params = json.dumps({"import": source})
+    row = ws.conn.execute("SELECT id FROM runs WHERE tier = ? AND params = ?", (tier.tier, params)).fetchone()
+    if row:
+        return row[0]
+    stamp = now()
+    return ws.conn.execute(
+        "INSERT INTO runs (tier, model, status, task_ids, params, created_at, updated_at) "
+        "VALUES (?, ?, 'imported', '[]', ?, ?, ?)", (tier.tier, tier.model, params, stamp, stamp)).lastrowid
+
+
+def _lines(path: Path):
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise TrajectoryImportError(f"{path}: the file does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TrajectoryImportError(f"{path}: cannot read it as UTF-8 text ({exc})") from None
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise TrajectoryImportError(f"{Path(path).name}:{number}: not valid JSON ({exc.msg})") from None
+        if not isinstance(row, dict):
+            raise TrajectoryImportError(f"{Path(path).name}:{number}: each line must be a JSON object")
+        yield number, row
+
+
+def _save_all(ws: Workspace, run_id: int, items: list[tuple[Trajectory, str]]) -> int:
+    repo = TrajectoryRepository(ws)
+    ws.conn.execute("BEGIN IMMEDIATE")
+    try:
+        for traj, category in items:
+            repo.save(run_id, traj, category)
+        ws.conn.execute("COMMIT")
+    except Exception:
+        ws.conn.execute("ROLLBACK")
+        raise
+    return len(items)
+
+
+def import_native(ws: Workspace, path: Path, tier: Tier) -> int:
+    """Native trajectory JSONL (see README): task_id, model, response (a chat.completion with
+    usage), latency_ms; optional request, tier, created_at. All lines or none."""
+    tasks = TaskRepository(ws)
+    items = []
+    name = Path(path).name
+    for number, row in _lines(path):
+        for key in ("task_id", "model", "response", "latency_ms"):
+            if key not in row:
+                raise TrajectoryImportError(f"{name}:{number}: {key}: is missing (required: task_id, model, "
+                                            "response, latency_ms)")
+        response = row["response"]
+        if not isinstance(response, dict) or not isinstance(response.get("choices"), list):
+            raise TrajectoryImportError(f"{name}:{number}: response: must be a chat.completion object with choices")
+        if not isinstance(response.get("usage"), dict):
+            raise TrajectoryImportError(f"{name}:{number}: response.usage: is missing; costs need token counts")
+        try:
+            latency = float(row["latency_ms"])
+        except (TypeError, ValueError):
+            raise TrajectoryImportError(f"{name}:{number}: latency_ms: must be a number") from None
+        task = tasks.get(str(row["task_id"]))
+        request = row.get("request") or (build_request(tier, task.messages, task.tools) if task else {})
+        traj = trajectory_from_response(str(row["task_id"]), tier, request, response, latency,
+                                        finished_at=str(row.get("created_at") or now()))
+        traj.model = str(row["model"])
+        items.append((traj, task.category if task else ""))
+    if not items:
+        raise TrajectoryImportError(f"{name}: the file holds no trajectories")
+    return _save_all(ws, _import_run(ws, tier, name), items)
+
+
+def import_batch_output(ws: Workspace, path: Path, tier: Tier) -> int:
+    """An OpenAI Batch API output (or error) file: custom_id is the task id; priced at the batch rate."""
+    tasks = TaskRepository(ws)
+    items = []
+    name = Path(path).name
+    for number, row in _lines(path):
+        if "custom_id" not in row or "response" not in row:
+            raise TrajectoryImportError(f"{name}:{number}: custom_id/response: missing; is this a Batch API output file?")
+        task_id = str(row["custom_id"])
+        task = tasks.get(task_id)
+        if task is None:
+            raise TrajectoryImportError(f"{name}:{number}: custom_id {task_id!r} matches no task in the workspace; "
+                                        "import the task set first")
+        request = build_request(tier, task.messages, task.tools)
+        items.append((batch_line_to_trajectory(row, task_id, tier, request), task.category))
+    if not items:
+        raise TrajectoryImportError(f"{name}: the file holds no results")
+    return _save_all(ws, _import_run(ws, tier, name), items)
+
+
+def batch_line_to_trajectory(row: dict[str, Any], task_id: str, tier: Tier, request: dict[str, Any]) -> Trajectory:
+    response = row.get("response") or {}
+    body = response.get("body") if isinstance(response, dict) else None
+    if isinstance(response, dict) and response.get("status_code") == 200 and isinstance(body, dict):
+        return trajectory_from_response(task_id, tier, request, body, 0.0, finished_at=now(),
+                                        batch_discount=BATCH_DISCOUNT)
+    error = row.get("error") or (body or {}).get("error") or {}
+    message = error.get("message") if isinstance(error, dict) else str(error)
+    status = response.get("status_code") if isinstance(response, dict) else None
+    return Trajectory(task_id=task_id, tier=tier.tier, model=tier.model, status="error", request=request,
+                      error=f"batch request failed ({status}): {message}", finished_at=now())
+
+
+def batch_input_lines(ws: Workspace, tier: Tier, task_ids: list[str]) -> list[str]:
+    tasks = TaskRepository(ws)
+    lines = []
+    for task_id in task_ids:
+        task = tasks.get(task_id)
+        if task is None:
+            continue
+        lines.append(json.dumps({"custom_id": task_id, "method": "POST", "url": "/v1/chat/completions",
+                                 "body": build_request(tier, task.messages, task.tools)}))
+    return lines
+
+
+def export_batch_input(ws: Workspace, target: Path, tier: Tier, task_ids: list[str]) -> int:
+    lines = batch_input_lines(ws, tier, task_ids)
+
+    def write(fh) -> int:
+        fh.write("\n".join(lines) + ("\n" if lines else ""))
+        return len(lines)
 
     return _atomic_write(Path(target), write)

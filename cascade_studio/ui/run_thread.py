@@ -26,10 +26,11 @@ class RunThread(QObject):
     finished = Signal(object, object)  # RunProgress | None, error message | None
 
     def __init__(self, workspace_dir: Path, tier: Tier, secrets: SecretStore, run: Run, *,
-                 concurrency: int | None = None, parent: QObject | None = None) -> None:
+                 concurrency: int | None = None, batch: bool = False, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.workspace_dir, self.tier, self.secrets, self.run = workspace_dir, tier, secrets, run
         self.concurrency = concurrency
+        self.batch = batch
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: CollectionRun | None = None
         self._task: asyncio.Task | None = None
@@ -52,8 +53,13 @@ class RunThread(QObject):
         ws = None
         try:
             ws = Workspace.open(self.workspace_dir, create=False)
-            self._runner = CollectionRun(ws, self.tier, self.secrets, self.run, concurrency=self.concurrency,
-                                         on_progress=self._emit)
+            if self.batch:
+                from cascade_studio.services.batch_runner import BatchCollection
+
+                self._runner = BatchCollection(ws, self.tier, self.secrets, self.run, on_progress=self._emit)
+            else:
+                self._runner = CollectionRun(ws, self.tier, self.secrets, self.run, concurrency=self.concurrency,
+                                             on_progress=self._emit)
             self._task = loop.create_task(self._runner.run())
             result = loop.run_until_complete(self._task)
             self._done(result, None)

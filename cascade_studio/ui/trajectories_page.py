@@ -10,6 +10,7 @@ from typing import Any
 from PySide6.QtCore import QItemSelectionModel, Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut, QUndoCommand, QUndoStack
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QGroupBox,
@@ -88,6 +89,9 @@ class TrajectoriesPage(QWidget):
         self.run_limit.setSpecialValueText("all tasks")
         self.run_concurrency = QSpinBox(objectName="runConcurrency", minimum=0, maximum=1024)
         self.run_concurrency.setSpecialValueText("tier default")
+        self.run_batch = QCheckBox("Batch API", objectName="runBatch")
+        self.run_batch.setToolTip("Send the run through the OpenAI Batch API: half the price, results within 24 h. "
+                                  "A restart goes back to the same batch.")
         self.start_button = QPushButton("Start", objectName="startRun")
         self.start_button.setToolTip("Run the tier over the tasks; resumes an unfinished run of the same tasks (Ctrl+R)")
         self.pause_button = QPushButton("Pause", objectName="pauseRun")
@@ -107,6 +111,7 @@ class TrajectoriesPage(QWidget):
                               ("Concurrency", self.run_concurrency)):
             row.addWidget(QLabel(label))
             row.addWidget(widget)
+        row.addWidget(self.run_batch)
         row.addStretch(1)
         row.addWidget(self.start_button)
         row.addWidget(self.pause_button)
@@ -347,7 +352,7 @@ class TrajectoriesPage(QWidget):
         self.start_button.setEnabled(not running)
         self.pause_button.setEnabled(running)
         self.cancel_button.setEnabled(running)
-        for w in (self.run_tier, self.run_category, self.run_limit, self.run_concurrency):
+        for w in (self.run_tier, self.run_category, self.run_limit, self.run_concurrency, self.run_batch):
             w.setEnabled(not running)
         if running:
             self._live_timer.start()
@@ -368,16 +373,19 @@ class TrajectoriesPage(QWidget):
         if not task_ids:
             self._status("No tasks to run: import tasks on the Tasks page (Ctrl+I).", error=True)
             return
+        batch = self.run_batch.isChecked()
         run, resumed = start_or_resume(self.ws, tier, task_ids, {"category": self.run_category.currentData(),
-                                                                   "limit": self.run_limit.value() or None})
+                                                                   "limit": self.run_limit.value() or None,
+                                                                   "batch": batch}, batch=batch)
         self.runner = RunThread(self.ws.path, tier, self.secrets, run, concurrency=self.run_concurrency.value() or None,
-                                parent=self)
+                                batch=batch, parent=self)
         self.runner.progress.connect(self._progress)
         self.runner.finished.connect(self._run_done)
         self.progress_bar.setMaximum(len(task_ids))
         self._status(("Resuming" if resumed else "Starting") + f" run {run.id}: tier {tier.tier} ({tier.model}) over "
                      f"{len(task_ids)} tasks…")
         self._set_running(True)
+        self.pause_button.setEnabled(not batch)  # a batch runs on the provider's side
         self.runner.start()
 
     def toggle_pause(self) -> None:
@@ -400,6 +408,8 @@ class TrajectoriesPage(QWidget):
         failed = f" · {p.failed} failed" if p.failed else ""
         retries = f" · {p.retries} retries" if p.retries else ""
         state = "" if p.status == "running" else f" · {p.status}"
+        if p.message and p.message.startswith("Batch ") and p.status == "running":
+            state += f" · {p.message}"
         self._status(f"{p.done:,}/{p.total:,} done · {p.rate:.1f}/s{eta} · {p.tokens:,} tokens · "
                      f"${p.cost_usd:.4f}{failed}{retries}{state}", error=bool(p.failed and p.status == "failed"))
 
