@@ -85,6 +85,9 @@ def app_run(url: str, tasks, concurrency: int, folder: Path) -> tuple[float, flo
     TierRepository(ws).replace_all([tier])
     TaskRepository(ws).upsert(tasks)
     run, _ = start_or_resume(ws, tier, [t.id for t in tasks], {})
+    from cascade_studio.services.clients import warm_up
+
+    warm_up()  # as the GUI does in the background once it is idle, before any run can start
     app = QApplication.instance() or QApplication([])  # noqa: F841 - must stay alive for the loop
     stall = [0.0]
     last = [time.perf_counter()]
@@ -104,9 +107,11 @@ def app_run(url: str, tasks, concurrency: int, folder: Path) -> tuple[float, flo
     timer.timeout.connect(tick)
     result = {}
 
-    async def main() -> None:
-        from cascade_studio.ui.run_thread import RunThread
+    from cascade_studio.ui.run_thread import (
+        RunThread,  # the Start button's module, loaded before it is clicked
+    )
 
+    async def main() -> None:
         timer.start()
         last[0] = t_start[0] = time.perf_counter()
         start = time.perf_counter()

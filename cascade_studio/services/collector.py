@@ -167,6 +167,7 @@ class CollectionRun:
         self.on_progress, self.on_trajectory = on_progress, on_trajectory
         self.progress_interval = progress_interval
         self.backoff_base = backoff_base
+        self.ramp_s = 0.004
         self.progress = RunProgress(run.id, len(run.task_ids))
         self._runs = RunRepository(ws)
         self._trajs = TrajectoryRepository(ws)
@@ -222,7 +223,8 @@ class CollectionRun:
             return self._finish("failed", message)
         async with client:
             self._client = client
-            self._workers = [asyncio.ensure_future(self._worker(queue)) for _ in range(min(self.concurrency, max(1, len(pending))))]
+            count = min(self.concurrency, max(1, len(pending)))
+            self._workers = [asyncio.ensure_future(self._worker(queue, i * self.ramp_s)) for i in range(count)]
             try:
                 await asyncio.gather(*self._workers, return_exceptions=True)
             except asyncio.CancelledError:
@@ -248,7 +250,9 @@ class CollectionRun:
         self._emit(force=True)
         return self.progress
 
-    async def _worker(self, queue: asyncio.Queue[str]) -> None:
+    async def _worker(self, queue: asyncio.Queue[str], delay: float = 0.0) -> None:
+        if delay:
+            await asyncio.sleep(delay)  # ramp up: opening 64 connections at once is a burst nobody needs
         while not self._cancelled and not self._fatal:
             try:
                 task_id = queue.get_nowait()

@@ -98,6 +98,17 @@ class MainWindow(QMainWindow):
         super().showEvent(event)
         if self.keyring_label.text() == "Keyring: checking…" and not self._keyring_timer.isActive():
             self._keyring_timer.start()
+            QTimer.singleShot(1500, self._warm_up)
+
+    def _warm_up(self) -> None:
+        """Import the openai SDK and its HTTP stack while the user is still reading the screen, so
+        the first connection test or run does not pay for it."""
+        def load() -> None:
+            from cascade_studio.services.clients import warm_up
+
+            warm_up()
+
+        run_in_thread(load, lambda *_: None, owner=self)
 
     def _integrity_checked(self, problem, error) -> None:
         if problem:
