@@ -153,6 +153,14 @@ class MainWindow(QMainWindow):
         tasks_menu = self.menuBar().addMenu("Tas&ks")
         tasks_menu.addAction(QAction("&Import Tasks…", self, triggered=self._import_tasks))
 
+        traj_menu = self.menuBar().addMenu("T&rajectories")
+        traj_menu.addAction(QAction("&Start / Resume Run", self, shortcut=QKeySequence("Ctrl+R"),
+                                    triggered=lambda: (self.nav.setCurrentRow(2), self.trajectories_page.start_run())))
+        traj_menu.addAction(QAction("&Import Trajectories…", self,
+                                    triggered=lambda: (self.nav.setCurrentRow(2), self.trajectories_page.import_dialog())))
+        traj_menu.addAction(QAction("&Export Trajectories…", self, shortcut=QKeySequence("Ctrl+E"),
+                                    triggered=lambda: (self.nav.setCurrentRow(2), self.trajectories_page.export_dialog())))
+
         tiers_menu = self.menuBar().addMenu("&Tiers")
         tiers_menu.addAction(QAction("&Save Tiers", self, triggered=self.tiers_page.save))
         tiers_menu.addAction(QAction("&Export Tiers…", self, triggered=self.export_tiers_dialog))

@@ -232,7 +232,7 @@ class TrajectoriesPage(QWidget):
         self._live_timer.timeout.connect(self._live_refresh)
 
         for key, slot in (("A", lambda: self.curate("accepted")), ("R", lambda: self.curate("rejected")),
-                          ("T", self.tag_dialog), ("Ctrl+R", self.start_run)):
+                          ("T", self.tag_dialog)):
             sc = QShortcut(QKeySequence(key), self.table if len(key) == 1 else self, slot)
             sc.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         QShortcut(QKeySequence.StandardKey.Undo, self, self.undo_stack.undo)
@@ -346,6 +346,76 @@ class TrajectoriesPage(QWidget):
                        | QItemSelectionModel.SelectionFlag.Rows)
         if rows:
             sel.setCurrentIndex(self.model.index(rows[0], 0), QItemSelectionModel.SelectionFlag.NoUpdate)
+
+    # -- import / export ----------------------------------------------------------------------
+    def _selected_tier(self):
+        return next((t for t in self._tiers() if t.tier == self.run_tier.currentData()), None)
+
+    def import_dialog(self) -> None:
+        from pathlib import Path
+
+        from PySide6.QtWidgets import QFileDialog
+
+        from cascade_studio.services import trajectory_io as tio
+        from cascade_studio.ui.errors import show_error
+
+        tier = self._selected_tier()
+        if self.ws is None or tier is None:
+            self._status("Define a tier first; imported trajectories belong to the tier chosen under Collection run.",
+                         error=True)
+            return
+        name, _ = QFileDialog.getOpenFileName(
+            self, f"Import trajectories into tier {tier.tier} ({tier.model})", "",
+            "Trajectory JSONL or Batch API output (*.jsonl *.json);;All files (*)")
+        if not name:
+            return
+        path = Path(name)
+        try:
+            first = next((ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()), "")
+            batch = '"custom_id"' in first
+            count = (tio.import_batch_output if batch else tio.import_native)(self.ws, path, tier)
+        except (tio.TrajectoryImportError, OSError, UnicodeDecodeError) as exc:
+            show_error("Trajectories not imported", f"{exc}.\n\nNothing was imported.", self)
+            return
+        self._status(f"Imported {count} trajectories into tier {tier.tier} from {path.name}"
+                     + (" (Batch API output, batch price)" if batch else ""))
+        self._fill_filters()
+        self.model.refresh()
+        self._update_count()
+
+    def export_dialog(self) -> None:
+        from pathlib import Path
+
+        from PySide6.QtWidgets import QFileDialog
+
+        from cascade_studio.services import trajectory_io as tio
+        from cascade_studio.services.collector import select_task_ids
+        from cascade_studio.ui.errors import show_error
+
+        if self.ws is None:
+            return
+        filters = {"Trajectory JSONL (*.jsonl)": "native", "CSV summary (*.csv)": "csv",
+                   "Batch API input for the chosen tier (*.jsonl)": "batch"}
+        name, chosen = QFileDialog.getSaveFileName(self, "Export trajectories", "trajectories.jsonl", ";;".join(filters))
+        if not name:
+            return
+        fmt = filters.get(chosen, "native")
+        tier_no = self.f_tier.currentData()
+        try:
+            if fmt == "batch":
+                tier = self._selected_tier()
+                if tier is None:
+                    return
+                count = tio.export_batch_input(self.ws, Path(name), tier, select_task_ids(self.ws))
+            elif fmt == "csv":
+                count = tio.export_csv(self.ws, Path(name), tier_no)
+            else:
+                count = tio.export_native(self.ws, Path(name), tier_no)
+        except OSError as exc:
+            show_error("Export failed", f"Cannot write {name}: {exc.strerror}. Choose another folder or free disk "
+                                        "space.", self)
+            return
+        self._status(f"Exported {count} {'requests' if fmt == 'batch' else 'trajectories'} to {name}")
 
     # -- runs ----------------------------------------------------------------------------------
     def _set_running(self, running: bool) -> None:

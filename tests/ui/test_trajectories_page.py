@@ -159,3 +159,22 @@ def test_large_result_sets_page_by_offset(qtbot, tmp_path, monkeypatch):
     page.select_rows([0, 1])
     page.curate("accepted")
     assert page.model.index(1, page.model.COL_CURATION).data() == "accepted"
+
+
+def test_import_and_export_dialogs(qtbot, tmp_path, qloop, sandbox_thread, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    window = prepared_window(qtbot, tmp_path / "a", sandbox_thread.base_url)
+    page = window.trajectories_page
+    page.run_limit.setValue(5)
+    page.start_button.click()
+    run_until(qloop, lambda: page.runner is None, timeout=30)
+    target = tmp_path / "out.jsonl"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), "Trajectory JSONL (*.jsonl)"))
+    page.export_dialog()
+    assert len(target.read_text().splitlines()) == 5 and "Exported 5" in page.run_status.text()
+    other = prepared_window(qtbot, tmp_path / "b", sandbox_thread.base_url)
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(target), ""))
+    other.trajectories_page.import_dialog()
+    assert other.trajectories_page.model.rowCount() == 5
+    assert "Imported 5" in other.trajectories_page.run_status.text()
