@@ -119,6 +119,23 @@ def build_parser() -> argparse.ArgumentParser:
     tr_imp.add_argument("--format", choices=["native", "batch"], default="native")
     tr_imp.add_argument("--json", action="store_true")
 
+    ev = sub.add_parser("evaluate", help="compare a student tier with the teacher (agreement, accuracy, KL)")
+    ev.add_argument("--teacher", type=int, help="default: the top tier")
+    ev.add_argument("--student", type=int, required=True)
+    ev.add_argument("--category")
+    ev.add_argument("--limit", type=int)
+    ev.add_argument("--collect", action="store_true", help="collect missing trajectories first")
+    ev.add_argument("--no-embeddings", action="store_true", help="use the offline similarity, not the embeddings endpoint")
+    ev.add_argument("--temperature", type=float, default=2.0, help="temperature T of the KL divergence")
+    ev.add_argument("--target-rate", type=float, help="suggest the threshold that escalates this share of tasks")
+    ev.add_argument("--target-quality", type=float, help="suggest the lowest threshold that reaches this quality")
+    ev.add_argument("--json", action="store_true")
+
+    pol = sub.add_parser("policy", help="the cascade policy").add_subparsers(dest="policy_cmd", metavar="ACTION",
+                                                                              required=True)
+    pol_exp = pol.add_parser("export", help="write the policy JSON (no keys) and a Python snippet applying it")
+    pol_exp.add_argument("file")
+
     cat = sub.add_parser("catalog", help="the price catalog").add_subparsers(dest="catalog_cmd", metavar="ACTION",
                                                                            required=True)
     c_show = cat.add_parser("show", help="source, date and one model's prices")
@@ -154,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_self_check()
         if args.command in (None, "gui"):
             return _gui(args)
-        handler = {"tiers": _tiers, "tasks": _tasks, "collect": _collect, "trajectories": _trajectories, "keys": _keys, "catalog": _catalog, "sandbox": _sandbox, "demo": _demo}[args.command]
+        handler = {"tiers": _tiers, "tasks": _tasks, "collect": _collect, "trajectories": _trajectories, "evaluate": _evaluate,
+                   "policy": _policy, "keys": _keys, "catalog": _catalog, "sandbox": _sandbox, "demo": _demo}[args.command]
         return handler(args) or 0
     except CliError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -417,6 +435,79 @@ def _trajectories(args: argparse.Namespace) -> int:
             raise CliError(f"cannot write {target}: {exc.strerror}") from None
         print(f"Exported {count} trajectories to {target}")
         return 0
+
+
+# -- evaluation ------------------------------------------------------------------------------
+def _evaluate(args: argparse.Namespace) -> int:
+    from cascade_studio.core.evaluation import threshold_for_quality, threshold_for_rate
+    from cascade_studio.core.tiers import teacher_of
+    from cascade_studio.services.collector import select_task_ids
+    from cascade_studio.services.evaluation import evaluate
+    from cascade_studio.services.secrets import SecretStore
+    from cascade_studio.store.tiers import TierRepository
+
+    with _open_ws(args) as ws:
+        tiers = {t.tier: t for t in TierRepository(ws).list()}
+        teacher = tiers.get(args.teacher) if args.teacher else teacher_of(list(tiers.values()))
+        student = tiers.get(args.student)
+        if teacher is None or student is None:
+            raise CliError(f"no such tier (teacher {args.teacher or 'top'}, student {args.student}); see `tiers list`")
+        if teacher.tier == student.tier:
+            raise CliError("the student must be another tier than the teacher", code=2)
+        task_ids = select_task_ids(ws, args.category, args.limit)
+        if not task_ids:
+            raise CliError("no tasks; import some with `cascade-studio tasks import FILE`")
+        report = asyncio.run(evaluate(ws, teacher, student, task_ids, SecretStore(), collect=args.collect,
+                                      use_embeddings=not args.no_embeddings, temperature=args.temperature,
+                                      category=args.category))
+        if not report.results:
+            raise CliError(f"no task has trajectories of both tier {teacher.tier} and tier {student.tier}; "
+                           "add --collect to collect them")
+        out = report.to_json()
+        method = student.confidence_method.value
+        confs = [r.student_confidence.get(method) for r in report.results]
+        student_ok = [r.agrees for r in report.results]
+        teacher_ok = [True] * len(student_ok)
+        if args.target_rate is not None:
+            out["calibration"] = threshold_for_rate(confs, student_ok, teacher_ok, args.target_rate).to_json()
+        elif args.target_quality is not None:
+            out["calibration"] = threshold_for_quality(confs, student_ok, teacher_ok, args.target_quality).to_json()
+        if args.json:
+            _print_json(out)
+        else:
+            o = out["overall"]
+            print(f"Tier {student.tier} ({student.model}) vs teacher tier {teacher.tier} ({teacher.model}) on "
+                  f"{o['tasks']} tasks ({report.missing} without both trajectories)")
+            for name, block in [("overall", o), *out["categories"].items()]:
+                acc = block["accuracy"]
+                acc_text = f"  accuracy teacher {acc['teacher']:.0%} student {acc['student']:.0%}" if acc else ""
+                print(f"  {name:<16} tasks {block['tasks']:>4}  tool {_pct(block['tool_agreement'])}  args "
+                      f"{_pct(block['args_agreement'])}  answer {_pct(block['answer_agreement'])}{acc_text}")
+            if "calibration" in out:
+                c = out["calibration"]
+                print(f"Suggested threshold {c['threshold']:.3f}: escalates {c['escalation_rate']:.0%}, expected "
+                      f"quality {c['expected_quality']:.0%}")
+        return 0
+
+
+def _pct(value) -> str:
+    return "  —  " if value is None else f"{value:5.0%}"
+
+
+def _policy(args: argparse.Namespace) -> int:
+    from cascade_studio.services.policy import export_policy
+    from cascade_studio.store.tiers import TierRepository
+
+    with _open_ws(args) as ws:
+        tiers = TierRepository(ws).list()
+        if not tiers:
+            raise CliError("no tiers to export; define them with `cascade-studio tiers set`")
+        try:
+            snippet = export_policy(tiers, Path(args.file))
+        except OSError as exc:
+            raise CliError(f"cannot write {args.file}: {exc.strerror}") from None
+    print(f"Wrote the policy to {args.file} (no keys) and a snippet that applies it to {snippet}")
+    return 0
 
 
 # -- keys ------------------------------------------------------------------------------------

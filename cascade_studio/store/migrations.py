@@ -104,6 +104,22 @@ MIGRATIONS: list[str] = [
     CREATE INDEX trajectories_status ON trajectories(status);
     CREATE INDEX trajectories_tool ON trajectories(tool_name);
     """,
+    # 5: evaluation history (aggregates; per-task results are recomputed from trajectories)
+    """
+    CREATE TABLE evaluations (
+        id            INTEGER PRIMARY KEY,
+        created_at    TEXT NOT NULL,
+        teacher_tier  INTEGER NOT NULL,
+        teacher_model TEXT NOT NULL,
+        student_tier  INTEGER NOT NULL,
+        student_model TEXT NOT NULL,
+        category      TEXT,
+        tasks         INTEGER NOT NULL,
+        agreement     REAL,
+        metrics       TEXT NOT NULL      -- JSON: overall and per-category figures
+    );
+    CREATE INDEX evaluations_student ON evaluations(student_tier, created_at);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,244 @@
+"""Student-vs-teacher agreement metrics and accuracy against expected answers (BFCL rules).
+
+All functions are pure; a "call" is {"name": str, "arguments": dict} as parsed from a response.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import unicodedata
+from collections import Counter
+from typing import Any
+
+REL_TOL = 1e-6
+ABS_TOL = 1e-9
+
+
+# -- values -------------------------------------------------------------------------------------
+def values_equal(a: Any, b: Any) -> bool:
+    """Equality after JSON normalisation: numbers within a tolerance (1 == 1.0), dict key order
+    ignored, lists compared in order, strings compared after trimming."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b if isinstance(a, bool) and isinstance(b, bool) else False
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return math.isclose(float(a), float(b), rel_tol=REL_TOL, abs_tol=ABS_TOL)
+    if isinstance(a, str) and isinstance(b, str):
+        return a.strip() == b.strip()
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(values_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(values_equal(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
+# -- tool selection and arguments ---------------------------------------------------------------
+def tool_names(calls: list[dict[str, Any]]) -> Counter:
+    return Counter(str(c.get("name")) for c in calls)
+
+
+def tool_agreement(teacher: list[dict[str, Any]], student: list[dict[str, Any]]) -> bool:
+    """Same multiset of function names; order does not matter; no tool on both sides agrees."""
+    return tool_names(teacher) == tool_names(student)
+
+
+def pair_calls(teacher: list[dict[str, Any]], student: list[dict[str, Any]]):
+    """Pair calls by name (in order within a name). Returns (pairs, unpaired_teacher, unpaired_student)."""
+    pool: dict[str, list[dict[str, Any]]] = {}
+    for c in student:
+        pool.setdefault(str(c.get("name")), []).append(c)
+    pairs, lonely_t = [], []
+    for c in teacher:
+        bucket = pool.get(str(c.get("name")))
+        if bucket:
+            pairs.append((c, bucket.pop(0)))
+        else:
+            lonely_t.append(c)
+    lonely_s = [c for bucket in pool.values() for c in bucket]
+    return pairs, lonely_t, lonely_s
+
+
+def _args(call: dict[str, Any]) -> dict[str, Any]:
+    a = call.get("arguments")
+    return a if isinstance(a, dict) else {}
+
+
+def args_agreement(teacher: list[dict[str, Any]], student: list[dict[str, Any]]) -> tuple[bool, float | None]:
+    """(every argument of every call equal, share of arguments that match).
+
+    The share counts each argument of the paired calls (the union of both sides' keys) plus every
+    argument of an unpaired call as a mismatch. With no arguments at all the share is None."""
+    pairs, lonely_t, lonely_s = pair_calls(teacher, student)
+    total = matched = 0
+    for t, s in pairs:
+        ta, sa = _args(t), _args(s)
+        for key in set(ta) | set(sa):
+            total += 1
+            if key in ta and key in sa and values_equal(ta[key], sa[key]):
+                matched += 1
+    for c in lonely_t + lonely_s:
+        total += len(_args(c)) or 1
+    if total == 0:
+        return tool_agreement(teacher, student), None
+    return matched == total and not lonely_t and not lonely_s, matched / total
+
+
+def argument_diff(teacher: list[dict[str, Any]], student: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What differs, call by call, for the side-by-side view."""
+    pairs, lonely_t, lonely_s = pair_calls(teacher, student)
+    out = []
+    for t, s in pairs:
+        ta, sa = _args(t), _args(s)
+        for key in sorted(set(ta) | set(sa)):
+            if not (key in ta and key in sa and values_equal(ta[key], sa[key])):
+                out.append({"tool": t.get("name"), "argument": key, "teacher": ta.get(key, "(missing)"),
+                            "student": sa.get(key, "(missing)")})
+    out += [{"tool": c.get("name"), "argument": None, "teacher": "called", "student": "not called"} for c in lonely_t]
+    out += [{"tool": c.get("name"), "argument": None, "teacher": "not called", "student": "called"} for c in lonely_s]
+    return out
+
+
+# -- answers --------------------------------------------------------------------------------------
+def normalise_text(text: str | None) -> str:
+    text = unicodedata.normalize("NFKC", text or "").casefold()
+    text = re.sub(r"[^\w\s]", " ", text)
+    return " ".join(text.split())
+
+
+def answers_match(a: str | None, b: str | None) -> bool:
+    return normalise_text(a) == normalise_text(b)
+
+
+def cosine(a: list[float], b: list[float]) -> float | None:
+    if not a or not b or len(a) != len(b):
+        return None
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
+    na = math.sqrt(sum(x * x for x in a))
+    nb = math.sqrt(sum(y * y for y in b))
+    return dot / (na * nb) if na and nb else None
+
+
+def offline_embedding(text: str, dims: int = 512) -> list[float]:
+    """The documented offline fallback when a tier has no embeddings endpoint: a hashed bag of
+    words and word bigrams (sign-hashed, L2-normalised). It measures lexical overlap, not meaning."""
+    words = normalise_text(text).split()
+    grams = words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]
+    vec = [0.0] * dims
+    for g in grams:
+        h = hashlib.blake2b(g.encode(), digest_size=8).digest()
+        vec[int.from_bytes(h[:4], "little") % dims] += 1.0 if h[4] & 1 else -1.0
+    n = math.sqrt(sum(v * v for v in vec)) or 1.0
+    return [v / n for v in vec]
+
+
+# -- distributions ---------------------------------------------------------------------------------
+def decision_position(logprobs: list[dict[str, Any]] | None, tool_name: str | None) -> int | None:
+    """Index of the token that carries the decision: the first token of the chosen tool's name,
+    or the first token when no tool is called."""
+    if not logprobs:
+        return None
+    if not tool_name:
+        return 0
+    text, starts = "", []
+    for tok in logprobs:
+        starts.append(len(text))
+        text += tok["token"]
+    marker = text.find('"name": "')
+    at = marker + len('"name": "') if marker >= 0 else text.find(tool_name)
+    if at < 0 or at >= len(text):
+        return None
+    for i, s in enumerate(starts):
+        if s <= at < s + len(logprobs[i]["token"]) or s >= at:
+            return i
+    return None
+
+
+def soft_distribution(top: list[dict[str, Any]], temperature: float) -> dict[str, float]:
+    """A top-k distribution renormalised at temperature T: p_i ∝ exp(logprob_i / T)."""
+    if not top:
+        return {}
+    scaled = {t["token"]: t["logprob"] / temperature for t in top}
+    peak = max(scaled.values())
+    weights = {k: math.exp(v - peak) for k, v in scaled.items()}
+    z = sum(weights.values())
+    return {k: w / z for k, w in weights.items()}
+
+
+def kl_divergence(p: dict[str, float], q: dict[str, float], floor: float = 1e-6) -> float:
+    """KL(p || q) over the union of both top-k supports; tokens missing from q get `floor`
+    (then q is renormalised), so a teacher token the student never considered costs a lot."""
+    support = set(p) | set(q)
+    qf = {k: max(q.get(k, 0.0), floor) for k in support}
+    zq = sum(qf.values())
+    return sum(pv * math.log(pv / (qf[k] / zq)) for k, pv in p.items() if pv > 0)
+
+
+def decision_kl(teacher_logprobs, teacher_tool, student_logprobs, student_tool, temperature: float = 2.0) -> float | None:
+    """KL(teacher_T || student_T) over the first decision token (Hinton et al. 2015)."""
+    ti = decision_position(teacher_logprobs, teacher_tool)
+    si = decision_position(student_logprobs, student_tool)
+    if ti is None or si is None:
+        return None
+    t_top = teacher_logprobs[ti].get("top_logprobs") or []
+    s_top = student_logprobs[si].get("top_logprobs") or []
+    if not t_top or not s_top:
+        return None
+    return kl_divergence(soft_distribution(t_top, temperature), soft_distribution(s_top, temperature))
+
+
+# -- accuracy against expected answers (BFCL) -----------------------------------------------------
+def _bfcl_norm(value: Any) -> Any:
+    if isinstance(value, str):
+        return re.sub(r"[\s,./\-_*^]", "", value).lower()
+    if isinstance(value, list):
+        return [_bfcl_norm(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _bfcl_norm(v) for k, v in value.items()}
+    return value
+
+
+def _bfcl_value_ok(value: Any, accepted: list[Any]) -> bool:
+    for option in accepted:
+        if option == "":
+            continue
+        if values_equal(_bfcl_norm(value), _bfcl_norm(option)):
+            return True
+        if isinstance(value, int | float) and isinstance(option, int | float) and values_equal(value, option):
+            return True
+    return False
+
+
+def bfcl_call_ok(call: dict[str, Any], expected: dict[str, dict[str, list[Any]]]) -> bool:
+    """One call against one expected call {name: {arg: [accepted values]}}: any listed value is
+    accepted; "" in the list means the argument may be omitted; unexpected arguments fail."""
+    (name, params), = expected.items()
+    if call.get("name") != name:
+        return False
+    args = _args(call)
+    for key in args:
+        if key not in params:
+            return False
+    for key, accepted in params.items():
+        if key not in args:
+            if "" not in accepted:
+                return False
+            continue
+        if not _bfcl_value_ok(args[key], accepted):
+            return False
+    return True
+
+
+def bfcl_correct(calls: list[dict[str, Any]], expected: list[dict[str, Any]]) -> bool:
+    """Every expected call matched by a distinct actual call, and no extra calls. `[]` expects no call."""
+    if not expected:
+        return not calls
+    if len(calls) != len(expected):
+        return False
+    remaining = list(calls)
+    for exp in expected:
+        match = next((c for c in remaining if bfcl_call_ok(c, exp)), None)
+        if match is None:
+            return False
+        remaining.remove(match)
+    return True

@@ -1,0 +1,152 @@
+"""Evaluation runs: compare student tiers with the teacher on a task set, reusing recorded
+trajectories and collecting missing ones with the same engine as collection runs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from cascade_studio.core.agreement import cosine, offline_embedding
+from cascade_studio.core.evaluation import Side, TaskResult, aggregate, compare
+from cascade_studio.core.tiers import Tier
+from cascade_studio.services.clients import make_async_client
+from cascade_studio.services.collector import CollectionRun, start_or_resume
+from cascade_studio.services.secrets import SecretStore
+from cascade_studio.store.tasks import TaskRepository
+from cascade_studio.store.workspace import Workspace
+
+log = logging.getLogger(__name__)
+EMBEDDING_MODEL = "text-embedding-3-small"
+
+
+def latest_sides(ws: Workspace, tier: int, task_ids: list[str] | None = None) -> dict[str, Side]:
+    """The most recent successful trajectory of `tier` for each task."""
+    rows = ws.conn.execute(
+        "SELECT t.id, t.task_id, t.tool_calls, t.final_answer, t.content, t.logprobs, t.conf_mean, t.conf_min, "
+        "t.conf_tool, t.cost_micro, t.latency_ms FROM trajectories t JOIN (SELECT task_id, max(id) AS id FROM "
+        "trajectories WHERE tier = ? AND status = 'ok' GROUP BY task_id) last ON last.id = t.id", (tier,))
+    wanted = set(task_ids) if task_ids is not None else None
+    out = {}
+    for r in rows:
+        if wanted is not None and r[1] not in wanted:
+            continue
+        calls = orjson.loads(r[2])
+        out[r[1]] = Side(calls, r[3], r[4] if calls else None, None if r[5] is None else orjson.loads(r[5]),
+                         {"mean_token_prob": r[6], "min_token_prob": r[7], "tool_name_prob": r[8]}, r[9], r[10], r[0])
+    return out
+
+
+@dataclass
+class EvaluationReport:
+    teacher: Tier
+    student: Tier
+    results: list[TaskResult]
+    summary: dict[str, Any]
+    missing: int
+    similarity_method: str
+    evaluation_id: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"teacher": {"tier": self.teacher.tier, "model": self.teacher.model},
+                "student": {"tier": self.student.tier, "model": self.student.model},
+                "missing": self.missing, "similarity_method": self.similarity_method,
+                "evaluation_id": self.evaluation_id, **self.summary}
+
+
+async def collect_missing(ws: Workspace, tiers: list[Tier], task_ids: list[str], secrets: SecretStore) -> None:
+    for tier in tiers:
+        have = latest_sides(ws, tier.tier, task_ids)
+        missing = [t for t in task_ids if t not in have]
+        if missing:
+            run, _ = start_or_resume(ws, tier, missing, {"evaluation": True})
+            await CollectionRun(ws, tier, secrets, run).run()
+
+
+async def _embed(tier: Tier, secrets: SecretStore, texts: list[str]) -> list[list[float]] | None:
+    """Embeddings from the tier's endpoint, or None when it has none (then the offline fallback)."""
+    if not texts:
+        return []
+    try:
+        client = make_async_client(tier, secrets, max_retries=2)
+        async with client:
+            vectors = []
+            for start in range(0, len(texts), 256):
+                resp = await client.embeddings.create(model=EMBEDDING_MODEL, input=texts[start:start + 256])
+                vectors += [d.embedding for d in sorted(resp.data, key=lambda d: d.index)]
+            return vectors
+    except Exception as exc:  # noqa: BLE001 - any failure means: use the documented fallback
+        log.info("No embeddings from %s (%s); using the offline similarity", tier.base_url, type(exc).__name__)
+        return None
+
+
+async def evaluate(ws: Workspace, teacher: Tier, student: Tier, task_ids: list[str], secrets: SecretStore, *,
+                   collect: bool = False, use_embeddings: bool = True, temperature: float = 2.0,
+                   record: bool = True, category: str | None = None) -> EvaluationReport:
+    if collect:
+        await collect_missing(ws, [teacher, student], task_ids, secrets)
+    t_sides = latest_sides(ws, teacher.tier, task_ids)
+    s_sides = latest_sides(ws, student.tier, task_ids)
+    tasks = TaskRepository(ws)
+    common = [t for t in task_ids if t in t_sides and t in s_sides]
+    missing = len(task_ids) - len(common)
+    # texts to compare by similarity: final answers (both text) and reasoning (both present)
+    pairs: list[tuple[str, str, str, str]] = []  # (task, kind, teacher text, student text)
+    for task_id in common:
+        t, s = t_sides[task_id], s_sides[task_id]
+        if not t.tool_calls and not s.tool_calls and t.answer and s.answer:
+            pairs.append((task_id, "answer", t.answer, s.answer))
+        if t.reasoning and s.reasoning:
+            pairs.append((task_id, "reasoning", t.reasoning, s.reasoning))
+    vectors = None
+    if use_embeddings and pairs:
+        vectors = await _embed(student, secrets, [x for p in pairs for x in (p[2], p[3])])
+    method = f"embeddings ({EMBEDDING_MODEL} at {student.base_url})" if vectors else "offline hashed bag-of-words"
+    sims: dict[tuple[str, str], float | None] = {}
+    for i, (task_id, kind, a, b) in enumerate(pairs):
+        va, vb = (vectors[2 * i], vectors[2 * i + 1]) if vectors else (offline_embedding(a), offline_embedding(b))
+        sims[(task_id, kind)] = cosine(va, vb)
+    results = []
+    for task_id in common:
+        task = tasks.get(task_id)
+        results.append(compare(task_id, task.category if task else "", t_sides[task_id], s_sides[task_id],
+                               task.expected if task else None, answer_similarity=sims.get((task_id, "answer")),
+                               reasoning_similarity=sims.get((task_id, "reasoning")), temperature=temperature))
+    summary = aggregate(results)
+    report = EvaluationReport(teacher, student, results, summary, missing, method)
+    if record and results:
+        report.evaluation_id = ws.conn.execute(
+            "INSERT INTO evaluations (created_at, teacher_tier, teacher_model, student_tier, student_model, category, "
+            "tasks, agreement, metrics) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), teacher.tier, teacher.model, student.tier,
+             student.model, category, len(results), summary["overall"]["agreement"], json.dumps(summary))).lastrowid
+    return report
+
+
+def history(ws: Workspace, student_tier: int | None = None) -> list[dict[str, Any]]:
+    where, args = ("WHERE student_tier = ?", [student_tier]) if student_tier is not None else ("", [])
+    rows = ws.conn.execute(f"SELECT id, created_at, teacher_tier, teacher_model, student_tier, student_model, category, "
+                           f"tasks, agreement FROM evaluations {where} ORDER BY created_at, id", args).fetchall()
+    keys = ["id", "created_at", "teacher_tier", "teacher_model", "student_tier", "student_model", "category", "tasks",
+            "agreement"]
+    return [dict(zip(keys, r, strict=True)) for r in rows]
+
+
+def drift_warning(ws: Workspace, student_tier: int, level: float) -> str | None:
+    """A sentence when the latest evaluation of this student is below `level` (or fell since the last one)."""
+    rows = history(ws, student_tier)
+    if not rows or rows[-1]["agreement"] is None:
+        return None
+    last = rows[-1]
+    if last["agreement"] < level:
+        changed = ""
+        if len(rows) > 1 and rows[-2]["teacher_model"] != last["teacher_model"]:
+            changed = f" The teacher changed from {rows[-2]['teacher_model']} to {last['teacher_model']}."
+        return (f"Tier {student_tier} ({last['student_model']}) agrees with its teacher on {last['agreement']:.0%} "
+                f"of tasks, below your alert level of {level:.0%}.{changed} Re-distil the student (build a new "
+                "dataset from fresh teacher trajectories and fine-tune again).")
+    return None
