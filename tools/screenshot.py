@@ -43,6 +43,20 @@ window.move(0, 0)
 window.show()
 if "--select" in sys.argv and page == 2:
     window.trajectories_page.table.selectRow(int(sys.argv[sys.argv.index("--select") + 1]))
+if "--evaluate" in sys.argv and page == 3:
+    import asyncio
+
+    from cascade_studio.services.evaluation import evaluate
+    from cascade_studio.store.tiers import TierRepository
+
+    ep = window.evaluation_page
+    tiers = {t.tier: t for t in TierRepository(window.ws).list()}
+    ids = [r[0] for r in window.ws.conn.execute("SELECT id FROM tasks ORDER BY category, rowid")]
+    for _ in range(2):
+        report = asyncio.run(evaluate(window.ws, tiers[3], tiers[1], ids, ep.secrets))
+    ep.show_report(report)
+    ep.category_table.selectRow(1)
+    ep.task_table.selectRow(0)
 
 
 def shoot() -> None:

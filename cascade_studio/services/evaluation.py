@@ -17,6 +17,7 @@ from cascade_studio.core.tiers import Tier
 from cascade_studio.services.clients import make_async_client
 from cascade_studio.services.collector import CollectionRun, start_or_resume
 from cascade_studio.services.secrets import SecretStore
+from cascade_studio.store.evaluations import drift_warning, history  # noqa: F401 - re-exported
 from cascade_studio.store.tasks import TaskRepository
 from cascade_studio.store.workspace import Workspace
 
@@ -127,26 +128,3 @@ async def evaluate(ws: Workspace, teacher: Tier, student: Tier, task_ids: list[s
     return report
 
 
-def history(ws: Workspace, student_tier: int | None = None) -> list[dict[str, Any]]:
-    where, args = ("WHERE student_tier = ?", [student_tier]) if student_tier is not None else ("", [])
-    rows = ws.conn.execute(f"SELECT id, created_at, teacher_tier, teacher_model, student_tier, student_model, category, "
-                           f"tasks, agreement FROM evaluations {where} ORDER BY created_at, id", args).fetchall()
-    keys = ["id", "created_at", "teacher_tier", "teacher_model", "student_tier", "student_model", "category", "tasks",
-            "agreement"]
-    return [dict(zip(keys, r, strict=True)) for r in rows]
-
-
-def drift_warning(ws: Workspace, student_tier: int, level: float) -> str | None:
-    """A sentence when the latest evaluation of this student is below `level` (or fell since the last one)."""
-    rows = history(ws, student_tier)
-    if not rows or rows[-1]["agreement"] is None:
-        return None
-    last = rows[-1]
-    if last["agreement"] < level:
-        changed = ""
-        if len(rows) > 1 and rows[-2]["teacher_model"] != last["teacher_model"]:
-            changed = f" The teacher changed from {rows[-2]['teacher_model']} to {last['teacher_model']}."
-        return (f"Tier {student_tier} ({last['student_model']}) agrees with its teacher on {last['agreement']:.0%} "
-                f"of tasks, below your alert level of {level:.0%}.{changed} Re-distil the student (build a new "
-                "dataset from fresh teacher trajectories and fine-tune again).")
-    return None

@@ -28,12 +28,9 @@ from cascade_studio.services.paths import log_file
 from cascade_studio.services.secrets import SecretStore
 from cascade_studio.services.settings import AppSettings
 from cascade_studio.store.workspace import Workspace, WorkspaceError
-from cascade_studio.ui.about import AboutDialog
 from cascade_studio.ui.background import run_in_thread
 from cascade_studio.ui.errors import show_error
-from cascade_studio.ui.tasks_page import TasksPage
 from cascade_studio.ui.tiers_page import TiersPage
-from cascade_studio.ui.trajectories_page import TrajectoriesPage
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +61,13 @@ class MainWindow(QMainWindow):
         self.tiers_page.dirty_changed.connect(self._update_title)
         self.tiers_page.saved.connect(lambda: self.statusBar().showMessage("Tiers saved", 3000))
         self.add_page("Tiers", self.tiers_page)
-        self.tasks_page = TasksPage()
-        self.add_page("Tasks", self.tasks_page)
-        self.trajectories_page = TrajectoriesPage(secrets)
-        self.add_page("Trajectories", self.trajectories_page)
-        self.tasks_page.imported.connect(self.trajectories_page.reload_choices)
-        self.tiers_page.saved.connect(self.trajectories_page.reload_choices)
-        self.nav.currentRowChanged.connect(self.pages.setCurrentIndex)
+        self._lazy: dict[str, QWidget | None] = {}
+        self.add_lazy_page("Tasks", "tasks")
+        # Heavier pages are built the first time they are shown (or used), not at startup.
+        self.add_lazy_page("Trajectories", "trajectories")
+        self.add_lazy_page("Evaluation", "evaluation")
+        self.tiers_page.saved.connect(lambda: self._each_built("reload_choices"))
+        self.nav.currentRowChanged.connect(self._navigate)
         self.nav.setCurrentRow(0)
 
         central = QWidget()
@@ -133,6 +130,62 @@ class MainWindow(QMainWindow):
         item.setSizeHint(QSize(170, 36))
         self.nav.addItem(item)
         self.pages.addWidget(widget)
+
+    def add_lazy_page(self, title: str, key: str) -> None:
+        self._lazy[key] = None
+        placeholder = QWidget()
+        placeholder.setProperty("lazy_key", key)
+        self.add_page(title, placeholder)
+
+    def _build(self, key: str) -> QWidget:
+        page = self._lazy.get(key)
+        if page is not None:
+            return page
+        if key == "tasks":
+            from cascade_studio.ui.tasks_page import TasksPage
+
+            page = TasksPage()
+            page.imported.connect(lambda: self._each_built("reload_choices", skip=page))
+        elif key == "trajectories":
+            from cascade_studio.ui.trajectories_page import TrajectoriesPage
+
+            page = TrajectoriesPage(self.secrets)
+        else:
+            from cascade_studio.ui.evaluation_page import EvaluationPage
+
+            page = EvaluationPage(self.secrets)
+        self._lazy[key] = page
+        index = next(i for i in range(self.pages.count()) if self.pages.widget(i).property("lazy_key") == key)
+        old = self.pages.widget(index)
+        self.pages.insertWidget(index, page)
+        self.pages.removeWidget(old)
+        old.deleteLater()
+        page.set_workspace(self.ws)
+        return page
+
+    def _each_built(self, method: str, *args, skip: QWidget | None = None) -> None:
+        for page in self._lazy.values():
+            if page is not None and page is not skip and hasattr(page, method):
+                getattr(page, method)(*args)
+
+    def _navigate(self, row: int) -> None:
+        widget = self.pages.widget(row)
+        key = widget.property("lazy_key") if widget is not None else None
+        if key:
+            self._build(key)
+        self.pages.setCurrentIndex(row)
+
+    @property
+    def tasks_page(self):  # -> TasksPage, built on first use
+        return self._build("tasks")
+
+    @property
+    def trajectories_page(self):  # -> TrajectoriesPage, built on first use
+        return self._build("trajectories")
+
+    @property
+    def evaluation_page(self):  # -> EvaluationPage, built on first use
+        return self._build("evaluation")
 
     # -- menus ---------------------------------------------------------------------------
     def _build_menus(self) -> None:
@@ -203,8 +256,7 @@ class MainWindow(QMainWindow):
         self.catalog = catalog
         self.settings.add_recent(ws.path)
         self.tiers_page.set_workspace(ws, catalog)
-        self.tasks_page.set_workspace(ws)
-        self.trajectories_page.set_workspace(ws)
+        self._each_built("set_workspace", ws)
         self.workspace_label.setText(f"Workspace: {ws.path}")
         self._update_title()
         if ws.deferred_check:  # a big workspace: check it fully without making the user wait
@@ -278,6 +330,8 @@ class MainWindow(QMainWindow):
         self.setWindowModified(self.tiers_page.dirty)
 
     def show_about(self) -> None:
+        from cascade_studio.ui.about import AboutDialog
+
         AboutDialog(self.keyring_message, self).exec()
 
     def _open_log_folder(self) -> None:
@@ -298,8 +352,8 @@ class MainWindow(QMainWindow):
         if not self._confirm_discard():
             event.ignore()
             return
-        page = self.trajectories_page
-        if page.runner is not None:
+        page = self._lazy.get("trajectories")
+        if page is not None and page.runner is not None:
             answer = QMessageBox.question(
                 self, "A run is in progress",
                 "Stop the collection run and quit? Finished trajectories are saved; Start resumes the run next time.")
@@ -312,8 +366,7 @@ class MainWindow(QMainWindow):
             return
         if self.ws is not None:
             self.tiers_page.ws = None
-            self.tasks_page.set_workspace(None)
-            self.trajectories_page.set_workspace(None)
+            self._each_built("set_workspace", None)
             self.ws.close()
             self.ws = None
         event.accept()

@@ -1,0 +1,463 @@
+"""Evaluation page: student vs teacher by category, drill-down side by side, threshold
+calibration, policy export, and agreement over time (drift)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
+
+from cascade_studio.core.agreement import argument_diff
+from cascade_studio.core.evaluation import outcome, threshold_for_quality, threshold_for_rate
+from cascade_studio.core.tiers import ConfidenceMethod, teacher_of
+from cascade_studio.services.secrets import SecretStore
+from cascade_studio.store.tasks import TaskRepository
+from cascade_studio.store.tiers import TierRepository
+from cascade_studio.store.workspace import Workspace
+from cascade_studio.ui.errors import show_error
+from cascade_studio.ui.tier_editor import ERROR_STYLE, INFO_STYLE, WARN_STYLE
+from cascade_studio.ui.trajectory_model import heat_color
+
+log = logging.getLogger(__name__)
+PALETTE = ["#3fa7f5", "#f5a623", "#7ed321", "#bd10e0"]
+
+
+def _pct(v: float | None) -> str:
+    return "—" if v is None else f"{v:.0%}"
+
+
+class EvaluationPage(QWidget):
+    def __init__(self, secrets: SecretStore, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.secrets = secrets
+        self.ws: Workspace | None = None
+        self.report = None
+        self._task = None
+
+        self.teacher_combo = QComboBox(objectName="evalTeacher")
+        self.student_combo = QComboBox(objectName="evalStudent")
+        self.category_combo = QComboBox(objectName="evalCategory")
+        self.limit_spin = QSpinBox(objectName="evalLimit", minimum=0, maximum=1_000_000, singleStep=50)
+        self.limit_spin.setSpecialValueText("all tasks")
+        self.collect_check = QCheckBox("Collect missing trajectories", objectName="evalCollect")
+        self.collect_check.setChecked(True)
+        self.run_button = QPushButton("Evaluate", objectName="evaluate")
+        self.run_button.clicked.connect(self.run_evaluation)
+        self.status = QLabel(objectName="evalStatus")
+        self.status.setWordWrap(True)
+        self.status.setStyleSheet(INFO_STYLE)
+        top = QHBoxLayout()
+        for label, w in (("Teacher", self.teacher_combo), ("Student", self.student_combo),
+                         ("Category", self.category_combo), ("Limit", self.limit_spin)):
+            top.addWidget(QLabel(label))
+            top.addWidget(w)
+        top.addWidget(self.collect_check)
+        top.addStretch(1)
+        top.addWidget(self.run_button)
+
+        self.category_table = QTableWidget(0, 8, objectName="categoryTable")
+        self.category_table.setHorizontalHeaderLabels(["Category", "Tasks", "Agreement", "Tool", "Args", "Answer",
+                                                       "Accuracy T / S", "KL"])
+        self.category_table.verticalHeader().hide()
+        self.category_table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        self.category_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        header = self.category_table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header.setMinimumSectionSize(60)
+        self.category_table.currentCellChanged.connect(lambda *_: self._show_tasks())
+        self.task_table = QTableWidget(0, 5, objectName="evalTaskTable")
+        self.task_table.setHorizontalHeaderLabels(["Task", "Agrees", "Teacher tool", "Student tool", "Confidence"])
+        self.task_table.verticalHeader().hide()
+        self.task_table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        self.task_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.task_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.task_table.currentCellChanged.connect(lambda *_: self._show_pair())
+        self.pair_view = QTextBrowser(objectName="pairView")
+        self.pair_view.setPlaceholderText("Pick a task to see teacher and student side by side.")
+
+        # calibration
+        self.method_combo = QComboBox(objectName="calMethod")
+        for m in ConfidenceMethod:
+            self.method_combo.addItem(m.label, m.value)
+        self.rate_spin = QDoubleSpinBox(objectName="targetRate", minimum=0, maximum=1, singleStep=0.05, value=0.3)
+        self.quality_spin = QDoubleSpinBox(objectName="targetQuality", minimum=0, maximum=1, singleStep=0.01,
+                                           value=0.95)
+        self.by_rate = QPushButton("From escalation rate", objectName="calByRate")
+        self.by_quality = QPushButton("From target quality", objectName="calByQuality")
+        self.cal_result = QLabel(objectName="calResult")
+        self.cal_result.setWordWrap(True)
+        self.apply_button = QPushButton("Apply to student tier", objectName="applyThreshold")
+        self.export_button = QPushButton("Export policy…", objectName="exportPolicy")
+        self.by_rate.clicked.connect(lambda: self.calibrate("rate"))
+        self.by_quality.clicked.connect(lambda: self.calibrate("quality"))
+        self.apply_button.clicked.connect(self.apply_threshold)
+        self.export_button.clicked.connect(self.export_policy_dialog)
+        self.apply_button.setEnabled(False)
+        self._calibration = None
+        cal_box = QGroupBox("Escalation threshold")
+        cl = QVBoxLayout(cal_box)
+        r1 = QHBoxLayout()
+        r1.addWidget(QLabel("Method"))
+        r1.addWidget(self.method_combo, 1)
+        cl.addLayout(r1)
+        r2 = QHBoxLayout()
+        r2.addWidget(QLabel("Escalate"))
+        r2.addWidget(self.rate_spin)
+        r2.addWidget(self.by_rate)
+        cl.addLayout(r2)
+        r3 = QHBoxLayout()
+        r3.addWidget(QLabel("Quality ≥"))
+        r3.addWidget(self.quality_spin)
+        r3.addWidget(self.by_quality)
+        cl.addLayout(r3)
+        cl.addWidget(self.cal_result)
+        r4 = QHBoxLayout()
+        r4.addWidget(self.apply_button)
+        r4.addWidget(self.export_button)
+        cl.addLayout(r4)
+
+        # drift
+        self.alert_spin = QDoubleSpinBox(objectName="alertLevel", minimum=0, maximum=1, singleStep=0.05, value=0.8)
+        self.alert_spin.valueChanged.connect(lambda _: self.refresh_drift())
+        self.drift_warning = QLabel(objectName="driftWarning")
+        self.drift_warning.setWordWrap(True)
+        self.drift_warning.setStyleSheet(WARN_STYLE)
+        self.drift_warning.hide()
+        self.plot = None  # pyqtgraph (and numpy) load when the page is first shown: ~1.5 s off startup
+        self._plot_holder = QVBoxLayout()
+        self._curves: dict[int, Any] = {}
+        drift_box = QGroupBox("Agreement over time")
+        dl = QVBoxLayout(drift_box)
+        ar = QHBoxLayout()
+        ar.addWidget(QLabel("Alert below"))
+        ar.addWidget(self.alert_spin)
+        ar.addStretch(1)
+        dl.addLayout(ar)
+        dl.addWidget(self.drift_warning)
+        dl.addLayout(self._plot_holder, 1)
+
+        left = QSplitter(Qt.Orientation.Vertical)
+        left.addWidget(self.category_table)
+        left.addWidget(self.task_table)
+        left.addWidget(self.pair_view)
+        left.setSizes([200, 200, 300])
+        right = QWidget()
+        rl = QVBoxLayout(right)
+        rl.setContentsMargins(0, 0, 0, 0)
+        rl.addWidget(cal_box)
+        rl.addWidget(drift_box, 1)
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(left)
+        split.addWidget(right)
+        split.setSizes([760, 420])
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.status)
+        layout.addWidget(split, 1)
+
+    def showEvent(self, event) -> None:  # noqa: N802
+        super().showEvent(event)
+        if self.plot is None:
+            self._ensure_plot()
+            self.refresh_drift()
+
+    def _ensure_plot(self):
+        if self.plot is None:
+            import pyqtgraph as pg
+
+            self.plot = pg.PlotWidget(background="w", axisItems={"bottom": pg.DateAxisItem()})
+            self.plot.setObjectName("driftPlot")
+            self.plot.setLabel("left", "agreement with teacher")
+            self.plot.setYRange(0, 1.05)
+            self.plot.showGrid(x=True, y=True, alpha=0.2)
+            self.plot.addLegend(offset=(10, 10))
+            self.plot.setMinimumHeight(160)
+            self._alert_line = pg.InfiniteLine(angle=0, pen=pg.mkPen("#d13438", style=Qt.PenStyle.DashLine))
+            self.plot.addItem(self._alert_line)
+            self._plot_holder.addWidget(self.plot)
+        return self.plot
+
+    # -- workspace -----------------------------------------------------------------------------
+    def set_workspace(self, ws: Workspace | None) -> None:
+        self.ws = ws
+        self.report = None
+        self.category_table.setRowCount(0)
+        self.task_table.setRowCount(0)
+        self.pair_view.clear()
+        self.reload_choices()
+        self.refresh_drift()
+        self.status.setText("Pick a student tier and press Evaluate. Missing trajectories are collected first.")
+
+    def reload_choices(self) -> None:
+        tiers = TierRepository(self.ws).list() if self.ws else []
+        top = teacher_of(tiers)
+        for combo, default in ((self.teacher_combo, top.tier if top else None),
+                               (self.student_combo, min((t.tier for t in tiers if t is not top), default=None))):
+            current = combo.currentData() or default
+            combo.clear()
+            for t in tiers:
+                combo.addItem(f"Tier {t.tier} — {t.model}", t.tier)
+            combo.setCurrentIndex(max(0, combo.findData(current)))
+        current = self.category_combo.currentData()
+        self.category_combo.clear()
+        self.category_combo.addItem("All categories", None)
+        for name, n in (TaskRepository(self.ws).categories() if self.ws else []):
+            self.category_combo.addItem(f"{name} ({n})", name)
+        self.category_combo.setCurrentIndex(max(0, self.category_combo.findData(current)))
+
+    def _tier(self, number):
+        return next((t for t in TierRepository(self.ws).list() if t.tier == number), None) if self.ws else None
+
+    # -- evaluation ----------------------------------------------------------------------------
+    def run_evaluation(self) -> None:
+        import asyncio
+
+        from cascade_studio.services.collector import select_task_ids
+        from cascade_studio.services.evaluation import evaluate
+
+        if self.ws is None or self._task is not None:
+            return
+        teacher, student = self._tier(self.teacher_combo.currentData()), self._tier(self.student_combo.currentData())
+        if teacher is None or student is None or teacher.tier == student.tier:
+            self._say("Choose two different tiers: a teacher and a student.", error=True)
+            return
+        task_ids = select_task_ids(self.ws, self.category_combo.currentData(), self.limit_spin.value() or None)
+        if not task_ids:
+            self._say("No tasks: import a task set on the Tasks page.", error=True)
+            return
+        self.run_button.setEnabled(False)
+        self._say(f"Evaluating tier {student.tier} against tier {teacher.tier} on {len(task_ids)} tasks"
+                  + (" (collecting missing trajectories first)…" if self.collect_check.isChecked() else "…"))
+        self.method_combo.setCurrentIndex(self.method_combo.findData(student.confidence_method.value))
+        self._task = asyncio.ensure_future(evaluate(self.ws, teacher, student, task_ids, self.secrets,
+                                                    collect=self.collect_check.isChecked(),
+                                                    category=self.category_combo.currentData()))
+        self._task.add_done_callback(self._evaluated)
+
+    def _evaluated(self, task) -> None:
+        self._task = None
+        self.run_button.setEnabled(True)
+        if task.cancelled():
+            return
+        if task.exception() is not None:
+            log.error("Evaluation failed", exc_info=task.exception())
+            self._say(f"The evaluation failed: {task.exception()}", error=True)
+            return
+        self.show_report(task.result())
+
+    def show_report(self, report) -> None:
+        self.report = report
+        if not report.results:
+            self._say(f"No task has trajectories of both tiers ({report.missing} missing). Tick 'Collect missing "
+                      "trajectories' and evaluate again.", error=True)
+            return
+        o = report.summary["overall"]
+        self._say(f"Tier {report.student.tier} ({report.student.model}) agrees with the teacher on "
+                  f"{_pct(o['agreement'])} of {o['tasks']} tasks (tool {_pct(o['tool_agreement'])}, arguments "
+                  f"{_pct(o['args_agreement'])}). Similarity: {report.similarity_method}."
+                  + (f" {report.missing} tasks lacked a trajectory." if report.missing else ""))
+        rows = [("All categories", o), *report.summary["categories"].items()]
+        self.category_table.setRowCount(len(rows))
+        for r, (name, b) in enumerate(rows):
+            acc = b["accuracy"]
+            values = [name, str(b["tasks"]), _pct(b["agreement"]), _pct(b["tool_agreement"]),
+                      _pct(b["args_agreement"]), _pct(b["answer_agreement"]),
+                      f"{_pct(acc['teacher'])} / {_pct(acc['student'])}" if acc else "—",
+                      "—" if b["kl"] is None else f"{b['kl']:.3f}"]
+            for c, v in enumerate(values):
+                item = QTableWidgetItem(v)
+                item.setData(Qt.ItemDataRole.UserRole, None if r == 0 else name)
+                if c == 2 and b["agreement"] is not None:
+                    item.setBackground(heat_color(b["agreement"]))
+                    item.setForeground(QColor("#1b1b1b"))
+                self.category_table.setItem(r, c, item)
+        self.category_table.selectRow(1 if len(rows) > 1 else 0)
+        self.calibrate("rate")
+        self.refresh_drift()
+
+    def _show_tasks(self) -> None:
+        if self.report is None:
+            return
+        row = self.category_table.currentRow()
+        item = self.category_table.item(row, 0)
+        category = item.data(Qt.ItemDataRole.UserRole) if item else None
+        results = [r for r in self.report.results if category is None or r.category == category]
+        results.sort(key=lambda r: (r.agrees, r.task_id))  # divergences first
+        method = self.method_combo.currentData()
+        self.task_table.setRowCount(len(results))
+        self._task_rows = results
+        from cascade_studio.services.evaluation import latest_sides
+
+        t_sides = latest_sides(self.ws, self.report.teacher.tier, [r.task_id for r in results])
+        s_sides = latest_sides(self.ws, self.report.student.tier, [r.task_id for r in results])
+        for i, r in enumerate(results):
+            conf = r.student_confidence.get(method)
+            t, s = t_sides.get(r.task_id), s_sides.get(r.task_id)
+            values = [r.task_id, "yes" if r.agrees else "NO", (t.tool_name if t else None) or "—",
+                      (s.tool_name if s else None) or "—", "—" if conf is None else f"{conf:.3f}"]
+            for c, v in enumerate(values):
+                item = QTableWidgetItem(v)
+                if c == 1 and not r.agrees:
+                    item.setForeground(QColor("#a4262c"))
+                self.task_table.setItem(i, c, item)
+        if results:
+            self.task_table.selectRow(0)
+
+    def _show_pair(self) -> None:
+        row = self.task_table.currentRow()
+        if self.report is None or not 0 <= row < len(getattr(self, "_task_rows", [])):
+            return
+        from cascade_studio.services.evaluation import latest_sides
+
+        result = self._task_rows[row]
+        t = latest_sides(self.ws, self.report.teacher.tier, [result.task_id]).get(result.task_id)
+        s = latest_sides(self.ws, self.report.student.tier, [result.task_id]).get(result.task_id)
+        task = TaskRepository(self.ws).get(result.task_id)
+        if t is None or s is None:
+            return
+        diffs = argument_diff(t.tool_calls, s.tool_calls)
+        bad = {(d["tool"], d["argument"]) for d in diffs}
+
+        def column(side, label: str) -> str:
+            parts = [f"<h4>{html.escape(label)}</h4>"]
+            if side.tool_calls:
+                for call in side.tool_calls:
+                    named_bad = any(k[0] == call["name"] and k[1] is None for k in bad)
+                    style = ' style="background:#fde7e9"' if named_bad or not result.tool_agree else ""
+                    parts.append(f"<p{style}><b>{html.escape(str(call['name']))}</b></p><table>")
+                    for key, value in (call.get("arguments") or {}).items():
+                        mark = ' style="background:#fde7e9"' if (call["name"], key) in bad else ""
+                        parts.append(f"<tr{mark}><td>{html.escape(key)}</td><td>"
+                                     f"{html.escape(json.dumps(value))}</td></tr>")
+                    parts.append("</table>")
+            else:
+                parts.append(f"<p><i>no tool</i></p><p>{html.escape(side.answer or '')}</p>")
+            return "".join(parts)
+
+        prompt = html.escape(task.prompt) if task else ""
+        expected = ""
+        if task and isinstance(task.expected, list):
+            ok = (f"teacher {'✔' if result.teacher_correct else '✖'}, student "
+                  f"{'✔' if result.student_correct else '✖'}")
+            expected = f"<p><b>Expected answer:</b> {ok}</p>"
+        self.pair_view.setHtml(
+            f"<p><b>{html.escape(result.task_id)}</b> · {html.escape(result.category)}</p><p>{prompt}</p>{expected}"
+            f"<table width='100%' cellspacing='8'><tr><td valign='top' width='50%'>"
+            f"{column(t, f'Teacher (tier {self.report.teacher.tier})')}</td><td valign='top'>"
+            f"{column(s, f'Student (tier {self.report.student.tier})')}</td></tr></table>")
+
+    # -- calibration ---------------------------------------------------------------------------
+    def calibrate(self, how: str) -> None:
+        if self.report is None or not self.report.results:
+            self.cal_result.setText("Evaluate first.")
+            return
+        method = self.method_combo.currentData()
+        confs = [r.student_confidence.get(method) for r in self.report.results]
+        student_ok = [r.agrees for r in self.report.results]
+        teacher_ok = [True] * len(student_ok)
+        if how == "rate":
+            cal = threshold_for_rate(confs, student_ok, teacher_ok, self.rate_spin.value())
+        elif how == "quality":
+            cal = threshold_for_quality(confs, student_ok, teacher_ok, self.quality_spin.value())
+        else:
+            cal = outcome(confs, student_ok, teacher_ok, float(how))
+        self._calibration = (method, cal)
+        self.cal_result.setText(
+            f"Threshold <b>{cal.threshold:.3f}</b> ({self.method_combo.currentText().lower()}): escalates "
+            f"<b>{cal.escalation_rate:.0%}</b> of requests; expected quality (agreement with the teacher) "
+            f"<b>{cal.expected_quality:.0%}</b>; the student answers {cal.answered_by_student} of {cal.tasks}.")
+        self.apply_button.setEnabled(True)
+
+    def apply_threshold(self) -> None:
+        if self.ws is None or self.report is None or self._calibration is None:
+            return
+        method, cal = self._calibration
+        repo = TierRepository(self.ws)
+        tier = repo.get(self.report.student.tier)
+        if tier is None:
+            return
+        repo.save(tier.replace(threshold=round(min(1.0, cal.threshold), 4), confidence_method=ConfidenceMethod(method)))
+        self._say(f"Tier {tier.tier} now escalates when {ConfidenceMethod(method).label.lower()} < "
+                  f"{min(1.0, cal.threshold):.3f}.")
+
+    def export_policy_dialog(self) -> None:
+        from cascade_studio.services.policy import export_policy
+
+        if self.ws is None:
+            return
+        name, _ = QFileDialog.getSaveFileName(self, "Export cascade policy", "cascade-policy.json", "JSON (*.json)")
+        if not name:
+            return
+        calibration = {}
+        if self._calibration and self.report:
+            calibration[self.report.student.tier] = {"method": self._calibration[0], **self._calibration[1].to_json()}
+        try:
+            snippet = export_policy(TierRepository(self.ws).list(), Path(name), calibration)
+        except OSError as exc:
+            show_error("Policy not exported", f"Cannot write {name}: {exc.strerror}.", self)
+            return
+        self._say(f"Policy written to {name} (no keys) with a snippet that applies it: {snippet.name}")
+
+    # -- drift ---------------------------------------------------------------------------------
+    def refresh_drift(self) -> None:
+        from cascade_studio.store.evaluations import drift_warning, history
+
+        if self.ws is None:
+            return
+        warnings = []
+        rows = history(self.ws)
+        tiers_seen = sorted({r["student_tier"] for r in rows})
+        for tier in tiers_seen:
+            w = drift_warning(self.ws, tier, self.alert_spin.value())
+            if w:
+                warnings.append(w)
+        self.drift_warning.setText("\n".join(warnings))
+        self.drift_warning.setVisible(bool(warnings))
+        if self.plot is None:
+            return  # drawn when the page is first shown
+        import pyqtgraph as pg
+
+        self._alert_line.setValue(self.alert_spin.value())
+        by_tier: dict[int, list[dict[str, Any]]] = {}
+        for r in rows:
+            if r["agreement"] is not None:
+                by_tier.setdefault(r["student_tier"], []).append(r)
+        for i, (tier, points) in enumerate(sorted(by_tier.items())):
+            xs = [dt.datetime.fromisoformat(p["created_at"]).timestamp() for p in points]
+            ys = [p["agreement"] for p in points]
+            curve = self._curves.get(tier)
+            if curve is None:
+                color = PALETTE[i % len(PALETTE)]
+                curve = self.plot.plot([], [], pen=pg.mkPen(color, width=2), symbol="o", symbolBrush=color,
+                                       name=f"tier {tier}")
+                self._curves[tier] = curve
+            curve.setData(xs, ys)
+
+    def _say(self, text: str, error: bool = False) -> None:
+        self.status.setText(text)
+        self.status.setStyleSheet(ERROR_STYLE if error else INFO_STYLE)

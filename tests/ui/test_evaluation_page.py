@@ -1,0 +1,63 @@
+"""Evaluation page: evaluate (collecting what is missing), drill down, calibrate, apply, export, drift."""
+
+import datetime as dt
+import json
+
+from PySide6.QtWidgets import QFileDialog
+
+from cascade_studio.services.secrets import SecretStore
+from cascade_studio.services.settings import AppSettings
+from cascade_studio.store.tiers import TierRepository
+from cascade_studio.store.workspace import Workspace
+from cascade_studio.ui.main_window import MainWindow
+from tests.ui.conftest import run_until
+
+
+def test_evaluate_drill_down_calibrate_export(qtbot, tmp_path, qloop, sandbox_thread, monkeypatch):
+    from cascade_studio.services.demo import prepare_demo
+
+    prepare_demo(tmp_path, sandbox_thread.base_url)
+    window = MainWindow(SecretStore(), AppSettings(), today=dt.date(2026, 11, 27))
+    qtbot.addWidget(window)
+    window.open_workspace(tmp_path)
+    window.show()
+    window.nav.setCurrentRow(3)
+    page = window.evaluation_page
+    assert page.plot is not None  # created when the page is shown
+    page.student_combo.setCurrentIndex(page.student_combo.findData(1))
+    page.category_combo.setCurrentIndex(page.category_combo.findData("multiple"))
+    page.limit_spin.setValue(20)
+    page.run_button.click()
+    run_until(qloop, lambda: page.report is not None, timeout=60)
+    assert "agrees with the teacher" in page.status.text()
+    assert page.category_table.rowCount() == 2  # overall + multiple
+    assert page.category_table.item(1, 0).text() == "multiple"
+    assert page.task_table.rowCount() == 20
+    first = page.task_table.item(0, 1).text()
+    assert first in ("NO", "yes")
+    page.task_table.selectRow(0)
+    assert "Teacher (tier 3)" in page.pair_view.toPlainText() and "Student (tier 1)" in page.pair_view.toPlainText()
+
+    page.rate_spin.setValue(0.25)
+    page.by_rate.click()
+    assert "escalates <b>25%</b>" in page.cal_result.text()
+    page.apply_button.click()
+    with Workspace.open(tmp_path) as ws:
+        assert TierRepository(ws).get(1).threshold == round(page._calibration[1].threshold, 4)
+    page.quality_spin.setValue(1.0)
+    page.by_quality.click()
+    assert "expected quality" in page.cal_result.text()
+
+    target = tmp_path / "policy.json"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), ""))
+    page.export_button.click()
+    doc = json.loads(target.read_text())
+    assert doc["tiers"][0]["calibration"]["tasks"] == 20 and (tmp_path / "policy_apply.py").exists()
+
+    # drift: a second evaluation adds a point; an alert level above it raises the warning
+    page.run_button.click()
+    run_until(qloop, lambda: page._task is None, timeout=60)
+    curve = page._curves[1]
+    assert len(curve.getData()[0]) == 2
+    page.alert_spin.setValue(1.0)
+    assert page.drift_warning.isVisible() and "Re-distil" in page.drift_warning.text()
