@@ -220,6 +220,8 @@ class EvaluationPage(QWidget):
                                (self.student_combo, min((t.tier for t in tiers if t is not top), default=None))):
             current = combo.currentData() or default
             combo.clear()
+            if combo is self.student_combo and len(tiers) > 2:
+                combo.addItem("All student tiers", -1)
             for t in tiers:
                 combo.addItem(f"Tier {t.tier} — {t.model}", t.tier)
             combo.setCurrentIndex(max(0, combo.findData(current)))
@@ -242,10 +244,15 @@ class EvaluationPage(QWidget):
 
         if self.ws is None or self._task is not None:
             return
-        teacher, student = self._tier(self.teacher_combo.currentData()), self._tier(self.student_combo.currentData())
-        if teacher is None or student is None or teacher.tier == student.tier:
+        teacher = self._tier(self.teacher_combo.currentData())
+        if self.student_combo.currentData() == -1 and teacher is not None:
+            students = [t for t in TierRepository(self.ws).list() if t.tier != teacher.tier]
+        else:
+            students = [t for t in [self._tier(self.student_combo.currentData())] if t is not None]
+        if teacher is None or not students or any(s.tier == teacher.tier for s in students):
             self._say("Choose two different tiers: a teacher and a student.", error=True)
             return
+        student = students[0]
         task_ids = select_task_ids(self.ws, self.category_combo.currentData(), self.limit_spin.value() or None)
         if not task_ids:
             self._say("No tasks: import a task set on the Tasks page.", error=True)
@@ -254,9 +261,15 @@ class EvaluationPage(QWidget):
         self._say(f"Evaluating tier {student.tier} against tier {teacher.tier} on {len(task_ids)} tasks"
                   + (" (collecting missing trajectories first)…" if self.collect_check.isChecked() else "…"))
         self.method_combo.setCurrentIndex(self.method_combo.findData(student.confidence_method.value))
-        self._task = asyncio.ensure_future(evaluate(self.ws, teacher, student, task_ids, self.secrets,
-                                                    collect=self.collect_check.isChecked(),
-                                                    category=self.category_combo.currentData()))
+        async def run_all():
+            reports = []
+            for s in students:  # one evaluation per student tier, each recorded in the history
+                reports.append(await evaluate(self.ws, teacher, s, task_ids, self.secrets,
+                                              collect=self.collect_check.isChecked(),
+                                              category=self.category_combo.currentData()))
+            return reports
+
+        self._task = asyncio.ensure_future(run_all())
         self._task.add_done_callback(self._evaluated)
 
     def _evaluated(self, task) -> None:
@@ -268,7 +281,13 @@ class EvaluationPage(QWidget):
             log.error("Evaluation failed", exc_info=task.exception())
             self._say(f"The evaluation failed: {task.exception()}", error=True)
             return
-        self.show_report(task.result())
+        reports = task.result()
+        self.show_report(reports[0])
+        if len(reports) > 1:
+            summary = "; ".join(f"tier {r.student.tier} ({r.student.model}) {_pct(r.summary['overall']['agreement'])}"
+                                for r in reports if r.results)
+            self._say(f"Agreement with the teacher: {summary}. Showing tier {reports[0].student.tier}; pick one "
+                      "student to drill into another.")
 
     def show_report(self, report) -> None:
         self.report = report

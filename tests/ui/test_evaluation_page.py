@@ -61,3 +61,20 @@ def test_evaluate_drill_down_calibrate_export(qtbot, tmp_path, qloop, sandbox_th
     assert len(curve.getData()[0]) == 2
     page.alert_spin.setValue(1.0)
     assert page.drift_warning.isVisible() and "Re-distil" in page.drift_warning.text()
+
+
+def test_all_students_at_once(qtbot, tmp_path, qloop, sandbox_thread):
+    from cascade_studio.services.demo import prepare_demo
+    from cascade_studio.store.evaluations import history
+
+    prepare_demo(tmp_path, sandbox_thread.base_url)
+    window = MainWindow(SecretStore(), AppSettings())
+    qtbot.addWidget(window)
+    window.open_workspace(tmp_path)
+    page = window.evaluation_page
+    page.student_combo.setCurrentIndex(page.student_combo.findData(-1))
+    page.limit_spin.setValue(10)
+    page.run_button.click()
+    run_until(qloop, lambda: page._task is None and page.report is not None, timeout=60)
+    assert "tier 1" in page.status.text() and "tier 2" in page.status.text()
+    assert {r["student_tier"] for r in history(window.ws)} == {1, 2}
