@@ -120,6 +120,16 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX evaluations_student ON evaluations(student_tier, created_at);
     """,
+    # 6: what-if scenarios
+    """
+    CREATE TABLE scenarios (
+        id         INTEGER PRIMARY KEY,
+        name       TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL,
+        params     TEXT NOT NULL,   -- JSON: mode, thresholds, WhatIf fields
+        results    TEXT NOT NULL    -- JSON: the figures at save time
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

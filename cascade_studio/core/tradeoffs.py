@@ -1,0 +1,320 @@
+"""Trade-offs: per-tier figures, the cascade/routing simulator, threshold sweeps with the Pareto
+frontier and router metrics, and monthly what-if projections. numpy, no I/O.
+
+Conventions: tiers are ordered cheapest first; the last is the teacher. A tier's answer is kept
+when its confidence >= its threshold; a missing confidence (NaN) always escalates.
+- cascade: tiers are tried in order; every tier tried is paid; latencies add up.
+- routing: a router picks one tier up front from the same confidence signals (as if a trained
+  router predicted them); only the chosen tier is paid and waited for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class Outcomes:
+    """Per-task outcomes of each tier, aligned by task (rows) and tier (columns)."""
+
+    task_ids: list[str]
+    categories: list[str]
+    tiers: list[int]
+    cost: np.ndarray  # USD per request, shape (n, k)
+    latency: np.ndarray  # ms
+    quality: np.ndarray  # 0..1
+    confidence: np.ndarray  # 0..1 or NaN
+    prompt_tokens: np.ndarray | None = None
+    completion_tokens: np.ndarray | None = None
+    excluded: int = 0  # tasks without an outcome for every tier (never imputed)
+    quality_basis: str = "agreement"
+
+    @property
+    def n(self) -> int:
+        return len(self.task_ids)
+
+    def subset(self, rows: np.ndarray) -> Outcomes:
+        return Outcomes([self.task_ids[i] for i in rows], [self.categories[i] for i in rows], self.tiers,
+                        self.cost[rows], self.latency[rows], self.quality[rows], self.confidence[rows],
+                        None if self.prompt_tokens is None else self.prompt_tokens[rows],
+                        None if self.completion_tokens is None else self.completion_tokens[rows],
+                        self.excluded, self.quality_basis)
+
+
+def percentile(values: np.ndarray, q: float, weights: np.ndarray | None = None) -> float:
+    if len(values) == 0:
+        return float("nan")
+    if weights is None:
+        return float(np.percentile(values, q))
+    order = np.argsort(values)
+    v, w = values[order], weights[order]
+    cum = np.cumsum(w)
+    return float(v[np.searchsorted(cum, q / 100 * cum[-1])]) if cum[-1] > 0 else float("nan")
+
+
+def tier_figures(o: Outcomes) -> list[dict[str, Any]]:
+    out = []
+    for j, tier in enumerate(o.tiers):
+        c, lat = o.cost[:, j], o.latency[:, j]
+        tokens = None
+        if o.prompt_tokens is not None and o.completion_tokens is not None:
+            tokens = float(np.mean(o.prompt_tokens[:, j] + o.completion_tokens[:, j])) if o.n else None
+        out.append({
+            "tier": tier, "requests": o.n,
+            "cost_per_request_usd": float(np.mean(c)) if o.n else None,
+            "cost_p50_usd": percentile(c, 50) if o.n else None, "cost_p95_usd": percentile(c, 95) if o.n else None,
+            "latency_p50_ms": percentile(lat, 50) if o.n else None,
+            "latency_p95_ms": percentile(lat, 95) if o.n else None,
+            "tokens_per_request": tokens, "quality": float(np.mean(o.quality[:, j])) if o.n else None,
+        })
+    return out
+
+
+# -- simulation at one operating point ------------------------------------------------------------
+@dataclass
+class Simulation:
+    mode: str
+    thresholds: list[float]
+    tasks: int
+    excluded: int
+    cost_per_request_usd: float
+    latency_mean_ms: float
+    latency_p95_ms: float
+    quality: float
+    answered_share: list[float]  # share of requests answered by each tier
+    escalation_rate: list[float]  # share of requests escalated past each non-final tier
+    per_task_cost: np.ndarray = field(repr=False, default=None)  # type: ignore[assignment]
+    per_task_latency: np.ndarray = field(repr=False, default=None)  # type: ignore[assignment]
+    per_task_quality: np.ndarray = field(repr=False, default=None)  # type: ignore[assignment]
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        for k in ("per_task_cost", "per_task_latency", "per_task_quality"):
+            d.pop(k)
+        return d
+
+
+def answering_tier(o: Outcomes, thresholds: list[float]) -> np.ndarray:
+    """Index (column) of the tier that answers each task."""
+    k = len(o.tiers)
+    chosen = np.full(o.n, k - 1)
+    undecided = np.ones(o.n, dtype=bool)
+    for j in range(k - 1):
+        keep = undecided & (o.confidence[:, j] >= thresholds[j])  # NaN >= t is False: escalates
+        chosen[keep] = j
+        undecided &= ~keep
+    return chosen
+
+
+def simulate(o: Outcomes, thresholds: list[float], mode: str = "cascade", weights: np.ndarray | None = None) -> Simulation:
+    if len(thresholds) != len(o.tiers) - 1:
+        raise ValueError(f"{len(o.tiers)} tiers need {len(o.tiers) - 1} thresholds, got {len(thresholds)}")
+    chosen = answering_tier(o, thresholds)
+    rows = np.arange(o.n)
+    if mode == "cascade":
+        tried = np.arange(len(o.tiers))[None, :] <= chosen[:, None]
+        cost = (o.cost * tried).sum(axis=1)
+        latency = (o.latency * tried).sum(axis=1)
+    elif mode == "routing":
+        cost = o.cost[rows, chosen]
+        latency = o.latency[rows, chosen]
+    else:
+        raise ValueError("mode must be cascade or routing")
+    quality = o.quality[rows, chosen]
+    w = np.ones(o.n) if weights is None else weights
+    total = w.sum() if o.n else 1.0
+    answered = [float(w[chosen == j].sum() / total) for j in range(len(o.tiers))]
+    escalation = [float(w[chosen > j].sum() / total) for j in range(len(o.tiers) - 1)]
+    return Simulation(mode, list(thresholds), o.n, o.excluded,
+                      float((cost * w).sum() / total) if o.n else 0.0,
+                      float((latency * w).sum() / total) if o.n else 0.0,
+                      percentile(latency, 95, w) if o.n else 0.0,
+                      float((quality * w).sum() / total) if o.n else 0.0, answered, escalation,
+                      cost, latency, quality)
+
+
+# -- sweeps ---------------------------------------------------------------------------------------
+@dataclass
+class Sweep:
+    mode: str
+    grid: np.ndarray  # threshold values, shape (g,)
+    cost: np.ndarray  # mean cost per request: shape (g,) for 2 tiers, (g, g) for 3
+    quality: np.ndarray
+    latency: np.ndarray
+    escalation: np.ndarray  # share escalated past tier 1
+
+
+def sweep(o: Outcomes, grid: np.ndarray | None = None, mode: str = "cascade") -> Sweep:
+    """Exact mean cost, quality and latency for every threshold (pair) on the grid in O(n + g^2):
+    tasks are binned by the first grid index at which they escalate, then cumulative sums give
+    each grid point's totals (no per-threshold pass over the tasks)."""
+    g = np.linspace(0.0, 1.0, 101) if grid is None else np.asarray(grid, dtype=float)
+    n, k = o.n, len(o.tiers)
+    if n == 0:
+        shape = (len(g),) if k == 2 else (len(g), len(g))
+        z = np.zeros(shape)
+        return Sweep(mode, g, z, z, z, z)
+    conf = np.where(np.isnan(o.confidence), -np.inf, o.confidence)
+    # task escalates past tier j at grid index m  <=>  conf < g[m]  <=>  m >= idx
+    idx = [np.searchsorted(g, conf[:, j], side="right") for j in range(k - 1)]
+    G = len(g)
+    c, q, lat = o.cost, o.quality, o.latency
+
+    def cum1(values: np.ndarray) -> np.ndarray:
+        """Σ values over tasks escalated past tier 1 at each grid index."""
+        return np.cumsum(np.bincount(idx[0], weights=values, minlength=G + 1)[:G])
+
+    if k == 2:
+        esc_c2, esc_q1, esc_q2 = cum1(c[:, 1]), cum1(q[:, 0]), cum1(q[:, 1])
+        esc_l2, esc_n = cum1(lat[:, 1]), cum1(np.ones(n))
+        if mode == "cascade":
+            cost = c[:, 0].sum() + esc_c2
+            latency = lat[:, 0].sum() + esc_l2
+        else:
+            cost = c[:, 0].sum() - cum1(c[:, 0]) + esc_c2
+            latency = lat[:, 0].sum() - cum1(lat[:, 0]) + esc_l2
+        quality = q[:, 0].sum() - esc_q1 + esc_q2
+        return Sweep(mode, g, cost / n, quality / n, latency / n, esc_n / n)
+    if k != 3:
+        raise ValueError("sweeps cover two or three tiers")
+
+    def cum2(values: np.ndarray) -> np.ndarray:
+        """Σ values over tasks escalated past tiers 1 and 2 at each (i, j) grid point."""
+        h = np.zeros((G + 1, G + 1))
+        np.add.at(h, (idx[0], idx[1]), values)
+        return np.cumsum(np.cumsum(h, axis=0), axis=1)[:G, :G]
+
+    e1 = {name: cum1(v)[:, None] for name, v in (("c1", c[:, 0]), ("c2", c[:, 1]), ("q1", q[:, 0]), ("q2", q[:, 1]),
+                                                  ("l1", lat[:, 0]), ("l2", lat[:, 1]), ("n", np.ones(n)))}
+    e2 = {name: cum2(v) for name, v in (("c2", c[:, 1]), ("c3", c[:, 2]), ("q2", q[:, 1]), ("q3", q[:, 2]),
+                                         ("l2", lat[:, 1]), ("l3", lat[:, 2]))}
+    quality = q[:, 0].sum() - e1["q1"] + e1["q2"] - e2["q2"] + e2["q3"]
+    if mode == "cascade":
+        cost = c[:, 0].sum() + e1["c2"] + e2["c3"]
+        latency = lat[:, 0].sum() + e1["l2"] + e2["l3"]
+    else:
+        cost = c[:, 0].sum() - e1["c1"] + e1["c2"] - e2["c2"] + e2["c3"]
+        latency = lat[:, 0].sum() - e1["l1"] + e1["l2"] - e2["l2"] + e2["l3"]
+    escalation = np.broadcast_to(e1["n"], (G, G))
+    return Sweep(mode, g, cost / n, quality / n, latency / n, escalation / n)
+
+
+def pareto_front(cost: np.ndarray, quality: np.ndarray) -> np.ndarray:
+    """Indices of the points no other point beats on both cost (lower) and quality (higher),
+    ordered by cost."""
+    c, q = np.ravel(cost), np.ravel(quality)
+    order = np.lexsort((-q, c))
+    front, best = [], -np.inf
+    for i in order:
+        if q[i] > best + 1e-12:
+            front.append(i)
+            best = q[i]
+    return np.array(front, dtype=int)
+
+
+# -- router metrics (two tiers) --------------------------------------------------------------------
+def router_metrics(sw: Sweep, weak: tuple[float, float], strong: tuple[float, float]) -> dict[str, float | None]:
+    """APGR and CPT(50%), CPT(80%) as in RouteLLM (Ong et al. 2024) over the share of calls that reach
+    the strong model; AIQ as in RouterBench (Hu et al. 2024): the area under the non-decreasing
+    convex hull of the cost-quality curve, divided by the cost range."""
+    (c_weak, q_weak), (c_strong, q_strong) = weak, strong
+    gap = q_strong - q_weak
+    share = np.concatenate([[0.0], np.ravel(sw.escalation), [1.0]])
+    quality = np.concatenate([[q_weak], np.ravel(sw.quality), [q_strong]])
+    out: dict[str, float | None] = {"apgr": None, "cpt50": None, "cpt80": None, "aiq": None}
+    if abs(gap) > 1e-12:
+        pgr = (quality - q_weak) / gap
+        order = np.argsort(share, kind="stable")
+        s, p = share[order], pgr[order]
+        # the best PGR reachable at each call share (a router can always do at least that)
+        p = np.maximum.accumulate(p)
+        out["apgr"] = float(np.trapezoid(p, s)) if hasattr(np, "trapezoid") else float(np.trapz(p, s))
+        for name, target in (("cpt50", 0.5), ("cpt80", 0.8)):
+            hit = np.nonzero(p >= target - 1e-12)[0]
+            out[name] = float(s[hit[0]]) if len(hit) else None
+    cost = np.concatenate([[c_weak], np.ravel(sw.cost), [c_strong]])
+    out["aiq"] = aiq(cost, quality)
+    return out
+
+
+def _upper_hull(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    hull: list[tuple[float, float]] = []
+    for p in sorted(points):
+        while len(hull) >= 2:
+            (x1, y1), (x2, y2) = hull[-2], hull[-1]
+            if (x2 - x1) * (p[1] - y1) - (y2 - y1) * (p[0] - x1) >= 0:
+                hull.pop()
+            else:
+                break
+        hull.append(p)
+    return hull
+
+
+def aiq(cost: np.ndarray, quality: np.ndarray) -> float | None:
+    c, q = np.ravel(cost), np.ravel(quality)
+    lo, hi = float(c.min()), float(c.max())
+    if hi - lo <= 1e-15:
+        return None
+    hull = _upper_hull(list(zip(c.tolist(), q.tolist(), strict=True)))
+    xs = np.array([h[0] for h in hull])
+    ys = np.maximum.accumulate(np.array([h[1] for h in hull]))  # non-decreasing
+    area = float(np.trapezoid(ys, xs)) if hasattr(np, "trapezoid") else float(np.trapz(ys, xs))
+    return area / (hi - lo)
+
+
+# -- what-if -------------------------------------------------------------------------------------
+@dataclass
+class WhatIf:
+    monthly_volume: float = 1_000_000
+    mix: dict[str, float] | None = None  # category -> share (None: as recorded)
+    price_scale: dict[int, float] | None = None  # tier -> multiplier on its recorded cost
+    batch_discount: float = 0.0  # fraction off every price (0.5 = all traffic via the Batch API)
+    training_cost_usd: float = 0.0
+    amortize_months: int = 12
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def mix_weights(o: Outcomes, mix: dict[str, float] | None) -> np.ndarray:
+    if not mix:
+        return np.ones(o.n)
+    counts: dict[str, int] = {}
+    for c in o.categories:
+        counts[c] = counts.get(c, 0) + 1
+    total = sum(v for k, v in mix.items() if k in counts) or 1.0
+    return np.array([mix.get(c, 0.0) / total / counts[c] * o.n for c in o.categories])
+
+
+def what_if(o: Outcomes, thresholds: list[float], scenario: WhatIf, mode: str = "cascade") -> dict[str, Any]:
+    scaled = o.cost.copy()
+    for j, tier in enumerate(o.tiers):
+        scaled[:, j] *= (scenario.price_scale or {}).get(tier, 1.0)
+    scaled *= 1.0 - scenario.batch_discount
+    priced = Outcomes(o.task_ids, o.categories, o.tiers, scaled, o.latency, o.quality, o.confidence,
+                      excluded=o.excluded, quality_basis=o.quality_basis)
+    w = mix_weights(o, scenario.mix)
+    sim = simulate(priced, thresholds, mode, w)
+    teacher = simulate(priced, [2.0] * (len(o.tiers) - 1), "routing", w)  # everything to the teacher
+    v = scenario.monthly_volume
+    run_cost = sim.cost_per_request_usd * v
+    amortized = scenario.training_cost_usd / max(1, scenario.amortize_months) if scenario.training_cost_usd else 0.0
+    teacher_cost = teacher.cost_per_request_usd * v
+    saving_per_month = teacher_cost - run_cost
+    break_even = None
+    if scenario.training_cost_usd <= 0:
+        break_even = 0 if saving_per_month > 0 else None
+    elif saving_per_month > 0:
+        break_even = int(np.ceil(scenario.training_cost_usd / saving_per_month - 1e-9))
+    return {
+        "scenario": scenario.to_json(), "mode": mode, "thresholds": thresholds, "tasks": o.n, "excluded": o.excluded,
+        "monthly_cost_usd": run_cost + amortized, "monthly_run_cost_usd": run_cost,
+        "monthly_training_usd": amortized, "teacher_only_monthly_usd": teacher_cost,
+        "monthly_savings_usd": teacher_cost - (run_cost + amortized), "break_even_month": break_even,
+        "latency_p95_ms": sim.latency_p95_ms, "latency_mean_ms": sim.latency_mean_ms, "quality": sim.quality,
+        "teacher_quality": teacher.quality, "answered_share": sim.answered_share,
+        "escalation_rate": sim.escalation_rate,
+    }

@@ -1,0 +1,82 @@
+"""Build the trade-off inputs from recorded trajectories, and keep what-if scenarios."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import numpy as np
+import orjson
+
+from cascade_studio.core.agreement import args_agreement, bfcl_correct, tool_agreement
+from cascade_studio.core.tiers import Tier
+from cascade_studio.core.tradeoffs import Outcomes
+from cascade_studio.store.workspace import Workspace
+
+CONF_COLUMN = {"mean_token_prob": "conf_mean", "min_token_prob": "conf_min", "tool_name_prob": "conf_tool"}
+
+
+def _latest(ws: Workspace, tier: Tier) -> dict[str, tuple]:
+    conf = CONF_COLUMN[tier.confidence_method.value]
+    rows = ws.conn.execute(
+        f"SELECT t.task_id, t.cost_micro, t.latency_ms, t.{conf}, t.tool_calls, t.final_answer, t.prompt_tokens, "
+        "t.completion_tokens FROM trajectories t JOIN (SELECT task_id, max(id) AS id FROM trajectories WHERE tier = ? "
+        "AND status = 'ok' GROUP BY task_id) last ON last.id = t.id", (tier.tier,))
+    return {r[0]: r[1:] for r in rows}
+
+
+def load_outcomes(ws: Workspace, tiers: list[Tier], category: str | None = None) -> Outcomes:
+    """Per-task outcomes of `tiers` (cheapest first, teacher last). Tasks missing any tier are
+    excluded and counted. Quality is accuracy against expected answers when every task has one,
+    otherwise agreement with the teacher (tool choice and arguments)."""
+    tiers = sorted(tiers, key=lambda t: t.tier)
+    per_tier = [_latest(ws, t) for t in tiers]
+    meta = {r[0]: (r[1], None if r[2] is None else orjson.loads(r[2]))
+            for r in ws.conn.execute("SELECT id, category, expected FROM tasks")}
+    all_ids = set().union(*[set(p) for p in per_tier]) if per_tier else set()
+    common = sorted(set.intersection(*[set(p) for p in per_tier])) if per_tier else []
+    if category:
+        common = [t for t in common if meta.get(t, ("",))[0] == category]
+        all_ids = {t for t in all_ids if meta.get(t, ("",))[0] == category}
+    excluded = len(all_ids) - len(common)
+    k, n = len(tiers), len(common)
+    cost, lat, qual, conf = (np.zeros((n, k)) for _ in range(4))
+    ptok, ctok = np.zeros((n, k)), np.zeros((n, k))
+    expected_everywhere = n > 0 and all(isinstance(meta.get(t, ("", None))[1], list) for t in common)
+    for i, task_id in enumerate(common):
+        teacher_calls = orjson.loads(per_tier[-1][task_id][3])
+        for j in range(k):
+            c_micro, latency, confidence, calls_json, answer, p, ct = per_tier[j][task_id]
+            calls = orjson.loads(calls_json)
+            cost[i, j] = c_micro / 1e6
+            lat[i, j] = latency
+            conf[i, j] = np.nan if confidence is None else confidence
+            ptok[i, j], ctok[i, j] = p, ct
+            if expected_everywhere:
+                qual[i, j] = float(bfcl_correct(calls, meta[task_id][1]))
+            elif j == k - 1:
+                qual[i, j] = 1.0
+            else:
+                qual[i, j] = float(tool_agreement(teacher_calls, calls) and args_agreement(teacher_calls, calls)[0])
+    return Outcomes(common, [meta.get(t, ("",))[0] for t in common], [t.tier for t in tiers],
+                    cost, lat, qual, conf, ptok, ctok, excluded, "accuracy" if expected_everywhere else "agreement")
+
+
+def save_scenario(ws: Workspace, name: str, params: dict[str, Any], results: dict[str, Any]) -> int:
+    stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    cur = ws.conn.execute(
+        "INSERT INTO scenarios (name, created_at, params, results) VALUES (?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
+        "created_at = excluded.created_at, params = excluded.params, results = excluded.results",
+        (name, stamp, json.dumps(params), json.dumps(results, default=float)))
+    return cur.lastrowid
+
+
+def list_scenarios(ws: Workspace) -> list[dict[str, Any]]:
+    rows = ws.conn.execute("SELECT id, name, created_at, params, results FROM scenarios ORDER BY created_at, id")
+    return [{"id": r[0], "name": r[1], "created_at": r[2], "params": json.loads(r[3]), "results": json.loads(r[4])}
+            for r in rows]
+
+
+def delete_scenario(ws: Workspace, name: str) -> None:
+    ws.conn.execute("DELETE FROM scenarios WHERE name = ?", (name,))

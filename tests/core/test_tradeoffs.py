@@ -1,0 +1,100 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cascade_studio.core.tradeoffs import (
+    Outcomes,
+    WhatIf,
+    aiq,
+    pareto_front,
+    router_metrics,
+    simulate,
+    sweep,
+    tier_figures,
+    what_if,
+)
+
+
+def outcomes(conf, quality, cost=None, latency=None, cats=None):
+    conf = np.asarray(conf, dtype=float)
+    n, k = conf.shape
+    cost = np.tile([0.001 * 10 ** j for j in range(k)], (n, 1)) if cost is None else np.asarray(cost, float)
+    latency = np.tile([100.0 * (j + 1) for j in range(k)], (n, 1)) if latency is None else np.asarray(latency, float)
+    return Outcomes([f"t{i}" for i in range(n)], cats or ["c"] * n, list(range(1, k + 1)), cost, latency,
+                    np.asarray(quality, float), conf)
+
+
+def test_cascade_pays_every_tier_tried_and_routing_pays_one():
+    o = outcomes([[0.9, 0.9, np.nan], [0.2, 0.9, np.nan], [0.2, 0.1, np.nan]],
+                 [[1, 1, 1], [0, 1, 1], [0, 0, 1]])
+    cas = simulate(o, [0.5, 0.5], "cascade")
+    assert cas.answered_share == pytest.approx([1 / 3, 1 / 3, 1 / 3])
+    assert cas.escalation_rate == pytest.approx([2 / 3, 1 / 3])
+    assert cas.cost_per_request_usd == pytest.approx((0.001 + 0.011 + 0.111) / 3)
+    assert cas.latency_mean_ms == pytest.approx((100 + 300 + 600) / 3)
+    assert cas.quality == 1.0
+    rout = simulate(o, [0.5, 0.5], "routing")
+    assert rout.cost_per_request_usd == pytest.approx((0.001 + 0.01 + 0.1) / 3)
+    assert rout.latency_mean_ms == pytest.approx(200)
+    nan = outcomes([[np.nan, 0.0]], [[1, 1]])
+    assert simulate(nan, [0.0]).answered_share == [0.0, 1.0]  # missing confidence escalates
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 40), st.integers(2, 3), st.integers(0, 2**31 - 1), st.sampled_from(["cascade", "routing"]))
+def test_sweep_equals_simulating_each_point(n, k, seed, mode):
+    rng = np.random.default_rng(seed)
+    conf = rng.random((n, k))
+    conf[rng.random((n, k)) < 0.1] = np.nan
+    o = outcomes(conf, rng.integers(0, 2, (n, k)), rng.random((n, k)), rng.random((n, k)) * 1000)
+    grid = np.linspace(0, 1, 7)
+    sw = sweep(o, grid, mode)
+    for i, t1 in enumerate(grid):
+        seconds = [None] if k == 2 else list(enumerate(grid))
+        for item in seconds:
+            thresholds = [t1] if k == 2 else [t1, item[1]]
+            at = (i,) if k == 2 else (i, item[0])
+            sim = simulate(o, thresholds, mode)
+            assert sw.cost[at] == pytest.approx(sim.cost_per_request_usd)
+            assert sw.quality[at] == pytest.approx(sim.quality)
+            assert sw.latency[at] == pytest.approx(sim.latency_mean_ms)
+            assert sw.escalation[at] == pytest.approx(sim.escalation_rate[0])
+
+
+def test_pareto_front():
+    cost = np.array([1.0, 2.0, 3.0, 2.5, 0.5])
+    quality = np.array([0.5, 0.7, 0.9, 0.6, 0.5])
+    assert pareto_front(cost, quality).tolist() == [4, 1, 2]
+
+
+def test_router_metrics_on_a_perfect_router():
+    # the weak model is right on half the tasks and is sure exactly when right: a perfect cascade
+    conf = [[0.9, np.nan]] * 50 + [[0.1, np.nan]] * 50
+    quality = [[1, 1]] * 50 + [[0, 1]] * 50
+    o = outcomes(conf, quality, [[1.0, 10.0]] * 100)
+    sw = sweep(o, np.linspace(0, 1, 101))
+    m = router_metrics(sw, (1.0, 0.5), (11.0, 1.0))
+    assert m["cpt50"] == 0.0 or m["cpt50"] == pytest.approx(0.5)
+    assert m["cpt80"] == pytest.approx(0.5)
+    assert 0.7 < m["apgr"] <= 1.0
+    assert 0 < m["aiq"] <= 1.0
+    # a random router: quality grows linearly with cost -> AIQ is the mean of the two qualities
+    assert aiq(np.array([0.0, 1.0]), np.array([0.2, 0.6])) == pytest.approx(0.4)
+
+
+def test_tier_figures_and_what_if():
+    o = outcomes([[0.9, np.nan]] * 6 + [[0.1, np.nan]] * 4, [[1, 1]] * 6 + [[0, 1]] * 4,
+                 cats=["a"] * 6 + ["b"] * 4)
+    figs = tier_figures(o)
+    assert figs[0]["tier"] == 1 and figs[0]["quality"] == 0.6 and figs[1]["latency_p95_ms"] == 200
+    base = what_if(o, [0.5], WhatIf(monthly_volume=1000))
+    assert base["teacher_only_monthly_usd"] == pytest.approx(10.0)
+    assert base["monthly_run_cost_usd"] == pytest.approx(1000 * (0.001 + 0.4 * 0.01))
+    assert base["quality"] == 1.0 and base["break_even_month"] == 0
+    mix = what_if(o, [0.5], WhatIf(monthly_volume=1000, mix={"a": 0.0, "b": 1.0}))
+    assert mix["monthly_run_cost_usd"] == pytest.approx(1000 * 0.011)
+    trained = what_if(o, [0.5], WhatIf(monthly_volume=1000, training_cost_usd=50, amortize_months=10))
+    assert trained["monthly_training_usd"] == 5 and trained["break_even_month"] == 10
+    cheaper = what_if(o, [0.5], WhatIf(monthly_volume=1000, price_scale={2: 0.5}, batch_discount=0.5))
+    assert cheaper["teacher_only_monthly_usd"] == pytest.approx(2.5)
