@@ -66,6 +66,7 @@ class MainWindow(QMainWindow):
         # Heavier pages are built the first time they are shown (or used), not at startup.
         self.add_lazy_page("Trajectories", "trajectories")
         self.add_lazy_page("Evaluation", "evaluation")
+        self.add_lazy_page("Trade-offs", "tradeoffs")
         self.tiers_page.saved.connect(lambda: self._each_built("reload_choices"))
         self.nav.currentRowChanged.connect(self._navigate)
         self.nav.setCurrentRow(0)
@@ -150,10 +151,14 @@ class MainWindow(QMainWindow):
             from cascade_studio.ui.trajectories_page import TrajectoriesPage
 
             page = TrajectoriesPage(self.secrets)
-        else:
+        elif key == "evaluation":
             from cascade_studio.ui.evaluation_page import EvaluationPage
 
             page = EvaluationPage(self.secrets)
+        else:
+            from cascade_studio.ui.tradeoffs_page import TradeoffsPage
+
+            page = TradeoffsPage()
         self._lazy[key] = page
         index = next(i for i in range(self.pages.count()) if self.pages.widget(i).property("lazy_key") == key)
         old = self.pages.widget(index)
@@ -182,6 +187,10 @@ class MainWindow(QMainWindow):
     @property
     def trajectories_page(self):  # -> TrajectoriesPage, built on first use
         return self._build("trajectories")
+
+    @property
+    def tradeoffs_page(self):  # -> TradeoffsPage, built on first use
+        return self._build("tradeoffs")
 
     @property
     def evaluation_page(self):  # -> EvaluationPage, built on first use

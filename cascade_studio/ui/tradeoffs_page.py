@@ -1,0 +1,515 @@
+"""Trade-offs page: per-tier figures, the cost-quality curve with its Pareto frontier, threshold
+sliders that move the operating point live, router metrics, and monthly what-if scenarios."""
+
+from __future__ import annotations
+
+import csv
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QInputDialog,
+    QLabel,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from cascade_studio.core.tradeoffs import (
+    Outcomes,
+    WhatIf,
+    pareto_front,
+    router_metrics,
+    simulate,
+    sweep,
+    tier_figures,
+    what_if,
+)
+from cascade_studio.store.tasks import TaskRepository
+from cascade_studio.store.tiers import TierRepository
+from cascade_studio.store.workspace import Workspace
+from cascade_studio.ui.errors import show_error
+from cascade_studio.ui.tier_editor import ERROR_STYLE, INFO_STYLE
+
+log = logging.getLogger(__name__)
+GRID = 101
+TIER_COLORS = ["#7fd1ff", "#3fa7f5", "#f5a623"]
+
+
+def _money(v: float | None, places: int = 6) -> str:
+    return "—" if v is None else f"${v:,.{places}f}"
+
+
+class TradeoffsPage(QWidget):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        import pyqtgraph as pg
+
+        self.pg = pg
+        self.ws: Workspace | None = None
+        self.outcomes: Outcomes | None = None
+        self.sw = None
+        self.figures: list[dict[str, Any]] = []
+        self.metrics: dict[str, Any] = {}
+
+        self.mode_combo = QComboBox(objectName="mode")
+        self.mode_combo.addItem("Cascade (escalate in turn, pay each tier tried)", "cascade")
+        self.mode_combo.addItem("Routing (choose one tier up front, pay once)", "routing")
+        self.category_combo = QComboBox(objectName="tradeCategory")
+        self.refresh_button = QPushButton("Refresh", objectName="refreshTradeoffs")
+        self.refresh_button.setToolTip("Reload the outcomes from the recorded trajectories (F5)")
+        self.status = QLabel(objectName="tradeStatus")
+        self.status.setWordWrap(True)
+        self.status.setStyleSheet(INFO_STYLE)
+        top = QHBoxLayout()
+        top.addWidget(QLabel("Mode"))
+        top.addWidget(self.mode_combo)
+        top.addWidget(QLabel("Category"))
+        top.addWidget(self.category_combo)
+        top.addStretch(1)
+        top.addWidget(self.refresh_button)
+
+        # per-tier figures
+        self.tier_table = QTableWidget(0, 7, objectName="tierFigures")
+        self.tier_table.setHorizontalHeaderLabels(["Tier", "Requests", "Cost / request", "Cost p95", "Latency p50",
+                                                   "Latency p95", "Quality"])
+        self.tier_table.verticalHeader().hide()
+        self.tier_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.tier_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.tier_table.setMaximumHeight(120)
+        self.bar_plots = []
+        bars = QHBoxLayout()
+        for title in ("Cost per request ($)", "Latency p95 (ms)", "Quality"):
+            plot = pg.PlotWidget(background="w", title=title)
+            plot.setMaximumHeight(150)
+            plot.setMouseEnabled(False, False)
+            plot.getAxis("left").enableAutoSIPrefix(False)
+            plot.hideButtons()
+            bars.addWidget(plot)
+            self.bar_plots.append(plot)
+
+        # sweep plot
+        self.plot = pg.PlotWidget(background="w", objectName="sweepPlot")
+        self.plot.setLabel("bottom", "cost per request ($)")
+        self.plot.setLabel("left", "quality")
+        self.plot.showGrid(x=True, y=True, alpha=0.2)
+        self.plot.addLegend(offset=(-10, -10))  # bottom right: the expensive, good corner stays clear
+        for axis in ("left", "bottom"):
+            self.plot.getAxis(axis).enableAutoSIPrefix(False)
+        self.cloud = pg.ScatterPlotItem(size=4, pen=None, brush=pg.mkBrush(150, 150, 150, 70), name="thresholds")
+        self.front = pg.PlotDataItem(pen=pg.mkPen("#0b5a08", width=2), name="Pareto frontier")
+        self.random_line = pg.PlotDataItem(pen=pg.mkPen("#888", style=Qt.PenStyle.DashLine), name="random routing")
+        self.tier_points = pg.ScatterPlotItem(size=12, symbol="s", pen=pg.mkPen("#333"), name="single tier")
+        self.current = pg.ScatterPlotItem(size=18, symbol="star", brush=pg.mkBrush("#d13438"), pen=pg.mkPen("#7a1215"),
+                                          name="operating point")
+        for item in (self.cloud, self.front, self.random_line, self.tier_points, self.current):
+            self.plot.addItem(item)
+        self.tier_labels: list[Any] = []
+
+        # sliders
+        self.sliders: list[QSlider] = []
+        self.slider_labels: list[QLabel] = []
+        slider_box = QGroupBox("Operating point")
+        sl = QFormLayout(slider_box)
+        for i in range(2):
+            s = QSlider(Qt.Orientation.Horizontal, objectName=f"threshold{i + 1}")
+            s.setRange(0, GRID - 1)
+            s.valueChanged.connect(self._slider_moved)
+            label = QLabel()
+            row = QHBoxLayout()
+            row.addWidget(s, 1)
+            row.addWidget(label)
+            sl.addRow(f"Tier {i + 1} escalates below", row)
+            self.sliders.append(s)
+            self.slider_labels.append(label)
+        self.point_label = QLabel(objectName="pointFigures")
+        self.point_label.setWordWrap(True)
+        self.metrics_label = QLabel(objectName="routerMetrics")
+        self.metrics_label.setWordWrap(True)
+        self.metrics_label.setStyleSheet(INFO_STYLE)
+        self.apply_button = QPushButton("Save thresholds to tiers", objectName="saveThresholds")
+        self.apply_button.clicked.connect(self.save_thresholds)
+        sl.addRow(self.point_label)
+        sl.addRow(self.metrics_label)
+        sl.addRow(self.apply_button)
+
+        # what-if
+        self.volume = QDoubleSpinBox(objectName="volume", minimum=0, maximum=1e12, decimals=0, singleStep=100000,
+                                     value=1_000_000)
+        self.volume.setGroupSeparatorShown(True)
+        self.batch = QDoubleSpinBox(objectName="batchDiscount", minimum=0, maximum=0.9, singleStep=0.05)
+        self.training = QDoubleSpinBox(objectName="trainingCost", minimum=0, maximum=1e9, decimals=2, singleStep=50)
+        self.months = QSpinBox(objectName="amortizeMonths", minimum=1, maximum=120, value=12)
+        self.price_spins: dict[int, QDoubleSpinBox] = {}
+        self.price_row = QHBoxLayout()
+        self.mix_table = QTableWidget(0, 2, objectName="mixTable")
+        self.mix_table.setHorizontalHeaderLabels(["Category", "Share of traffic"])
+        self.mix_table.verticalHeader().hide()
+        self.mix_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.mix_table.setMaximumHeight(110)
+        self.whatif_label = QLabel(objectName="whatIfResult")
+        self.whatif_label.setWordWrap(True)
+        self.save_button = QPushButton("Save scenario…", objectName="saveScenario")
+        self.save_button.clicked.connect(self.save_scenario_dialog)
+        wf = QGroupBox("What-if (monthly)")
+        wl = QFormLayout(wf)
+        wl.addRow("Requests / month", self.volume)
+        wl.addRow("Price multipliers", self.price_row)
+        wl.addRow("Batch discount", self.batch)
+        wl.addRow("Training cost ($)", self.training)
+        wl.addRow("Amortise over (months)", self.months)
+        wl.addRow(self.mix_table)
+        wl.addRow(self.whatif_label)
+        wl.addRow(self.save_button)
+        for w in (self.volume, self.batch, self.training, self.months):
+            w.valueChanged.connect(lambda *_: self._whatif_timer.start())
+        self.mix_table.itemChanged.connect(lambda *_: self._whatif_timer.start())
+
+        self.scenario_table = QTableWidget(0, 0, objectName="scenarioTable")
+        self.scenario_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        export_row = QHBoxLayout()
+        for text, slot in (("Export plot as PNG…", lambda: self.export_plot("png")),
+                           ("Export plot as SVG…", lambda: self.export_plot("svg")),
+                           ("Export data as CSV…", self.export_csv)):
+            b = QPushButton(text)
+            b.clicked.connect(slot)
+            export_row.addWidget(b)
+
+        left = QWidget()
+        ll = QVBoxLayout(left)
+        ll.setContentsMargins(0, 0, 0, 0)
+        ll.addWidget(self.tier_table)
+        ll.addLayout(bars)
+        ll.addWidget(self.plot, 1)
+        ll.addLayout(export_row)
+        right = QWidget()
+        rl = QVBoxLayout(right)
+        rl.setContentsMargins(0, 0, 0, 0)
+        rl.addWidget(slider_box)
+        rl.addWidget(wf)
+        rl.addWidget(QLabel("Saved scenarios"))
+        rl.addWidget(self.scenario_table, 1)
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(left)
+        split.addWidget(right)
+        split.setSizes([760, 460])
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.status)
+        layout.addWidget(split, 1)
+
+        self._whatif_timer = QTimer(self, singleShot=True, interval=120)
+        self._whatif_timer.timeout.connect(self.update_whatif)
+        self.mode_combo.currentIndexChanged.connect(lambda *_: self.recompute())
+        self.category_combo.currentIndexChanged.connect(lambda *_: self.refresh())
+        self.refresh_button.clicked.connect(self.refresh)
+        from PySide6.QtGui import QKeySequence, QShortcut
+
+        QShortcut(QKeySequence("F5"), self, self.refresh)
+
+    def showEvent(self, event) -> None:  # noqa: N802
+        super().showEvent(event)
+        if self.outcomes is None and self.ws is not None:
+            self.refresh()  # new trajectories may have arrived since the last look
+
+    # -- data ----------------------------------------------------------------------------------
+    def set_workspace(self, ws: Workspace | None) -> None:
+        self.ws = ws
+        self.reload_choices()
+        self.refresh()
+
+    def reload_choices(self) -> None:
+        current = self.category_combo.currentData()
+        self.category_combo.blockSignals(True)
+        self.category_combo.clear()
+        self.category_combo.addItem("All categories", None)
+        for name, n in (TaskRepository(self.ws).categories() if self.ws else []):
+            self.category_combo.addItem(f"{name} ({n})", name)
+        self.category_combo.setCurrentIndex(max(0, self.category_combo.findData(current)))
+        self.category_combo.blockSignals(False)
+
+    def refresh(self) -> None:
+        from cascade_studio.services.tradeoffs import load_outcomes
+
+        self.outcomes = None
+        if self.ws is None:
+            return
+        tiers = TierRepository(self.ws).list()
+        if len(tiers) < 2:
+            self._say("Define at least two tiers (a student and the teacher) on the Tiers page.", error=True)
+            return
+        outcomes = load_outcomes(self.ws, tiers, self.category_combo.currentData())
+        if outcomes.n == 0:
+            self._say("No task has trajectories of every tier yet: run each tier on the Trajectories page "
+                      "(or evaluate with 'Collect missing').", error=True)
+            return
+        self.outcomes = outcomes
+        k = len(tiers)
+        for i, s in enumerate(self.sliders):
+            s.setEnabled(i < k - 1)
+            s.blockSignals(True)
+            if i < k - 1:
+                s.setValue(int(round(sorted(tiers, key=lambda t: t.tier)[i].threshold * (GRID - 1))))
+            s.blockSignals(False)
+        self._build_price_spins(outcomes.tiers)
+        self._fill_mix(outcomes)
+        self._say(f"{outcomes.n} tasks have outcomes for every tier ({outcomes.excluded} excluded, never imputed). "
+                  f"Quality = {outcomes.quality_basis}"
+                  + (" against expected answers." if outcomes.quality_basis == "accuracy" else " with the teacher."))
+        self.recompute()
+        self.load_scenarios()
+
+    def recompute(self) -> None:
+        if self.outcomes is None:
+            return
+        o = self.outcomes
+        pg = self.pg
+        mode = self.mode_combo.currentData()
+        self.figures = tier_figures(o)
+        self.tier_table.setRowCount(len(self.figures))
+        for r, f in enumerate(self.figures):
+            for c, v in enumerate([f"Tier {f['tier']}", str(f["requests"]), _money(f["cost_per_request_usd"]),
+                                   _money(f["cost_p95_usd"]), f"{f['latency_p50_ms']:.0f} ms",
+                                   f"{f['latency_p95_ms']:.0f} ms", f"{f['quality']:.0%}"]):
+                self.tier_table.setItem(r, c, QTableWidgetItem(v))
+        for plot, key in zip(self.bar_plots, ("cost_per_request_usd", "latency_p95_ms", "quality"), strict=True):
+            plot.clear()
+            xs = np.arange(len(self.figures))
+            ys = [f[key] or 0 for f in self.figures]
+            plot.addItem(pg.BarGraphItem(x=xs, height=ys, width=0.6, brushes=TIER_COLORS[-len(xs):]))
+            plot.getAxis("bottom").setTicks([[(i, f"tier {f['tier']}") for i, f in enumerate(self.figures)]])
+        self.sw = sweep(o, np.linspace(0, 1, GRID), mode)
+        cost, quality = np.ravel(self.sw.cost), np.ravel(self.sw.quality)
+        self.cloud.setData(cost, quality)
+        front = pareto_front(self.sw.cost, self.sw.quality)
+        self.front.setData(cost[front], quality[front])
+        tier_c = [f["cost_per_request_usd"] for f in self.figures]
+        tier_q = [f["quality"] for f in self.figures]
+        self.tier_points.setData(tier_c, tier_q, brush=[pg.mkBrush(c) for c in TIER_COLORS[-len(tier_c):]])
+        self.random_line.setData([tier_c[0], tier_c[-1]], [tier_q[0], tier_q[-1]])
+        for label in self.tier_labels:
+            self.plot.removeItem(label)
+        self.tier_labels = []
+        for f in self.figures:
+            label = pg.TextItem(f"tier {f['tier']}", color="#333", anchor=(0, 1))
+            label.setPos(f["cost_per_request_usd"], f["quality"])
+            self.plot.addItem(label)
+            self.tier_labels.append(label)
+        if len(o.tiers) == 2:
+            self.metrics = router_metrics(self.sw, (tier_c[0], tier_q[0]), (tier_c[-1], tier_q[-1]))
+        else:
+            self.metrics = router_metrics(sweep(_two(o), np.linspace(0, 1, GRID), mode), (tier_c[0], tier_q[0]),
+                                          (tier_c[-1], tier_q[-1]))
+        m = self.metrics
+        fmt = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
+        note = "" if len(o.tiers) == 2 else " (cheapest tier vs teacher)"
+        self.metrics_label.setText(f"APGR {fmt(m['apgr'])} · CPT(50%) {fmt(m['cpt50'])} · CPT(80%) "
+                                   f"{fmt(m['cpt80'])} · AIQ {fmt(m['aiq'])}{note}")
+        self._slider_moved()
+
+    def thresholds(self) -> list[float]:
+        k = len(self.outcomes.tiers) if self.outcomes else 2
+        return [self.sliders[i].value() / (GRID - 1) for i in range(k - 1)]
+
+    def _slider_moved(self, *_: Any) -> None:
+        if self.outcomes is None or self.sw is None:
+            return
+        th = self.thresholds()
+        for i, label in enumerate(self.slider_labels):
+            label.setText(f"{self.sliders[i].value() / (GRID - 1):.2f}" if i < len(th) else "")
+        at = tuple(self.sliders[i].value() for i in range(len(th)))
+        self.current.setData([float(self.sw.cost[at])], [float(self.sw.quality[at])])
+        sim = simulate(self.outcomes, th, self.mode_combo.currentData())
+        self.point_label.setText(
+            f"<b>{_money(sim.cost_per_request_usd)}</b> per request · quality <b>{sim.quality:.1%}</b> · latency "
+            f"p95 <b>{sim.latency_p95_ms:,.0f} ms</b> · escalated past each tier: "
+            + ", ".join(f"{e:.0%}" for e in sim.escalation_rate)
+            + " · answered by each tier: " + ", ".join(f"{a:.0%}" for a in sim.answered_share))
+        self._whatif_timer.start()
+
+    # -- what-if -------------------------------------------------------------------------------
+    def _build_price_spins(self, tiers: list[int]) -> None:
+        while self.price_row.count():
+            item = self.price_row.takeAt(0)
+            if item.widget():
+                item.widget().deleteLater()
+        self.price_spins = {}
+        for tier in tiers:
+            spin = QDoubleSpinBox(minimum=0, maximum=100, singleStep=0.1, value=1.0, prefix=f"T{tier} ×")
+            spin.valueChanged.connect(lambda *_: self._whatif_timer.start())
+            self.price_row.addWidget(spin)
+            self.price_spins[tier] = spin
+
+    def _fill_mix(self, o: Outcomes) -> None:
+        counts: dict[str, int] = {}
+        for c in o.categories:
+            counts[c] = counts.get(c, 0) + 1
+        self.mix_table.blockSignals(True)
+        self.mix_table.setRowCount(len(counts))
+        for r, (cat, n) in enumerate(sorted(counts.items())):
+            self.mix_table.setItem(r, 0, QTableWidgetItem(cat))
+            self.mix_table.item(r, 0).setFlags(Qt.ItemFlag.ItemIsEnabled)
+            self.mix_table.setItem(r, 1, QTableWidgetItem(f"{n / o.n:.2f}"))
+        self.mix_table.blockSignals(False)
+
+    def scenario(self) -> WhatIf:
+        mix = {}
+        for r in range(self.mix_table.rowCount()):
+            try:
+                mix[self.mix_table.item(r, 0).text()] = max(0.0, float(self.mix_table.item(r, 1).text()))
+            except (ValueError, AttributeError):
+                continue
+        return WhatIf(monthly_volume=self.volume.value(), mix=mix or None,
+                      price_scale={t: s.value() for t, s in self.price_spins.items()},
+                      batch_discount=self.batch.value(), training_cost_usd=self.training.value(),
+                      amortize_months=self.months.value())
+
+    def update_whatif(self) -> dict[str, Any] | None:
+        if self.outcomes is None:
+            return None
+        result = what_if(self.outcomes, self.thresholds(), self.scenario(), self.mode_combo.currentData())
+        be = "never (no saving)" if result["break_even_month"] is None else (
+            "immediately" if result["break_even_month"] == 0 else f"month {result['break_even_month']}")
+        self.whatif_label.setText(
+            f"Monthly cost <b>{_money(result['monthly_cost_usd'], 2)}</b> (run {_money(result['monthly_run_cost_usd'], 2)}"
+            f" + training {_money(result['monthly_training_usd'], 2)}) vs teacher-only "
+            f"{_money(result['teacher_only_monthly_usd'], 2)}: saves <b>{_money(result['monthly_savings_usd'], 2)}"
+            f"</b> a month; break-even {be}. Latency p95 {result['latency_p95_ms']:,.0f} ms; quality "
+            f"{result['quality']:.1%} (teacher {result['teacher_quality']:.1%}).")
+        self.last_whatif = result
+        return result
+
+    def save_scenario_dialog(self) -> None:
+        name, ok = QInputDialog.getText(self, "Save scenario", "Scenario name:")
+        if ok and name.strip():
+            self.save_scenario(name.strip())
+
+    def save_scenario(self, name: str) -> None:
+        from cascade_studio.services.tradeoffs import save_scenario
+
+        result = self.update_whatif()
+        if result is None or self.ws is None:
+            return
+        save_scenario(self.ws, name, {"mode": self.mode_combo.currentData(), "thresholds": self.thresholds(),
+                                      **self.scenario().to_json()}, result)
+        self.load_scenarios()
+
+    def load_scenarios(self) -> None:
+        from cascade_studio.services.tradeoffs import list_scenarios
+
+        items = list_scenarios(self.ws) if self.ws else []
+        rows = [("Mode", lambda s: s["params"]["mode"]),
+                ("Thresholds", lambda s: ", ".join(f"{t:.2f}" for t in s["params"]["thresholds"])),
+                ("Requests / month", lambda s: f"{s['params']['monthly_volume']:,.0f}"),
+                ("Monthly cost", lambda s: _money(s["results"]["monthly_cost_usd"], 2)),
+                ("Teacher-only", lambda s: _money(s["results"]["teacher_only_monthly_usd"], 2)),
+                ("Savings / month", lambda s: _money(s["results"]["monthly_savings_usd"], 2)),
+                ("Break-even month", lambda s: "—" if s["results"]["break_even_month"] is None
+                 else str(s["results"]["break_even_month"])),
+                ("Latency p95", lambda s: f"{s['results']['latency_p95_ms']:,.0f} ms"),
+                ("Quality", lambda s: f"{s['results']['quality']:.1%}")]
+        self.scenario_table.setRowCount(len(rows))
+        self.scenario_table.setColumnCount(len(items))
+        self.scenario_table.setHorizontalHeaderLabels([s["name"] for s in items])
+        self.scenario_table.setVerticalHeaderLabels([r[0] for r in rows])
+        for c, s in enumerate(items):
+            for r, (_, get) in enumerate(rows):
+                self.scenario_table.setItem(r, c, QTableWidgetItem(get(s)))
+
+    def save_thresholds(self) -> None:
+        if self.ws is None or self.outcomes is None:
+            return
+        repo = TierRepository(self.ws)
+        tiers = sorted(repo.list(), key=lambda t: t.tier)
+        for tier, value in zip(tiers[:-1], self.thresholds(), strict=False):
+            repo.save(tier.replace(threshold=round(value, 4)))
+        self._say("Saved the thresholds to the tiers: " + ", ".join(f"tier {t.tier} < {v:.2f}" for t, v in
+                                                                     zip(tiers[:-1], self.thresholds(), strict=False)))
+
+    # -- export --------------------------------------------------------------------------------
+    def export_plot(self, kind: str, path: str | None = None) -> Path | None:
+        from pyqtgraph.exporters import ImageExporter
+
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self, "Export the trade-off plot", f"tradeoffs.{kind}",
+                                                  "PNG (*.png)" if kind == "png" else "SVG (*.svg)")
+        if not path:
+            return None
+        try:
+            if kind == "png":
+                exporter = ImageExporter(self.plot.plotItem)
+                exporter.parameters()["width"] = 1600
+                exporter.export(path)
+            else:
+                self._export_svg(path)
+        except OSError as exc:
+            show_error("Export failed", f"Cannot write {path}: {exc}", self)
+            return None
+        return Path(path)
+
+    def _export_svg(self, path: str) -> None:
+        """Qt's own SVG generator (pyqtgraph's SVG exporter cannot parse the paths Qt 6.12 writes)."""
+        from PySide6.QtCore import QRect, QSize
+        from PySide6.QtGui import QPainter
+        from PySide6.QtSvg import QSvgGenerator
+
+        size = self.plot.size()
+        generator = QSvgGenerator()
+        generator.setFileName(path)
+        generator.setSize(QSize(size.width(), size.height()))
+        generator.setViewBox(QRect(0, 0, size.width(), size.height()))
+        generator.setTitle("Cascade Studio: cost-quality trade-off")
+        painter = QPainter(generator)
+        try:
+            self.plot.render(painter)
+        finally:
+            painter.end()
+        if not Path(path).exists():
+            raise OSError(f"{path} was not written")
+
+    def export_csv(self, path: str | None = None) -> Path | None:
+        if self.sw is None:
+            return None
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self, "Export the sweep data", "tradeoffs.csv", "CSV (*.csv)")
+        if not path:
+            return None
+        try:
+            with open(path, "w", newline="", encoding="utf-8") as fh:
+                w = csv.writer(fh)
+                two = self.sw.cost.ndim == 1
+                w.writerow(["threshold_1"] + ([] if two else ["threshold_2"])
+                           + ["cost_per_request_usd", "quality", "latency_mean_ms", "escalation_rate_tier1"])
+                for idx in np.ndindex(self.sw.cost.shape):
+                    w.writerow([f"{self.sw.grid[i]:.4f}" for i in idx]
+                               + [self.sw.cost[idx], self.sw.quality[idx], self.sw.latency[idx], self.sw.escalation[idx]])
+        except OSError as exc:
+            show_error("Export failed", f"Cannot write {path}: {exc.strerror}", self)
+            return None
+        return Path(path)
+
+    def _say(self, text: str, error: bool = False) -> None:
+        self.status.setText(text)
+        self.status.setStyleSheet(ERROR_STYLE if error else INFO_STYLE)
+
+
+def _two(o: Outcomes) -> Outcomes:
+    """The cheapest tier and the teacher only (for the two-tier router metrics)."""
+    keep = [0, len(o.tiers) - 1]
+    return Outcomes(o.task_ids, o.categories, [o.tiers[i] for i in keep], o.cost[:, keep], o.latency[:, keep],
+                    o.quality[:, keep], o.confidence[:, keep], excluded=o.excluded, quality_basis=o.quality_basis)
