@@ -119,6 +119,11 @@ class TradeoffsPage(QWidget):
                                           name="operating point")
         for item in (self.cloud, self.front, self.random_line, self.tier_points, self.current):
             self.plot.addItem(item)
+        # The threshold cloud (up to 10,201 points) only changes with the data: cache it as a pixmap so
+        # that moving the operating point repaints a star, not ten thousand dots.
+        from PySide6.QtWidgets import QGraphicsItem
+
+        self.cloud.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.tier_labels: list[Any] = []
 
         # sliders
@@ -333,14 +338,23 @@ class TradeoffsPage(QWidget):
         for i, label in enumerate(self.slider_labels):
             label.setText(f"{self.sliders[i].value() / (GRID - 1):.2f}" if i < len(th) else "")
         at = tuple(self.sliders[i].value() for i in range(len(th)))
+        # Immediate feedback from the precomputed grid (exact at grid points, O(1)); the full
+        # simulation (p95 latency, shares per tier) and the what-if follow once the slider rests.
         self.current.setData([float(self.sw.cost[at])], [float(self.sw.quality[at])])
+        self.point_label.setText(
+            f"<b>{_money(float(self.sw.cost[at]))}</b> per request · quality <b>{float(self.sw.quality[at]):.1%}</b>"
+            f" · mean latency {float(self.sw.latency[at]):,.0f} ms · escalated past tier 1: "
+            f"{float(self.sw.escalation[at]):.0%}")
+        self._whatif_timer.start()
+
+    def _show_point_details(self) -> None:
+        th = self.thresholds()
         sim = simulate(self.outcomes, th, self.mode_combo.currentData())
         self.point_label.setText(
             f"<b>{_money(sim.cost_per_request_usd)}</b> per request · quality <b>{sim.quality:.1%}</b> · latency "
             f"p95 <b>{sim.latency_p95_ms:,.0f} ms</b> · escalated past each tier: "
             + ", ".join(f"{e:.0%}" for e in sim.escalation_rate)
             + " · answered by each tier: " + ", ".join(f"{a:.0%}" for a in sim.answered_share))
-        self._whatif_timer.start()
 
     # -- what-if -------------------------------------------------------------------------------
     def _build_price_spins(self, tiers: list[int]) -> None:
@@ -382,6 +396,7 @@ class TradeoffsPage(QWidget):
     def update_whatif(self) -> dict[str, Any] | None:
         if self.outcomes is None:
             return None
+        self._show_point_details()
         result = what_if(self.outcomes, self.thresholds(), self.scenario(), self.mode_combo.currentData())
         be = "never (no saving)" if result["break_even_month"] is None else (
             "immediately" if result["break_even_month"] == 0 else f"month {result['break_even_month']}")

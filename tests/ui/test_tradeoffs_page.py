@@ -35,7 +35,8 @@ def test_curve_slider_whatif_scenarios_exports(qtbot, tmp_path, sandbox_thread):
     before = page.current.getData()[0][0]
     page.sliders[0].setValue(0)  # never escalate from tier 1: cheapest point
     after = page.current.getData()[0][0]
-    assert after < before and "answered by each tier: 100%" in page.point_label.text()
+    assert after < before and "escalated past tier 1: 0%" in page.point_label.text()
+    qtbot.waitUntil(lambda: "answered by each tier: 100%" in page.point_label.text())  # after the slider rests
     page.sliders[0].setValue(100)
     assert page.sliders[1].isEnabled()
     page.volume.setValue(2_000_000)
