@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     try:
         if args.self_check:
-            from cascade_studio.services.selfcheck import run_self_check
+            from cascade_studio.ui.selfcheck import run_self_check
 
             return run_self_check()
         if args.command in (None, "gui"):

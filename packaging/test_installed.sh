@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Install the .deb (into the system when root, else into a scratch root), run the installed
+# program's --version and --self-check, time its start, then uninstall.
+set -euo pipefail
+DEB="$1"
+if [ "$(id -u)" -eq 0 ] && command -v dpkg >/dev/null; then
+  dpkg -i "$DEB" >/dev/null
+  BIN=/usr/bin/cascade-studio
+  UNINSTALL="dpkg -r cascade-studio"
+else
+  ROOTDIR="$(mktemp -d)"
+  dpkg-deb -x "$DEB" "$ROOTDIR"
+  BIN="$ROOTDIR/opt/cascade-studio/cascade-studio"
+  UNINSTALL="rm -rf $ROOTDIR"
+fi
+export QT_QPA_PLATFORM=offscreen
+"$BIN" --version
+"$BIN" --self-check
+WS="$(mktemp -d)"
+"$BIN" --workspace "$WS/ws" tiers list >/dev/null  # first run: create the workspace, warm the file cache
+for i in 1 2 3; do
+  CASCADE_STUDIO_STARTUP_PROBE="$(date +%s.%N)" "$BIN" --workspace "$WS/ws"
+done
+rm -rf "$WS"
+$UNINSTALL >/dev/null
+if [ "$(id -u)" -eq 0 ] && [ -e /usr/bin/cascade-studio ]; then echo "uninstall left /usr/bin/cascade-studio"; exit 1; fi
+echo "installed package: self-check passed; uninstalled cleanly"
