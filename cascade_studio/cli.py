@@ -147,6 +147,28 @@ def build_parser() -> argparse.ArgumentParser:
     wi.add_argument("--amortize-months", type=int, default=12)
     wi.add_argument("--json", action="store_true")
 
+    ds = sub.add_parser("dataset", help="fine-tuning datasets").add_subparsers(dest="dataset_cmd", metavar="ACTION",
+                                                                                 required=True)
+    ds_build = ds.add_parser("build", help="build a dataset from curated teacher trajectories")
+    ds_build.add_argument("--out", required=True, metavar="FILE")
+    ds_build.add_argument("--tier", type=int, help="default: the teacher")
+    ds_build.add_argument("--accepted-only", action="store_true")
+    ds_build.add_argument("--category")
+    ds_build.add_argument("--tool")
+    ds_build.add_argument("--min-confidence", type=float)
+    ds_build.add_argument("--validation-share", type=float, default=0.1)
+    ds_build.add_argument("--seed", type=int, default=0)
+    ds_build.add_argument("--reasoning", choices=["final", "reasoning"], default="final",
+                          help="final answer only, or keep the teacher's reasoning in the assistant message")
+    ds_build.add_argument("--system-prompt", help="replace the examples' system prompt")
+    ds_build.add_argument("--no-dedupe", action="store_true")
+    ds_build.add_argument("--format", choices=["openai", "sharegpt"], default="openai")
+    ds_build.add_argument("--json", action="store_true")
+    ds_val = ds.add_parser("validate", help="check a chat fine-tuning JSONL file (exit 1 on errors)")
+    ds_val.add_argument("file")
+    ds_val.add_argument("--model", default="gpt-4o-mini")
+    ds_val.add_argument("--json", action="store_true")
+
     cat = sub.add_parser("catalog", help="the price catalog").add_subparsers(dest="catalog_cmd", metavar="ACTION",
                                                                            required=True)
     c_show = cat.add_parser("show", help="source, date and one model's prices")
@@ -182,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
             return run_self_check()
         if args.command in (None, "gui"):
             return _gui(args)
-        handler = {"tiers": _tiers, "tasks": _tasks, "collect": _collect, "trajectories": _trajectories, "evaluate": _evaluate, "whatif": _whatif,
+        handler = {"tiers": _tiers, "tasks": _tasks, "collect": _collect, "trajectories": _trajectories, "evaluate": _evaluate, "whatif": _whatif, "dataset": _dataset,
                    "policy": _policy, "keys": _keys, "catalog": _catalog, "sandbox": _sandbox, "demo": _demo}[args.command]
         return handler(args) or 0
     except CliError as exc:
@@ -576,6 +598,58 @@ def _whatif(args: argparse.Namespace) -> int:
                 m = out["metrics"]
                 print("  " + ", ".join(f"{k} {v:.3f}" for k, v in m.items() if isinstance(v, float)))
         return 0
+
+
+def _dataset(args: argparse.Namespace) -> int:
+    from cascade_studio.services import datasets as dsvc
+
+    if args.dataset_cmd == "validate":
+        ws_dir = _workspace_path(args) if args.workspace else None
+        try:
+            report = dsvc.validate_file(Path(args.file), args.model, ws_dir)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+        if args.json:
+            _print_json(report.to_json())
+        else:
+            print(f"{args.file}: {report.examples} examples, {len(report.errors)} errors, "
+                  f"{len(report.warnings)} warnings")
+            for e in report.errors[:50]:
+                print(f"  line {e['line']}: {e['kind']}{' (' + e['detail'] + ')' if e.get('detail') else ''}")
+            for w in report.warnings:
+                print(f"  warning: {w['kind']}: {w.get('examples', '')} {w.get('detail', '')}".rstrip())
+            t = report.tokens_per_example
+            if t:
+                print(f"  tokens per example: min {t['min']}, mean {t['mean']:.0f}, max {t['max']}; "
+                      f"{report.over_limit} over the {report.token_limit:,}-token limit")
+            cost = "" if report.estimated_cost_usd is None else f", about ${report.estimated_cost_usd:,.2f}"
+            print(f"  {report.n_epochs} epochs by default -> {report.billed_tokens:,} billed training tokens{cost}")
+        return 0 if report.ok else 1
+    with _open_ws(args) as ws:
+        f = dsvc.DatasetFilters(tier=args.tier, accepted_only=args.accepted_only, category=args.category,
+                                min_confidence=args.min_confidence, tool=args.tool, strategy=args.reasoning,
+                                system_prompt=args.system_prompt, dedupe=not args.no_dedupe,
+                                validation_share=args.validation_share, seed=args.seed)
+        if f.tier is not None or f.min_confidence is not None:
+            from cascade_studio.store.tiers import TierRepository
+
+            tiers = {t.tier: t for t in TierRepository(ws).list()}
+            tier = tiers.get(f.tier) if f.tier is not None else (tiers[max(tiers)] if tiers else None)
+            if tier is not None:
+                f.confidence_method = tier.confidence_method.value
+        try:
+            built = dsvc.build_dataset(ws, Path(args.out), f, args.format)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+        except OSError as exc:
+            raise CliError(f"cannot write {args.out}: {exc.strerror}") from None
+    if args.json:
+        _print_json(built.to_json())
+    else:
+        print(f"Dataset {built.id}: {built.examples} training examples -> {built.path}"
+              + (f", {built.validation_examples} validation -> {built.validation_path}" if built.validation_path else "")
+              + (f" ({built.duplicates_dropped} duplicates dropped)" if built.duplicates_dropped else ""))
+    return 0
 
 
 def _pct(value) -> str:

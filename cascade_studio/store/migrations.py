@@ -130,6 +130,20 @@ MIGRATIONS: list[str] = [
         results    TEXT NOT NULL    -- JSON: the figures at save time
     );
     """,
+    # 7: fine-tuning datasets, traceable to the trajectories they were built from
+    """
+    CREATE TABLE datasets (
+        id                  INTEGER PRIMARY KEY,
+        created_at          TEXT NOT NULL,
+        path                TEXT NOT NULL,
+        validation_path     TEXT,
+        format              TEXT NOT NULL,
+        filters             TEXT NOT NULL,   -- JSON: tier, accepted_only, category, min_confidence, tool, strategy
+        examples            INTEGER NOT NULL,
+        validation_examples INTEGER NOT NULL,
+        trajectory_ids      TEXT NOT NULL    -- JSON list
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

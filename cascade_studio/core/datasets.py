@@ -1,0 +1,263 @@
+"""Fine-tuning datasets: build chat examples from curated trajectories, split them, and validate a
+JSONL file with every check of OpenAI's chat fine-tuning data preparation guide."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
+MESSAGE_KEYS = {"role", "content", "name", "function_call", "tool_calls", "tool_call_id", "weight", "refusal"}
+EXAMPLE_KEYS = {"messages", "tools", "parallel_tool_calls", "functions"}
+MIN_EXAMPLES = 10
+# OpenAI's default-epochs rule (chat fine-tuning data preparation guide)
+TARGET_EPOCHS, MIN_TARGET_EXAMPLES, MAX_TARGET_EXAMPLES = 3, 100, 25_000
+MIN_DEFAULT_EPOCHS, MAX_DEFAULT_EPOCHS = 1, 25
+TOKEN_LIMITS = {"gpt-4o-mini": 65_536, "gpt-4o": 65_536, "gpt-4.1": 65_536, "gpt-4.1-mini": 65_536,
+                "gpt-4.1-nano": 65_536, "gpt-3.5-turbo": 16_385}
+DEFAULT_TOKEN_LIMIT = 16_385
+
+
+@dataclass
+class SourceTrajectory:
+    task_id: str
+    category: str
+    messages: list[dict[str, Any]]
+    tools: list[dict[str, Any]]
+    content: str | None
+    tool_calls: list[dict[str, Any]]  # parsed: {"id", "name", "arguments"}
+
+
+def assistant_message(t: SourceTrajectory, strategy: str) -> dict[str, Any]:
+    """strategy "final": the answer or the tool calls only; "reasoning": keep the teacher's text
+    (its reasoning before a call) in the assistant message."""
+    msg: dict[str, Any] = {"role": "assistant"}
+    if t.tool_calls:
+        msg["content"] = t.content if strategy == "reasoning" and t.content else None
+        msg["tool_calls"] = [{"id": c.get("id") or f"call_{i}", "type": "function",
+                              "function": {"name": c["name"], "arguments": json.dumps(c["arguments"])}}
+                             for i, c in enumerate(t.tool_calls)]
+    else:
+        msg["content"] = t.content or ""
+    return msg
+
+
+def build_examples(trajs: list[SourceTrajectory], *, strategy: str = "final", system_prompt: str | None = None,
+                   dedupe: bool = True) -> tuple[list[dict[str, Any]], list[str], int]:
+    """(OpenAI chat examples, their categories, duplicates dropped)."""
+    examples, cats, seen, dropped = [], [], set(), 0
+    for t in trajs:
+        messages = [m for m in t.messages if not (system_prompt is not None and m.get("role") in ("system", "developer"))]
+        if system_prompt:
+            messages = [{"role": "system", "content": system_prompt}, *messages]
+        key = hashlib.sha1(json.dumps([messages, t.tools], sort_keys=True).encode()).hexdigest()
+        if dedupe and key in seen:
+            dropped += 1
+            continue
+        seen.add(key)
+        example: dict[str, Any] = {"messages": [*messages, assistant_message(t, strategy)]}
+        if t.tools:
+            example["tools"] = t.tools
+            example["parallel_tool_calls"] = len(t.tool_calls) > 1
+        examples.append(example)
+        cats.append(t.category)
+    return examples, cats, dropped
+
+
+def stratified_split(categories: list[str], validation_share: float, seed: int) -> tuple[list[int], list[int]]:
+    """Indices for train and validation, the same share of every category in validation."""
+    rng = random.Random(seed)
+    by_cat: dict[str, list[int]] = {}
+    for i, c in enumerate(categories):
+        by_cat.setdefault(c, []).append(i)
+    train, valid = [], []
+    for cat in sorted(by_cat):
+        idx = by_cat[cat][:]
+        rng.shuffle(idx)
+        k = int(round(len(idx) * validation_share))
+        if validation_share > 0 and k == 0 and len(idx) >= 2:
+            k = 1
+        valid += idx[:k]
+        train += idx[k:]
+    return sorted(train), sorted(valid)
+
+
+def to_sharegpt(example: dict[str, Any]) -> dict[str, Any]:
+    """ShareGPT (LLaMA-Factory / Axolotl) conversation with function calls."""
+    role_map = {"system": "system", "developer": "system", "user": "human", "assistant": "gpt", "tool": "observation"}
+    conv = []
+    system = None
+    for m in example["messages"]:
+        if m["role"] in ("system", "developer"):
+            system = m.get("content")
+            continue
+        if m["role"] == "assistant" and m.get("tool_calls"):
+            for call in m["tool_calls"]:
+                conv.append({"from": "function_call", "value": json.dumps(
+                    {"name": call["function"]["name"], "arguments": json.loads(call["function"]["arguments"])})})
+            continue
+        conv.append({"from": role_map.get(m["role"], m["role"]), "value": m.get("content") or ""})
+    out: dict[str, Any] = {"conversations": conv}
+    if system:
+        out["system"] = system
+    if example.get("tools"):
+        out["tools"] = json.dumps([t["function"] for t in example["tools"]])
+    return out
+
+
+# -- validation ------------------------------------------------------------------------------------
+@dataclass
+class ValidationReport:
+    examples: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+    error_counts: dict[str, int] = field(default_factory=dict)
+    tokens_per_example: dict[str, float] = field(default_factory=dict)
+    assistant_tokens_per_example: dict[str, float] = field(default_factory=dict)
+    over_limit: int = 0
+    token_limit: int = DEFAULT_TOKEN_LIMIT
+    n_epochs: int = TARGET_EPOCHS
+    billed_tokens: int = 0
+    estimated_cost_usd: float | None = None
+    training_price_per_m: float | None = None
+    model: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["ok"] = self.ok
+        return d
+
+
+def default_epochs(n: int) -> int:
+    epochs = TARGET_EPOCHS
+    if n * TARGET_EPOCHS < MIN_TARGET_EXAMPLES:
+        epochs = min(MAX_DEFAULT_EPOCHS, math.ceil(MIN_TARGET_EXAMPLES / max(n, 1)))
+    elif n * TARGET_EPOCHS > MAX_TARGET_EXAMPLES:
+        epochs = max(MIN_DEFAULT_EPOCHS, MAX_TARGET_EXAMPLES // n)
+    return epochs
+
+
+def _stats(values: list[int]) -> dict[str, float]:
+    if not values:
+        return {}
+    s = sorted(values)
+    return {"min": s[0], "max": s[-1], "mean": sum(s) / len(s), "median": s[len(s) // 2],
+            "p5": s[int(0.05 * (len(s) - 1))], "p95": s[int(0.95 * (len(s) - 1))]}
+
+
+def validate_jsonl(text: str, count_tokens: Callable[[str], int], *, model: str = "gpt-4o-mini",
+                   training_price_per_m: float | None = None) -> ValidationReport:
+    base = model.split(":")[1] if model.startswith("ft:") else model
+    report = ValidationReport(model=model, token_limit=TOKEN_LIMITS.get(base, DEFAULT_TOKEN_LIMIT),
+                              training_price_per_m=training_price_per_m)
+    errors: Counter = Counter()
+    totals, assistants = [], []
+    no_system = no_user = 0
+
+    def error(line: int, kind: str, detail: str = "") -> None:
+        errors[kind] += 1
+        report.errors.append({"line": line, "kind": kind, **({"detail": detail} if detail else {})})
+
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        report.examples += 1
+        try:
+            ex = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            error(number, "invalid_json", exc.msg)
+            continue
+        if not isinstance(ex, dict):
+            error(number, "data_type")
+            continue
+        messages = ex.get("messages")
+        if not isinstance(messages, list) or not messages:
+            error(number, "missing_messages_list")
+            continue
+        for key in ex:
+            if key not in EXAMPLE_KEYS:
+                error(number, "example_unrecognized_key", key)
+        bad = False
+        for m in messages:
+            if not isinstance(m, dict) or "role" not in m:
+                error(number, "message_missing_key", "role")
+                bad = True
+                continue
+            if "content" not in m and not m.get("tool_calls") and not m.get("function_call"):
+                error(number, "message_missing_key", "content")
+                bad = True
+            for key in m:
+                if key not in MESSAGE_KEYS:
+                    error(number, "message_unrecognized_key", key)
+                    bad = True
+            if m.get("role") not in ROLES:
+                error(number, "unrecognized_role", str(m.get("role")))
+                bad = True
+            content = m.get("content")
+            if (content is None and not m.get("tool_calls") and not m.get("function_call")) or \
+                    (content is not None and not isinstance(content, str | list)):
+                error(number, "missing_content")
+                bad = True
+            for call in m.get("tool_calls") or []:
+                args = (call.get("function") or {}).get("arguments") if isinstance(call, dict) else None
+                parsed = False
+                if isinstance(args, str):
+                    try:
+                        json.loads(args)
+                        parsed = True
+                    except ValueError:
+                        pass
+                if not parsed:
+                    error(number, "tool_call_arguments_not_json", str(args)[:80])
+                    bad = True
+        if not any(isinstance(m, dict) and m.get("role") == "assistant" for m in messages):
+            error(number, "example_missing_assistant_message")
+            bad = True
+        if not any(isinstance(m, dict) and m.get("role") in ("system", "developer") for m in messages):
+            no_system += 1
+        if not any(isinstance(m, dict) and m.get("role") == "user" for m in messages):
+            no_user += 1
+        if bad:
+            continue
+        total, assistant = 3, 0
+        for m in messages:
+            n = 3 + count_tokens(m.get("content") if isinstance(m.get("content"), str) else json.dumps(m.get("content") or ""))
+            n += sum(count_tokens(c["function"]["name"]) + count_tokens(c["function"]["arguments"])
+                     for c in m.get("tool_calls") or [])
+            if "name" in m:
+                n += 1
+            total += n
+            if m["role"] == "assistant":
+                assistant += n - 3
+        if ex.get("tools"):
+            total += count_tokens(json.dumps(ex["tools"]))
+        totals.append(total)
+        assistants.append(assistant)
+    if no_system:
+        report.warnings.append({"kind": "missing_system_message", "examples": no_system})
+    if no_user:
+        report.warnings.append({"kind": "missing_user_message", "examples": no_user})
+    if report.examples < MIN_EXAMPLES:
+        error(0, "too_few_examples", f"{report.examples} examples; fine-tuning needs at least {MIN_EXAMPLES}")
+    report.error_counts = dict(errors)
+    report.tokens_per_example = _stats(totals)
+    report.assistant_tokens_per_example = _stats(assistants)
+    report.over_limit = sum(t > report.token_limit for t in totals)
+    if report.over_limit:
+        report.warnings.append({"kind": "examples_over_token_limit", "examples": report.over_limit,
+                                "detail": f"truncated to {report.token_limit} tokens in training"})
+    report.n_epochs = default_epochs(report.examples)
+    report.billed_tokens = sum(min(report.token_limit, t) for t in totals) * report.n_epochs
+    if training_price_per_m is not None:
+        report.estimated_cost_usd = report.billed_tokens / 1e6 * training_price_per_m
+    return report

@@ -1,0 +1,112 @@
+"""Dataset builder and validator: one crafted file per error type, and any dataset the builder
+writes passes the validator (hypothesis)."""
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cascade_studio.core.datasets import (
+    SourceTrajectory,
+    build_examples,
+    default_epochs,
+    stratified_split,
+    to_sharegpt,
+    validate_jsonl,
+)
+
+
+def count(text: str) -> int:
+    return len(text.split())
+
+
+GOOD = {"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "u"},
+                     {"role": "assistant", "content": "a"}]}
+
+
+def lines(*rows, pad_to=10):
+    rows = list(rows)
+    rows += [GOOD] * max(0, pad_to - len(rows))
+    return "\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows)
+
+
+@pytest.mark.parametrize("row, kind", [
+    ("[1, 2]", "data_type"),
+    ({"nothing": 1}, "missing_messages_list"),
+    ({"messages": [{"content": "x"}, {"role": "assistant", "content": "a"}]}, "message_missing_key"),
+    ({"messages": [{"role": "user", "content": "x", "weird": 1}, {"role": "assistant", "content": "a"}]},
+     "message_unrecognized_key"),
+    ({"messages": [{"role": "robot", "content": "x"}, {"role": "assistant", "content": "a"}]}, "unrecognized_role"),
+    ({"messages": [{"role": "user", "content": None}, {"role": "assistant", "content": "a"}]}, "missing_content"),
+    ({"messages": [{"role": "user", "content": "x"}]}, "example_missing_assistant_message"),
+    ({"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "tool_calls": [
+        {"id": "c", "type": "function", "function": {"name": "f", "arguments": "{not json"}}]}]},
+     "tool_call_arguments_not_json"),
+    ("{broken", "invalid_json"),
+    ({**GOOD, "extra": 1}, "example_unrecognized_key"),
+])
+def test_each_error_type_is_reported_with_its_line(row, kind):
+    report = validate_jsonl(lines(GOOD, row), count)
+    assert not report.ok
+    assert {"line": 2, "kind": kind} == {k: v for k, v in report.errors[0].items() if k != "detail"}
+
+
+def test_warnings_counts_epochs_and_cost():
+    no_system = {"messages": [{"role": "user", "content": "u"}, {"role": "assistant", "content": "a b c"}]}
+    report = validate_jsonl(lines(no_system), count, model="gpt-4o-mini", training_price_per_m=3.0)
+    assert report.ok and report.examples == 10
+    assert report.warnings[0] == {"kind": "missing_system_message", "examples": 1}
+    assert report.n_epochs == 10  # 10 examples x 3 < 100 -> ceil(100 / 10)
+    assert report.billed_tokens == sum([3 + 4 + 6] + [3 + 4 + 4 + 4] * 9) * 10
+    assert report.estimated_cost_usd == pytest.approx(report.billed_tokens * 3 / 1e6)
+    few = validate_jsonl(json.dumps(GOOD), count)
+    assert few.errors[-1]["kind"] == "too_few_examples"
+    assert default_epochs(100) == 3 and default_epochs(20_000) == 1 and default_epochs(5) == 20
+
+
+def test_token_limit():
+    long = {"messages": [{"role": "user", "content": "w " * 70_000}, {"role": "assistant", "content": "a"}]}
+    report = validate_jsonl(lines(long), count, model="gpt-4o-mini")
+    assert report.over_limit == 1 and any(w["kind"] == "examples_over_token_limit" for w in report.warnings)
+
+
+def traj(i, calls=None, content="answer", category="c"):
+    return SourceTrajectory(f"t{i}", category, [{"role": "user", "content": f"question {i}"}],
+                            [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
+                            content, calls or [])
+
+
+def test_builder_strategies_dedupe_and_sharegpt():
+    t = traj(1, [{"id": "c1", "name": "f", "arguments": {"x": 1}}], content="I will call f")
+    final, _, _ = build_examples([t], strategy="final")
+    assert final[0]["messages"][-1]["content"] is None
+    assert json.loads(final[0]["messages"][-1]["tool_calls"][0]["function"]["arguments"]) == {"x": 1}
+    reasoning, _, _ = build_examples([t], strategy="reasoning", system_prompt="Be exact")
+    assert reasoning[0]["messages"][-1]["content"] == "I will call f"
+    assert reasoning[0]["messages"][0] == {"role": "system", "content": "Be exact"}
+    examples, cats, dropped = build_examples([traj(1), traj(1), traj(2)])
+    assert len(examples) == 2 and dropped == 1
+    sg = to_sharegpt(final[0])
+    assert sg["conversations"][-1]["from"] == "function_call" and json.loads(sg["tools"])[0]["name"] == "f"
+
+
+def test_stratified_split_keeps_category_shares():
+    cats = ["a"] * 50 + ["b"] * 10
+    train, valid = stratified_split(cats, 0.2, seed=3)
+    assert sorted(train + valid) == list(range(60))
+    assert sum(cats[i] == "a" for i in valid) == 10 and sum(cats[i] == "b" for i in valid) == 2
+    assert stratified_split(cats, 0.2, seed=3) == (train, valid)  # seeded
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.text(min_size=1, max_size=30), st.booleans(), st.sampled_from(["x", "y", "z"]),
+                          st.dictionaries(st.text(min_size=1, max_size=5), st.integers(), max_size=3)),
+                min_size=10, max_size=30), st.sampled_from(["final", "reasoning"]))
+def test_anything_the_builder_writes_passes_the_validator(items, strategy):
+    trajs = [SourceTrajectory(f"t{i}", cat, [{"role": "system", "content": "sys"}, {"role": "user", "content": q}],
+                              [], "thinking", [{"id": f"c{i}", "name": "f", "arguments": args}] if call else [])
+             for i, (q, call, cat, args) in enumerate(items)]
+    examples, _, _ = build_examples(trajs, strategy=strategy, dedupe=False)
+    report = validate_jsonl("\n".join(json.dumps(e) for e in examples), count)
+    assert report.ok, report.errors[:3]
