@@ -169,6 +169,32 @@ def build_parser() -> argparse.ArgumentParser:
     ds_val.add_argument("--model", default="gpt-4o-mini")
     ds_val.add_argument("--json", action="store_true")
 
+    ft = sub.add_parser("finetune", help="fine-tune jobs").add_subparsers(dest="ft_cmd", metavar="ACTION", required=True)
+    ft_start = ft.add_parser("start", help="upload a dataset and start a supervised fine-tune job")
+    ft_start.add_argument("--dataset", required=True, metavar="FILE")
+    ft_start.add_argument("--base-model", required=True, metavar="M")
+    ft_start.add_argument("--tier-endpoint", type=int, metavar="N", help="send the job to tier N's endpoint (default: the teacher's)")
+    ft_start.add_argument("--validation", metavar="FILE")
+    ft_start.add_argument("--epochs", type=int)
+    ft_start.add_argument("--batch-size", type=int)
+    ft_start.add_argument("--learning-rate-multiplier", type=float)
+    ft_start.add_argument("--suffix")
+    ft_start.add_argument("--seed", type=int)
+    ft_start.add_argument("--json", action="store_true")
+    ft_list = ft.add_parser("list", help="jobs in the workspace (refreshes unfinished ones first)")
+    ft_list.add_argument("--json", action="store_true")
+    ft_status = ft.add_parser("status", help="one job, refreshed")
+    ft_status.add_argument("id")
+    ft_status.add_argument("--json", action="store_true")
+    for name in ("cancel", "pause", "resume"):
+        p_ = ft.add_parser(name, help=f"{name} a job")
+        p_.add_argument("id")
+    ft_watch = ft.add_parser("watch", help="print events until the job ends (exit 0 only if it succeeded)")
+    ft_watch.add_argument("id")
+    ft_use = ft.add_parser("use", help="put a succeeded job's model in tier N")
+    ft_use.add_argument("id")
+    ft_use.add_argument("--tier", type=int, required=True)
+
     cat = sub.add_parser("catalog", help="the price catalog").add_subparsers(dest="catalog_cmd", metavar="ACTION",
                                                                            required=True)
     c_show = cat.add_parser("show", help="source, date and one model's prices")
@@ -204,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
             return run_self_check()
         if args.command in (None, "gui"):
             return _gui(args)
-        handler = {"tiers": _tiers, "tasks": _tasks, "collect": _collect, "trajectories": _trajectories, "evaluate": _evaluate, "whatif": _whatif, "dataset": _dataset,
+        handler = {"tiers": _tiers, "tasks": _tasks, "collect": _collect, "trajectories": _trajectories, "evaluate": _evaluate, "whatif": _whatif, "dataset": _dataset, "finetune": _finetune,
                    "policy": _policy, "keys": _keys, "catalog": _catalog, "sandbox": _sandbox, "demo": _demo}[args.command]
         return handler(args) or 0
     except CliError as exc:
@@ -649,6 +675,104 @@ def _dataset(args: argparse.Namespace) -> int:
         print(f"Dataset {built.id}: {built.examples} training examples -> {built.path}"
               + (f", {built.validation_examples} validation -> {built.validation_path}" if built.validation_path else "")
               + (f" ({built.duplicates_dropped} duplicates dropped)" if built.duplicates_dropped else ""))
+    return 0
+
+
+def _finetune(args: argparse.Namespace) -> int:
+    from cascade_studio.services.finetune import tracker
+    from cascade_studio.services.finetune.backend import JobSpec
+    from cascade_studio.services.secrets import SecretStore
+
+    secrets = SecretStore()
+    with _open_ws(args) as ws:
+        store = tracker.JobStore(ws)
+        try:
+            if args.ft_cmd == "start":
+                dataset = Path(args.dataset)
+                if not dataset.exists():
+                    raise CliError(f"{dataset} does not exist; build one with `cascade-studio dataset build`")
+                row = ws.conn.execute("SELECT id FROM datasets WHERE path = ?", (str(dataset.resolve()),)).fetchone()
+                spec = JobSpec(base_model=args.base_model, training_file=dataset,
+                               validation_file=Path(args.validation) if args.validation else None,
+                               n_epochs=args.epochs or "auto", batch_size=args.batch_size or "auto",
+                               learning_rate_multiplier=args.learning_rate_multiplier or "auto", suffix=args.suffix,
+                               seed=args.seed, metadata={"cascade_studio_dataset": str(row[0]) if row else ""})
+                state, warning = asyncio.run(tracker.start_job(ws, spec, args.tier_endpoint, secrets,
+                                                               dataset_id=row[0] if row else None))
+                if warning:
+                    print(f"warning: {warning}", file=sys.stderr)
+                if args.json:
+                    _print_json(state.to_json())
+                else:
+                    print(f"Started fine-tune job {state.id} ({state.status}) on {state.base_model}; follow it with "
+                          f"`cascade-studio finetune watch {state.id}`")
+                return 0
+            if args.ft_cmd == "list":
+                for job in store.unfinished():
+                    asyncio.run(tracker.refresh(ws, job["id"], secrets))
+                jobs = store.list()
+                if args.json:
+                    _print_json(jobs)
+                else:
+                    for j in jobs:
+                        print(f"{j['id']}  {j['status']:<16} {j['base_model']:<14} {j['fine_tuned_model'] or ''}")
+                    print(f"{len(jobs)} jobs")
+                return 0
+            if args.ft_cmd == "status":
+                state, _ = asyncio.run(tracker.refresh(ws, args.id, secrets))
+                out = {**state.to_json(), "metrics": store.metrics(args.id)[-1:] or None}
+                if args.json:
+                    _print_json(out)
+                else:
+                    print(f"{state.id}: {state.status}" + (f" -> {state.fine_tuned_model}" if state.fine_tuned_model else "")
+                          + (f" ({state.error['code']}: {state.error['message']})" if state.error else ""))
+                return 0
+            if args.ft_cmd in ("cancel", "pause", "resume"):
+                state = asyncio.run(tracker.control(ws, args.id, args.ft_cmd, secrets))
+                print(f"{state.id}: {state.status}")
+                return 0
+            if args.ft_cmd == "watch":
+                def show(e) -> None:
+                    print(f"[{e.level}] {e.message}", flush=True)
+
+                state = asyncio.run(tracker.watch(ws, args.id, secrets, on_event=show))
+                print(f"{state.id}: {state.status}" + (f" -> {state.fine_tuned_model}" if state.fine_tuned_model else "")
+                      + (f" ({state.error['code']}: {state.error['message']})" if state.error else ""))
+                return 0 if state.status == "succeeded" else 1
+            if args.ft_cmd == "use":
+                return _use_model(ws, store, args.id, args.tier)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+        except Exception as exc:  # API errors: in words, not a traceback
+            import openai
+
+            if isinstance(exc, openai.OpenAIError):
+                from cascade_studio.services.clients import describe_error
+
+                raise CliError(describe_error(exc)[1]) from None
+            raise
+    return 2
+
+
+def _use_model(ws, store, job_id: str, tier_no: int) -> int:
+    from cascade_studio.services import catalog as catalog_svc
+    from cascade_studio.services.tier_service import set_tier
+
+    job = store.get(job_id)
+    if job is None or job["status"] != "succeeded" or not job["fine_tuned_model"]:
+        raise CliError(f"job {job_id} has not succeeded (yet); see `finetune status {job_id}`")
+    catalog = catalog_svc.load_for_workspace(ws.path)
+    from cascade_studio.store.tiers import TierRepository
+
+    source = TierRepository(ws).get(job["tier_endpoint"]) if job["tier_endpoint"] else None
+    price = catalog.lookup("ft:" + job["base_model"]) or catalog.lookup(job["base_model"])
+    options = {"model": job["fine_tuned_model"], "name": f"Fine-tuned {job['base_model']}"}
+    if source is not None:
+        options.update(base_url=source.base_url, provider=source.provider)
+    if price is not None:
+        options.update(input_price=price.input_per_m, output_price=price.output_per_m, cached_price=price.cached_input_per_m)
+    tier = set_tier(ws, catalog, tier_no, **options)
+    print(f"Tier {tier.tier} now uses {tier.model} (in ${tier.input_price}/1M, out ${tier.output_price}/1M)")
     return 0
 
 

@@ -93,6 +93,10 @@ class PriceCatalog:
             return found
         if name.startswith("ft:"):
             base = name.split(":")[1] if name.count(":") >= 1 else ""
+            # fine-tuned inference prices (e.g. "ft:gpt-4o-mini-2024-07-18"), else the base model's
+            tuned = sorted(k for k in self._keys() if k.startswith(f"ft:{base}"))
+            if tuned:
+                return self._get(tuned[0])
             return self.lookup(base)
         if "/" in name:
             found = self._get(name.split("/", 1)[1])

@@ -144,6 +144,37 @@ MIGRATIONS: list[str] = [
         trajectory_ids      TEXT NOT NULL    -- JSON list
     );
     """,
+    # 8: fine-tune jobs and their events (tracked across restarts)
+    """
+    CREATE TABLE finetune_jobs (
+        id               TEXT PRIMARY KEY,      -- the backend's job id
+        backend          TEXT NOT NULL,         -- openai (any endpoint with OpenAI's fine-tuning API)
+        base_url         TEXT NOT NULL,
+        tier_endpoint    INTEGER,               -- the tier whose endpoint and key were used
+        base_model       TEXT NOT NULL,
+        dataset_id       INTEGER REFERENCES datasets(id) ON DELETE SET NULL,
+        training_file    TEXT NOT NULL,
+        status           TEXT NOT NULL,
+        fine_tuned_model TEXT,
+        trained_tokens   INTEGER,
+        error            TEXT,                  -- JSON {code, message, param}
+        hyperparameters  TEXT NOT NULL DEFAULT '{}',
+        estimated_finish INTEGER,
+        created_at       TEXT NOT NULL,
+        updated_at       TEXT NOT NULL,
+        finished_at      TEXT
+    );
+    CREATE TABLE finetune_events (
+        job_id     TEXT NOT NULL REFERENCES finetune_jobs(id) ON DELETE CASCADE,
+        event_id   TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        level      TEXT NOT NULL,
+        type       TEXT NOT NULL,
+        message    TEXT NOT NULL,
+        data       TEXT,
+        PRIMARY KEY (job_id, event_id)
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -41,7 +41,8 @@ def test_deprecation_notice_wording(catalog):
 
 def test_lookup_tolerates_prefixes_and_fine_tunes(catalog):
     assert catalog.lookup("openai/gpt-4o-mini").model == "gpt-4o-mini"
-    assert catalog.lookup("ft:gpt-4o-mini:org:suffix:abc123").model == "gpt-4o-mini"
+    assert catalog.lookup("ft:gpt-4o-mini:org:suffix:abc123").model == "ft:gpt-4o-mini-2024-07-18"  # fine-tuned prices
+    assert catalog.lookup("ft:gpt-5.2:org::x").model == "gpt-5.2"  # no fine-tuned price: the base model
     assert catalog.lookup("GPT-4O") is not None
     assert catalog.lookup("no-such-model") is None
     assert catalog.lookup("") is None
