@@ -43,7 +43,7 @@ window.move(0, 0)
 window.show()
 if "--select" in sys.argv and page == 2:
     window.trajectories_page.table.selectRow(int(sys.argv[sys.argv.index("--select") + 1]))
-if "--evaluate" in sys.argv and page == 3:
+if "--evaluate" in sys.argv and page == 4:
     import asyncio
 
     from cascade_studio.services.evaluation import evaluate

@@ -65,6 +65,7 @@ class MainWindow(QMainWindow):
         self.add_lazy_page("Tasks", "tasks")
         # Heavier pages are built the first time they are shown (or used), not at startup.
         self.add_lazy_page("Trajectories", "trajectories")
+        self.add_lazy_page("Fine-tuning", "finetune")
         self.add_lazy_page("Evaluation", "evaluation")
         self.add_lazy_page("Trade-offs", "tradeoffs")
         self.tiers_page.saved.connect(lambda: self._each_built("reload_choices"))
@@ -151,6 +152,10 @@ class MainWindow(QMainWindow):
             from cascade_studio.ui.trajectories_page import TrajectoriesPage
 
             page = TrajectoriesPage(self.secrets)
+        elif key == "finetune":
+            from cascade_studio.ui.finetune_page import FineTunePage
+
+            page = FineTunePage(self.secrets)
         elif key == "evaluation":
             from cascade_studio.ui.evaluation_page import EvaluationPage
 
@@ -191,6 +196,10 @@ class MainWindow(QMainWindow):
     @property
     def tradeoffs_page(self):  # -> TradeoffsPage, built on first use
         return self._build("tradeoffs")
+
+    @property
+    def finetune_page(self):  # -> FineTunePage, built on first use
+        return self._build("finetune")
 
     @property
     def evaluation_page(self):  # -> EvaluationPage, built on first use
@@ -266,6 +275,10 @@ class MainWindow(QMainWindow):
         self.settings.add_recent(ws.path)
         self.tiers_page.set_workspace(ws, catalog)
         self._each_built("set_workspace", ws)
+        unfinished = ws.conn.execute("SELECT count(*) FROM finetune_jobs WHERE status NOT IN "
+                                     "('succeeded', 'failed', 'cancelled')").fetchone()[0]
+        if unfinished:  # resume tracking fine-tune jobs by itself, even before the page is opened
+            QTimer.singleShot(0, lambda: self._build("finetune"))
         self.workspace_label.setText(f"Workspace: {ws.path}")
         self._update_title()
         if ws.deferred_check:  # a big workspace: check it fully without making the user wait

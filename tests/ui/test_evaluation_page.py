@@ -21,7 +21,7 @@ def test_evaluate_drill_down_calibrate_export(qtbot, tmp_path, qloop, sandbox_th
     qtbot.addWidget(window)
     window.open_workspace(tmp_path)
     window.show()
-    window.nav.setCurrentRow(3)
+    window.nav.setCurrentRow(4)
     page = window.evaluation_page
     assert page.plot is not None  # created when the page is shown
     page.student_combo.setCurrentIndex(page.student_combo.findData(1))

@@ -27,7 +27,7 @@ def test_curve_slider_whatif_scenarios_exports(qtbot, tmp_path, sandbox_thread):
     qtbot.addWidget(window)
     window.open_workspace(tmp_path / "ws")
     window.show()
-    window.nav.setCurrentRow(4)
+    window.nav.setCurrentRow(5)
     page = window.tradeoffs_page
     assert page.outcomes is not None and page.outcomes.n == 30
     assert page.tier_table.rowCount() == 3

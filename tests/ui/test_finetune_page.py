@@ -1,0 +1,76 @@
+"""Fine-tuning page: build + validate a dataset, start a job on the sandbox, follow it live to
+success (curves, events), use the model as a tier; tracking resumes when the workspace reopens."""
+
+import asyncio
+
+from cascade_studio.services.collector import CollectionRun, select_task_ids, start_or_resume
+from cascade_studio.services.demo import prepare_demo
+from cascade_studio.services.secrets import SecretStore
+from cascade_studio.services.settings import AppSettings
+from cascade_studio.store.tiers import TierRepository
+from cascade_studio.store.workspace import Workspace
+from cascade_studio.ui.main_window import MainWindow
+from tests.ui.conftest import run_until
+
+
+def test_build_validate_start_follow_use(qtbot, tmp_path, qloop, sandbox_thread):
+    sandbox_thread.config.job_seconds = 1.0
+    prepare_demo(tmp_path / "ws", sandbox_thread.base_url)
+    with Workspace.open(tmp_path / "ws") as ws:
+        teacher = max(TierRepository(ws).list(), key=lambda t: t.tier)
+        run, _ = start_or_resume(ws, teacher, select_task_ids(ws, limit=30), {})
+        asyncio.run(CollectionRun(ws, teacher, SecretStore(), run).run())
+    asyncio.set_event_loop(qloop)  # asyncio.run() above unset the current loop
+    window = MainWindow(SecretStore(), AppSettings())
+    qtbot.addWidget(window)
+    window.open_workspace(tmp_path / "ws")
+    window.show()
+    window.nav.setCurrentRow(3)
+    page = window.finetune_page
+    page.build(tmp_path / "out" / "train.jsonl")
+    assert "training and" in page.status.text()
+    assert "0 errors" in page.ds_report.toPlainText() and page.start_button.isEnabled()
+    page.suffix.setText("gui")
+    page.start_button.click()
+    run_until(qloop, lambda: page._busy is None, timeout=30)
+    assert page.jobs.rowCount() == 1, page.status.text()
+    for _ in range(100):
+        page._poll()
+        run_until(qloop, lambda: page._poll_task is None or page._poll_task.done(), timeout=10)
+        if page.jobs.item(0, 1).text() == "succeeded":
+            break
+        qloop.run_until_complete(asyncio.sleep(0.1))
+    assert page.jobs.item(0, 1).text() == "succeeded" and page.jobs.item(0, 5).text().startswith("ft:gpt-4o-mini")
+    page.show_job()
+    assert len(page.curves["train_loss"].getData()[0]) > 0 and "successfully completed" in page.events.toPlainText()
+    assert page.use_button.isEnabled()
+    page.use_tier.setCurrentIndex(page.use_tier.findData(1))
+    page.use_button.click()
+    with Workspace.open(tmp_path / "ws") as ws:
+        assert TierRepository(ws).get(1).model.startswith("ft:gpt-4o-mini")
+
+
+def test_tracking_resumes_on_reopen(qtbot, tmp_path, qloop, sandbox_thread):
+    import json
+
+    from cascade_studio.services.finetune import tracker
+    from cascade_studio.services.finetune.backend import JobSpec
+
+    sandbox_thread.config.job_seconds = 1.0
+    prepare_demo(tmp_path / "ws", sandbox_thread.base_url)
+    data = tmp_path / "t.jsonl"
+    data.write_text("\n".join(json.dumps({"messages": [{"role": "user", "content": f"q{i}"},
+                                                       {"role": "assistant", "content": "a"}]}) for i in range(10)))
+    with Workspace.open(tmp_path / "ws") as ws:
+        state, _ = asyncio.run(tracker.start_job(ws, JobSpec("gpt-4o-mini", data), None, SecretStore()))
+    asyncio.set_event_loop(qloop)  # asyncio.run() above unset the current loop
+    window = MainWindow(SecretStore(), AppSettings())
+    qtbot.addWidget(window)
+    window.open_workspace(tmp_path / "ws")  # the page is not opened: tracking starts by itself
+    run_until(qloop, lambda: window._lazy.get("finetune") is not None, timeout=5)
+
+    def finished() -> bool:
+        job = tracker.JobStore(window.ws).get(state.id)
+        return job["status"] == "succeeded"
+
+    run_until(qloop, finished, timeout=30)
