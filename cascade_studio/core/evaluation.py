@@ -147,7 +147,7 @@ def threshold_for_rate(confidences: list[float | None], student_ok: list[bool], 
         return Calibration(0.0, 0.0, 0.0, 0, 0)
     k = max(0, min(n, int(round(target_rate * n))))
     threshold = 0.0 if k == 0 else (values[k - 1] + values[k]) / 2 if k < n else values[-1] + 1e-9
-    threshold = max(0.0, min(1.0, threshold))
+    threshold = max(0.0, threshold)  # may exceed 1 by a hair: "escalate everything", even confidence 1.0
     return outcome(confidences, student_ok, teacher_ok, threshold)
 
 
