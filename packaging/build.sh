@@ -54,7 +54,12 @@ cp packaging/linux/postinst packaging/linux/postrm "$PKG/DEBIAN/"
 chmod 755 "$PKG/DEBIAN/postinst" "$PKG/DEBIAN/postrm"
 dpkg-deb --build --root-owner-group "$PKG" "$DIST/cascade-studio_${VERSION}_${ARCH}.deb" >/dev/null
 
-# 5. Report: size, checksums.
+# 5. Report: size (the budget is 250 MB for the unpacked bundle), checksums.
+BUNDLE_MB="$(du -sm "$DIST/cascade-studio" | cut -f1)"
+if [ "$BUNDLE_MB" -gt 250 ]; then
+  echo "error: the bundle is $BUNDLE_MB MB, over the 250 MB budget; see excludes in packaging/cascade-studio.spec" >&2
+  exit 1
+fi
 echo "bundle: $DIST/cascade-studio ($(du -sh "$DIST/cascade-studio" | cut -f1))"
 echo "installer: $DIST/cascade-studio_${VERSION}_${ARCH}.deb ($(du -sh "$DIST/cascade-studio_${VERSION}_${ARCH}.deb" | cut -f1))"
 (cd "$DIST" && sha256sum "cascade-studio_${VERSION}_${ARCH}.deb" | tee "cascade-studio_${VERSION}_${ARCH}.deb.sha256")

@@ -16,6 +16,11 @@ fi
 export QT_QPA_PLATFORM=offscreen
 "$BIN" --version
 "$BIN" --self-check
+# the bundled tokenizer works offline (dataset validation)
+printf '%s\n' '{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}' > /tmp/cs-one.jsonl
+"$BIN" dataset validate /tmp/cs-one.jsonl --json > /tmp/cs-validate.json || true
+grep -q '"too_few_examples"' /tmp/cs-validate.json && grep -q '"billed_tokens"' /tmp/cs-validate.json
+rm -f /tmp/cs-one.jsonl /tmp/cs-validate.json
 WS="$(mktemp -d)"
 "$BIN" --workspace "$WS/ws" tiers list >/dev/null  # first run: create the workspace, warm the file cache
 for i in 1 2 3; do

@@ -36,11 +36,36 @@ if "--demo" in sys.argv:
             for tier in TierRepository(ws).list():
                 run, _ = start_or_resume(ws, tier, select_task_ids(ws, limit=collect), {})
                 asyncio.run(CollectionRun(ws, tier, SecretStore(), run).run())
+if "--finetune" in sys.argv:
+    import asyncio
+    import json
+
+    from cascade_studio.core.tiers import teacher_of
+    from cascade_studio.services import datasets as dsvc
+    from cascade_studio.services.collector import CollectionRun, select_task_ids, start_or_resume
+    from cascade_studio.services.finetune import tracker
+    from cascade_studio.services.finetune.backend import JobSpec
+    from cascade_studio.services.secrets import SecretStore
+    from cascade_studio.store.tiers import TierRepository
+    from cascade_studio.store.workspace import Workspace
+
+    sandbox.server.config.latency_scale = 0
+    sandbox.server.config.job_seconds = 2
+    with Workspace.open(workspace) as ws:
+        teacher = teacher_of(TierRepository(ws).list())
+        run, _ = start_or_resume(ws, teacher, select_task_ids(ws, limit=60), {})
+        asyncio.run(CollectionRun(ws, teacher, SecretStore(), run).run())
+        built = dsvc.build_dataset(ws, Path("/tmp/ft_train.jsonl"), dsvc.DatasetFilters(validation_share=0.2))
+        state, _ = asyncio.run(tracker.start_job(ws, JobSpec("gpt-4o-mini", built.path, built.validation_path,
+                                                             suffix="demo"), None, SecretStore()))
+        asyncio.run(tracker.watch(ws, state.id, SecretStore(), poll_s=0.2))
 app = make_app()
 window = create_main_window(workspace)
 window.nav.setCurrentRow(page)
 window.move(0, 0)
 window.show()
+if "--finetune" in sys.argv:
+    window.finetune_page.validate(Path("/tmp/ft_train.jsonl"))
 if "--select" in sys.argv and page == 2:
     window.trajectories_page.table.selectRow(int(sys.argv[sys.argv.index("--select") + 1]))
 if "--evaluate" in sys.argv and page == 4:
