@@ -463,7 +463,9 @@ class FineTunePage(QWidget):
             self._say(str(exc), error=True)
             return
         self._say(f"Tier {tier.tier} now uses {tier.model} (${tier.input_price} in / ${tier.output_price} out per 1M).")
-        self.window().tiers_page.set_workspace(self.ws, catalog) if hasattr(self.window(), "tiers_page") else None
+        window = self.window()
+        if hasattr(window, "tiers_page"):  # show the new model on the Tiers page at once
+            window.tiers_page.set_workspace(self.ws, catalog)
 
     def _say(self, text: str, error: bool = False) -> None:
         self.status.setText(text)
