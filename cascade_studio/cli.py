@@ -124,6 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--student", type=int, required=True)
     ev.add_argument("--category")
     ev.add_argument("--limit", type=int)
+    ev.add_argument("--dataset", type=int, metavar="ID",
+                    help="evaluate on this dataset's validation split (default, when a dataset exists and neither "
+                         "--category nor --limit is given: the newest dataset's split)")
+    ev.add_argument("--all-tasks", action="store_true", help="ignore datasets: evaluate on all (or --category) tasks")
     ev.add_argument("--collect", action="store_true", help="collect missing trajectories first")
     ev.add_argument("--no-embeddings", action="store_true", help="use the offline similarity, not the embeddings endpoint")
     ev.add_argument("--temperature", type=float, default=2.0, help="temperature T of the KL divergence")
@@ -513,9 +517,18 @@ def _evaluate(args: argparse.Namespace) -> int:
             raise CliError(f"no such tier (teacher {args.teacher or 'top'}, student {args.student}); see `tiers list`")
         if teacher.tier == student.tier:
             raise CliError("the student must be another tier than the teacher", code=2)
-        task_ids = select_task_ids(ws, args.category, args.limit)
+        from cascade_studio.services.datasets import validation_task_ids
+
+        split = None
+        if args.dataset is not None or not (args.all_tasks or args.category or args.limit):
+            split = validation_task_ids(ws, args.dataset)
+            if split is None and args.dataset is not None:
+                raise CliError(f"dataset {args.dataset} does not exist or has no validation split")
+        task_ids = split[1] if split else select_task_ids(ws, args.category, args.limit)
         if not task_ids:
             raise CliError("no tasks; import some with `cascade-studio tasks import FILE`")
+        if split:
+            print(f"Evaluating on the validation split of dataset {split[0]} ({len(task_ids)} tasks)", file=sys.stderr)
         report = asyncio.run(evaluate(ws, teacher, student, task_ids, SecretStore(), collect=args.collect,
                                       use_embeddings=not args.no_embeddings, temperature=args.temperature,
                                       category=args.category))

@@ -49,8 +49,10 @@ def assistant_message(t: SourceTrajectory, strategy: str) -> dict[str, Any]:
 
 
 def build_examples(trajs: list[SourceTrajectory], *, strategy: str = "final", system_prompt: str | None = None,
-                   dedupe: bool = True) -> tuple[list[dict[str, Any]], list[str], int]:
-    """(OpenAI chat examples, their categories, duplicates dropped)."""
+                   dedupe: bool = True, kept_task_ids: list[str] | None = None
+                   ) -> tuple[list[dict[str, Any]], list[str], int]:
+    """(OpenAI chat examples, their categories, duplicates dropped). `kept_task_ids`, when given,
+    receives the task id of each example kept."""
     examples, cats, seen, dropped = [], [], set(), 0
     for t in trajs:
         messages = [m for m in t.messages if not (system_prompt is not None and m.get("role") in ("system", "developer"))]
@@ -67,6 +69,8 @@ def build_examples(trajs: list[SourceTrajectory], *, strategy: str = "final", sy
             example["parallel_tool_calls"] = len(t.tool_calls) > 1
         examples.append(example)
         cats.append(t.category)
+        if kept_task_ids is not None:
+            kept_task_ids.append(t.task_id)
     return examples, cats, dropped
 
 

@@ -104,8 +104,9 @@ def build_dataset(ws: Workspace, out: Path, f: DatasetFilters, fmt: str = "opena
     if not trajs:
         raise ValueError("no trajectories match the filters (ok, not rejected, of the chosen tier); collect or "
                          "curate some first, or loosen the filters")
+    kept: list[str] = []
     examples, cats, dropped = build_examples(trajs, strategy=f.strategy, system_prompt=f.system_prompt,
-                                             dedupe=f.dedupe)
+                                             dedupe=f.dedupe, kept_task_ids=kept)
     train_idx, valid_idx = stratified_split(cats, f.validation_share, f.seed)
     convert = to_sharegpt if fmt == "sharegpt" else (lambda e: e)
     out = Path(out)
@@ -116,11 +117,24 @@ def build_dataset(ws: Workspace, out: Path, f: DatasetFilters, fmt: str = "opena
         _write_jsonl(valid_path, [convert(examples[i]) for i in valid_idx])
     cur = ws.conn.execute(
         "INSERT INTO datasets (created_at, path, validation_path, format, filters, examples, validation_examples, "
-        "trajectory_ids) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "trajectory_ids, validation_task_ids) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), str(out.resolve()),
          None if valid_path is None else str(valid_path.resolve()), fmt, json.dumps(f.to_json()), len(train_idx),
-         len(valid_idx), json.dumps(ids)))
+         len(valid_idx), json.dumps(ids), json.dumps([kept[i] for i in valid_idx])))
     return BuiltDataset(cur.lastrowid, out, valid_path, len(train_idx), len(valid_idx), dropped, ids)
+
+
+def validation_task_ids(ws: Workspace, dataset_id: int | None = None) -> tuple[int, list[str]] | None:
+    """(dataset id, its validation split's task ids): the given dataset, else the newest with a split."""
+    if dataset_id is not None:
+        row = ws.conn.execute("SELECT id, validation_task_ids FROM datasets WHERE id = ?", (dataset_id,)).fetchone()
+    else:
+        row = ws.conn.execute("SELECT id, validation_task_ids FROM datasets WHERE validation_examples > 0 "
+                              "ORDER BY id DESC LIMIT 1").fetchone()
+    if row is None:
+        return None
+    ids = json.loads(row[1])
+    return (row[0], ids) if ids else None
 
 
 def list_datasets(ws: Workspace) -> list[dict[str, Any]]:

@@ -175,6 +175,10 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (job_id, event_id)
     );
     """,
+    # 9: the validation split's task ids (evaluations default to it)
+    """
+    ALTER TABLE datasets ADD COLUMN validation_task_ids TEXT NOT NULL DEFAULT '[]';
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -227,6 +227,13 @@ class EvaluationPage(QWidget):
             combo.setCurrentIndex(max(0, combo.findData(current)))
         current = self.category_combo.currentData()
         self.category_combo.clear()
+        from cascade_studio.services.datasets import validation_task_ids
+
+        split = validation_task_ids(self.ws) if self.ws else None
+        if split:  # the default subset: the newest dataset's validation split
+            self.category_combo.addItem(f"Validation split of dataset {split[0]} ({len(split[1])})", f"@dataset:{split[0]}")
+            if current is None:
+                current = f"@dataset:{split[0]}"
         self.category_combo.addItem("All categories", None)
         for name, n in (TaskRepository(self.ws).categories() if self.ws else []):
             self.category_combo.addItem(f"{name} ({n})", name)
@@ -253,7 +260,15 @@ class EvaluationPage(QWidget):
             self._say("Choose two different tiers: a teacher and a student.", error=True)
             return
         student = students[0]
-        task_ids = select_task_ids(self.ws, self.category_combo.currentData(), self.limit_spin.value() or None)
+        choice = self.category_combo.currentData()
+        if isinstance(choice, str) and choice.startswith("@dataset:"):
+            from cascade_studio.services.datasets import validation_task_ids
+
+            split = validation_task_ids(self.ws, int(choice.split(":")[1]))
+            task_ids = split[1][: self.limit_spin.value() or None] if split else []
+            choice = f"validation split of dataset {split[0]}" if split else None
+        else:
+            task_ids = select_task_ids(self.ws, choice, self.limit_spin.value() or None)
         if not task_ids:
             self._say("No tasks: import a task set on the Tasks page.", error=True)
             return
@@ -265,8 +280,7 @@ class EvaluationPage(QWidget):
             reports = []
             for s in students:  # one evaluation per student tier, each recorded in the history
                 reports.append(await evaluate(self.ws, teacher, s, task_ids, self.secrets,
-                                              collect=self.collect_check.isChecked(),
-                                              category=self.category_combo.currentData()))
+                                              collect=self.collect_check.isChecked(), category=choice))
             return reports
 
         self._task = asyncio.ensure_future(run_all())

@@ -52,3 +52,30 @@ def test_cli_dataset(tmp_path, capsys):
     assert {"line": 1, "kind": "example_missing_assistant_message"} in out["errors"]
     assert main(["-w", str(tmp_path / "ws"), "dataset", "build", "--out", str(tmp_path / "x.jsonl")]) == 1
     assert "no trajectories match" in capsys.readouterr().err
+
+
+def test_evaluation_defaults_to_the_validation_split(tmp_path, capsys, sandbox_thread):
+    from cascade_studio.cli import main
+
+    prepare_demo(tmp_path / "ws", sandbox_thread.base_url)
+    with Workspace.open(tmp_path / "ws") as ws:
+        teacher = max(TierRepository(ws).list(), key=lambda t: t.tier)
+        run, _ = start_or_resume(ws, teacher, select_task_ids(ws, limit=40), {})
+        asyncio.run(CollectionRun(ws, teacher, SecretStore(), run).run())
+        built = dsvc.build_dataset(ws, tmp_path / "d" / "train.jsonl", dsvc.DatasetFilters(validation_share=0.25))
+        split = dsvc.validation_task_ids(ws)
+        assert split[0] == built.id and len(split[1]) == built.validation_examples
+        valid_prompts = {json.loads(line)["messages"][-2]["content"]
+                         for line in (tmp_path / "d" / "train.validation.jsonl").read_text().splitlines()}
+        from cascade_studio.store.tasks import TaskRepository
+
+        assert {TaskRepository(ws).get(t).prompt for t in split[1]} == valid_prompts
+    capsys.readouterr()
+    assert main(["-w", str(tmp_path / "ws"), "evaluate", "--student", "1", "--collect", "--json"]) == 0
+    out = capsys.readouterr()
+    assert f"validation split of dataset {built.id}" in out.err
+    assert json.loads(out.out)["overall"]["tasks"] == built.validation_examples
+    assert main(["-w", str(tmp_path / "ws"), "evaluate", "--student", "1", "--all-tasks", "--json"]) == 0
+    everything = json.loads(capsys.readouterr().out)
+    assert everything["overall"]["tasks"] == built.validation_examples  # only these have both tiers so far
+    assert everything["missing"] == 200 - built.validation_examples
