@@ -172,7 +172,7 @@ def validate_jsonl(text: str, count_tokens: Callable[[str], int], *, model: str 
         errors[kind] += 1
         report.errors.append({"line": line, "kind": kind, **({"detail": detail} if detail else {})})
 
-    for number, raw in enumerate(text.splitlines(), start=1):
+    for number, raw in enumerate(text.split("\n"), start=1):
         if not raw.strip():
             continue
         report.examples += 1

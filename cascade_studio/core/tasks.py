@@ -63,7 +63,7 @@ class TaskImportError(ValueError):
 
 # -- helpers ------------------------------------------------------------------------------------
 def _jsonl(text: str, file: str):
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
@@ -232,7 +232,7 @@ def detect_format(text: str, file: str) -> str:
     lower = file.lower()
     if lower.endswith(".csv"):
         return "csv"
-    first = next((ln for ln in text.splitlines() if ln.strip()), "")
+    first = next((ln for ln in text.split("\n") if ln.strip()), "")
     try:
         row = json.loads(first)
     except json.JSONDecodeError:

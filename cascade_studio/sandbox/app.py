@@ -622,7 +622,7 @@ class Sandbox:
         return self._batch_json(batch)
 
     def _parse_batch_input(self, batch: Batch, f: StoredFile) -> None:
-        lines = [ln for ln in f.content.decode("utf-8", errors="replace").splitlines() if ln.strip()]
+        lines = [ln for ln in f.content.decode("utf-8", errors="replace").split("\n") if ln.strip()]
         batch.total = len(lines)
         ids = set()
         for number, line in enumerate(lines, start=1):
@@ -666,7 +666,7 @@ class Sandbox:
         f = self.files[b.input_file_id]
         out_lines, err_lines = [], []
         usage = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
-        for line in f.content.decode("utf-8", errors="replace").splitlines():
+        for line in f.content.decode("utf-8", errors="replace").split("\n"):
             if not line.strip():
                 continue
             row = json.loads(line)

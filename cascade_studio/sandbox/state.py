@@ -43,7 +43,7 @@ def validate_training_file(content: bytes) -> tuple[int, int, str | None]:
         return 0, 0, "The file is not UTF-8 text. Save the JSONL file as UTF-8."
     examples = 0
     tokens = 0
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:

@@ -127,7 +127,7 @@ class BatchCollection:
         tasks = TaskRepository(self.ws)
         trajs = TrajectoryRepository(self.ws)
         count = 0
-        for line in text.splitlines():
+        for line in text.split("\n"):
             if not line.strip():
                 continue
             row = json.loads(line)

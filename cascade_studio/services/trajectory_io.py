@@ -112,7 +112,7 @@ def _lines(path: Path):
         raise TrajectoryImportError(f"{path}: the file does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise TrajectoryImportError(f"{path}: cannot read it as UTF-8 text ({exc})") from None
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:

@@ -371,7 +371,7 @@ class TrajectoriesPage(QWidget):
             return
         path = Path(name)
         try:
-            first = next((ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()), "")
+            first = next((ln for ln in path.read_text(encoding="utf-8").split("\n") if ln.strip()), "")
             batch = '"custom_id"' in first
             count = (tio.import_batch_output if batch else tio.import_native)(self.ws, path, tier)
         except (tio.TrajectoryImportError, OSError, UnicodeDecodeError) as exc:

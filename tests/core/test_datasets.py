@@ -110,3 +110,19 @@ def test_anything_the_builder_writes_passes_the_validator(items, strategy):
     examples, _, _ = build_examples(trajs, strategy=strategy, dedupe=False)
     report = validate_jsonl("\n".join(json.dumps(e) for e in examples), count)
     assert report.ok, report.errors[:3]
+
+
+def test_jsonl_lines_split_on_newlines_only():
+    """U+2028 and other Unicode line separators are legal inside JSON strings written with
+    ensure_ascii=False; only \\n ends a JSONL record."""
+    row = {"messages": [{"role": "user", "content": "a\u2028b\x85c"}, {"role": "assistant", "content": "ok"}]}
+    text = "\r\n".join([json.dumps(row, ensure_ascii=False)] * 10)
+    report = validate_jsonl(text, count)
+    assert report.ok and report.examples == 10
+
+
+def test_task_import_with_unicode_separators():
+    from cascade_studio.core.tasks import parse_native
+
+    row = {"id": "t", "category": "c", "messages": [{"role": "user", "content": "x\u2029y"}], "tools": []}
+    assert parse_native(json.dumps(row, ensure_ascii=False), "f.jsonl")[0].prompt == "x\u2029y"
