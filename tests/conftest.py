@@ -11,14 +11,14 @@ import keyring.backend
 import pytest
 from hypothesis import settings
 
+from cascade_studio.sandbox.app import SandboxConfig
+from cascade_studio.sandbox.server import SandboxServer, SandboxThread
+
 # Property tests explore a fixed sequence of examples (the same on every machine), so CI is
 # reproducible; HYPOTHESIS_PROFILE=explore searches randomly when hunting for new cases.
 settings.register_profile("stable", derandomize=True, deadline=None)
 settings.register_profile("explore", derandomize=False, deadline=None, max_examples=500)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "stable"))
-
-from cascade_studio.sandbox.app import SandboxConfig
-from cascade_studio.sandbox.server import SandboxServer, SandboxThread
 
 
 class MemoryKeyring(keyring.backend.KeyringBackend):
