@@ -753,7 +753,7 @@ def _finetune(args: argparse.Namespace) -> int:
                       + (f" ({state.error['code']}: {state.error['message']})" if state.error else ""))
                 return 0 if state.status == "succeeded" else 1
             if args.ft_cmd == "use":
-                return _use_model(ws, store, args.id, args.tier)
+                return _use_model(ws, args.id, args.tier)
         except ValueError as exc:
             raise CliError(str(exc)) from None
         except Exception as exc:  # API errors: in words, not a traceback
@@ -767,24 +767,14 @@ def _finetune(args: argparse.Namespace) -> int:
     return 2
 
 
-def _use_model(ws, store, job_id: str, tier_no: int) -> int:
-    from cascade_studio.services import catalog as catalog_svc
-    from cascade_studio.services.tier_service import set_tier
+def _use_model(ws, job_id: str, tier_no: int) -> int:
+    from cascade_studio.services.finetune.tracker import use_as_tier
+    from cascade_studio.services.tier_service import TierServiceError
 
-    job = store.get(job_id)
-    if job is None or job["status"] != "succeeded" or not job["fine_tuned_model"]:
-        raise CliError(f"job {job_id} has not succeeded (yet); see `finetune status {job_id}`")
-    catalog = catalog_svc.load_for_workspace(ws.path)
-    from cascade_studio.store.tiers import TierRepository
-
-    source = TierRepository(ws).get(job["tier_endpoint"]) if job["tier_endpoint"] else None
-    price = catalog.lookup("ft:" + job["base_model"]) or catalog.lookup(job["base_model"])
-    options = {"model": job["fine_tuned_model"], "name": f"Fine-tuned {job['base_model']}"}
-    if source is not None:
-        options.update(base_url=source.base_url, provider=source.provider)
-    if price is not None:
-        options.update(input_price=price.input_per_m, output_price=price.output_per_m, cached_price=price.cached_input_per_m)
-    tier = set_tier(ws, catalog, tier_no, **options)
+    try:
+        tier = use_as_tier(ws, job_id, tier_no)
+    except TierServiceError as exc:
+        raise CliError(str(exc)) from None
     print(f"Tier {tier.tier} now uses {tier.model} (in ${tier.input_price}/1M, out ${tier.output_price}/1M)")
     return 0
 

@@ -20,9 +20,8 @@ from cascade_studio.core.datasets import (
     validate_jsonl,
 )
 from cascade_studio.services.paths import resources_dir
+from cascade_studio.store.trajectory_query import CONF_COLUMNS
 from cascade_studio.store.workspace import Workspace
-
-CONF = {"mean_token_prob": "conf_mean", "min_token_prob": "conf_min", "tool_name_prob": "conf_tool"}
 
 
 @dataclass
@@ -74,7 +73,7 @@ def select(ws: Workspace, f: DatasetFilters) -> tuple[list[int], list[SourceTraj
         clauses.append("category = ?")
         args.append(f.category)
     if f.min_confidence is not None:
-        clauses.append(f"{CONF.get(f.confidence_method, 'conf_mean')} >= ?")
+        clauses.append(f"{CONF_COLUMNS.get(f.confidence_method, 'conf_mean')} >= ?")
         args.append(f.min_confidence)
     if f.tool:
         clauses.append("tool_name = ?")

@@ -12,13 +12,12 @@ import orjson
 from cascade_studio.core.agreement import args_agreement, bfcl_correct, tool_agreement
 from cascade_studio.core.tiers import Tier
 from cascade_studio.core.tradeoffs import Outcomes
+from cascade_studio.store.trajectory_query import CONF_COLUMNS
 from cascade_studio.store.workspace import Workspace
-
-CONF_COLUMN = {"mean_token_prob": "conf_mean", "min_token_prob": "conf_min", "tool_name_prob": "conf_tool"}
 
 
 def _latest(ws: Workspace, tier: Tier) -> dict[str, tuple]:
-    conf = CONF_COLUMN[tier.confidence_method.value]
+    conf = CONF_COLUMNS[tier.confidence_method.value]
     rows = ws.conn.execute(
         f"SELECT t.task_id, t.cost_micro, t.latency_ms, t.{conf}, t.tool_calls, t.final_answer, t.prompt_tokens, "
         "t.completion_tokens FROM trajectories t JOIN (SELECT task_id, max(id) AS id FROM trajectories WHERE tier = ? "

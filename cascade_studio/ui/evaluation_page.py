@@ -39,7 +39,7 @@ from cascade_studio.store.tasks import TaskRepository
 from cascade_studio.store.tiers import TierRepository
 from cascade_studio.store.workspace import Workspace
 from cascade_studio.ui.errors import show_error
-from cascade_studio.ui.tier_editor import ERROR_STYLE, INFO_STYLE, WARN_STYLE
+from cascade_studio.ui.tier_editor import INFO_STYLE, WARN_STYLE, show_status
 from cascade_studio.ui.trajectory_model import heat_color
 
 log = logging.getLogger(__name__)
@@ -304,7 +304,11 @@ class EvaluationPage(QWidget):
                       "student to drill into another.")
 
     def show_report(self, report) -> None:
+        from cascade_studio.services.evaluation import latest_sides
+
         self.report = report
+        ids = [r.task_id for r in report.results]
+        self._sides = (latest_sides(self.ws, report.teacher.tier, ids), latest_sides(self.ws, report.student.tier, ids))
         if not report.results:
             self._say(f"No task has trajectories of both tiers ({report.missing} missing). Tick 'Collect missing "
                       "trajectories' and evaluate again.", error=True)
@@ -344,10 +348,7 @@ class EvaluationPage(QWidget):
         method = self.method_combo.currentData()
         self.task_table.setRowCount(len(results))
         self._task_rows = results
-        from cascade_studio.services.evaluation import latest_sides
-
-        t_sides = latest_sides(self.ws, self.report.teacher.tier, [r.task_id for r in results])
-        s_sides = latest_sides(self.ws, self.report.student.tier, [r.task_id for r in results])
+        t_sides, s_sides = self._sides
         for i, r in enumerate(results):
             conf = r.student_confidence.get(method)
             t, s = t_sides.get(r.task_id), s_sides.get(r.task_id)
@@ -365,11 +366,8 @@ class EvaluationPage(QWidget):
         row = self.task_table.currentRow()
         if self.report is None or not 0 <= row < len(getattr(self, "_task_rows", [])):
             return
-        from cascade_studio.services.evaluation import latest_sides
-
         result = self._task_rows[row]
-        t = latest_sides(self.ws, self.report.teacher.tier, [result.task_id]).get(result.task_id)
-        s = latest_sides(self.ws, self.report.student.tier, [result.task_id]).get(result.task_id)
+        t, s = (sides.get(result.task_id) for sides in self._sides)
         task = TaskRepository(self.ws).get(result.task_id)
         if t is None or s is None:
             return
@@ -492,5 +490,4 @@ class EvaluationPage(QWidget):
             curve.setData(xs, ys)
 
     def _say(self, text: str, error: bool = False) -> None:
-        self.status.setText(text)
-        self.status.setStyleSheet(ERROR_STYLE if error else INFO_STYLE)
+        show_status(self.status, text, error)

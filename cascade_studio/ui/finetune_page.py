@@ -38,7 +38,7 @@ from cascade_studio.services.secrets import SecretStore
 from cascade_studio.store.tasks import TaskRepository
 from cascade_studio.store.tiers import TierRepository
 from cascade_studio.store.workspace import Workspace
-from cascade_studio.ui.tier_editor import ERROR_STYLE, INFO_STYLE, WARN_STYLE
+from cascade_studio.ui.tier_editor import ERROR_STYLE, INFO_STYLE, WARN_STYLE, show_status
 
 log = logging.getLogger(__name__)
 FINE_TUNABLE = ["gpt-4o-mini", "gpt-4o", "gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano"]
@@ -441,32 +441,22 @@ class FineTunePage(QWidget):
 
     def use_as_tier(self) -> None:
         from cascade_studio.services import catalog as catalog_svc
-        from cascade_studio.services.finetune import tracker
-        from cascade_studio.services.tier_service import TierServiceError, set_tier
+        from cascade_studio.services.finetune.tracker import use_as_tier
+        from cascade_studio.services.tier_service import TierServiceError
 
         job_id = self.selected_job_id()
-        job = tracker.JobStore(self.ws).get(job_id) if self.ws and job_id else None
-        if not job or not job["fine_tuned_model"]:
+        if self.ws is None or job_id is None:
             return
-        catalog = catalog_svc.load_for_workspace(self.ws.path)
-        source = TierRepository(self.ws).get(job["tier_endpoint"]) if job["tier_endpoint"] else None
-        price = catalog.lookup("ft:" + job["base_model"])
-        options: dict[str, Any] = {"model": job["fine_tuned_model"], "name": f"Fine-tuned {job['base_model']}"}
-        if source is not None:
-            options.update(base_url=source.base_url, provider=source.provider)
-        if price is not None:
-            options.update(input_price=price.input_per_m, output_price=price.output_per_m,
-                           cached_price=price.cached_input_per_m)
         try:
-            tier = set_tier(self.ws, catalog, self.use_tier.currentData(), **options)
-        except TierServiceError as exc:
+            tier = use_as_tier(self.ws, job_id, self.use_tier.currentData())
+        except (TierServiceError, ValueError) as exc:
             self._say(str(exc), error=True)
             return
+        catalog = catalog_svc.load_for_workspace(self.ws.path)
         self._say(f"Tier {tier.tier} now uses {tier.model} (${tier.input_price} in / ${tier.output_price} out per 1M).")
         window = self.window()
         if hasattr(window, "tiers_page"):  # show the new model on the Tiers page at once
             window.tiers_page.set_workspace(self.ws, catalog)
 
     def _say(self, text: str, error: bool = False) -> None:
-        self.status.setText(text)
-        self.status.setStyleSheet(ERROR_STYLE if error else INFO_STYLE)
+        show_status(self.status, text, error)

@@ -40,6 +40,12 @@ INFO_STYLE = "QLabel { color: palette(mid); }"
 BAD_FIELD = "border: 1px solid #d13438; background: #fff6f6;"
 
 
+def show_status(label: QLabel, text: str, error: bool = False) -> None:
+    """The pages' one-line status: plain, or styled as an error."""
+    label.setText(text)
+    label.setStyleSheet(ERROR_STYLE if error else INFO_STYLE)
+
+
 class TierEditor(QWidget):
     changed = Signal()
     fill_from_catalog_requested = Signal()

@@ -44,7 +44,7 @@ from cascade_studio.store.tasks import TaskRepository
 from cascade_studio.store.tiers import TierRepository
 from cascade_studio.store.workspace import Workspace
 from cascade_studio.ui.errors import show_error
-from cascade_studio.ui.tier_editor import ERROR_STYLE, INFO_STYLE
+from cascade_studio.ui.tier_editor import INFO_STYLE, show_status
 
 log = logging.getLogger(__name__)
 GRID = 101
@@ -519,8 +519,7 @@ class TradeoffsPage(QWidget):
         return Path(path)
 
     def _say(self, text: str, error: bool = False) -> None:
-        self.status.setText(text)
-        self.status.setStyleSheet(ERROR_STYLE if error else INFO_STYLE)
+        show_status(self.status, text, error)
 
 
 def _two(o: Outcomes) -> Outcomes:

@@ -36,7 +36,7 @@ from cascade_studio.store.tiers import TierRepository
 from cascade_studio.store.trajectories import TrajectoryRepository
 from cascade_studio.store.trajectory_query import TrajectoryFilter, distinct_values
 from cascade_studio.store.workspace import Workspace
-from cascade_studio.ui.tier_editor import ERROR_STYLE, INFO_STYLE
+from cascade_studio.ui.tier_editor import INFO_STYLE, show_status
 from cascade_studio.ui.trajectory_detail import detail_html
 from cascade_studio.ui.trajectory_model import TrajectoryTableModel
 
@@ -58,7 +58,7 @@ class CurationCommand(QUndoCommand):
             self.previous = repo.set_curation(self.ids, self.value)
         else:
             self.previous = repo.add_tag(self.ids, self.value or "")
-        self.page.model.reload_rows(self.ids)
+        self.page.model.reload_rows()
         self.page.show_current()
 
     def undo(self) -> None:
@@ -67,7 +67,7 @@ class CurationCommand(QUndoCommand):
             repo.restore_curation(self.previous)
         else:
             repo.restore_tags(self.previous)
-        self.page.model.reload_rows(self.ids)
+        self.page.model.reload_rows()
         self.page.show_current()
 
 
@@ -509,5 +509,4 @@ class TrajectoriesPage(QWidget):
             self._update_count()
 
     def _status(self, text: str, error: bool = False) -> None:
-        self.run_status.setText(text)
-        self.run_status.setStyleSheet(ERROR_STYLE if error else INFO_STYLE)
+        show_status(self.run_status, text, error)

@@ -62,13 +62,8 @@ class TrajectoryTableModel(QAbstractTableModel):
                 self.total = len(self.ids)
         self.endResetModel()
 
-    def reload_rows(self, ids: list[int]) -> None:
-        """Re-read some rows (after curation) and tell the view which cells changed."""
-        wanted = set(ids)
-        for block in self._blocks.values():
-            for i in list(block):
-                if i in wanted:
-                    del block[i]
+    def reload_rows(self) -> None:
+        """Re-read rows (after curation) and tell the view which columns changed."""
         self._blocks.clear()
         if self.total:
             self.dataChanged.emit(self.index(0, self.COL_CURATION), self.index(self.total - 1, self.COL_TAGS))

@@ -160,3 +160,24 @@ async def watch(ws: Workspace, job_id: str, secrets: SecretStore, *, on_event: C
         delay = poll_s if (new or state.status != last_status) else min(max_poll_s, delay * 1.5)
         last_status = state.status
         await asyncio.sleep(delay)
+
+
+def use_as_tier(ws: Workspace, job_id: str, tier_no: int) -> Tier:
+    """Put a succeeded job's model in tier `tier_no`, on the endpoint the job ran on, with the
+    catalog's fine-tuned prices where it knows them."""
+    from cascade_studio.services import catalog as catalog_svc
+    from cascade_studio.services.tier_service import set_tier
+
+    job = JobStore(ws).get(job_id)
+    if job is None or job["status"] != "succeeded" or not job["fine_tuned_model"]:
+        raise ValueError(f"job {job_id} has not succeeded (yet); see `finetune status {job_id}`")
+    catalog = catalog_svc.load_for_workspace(ws.path)
+    source = TierRepository(ws).get(job["tier_endpoint"]) if job["tier_endpoint"] else None
+    price = catalog.lookup("ft:" + job["base_model"])
+    options: dict[str, Any] = {"model": job["fine_tuned_model"], "name": f"Fine-tuned {job['base_model']}"}
+    if source is not None:
+        options.update(base_url=source.base_url, provider=source.provider)
+    if price is not None:
+        options.update(input_price=price.input_per_m, output_price=price.output_per_m,
+                       cached_price=price.cached_input_per_m)
+    return set_tier(ws, catalog, tier_no, **options)
