@@ -174,9 +174,13 @@ def build_parser() -> argparse.ArgumentParser:
     ds_val.add_argument("--json", action="store_true")
 
     ft = sub.add_parser("finetune", help="fine-tune jobs").add_subparsers(dest="ft_cmd", metavar="ACTION", required=True)
-    ft_start = ft.add_parser("start", help="upload a dataset and start a supervised fine-tune job")
+    ft_start = ft.add_parser("start", help="start a supervised fine-tune job (on a tier's endpoint, or locally)")
     ft_start.add_argument("--dataset", required=True, metavar="FILE")
-    ft_start.add_argument("--base-model", required=True, metavar="M")
+    ft_start.add_argument("--base-model", required=True, metavar="M",
+                          help="a model id (remote) or a local Hugging Face model folder (--backend local)")
+    ft_start.add_argument("--backend", choices=["openai", "local"], default="openai",
+                          help="openai: the fine-tuning API of a tier's endpoint; local: train on this machine "
+                               "(needs `pip install 'cascade-studio[local]'`)")
     ft_start.add_argument("--tier-endpoint", type=int, metavar="N", help="send the job to tier N's endpoint (default: the teacher's)")
     ft_start.add_argument("--validation", metavar="FILE")
     ft_start.add_argument("--epochs", type=int)
@@ -184,7 +188,24 @@ def build_parser() -> argparse.ArgumentParser:
     ft_start.add_argument("--learning-rate-multiplier", type=float)
     ft_start.add_argument("--suffix")
     ft_start.add_argument("--seed", type=int)
+    local = ft_start.add_argument_group("local backend")
+    local.add_argument("--method", choices=["lora", "full"], default="lora")
+    local.add_argument("--alpha", type=float, default=0.5, metavar="A",
+                       help="weight of the hard-label cross-entropy; 1 - A goes to the teacher's soft labels (default 0.5)")
+    local.add_argument("--temperature", type=float, default=2.0, metavar="T", help="distillation temperature (default 2)")
+    local.add_argument("--mass", choices=["drop", "spread"], default="drop",
+                       help="the teacher's probability outside its recorded top-k: dropped (renormalise) or spread "
+                            "evenly over the rest of the vocabulary")
+    local.add_argument("--soft-labels", choices=["auto", "off"], default="auto",
+                       help="auto: use the teacher's logprobs (DATASET.logprobs.jsonl) when the tokenizers agree")
+    local.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1, mps")
+    local.add_argument("--lora-rank", type=int, default=16)
+    local.add_argument("--learning-rate", type=float, help="absolute learning rate (default 2e-4 LoRA, 2e-5 full)")
+    local.add_argument("--max-length", type=int, default=2048, help="tokens per example; longer ones are cut")
+    local.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
+    local.add_argument("--no-merge", action="store_true", help="LoRA: write the adapter only, no merged model")
     ft_start.add_argument("--json", action="store_true")
+    ft.add_parser("backends", help="fine-tune backends and whether each can be used here")
     ft_list = ft.add_parser("list", help="jobs in the workspace (refreshes unfinished ones first)")
     ft_list.add_argument("--json", action="store_true")
     ft_status = ft.add_parser("status", help="one job, refreshed")
@@ -198,6 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
     ft_use = ft.add_parser("use", help="put a succeeded job's model in tier N")
     ft_use.add_argument("id")
     ft_use.add_argument("--tier", type=int, required=True)
+    ft_use.add_argument("--base-url", help="the server the model is served by (a local job: default vLLM's "
+                                          "http://localhost:8000/v1)")
 
     cat = sub.add_parser("catalog", help="the price catalog").add_subparsers(dest="catalog_cmd", metavar="ACTION",
                                                                            required=True)
@@ -704,14 +727,27 @@ def _finetune(args: argparse.Namespace) -> int:
                 dataset = Path(args.dataset)
                 if not dataset.exists():
                     raise CliError(f"{dataset} does not exist; build one with `cascade-studio dataset build`")
-                row = ws.conn.execute("SELECT id FROM datasets WHERE path = ?", (str(dataset.resolve()),)).fetchone()
+                row = ws.conn.execute("SELECT id, validation_path FROM datasets WHERE path = ?",
+                                      (str(dataset.resolve()),)).fetchone()
+                validation = args.validation or (row[1] if row and args.backend == "local" else None)
+                options = {}
+                if args.backend == "local":
+                    options = {"method": args.method, "alpha": args.alpha, "temperature": args.temperature,
+                               "mass": args.mass, "soft_labels": args.soft_labels, "device": args.device,
+                               "lora_rank": args.lora_rank, "max_length": args.max_length, "merge": not args.no_merge}
+                    if not 0 <= args.alpha <= 1 or args.temperature <= 0:
+                        raise CliError("--alpha is between 0 and 1, --temperature above 0")
+                    for key in ("learning_rate", "max_steps"):
+                        if getattr(args, key) is not None:
+                            options[key] = getattr(args, key)
                 spec = JobSpec(base_model=args.base_model, training_file=dataset,
-                               validation_file=Path(args.validation) if args.validation else None,
+                               validation_file=Path(validation) if validation else None, options=options,
                                n_epochs=args.epochs or "auto", batch_size=args.batch_size or "auto",
                                learning_rate_multiplier=args.learning_rate_multiplier or "auto", suffix=args.suffix,
                                seed=args.seed, metadata={"cascade_studio_dataset": str(row[0]) if row else ""})
                 state, warning = asyncio.run(tracker.start_job(ws, spec, args.tier_endpoint, secrets,
-                                                               dataset_id=row[0] if row else None))
+                                                               dataset_id=row[0] if row else None,
+                                                               backend_name=args.backend))
                 if warning:
                     print(f"warning: {warning}", file=sys.stderr)
                 if args.json:
@@ -719,6 +755,10 @@ def _finetune(args: argparse.Namespace) -> int:
                 else:
                     print(f"Started fine-tune job {state.id} ({state.status}) on {state.base_model}; follow it with "
                           f"`cascade-studio finetune watch {state.id}`")
+                return 0
+            if args.ft_cmd == "backends":
+                for b in tracker.backends():
+                    print(f"{b['name']:<8} {'available' if b['available'] else 'unavailable':<12} {b['message']}")
                 return 0
             if args.ft_cmd == "list":
                 for job in store.unfinished():
@@ -753,7 +793,7 @@ def _finetune(args: argparse.Namespace) -> int:
                       + (f" ({state.error['code']}: {state.error['message']})" if state.error else ""))
                 return 0 if state.status == "succeeded" else 1
             if args.ft_cmd == "use":
-                return _use_model(ws, args.id, args.tier)
+                return _use_model(ws, args.id, args.tier, args.base_url)
         except ValueError as exc:
             raise CliError(str(exc)) from None
         except Exception as exc:  # API errors: in words, not a traceback
@@ -767,15 +807,16 @@ def _finetune(args: argparse.Namespace) -> int:
     return 2
 
 
-def _use_model(ws, job_id: str, tier_no: int) -> int:
+def _use_model(ws, job_id: str, tier_no: int, base_url: str | None = None) -> int:
     from cascade_studio.services.finetune.tracker import use_as_tier
     from cascade_studio.services.tier_service import TierServiceError
 
     try:
-        tier = use_as_tier(ws, job_id, tier_no)
+        tier = use_as_tier(ws, job_id, tier_no, base_url)
     except TierServiceError as exc:
         raise CliError(str(exc)) from None
-    print(f"Tier {tier.tier} now uses {tier.model} (in ${tier.input_price}/1M, out ${tier.output_price}/1M)")
+    print(f"Tier {tier.tier} now uses {tier.model} at {tier.base_url} (in ${tier.input_price}/1M, "
+          f"out ${tier.output_price}/1M)")
     return 0
 
 

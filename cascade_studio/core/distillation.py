@@ -62,3 +62,31 @@ def same_tokenizer(teacher_vocab: dict[str, int] | None, student_vocab: dict[str
     """Soft labels are only meaningful when token ids mean the same on both sides."""
     return teacher_vocab is not None and teacher_vocab == student_vocab
 
+
+
+# -- aligning recorded teacher tokens with the student's tokenization ---------------------------
+# Soft labels need the teacher's token at each position to be the student's token there. The
+# trainer maps each recorded teacher token (text) to a student token id, then looks for the
+# teacher's whole sequence inside the student's target tokens. Below this share of teacher tokens
+# placed, the tokenizers are taken as different and training uses hard labels only.
+SHARED_TOKENIZER_MIN = 0.95
+
+
+def find_span(target: list[int], teacher: list[int], start: int = 0, end: int | None = None) -> int | None:
+    """The first i in [start, end) where target[i:i+len(teacher)] == teacher, or None."""
+    n, end = len(teacher), len(target) if end is None else end
+    if n == 0:
+        return None
+    first = teacher[0]
+    for i in range(start, end - n + 1):
+        if target[i] == first and target[i:i + n] == teacher:
+            return i
+    return None
+
+
+def merge_top(pairs: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    """Teacher alternatives that map to the same student token add up (log-sum-exp)."""
+    acc: dict[int, float] = {}
+    for tid, lp in pairs:
+        acc[tid] = lp if tid not in acc else float(np.logaddexp(acc[tid], lp))
+    return sorted(acc.items(), key=lambda x: -x[1])

@@ -98,6 +98,32 @@ def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
     os.replace(tmp, path)
 
 
+def logprobs_path(training_file: Path) -> Path:
+    """Where the teacher's logprobs for a training file go: one line per example, in order."""
+    return training_file.with_name(training_file.stem + ".logprobs.jsonl")
+
+
+def _write_teacher_logprobs(ws: Workspace, out: Path, valid_path: Path | None, traj_ids: list[int],
+                            train_idx: list[int], valid_idx: list[int]) -> None:
+    """The teacher's recorded top_logprobs beside the training (and validation) file, for the local
+    trainer's soft labels; the training file itself stays plain OpenAI chat JSONL."""
+    found: dict[int, Any] = {}
+    for start in range(0, len(traj_ids), 500):
+        chunk = traj_ids[start:start + 500]
+        marks = ",".join("?" * len(chunk))
+        for tid, lp in ws.conn.execute(f"SELECT id, logprobs FROM trajectories WHERE id IN ({marks}) "
+                                       "AND logprobs IS NOT NULL", chunk):
+            found[tid] = orjson.loads(lp)
+    for target, idx in ((out, train_idx), (valid_path, valid_idx)):
+        if target is None:
+            continue
+        side = logprobs_path(target)
+        if not found:
+            side.unlink(missing_ok=True)  # an older file would no longer line up
+            continue
+        _write_jsonl(side, [None if traj_ids[i] not in found else {"content": found[traj_ids[i]]} for i in idx])
+
+
 def build_dataset(ws: Workspace, out: Path, f: DatasetFilters, fmt: str = "openai") -> BuiltDataset:
     ids, trajs = select(ws, f)
     if not trajs:
@@ -114,6 +140,9 @@ def build_dataset(ws: Workspace, out: Path, f: DatasetFilters, fmt: str = "opena
     _write_jsonl(out, [convert(examples[i]) for i in train_idx])
     if valid_path:
         _write_jsonl(valid_path, [convert(examples[i]) for i in valid_idx])
+    if fmt == "openai":
+        at = {t.task_id: i for i, t in enumerate(trajs)}
+        _write_teacher_logprobs(ws, out, valid_path, [ids[at[k]] for k in kept], train_idx, valid_idx)
     cur = ws.conn.execute(
         "INSERT INTO datasets (created_at, path, validation_path, format, filters, examples, validation_examples, "
         "trajectory_ids, validation_task_ids) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -1,4 +1,4 @@
-"""The fine-tune backend interface. Remote APIs and (next) a local trainer implement it."""
+"""The fine-tune backend interface: remote APIs (openai_backend) and the local trainer (local_backend)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ class JobSpec:
     suffix: str | None = None
     seed: int | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)  # backend-specific (local: method, alpha, temperature…)
 
 
 @dataclass

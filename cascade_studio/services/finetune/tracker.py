@@ -7,6 +7,7 @@ import asyncio
 import datetime as dt
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from cascade_studio.core.tiers import Tier
@@ -89,6 +90,17 @@ class JobStore:
         return self.list(where="WHERE status NOT IN ('succeeded', 'failed', 'cancelled')")
 
 
+def backends() -> list[dict[str, Any]]:
+    """The backends this app knows, with whether each can be used here and why not."""
+    from cascade_studio.services.finetune import local_backend
+
+    local = local_backend.availability()
+    return [{"name": "openai", "label": "OpenAI-compatible endpoint (a tier's)", "available": True,
+             "message": "Sends the job to the fine-tuning API of a tier's endpoint."},
+            {"name": "local", "label": "Local trainer (this machine)", "available": local.available,
+             "message": local.message}]
+
+
 def backend_for(ws: Workspace, tier_no: int | None, secrets: SecretStore) -> tuple[OpenAIFineTuneBackend, Tier]:
     tiers = {t.tier: t for t in TierRepository(ws).list()}
     if not tiers:
@@ -99,8 +111,27 @@ def backend_for(ws: Workspace, tier_no: int | None, secrets: SecretStore) -> tup
     return OpenAIFineTuneBackend(tier, secrets), tier
 
 
+def backend_of_job(ws: Workspace, job: dict[str, Any], secrets: SecretStore) -> Any:
+    if job["backend"] == "local":
+        from cascade_studio.services.finetune.local_backend import LocalFineTuneBackend
+
+        return LocalFineTuneBackend(ws.path)
+    return backend_for(ws, job["tier_endpoint"], secrets)[0]
+
+
 async def start_job(ws: Workspace, spec: JobSpec, tier_no: int | None, secrets: SecretStore,
-                    dataset_id: int | None = None) -> tuple[JobState, str | None]:
+                    dataset_id: int | None = None, backend_name: str = "openai") -> tuple[JobState, str | None]:
+    if backend_name == "local":
+        from cascade_studio.services.finetune.local_backend import LocalFineTuneBackend
+
+        local = LocalFineTuneBackend(ws.path)
+        train_id = await local.upload(spec.training_file)
+        valid_id = await local.upload(spec.validation_file) if spec.validation_file else None
+        state = await local.start(spec, train_id, valid_id)
+        JobStore(ws).save(state, backend=local.name, base_url="", tier=None, dataset_id=dataset_id)
+        return state, None
+    if backend_name != "openai":
+        raise ValueError(f"unknown backend {backend_name!r}: openai or local")
     backend, tier = backend_for(ws, tier_no, secrets)
     try:
         warning = backend.deprecation_notice()
@@ -118,7 +149,7 @@ async def refresh(ws: Workspace, job_id: str, secrets: SecretStore) -> tuple[Job
     job = store.get(job_id)
     if job is None:
         raise ValueError(f"no fine-tune job {job_id} in this workspace; see `finetune list`")
-    backend, _ = backend_for(ws, job["tier_endpoint"], secrets)
+    backend = backend_of_job(ws, job, secrets)
     try:
         state = await backend.status(job_id)
         new = await backend.events(job_id, store.event_ids(job_id))
@@ -133,7 +164,7 @@ async def control(ws: Workspace, job_id: str, action: str, secrets: SecretStore)
     job = JobStore(ws).get(job_id)
     if job is None:
         raise ValueError(f"no fine-tune job {job_id} in this workspace")
-    backend, _ = backend_for(ws, job["tier_endpoint"], secrets)
+    backend = backend_of_job(ws, job, secrets)
     try:
         state = await getattr(backend, action)(job_id)
     finally:
@@ -162,9 +193,11 @@ async def watch(ws: Workspace, job_id: str, secrets: SecretStore, *, on_event: C
         await asyncio.sleep(delay)
 
 
-def use_as_tier(ws: Workspace, job_id: str, tier_no: int) -> Tier:
-    """Put a succeeded job's model in tier `tier_no`, on the endpoint the job ran on, with the
-    catalog's fine-tuned prices where it knows them."""
+def use_as_tier(ws: Workspace, job_id: str, tier_no: int, base_url: str | None = None) -> Tier:
+    """Put a succeeded job's model in tier `tier_no`, on the endpoint the job ran on (a local job's:
+    the server it is served by, vLLM's address unless `base_url` says otherwise), with the catalog's
+    fine-tuned prices where it knows them (a local model: no per-token price; edit it to your
+    hardware's cost)."""
     from cascade_studio.services import catalog as catalog_svc
     from cascade_studio.services.tier_service import set_tier
 
@@ -175,7 +208,17 @@ def use_as_tier(ws: Workspace, job_id: str, tier_no: int) -> Tier:
     source = TierRepository(ws).get(job["tier_endpoint"]) if job["tier_endpoint"] else None
     price = catalog.lookup("ft:" + job["base_model"])
     options: dict[str, Any] = {"model": job["fine_tuned_model"], "name": f"Fine-tuned {job['base_model']}"}
-    if source is not None:
+    if job["backend"] == "local":
+        from cascade_studio.core.serving import VLLM_PORT
+        from cascade_studio.core.tiers import Provider
+
+        options.update(base_url=base_url or f"http://localhost:{VLLM_PORT}/v1", provider=Provider.COMPATIBLE,
+                       name=f"Distilled {Path(job['base_model']).name}", input_price=0.0, output_price=0.0,
+                       cached_price=0.0)
+        price = None
+    elif base_url:
+        options.update(base_url=base_url)
+    elif source is not None:
         options.update(base_url=source.base_url, provider=source.provider)
     if price is not None:
         options.update(input_price=price.input_per_m, output_price=price.output_per_m,

@@ -1,0 +1,167 @@
+"""Chat examples -> token ids, which positions are trained on, and the teacher's soft labels."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cascade_studio.core.distillation import find_span, merge_top
+
+# Used when the base model's tokenizer has no chat template of its own: ChatML with Hermes-style
+# tool calls (what Qwen 2.5 and many open models use), so vLLM's "hermes" parser reads the output.
+CHATML_TEMPLATE = (
+    "{%- if tools %}"
+    "{{- '<|im_start|>system\\n' }}"
+    "{%- if messages[0].role == 'system' %}{{- messages[0].content + '\\n\\n' }}{%- endif %}"
+    "{{- '# Tools\\n\\nYou may call one or more functions. Function signatures:\\n<tools>' }}"
+    "{%- for t in tools %}{{- '\\n' + (t | tojson) }}{%- endfor %}"
+    "{{- '\\n</tools>\\n\\nFor each call, answer <tool_call>\\n{\"name\": <name>, \"arguments\": <arguments>}"
+    "\\n</tool_call><|im_end|>\\n' }}"
+    "{%- elif messages and messages[0].role == 'system' %}"
+    "{{- '<|im_start|>system\\n' + messages[0].content + '<|im_end|>\\n' }}"
+    "{%- endif %}"
+    "{%- for m in messages %}"
+    "{%- if m.role == 'system' and loop.first %}"
+    "{%- elif m.role == 'assistant' %}"
+    "{{- '<|im_start|>assistant\\n' }}{%- if m.content %}{{- m.content }}{%- endif %}"
+    "{%- for c in (m.tool_calls or []) %}"
+    "{%- if m.content or not loop.first %}{{- '\\n' }}{%- endif %}"
+    "{{- '<tool_call>\\n{\"name\": \"' + c.function.name + '\", \"arguments\": ' + (c.function.arguments | tojson)"
+    " + '}\\n</tool_call>' }}"
+    "{%- endfor %}"
+    "{{- '<|im_end|>\\n' }}"
+    "{%- elif m.role == 'tool' %}"
+    "{{- '<|im_start|>user\\n<tool_response>\\n' + m.content + '\\n</tool_response><|im_end|>\\n' }}"
+    "{%- else %}"
+    "{{- '<|im_start|>' + m.role + '\\n' + m.content + '<|im_end|>\\n' }}"
+    "{%- endif %}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
+)
+
+
+class DataError(ValueError):
+    pass
+
+
+def read_jsonl(path: Path) -> list[Any]:
+    out = []
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError(f"{path} does not exist") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    for n, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}:{n}: not JSON ({exc.msg})") from None
+    return out
+
+
+def _messages(example: dict[str, Any]) -> list[dict[str, Any]]:
+    """OpenAI chat messages with tool-call arguments as objects (what HF chat templates expect)."""
+    out = []
+    for m in example["messages"]:
+        m = dict(m)
+        if m.get("tool_calls"):
+            calls = []
+            for c in m["tool_calls"]:
+                fn = dict(c.get("function") or {})
+                if isinstance(fn.get("arguments"), str):
+                    try:
+                        fn["arguments"] = json.loads(fn["arguments"])
+                    except json.JSONDecodeError:
+                        pass
+                calls.append({**c, "function": fn})
+            m["tool_calls"] = calls
+        if m.get("content") is None:
+            m["content"] = ""
+        out.append(m)
+    return out
+
+
+@dataclass
+class Encoded:
+    ids: list[int]
+    labels: list[bool]                 # position j is a target (predicted from the logits at j - 1)
+    soft: dict[int, list[tuple[int, float]]] = field(default_factory=dict)  # j -> [(student id, teacher logprob)]
+    truncated: bool = False
+
+
+def encode_example(tok: Any, example: dict[str, Any], max_length: int) -> Encoded | None:
+    """Render with the chat template; train on every assistant message (weight 0 skips one, as in
+    OpenAI's format). None when the template does not render turn by turn (nothing to train on)."""
+    if not isinstance(example, dict) or not isinstance(example.get("messages"), list):
+        raise DataError("an example has no \"messages\" list")
+    messages = _messages(example)
+    tools = example.get("tools") or None
+
+    def render(msgs: list[dict[str, Any]], gen: bool) -> str:
+        return tok.apply_chat_template(msgs, tools=tools, tokenize=False, add_generation_prompt=gen)
+
+    full = render(messages, False)
+    spans = []
+    for i, m in enumerate(messages):
+        if m.get("role") != "assistant" or m.get("weight", 1) == 0 or i == 0:
+            continue
+        prefix, through = render(messages[:i], True), render(messages[:i + 1], False)
+        if through.startswith(prefix) and full.startswith(through):
+            spans.append((len(prefix), len(through)))
+    if not spans:
+        return None
+    enc = tok(full, add_special_tokens=False, return_offsets_mapping=True)
+    ids, offsets = list(enc["input_ids"]), enc["offset_mapping"]
+    labels = [any(s <= a < e for s, e in spans) and b > a for a, b in offsets]
+    truncated = len(ids) > max_length
+    if truncated:
+        ids, labels = ids[:max_length], labels[:max_length]
+    if not any(labels[1:]):
+        return None
+    labels[0] = False
+    return Encoded(ids, labels, truncated=truncated)
+
+
+class TeacherTokens:
+    """Teacher token text -> student token id (None when it is not exactly one student token)."""
+
+    def __init__(self, tok: Any) -> None:
+        self.tok = tok
+        self.cache: dict[str, int | None] = {}
+
+    def id_of(self, piece: str) -> int | None:
+        if piece not in self.cache:
+            ids = self.tok.encode(piece, add_special_tokens=False)
+            self.cache[piece] = ids[0] if len(ids) == 1 else None
+        return self.cache[piece]
+
+
+def attach_soft_labels(enc: Encoded, content: list[dict[str, Any]] | None, teacher: TeacherTokens) -> tuple[int, int]:
+    """Place the teacher's recorded tokens (OpenAI `logprobs.content`) on the student's target
+    tokens. Returns (tokens placed, teacher tokens)."""
+    if not content:
+        return 0, 0
+    ids = [teacher.id_of(e.get("token", "")) for e in content]
+    if any(i is None for i in ids):
+        return 0, len(ids)
+    first = enc.labels.index(True)
+    at = find_span(enc.ids, ids, start=max(0, first))  # type: ignore[arg-type]
+    if at is None:
+        return 0, len(ids)
+    placed = 0
+    for k, entry in enumerate(content):
+        pos = at + k
+        if pos >= len(enc.ids) or not enc.labels[pos]:
+            continue
+        pairs = [(teacher.id_of(a.get("token", "")), float(a["logprob"])) for a in entry.get("top_logprobs") or []]
+        pairs = [(t, lp) for t, lp in pairs if t is not None]
+        if ids[k] not in {t for t, _ in pairs}:
+            pairs.append((ids[k], float(entry.get("logprob", 0.0))))
+        enc.soft[pos] = merge_top(pairs)  # type: ignore[arg-type]
+        placed += 1
+    return placed, len(ids)
