@@ -791,6 +791,10 @@ def _finetune(args: argparse.Namespace) -> int:
                 state = asyncio.run(tracker.watch(ws, args.id, secrets, on_event=show))
                 print(f"{state.id}: {state.status}" + (f" -> {state.fine_tuned_model}" if state.fine_tuned_model else "")
                       + (f" ({state.error['code']}: {state.error['message']})" if state.error else ""))
+                output = state.hyperparameters.get("output") if state.hyperparameters else None
+                if output:
+                    print(f"Model folder: {output.get('merged') or output.get('adapter')}\n"
+                          f"How to serve it and register it as a tier: {output.get('serve')}")
                 return 0 if state.status == "succeeded" else 1
             if args.ft_cmd == "use":
                 return _use_model(ws, args.id, args.tier, args.base_url)

@@ -38,7 +38,6 @@ if "--demo" in sys.argv:
                 asyncio.run(CollectionRun(ws, tier, SecretStore(), run).run())
 if "--finetune" in sys.argv:
     import asyncio
-    import json
 
     from cascade_studio.core.tiers import teacher_of
     from cascade_studio.services import datasets as dsvc

@@ -7,6 +7,7 @@ import asyncio
 import datetime as dt
 import json
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -213,8 +214,8 @@ def use_as_tier(ws: Workspace, job_id: str, tier_no: int, base_url: str | None =
         from cascade_studio.core.tiers import Provider
 
         options.update(base_url=base_url or f"http://localhost:{VLLM_PORT}/v1", provider=Provider.COMPATIBLE,
-                       name=f"Distilled {Path(job['base_model']).name}", input_price=0.0, output_price=0.0,
-                       cached_price=0.0)
+                       name=f"Distilled {Path(job['base_model']).name}", input_price=Decimal(0), output_price=Decimal(0),
+                       cached_price=Decimal(0))
         price = None
     elif base_url:
         options.update(base_url=base_url)

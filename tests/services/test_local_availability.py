@@ -1,0 +1,55 @@
+"""Without the `local` extra the local backend is listed as unavailable, with the install command,
+never as an error; nothing here needs torch."""
+
+import importlib.util
+import sys
+
+import pytest
+
+from cascade_studio.services.finetune import local_backend, tracker
+from cascade_studio.services.finetune.backend import JobSpec
+from cascade_studio.services.secrets import SecretStore
+from cascade_studio.store.workspace import Workspace
+
+
+@pytest.fixture
+def no_torch(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in ("torch", "peft") else real(name, *a))
+
+
+def test_listed_unavailable_with_install_command(no_torch):
+    local = next(b for b in tracker.backends() if b["name"] == "local")
+    assert local["available"] is False
+    assert local["message"] == "Local training needs torch, peft: `pip install 'cascade-studio[local]'`"
+
+
+async def test_start_refuses_in_words(no_torch, tmp_path):
+    ws = Workspace.open(tmp_path / "ws")
+    (tmp_path / "t.jsonl").write_text("{}\n")
+    with pytest.raises(ValueError, match=r"pip install 'cascade-studio\[local\]'"):
+        await tracker.start_job(ws, JobSpec(str(tmp_path), tmp_path / "t.jsonl"), None, SecretStore(),
+                                backend_name="local")
+    assert tracker.JobStore(ws).list() == []
+    ws.close()
+
+
+def test_cli_lists_it(no_torch, tmp_path, capsys):
+    from cascade_studio.cli import main
+
+    assert main(["-w", str(tmp_path / "ws"), "finetune", "backends"]) == 0
+    assert "local    unavailable  Local training needs torch" in capsys.readouterr().out
+
+
+def test_packaged_app_points_at_pip(monkeypatch):
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.delenv("CASCADE_STUDIO_TRAINER_PYTHON", raising=False)
+    a = local_backend.availability()
+    assert not a.available and "CASCADE_STUDIO_TRAINER_PYTHON" in a.message
+
+
+def test_model_names_and_job_ids():
+    assert local_backend.model_name("/models/Qwen2.5-0.5B-Instruct/", "Distilled v1", "ftlocal-0123456789ab") == \
+        "qwen2.5-0.5b-instruct-distilled-v1-012345"
+    with pytest.raises(ValueError):
+        local_backend.LocalFineTuneBackend(".").job_dir("../../etc")
