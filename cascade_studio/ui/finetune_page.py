@@ -95,7 +95,17 @@ class FineTunePage(QWidget):
         dl.addRow(row)
         dl.addRow(self.ds_report)
 
-        # job launcher
+        # job launcher: where it trains (a tier's fine-tuning API, or this machine)
+        from cascade_studio.services.finetune.tracker import backends
+
+        self.backend = QComboBox(objectName="ftBackend")
+        self.backend_note = QLabel(objectName="ftBackendNote")
+        self.backend_note.setWordWrap(True)
+        self.backend_note.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self._backends = {b["name"]: b for b in backends()}
+        for b in self._backends.values():
+            self.backend.addItem(b["label"] + ("" if b["available"] else " — not installed"), b["name"])
+            self.backend.setItemData(self.backend.count() - 1, b["message"], Qt.ItemDataRole.ToolTipRole)
         self.base_model = QComboBox(objectName="baseModel", editable=True)
         self.base_model.addItems(FINE_TUNABLE)
         self.endpoint_tier = QComboBox(objectName="endpointTier")
@@ -109,14 +119,55 @@ class FineTunePage(QWidget):
         self.deprecation.setWordWrap(True)
         self.deprecation.setStyleSheet(WARN_STYLE)
         self.deprecation.hide()
+        # local trainer settings
+        self.local_model = QLineEdit(objectName="localModel")
+        self.local_model.setPlaceholderText("a Hugging Face model folder (config.json, tokenizer, weights)")
+        browse = QPushButton("Browse…", objectName="browseModel")
+        browse.clicked.connect(self.choose_model_folder)
+        model_row = QHBoxLayout()
+        model_row.setContentsMargins(0, 0, 0, 0)
+        model_row.addWidget(self.local_model, 1)
+        model_row.addWidget(browse)
+        self.method = QComboBox(objectName="localMethod")
+        self.method.addItem("LoRA adapter (+ merged model)", "lora")
+        self.method.addItem("Full fine-tuning", "full")
+        self.alpha = QDoubleSpinBox(objectName="kdAlpha", minimum=0, maximum=1, singleStep=0.05, value=0.5)
+        self.alpha.setToolTip("Weight of the hard-label cross-entropy; 1 - a goes to the teacher's soft labels "
+                              "(used only when teacher and student share a tokenizer).")
+        self.temperature = QDoubleSpinBox(objectName="kdTemperature", minimum=0.1, maximum=20, singleStep=0.5, value=2.0)
+        self.temperature.setToolTip("Distillation temperature T: softens both distributions; the KL term is scaled by T².")
+        self.mass = QComboBox(objectName="kdMass")
+        self.mass.addItem("renormalise the teacher's top-k (drop the rest)", "drop")
+        self.mass.addItem("spread the remaining mass over the vocabulary", "spread")
+        self.device = QComboBox(objectName="localDevice")
+        for label, value in (("auto (CUDA GPU when available)", "auto"), ("CPU", "cpu"), ("CUDA", "cuda")):
+            self.device.addItem(label, value)
+        self.local_box = QWidget(objectName="localBox")
+        ll_ = QFormLayout(self.local_box)
+        ll_.setContentsMargins(0, 0, 0, 0)
+        ll_.addRow("Base model folder", model_row)
+        ll_.addRow("Method", self.method)
+        ll_.addRow("KD weight a (CE share)", self.alpha)
+        ll_.addRow("Temperature T", self.temperature)
+        ll_.addRow("Teacher mass", self.mass)
+        ll_.addRow("Device", self.device)
+        self.remote_box = QWidget(objectName="remoteBox")
+        rl_ = QFormLayout(self.remote_box)
+        rl_.setContentsMargins(0, 0, 0, 0)
+        rl_.addRow("Base model", self.base_model)
+        rl_.addRow("Endpoint of tier", self.endpoint_tier)
         job_box = QGroupBox("2. Job")
         jl = QFormLayout(job_box)
-        jl.addRow("Base model", self.base_model)
-        jl.addRow("Endpoint of tier", self.endpoint_tier)
+        jl.addRow("Backend", self.backend)
+        jl.addRow(self.backend_note)
+        jl.addRow(self.remote_box)
+        jl.addRow(self.local_box)
         jl.addRow("Epochs", self.epochs)
         jl.addRow("Suffix", self.suffix)
         jl.addRow(self.deprecation)
         jl.addRow(self.start_button)
+        self.backend.currentIndexChanged.connect(lambda *_: self._backend_changed())
+        self._backend_changed()
         self.endpoint_tier.currentIndexChanged.connect(lambda *_: self._update_deprecation())
         self.base_model.currentTextChanged.connect(lambda *_: self._update_deprecation())
 
@@ -151,6 +202,11 @@ class FineTunePage(QWidget):
             "valid_loss": self.plot.plot([], [], pen=pg.mkPen("#f5a623", width=2), name="validation loss"),
             "train_mean_token_accuracy": self.plot.plot([], [], pen=pg.mkPen("#7ed321", width=2, style=Qt.PenStyle.DashLine),
                                                         name="train accuracy"),
+            # local jobs: the two parts of the distillation loss
+            "ce_loss": self.plot.plot([], [], pen=pg.mkPen("#9b59b6", width=1, style=Qt.PenStyle.DotLine),
+                                      name="hard-label CE"),
+            "kd_loss": self.plot.plot([], [], pen=pg.mkPen("#d0021b", width=1, style=Qt.PenStyle.DotLine),
+                                      name="KD (KL)"),
         }
         controls = QHBoxLayout()
         for w in (self.cancel_button, self.pause_button, self.resume_button):
@@ -206,8 +262,10 @@ class FineTunePage(QWidget):
         for combo in (self.ds_tier, self.endpoint_tier, self.use_tier):
             current = combo.currentData()
             combo.clear()
-            for t in tiers:
-                combo.addItem(f"Tier {t.tier} — {t.model}", t.tier)
+            by_no = {t.tier: t for t in tiers}
+            numbers = sorted({1, 2, 3} | set(by_no)) if combo is self.use_tier else sorted(by_no)
+            for no in numbers:  # a fine-tuned model may also go into a tier not defined yet
+                combo.addItem(f"Tier {no} — {by_no[no].model}" if no in by_no else f"Tier {no} (new)", no)
             default = current if current is not None else (top.tier if top and combo is not self.use_tier else
                                                            min((t.tier for t in tiers), default=None))
             combo.setCurrentIndex(max(0, combo.findData(default)))
@@ -217,8 +275,34 @@ class FineTunePage(QWidget):
             self.ds_category.addItem(f"{name} ({n})", name)
         self._update_deprecation()
 
+    def is_local(self) -> bool:
+        return self.backend.currentData() == "local"
+
+    def _backend_changed(self) -> None:
+        b = self._backends.get(self.backend.currentData(), {})
+        local = self.is_local()
+        self.remote_box.setVisible(not local)
+        self.local_box.setVisible(local)
+        self.backend_note.setText(b.get("message", ""))
+        self.backend_note.setStyleSheet("" if b.get("available", True) else WARN_STYLE)
+        self.start_button.setEnabled(b.get("available", True))
+        self._update_deprecation()
+
+    def choose_model_folder(self) -> None:
+        name = QFileDialog.getExistingDirectory(self, "Base model folder (Hugging Face format)",
+                                                self.local_model.text() or str(Path.home()))
+        if name:
+            self.local_model.setText(name)
+            if not (Path(name) / "config.json").is_file():
+                self._say(f"{name} has no config.json: choose a Hugging Face model folder (config.json, tokenizer "
+                          "files, weights).", error=True)
+
     def _update_deprecation(self) -> None:
         from cascade_studio.services.finetune.backend import openai_deprecation
+
+        if self.is_local():
+            self.deprecation.hide()
+            return
 
         tier = next((t for t in (TierRepository(self.ws).list() if self.ws else [])
                      if t.tier == self.endpoint_tier.currentData()), None)
@@ -295,13 +379,29 @@ class FineTunePage(QWidget):
             if self.dataset_path is None:
                 self._say("Build or choose a dataset first.", error=True)
             return
-        spec = JobSpec(self.base_model.currentText().strip(), self.dataset_path, self.validation_path,
-                       n_epochs=self.epochs.value() or "auto", suffix=self.suffix.text().strip() or None)
+        local = self.is_local()
+        options = {}
+        if local:
+            backend = self._backends["local"]
+            if not backend["available"]:
+                self._say(backend["message"], error=True)
+                return
+            if not self.local_model.text().strip():
+                self._say("Choose the base model folder first (a Hugging Face model on this disk).", error=True)
+                return
+            options = {"method": self.method.currentData(), "alpha": self.alpha.value(),
+                       "temperature": self.temperature.value(), "mass": self.mass.currentData(),
+                       "device": self.device.currentData()}
+        base = self.local_model.text().strip() if local else self.base_model.currentText().strip()
+        spec = JobSpec(base, self.dataset_path, self.validation_path, n_epochs=self.epochs.value() or "auto",
+                       suffix=self.suffix.text().strip() or None, options=options)
         row = self.ws.conn.execute("SELECT id FROM datasets WHERE path = ?", (str(self.dataset_path.resolve()),)).fetchone()
-        self._say(f"Uploading {self.dataset_path.name} and starting the job…")
+        self._say(f"Starting the local trainer on {self.dataset_path.name}…" if local else
+                  f"Uploading {self.dataset_path.name} and starting the job…")
         self.start_button.setEnabled(False)
         self._busy = asyncio.ensure_future(tracker.start_job(self.ws, spec, self.endpoint_tier.currentData(),
-                                                             self.secrets, dataset_id=row[0] if row else None))
+                                                             self.secrets, dataset_id=row[0] if row else None,
+                                                             backend_name="local" if local else "openai"))
         self._busy.add_done_callback(self._started)
 
     def _started(self, task) -> None:
@@ -401,8 +501,17 @@ class FineTunePage(QWidget):
         if job["error"]:
             err = f" · <span style='color:#a4262c'>{html.escape(job['error'].get('code') or '')}: " \
                   f"{html.escape(job['error'].get('message') or '')}</span>"
-        self.job_status.setText(f"<b>{html.escape(job['id'])}</b> · {job['status']}{eta} · hyperparameters "
-                                f"{html.escape(str(job['hyperparameters']))}{err}")
+        hp = {k: v for k, v in job["hyperparameters"].items() if k not in ("output", "serve")}
+        output = job["hyperparameters"].get("output")
+        where = ""
+        if output:
+            folder = output.get("merged") or output.get("adapter")
+            where = (f"<br>Model folder: <a href='{html.escape(Path(folder).as_uri())}'>{html.escape(folder)}</a> · "
+                     f"how to serve it (vLLM, llama.cpp, Ollama): <a href='{html.escape(Path(output['serve']).as_uri())}'>"
+                     "SERVE.md</a>")
+        self.job_status.setText(f"<b>{html.escape(job['id'])}</b> · {job['backend'] or 'openai'} · {job['status']}"
+                                f"{eta} · {html.escape(', '.join(f'{k}={v}' for k, v in hp.items()))}{err}{where}")
+        self.job_status.setOpenExternalLinks(True)
         self.job_status.setStyleSheet(ERROR_STYLE if job["error"] else "")
         events = store.events(job_id)
         self.events.setHtml("<br>".join(
@@ -453,7 +562,17 @@ class FineTunePage(QWidget):
             self._say(str(exc), error=True)
             return
         catalog = catalog_svc.load_for_workspace(self.ws.path)
-        self._say(f"Tier {tier.tier} now uses {tier.model} (${tier.input_price} in / ${tier.output_price} out per 1M).")
+        from cascade_studio.services.finetune.tracker import JobStore
+
+        job = JobStore(self.ws).get(job_id)
+        if job and job["backend"] == "local":
+            serve = (job["hyperparameters"].get("serve") or [{}])[0]
+            self._say(f"Tier {tier.tier} now uses {tier.model} at {tier.base_url}. Start the server first: "
+                      f"{' && '.join(serve.get('commands', []))} (other servers: SERVE.md; edit the tier's URL "
+                      "on the Tiers page if you use one).")
+        else:
+            self._say(f"Tier {tier.tier} now uses {tier.model} (${tier.input_price} in / ${tier.output_price} out "
+                      "per 1M).")
         window = self.window()
         if hasattr(window, "tiers_page"):  # show the new model on the Tiers page at once
             window.tiers_page.set_workspace(self.ws, catalog)

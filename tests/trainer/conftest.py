@@ -8,6 +8,8 @@ import os
 
 import pytest
 
+from tests.ui.conftest import qloop  # noqa: F401 - the qasync loop fixture, for the page test
+
 MISSING = [m for m in ("torch", "transformers", "peft") if importlib.util.find_spec(m) is None]
 
 
