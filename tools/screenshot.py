@@ -58,6 +58,18 @@ if "--finetune" in sys.argv:
         state, _ = asyncio.run(tracker.start_job(ws, JobSpec("gpt-4o-mini", built.path, built.validation_path,
                                                              suffix="demo"), None, SecretStore()))
         asyncio.run(tracker.watch(ws, state.id, SecretStore(), poll_s=0.2))
+        local = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--local=")), None)
+        if local:  # a local job on the same dataset, with a tiny model built on the spot
+            sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+            from tests.trainer.tiny import build_model
+
+            if not (Path(local) / "config.json").exists():
+                build_model(Path(local))
+            state, _ = asyncio.run(tracker.start_job(
+                ws, JobSpec(local, built.path, built.validation_path, n_epochs=3, suffix="demo",
+                            options={"method": "full", "learning_rate": 3e-3}), None, SecretStore(),
+                backend_name="local"))
+            asyncio.run(tracker.watch(ws, state.id, SecretStore(), poll_s=0.2))
 app = make_app()
 window = create_main_window(workspace)
 window.nav.setCurrentRow(page)
@@ -65,6 +77,10 @@ window.move(0, 0)
 window.show()
 if "--finetune" in sys.argv:
     window.finetune_page.validate(Path("/tmp/ft_train.jsonl"))
+    if any(a.startswith("--local=") for a in sys.argv):
+        fp = window.finetune_page
+        fp.backend.setCurrentIndex(fp.backend.findData("local"))
+        fp.local_model.setText(next(a.split("=", 1)[1] for a in sys.argv if a.startswith("--local=")))
 if "--select" in sys.argv and page == 2:
     window.trajectories_page.table.selectRow(int(sys.argv[sys.argv.index("--select") + 1]))
 if "--evaluate" in sys.argv and page == 4:

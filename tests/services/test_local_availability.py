@@ -53,3 +53,13 @@ def test_model_names_and_job_ids():
         "qwen2.5-0.5b-instruct-distilled-v1-012345"
     with pytest.raises(ValueError):
         local_backend.LocalFineTuneBackend(".").job_dir("../../etc")
+
+
+def test_another_python_is_checked(monkeypatch, tmp_path):
+    local_backend._other_python_ready.cache_clear()
+    monkeypatch.setenv("CASCADE_STUDIO_TRAINER_PYTHON", str(tmp_path / "no-python"))
+    a = local_backend.availability()
+    assert not a.available and "cannot run the trainer" in a.message
+    monkeypatch.setenv("CASCADE_STUDIO_TRAINER_PYTHON", sys.executable)  # a Python with (or without) the extra
+    expected = all(importlib.util.find_spec(m) for m in ("torch", "transformers", "peft"))
+    assert local_backend.availability().available == bool(expected)

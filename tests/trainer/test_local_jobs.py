@@ -8,6 +8,8 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -183,10 +185,13 @@ def test_cli_local_job(tmp_path, tiny_model, capsys):
     train, valid = _dataset(tmp_path, tiny_model, n=16)
     assert main(["-w", ws, "finetune", "backends"]) == 0
     assert "local    available" in capsys.readouterr().out
-    assert main(["-w", ws, "finetune", "start", "--backend", "local", "--dataset", str(train), "--base-model",
-                 str(tiny_model), "--epochs", "2", "--alpha", "0.7", "--temperature", "1.5", "--method", "full",
-                 "--json"]) == 0
-    job = json.loads(capsys.readouterr().out)
+    # started by a CLI process that exits at once: the trainer outlives it, this process follows it
+    started = subprocess.run(
+        [sys.executable, "-m", "cascade_studio", "-w", ws, "finetune", "start", "--backend", "local", "--dataset",
+         str(train), "--base-model", str(tiny_model), "--epochs", "2", "--alpha", "0.7", "--temperature", "1.5",
+         "--method", "full", "--json"], capture_output=True, text=True, timeout=60)
+    assert started.returncode == 0, started.stderr
+    job = json.loads(started.stdout)
     assert job["status"] == "validating_files" and job["hyperparameters"]["alpha"] == 0.7
     assert main(["-w", ws, "finetune", "watch", job["id"]]) == 0
     out = capsys.readouterr().out

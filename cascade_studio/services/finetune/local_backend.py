@@ -9,6 +9,7 @@ unavailable with the install command; nothing here imports torch.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import importlib.util
 import json
 import os
@@ -29,6 +30,7 @@ INSTALL = "pip install 'cascade-studio[local]'"
 REQUIRED = ("torch", "transformers", "peft")
 JOBS_DIR = "local-jobs"
 _children: dict[str, subprocess.Popen] = {}  # started by this process: polled so they never linger as zombies
+_progress_cache: dict[Path, tuple[int, list[dict[str, Any]]]] = {}  # progress file -> (bytes read, lines)
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,20 @@ def availability() -> Availability:
         missing = [m for m in REQUIRED if importlib.util.find_spec(m) is None]
         if missing:
             return Availability(False, f"Local training needs {', '.join(missing)}: `{INSTALL}`")
+    elif not _other_python_ready(python):
+        return Availability(False, f"CASCADE_STUDIO_TRAINER_PYTHON={python} cannot run the trainer: install "
+                                   f"`{INSTALL}` into that Python.")
     return Availability(True, "Trains on this machine (CUDA GPU when torch sees one, else CPU).")
+
+
+@functools.lru_cache(maxsize=4)
+def _other_python_ready(python: str) -> bool:
+    probe = ("import importlib.util, sys; sys.exit(any(importlib.util.find_spec(m) is None for m in "
+             f"{(*REQUIRED, 'cascade_studio')!r}))")
+    try:
+        return subprocess.run([python, "-c", probe], timeout=20, capture_output=True).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
 
 
 def trainer_python() -> str | None:
@@ -171,18 +186,26 @@ class LocalFineTuneBackend:
 
     # -- reading the progress file --------------------------------------------------------------
     def _lines(self, job_id: str) -> list[dict[str, Any]]:
+        """The progress file's complete lines. Read incrementally: a poll parses only what the
+        trainer appended since the last one (a long job writes a line per step)."""
         path = self.job_dir(job_id) / "progress.jsonl"
+        offset, lines = _progress_cache.get(path, (0, []))
         try:
-            raw = path.read_bytes()
+            with open(path, "rb") as fh:
+                fh.seek(offset)
+                raw = fh.read()
         except FileNotFoundError:
             return []
-        out = []
-        for line in raw.split(b"\n")[:-1]:  # the last piece is empty or a line still being written
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-        return out
+        end = raw.rfind(b"\n") + 1  # after it: nothing, or a line still being written
+        if end:
+            lines = list(lines)
+            for line in raw[:end].split(b"\n")[:-1]:
+                try:
+                    lines.append(json.loads(line))
+                except json.JSONDecodeError:
+                    lines.append({"type": "unreadable"})  # keeps line numbers (event ids) stable
+            _progress_cache[path] = (offset + end, lines)
+        return lines
 
     def _spec(self, job_id: str) -> dict[str, Any]:
         try:
