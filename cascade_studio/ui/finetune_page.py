@@ -287,6 +287,8 @@ class FineTunePage(QWidget):
         self.backend_note.setStyleSheet("" if b.get("available", True) else WARN_STYLE)
         self.start_button.setEnabled(b.get("available", True))
         self._update_deprecation()
+        if self.dataset_path is not None and self.dataset_path.exists():
+            self.validate(self.dataset_path)  # the cost line differs between backends
 
     def choose_model_folder(self) -> None:
         name = QFileDialog.getExistingDirectory(self, "Base model folder (Hugging Face format)",
@@ -365,10 +367,14 @@ class FineTunePage(QWidget):
         if t:
             parts.append(f"<br>Tokens per example: {t['min']}–{t['max']} (mean {t['mean']:.0f}); "
                          f"{r.over_limit} over {r.token_limit:,}.")
-        cost = "" if r.estimated_cost_usd is None else f", about <b>${r.estimated_cost_usd:,.2f}</b>"
-        parts.append(f"<br>{r.n_epochs} epochs by default → {r.billed_tokens:,} billed tokens{cost}.")
+        if self.is_local():
+            parts.append(f"<br>{r.n_epochs} epochs by default → {r.billed_tokens:,} tokens to train on this machine "
+                         "(no per-token price).")
+        else:
+            cost = "" if r.estimated_cost_usd is None else f", about <b>${r.estimated_cost_usd:,.2f}</b>"
+            parts.append(f"<br>{r.n_epochs} epochs by default → {r.billed_tokens:,} billed tokens{cost}.")
         self.ds_report.setHtml("".join(parts))
-        self.start_button.setEnabled(r.ok)
+        self.start_button.setEnabled(r.ok and self._backends.get(self.backend.currentData(), {}).get("available", True))
 
     # -- jobs ----------------------------------------------------------------------------------
     def start_job(self) -> None:
@@ -451,10 +457,14 @@ class FineTunePage(QWidget):
             created = dt.datetime.fromisoformat(j["created_at"])
             end = dt.datetime.fromisoformat(j["finished_at"]) if j["finished_at"] else dt.datetime.now(dt.UTC)
             elapsed = int((end - created).total_seconds())
-            values = [j["id"], j["status"], j["base_model"], f"{elapsed // 60}:{elapsed % 60:02d}",
+            base = Path(j["base_model"]).name if j["backend"] == "local" else j["base_model"]
+            values = [j["id"], j["status"], base, f"{elapsed // 60}:{elapsed % 60:02d}",
                       f"{j['trained_tokens']:,}" if j["trained_tokens"] else "", j["fine_tuned_model"] or ""]
             for c, v in enumerate(values):
-                self.jobs.setItem(r, c, QTableWidgetItem(v))
+                item = QTableWidgetItem(v)
+                if c == 2:
+                    item.setToolTip(j["base_model"] + (" (local trainer)" if j["backend"] == "local" else ""))
+                self.jobs.setItem(r, c, item)
             if j["status"] in ("succeeded", "failed", "cancelled") and j["id"] not in self._notified:
                 self._notify(j)
         for r, j in enumerate(jobs):
