@@ -711,6 +711,8 @@ def _dataset(args: argparse.Namespace) -> int:
         print(f"Dataset {built.id}: {built.examples} training examples -> {built.path}"
               + (f", {built.validation_examples} validation -> {built.validation_path}" if built.validation_path else "")
               + (f" ({built.duplicates_dropped} duplicates dropped)" if built.duplicates_dropped else ""))
+        if built.teacher_logprobs:
+            print(f"The teacher's logprobs (soft labels for `finetune start --backend local`) -> {built.teacher_logprobs}")
     return 0
 
 

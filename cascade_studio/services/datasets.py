@@ -51,9 +51,11 @@ class BuiltDataset:
     validation_examples: int
     duplicates_dropped: int
     trajectory_ids: list[int] = field(default_factory=list)
+    teacher_logprobs: Path | None = None  # FILE.logprobs.jsonl, for the local trainer's soft labels
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "path": str(self.path),
+                "teacher_logprobs": None if self.teacher_logprobs is None else str(self.teacher_logprobs),
                 "validation_path": None if self.validation_path is None else str(self.validation_path),
                 "examples": self.examples, "validation_examples": self.validation_examples,
                 "duplicates_dropped": self.duplicates_dropped, "trajectories": len(self.trajectory_ids)}
@@ -104,7 +106,7 @@ def logprobs_path(training_file: Path) -> Path:
 
 
 def _write_teacher_logprobs(ws: Workspace, out: Path, valid_path: Path | None, traj_ids: list[int],
-                            train_idx: list[int], valid_idx: list[int]) -> None:
+                            train_idx: list[int], valid_idx: list[int]) -> Path | None:
     """The teacher's recorded top_logprobs beside the training (and validation) file, for the local
     trainer's soft labels; the training file itself stays plain OpenAI chat JSONL."""
     found: dict[int, Any] = {}
@@ -122,6 +124,7 @@ def _write_teacher_logprobs(ws: Workspace, out: Path, valid_path: Path | None, t
             side.unlink(missing_ok=True)  # an older file would no longer line up
             continue
         _write_jsonl(side, [None if traj_ids[i] not in found else {"content": found[traj_ids[i]]} for i in idx])
+    return logprobs_path(out) if found else None
 
 
 def build_dataset(ws: Workspace, out: Path, f: DatasetFilters, fmt: str = "openai") -> BuiltDataset:
@@ -140,16 +143,17 @@ def build_dataset(ws: Workspace, out: Path, f: DatasetFilters, fmt: str = "opena
     _write_jsonl(out, [convert(examples[i]) for i in train_idx])
     if valid_path:
         _write_jsonl(valid_path, [convert(examples[i]) for i in valid_idx])
+    teacher = None
     if fmt == "openai":
         at = {t.task_id: i for i, t in enumerate(trajs)}
-        _write_teacher_logprobs(ws, out, valid_path, [ids[at[k]] for k in kept], train_idx, valid_idx)
+        teacher = _write_teacher_logprobs(ws, out, valid_path, [ids[at[k]] for k in kept], train_idx, valid_idx)
     cur = ws.conn.execute(
         "INSERT INTO datasets (created_at, path, validation_path, format, filters, examples, validation_examples, "
         "trajectory_ids, validation_task_ids) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), str(out.resolve()),
          None if valid_path is None else str(valid_path.resolve()), fmt, json.dumps(f.to_json()), len(train_idx),
          len(valid_idx), json.dumps(ids), json.dumps([kept[i] for i in valid_idx])))
-    return BuiltDataset(cur.lastrowid, out, valid_path, len(train_idx), len(valid_idx), dropped, ids)
+    return BuiltDataset(cur.lastrowid, out, valid_path, len(train_idx), len(valid_idx), dropped, ids, teacher)
 
 
 def validation_task_ids(ws: Workspace, dataset_id: int | None = None) -> tuple[int, list[str]] | None:

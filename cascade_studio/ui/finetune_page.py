@@ -338,7 +338,9 @@ class FineTunePage(QWidget):
         self.dataset_path, self.validation_path = built.path, built.validation_path
         self._say(f"Dataset {built.id}: {built.examples} training and {built.validation_examples} validation examples "
                   f"from {len(built.trajectory_ids)} trajectories" +
-                  (f" ({built.duplicates_dropped} duplicates dropped)" if built.duplicates_dropped else "") + ".")
+                  (f" ({built.duplicates_dropped} duplicates dropped)" if built.duplicates_dropped else "") + "." +
+                  (f" The teacher's logprobs are beside it ({built.teacher_logprobs.name}) for the local trainer's "
+                   "soft labels." if built.teacher_logprobs else ""))
         if self.ds_format.currentData() == "openai":
             self.validate(built.path)
 

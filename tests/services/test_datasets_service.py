@@ -31,6 +31,21 @@ def test_build_records_filters_and_passes_validation(tmp_path, sandbox_thread):
                                    dsvc.DatasetFilters(accepted_only=True, validation_share=0.2, seed=1))
         assert built.examples + built.validation_examples + built.duplicates_dropped == 30
         assert set(built.trajectory_ids) == set(ids[:30])  # traceable to the trajectories it learned from
+        # the teacher's logprobs beside the file, one line per example, for the local trainer
+        assert built.teacher_logprobs == tmp_path / "out" / "train.logprobs.jsonl"
+        train_rows = built.path.read_text().splitlines()
+        side = [json.loads(x) for x in built.teacher_logprobs.read_text().splitlines()]
+        assert len(side) == len(train_rows) == built.examples
+        plain = 0
+        for row, lp in zip(train_rows, side, strict=True):
+            answer = json.loads(row)["messages"][-1]
+            assert lp is not None and lp["content"]
+            if answer.get("content") and not answer.get("tool_calls"):
+                assert "".join(e["token"] for e in lp["content"]) == answer["content"]
+                plain += 1
+        assert len((tmp_path / "out" / "train.validation.logprobs.jsonl").read_text().splitlines()) == \
+            built.validation_examples
+        assert plain > 0
         loose = dsvc.build_dataset(ws, tmp_path / "out" / "all.jsonl", dsvc.DatasetFilters(validation_share=0))
         assert loose.examples + loose.duplicates_dropped == 38 and loose.validation_path is None  # rejected left out
         recorded = dsvc.list_datasets(ws)
