@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from cascade_studio.core.distillation import find_span, merge_top
 
@@ -88,10 +90,23 @@ def _messages(example: dict[str, Any]) -> list[dict[str, Any]]:
 
 @dataclass
 class Encoded:
-    ids: list[int]
-    labels: list[bool]                 # position j is a target (predicted from the logits at j - 1)
-    soft: dict[int, list[tuple[int, float]]] = field(default_factory=dict)  # j -> [(student id, teacher logprob)]
+    """One example as compact arrays (a dataset of thousands stays small in memory)."""
+
+    ids: np.ndarray                     # int32 token ids
+    labels: np.ndarray                  # bool: position j is a target (predicted from the logits at j - 1)
+    soft_pos: np.ndarray | None = None  # int32 [n]: target positions with the teacher's soft labels
+    soft_ids: np.ndarray | None = None  # int32 [n, K]: student token ids of the teacher's top-k
+    soft_lp: np.ndarray | None = None   # float32 [n, K]: the teacher's logprobs (-inf = padding)
     truncated: bool = False
+
+    def drop_soft(self) -> None:
+        self.soft_pos = self.soft_ids = self.soft_lp = None
+
+    def soft_at(self, pos: int) -> list[tuple[int, float]] | None:
+        if self.soft_pos is None or pos not in self.soft_pos:
+            return None
+        i = int(np.searchsorted(self.soft_pos, pos))
+        return [(int(t), float(v)) for t, v in zip(self.soft_ids[i], self.soft_lp[i], strict=True) if np.isfinite(v)]
 
 
 def encode_example(tok: Any, example: dict[str, Any], max_length: int) -> Encoded | None:
@@ -124,7 +139,7 @@ def encode_example(tok: Any, example: dict[str, Any], max_length: int) -> Encode
     if not any(labels[1:]):
         return None
     labels[0] = False
-    return Encoded(ids, labels, truncated=truncated)
+    return Encoded(np.asarray(ids, dtype=np.int32), np.asarray(labels, dtype=bool), truncated=truncated)
 
 
 class TeacherTokens:
@@ -149,19 +164,28 @@ def attach_soft_labels(enc: Encoded, content: list[dict[str, Any]] | None, teach
     ids = [teacher.id_of(e.get("token", "")) for e in content]
     if any(i is None for i in ids):
         return 0, len(ids)
-    first = enc.labels.index(True)
-    at = find_span(enc.ids, ids, start=max(0, first))  # type: ignore[arg-type]
+    target = enc.ids.tolist()
+    at = find_span(target, ids, start=int(np.argmax(enc.labels)))  # type: ignore[arg-type]
     if at is None:
         return 0, len(ids)
-    placed = 0
+    positions, tops = [], []
     for k, entry in enumerate(content):
         pos = at + k
-        if pos >= len(enc.ids) or not enc.labels[pos]:
+        if pos >= len(target) or not enc.labels[pos]:
             continue
         pairs = [(teacher.id_of(a.get("token", "")), float(a["logprob"])) for a in entry.get("top_logprobs") or []]
         pairs = [(t, lp) for t, lp in pairs if t is not None]
         if ids[k] not in {t for t, _ in pairs}:
             pairs.append((ids[k], float(entry.get("logprob", 0.0))))
-        enc.soft[pos] = merge_top(pairs)  # type: ignore[arg-type]
-        placed += 1
+        positions.append(pos)
+        tops.append(merge_top(pairs))  # type: ignore[arg-type]
+    placed = len(positions)
+    if placed:
+        K = max(len(t) for t in tops)
+        enc.soft_pos = np.asarray(positions, dtype=np.int32)
+        enc.soft_ids = np.zeros((placed, K), dtype=np.int32)
+        enc.soft_lp = np.full((placed, K), -np.inf, dtype=np.float32)
+        for n, top in enumerate(tops):
+            enc.soft_ids[n, :len(top)] = [t for t, _ in top]
+            enc.soft_lp[n, :len(top)] = [v for _, v in top]
     return placed, len(ids)

@@ -70,37 +70,44 @@ def pick_device(wanted: str) -> str:
 
 
 def _collate(batch: list[Encoded], pad_id: int, device: str) -> dict[str, Any]:
+    import numpy as np
     import torch
 
     B, L = len(batch), max(len(e.ids) for e in batch)
     ids = torch.full((B, L), pad_id, dtype=torch.long)
     attn = torch.zeros((B, L), dtype=torch.long)
-    rows, cols, labels, soft = [], [], [], []
+    rows, cols, labels, soft_rows = [], [], [], []  # soft_rows: (target index, example, row in its soft arrays)
+    K = max((e.soft_ids.shape[1] for e in batch if e.soft_ids is not None), default=0)
+    n = 0
     for b, e in enumerate(batch):
-        ids[b, :len(e.ids)] = torch.tensor(e.ids)
+        ids[b, :len(e.ids)] = torch.from_numpy(e.ids.astype(np.int64))
         attn[b, :len(e.ids)] = 1
-        for j in range(1, len(e.ids)):
-            if e.labels[j]:
-                rows.append(b)
-                cols.append(j - 1)
-                labels.append(e.ids[j])
-                soft.append(e.soft.get(j))
-    K = max((len(s) for s in soft if s), default=0)
-    soft_ids = torch.zeros((len(labels), K), dtype=torch.long)
-    soft_lp = torch.full((len(labels), K), float("-inf"))
-    has_soft = torch.zeros(len(labels), dtype=torch.bool)
-    for n, s in enumerate(soft):
-        if s:
-            has_soft[n] = True
-            soft_ids[n, :len(s)] = torch.tensor([t for t, _ in s])
-            soft_lp[n, :len(s)] = torch.tensor([lp for _, lp in s])
-    keep = sorted(set(cols))
-    col_index = {c: i for i, c in enumerate(keep)}
-    return {"input_ids": ids.to(device), "attention_mask": attn.to(device),
-            "rows": torch.tensor(rows, device=device), "cols": torch.tensor([col_index[c] for c in cols], device=device),
-            "keep": torch.tensor(keep, device=device), "keep_list": keep,
-            "labels": torch.tensor(labels, device=device), "soft_ids": soft_ids.to(device),
-            "soft_lp": soft_lp.to(device), "has_soft": has_soft.to(device), "tokens": int(attn.sum())}
+        pos = np.flatnonzero(e.labels)
+        pos = pos[pos >= 1]
+        rows.append(np.full(len(pos), b))
+        cols.append(pos - 1)
+        labels.append(e.ids[pos])
+        if e.soft_pos is not None:
+            at = np.searchsorted(pos, e.soft_pos)  # soft positions are target positions
+            soft_rows += [(n + int(i), b, k) for k, i in enumerate(at)]
+        n += len(pos)
+    rows_t = torch.from_numpy(np.concatenate(rows))
+    cols_np = np.concatenate(cols)
+    soft_ids = torch.zeros((n, K), dtype=torch.long)
+    soft_lp = torch.full((n, K), float("-inf"))
+    has_soft = torch.zeros(n, dtype=torch.bool)
+    for i, b, k in soft_rows:
+        e = batch[b]
+        w = e.soft_ids.shape[1]
+        soft_ids[i, :w] = torch.from_numpy(e.soft_ids[k].astype(np.int64))
+        soft_lp[i, :w] = torch.from_numpy(e.soft_lp[k])
+        has_soft[i] = True
+    keep, col_index = np.unique(cols_np, return_inverse=True)
+    return {"input_ids": ids.to(device), "attention_mask": attn.to(device), "rows": rows_t.to(device),
+            "cols": torch.from_numpy(col_index.reshape(-1)).to(device), "keep": torch.from_numpy(keep).to(device),
+            "labels": torch.from_numpy(np.concatenate(labels).astype(np.int64)).to(device),
+            "soft_ids": soft_ids.to(device), "soft_lp": soft_lp.to(device), "has_soft": has_soft.to(device),
+            "tokens": int(attn.sum())}
 
 
 def _forward(model: Any, batch: dict[str, Any], spec: dict[str, Any], autocast: Any) -> tuple[Any, ...]:
@@ -208,7 +215,7 @@ def train(spec: dict[str, Any], job_dir: Path, progress: Progress, control: Cont
                        f"T = {T:g} (remaining mass: {spec.get('mass', 'drop')}).")
     if not soft:
         for e in (*train_set, *valid_set):
-            e.soft.clear()
+            e.drop_soft()
 
     device = pick_device(spec.get("device", "auto"))
     method = spec.get("method", "lora")

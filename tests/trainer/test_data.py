@@ -18,7 +18,7 @@ def tok(tiny_model):
 
 
 def _targets(tok, enc):
-    return tok.decode([t for t, keep in zip(enc.ids, enc.labels, strict=True) if keep])
+    return tok.decode([int(t) for t, keep in zip(enc.ids, enc.labels, strict=True) if keep])
 
 
 def test_only_the_assistant_turn_is_trained_on(tok):
@@ -50,6 +50,20 @@ def test_logits_only_at_targets_equal_the_full_forward(tok, tiny_model):
         full = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
     assert torch.allclose(kept, full[batch["rows"], batch["keep"][batch["cols"]]], atol=1e-5)
     assert bool((batch["input_ids"][batch["rows"], batch["keep"][batch["cols"]] + 1] == batch["labels"]).all())
+    soft_batch = _collate([_with_soft(tok, tiny_model, e) for e in examples(4)], tok.pad_token_id, "cpu")
+    # each soft label sits on its target: the teacher's chosen token (its top-1) is the label there
+    chosen = soft_batch["soft_ids"][soft_batch["has_soft"], 0]
+    assert int(soft_batch["has_soft"].sum()) > 0 and bool((chosen == soft_batch["labels"][soft_batch["has_soft"]]).all())
+
+
+def _with_soft(tok, model, example):
+    from cascade_studio.trainer.data import TeacherTokens, attach_soft_labels, encode_example
+
+    enc = encode_example(tok, example, 2048)
+    lp = teacher_logprobs(model, [example])[0]
+    if lp:
+        attach_soft_labels(enc, lp["content"], TeacherTokens(tok))
+    return enc
 
 
 def test_teacher_tokens_placed_on_the_students(tok, tiny_model):
@@ -59,10 +73,12 @@ def test_teacher_tokens_placed_on_the_students(tok, tiny_model):
     lp = teacher_logprobs(tiny_model, [row], top_k=3)[0]["content"]
     enc = encode_example(tok, row, 2048)
     placed, total = attach_soft_labels(enc, lp, TeacherTokens(tok))
-    assert placed == total == len(lp) and len(enc.soft) == total
-    first = min(enc.soft)
-    assert tok.decode([enc.ids[first]]) == lp[0]["token"] and enc.labels[first]
-    assert len(enc.soft[first]) == 3 and enc.soft[first][0][0] == enc.ids[first]  # the chosen token first
+    assert placed == total == len(lp) and len(enc.soft_pos) == total
+    first = int(enc.soft_pos[0])
+    assert tok.decode([int(enc.ids[first])]) == lp[0]["token"] and enc.labels[first]
+    top = enc.soft_at(first)
+    assert len(top) == 3 and top[0][0] == enc.ids[first]  # the chosen token first
+    assert top[0][1] == pytest.approx(lp[0]["logprob"], rel=1e-6)
     foreign = [{**e, "token": e["token"] + "§§"} for e in lp]
     enc2 = encode_example(tok, row, 2048)
-    assert attach_soft_labels(enc2, foreign, TeacherTokens(tok)) == (0, len(lp)) and not enc2.soft
+    assert attach_soft_labels(enc2, foreign, TeacherTokens(tok)) == (0, len(lp)) and enc2.soft_pos is None

@@ -261,7 +261,7 @@ class LocalFineTuneBackend:
     async def events(self, job_id: str, known: set[str]) -> list[JobEvent]:
         out = []
         for n, d in enumerate(self._lines(job_id)):
-            eid = f"{job_id}:{n}"
+            eid = f"{job_id}:{n:08d}"  # sorts in file order within a second
             if eid in known:
                 continue
             t = int(d.get("t", time.time()))
