@@ -198,6 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "evenly over the rest of the vocabulary")
     local.add_argument("--soft-labels", choices=["auto", "off"], default="auto",
                        help="auto: use the teacher's logprobs (DATASET.logprobs.jsonl) when the tokenizers agree")
+    local.add_argument("--teacher-logprobs", metavar="FILE",
+                       help="the teacher's logprobs, one JSON line per example (default: DATASET.logprobs.jsonl)")
     local.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1, mps")
     local.add_argument("--lora-rank", type=int, default=16)
     local.add_argument("--learning-rate", type=float, help="absolute learning rate (default 2e-4 LoRA, 2e-5 full)")
@@ -739,6 +741,10 @@ def _finetune(args: argparse.Namespace) -> int:
                                "lora_rank": args.lora_rank, "max_length": args.max_length, "merge": not args.no_merge}
                     if not 0 <= args.alpha <= 1 or args.temperature <= 0:
                         raise CliError("--alpha is between 0 and 1, --temperature above 0")
+                    if args.teacher_logprobs:
+                        if not Path(args.teacher_logprobs).is_file():
+                            raise CliError(f"{args.teacher_logprobs} does not exist")
+                        options["teacher_logprobs"] = str(Path(args.teacher_logprobs).resolve())
                     for key in ("learning_rate", "max_steps"):
                         if getattr(args, key) is not None:
                             options[key] = getattr(args, key)

@@ -113,7 +113,9 @@ def encode_example(tok: Any, example: dict[str, Any], max_length: int) -> Encode
     """Render with the chat template; train on every assistant message (weight 0 skips one, as in
     OpenAI's format). None when the template does not render turn by turn (nothing to train on)."""
     if not isinstance(example, dict) or not isinstance(example.get("messages"), list):
-        raise DataError("an example has no \"messages\" list")
+        hint = " (ShareGPT? the local trainer reads OpenAI chat JSONL: build with --format openai)" \
+            if isinstance(example, dict) and "conversations" in example else ""
+        raise DataError(f"an example has no \"messages\" list{hint}")
     messages = _messages(example)
     tools = example.get("tools") or None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -370,6 +371,15 @@ def main(job_dir: str | os.PathLike) -> int:
         return 0
     except DataError as exc:
         progress.state("failed", error={"code": "invalid_training_file", "message": str(exc)})
+        return 1
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            progress.state("failed", error={"code": "disk_full", "message": f"the disk is full ({exc.filename or job_dir}): "
+                                            "free some space (a merged model takes about as much as the base model; "
+                                            "--no-merge writes the LoRA adapter only) and start the job again"})
+            return 1
+        traceback.print_exc()
+        progress.state("failed", error={"code": "trainer_error", "message": f"{exc} (details in trainer.log)"})
         return 1
     except MemoryError:
         progress.state("failed", error={"code": "out_of_memory", "message": "out of memory: lower the batch size "

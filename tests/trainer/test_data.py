@@ -82,3 +82,10 @@ def test_teacher_tokens_placed_on_the_students(tok, tiny_model):
     foreign = [{**e, "token": e["token"] + "§§"} for e in lp]
     enc2 = encode_example(tok, row, 2048)
     assert attach_soft_labels(enc2, foreign, TeacherTokens(tok)) == (0, len(lp)) and enc2.soft_pos is None
+
+
+def test_sharegpt_rows_get_a_hint(tok):
+    from cascade_studio.trainer.data import DataError, encode_example
+
+    with pytest.raises(DataError, match="ShareGPT.*--format openai"):
+        encode_example(tok, {"conversations": [{"from": "human", "value": "hi"}]}, 2048)
