@@ -787,6 +787,12 @@ def _finetune(args: argparse.Namespace) -> int:
                 else:
                     print(f"{state.id}: {state.status}" + (f" -> {state.fine_tuned_model}" if state.fine_tuned_model else "")
                           + (f" ({state.error['code']}: {state.error['message']})" if state.error else ""))
+                    last = next((m for m in reversed(store.metrics(args.id)) if "train_loss" in m), None)
+                    if last and state.status == "running" and last.get("total_steps"):
+                        print(f"step {last['step']}/{last['total_steps']}, training loss {last.get('train_loss')}")
+                    output = state.hyperparameters.get("output")
+                    if output:
+                        print(f"Model folder: {output.get('merged') or output.get('adapter')}; serving: {output.get('serve')}")
                 return 0
             if args.ft_cmd in ("cancel", "pause", "resume"):
                 state = asyncio.run(tracker.control(ws, args.id, args.ft_cmd, secrets))

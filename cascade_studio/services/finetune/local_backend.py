@@ -156,7 +156,8 @@ class LocalFineTuneBackend:
         teacher = opts.pop("teacher_logprobs", None) or teacher_logprobs_for(Path(training_file_id))
         vteacher = teacher_logprobs_for(Path(validation_file_id)) if validation_file_id else None
         body = {
-            "job_id": job_id, "workspace": str(self.workspace_dir.resolve()), "base_model": str(base.resolve()),
+            "job_id": job_id, "created_at": int(time.time()), "workspace": str(self.workspace_dir.resolve()),
+            "base_model": str(base.resolve()),
             "training_file": training_file_id, "validation_file": validation_file_id,
             "teacher_logprobs": None if teacher is None else str(teacher),
             "validation_teacher_logprobs": None if vteacher is None else str(vteacher),
@@ -182,7 +183,7 @@ class LocalFineTuneBackend:
         _children[job_id] = proc
         (folder / "pid").write_text(str(proc.pid))
         return JobState(id=job_id, status="validating_files", base_model=str(base.resolve()),
-                        training_file=training_file_id, hyperparameters=_public(body), created_at=int(time.time()))
+                        training_file=training_file_id, hyperparameters=_public(body), created_at=body["created_at"])
 
     # -- reading the progress file --------------------------------------------------------------
     def _lines(self, job_id: str) -> list[dict[str, Any]]:
@@ -225,7 +226,7 @@ class LocalFineTuneBackend:
         folder = self.job_dir(job_id)
         state = JobState(id=job_id, status="validating_files", base_model=spec["base_model"],
                          training_file=spec["training_file"], hyperparameters=_public(spec),
-                         created_at=int(folder.stat().st_mtime))
+                         created_at=spec.get("created_at") or int((folder / "spec.json").stat().st_mtime))
         for d in lines:
             kind = d.get("type")
             if kind == "state":
