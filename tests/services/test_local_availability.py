@@ -63,3 +63,23 @@ def test_another_python_is_checked(monkeypatch, tmp_path):
     monkeypatch.setenv("CASCADE_STUDIO_TRAINER_PYTHON", sys.executable)  # a Python with (or without) the extra
     expected = all(importlib.util.find_spec(m) for m in ("torch", "transformers", "peft"))
     assert local_backend.availability().available == bool(expected)
+
+
+async def test_a_trainer_that_cannot_start_leaves_nothing_behind(monkeypatch, tmp_path):
+    import subprocess
+
+    monkeypatch.setattr(local_backend, "availability", lambda: local_backend.Availability(True, ""))
+
+    def refuse(*a, **k):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(subprocess, "Popen", refuse)
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text("{}")
+    (tmp_path / "t.jsonl").write_text("{}\n")
+    ws = Workspace.open(tmp_path / "ws")
+    with pytest.raises(ValueError, match="cannot start the trainer with .*Permission denied"):
+        await tracker.start_job(ws, JobSpec(str(tmp_path / "model"), tmp_path / "t.jsonl"), None, SecretStore(),
+                                backend_name="local")
+    assert tracker.JobStore(ws).list() == [] and list((ws.path / "local-jobs").iterdir()) == []
+    ws.close()

@@ -168,8 +168,7 @@ class LocalFineTuneBackend:
             "device": "auto", "lora_rank": 16, "max_length": 2048, "merge": True, **opts,
         }
         (folder / "spec.json").write_text(json.dumps(body, indent=2), encoding="utf-8")
-        python = trainer_python()
-        assert python is not None  # availability() checked it
+        python = trainer_python() or sys.executable  # availability() checked it
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONUNBUFFERED": "1",
                "TOKENIZERS_PARALLELISM": "false"}
         kwargs: dict[str, Any] = {}
@@ -177,9 +176,15 @@ class LocalFineTuneBackend:
             kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.DETACHED_PROCESS
         else:
             kwargs["start_new_session"] = True  # not killed with the GUI's process group
-        with open(folder / "trainer.log", "ab") as log:
-            proc = subprocess.Popen([python, "-m", "cascade_studio.trainer", str(folder)], cwd=folder, env=env,
-                                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, **kwargs)
+        try:
+            with open(folder / "trainer.log", "ab") as log:
+                proc = subprocess.Popen([python, "-m", "cascade_studio.trainer", str(folder)], cwd=folder, env=env,
+                                        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, **kwargs)
+        except OSError as exc:
+            import shutil
+
+            shutil.rmtree(folder, ignore_errors=True)
+            raise ValueError(f"cannot start the trainer with {python}: {exc.strerror or exc}") from None
         _children[job_id] = proc
         (folder / "pid").write_text(str(proc.pid))
         return JobState(id=job_id, status="validating_files", base_model=str(base.resolve()),
