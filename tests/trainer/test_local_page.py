@@ -55,3 +55,32 @@ def test_start_follow_and_use_a_local_job(qtbot, tmp_path, qloop, tiny_model):
     with Workspace.open(tmp_path / "ws") as ws:
         tier = TierRepository(ws).get(1)
         assert tier.base_url == "http://localhost:8000/v1" and tier.model == page.jobs.item(0, 5).text()
+
+
+def test_a_running_local_job_is_tracked_when_the_app_opens(qtbot, tmp_path, qloop, tiny_model):
+    import json
+    import subprocess
+    import sys
+
+    from cascade_studio.services.finetune import tracker
+
+    rows = examples(24)
+    train = write_jsonl(tmp_path / "train.jsonl", rows)
+    ws_dir = str(tmp_path / "ws")
+    started = subprocess.run(  # another process starts the job and exits, as a closed app would
+        [sys.executable, "-m", "cascade_studio", "-w", ws_dir, "finetune", "start", "--backend", "local",
+         "--dataset", str(train), "--base-model", str(tiny_model), "--epochs", "2", "--method", "full", "--json"],
+        capture_output=True, text=True, timeout=60)
+    assert started.returncode == 0, started.stderr
+    job_id = json.loads(started.stdout)["id"]
+    window = MainWindow(SecretStore(), AppSettings())
+    qtbot.addWidget(window)
+    window.open_workspace(tmp_path / "ws")  # the Fine-tuning page is not opened: tracking starts by itself
+    run_until(qloop, lambda: window._lazy.get("finetune") is not None, timeout=5)
+
+    def finished() -> bool:
+        return tracker.JobStore(window.ws).get(job_id)["status"] == "succeeded"
+
+    run_until(qloop, finished, timeout=120)
+    steps = [m["step"] for m in tracker.JobStore(window.ws).metrics(job_id)]
+    assert steps == list(range(1, steps[-1] + 1)) and steps[-1] == 2 * 24  # batch size 1: 24 steps an epoch
