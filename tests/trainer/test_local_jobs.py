@@ -207,3 +207,32 @@ def test_cli_local_job(tmp_path, tiny_model, capsys):
     assert "succeeded" in capsys.readouterr().out
     assert main(["-w", ws, "finetune", "start", "--backend", "local", "--dataset", str(train), "--base-model",
                  str(tiny_model), "--alpha", "2"]) == 1
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "qwen2"])
+async def test_other_architectures_train_with_lora_and_merge(tmp_path, tiny_model, arch):
+    """GPT-2 (Conv1D layers) and Qwen2 (the family vLLM's hermes tool parser serves) folders."""
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel, Qwen2Config, Qwen2ForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_model), local_files_only=True)
+    if arch == "gpt2":
+        model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=48, n_layer=2, n_head=4, n_positions=1024,
+                                           bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id))
+    else:
+        model = Qwen2ForCausalLM(Qwen2Config(vocab_size=len(tok), hidden_size=48, intermediate_size=96,
+                                             num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                                             max_position_embeddings=1024))
+    folder = tmp_path / arch
+    model.save_pretrained(str(folder))
+    tok.save_pretrained(str(folder))
+    ws = Workspace.open(tmp_path / "ws")
+    train, _ = _dataset(tmp_path, tiny_model, n=16, logprobs=False)
+    state = await _start(ws, folder, train, None, method="lora", n_epochs=1)
+    final = await tracker.watch(ws, state.id, SecretStore(), poll_s=0.1, max_poll_s=0.3)
+    assert final.status == "succeeded", final.error
+    out = final.hyperparameters["output"]
+    assert os.path.exists(os.path.join(out["merged"], "config.json"))
+    parser = {"gpt2": None, "qwen2": "--tool-call-parser hermes"}[arch]
+    serve = open(out["serve"]).read()
+    assert (parser in serve) if parser else ("--tool-call-parser" not in serve.split("## vLLM (LoRA")[0].split("```")[1])
+    ws.close()
