@@ -785,14 +785,11 @@ def _finetune(args: argparse.Namespace) -> int:
                 if args.json:
                     _print_json(out)
                 else:
-                    print(f"{state.id}: {state.status}" + (f" -> {state.fine_tuned_model}" if state.fine_tuned_model else "")
-                          + (f" ({state.error['code']}: {state.error['message']})" if state.error else ""))
+                    print(_job_line(state))
                     last = next((m for m in reversed(store.metrics(args.id)) if "train_loss" in m), None)
                     if last and state.status == "running" and last.get("total_steps"):
                         print(f"step {last['step']}/{last['total_steps']}, training loss {last.get('train_loss')}")
-                    output = state.hyperparameters.get("output")
-                    if output:
-                        print(f"Model folder: {output.get('merged') or output.get('adapter')}; serving: {output.get('serve')}")
+                    _print_model_folder(state)
                 return 0
             if args.ft_cmd in ("cancel", "pause", "resume"):
                 state = asyncio.run(tracker.control(ws, args.id, args.ft_cmd, secrets))
@@ -803,12 +800,8 @@ def _finetune(args: argparse.Namespace) -> int:
                     print(f"[{e.level}] {e.message}", flush=True)
 
                 state = asyncio.run(tracker.watch(ws, args.id, secrets, on_event=show))
-                print(f"{state.id}: {state.status}" + (f" -> {state.fine_tuned_model}" if state.fine_tuned_model else "")
-                      + (f" ({state.error['code']}: {state.error['message']})" if state.error else ""))
-                output = state.hyperparameters.get("output") if state.hyperparameters else None
-                if output:
-                    print(f"Model folder: {output.get('merged') or output.get('adapter')}\n"
-                          f"How to serve it and register it as a tier: {output.get('serve')}")
+                print(_job_line(state))
+                _print_model_folder(state)
                 return 0 if state.status == "succeeded" else 1
             if args.ft_cmd == "use":
                 return _use_model(ws, args.id, args.tier, args.base_url)
@@ -823,6 +816,19 @@ def _finetune(args: argparse.Namespace) -> int:
                 raise CliError(describe_error(exc)[1]) from None
             raise
     return 2
+
+
+def _job_line(state) -> str:
+    return (f"{state.id}: {state.status}" + (f" -> {state.fine_tuned_model}" if state.fine_tuned_model else "")
+            + (f" ({state.error['code']}: {state.error['message']})" if state.error else ""))
+
+
+def _print_model_folder(state) -> None:
+    """A local job's result: where the model is and where the serving commands are."""
+    output = (state.hyperparameters or {}).get("output")
+    if output:
+        print(f"Model folder: {output.get('merged') or output.get('adapter')}\n"
+              f"How to serve it and register it as a tier: {output.get('serve')}")
 
 
 def _use_model(ws, job_id: str, tier_no: int, base_url: str | None = None) -> int:

@@ -57,6 +57,7 @@ class FineTunePage(QWidget):
         self._poll_task: asyncio.Task | None = None
         self._busy: asyncio.Task | None = None
         self._notified: set[str] = set()
+        self._report: tuple[Path, Any] | None = None  # (file, ValidationReport) of the last validation
 
         # dataset builder
         self.ds_tier = QComboBox(objectName="dsTier")
@@ -285,10 +286,9 @@ class FineTunePage(QWidget):
         self.local_box.setVisible(local)
         self.backend_note.setText(b.get("message", ""))
         self.backend_note.setStyleSheet("" if b.get("available", True) else WARN_STYLE)
-        self.start_button.setEnabled(b.get("available", True))
         self._update_deprecation()
-        if self.dataset_path is not None and self.dataset_path.exists():
-            self.validate(self.dataset_path)  # the cost line differs between backends
+        self._show_report()  # the cost line differs between backends
+        self._update_start()
 
     def choose_model_folder(self) -> None:
         name = QFileDialog.getExistingDirectory(self, "Base model folder (Hugging Face format)",
@@ -358,6 +358,15 @@ class FineTunePage(QWidget):
         except ValueError as exc:
             self._say(str(exc), error=True)
             return
+        self._report = (path, r)
+        self._show_report()
+        self._update_start()
+
+    def _show_report(self) -> None:
+        """The last validation, worded for the chosen backend (the file is not read again)."""
+        if self._report is None:
+            return
+        path, r = self._report
         parts = [f"<b>{html.escape(path.name)}</b>: {r.examples} examples, "
                  f"<span style='color:{'#a4262c' if r.errors else '#0b5a08'}'>{len(r.errors)} errors</span>, "
                  f"{len(r.warnings)} warnings."]
@@ -376,7 +385,11 @@ class FineTunePage(QWidget):
             cost = "" if r.estimated_cost_usd is None else f", about <b>${r.estimated_cost_usd:,.2f}</b>"
             parts.append(f"<br>{r.n_epochs} epochs by default → {r.billed_tokens:,} billed tokens{cost}.")
         self.ds_report.setHtml("".join(parts))
-        self.start_button.setEnabled(r.ok and self._backends.get(self.backend.currentData(), {}).get("available", True))
+
+    def _update_start(self) -> None:
+        """Start needs a usable backend and a dataset without errors (when one was validated)."""
+        available = self._backends.get(self.backend.currentData(), {}).get("available", True)
+        self.start_button.setEnabled(available and (self._report is None or self._report[1].ok))
 
     # -- jobs ----------------------------------------------------------------------------------
     def start_job(self) -> None:
@@ -414,7 +427,7 @@ class FineTunePage(QWidget):
 
     def _started(self, task) -> None:
         self._busy = None
-        self.start_button.setEnabled(True)
+        self._update_start()
         if task.cancelled():
             self._say("The job start was cancelled.", error=True)
             return

@@ -266,7 +266,8 @@ class LocalFineTuneBackend:
 
     async def events(self, job_id: str, known: set[str]) -> list[JobEvent]:
         out = []
-        for n, d in enumerate(self._lines(job_id)):
+        lines = self._lines(job_id)
+        for n, d in enumerate(lines):
             eid = f"{job_id}:{n:08d}"  # sorts in file order within a second
             if eid in known:
                 continue
@@ -298,6 +299,8 @@ class LocalFineTuneBackend:
                 out.append(JobEvent(eid, t, "info", "message", f"New model: {d.get('fine_tuned_model')} in "
                                     f"{(d.get('output') or {}).get('dir')}. Serve it, e.g. {cmds}",
                                     {"output": d.get("output"), "serve": d.get("serve")}))
+        if lines and lines[-1].get("type") == "state" and lines[-1].get("status") in TERMINAL:
+            _progress_cache.pop(self.job_dir(job_id) / "progress.jsonl", None)  # nothing more will be appended
         return out
 
     async def checkpoints(self, job_id: str) -> list[dict[str, Any]]:

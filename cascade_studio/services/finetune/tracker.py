@@ -125,21 +125,19 @@ async def start_job(ws: Workspace, spec: JobSpec, tier_no: int | None, secrets: 
     if backend_name == "local":
         from cascade_studio.services.finetune.local_backend import LocalFineTuneBackend
 
-        local = LocalFineTuneBackend(ws.path)
-        train_id = await local.upload(spec.training_file)
-        valid_id = await local.upload(spec.validation_file) if spec.validation_file else None
-        state = await local.start(spec, train_id, valid_id)
-        JobStore(ws).save(state, backend=local.name, base_url="", tier=None, dataset_id=dataset_id)
-        return state, None
-    if backend_name != "openai":
+        backend: Any = LocalFineTuneBackend(ws.path)
+        base_url, endpoint_tier = "", None
+    elif backend_name == "openai":
+        backend, tier = backend_for(ws, tier_no, secrets)
+        base_url, endpoint_tier = tier.base_url, tier.tier
+    else:
         raise ValueError(f"unknown backend {backend_name!r}: openai or local")
-    backend, tier = backend_for(ws, tier_no, secrets)
     try:
         warning = backend.deprecation_notice()
         train_id = await backend.upload(spec.training_file)
         valid_id = await backend.upload(spec.validation_file) if spec.validation_file else None
         state = await backend.start(spec, train_id, valid_id)
-        JobStore(ws).save(state, backend=backend.name, base_url=tier.base_url, tier=tier.tier, dataset_id=dataset_id)
+        JobStore(ws).save(state, backend=backend.name, base_url=base_url, tier=endpoint_tier, dataset_id=dataset_id)
         return state, warning
     finally:
         await backend.close()
