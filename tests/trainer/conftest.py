@@ -11,6 +11,9 @@ import pytest
 from tests.ui.conftest import qloop  # noqa: F401 - the qasync loop fixture, for the page test
 
 MISSING = [m for m in ("torch", "transformers", "peft") if importlib.util.find_spec(m) is None]
+# No progress bars (and no tqdm monitor thread) in the test process; the trainer's own log is quiet too.
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TQDM_DISABLE", "1")
 
 
 def pytest_collection_modifyitems(config, items):
