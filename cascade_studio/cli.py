@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     t_set.add_argument("--system-prompt")
     t_set.add_argument("--confidence-method", choices=["mean_token_prob", "min_token_prob", "tool_name_prob"])
     t_set.add_argument("--key-env", metavar="VAR", help="environment variable holding this tier's key")
+    t_set.add_argument("--allow-insecure", action=argparse.BooleanOptionalAction, default=None,
+                       help="allow sending the key over plain http to another machine (insecure; "
+                            "http to this machine is always allowed)")
     t_set.add_argument("--json", action="store_true")
     t_rm = tiers.add_parser("remove", help="remove the highest tier N")
     t_rm.add_argument("n", type=int, metavar="N")
@@ -71,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     t_exp.add_argument("file")
     t_imp = tiers.add_parser("import", help="replace tiers from a JSON file")
     t_imp.add_argument("file")
+    t_imp.add_argument("--trust-key-env", action="store_true",
+                       help="keep the file's key variables (api_key_env) and plain-http permissions; "
+                            "without it they are dropped")
     t_test = tiers.add_parser("test", help="test the connection of tier N")
     t_test.add_argument("n", type=int, metavar="N")
     t_test.add_argument("--json", action="store_true")
@@ -339,7 +345,7 @@ def _tiers(args: argparse.Namespace) -> int:
                     rpm_limit=args.rpm, tpm_limit=args.tpm, temperature=args.temperature,
                     system_prompt=args.system_prompt,
                     confidence_method=ConfidenceMethod(args.confidence_method) if args.confidence_method else None,
-                    api_key_env=args.key_env,
+                    api_key_env=args.key_env, allow_insecure=args.allow_insecure,
                 )
             except svc.TierServiceError as exc:
                 raise CliError(str(exc)) from None
@@ -368,11 +374,17 @@ def _tiers(args: argparse.Namespace) -> int:
             print(f"Exported {count} tiers to {args.file} (no API keys)")
             return 0
         if cmd == "import":
+            from cascade_studio.services.secrets import SecretStore
+
             try:
-                tiers = svc.import_tiers(ws, Path(args.file))
+                report = svc.import_tiers(ws, Path(args.file), trust_key_settings=args.trust_key_env,
+                                          secrets=SecretStore())
             except svc.TierServiceError as exc:
                 raise CliError(str(exc)) from None
-            print(f"Imported {len(tiers)} tiers from {args.file}")
+            first, *rest = report.summary(Path(args.file))
+            print(first)
+            for line in rest:
+                print(f"note: {line}", file=sys.stderr)
             return 0
         if cmd == "test":
             from cascade_studio.services.connection import test_connection
@@ -908,7 +920,12 @@ def _keys(args: argparse.Namespace) -> int:
     else:
         print(info.message)
         for r in rows:
-            state = f"key from {r['source']}" if r["has_key"] else f"NO KEY ({r['hint']})"
+            if r["has_key"]:
+                state = f"key from {r['source']}, sent to {r['sends_to']} over {r['transport']}"
+            elif r["source"] == "refused":
+                state = f"KEY WITHHELD: {r['hint']}"
+            else:
+                state = f"NO KEY ({r['hint']})"
             print(f"  tier {r['tier']}  {r['endpoint']}: {state}")
     return 0
 

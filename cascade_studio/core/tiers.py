@@ -6,6 +6,7 @@ Tier numbers run 1..N (N <= 3); the highest-numbered tier is the teacher.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -16,7 +17,9 @@ from urllib.parse import urlparse
 from cascade_studio.core.money import to_decimal
 
 MAX_TIERS = 3
-OPENAI_BASE_URL = "https://api.openai.com/v1"
+OPENAI_HOST = "api.openai.com"
+OPENAI_BASE_URL = f"https://{OPENAI_HOST}/v1"
+OPENAI_KEY_ENV = "OPENAI_API_KEY"
 
 
 class Provider(StrEnum):
@@ -76,6 +79,7 @@ class Tier:
     confidence_method: ConfidenceMethod = ConfidenceMethod.MEAN_PROB
     threshold: float = 0.5  # escalate when confidence < threshold
     api_key_env: str = ""  # optional environment variable holding this tier's key
+    allow_insecure: bool = False  # the user accepted sending the key over plain http to a non-loopback host
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -109,6 +113,7 @@ class Tier:
             "confidence_method": self.confidence_method.value,
             "threshold": self.threshold,
             "api_key_env": self.api_key_env,
+            "allow_insecure": self.allow_insecure,
             "simulated": self.simulated,
         }
 
@@ -167,6 +172,7 @@ class Tier:
             confidence_method=method,
             threshold=num("threshold", float, 0.5),
             api_key_env=str(data.get("api_key_env", "") or ""),
+            allow_insecure=data.get("allow_insecure") is True,
         )
 
 
@@ -227,8 +233,8 @@ def validate_tier(t: Tier) -> list[ValidationIssue]:
     url_problem = validate_base_url(t.base_url)
     if url_problem:
         bad("base_url", url_problem)
-    elif t.provider == Provider.OPENAI and "api.openai.com" not in t.base_url:
-        bad("provider", "is OpenAI but the base URL is not api.openai.com; choose 'OpenAI-compatible' instead")
+    elif t.provider == Provider.OPENAI and not is_openai_url(t.base_url):
+        bad("provider", f"is OpenAI but the base URL is not {OPENAI_BASE_URL}; choose 'OpenAI-compatible' instead")
     for name in ("input_price", "output_price", "cached_price"):
         value = getattr(t, name)
         if value is None:
@@ -277,3 +283,64 @@ def teacher_of(tiers: list[Tier]) -> Tier | None:
 def default_env_var(tier_no: int) -> str:
     """The documented per-tier environment variable for an API key."""
     return f"CASCADE_STUDIO_TIER{tier_no}_API_KEY"
+
+
+# -- where keys may go -------------------------------------------------------------------------
+# One home for the rules that decide whether a key may be sent to a URL. A substring test is not
+# enough: "http://evil.example/api.openai.com/v1" contains the text but is not OpenAI.
+
+def is_openai_url(url: str) -> bool:
+    """True only for https://api.openai.com[:443]/..., with no user info."""
+    try:
+        parsed = urlparse(url.strip())
+        port = parsed.port
+    except ValueError:
+        return False
+    return (parsed.scheme.lower() == "https" and (parsed.hostname or "") == OPENAI_HOST
+            and parsed.username is None and parsed.password is None and port in (None, 443))
+
+
+def is_loopback_host(host: str) -> bool:
+    """localhost, 127.0.0.0/8 and ::1: addresses that never leave this machine."""
+    host = host.strip().lower().strip("[]")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def key_destination(url: str) -> str:
+    """The origin a key is sent to (scheme://host:port), for audits and messages."""
+    try:
+        parsed = urlparse(url.strip())
+        port = parsed.port
+    except ValueError:
+        return url.strip()
+    scheme = parsed.scheme.lower()
+    port = port or {"https": 443, "http": 80}.get(scheme)
+    host = parsed.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{scheme}://{host}:{port}" if port else f"{scheme}://{host}"
+
+
+def transport_problem(base_url: str, allow_insecure: bool = False) -> str | None:
+    """Why a key must not be sent to this URL, or None when it may.
+
+    Keys travel over https, or over plain http only to this machine (loopback), unless the user
+    explicitly allowed plain http for the tier.
+    """
+    try:
+        parsed = urlparse(base_url.strip())
+    except ValueError:
+        return f"{base_url!r} is not a valid URL"
+    if parsed.username is not None or parsed.password is not None:
+        return "contains a user name or password; give the API root without credentials"
+    if parsed.scheme.lower() == "https":
+        return None
+    if parsed.scheme.lower() == "http" and (is_loopback_host(parsed.hostname or "") or allow_insecure):
+        return None
+    return (f"would send the API key in clear text over http to {key_destination(base_url)}, another machine; "
+            "use https, or allow plain http for this tier explicitly (insecure: anyone on the network can read the key)")

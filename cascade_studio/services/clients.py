@@ -6,12 +6,16 @@ import ssl
 
 import openai
 
-from cascade_studio.core.tiers import Tier
+from cascade_studio.core.tiers import Tier, default_env_var
 from cascade_studio.services.secrets import SecretStore
 
 
 class MissingKeyError(Exception):
     pass
+
+
+class KeyWithheldError(MissingKeyError):
+    """The tier has a key, or might, but its destination is not one a key may be sent to."""
 
 
 def warm_up() -> None:
@@ -21,22 +25,29 @@ def warm_up() -> None:
     del client
 
 
+def http_client(base_url: str) -> openai.DefaultAsyncHttpxClient:
+    """The HTTP client for a tier: redirects are not followed, so a request (and its key) only
+    ever goes to the URL the user typed; a redirect becomes an error naming the new address."""
+    if base_url.strip().lower().startswith("http://"):
+        # Plain HTTP needs no TLS: skip building a CA-verifying SSL context (~70 ms of CPU under
+        # the GIL each time a client is made, which shows up as a stall in the GUI).
+        return openai.DefaultAsyncHttpxClient(verify=False, follow_redirects=False)
+    return openai.DefaultAsyncHttpxClient(follow_redirects=False)
+
+
 def make_async_client(tier: Tier, secrets: SecretStore, *, max_retries: int = 0) -> openai.AsyncOpenAI:
     source = secrets.resolve(tier)
+    if source.source == "refused":
+        raise KeyWithheldError(f"{source.reason} No request was sent.")
     if not source.found:
         raise MissingKeyError(
             f"Tier {tier.tier} ({tier.display_name}) has no API key for {tier.base_url}. "
             f"Set one with 'Set API key…' (or `cascade-studio keys set {tier.base_url}`), "
-            f"or export {tier.api_key_env or f'CASCADE_STUDIO_TIER{tier.tier}_API_KEY'}."
+            f"or export {tier.api_key_env or default_env_var(tier.tier)}."
         )
-    kwargs = {}
-    if tier.base_url.startswith("http://"):
-        # Plain HTTP needs no TLS: skip building a CA-verifying SSL context (~70 ms of CPU under
-        # the GIL each time a client is made, which shows up as a stall in the GUI).
-        kwargs["http_client"] = openai.DefaultAsyncHttpxClient(verify=False)
     return openai.AsyncOpenAI(
         api_key=source.key, base_url=tier.base_url.rstrip("/"), timeout=tier.timeout_s, max_retries=max_retries,
-        **kwargs,
+        http_client=http_client(tier.base_url),
     )
 
 
@@ -44,6 +55,8 @@ def describe_error(exc: BaseException, tier: Tier | None = None) -> tuple[str, s
     """(kind, sentence) for an exception from the openai SDK. Never includes the key."""
     where = tier.base_url if tier else "the server"
     model = tier.model if tier else "the model"
+    if isinstance(exc, KeyWithheldError):
+        return "insecure", str(exc)
     if isinstance(exc, MissingKeyError):
         return "no_key", str(exc)
     if isinstance(exc, openai.AuthenticationError):
@@ -70,6 +83,11 @@ def describe_error(exc: BaseException, tier: Tier | None = None) -> tuple[str, s
         if "Name or service not known" in text or "nodename nor servname" in text or "getaddrinfo" in text:
             return "dns", f"Cannot resolve the host in {where}. Check the spelling of the base URL."
         return "connection", f"Cannot connect to {where}: {cause or exc}. Check the base URL and your network."
+    if isinstance(exc, openai.APIStatusError) and 300 <= exc.status_code < 400:
+        target = exc.response.headers.get("location", "another address")
+        return "redirect", (f"{exc.status_code} redirect from {where} to {target}. Requests and keys are never "
+                            "forwarded to another address; if that is the right server, set the tier's base URL "
+                            "to it.")
     if isinstance(exc, openai.APIStatusError):
         return "server_error", f"{exc.status_code} from {where}: {_short(exc)}"
     return "error", f"{type(exc).__name__}: {exc}"

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import os
 from pathlib import Path
 
 from cascade_studio.services.paths import log_file
 from cascade_studio.services.secrets import RedactSecrets
 
 _configured: Path | None = None
+
+
+class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """The log holds task prompts and server messages: create it readable by its owner only."""
+
+    def _open(self):  # type: ignore[override]
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        return os.fdopen(fd, "a", encoding=self.encoding, errors=self.errors)
 
 
 def setup_logging(level: int = logging.INFO) -> Path:
@@ -21,7 +30,7 @@ def setup_logging(level: int = logging.INFO) -> Path:
     root.setLevel(level)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handler: logging.Handler = logging.handlers.RotatingFileHandler(
+        handler: logging.Handler = PrivateRotatingFileHandler(
             path, maxBytes=2_000_000, backupCount=3, encoding="utf-8"
         )
     except OSError:

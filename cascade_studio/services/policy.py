@@ -13,11 +13,42 @@ from cascade_studio import __version__
 from cascade_studio.core.tiers import Tier, default_env_var
 
 SNIPPET = '''"""Apply a Cascade Studio policy to a live request: ask tier 1, escalate while its confidence is
-below the tier's threshold. Keys come from the environment variables named in the policy."""
-import json, math, os, sys
+below the tier's threshold.
+
+Keys never come from the policy file. Tier N's key is read from CASCADE_STUDIO_TIER<N>_API_KEY, or
+from a variable you name on the command line (--key-env N=VAR, or key_env={{N: "VAR"}} in code);
+OPENAI_API_KEY is used only for https://api.openai.com. A key is sent over plain http only to this
+machine (loopback).
+"""
+import ipaddress, json, math, os, sys
+from urllib.parse import urlparse
 from openai import OpenAI
 
 policy = json.load(open(os.path.join(os.path.dirname(os.path.abspath(__file__)), {policy_name!r})))
+
+
+def _loopback(host):
+    host = (host or "").lower().strip("[]")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def key_for(tier, key_env=None):
+    url = urlparse(tier["base_url"])
+    if url.username or url.password or not (url.scheme == "https" or (url.scheme == "http" and _loopback(url.hostname))):
+        raise SystemExit(f"tier {{tier['tier']}}: refusing to send a key to {{tier['base_url']}} (plain http to another machine)")
+    openai_host = url.scheme == "https" and url.hostname == "api.openai.com" and url.port in (None, 443)
+    names = [(key_env or {{}}).get(tier["tier"]), f"CASCADE_STUDIO_TIER{{tier['tier']}}_API_KEY"]
+    if openai_host:
+        names.append("OPENAI_API_KEY")
+    for name in names:
+        if name and (name != "OPENAI_API_KEY" or openai_host) and os.environ.get(name):
+            return os.environ[name].strip()
+    return "sk-no-key"  # local servers that need no key accept any value
 
 
 def confidence(choice, method):
@@ -44,10 +75,10 @@ def confidence(choice, method):
     return sum(probs) / len(probs)
 
 
-def answer(messages, tools=None):
+def answer(messages, tools=None, key_env=None):
     tiers = sorted(policy["tiers"], key=lambda t: t["tier"])
     for tier in tiers:
-        client = OpenAI(base_url=tier["base_url"], api_key=os.environ.get(tier["api_key_env"], "sk-none"))
+        client = OpenAI(base_url=tier["base_url"], api_key=key_for(tier, key_env))
         kwargs = dict(model=tier["model"], messages=messages, logprobs=True, top_logprobs=5)
         if tools:
             kwargs["tools"] = tools
@@ -60,7 +91,12 @@ def answer(messages, tools=None):
 
 
 if __name__ == "__main__":
-    tier, conf, message = answer([{{"role": "user", "content": " ".join(sys.argv[1:]) or "Hello"}}])
+    args, key_env = sys.argv[1:], {{}}
+    while len(args) >= 2 and args[0] == "--key-env":
+        number, _, name = args[1].partition("=")
+        key_env[int(number)] = name
+        args = args[2:]
+    tier, conf, message = answer([{{"role": "user", "content": " ".join(args) or "Hello"}}], key_env=key_env)
     print(f"answered by tier {{tier}} (confidence {{conf}}):", message.content or message.tool_calls)
 '''
 
@@ -78,7 +114,7 @@ def policy_document(tiers: list[Tier], calibration: dict[int, dict[str, Any]] | 
             "tier": t.tier, "name": t.name, "role": "teacher" if t.tier == top else "student", "model": t.model,
             "provider": t.provider.value, "base_url": t.base_url, "simulated": t.simulated,
             "confidence_method": t.confidence_method.value, "threshold": None if t.tier == top else t.threshold,
-            "api_key_env": t.api_key_env or default_env_var(t.tier), "timeout_s": t.timeout_s,
+            "key_env_default": default_env_var(t.tier), "timeout_s": t.timeout_s,
             "temperature": t.temperature, "calibration": (calibration or {}).get(t.tier),
         } for t in sorted(tiers, key=lambda x: x.tier)],
     }

@@ -3,7 +3,11 @@
 Keys are stored per endpoint (the normalised base URL), so two tiers on the same server share
 one key. Nothing here ever writes a key to a file, a log line or an exception message.
 Resolution order for a tier: its own env var (CASCADE_STUDIO_TIER<N>_API_KEY or the name set on
-the tier) -> the keyring -> a session-only key -> OPENAI_API_KEY (for api.openai.com only).
+the tier) -> the keyring -> a session-only key -> OPENAI_API_KEY (for https://api.openai.com only).
+Before any of that, the destination is checked: a key goes over https, or over plain http only to
+this machine, unless the user allowed plain http for the tier (`core.tiers.transport_problem`).
+OPENAI_API_KEY is bound to OpenAI's host whichever way it is named, so a tier file that names it as
+its key variable cannot send it elsewhere.
 """
 
 from __future__ import annotations
@@ -15,7 +19,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-from cascade_studio.core.tiers import Provider, Tier, default_env_var
+from cascade_studio.core.tiers import (
+    OPENAI_KEY_ENV,
+    Provider,
+    Tier,
+    default_env_var,
+    is_openai_url,
+    key_destination,
+    transport_problem,
+)
 
 if TYPE_CHECKING:  # keyring is imported on first use: loading its backends costs ~150 ms at startup
     import keyring.backend
@@ -49,7 +61,8 @@ class KeyringInfo:
 @dataclass(frozen=True)
 class KeySource:
     key: str | None
-    source: str  # "env:NAME", "keyring", "session", "sandbox", or "none"
+    source: str  # "env:NAME", "keyring", "session", "sandbox", "none", or "refused"
+    reason: str = ""  # why no key is given out ("refused"), in words
 
     @property
     def found(self) -> bool:
@@ -157,8 +170,14 @@ class SecretStore:
             return None
 
     def resolve(self, tier: Tier) -> KeySource:
+        problem = transport_problem(tier.base_url, tier.allow_insecure)
+        if problem:
+            return KeySource(None, "refused", f"Tier {tier.tier}'s base URL {problem}.")
+        openai_host = is_openai_url(tier.base_url)
         env_names = [n for n in (tier.api_key_env, default_env_var(tier.tier)) if n]
         for name in env_names:
+            if name == OPENAI_KEY_ENV and not openai_host:
+                continue  # the OpenAI key goes to OpenAI only, whoever names it
             value = self._environ.get(name)
             if value:
                 return KeySource(value.strip(), f"env:{name}")
@@ -169,33 +188,51 @@ class SecretStore:
             session = self._session.get(endpoint_id(tier.base_url))
         if session:
             return KeySource(session, "session")
-        if tier.provider == Provider.OPENAI or "api.openai.com" in tier.base_url:
-            value = self._environ.get("OPENAI_API_KEY")
+        if openai_host:
+            value = self._environ.get(OPENAI_KEY_ENV)
             if value:
-                return KeySource(value.strip(), "env:OPENAI_API_KEY")
+                return KeySource(value.strip(), f"env:{OPENAI_KEY_ENV}")
         if tier.provider == Provider.SANDBOX:
             return KeySource(SANDBOX_KEY, "sandbox")
         return KeySource(None, "none")
 
     def status(self, tiers: list[Tier]) -> list[dict[str, object]]:
-        """Where each tier's key comes from, without revealing it."""
+        """Where each tier's key comes from and where it will be sent, without revealing it."""
         rows = []
         for t in tiers:
             src = self.resolve(t)
             rows.append({
                 "tier": t.tier,
                 "endpoint": endpoint_id(t.base_url),
+                "sends_to": key_destination(t.base_url),
+                "transport": transport_label(t),
                 "has_key": src.found,
                 "source": src.source,
-                "hint": None if src.found else
-                f"run `cascade-studio keys set {t.base_url}` or set {t.api_key_env or default_env_var(t.tier)}",
+                "hint": None if src.found else (src.reason or self.missing_key_hint(t)),
             })
         return rows
+
+    def missing_key_hint(self, t: Tier) -> str:
+        env = t.api_key_env or default_env_var(t.tier)
+        if self.info().usable and self.info().secure:
+            return f"run `cascade-studio keys set {t.base_url}` or set {env}"
+        return f"set {env}, or enter a session-only key in the app (no OS keyring is available here)"
 
     def known_secrets(self) -> list[str]:
         """Session keys, for the log redaction filter."""
         with self._lock:
             return list(self._session.values())
+
+
+def transport_label(t: Tier) -> str:
+    """How the key travels: "https", "http (this machine)", "http (INSECURE, allowed)" or "refused"."""
+    if transport_problem(t.base_url, t.allow_insecure):
+        return "refused"
+    if t.base_url.strip().lower().startswith("https://"):
+        return "https"
+    if transport_problem(t.base_url, False) is None:
+        return "http (this machine)"
+    return "http (INSECURE, allowed)"
 
 
 class RedactSecrets(logging.Filter):

@@ -5,13 +5,24 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from cascade_studio import __version__
 from cascade_studio.core.prices import PriceCatalog
-from cascade_studio.core.tiers import OPENAI_BASE_URL, Provider, Tier, TierError, validate_tier_set
+from cascade_studio.core.tiers import (
+    OPENAI_BASE_URL,
+    Provider,
+    Tier,
+    TierError,
+    is_openai_url,
+    key_destination,
+    transport_problem,
+    validate_tier_set,
+)
+from cascade_studio.services.secrets import SecretStore
 from cascade_studio.store.tiers import TierRepository
 from cascade_studio.store.workspace import Workspace
 
@@ -23,7 +34,7 @@ class TierServiceError(Exception):
 
 
 def guess_provider(base_url: str) -> Provider:
-    if "api.openai.com" in base_url:
+    if is_openai_url(base_url):
         return Provider.OPENAI
     return Provider.COMPATIBLE
 
@@ -65,6 +76,9 @@ def set_tier(ws: Workspace, catalog: PriceCatalog, tier_no: int, **options: Any)
     issues = validate_tier_set(tiers)
     if issues:
         raise TierServiceError("; ".join(str(i) for i in issues))
+    problem = transport_problem(updated.base_url, updated.allow_insecure)
+    if problem:
+        raise TierServiceError(f"tier {tier_no} base_url {problem} (--allow-insecure).")
     repo.replace_all(tiers)
     return updated
 
@@ -110,11 +124,64 @@ def parse_tier_file(source: Path) -> list[Tier]:
     return tiers
 
 
-def import_tiers(ws: Workspace, source: Path) -> list[Tier]:
-    """Replace the workspace's tiers with those in `source`, all or nothing."""
+@dataclass(frozen=True)
+class KeySetting:
+    """What a tier file asks for about keys: a variable to read the key from, plain http."""
+
+    tier: int
+    sends_to: str
+    api_key_env: str
+    allow_insecure: bool
+
+    def describe(self) -> str:
+        parts = []
+        if self.api_key_env:
+            parts.append(f"read its key from the environment variable {self.api_key_env}")
+        if self.allow_insecure:
+            parts.append("send it over plain http (INSECURE)")
+        return f"tier {self.tier}: {' and '.join(parts)}, to {self.sends_to}"
+
+
+@dataclass
+class TierImport:
+    tiers: list[Tier]
+    key_settings: list[KeySetting]  # what the file asked for
+    trusted: bool  # whether those settings were kept
+    without_key: list[int] = field(default_factory=list)  # tiers that now have no key to send
+
+    def summary(self, source: Path) -> list[str]:
+        lines = [f"Imported {len(self.tiers)} tiers from {source}"]
+        if self.key_settings:
+            verb = "Kept, as confirmed" if self.trusted else "Dropped (a tier file cannot choose where keys come from)"
+            lines.append(f"{verb}: " + "; ".join(s.describe() for s in self.key_settings))
+        if self.without_key:
+            lines.append("No API key for tier " + ", ".join(str(n) for n in self.without_key)
+                         + " yet: set one with `cascade-studio keys set URL` (or Set API key… on the Tiers page).")
+        return lines
+
+
+def key_settings_of(tiers: list[Tier]) -> list[KeySetting]:
+    return [KeySetting(t.tier, key_destination(t.base_url), t.api_key_env, t.allow_insecure)
+            for t in tiers if t.api_key_env or t.allow_insecure]
+
+
+def import_tiers(ws: Workspace, source: Path, *, trust_key_settings: bool = False,
+                 secrets: SecretStore | None = None) -> TierImport:
+    """Replace the workspace's tiers with those in `source`, all or nothing.
+
+    A tier file is data from elsewhere: its key variables and plain-http permissions are kept only
+    when the user confirmed them (`trust_key_settings`); otherwise they are dropped, so importing a
+    file never decides which secret is sent to which host.
+    """
     tiers = parse_tier_file(source)
+    asked = key_settings_of(tiers)
+    if not trust_key_settings:
+        tiers = [t.replace(api_key_env="", allow_insecure=False) for t in tiers]
     TierRepository(ws).replace_all(tiers)
-    return tiers
+    report = TierImport(tiers, asked, trust_key_settings)
+    if secrets is not None:
+        report.without_key = [t.tier for t in tiers if not secrets.resolve(t).found]
+    return report
 
 
 def price_summary(t: Tier) -> dict[str, str | None]:

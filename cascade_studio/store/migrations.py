@@ -179,6 +179,10 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE datasets ADD COLUMN validation_task_ids TEXT NOT NULL DEFAULT '[]';
     """,
+    # 10: a tier may send its key over plain http to another machine only when the user said so
+    """
+    ALTER TABLE tiers ADD COLUMN allow_insecure INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

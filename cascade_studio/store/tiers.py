@@ -10,7 +10,8 @@ from cascade_studio.store.workspace import Workspace
 
 _COLUMNS = (
     "tier, name, provider, base_url, model, input_price, output_price, cached_price, timeout_s, "
-    "max_concurrency, rpm_limit, tpm_limit, temperature, system_prompt, confidence_method, threshold, api_key_env"
+    "max_concurrency, rpm_limit, tpm_limit, temperature, system_prompt, confidence_method, threshold, api_key_env, "
+    "allow_insecure"
 )
 
 
@@ -49,12 +50,12 @@ class TierRepository:
 
     def _insert(self, t: Tier) -> None:
         self.ws.conn.execute(
-            f"INSERT INTO tiers ({_COLUMNS}, updated_at) VALUES ({', '.join('?' * 18)})",
+            f"INSERT INTO tiers ({_COLUMNS}, updated_at) VALUES ({', '.join('?' * 19)})",
             (
                 t.tier, t.name, t.provider.value, t.base_url.strip(), t.model.strip(), str(t.input_price),
                 str(t.output_price), None if t.cached_price is None else str(t.cached_price), t.timeout_s,
                 t.max_concurrency, t.rpm_limit, t.tpm_limit, t.temperature, t.system_prompt,
-                t.confidence_method.value, t.threshold, t.api_key_env,
+                t.confidence_method.value, t.threshold, t.api_key_env, int(t.allow_insecure),
                 dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             ),
         )
@@ -67,4 +68,5 @@ def _row_to_tier(r: tuple) -> Tier:
         cached_price=None if r[7] is None else Decimal(r[7]), timeout_s=r[8], max_concurrency=r[9],
         rpm_limit=r[10], tpm_limit=r[11], temperature=r[12], system_prompt=r[13],
         confidence_method=ConfidenceMethod(r[14]), threshold=r[15], api_key_env=r[16],
+        allow_insecure=bool(r[17]),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sqlite3
 from pathlib import Path
 
@@ -41,10 +42,16 @@ class Workspace:
                     f"No workspace in {folder} (no {DB_NAME}). Use File > New Workspace to create one."
                 )
             try:
-                folder.mkdir(parents=True, exist_ok=True)
+                folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+                # Prompts and answers are private: the database is readable by its owner only
+                # (SQLite gives its -wal and -shm files the same mode).
+                os.close(os.open(db_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            except FileExistsError:
+                pass
             except OSError as exc:
                 raise WorkspaceError(f"Cannot create the workspace folder {folder}: {exc.strerror}. "
                                      "Choose a folder you can write to.") from exc
+        _owner_only(db_file)
         try:
             conn = sqlite3.connect(db_file, isolation_level=None, check_same_thread=False, timeout=10)
         except sqlite3.Error as exc:
@@ -157,6 +164,16 @@ class Workspace:
 
     def _set_meta_default(self, key: str, value: str) -> None:
         self.conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+
+def _owner_only(path: Path) -> None:
+    """Tighten a workspace made before files were created owner-only (best effort: some file
+    systems have no modes)."""
+    try:
+        if path.exists() and path.stat().st_mode & 0o077:
+            os.chmod(path, 0o600)
+    except OSError:
+        pass
 
 
 def _now() -> str:

@@ -235,7 +235,7 @@ class MainWindow(QMainWindow):
         tiers_menu = self.menuBar().addMenu("&Tiers")
         tiers_menu.addAction(QAction("&Save Tiers", self, triggered=self.tiers_page.save))
         tiers_menu.addAction(QAction("&Export Tiers…", self, triggered=self.export_tiers_dialog))
-        tiers_menu.addAction(QAction("&Import Tiers…", self, triggered=self.import_tiers_dialog))
+        tiers_menu.addAction(QAction("&Import Tiers…", self, triggered=lambda: self.import_tiers_dialog()))
 
         help_menu = self.menuBar().addMenu("&Help")
         help_menu.addAction(QAction("Open &Log Folder", self, triggered=self._open_log_folder))
@@ -328,17 +328,47 @@ class MainWindow(QMainWindow):
                 return
             self.statusBar().showMessage(f"Exported {count} tiers (no API keys) to {name}", 5000)
 
-    def import_tiers_dialog(self) -> None:
+    def import_tiers_dialog(self, path: str | None = None) -> None:
         if self.ws is None or not self._confirm_discard():
             return
-        name, _ = QFileDialog.getOpenFileName(self, "Import tiers", "", "JSON (*.json)")
-        if name:
-            try:
-                tier_service.import_tiers(self.ws, Path(name))
-            except tier_service.TierServiceError as exc:
-                show_error("Import failed", f"{exc}\nThe current tiers are unchanged.", self)
-                return
-            self.tiers_page.set_workspace(self.ws, self.catalog)
+        name = path or QFileDialog.getOpenFileName(self, "Import tiers", "", "JSON (*.json)")[0]
+        if not name:
+            return
+        try:
+            asked = tier_service.key_settings_of(tier_service.parse_tier_file(Path(name)))
+        except tier_service.TierServiceError as exc:
+            show_error("Import failed", f"{exc}\nThe current tiers are unchanged.", self)
+            return
+        trust = self.confirm_key_settings(asked) if asked else False
+        if trust is None:
+            return
+        try:
+            report = tier_service.import_tiers(self.ws, Path(name), trust_key_settings=trust, secrets=self.secrets)
+        except tier_service.TierServiceError as exc:
+            show_error("Import failed", f"{exc}\nThe current tiers are unchanged.", self)
+            return
+        self.tiers_page.set_workspace(self.ws, self.catalog)
+        lines = report.summary(Path(name))
+        if len(lines) > 1:
+            QMessageBox.information(self, "Tiers imported", "\n\n".join(lines))
+        self.statusBar().showMessage(lines[0], 5000)
+
+    def confirm_key_settings(self, asked: list[tier_service.KeySetting]) -> bool | None:
+        """Keep (True), drop (False) or cancel (None) a tier file's key variables and http permissions."""
+        box = QMessageBox(QMessageBox.Icon.Warning, "Key settings in the tier file",
+                          "This file asks to decide where API keys come from and how they travel:\n\n"
+                          + "\n".join(f"• {s.describe()}" for s in asked)
+                          + "\n\nKeep these only if you trust the file and every host it names. "
+                          "Dropping them imports the tiers without them; you can set keys yourself.",
+                          parent=self)
+        keep = box.addButton("Keep key settings", QMessageBox.ButtonRole.AcceptRole)
+        drop = box.addButton("Drop them", QMessageBox.ButtonRole.RejectRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(drop)
+        box.exec()
+        if box.clickedButton() not in (keep, drop):
+            return None
+        return box.clickedButton() is keep
 
     def _import_tasks(self) -> None:
         self.nav.setCurrentRow(1)

@@ -7,6 +7,7 @@ from decimal import Decimal, InvalidOperation
 
 from PySide6.QtCore import QStringListModel, Qt, Signal
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QCompleter,
     QDoubleSpinBox,
@@ -31,12 +32,16 @@ from cascade_studio.core.tiers import (
     Tier,
     ValidationIssue,
     default_env_var,
+    is_openai_url,
+    key_destination,
+    transport_problem,
     validate_tier,
 )
 
 WARN_STYLE = "QLabel { background: #fff4ce; color: #5c4400; border: 1px solid #e0c36c; border-radius: 4px; padding: 6px; }"
 ERROR_STYLE = "QLabel { background: #fde7e9; color: #a4262c; border: 1px solid #f1bbbc; border-radius: 4px; padding: 6px; }"
 INFO_STYLE = "QLabel { color: palette(mid); }"
+INSECURE_STYLE = "QCheckBox { color: #a4262c; font-weight: bold; }"
 BAD_FIELD = "border: 1px solid #d13438; background: #fff6f6;"
 
 
@@ -75,6 +80,11 @@ class TierEditor(QWidget):
         url_row = QHBoxLayout()
         url_row.addWidget(self.base_url_edit, 1)
         url_row.addWidget(self.preset_combo)
+        # Shown only for plain http to another machine: the key would cross the network readable.
+        self.insecure_check = QCheckBox(objectName="allow_insecure")
+        self.insecure_check.setToolTip("Keys go over https, or over plain http only to this machine. Tick this "
+                                       "only for a trusted network: anyone on the path can read the key.")
+        self.insecure_check.hide()
         self.model_edit = QLineEdit(objectName="model")
         self.model_edit.setPlaceholderText("model id, e.g. gpt-4o-mini")
         self._completer_model = QStringListModel(self)
@@ -97,6 +107,7 @@ class TierEditor(QWidget):
         form.addRow("Display name", self.name_edit)
         form.addRow("Provider", self.provider_combo)
         form.addRow("Base URL", url_row)
+        form.addRow(self.insecure_check)
         form.addRow("Model id", self.model_edit)
         form.addRow(self.deprecation_label)
         form.addRow(self.simulated_label)
@@ -198,6 +209,9 @@ class TierEditor(QWidget):
             s.valueChanged.connect(self._emit_changed)
         self.system_prompt_edit.textChanged.connect(self._emit_changed)
         self.provider_combo.currentIndexChanged.connect(self._provider_changed)
+        self.base_url_edit.textChanged.connect(self._update_insecure)
+        self.insecure_check.toggled.connect(self._update_insecure)
+        self.insecure_check.toggled.connect(self._emit_changed)
         self.method_combo.currentIndexChanged.connect(self._emit_changed)
         self.preset_combo.activated.connect(self._preset_chosen)
         self.model_edit.textChanged.connect(self._update_model_notes)
@@ -228,9 +242,19 @@ class TierEditor(QWidget):
         if not url:
             return
         self.base_url_edit.setText(url)
-        provider = Provider.OPENAI if "api.openai.com" in url else Provider.COMPATIBLE
+        provider = Provider.OPENAI if is_openai_url(url) else Provider.COMPATIBLE
         self.provider_combo.setCurrentIndex(self.provider_combo.findData(provider.value))
         self._emit_changed()
+
+    def _update_insecure(self, *_: object) -> None:
+        url = self.base_url_edit.text().strip()
+        needs = bool(url) and transport_problem(url, False) is not None and url.lower().startswith("http://")
+        checked = self.insecure_check.isChecked()
+        self.insecure_check.setVisible(needs or checked)
+        self.insecure_check.setText(
+            f"Send the API key over plain http to {key_destination(url)} (INSECURE: readable on the network)"
+            if needs else "Allow plain http to another machine (INSECURE)")
+        self.insecure_check.setStyleSheet(INSECURE_STYLE if checked else "")
 
     def _model_committed(self) -> None:
         """When a catalog model is typed and no price was set yet, pre-fill prices."""
@@ -297,6 +321,8 @@ class TierEditor(QWidget):
             self.temperature_spin.setValue(tier.temperature)
             self.system_prompt_edit.setPlainText(tier.system_prompt)
             self.key_env_edit.setText(tier.api_key_env)
+            self.insecure_check.setChecked(tier.allow_insecure)
+            self._update_insecure()
             self.key_env_edit.setPlaceholderText(f"default: {default_env_var(tier.tier)}")
             self.method_combo.setCurrentIndex(self.method_combo.findData(tier.confidence_method.value))
             self.threshold_spin.setValue(tier.threshold)
@@ -350,9 +376,13 @@ class TierEditor(QWidget):
             confidence_method=ConfidenceMethod(self.method_combo.currentData()),
             threshold=self.threshold_spin.value(),
             api_key_env=self.key_env_edit.text().strip(),
+            allow_insecure=self.insecure_check.isChecked(),
         )
         parsed_fields = {i.field for i in issues}
         issues += [i for i in validate_tier(tier) if i.field not in parsed_fields]
+        transport = transport_problem(tier.base_url, tier.allow_insecure) if tier.base_url else None
+        if transport and "base_url" not in {i.field for i in issues}:
+            issues.append(ValidationIssue("base_url", transport))
         return tier, issues
 
     def show_issues(self, issues: list[ValidationIssue]) -> None:

@@ -26,8 +26,8 @@ from PySide6.QtWidgets import (
 )
 
 from cascade_studio.core.prices import PriceCatalog
-from cascade_studio.core.tiers import MAX_TIERS, OPENAI_BASE_URL, Tier, validate_tier_set
-from cascade_studio.services.secrets import SecretStore, SecretStoreError, endpoint_id
+from cascade_studio.core.tiers import MAX_TIERS, OPENAI_BASE_URL, Tier, key_destination, validate_tier_set
+from cascade_studio.services.secrets import SecretStore, SecretStoreError, endpoint_id, transport_label
 from cascade_studio.services.tier_service import apply_catalog_prices
 from cascade_studio.store.tiers import TierRepository
 from cascade_studio.store.workspace import Workspace
@@ -324,12 +324,20 @@ class TiersPage(QWidget):
             if source is None:
                 self.key_label.setText("API key: the keyring could not be read")
                 return
-            self.key_label.setText({
+            if source.source == "refused":
+                self.key_label.setStyleSheet(ERROR_STYLE)
+                self.key_label.setText(f"Key withheld: {source.reason}")
+                return
+            self.key_label.setStyleSheet(INFO_STYLE)
+            where = {
                 "keyring": "API key: in the OS keyring",
                 "session": "API key: session only (forgotten on exit)",
                 "sandbox": "API key: not needed (built-in sandbox)",
                 "none": "No API key for this endpoint yet",
-            }.get(source.source, f"API key: from ${source.source.removeprefix('env:')}"))
+            }.get(source.source, f"API key: from ${source.source.removeprefix('env:')}")
+            if source.found and source.source != "sandbox":
+                where += f", sent only to {key_destination(tier.base_url)} over {transport_label(tier)}"
+            self.key_label.setText(where)
 
         run_in_thread(lambda: secrets.resolve(tier), show, owner=self.key_label)
 

@@ -94,9 +94,12 @@ def test_bad_keys_rejected_without_echo():
 def test_status_never_reveals_key():
     store = SecretStore(environ={})
     store.set_key("https://api.openai.com/v1", KEY)
-    rows = store.status([tier(1), tier(2, url="http://x:1/v1", provider=Provider.COMPATIBLE)])
+    rows = store.status([tier(1), tier(2, url="http://localhost:1/v1", provider=Provider.COMPATIBLE),
+                         tier(3, url="http://x:1/v1", provider=Provider.COMPATIBLE)])
     assert rows[0]["has_key"] and rows[0]["source"] == "keyring"
-    assert not rows[1]["has_key"] and "keys set" in rows[1]["hint"]
+    assert rows[0]["sends_to"] == "https://api.openai.com:443" and rows[0]["transport"] == "https"
+    assert not rows[1]["has_key"] and "keys set" in rows[1]["hint"] and rows[1]["transport"] == "http (this machine)"
+    assert rows[2]["source"] == "refused" and "clear text" in rows[2]["hint"]
     assert KEY not in repr(rows)
 
 

@@ -129,3 +129,24 @@ def test_large_workspace_defers_full_check(tmp_path, monkeypatch):
     assert Workspace.check_integrity(tmp_path) is None
     (tmp_path / "workspace.sqlite").write_bytes(b"x" * 5000)
     assert "damaged" in Workspace.check_integrity(tmp_path)
+
+
+def test_workspace_and_log_files_are_owner_only(tmp_path):
+    import logging
+    import stat
+
+    from cascade_studio.services.logging_setup import setup_logging
+
+    with Workspace.open(tmp_path / "ws") as ws:
+        ws.conn.execute("CREATE TABLE IF NOT EXISTS t(x)")
+    for path in (tmp_path / "ws").iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
+    assert stat.S_IMODE((tmp_path / "ws").stat().st_mode) & 0o077 == 0
+    log = setup_logging()
+    logging.getLogger("t").warning("hello")
+    assert stat.S_IMODE(log.stat().st_mode) & 0o077 == 0
+    # a workspace made by an older version is tightened when opened
+    db = tmp_path / "ws" / "workspace.sqlite"
+    db.chmod(0o644)
+    Workspace.open(tmp_path / "ws").close()
+    assert stat.S_IMODE(db.stat().st_mode) == 0o600

@@ -154,3 +154,53 @@ def test_unsaved_changes_prompt_on_close(qtbot, tmp_path, monkeypatch):
     assert not window.isVisible()
     with Workspace.open(tmp_path) as ws:
         assert TierRepository(ws).get(2).name == "Changed"
+
+
+def test_plain_http_to_another_machine_needs_the_red_checkbox(qtbot, tmp_path):
+    window = make_window(qtbot, tmp_path, two_tiers("http://localhost:8000/v1", Provider.COMPATIBLE))
+    page, editor = window.tiers_page, window.tiers_page.editor
+    page.list.setCurrentRow(0)
+    assert not editor.insecure_check.isVisible()
+    editor.base_url_edit.setText("http://192.168.1.20:8000/v1")
+    editor.base_url_edit.textEdited.emit("http://192.168.1.20:8000/v1")
+    assert editor.insecure_check.isVisible() and "192.168.1.20:8000" in editor.insecure_check.text()
+    assert not page.save()
+    assert "clear text" in editor.issues_label.text()
+    editor.insecure_check.setChecked(True)
+    assert "a4262c" in editor.insecure_check.styleSheet()  # shown in red while allowed
+    assert page.save()
+    with Workspace.open(tmp_path) as ws:
+        assert TierRepository(ws).get(1).allow_insecure
+    window.close()
+    window = make_window(qtbot, tmp_path)
+    window.tiers_page.list.setCurrentRow(0)
+    editor = window.tiers_page.editor
+    assert editor.insecure_check.isChecked() and editor.insecure_check.isVisible()
+    editor.insecure_check.setChecked(False)
+    editor.base_url_edit.setText("http://localhost:8000/v1")  # loopback: no checkbox needed
+    assert not editor.insecure_check.isVisible()
+    assert window.tiers_page.save()
+
+
+def test_import_asks_before_keeping_a_files_key_settings(qtbot, tmp_path, monkeypatch):
+    import json
+
+    window = make_window(qtbot, tmp_path / "ws", two_tiers())
+    source = tmp_path / "tiers.json"
+    tiers = [t.to_json() for t in two_tiers("http://127.0.0.1:9/v1", Provider.COMPATIBLE)]
+    tiers[0]["api_key_env"] = "AWS_SECRET_ACCESS_KEY"
+    source.write_text(json.dumps({"tiers": tiers}))
+    asked = []
+    shown = []
+    monkeypatch.setattr(QMessageBox, "information", lambda *a: shown.append(a[2]))
+    for answer, expected in ((None, "gpt-4o-mini"), (False, ""), (True, "AWS_SECRET_ACCESS_KEY")):
+        monkeypatch.setattr(window, "confirm_key_settings", lambda s, a=answer: asked.append(s) or a)
+        window.import_tiers_dialog(str(source))
+        with Workspace.open(tmp_path / "ws") as ws:
+            t1 = TierRepository(ws).get(1)
+        if answer is None:  # cancelled: nothing changed
+            assert t1.base_url == "https://api.openai.com/v1"
+        else:
+            assert t1.api_key_env == expected and t1.base_url == "http://127.0.0.1:9/v1"
+    assert "AWS_SECRET_ACCESS_KEY" in asked[0][0].describe() and "127.0.0.1:9" in asked[0][0].describe()
+    assert "Dropped" in shown[0] and "Kept" in shown[1]

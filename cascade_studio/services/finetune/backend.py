@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from cascade_studio.core.tiers import is_openai_url
+
 TERMINAL = {"succeeded", "failed", "cancelled"}
 OPENAI_FT_CUTOFF = dt.date(2027, 1, 6)
 OPENAI_4O_RETIREMENT = dt.date(2027, 1, 14)
@@ -84,7 +86,7 @@ class FineTuneBackend(Protocol):
 
 def openai_deprecation(base_url: str, model: str, today: dt.date) -> str | None:
     """A plain warning when the job would go to OpenAI itself."""
-    if "api.openai.com" not in base_url:
+    if not is_openai_url(base_url):
         return None
     parts = []
     if today <= OPENAI_FT_CUTOFF:
