@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import random
+import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -22,6 +22,31 @@ MIN_DEFAULT_EPOCHS, MAX_DEFAULT_EPOCHS = 1, 25
 TOKEN_LIMITS = {"gpt-4o-mini": 65_536, "gpt-4o": 65_536, "gpt-4.1": 65_536, "gpt-4.1-mini": 65_536,
                 "gpt-4.1-nano": 65_536, "gpt-3.5-turbo": 16_385}
 DEFAULT_TOKEN_LIMIT = 16_385
+_SNAPSHOT = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{4})$")  # gpt-4o-2024-08-06, gpt-3.5-turbo-0125
+
+
+def base_model_id(model: str) -> str:
+    """The family a model id belongs to, for token limits and training prices: a fine-tune
+    (`ft:gpt-4o-mini-2024-07-18:org:suffix:id`) is its base, a dated snapshot its alias."""
+    name = model.strip()
+    if name.startswith("ft:"):
+        parts = name.split(":")
+        name = parts[1] if len(parts) > 1 else ""
+    return _SNAPSHOT.sub("", name)
+
+
+def token_limit(model: str) -> int:
+    return TOKEN_LIMITS.get(base_model_id(model), DEFAULT_TOKEN_LIMIT)
+
+
+def training_price(prices: dict[str, float], model: str) -> float | None:
+    """A training price by exact id, else by the model's base (snapshot or fine-tune)."""
+    name = model.strip()
+    if name in prices:
+        return prices[name]
+    if name.startswith("ft:") and len(name.split(":")) > 1 and name.split(":")[1] in prices:
+        return prices[name.split(":")[1]]
+    return prices.get(base_model_id(name))
 
 
 @dataclass
@@ -143,12 +168,40 @@ class ValidationReport:
 
 
 def default_epochs(n: int) -> int:
+    """OpenAI's cookbook rule: 3 epochs, more for small sets (floor of 100 / n, at most 25),
+    fewer for large ones (25,000 // n, at least 1)."""
     epochs = TARGET_EPOCHS
     if n * TARGET_EPOCHS < MIN_TARGET_EXAMPLES:
-        epochs = min(MAX_DEFAULT_EPOCHS, math.ceil(MIN_TARGET_EXAMPLES / max(n, 1)))
+        epochs = min(MAX_DEFAULT_EPOCHS, MIN_TARGET_EXAMPLES // max(n, 1))
     elif n * TARGET_EPOCHS > MAX_TARGET_EXAMPLES:
         epochs = max(MIN_DEFAULT_EPOCHS, MAX_TARGET_EXAMPLES // n)
     return epochs
+
+
+def example_tokens(messages: list[dict[str, Any]], count_tokens: Callable[[str], int]) -> tuple[int, int]:
+    """(tokens of the example, tokens of its assistant turns), counted as OpenAI's data-preparation
+    recipe does: 3 per message, the tokens of every string value (the role too), 1 more for a
+    name, 3 to prime the reply. Content that is not a string (parts) counts as its JSON; tool
+    calls count their name and arguments (the recipe predates them). The assistant count is the
+    recipe's: the assistant messages' content (and here their tool calls)."""
+    total, assistant = 3, 0
+    for m in messages:
+        n = 3
+        content = m.get("content")
+        body = count_tokens(content) if isinstance(content, str) else (
+            count_tokens(json.dumps(content)) if content else 0)
+        body += sum(count_tokens(c["function"]["name"]) + count_tokens(c["function"]["arguments"])
+                    for c in m.get("tool_calls") or [])
+        n += body + count_tokens(str(m.get("role", "")))
+        for key in ("name", "tool_call_id"):
+            if isinstance(m.get(key), str):
+                n += count_tokens(m[key])
+        if "name" in m:
+            n += 1
+        total += n
+        if m.get("role") == "assistant":
+            assistant += body
+    return total, assistant
 
 
 def _stats(values: list[int]) -> dict[str, float]:
@@ -161,9 +214,7 @@ def _stats(values: list[int]) -> dict[str, float]:
 
 def validate_jsonl(text: str, count_tokens: Callable[[str], int], *, model: str = "gpt-4o-mini",
                    training_price_per_m: float | None = None) -> ValidationReport:
-    base = model.split(":")[1] if model.startswith("ft:") else model
-    report = ValidationReport(model=model, token_limit=TOKEN_LIMITS.get(base, DEFAULT_TOKEN_LIMIT),
-                              training_price_per_m=training_price_per_m)
+    report = ValidationReport(model=model, token_limit=token_limit(model), training_price_per_m=training_price_per_m)
     errors: Counter = Counter()
     totals, assistants = [], []
     no_system = no_user = 0
@@ -233,16 +284,7 @@ def validate_jsonl(text: str, count_tokens: Callable[[str], int], *, model: str 
             no_user += 1
         if bad:
             continue
-        total, assistant = 3, 0
-        for m in messages:
-            n = 3 + count_tokens(m.get("content") if isinstance(m.get("content"), str) else json.dumps(m.get("content") or ""))
-            n += sum(count_tokens(c["function"]["name"]) + count_tokens(c["function"]["arguments"])
-                     for c in m.get("tool_calls") or [])
-            if "name" in m:
-                n += 1
-            total += n
-            if m["role"] == "assistant":
-                assistant += n - 3
+        total, assistant = example_tokens(messages, count_tokens)
         if ex.get("tools"):
             total += count_tokens(json.dumps(ex["tools"]))
         totals.append(total)

@@ -17,6 +17,7 @@ from cascade_studio.core.datasets import (
     build_examples,
     stratified_split,
     to_sharegpt,
+    training_price,
     validate_jsonl,
 )
 from cascade_studio.services.paths import resources_dir
@@ -201,5 +202,4 @@ def validate_file(path: Path, model: str = "gpt-4o-mini", workspace_dir: Path | 
     except UnicodeDecodeError:
         raise ValueError(f"{path} is not UTF-8 text; save it as UTF-8") from None
     prices = training_prices(workspace_dir)
-    base = model.split(":")[1] if model.startswith("ft:") else model
-    return validate_jsonl(text, token_counter(model), model=model, training_price_per_m=prices.get(base))
+    return validate_jsonl(text, token_counter(model), model=model, training_price_per_m=training_price(prices, model))

@@ -57,12 +57,61 @@ def test_warnings_counts_epochs_and_cost():
     report = validate_jsonl(lines(no_system), count, model="gpt-4o-mini", training_price_per_m=3.0)
     assert report.ok and report.examples == 10
     assert report.warnings[0] == {"kind": "missing_system_message", "examples": 1}
-    assert report.n_epochs == 10  # 10 examples x 3 < 100 -> ceil(100 / 10)
-    assert report.billed_tokens == sum([3 + 4 + 6] + [3 + 4 + 4 + 4] * 9) * 10
+    assert report.n_epochs == 10  # 10 examples x 3 < 100 -> 100 // 10
+    # per example: 3 to prime the reply; per message 3 + its role (1 word here) + its content
+    assert report.billed_tokens == sum([3 + 5 + 7] + [3 + 5 + 5 + 5] * 9) * 10
     assert report.estimated_cost_usd == pytest.approx(report.billed_tokens * 3 / 1e6)
     few = validate_jsonl(json.dumps(GOOD), count)
     assert few.errors[-1]["kind"] == "too_few_examples"
     assert default_epochs(100) == 3 and default_epochs(20_000) == 1 and default_epochs(5) == 20
+    # the cookbook floors: 12 examples -> 100 // 12 = 8 (not ceil -> 9); 3 -> 33 capped at 25
+    assert default_epochs(12) == 8 and default_epochs(3) == 25 and default_epochs(9_000) == 2
+
+
+def test_token_counts_follow_openais_recipe():
+    """The cookbook's num_tokens_from_messages, applied literally with the real o200k encoding."""
+    from cascade_studio.services.tokenizer import token_counter
+
+    count_tokens = token_counter("gpt-4o-mini")
+
+    def recipe(messages, tokens_per_message=3, tokens_per_name=1):
+        n = 0
+        for message in messages:
+            n += tokens_per_message
+            for key, value in message.items():
+                n += count_tokens(value)
+                if key == "name":
+                    n += tokens_per_name
+        return n + 3
+
+    examples = [
+        [{"role": "system", "content": "You are a helpful assistant."},
+         {"role": "user", "content": "What's the weather in Paris, in °C?"},
+         {"role": "assistant", "content": "It is 18 °C and sunny in Paris."}],
+        [{"role": "user", "name": "alice", "content": "Résumé: 3 bullet points, please."},
+         {"role": "assistant", "content": "- one\n- two\n- three"}],
+    ]
+    report = validate_jsonl("\n".join(json.dumps({"messages": m}) for m in examples * 5), count_tokens)
+    assert report.ok
+    expected = sorted(recipe(m) for m in examples)
+    assert [report.tokens_per_example["min"], report.tokens_per_example["max"]] == expected
+    # by hand with o200k: 3 + (3 + 1 + 6) + (3 + 1 + 10) + (3 + 1 + 11)
+    assert recipe(examples[0]) == 42
+
+
+@pytest.mark.parametrize("model, limit", [
+    ("gpt-4o-mini-2024-07-18", 65_536), ("gpt-4o-2024-08-06", 65_536), ("gpt-4.1-nano-2025-04-14", 65_536),
+    ("ft:gpt-4o-mini-2024-07-18:acme:student:abc123", 65_536), ("ft:gpt-4.1-nano:acme::x", 65_536),
+    ("gpt-3.5-turbo-0125", 16_385), ("some-local-model", 16_385),
+])
+def test_snapshots_and_fine_tunes_resolve_to_their_base(model, limit):
+    from cascade_studio.core.datasets import base_model_id, token_limit, training_price
+
+    assert token_limit(model) == limit
+    prices = {"gpt-4o-mini": 3.0, "gpt-4o": 25.0, "gpt-4.1-nano": 1.5, "gpt-3.5-turbo": 8.0}
+    if limit == 65_536:
+        assert training_price(prices, model) == prices[base_model_id(model)]
+    assert validate_jsonl(lines(), count, model=model).token_limit == limit
 
 
 def test_token_limit():
