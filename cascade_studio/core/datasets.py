@@ -117,19 +117,35 @@ def stratified_split(categories: list[str], validation_share: float, seed: int) 
     return sorted(train), sorted(valid)
 
 
+SHAREGPT_TAGS = {"human", "gpt", "function_call", "observation"}
+
+
 def to_sharegpt(example: dict[str, Any]) -> dict[str, Any]:
-    """ShareGPT (LLaMA-Factory / Axolotl) conversation with function calls."""
-    role_map = {"system": "system", "developer": "system", "user": "human", "assistant": "gpt", "tool": "observation"}
-    conv = []
+    """ShareGPT (LLaMA-Factory / Axolotl) conversation with function calls.
+
+    Turns alternate: human/observation, then gpt/function_call. An assistant turn's tool calls
+    become one function_call turn (a JSON object, or a list for parallel calls); text the assistant
+    wrote before its calls (the "reasoning" strategy) goes in front as `<think>...</think>`, the
+    form LLaMA-Factory reads thoughts from.
+    """
+    role_map = {"user": "human", "assistant": "gpt", "tool": "observation"}
+    conv: list[dict[str, str]] = []
     system = None
     for m in example["messages"]:
         if m["role"] in ("system", "developer"):
             system = m.get("content")
             continue
         if m["role"] == "assistant" and m.get("tool_calls"):
-            for call in m["tool_calls"]:
-                conv.append({"from": "function_call", "value": json.dumps(
-                    {"name": call["function"]["name"], "arguments": json.loads(call["function"]["arguments"])})})
+            calls = [{"name": c["function"]["name"], "arguments": json.loads(c["function"]["arguments"])}
+                     for c in m["tool_calls"]]
+            value = json.dumps(calls[0] if len(calls) == 1 else calls)
+            thought = m.get("content")
+            if isinstance(thought, str) and thought.strip():
+                value = f"<think>{thought}</think>{value}"
+            conv.append({"from": "function_call", "value": value})
+            continue
+        if m["role"] == "tool" and conv and conv[-1]["from"] == "observation":
+            conv[-1]["value"] += "\n" + (m.get("content") or "")  # parallel results: one observation turn
             continue
         conv.append({"from": role_map.get(m["role"], m["role"]), "value": m.get("content") or ""})
     out: dict[str, Any] = {"conversations": conv}
@@ -138,6 +154,98 @@ def to_sharegpt(example: dict[str, Any]) -> dict[str, Any]:
     if example.get("tools"):
         out["tools"] = json.dumps([t["function"] for t in example["tools"]])
     return out
+
+
+def detect_format(text: str) -> str:
+    """"sharegpt" when the first JSON object line has `conversations` and no `messages`, else "openai"."""
+    for raw in text.split("\n"):
+        if raw.strip():
+            try:
+                first = json.loads(raw)
+            except ValueError:
+                return "openai"
+            if isinstance(first, dict) and "conversations" in first and "messages" not in first:
+                return "sharegpt"
+            return "openai"
+    return "openai"
+
+
+def validate_sharegpt(text: str, count_tokens: Callable[[str], int]) -> ValidationReport:
+    """ShareGPT's own rules (LLaMA-Factory's loader): a non-empty `conversations` list of
+    {"from", "value"} turns alternating human/observation then gpt/function_call, ending with the
+    model; function calls are JSON; `tools` a JSON list in a string; `system` a string."""
+    report = ValidationReport(model="", token_limit=DEFAULT_TOKEN_LIMIT)
+    report.format = "sharegpt"
+    errors: Counter = Counter()
+    totals, assistants = [], []
+
+    def error(line: int, kind: str, detail: str = "") -> None:
+        errors[kind] += 1
+        report.errors.append({"line": line, "kind": kind, **({"detail": detail} if detail else {})})
+
+    for number, raw in enumerate(text.split("\n"), start=1):
+        if not raw.strip():
+            continue
+        report.examples += 1
+        try:
+            ex = json.loads(raw)
+        except ValueError as exc:
+            error(number, "invalid_json", str(exc)[:80])
+            continue
+        conv = ex.get("conversations") if isinstance(ex, dict) else None
+        if not isinstance(conv, list) or not conv:
+            error(number, "sharegpt_missing_conversations")
+            continue
+        if not isinstance(ex.get("system", ""), str):
+            error(number, "sharegpt_bad_system", "system must be a string")
+        if "tools" in ex:
+            try:
+                tools = json.loads(ex["tools"]) if isinstance(ex["tools"], str) else None
+            except ValueError:
+                tools = None
+            if not isinstance(tools, list):
+                error(number, "sharegpt_bad_tools", "tools must be a JSON list of functions, as a string")
+        bad, total, assistant = False, 0, 0
+        for at, turn in enumerate(conv):
+            if not isinstance(turn, dict) or turn.get("from") not in SHAREGPT_TAGS or not isinstance(turn.get("value"), str):
+                error(number, "sharegpt_bad_turn", f"turn {at + 1}: needs from (human, gpt, function_call or "
+                                                   "observation) and a string value")
+                bad = True
+                break
+            expected = ("human", "observation") if at % 2 == 0 else ("gpt", "function_call")
+            if turn["from"] not in expected:
+                error(number, "sharegpt_bad_order", f"turn {at + 1} is {turn['from']}; expected {' or '.join(expected)}")
+                bad = True
+                break
+            if turn["from"] == "function_call":
+                value = turn["value"]
+                if value.startswith("<think>") and "</think>" in value:
+                    value = value.split("</think>", 1)[1]
+                try:
+                    calls = json.loads(value)
+                except ValueError:
+                    calls = None
+                calls = calls if isinstance(calls, list) else [calls]
+                if not all(isinstance(c, dict) and isinstance(c.get("name"), str) and "arguments" in c for c in calls):
+                    error(number, "sharegpt_bad_function_call", turn["value"][:80])
+                    bad = True
+            n = count_tokens(turn["value"])
+            total += n
+            if at % 2 == 1:
+                assistant += n
+        if not bad and len(conv) % 2 != 0:
+            error(number, "sharegpt_bad_order", "the last turn must be the model's (gpt or function_call)")
+            bad = True
+        if not bad:
+            totals.append(total + sum(count_tokens(v) for v in (ex.get("system"), ex.get("tools")) if isinstance(v, str)))
+            assistants.append(assistant)
+    if report.examples < MIN_EXAMPLES:
+        error(0, "too_few_examples", f"{report.examples} examples; fine-tuning needs at least {MIN_EXAMPLES}")
+    report.error_counts = dict(errors)
+    report.tokens_per_example = _stats(totals)
+    report.assistant_tokens_per_example = _stats(assistants)
+    report.n_epochs = default_epochs(report.examples)
+    return report
 
 
 # -- validation ------------------------------------------------------------------------------------
@@ -156,6 +264,7 @@ class ValidationReport:
     estimated_cost_usd: float | None = None
     training_price_per_m: float | None = None
     model: str = ""
+    format: str = "openai"  # or "sharegpt" (validated by its own rules; not accepted by OpenAI's API)
 
     @property
     def ok(self) -> bool:
@@ -176,6 +285,21 @@ def default_epochs(n: int) -> int:
     elif n * TARGET_EPOCHS > MAX_TARGET_EXAMPLES:
         epochs = max(MIN_DEFAULT_EPOCHS, MAX_TARGET_EXAMPLES // n)
     return epochs
+
+
+def backend_refusal(report: ValidationReport, backend: str) -> str | None:
+    """Why a fine-tune backend must not be given this dataset (None: it may): checked before anything
+    is uploaded or started."""
+    if report.format == "sharegpt":
+        return ("the dataset is in ShareGPT format, which neither OpenAI's fine-tuning API nor the local "
+                "trainer reads; build it with --format openai (ShareGPT is for LLaMA-Factory or Axolotl)")
+    if not report.ok:
+        kinds = ", ".join(f"{k} x{v}" for k, v in sorted(report.error_counts.items()))
+        first = report.errors[0]
+        where = f"line {first['line']}: " if first.get("line") else ""
+        return (f"the dataset has {len(report.errors)} error(s) ({kinds}); first: {where}{first['kind']}"
+                f"{' (' + first['detail'] + ')' if first.get('detail') else ''}. Fix it and validate again")
+    return None
 
 
 def example_tokens(messages: list[dict[str, Any]], count_tokens: Callable[[str], int]) -> tuple[int, int]:
@@ -214,6 +338,10 @@ def _stats(values: list[int]) -> dict[str, float]:
 
 def validate_jsonl(text: str, count_tokens: Callable[[str], int], *, model: str = "gpt-4o-mini",
                    training_price_per_m: float | None = None) -> ValidationReport:
+    if detect_format(text) == "sharegpt":
+        report = validate_sharegpt(text, count_tokens)
+        report.model = model
+        return report
     report = ValidationReport(model=model, token_limit=token_limit(model), training_price_per_m=training_price_per_m)
     errors: Counter = Counter()
     totals, assistants = [], []

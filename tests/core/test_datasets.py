@@ -159,6 +159,41 @@ def test_anything_the_builder_writes_passes_the_validator(items, strategy):
     examples, _, _ = build_examples(trajs, strategy=strategy, dedupe=False)
     report = validate_jsonl("\n".join(json.dumps(e) for e in examples), count)
     assert report.ok, report.errors[:3]
+    sharegpt = validate_jsonl("\n".join(json.dumps(to_sharegpt(e)) for e in examples), count)
+    assert sharegpt.ok and sharegpt.format == "sharegpt", sharegpt.errors[:3]
+
+
+def test_sharegpt_keeps_reasoning_and_is_validated_by_its_own_rules():
+    from cascade_studio.core.datasets import backend_refusal
+
+    t = traj(1, [{"id": "c1", "name": "f", "arguments": {"x": 1}}, {"id": "c2", "name": "g", "arguments": {}}],
+             content="I will call f and g")
+    final = to_sharegpt(build_examples([t], strategy="final")[0][0])
+    reasoning = to_sharegpt(build_examples([t], strategy="reasoning")[0][0])
+    assert final != reasoning
+    call = reasoning["conversations"][-1]
+    assert call["from"] == "function_call" and call["value"].startswith("<think>I will call f and g</think>")
+    assert [c["name"] for c in json.loads(call["value"].split("</think>")[1])] == ["f", "g"]  # one turn, parallel
+    good = "\n".join(json.dumps(x) for x in [final, reasoning] * 5)
+    report = validate_jsonl(good, count)
+    assert report.ok and report.format == "sharegpt" and report.tokens_per_example
+    assert "ShareGPT" in backend_refusal(report, "openai")
+    bad_rows = [
+        ({"conversations": []}, "sharegpt_missing_conversations"),
+        ({"conversations": [{"from": "gpt", "value": "hi"}]}, "sharegpt_bad_order"),
+        ({"conversations": [{"from": "human", "value": "hi"}]}, "sharegpt_bad_order"),
+        ({"conversations": [{"from": "human", "value": 5}, {"from": "gpt", "value": "a"}]}, "sharegpt_bad_turn"),
+        ({"conversations": [{"from": "human", "value": "q"}, {"from": "function_call", "value": "{nope"}]},
+         "sharegpt_bad_function_call"),
+        ({**final, "tools": [1]}, "sharegpt_bad_tools"),
+    ]
+    for row, kind in bad_rows:
+        report = validate_jsonl("\n".join([json.dumps(final), json.dumps(row)] + [json.dumps(final)] * 8), count)
+        assert [(e["line"], e["kind"]) for e in report.errors] == [(2, kind)], (row, report.errors)
+    # an OpenAI-format dataset with errors is refused too, naming the first problem
+    broken = validate_jsonl(lines(GOOD, {"bad": 1}), count)
+    assert "line 2: missing_messages_list" in backend_refusal(broken, "openai")
+    assert backend_refusal(validate_jsonl(lines(), count), "openai") is None
 
 
 def test_jsonl_lines_split_on_newlines_only():
