@@ -188,56 +188,183 @@ def decision_kl(teacher_logprobs, teacher_tool, student_logprobs, student_tool, 
 
 
 # -- accuracy against expected answers (BFCL) -----------------------------------------------------
-def _bfcl_norm(value: Any) -> Any:
-    if isinstance(value, str):
-        return re.sub(r"[\s,./\-_*^]", "", value).lower()
-    if isinstance(value, list):
-        return [_bfcl_norm(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _bfcl_norm(v) for k, v in value.items()}
-    return value
+# The rules of BFCL's own AST checker for Python (bfcl_eval.eval_checker.ast_eval.ast_checker),
+# quirks included, so that an accuracy shown here is the accuracy BFCL would report; the test
+# tests/core/test_bfcl_oracle.py holds the two side by side. Values compare with Python's ==
+# (1 == 1.0), strings after BFCL's standardisation, dicts key by key, and each argument first
+# passes BFCL's type check against the tool's declared parameter type.
+_BFCL_PY_TYPES: dict[str, type] = {
+    # BFCL's names and the JSON Schema names the importer maps them to (dict->object, float->number,
+    # tuple->array, any->no type).
+    "string": str, "any": str, "integer": int, "float": float, "number": float, "boolean": bool,
+    "array": list, "tuple": list, "dict": dict, "object": dict,
+}
+_BFCL_STRIP = re.compile(r"[ ,./\-_*^]")
 
 
-def _bfcl_value_ok(value: Any, accepted: list[Any]) -> bool:
+def bfcl_standardize(text: str) -> str:
+    """BFCL's string normalisation: drop spaces and , . / - _ * ^, lower-case, ' -> "."""
+    return _BFCL_STRIP.sub("", text).lower().replace("'", '"')
+
+
+def _std(value: Any) -> Any:
+    return bfcl_standardize(value) if type(value) is str else value
+
+
+def _declared_type(schema: Any) -> type | None:
+    """The Python type BFCL checks a value against; None when unknown (then no type check)."""
+    if not isinstance(schema, dict):
+        return None
+    name = schema.get("type", "any")  # the importer drops BFCL's "any"
+    return _BFCL_PY_TYPES.get(name) if isinstance(name, str) else None
+
+
+def _first_answer_type(accepted: Any) -> type | None:
     for option in accepted:
-        if option == "":
+        if option != "":  # "" marks an optional argument
+            return type(option)
+    return None
+
+
+def _type_ok(value: Any, accepted: Any, declared: type, nested: type | None) -> tuple[bool, bool]:
+    """BFCL's type_checker: (valid, is_variable). A value of the accepted answers' type passes as a
+    "variable" even when it is not the declared type; arrays check their items one level deep
+    against each accepted list (an optional "" answer lets any items through)."""
+    answer_type = _first_answer_type(accepted)
+    is_variable = answer_type is not None and answer_type is not declared
+    if type(value) is declared:
+        if nested is None:
+            return True, is_variable
+        for option in accepted:
+            if type(option) is list and not all(_type_ok(item, option, nested, None)[0] for item in value):
+                continue
+            return True, is_variable
+        return False, False
+    if answer_type is not None and type(value) is answer_type:
+        return True, True
+    return False, False
+
+
+def _string_ok(value: str, accepted: Any) -> bool:
+    return bfcl_standardize(value) in [bfcl_standardize(o) for o in accepted if type(o) is str]
+
+
+def _list_ok(value: list, accepted: Any) -> bool:
+    options = [[_std(x) for x in o] for o in accepted if isinstance(o, list | str)]  # "" -> []
+    return [_std(x) for x in value] in options
+
+
+def _dict_ok(value: dict, accepted: Any) -> bool:
+    """Every key of the dict is an accepted key with an accepted value; missing keys are optional."""
+    for option in accepted:
+        if option == "" or not isinstance(option, dict):
             continue
-        if values_equal(_bfcl_norm(value), _bfcl_norm(option)):
-            return True
-        if isinstance(value, int | float) and isinstance(option, int | float) and values_equal(value, option):
+        if all(key in option and isinstance(option[key], list | str)
+               and _std(v) in [_std(o) for o in option[key]] for key, v in value.items()) \
+                and all(key in value or "" in vals for key, vals in option.items()):
             return True
     return False
 
 
-def bfcl_call_ok(call: dict[str, Any], expected: dict[str, dict[str, list[Any]]]) -> bool:
+def _list_of_dicts_ok(value: list, accepted: Any) -> bool:
+    for option in accepted:
+        if not isinstance(option, list | str) or len(option) != len(value):
+            continue
+        if all(isinstance(v, dict) and _dict_ok(v, [o]) for v, o in zip(value, option, strict=True)):
+            return True
+    return False
+
+
+def _bfcl_value_ok(value: Any, accepted: Any, schema: Any) -> bool:
+    declared = _declared_type(schema)
+    nested = _declared_type(schema.get("items")) if declared is list and isinstance(schema, dict) else None
+    if declared is None:  # no declared type: take the accepted answers' type (int and float alike)
+        declared = _first_answer_type(accepted)
+        if declared in (int, float) and type(value) in (int, float):
+            declared = float
+        if declared is list:
+            first = next((o for o in accepted if isinstance(o, list) and o), None)
+            nested = dict if first is not None and isinstance(first[0], dict) else None
+    if declared is float and type(value) is int:
+        value = float(value)  # BFCL allows Python's int -> float promotion, at the top level only
+    is_variable = False
+    if declared is not None:
+        valid, is_variable = _type_ok(value, accepted, declared, nested)
+        if not valid:
+            return False
+    if not is_variable:
+        kind = declared or type(value)
+        if kind is dict and isinstance(value, dict):
+            return _dict_ok(value, accepted)
+        if kind is list and isinstance(value, list):
+            return _list_of_dicts_ok(value, accepted) if nested is dict else _list_ok(value, accepted)
+        if kind is str and isinstance(value, str):
+            return _string_ok(value, accepted)
+    try:
+        return value in accepted
+    except TypeError:
+        return False
+
+
+def _parameters(tool: Any) -> dict[str, Any] | None:
+    fn = tool.get("function", tool) if isinstance(tool, dict) else None
+    params = fn.get("parameters") if isinstance(fn, dict) else None
+    return params if isinstance(params, dict) else None
+
+
+def _tool_schemas(tools: list[dict[str, Any]] | None) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for tool in tools or []:
+        fn = tool.get("function", tool) if isinstance(tool, dict) else None
+        params = _parameters(tool)
+        if isinstance(fn, dict) and params is not None:
+            out.setdefault(str(fn.get("name")), params)
+    return out
+
+
+def bfcl_call_ok(call: dict[str, Any], expected: dict[str, dict[str, list[Any]]],
+                 parameters: dict[str, Any] | None = None) -> bool:
     """One call against one expected call {name: {arg: [accepted values]}}: any listed value is
-    accepted; "" in the list means the argument may be omitted; unexpected arguments fail."""
+    accepted; "" in the list means the argument may be omitted; unexpected arguments fail.
+
+    `parameters` is the tool's parameter schema (the task's tool): with it, BFCL's type check and
+    its required and declared arguments apply; without it the types are taken from the answers."""
     (name, params), = expected.items()
     if call.get("name") != name:
         return False
     args = _args(call)
-    for key in args:
-        if key not in params:
+    properties = parameters.get("properties") if isinstance(parameters, dict) else None
+    required = parameters.get("required") if isinstance(parameters, dict) else None
+    if isinstance(required, list) and any(key not in args for key in required):
+        return False
+    for key, value in args.items():
+        if key not in params or (isinstance(properties, dict) and key not in properties):
             return False
-    for key, accepted in params.items():
-        if key not in args:
-            if "" not in accepted:
-                return False
-            continue
-        if not _bfcl_value_ok(args[key], accepted):
+        accepted = params[key] if isinstance(params[key], list) else [params[key]]
+        schema = properties.get(key) if isinstance(properties, dict) else None
+        if not _bfcl_value_ok(value, accepted, schema):
             return False
-    return True
+    return all(key in args or "" in (accepted if isinstance(accepted, list) else [accepted])
+               for key, accepted in params.items())
 
 
-def bfcl_correct(calls: list[dict[str, Any]], expected: list[dict[str, Any]]) -> bool:
-    """Every expected call matched by a distinct actual call, and no extra calls. `[]` expects no call."""
+def bfcl_correct(calls: list[dict[str, Any]], expected: list[dict[str, Any]],
+                 tools: list[dict[str, Any]] | None = None) -> bool:
+    """The task's verdict as BFCL's AST checker gives it: every expected call matched by a distinct
+    actual call (the first that fits, in order, as BFCL matches parallel calls), and no extra
+    calls. `[]` expects no call (irrelevance). Pass the task's `tools` so that BFCL's type check
+    applies (an int where the tool declares a float array fails); without them it cannot."""
     if not expected:
         return not calls
     if len(calls) != len(expected):
         return False
-    remaining = list(calls)
+    schemas = _tool_schemas(tools)
+    remaining = list(range(len(calls)))  # indices: calls that differ only as 5 vs 5.0 are == as dicts
     for exp in expected:
-        match = next((c for c in remaining if bfcl_call_ok(c, exp)), None)
+        if not isinstance(exp, dict) or len(exp) != 1:
+            return False
+        parameters = schemas.get(str(next(iter(exp))))
+        match = next((i for i in remaining if bfcl_call_ok(calls[i], exp, parameters)), None)
         if match is None:
             return False
         remaining.remove(match)

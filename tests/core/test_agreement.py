@@ -92,6 +92,52 @@ def test_bfcl_rules():
     assert not ag.bfcl_correct([call("g", y="b")], par)
 
 
+
+def _tool(name, **props):
+    return {"type": "function", "function": {"name": name, "parameters": {
+        "type": "object", "properties": props, "required": []}}}
+
+
+def test_bfcl_dict_arguments_are_compared_key_by_key():
+    """BFCL lists accepted values per key inside a dict argument (issue 21)."""
+    expected = [{"update_user_info": {"user_id": [43523], "update_info": [{"name": ["John Doe"], "email": ["", "j@x.com"]}]}}]
+    tools = [_tool("update_user_info", user_id={"type": "integer"}, update_info={"type": "object"})]
+    right = call("update_user_info", user_id=43523, update_info={"name": "john doe", "email": "j@x.com"})
+    assert ag.bfcl_correct([right], expected, tools)
+    assert ag.bfcl_correct([right], expected)  # no tools: the answers say it is a dict
+    assert ag.bfcl_correct([call("update_user_info", user_id=43523, update_info={"name": "John Doe"})], expected, tools)
+    assert not ag.bfcl_correct([call("update_user_info", user_id=43523, update_info={"name": "Jane"})], expected, tools)
+    assert not ag.bfcl_correct([call("update_user_info", user_id=43523, update_info={"email": "j@x.com"})], expected, tools)
+    assert not ag.bfcl_correct([call("update_user_info", user_id=43523,
+                                     update_info={"name": "John Doe", "age": 3})], expected, tools)
+
+
+def test_bfcl_type_check_follows_the_declared_types():
+    expected = [{"f": {"xs": [[1.0, 2.0]], "x": [3.0], "n": [4]}}]
+    tools = [_tool("f", xs={"type": "array", "items": {"type": "number"}}, x={"type": "number"}, n={"type": "integer"})]
+    assert ag.bfcl_correct([call("f", xs=[1.0, 2.0], x=3.0, n=4)], expected, tools)
+    assert ag.bfcl_correct([call("f", xs=[1.0, 2.0], x=3, n=4)], expected, tools)  # int -> float at the top
+    assert not ag.bfcl_correct([call("f", xs=[1, 2], x=3.0, n=4)], expected, tools)  # not inside an array
+    assert not ag.bfcl_correct([call("f", xs=[1.0, 2.0], x=3.0, n=4.0)], expected, tools)  # float for an int
+    assert not ag.bfcl_correct([call("f", xs=[1.0, 2.0], x=3.0 + 1e-9, n=4)], expected, tools)  # exact, as BFCL
+    assert not ag.bfcl_correct([call("f", xs=[1.0, 2.0], x=True, n=4)], expected, tools)
+
+
+def test_bfcl_strings_are_standardised_as_bfcl_does():
+    expected = [{"f": {"city": ["New York, NY"], "tags": [["a b", "c"]]}}]
+    tools = [_tool("f", city={"type": "string"}, tags={"type": "array", "items": {"type": "string"}})]
+    assert ag.bfcl_correct([call("f", city="new york ny", tags=["A-B", "c."])], expected, tools)
+    assert not ag.bfcl_correct([call("f", city="New York\tNY", tags=["a b", "c"])], expected, tools)  # tabs stay
+    assert not ag.bfcl_correct([call("f", city="New York!", tags=["a b", "c"])], expected, tools)
+
+
+def test_bfcl_parallel_calls_are_matched_one_each():
+    """Two calls equal as Python dicts (5 == 5.0) are still two calls; the wrong one stays unmatched."""
+    expected = [{"f": {"n": [5]}}, {"f": {"n": [5]}}]
+    tools = [_tool("f", n={"type": "integer"})]
+    assert ag.bfcl_correct([call("f", n=5), call("f", n=5)], expected, tools)
+    assert not ag.bfcl_correct([call("f", n=5.0), call("f", n=5)], expected, tools)
+
 def side(calls, answer=None, conf=0.9):
     return Side(calls, answer, None, None, {"mean_token_prob": conf, "min_token_prob": conf, "tool_name_prob": conf})
 
