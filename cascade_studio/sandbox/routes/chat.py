@@ -1,0 +1,203 @@
+"""POST /v1/chat/completions: request checks, the simulated answer, usage, logprobs and latency."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import random
+import secrets
+import time
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+
+from cascade_studio.sandbox import simulator as sim
+from cascade_studio.sandbox.routes.common import (
+    ApiError,
+    Handler,
+    JSONResponse,
+    expect,
+    expect_metadata,
+    maybe_fault,
+    read_json,
+    request_id_headers,
+)
+from cascade_studio.sandbox.tokens import count_message_tokens
+
+if TYPE_CHECKING:
+    from cascade_studio.sandbox.app import Sandbox
+
+ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
+
+
+def _check_message(m: Any, i: int) -> None:
+    """The fields of messages[i] that the simulator and the token count read."""
+    if not isinstance(m, dict) or not isinstance(m.get("role"), str) or m["role"] not in ROLES:
+        raise ApiError(400, f"Invalid value for 'messages[{i}].role': expected one of system, developer, "
+                       "user, assistant, tool.", param=f"messages[{i}].role", code="invalid_value")
+    content = m.get("content")
+    if content is not None and not isinstance(content, str):
+        for j, part in enumerate(expect(content, "array", f"messages[{i}].content")):
+            expect(part, "object", f"messages[{i}].content[{j}]", optional=False)
+            expect(part.get("text"), "string", f"messages[{i}].content[{j}].text")
+    for name in ("name", "tool_call_id"):
+        expect(m.get(name), "string", f"messages[{i}].{name}")
+    for j, call in enumerate(expect(m.get("tool_calls"), "array", f"messages[{i}].tool_calls") or []):
+        where = f"messages[{i}].tool_calls[{j}]"
+        fn = expect(expect(call, "object", where, optional=False).get("function"), "object", f"{where}.function")
+        for name in ("name", "arguments"):
+            expect((fn or {}).get(name), "string", f"{where}.function.{name}")
+
+
+def _check_schema(schema: dict[str, Any], param: str) -> None:
+    """The parts of a JSON schema the simulator reads to fill in arguments."""
+    kind = schema.get("type")
+    if not isinstance(kind, str):
+        for j, item in enumerate(expect(kind, "array", f"{param}.type") or []):
+            expect(item, "string", f"{param}.type[{j}]", optional=False)
+    expect(schema.get("enum"), "array", f"{param}.enum")
+    for j, item in enumerate(expect(schema.get("required"), "array", f"{param}.required") or []):
+        expect(item, "string", f"{param}.required[{j}]", optional=False)
+    items = expect(schema.get("items"), "object", f"{param}.items")
+    if items is not None:
+        _check_schema(items, f"{param}.items")
+    for name, prop in (expect(schema.get("properties"), "object", f"{param}.properties") or {}).items():
+        if isinstance(prop, dict):
+            _check_schema(prop, f"{param}.properties.{name}")
+
+
+def _tool_names(tools: Any) -> set[str]:
+    names: set[str] = set()
+    if tools is None:
+        return names
+    if not isinstance(tools, list):
+        raise ApiError(400, "Invalid 'tools': expected an array.", param="tools")
+    for i, t in enumerate(tools):
+        fn = t.get("function") if isinstance(t, dict) else None
+        if not isinstance(t, dict) or t.get("type") != "function" or not isinstance(fn, dict) or not fn.get("name"):
+            raise ApiError(400, f"Invalid 'tools[{i}]': expected {{\"type\": \"function\", \"function\": "
+                           "{\"name\": ...}}.", param=f"tools[{i}]", code="invalid_value")
+        names.add(expect(fn["name"], "string", f"tools[{i}].function.name"))
+        expect(fn.get("description"), "string", f"tools[{i}].function.description")
+        params = expect(fn.get("parameters"), "object", f"tools[{i}].function.parameters")
+        if params is not None:
+            _check_schema(params, f"tools[{i}].function.parameters")
+    return names
+
+
+def _check_tool_choice(choice: Any, names: set[str]) -> None:
+    if isinstance(choice, dict):
+        fn = expect(choice.get("function"), "object", "tool_choice.function") or {}
+        name = expect(fn.get("name"), "string", "tool_choice.function.name")
+        if name not in names:
+            raise ApiError(400, f"Invalid value for 'tool_choice': function '{name}' is not in 'tools'.",
+                           param="tool_choice", code="invalid_value")
+    elif choice not in (None, "none", "auto", "required"):
+        raise ApiError(400, "Invalid value for 'tool_choice': expected none, auto, required or a function.",
+                       param="tool_choice", code="invalid_value")
+
+
+def _check_top_logprobs(body: dict[str, Any]) -> None:
+    top = body.get("top_logprobs")
+    if top is None:
+        return
+    if not isinstance(top, int) or isinstance(top, bool) or not 0 <= top <= 20:
+        above = isinstance(top, int) and top > 20
+        raise ApiError(400, f"Invalid 'top_logprobs': integer above maximum value. Expected a value <= 20, "
+                       f"but got {top} instead." if above else
+                       "Invalid 'top_logprobs': expected an integer between 0 and 20.",
+                       param="top_logprobs", code="integer_above_max_value" if above else "invalid_value")
+    if not body.get("logprobs"):
+        raise ApiError(400, "Invalid value for 'top_logprobs': 'logprobs' must be set to true when using "
+                       "top_logprobs.", param="top_logprobs", code="invalid_value")
+
+
+class ChatRoutes:
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+        self._prefix_cache: set[str] = set()
+
+    def routes(self) -> list[tuple[str, str, Handler]]:
+        return [("/v1/chat/completions", "POST", self.chat_completions)]
+
+    def validate_chat(self, body: dict[str, Any]) -> None:
+        model = body.get("model")
+        if not model:
+            raise ApiError(400, "you must provide a model parameter", param="model")
+        expect(model, "string", "model")
+        messages = body.get("messages")
+        if messages is None:
+            raise ApiError(400, "Missing required parameter: 'messages'.", param="messages",
+                           code="missing_required_parameter")
+        if not isinstance(messages, list) or not messages:
+            raise ApiError(400, "Invalid 'messages': empty array. Expected an array with minimum length 1.",
+                           param="messages", code="empty_array")
+        for i, m in enumerate(messages):
+            _check_message(m, i)
+        n = body.get("n", 1)
+        if n not in (1, None):
+            raise ApiError(400, "The sandbox supports n=1 only.", param="n", code="invalid_value")
+        for flag in ("stream", "logprobs", "store", "parallel_tool_calls"):
+            expect(body.get(flag), "boolean", flag)
+        if body.get("stream"):
+            raise ApiError(400, "The sandbox does not support streaming; send stream=false.", param="stream",
+                           code="unsupported_value")
+        _check_top_logprobs(body)
+        _check_tool_choice(body.get("tool_choice"), _tool_names(body.get("tools")))
+        expect_metadata(body.get("metadata"))
+        if not sim.is_known_chat_model(model, set(self.sandbox.fine_tuned)):
+            raise ApiError(404, f"The model `{model}` does not exist or you do not have access to it.",
+                           code="model_not_found")
+
+    def complete(self, body: dict[str, Any]) -> tuple[dict[str, Any], float]:
+        """A chat completion and its simulated latency in seconds (before scaling)."""
+        if not isinstance(body, dict):
+            raise ApiError(400, "The request body must be a JSON object.")
+        self.validate_chat(body)
+        seed = self.sandbox.config.seed
+        gen = sim.generate_chat(body, seed=seed)
+        profile = sim.profile_for(body["model"])
+        prefix = hashlib.sha1(json.dumps([body["model"], body["messages"][:-1], body.get("tools")],
+                                         sort_keys=True).encode()).hexdigest()
+        prefix_tokens = count_message_tokens(body["messages"][:-1], body.get("tools"))
+        cached = (prefix_tokens // 128) * 128 if prefix in self._prefix_cache and prefix_tokens >= 1024 else 0
+        self._prefix_cache.add(prefix)
+        usage = sim.chat_usage(body, gen, cached)
+        logprobs = None
+        if body.get("logprobs"):
+            rng = sim.rng_for(seed + 1, body["model"], body["messages"])
+            logprobs = {"content": sim.token_logprobs(gen.segments, profile, rng, int(body.get("top_logprobs") or 0)),
+                        "refusal": None}
+        message: dict[str, Any] = {"role": "assistant", "content": gen.content, "refusal": None, "annotations": []}
+        if gen.tool_calls:
+            message["tool_calls"] = gen.tool_calls
+        response = {
+            "id": "chatcmpl-" + secrets.token_hex(12),
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body["model"],
+            "choices": [{"index": 0, "message": message, "logprobs": logprobs, "finish_reason": gen.finish_reason}],
+            "usage": usage,
+            "service_tier": "default",
+            "system_fingerprint": "fp_sandbox_" + hashlib.sha1(f"{body['model']}{seed}".encode()).hexdigest()[:8],
+        }
+        if body.get("store") and isinstance(body.get("metadata"), dict):
+            response["metadata"] = body["metadata"]
+        jitter = 0.8 + 0.4 * random.Random(response["id"]).random()
+        latency = (profile.base_ms + profile.ms_per_token * usage["completion_tokens"]) / 1000 * jitter
+        return response, latency
+
+    async def chat_completions(self, request: Request) -> Any:
+        sandbox = self.sandbox
+        body = await read_json(request, sandbox.config.max_json_depth)
+        dropped = await maybe_fault(sandbox.config.faults, sandbox.fault_rng)
+        if dropped is not None:
+            return dropped
+        started = time.perf_counter()
+        response, latency = self.complete(body)
+        delay = latency * sandbox.config.latency_scale
+        if delay > 0:
+            await asyncio.sleep(delay)
+        ms = int((time.perf_counter() - started) * 1000)
+        return JSONResponse(response, headers={**request_id_headers(), "openai-processing-ms": str(ms)})
