@@ -22,3 +22,21 @@ def test_core_store_services_and_sandbox_do_not_load_qt():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_no_sql_outside_store():
+    """DESIGN.md, one home per rule: SQL lives in cascade_studio/store/ only."""
+    import re
+
+    package = ROOT / "cascade_studio"
+    call = re.compile(r"\.(execute|executemany|executescript)\(")
+    allowed = [package / "store",
+               package / "cli", package / "cli.py"]  # TODO: cli moves next
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        if any(path == a or a in path.parents for a in allowed):
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if call.search(line):
+                found.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert not found, "SQL outside cascade_studio/store/ (move it into a repository there):\n" + "\n".join(found)

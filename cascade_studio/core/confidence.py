@@ -15,9 +15,24 @@ the call, tool_name_prob is None.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 METHODS = ("mean_token_prob", "min_token_prob", "tool_name_prob")
+# Where each method's value is kept on a trajectory (its attribute and the trajectories table's column).
+CONF_COLUMNS: dict[str, str] = {"mean_token_prob": "conf_mean", "min_token_prob": "conf_min",
+                                "tool_name_prob": "conf_tool"}
+DEFAULT_COLUMN = CONF_COLUMNS["mean_token_prob"]
+
+
+def confidence_column(method: str) -> str:
+    """The column holding `method`'s confidence; an unknown method falls back to the mean."""
+    return CONF_COLUMNS.get(method, DEFAULT_COLUMN)
+
+
+def by_method(values: Sequence[float | None]) -> dict[str, float | None]:
+    """{method: value} from the values of the CONF_COLUMNS columns, in that order."""
+    return dict(zip(CONF_COLUMNS, values, strict=True))
 
 
 def token_probs(logprobs: list[dict[str, Any]] | None) -> list[float]:

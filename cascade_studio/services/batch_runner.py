@@ -56,8 +56,7 @@ class BatchCollection:
 
     def _save_params(self, **changes: object) -> None:
         self.run_record.params.update(changes)
-        self.ws.conn.execute("UPDATE runs SET params = ? WHERE id = ?",
-                             (json.dumps(self.run_record.params), self.run_record.id))
+        self._runs.set_params(self.run_record.id, self.run_record.params)
 
     async def run(self) -> RunProgress:
         finished = self._runs.finished_task_ids(self.run_record.id)

@@ -346,12 +346,7 @@ class CollectionRun:
 
 
 def select_task_ids(ws: Workspace, category: str | None = None, limit: int | None = None) -> list[str]:
-    sql = "SELECT id FROM tasks" + (" WHERE category = ?" if category else "") + " ORDER BY category, rowid"
-    args: list[Any] = [category] if category else []
-    if limit:
-        sql += " LIMIT ?"
-        args.append(int(limit))
-    return [r[0] for r in ws.conn.execute(sql, args)]
+    return TaskRepository(ws).ids(category, limit)
 
 
 def start_or_resume(ws: Workspace, tier: Tier, task_ids: list[str], params: dict[str, Any], *,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 from dataclasses import dataclass, field
@@ -20,8 +19,12 @@ from cascade_studio.core.datasets import (
     training_price,
     validate_jsonl,
 )
+from cascade_studio.core.finetune import teacher_logprobs_path
+from cascade_studio.core.tiers import teacher_of
 from cascade_studio.services.paths import resources_dir
-from cascade_studio.store.trajectory_query import CONF_COLUMNS
+from cascade_studio.store.datasets import DatasetRepository
+from cascade_studio.store.tiers import TierRepository
+from cascade_studio.store.trajectories import TrajectoryRepository
 from cascade_studio.store.workspace import Workspace
 
 
@@ -63,27 +66,14 @@ class BuiltDataset:
 
 
 def select(ws: Workspace, f: DatasetFilters) -> tuple[list[int], list[SourceTrajectory]]:
+    """The latest kept trajectory per task of the chosen tier (default: the teacher)."""
     tier = f.tier
     if tier is None:
-        row = ws.conn.execute("SELECT max(tier) FROM tiers").fetchone()
-        tier = row[0]
-    clauses, args = ["status = 'ok'", "tier = ?"], [tier]
-    if f.accepted_only:
-        clauses.append("curation = 'accepted'")
-    else:
-        clauses.append("(curation IS NULL OR curation != 'rejected')")
-    if f.category:
-        clauses.append("category = ?")
-        args.append(f.category)
-    if f.min_confidence is not None:
-        clauses.append(f"{CONF_COLUMNS.get(f.confidence_method, 'conf_mean')} >= ?")
-        args.append(f.min_confidence)
-    if f.tool:
-        clauses.append("tool_name = ?")
-        args.append(f.tool)
-    rows = ws.conn.execute(
-        "SELECT id, task_id, category, request, content, tool_calls FROM trajectories WHERE id IN (SELECT max(id) FROM "
-        f"trajectories WHERE {' AND '.join(clauses)} GROUP BY task_id) ORDER BY id", args).fetchall()
+        teacher = teacher_of(TierRepository(ws).list())
+        tier = None if teacher is None else teacher.tier
+    rows = TrajectoryRepository(ws).latest_curated(
+        tier, accepted_only=f.accepted_only, category=f.category, min_confidence=f.min_confidence,
+        confidence_method=f.confidence_method, tool=f.tool)
     ids, out = [], []
     for r in rows:
         request = orjson.loads(r[3])
@@ -101,31 +91,20 @@ def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
     os.replace(tmp, path)
 
 
-def logprobs_path(training_file: Path) -> Path:
-    """Where the teacher's logprobs for a training file go: one line per example, in order."""
-    return training_file.with_name(training_file.stem + ".logprobs.jsonl")
-
-
 def _write_teacher_logprobs(ws: Workspace, out: Path, valid_path: Path | None, traj_ids: list[int],
                             train_idx: list[int], valid_idx: list[int]) -> Path | None:
     """The teacher's recorded top_logprobs beside the training (and validation) file, for the local
     trainer's soft labels; the training file itself stays plain OpenAI chat JSONL."""
-    found: dict[int, Any] = {}
-    for start in range(0, len(traj_ids), 500):
-        chunk = traj_ids[start:start + 500]
-        marks = ",".join("?" * len(chunk))
-        for tid, lp in ws.conn.execute(f"SELECT id, logprobs FROM trajectories WHERE id IN ({marks}) "
-                                       "AND logprobs IS NOT NULL", chunk):
-            found[tid] = orjson.loads(lp)
+    found = TrajectoryRepository(ws).logprobs_of(traj_ids)
     for target, idx in ((out, train_idx), (valid_path, valid_idx)):
         if target is None:
             continue
-        side = logprobs_path(target)
+        side = teacher_logprobs_path(target)
         if not found:
             side.unlink(missing_ok=True)  # an older file would no longer line up
             continue
         _write_jsonl(side, [None if traj_ids[i] not in found else {"content": found[traj_ids[i]]} for i in idx])
-    return logprobs_path(out) if found else None
+    return teacher_logprobs_path(out) if found else None
 
 
 def build_dataset(ws: Workspace, out: Path, f: DatasetFilters, fmt: str = "openai") -> BuiltDataset:
@@ -148,33 +127,18 @@ def build_dataset(ws: Workspace, out: Path, f: DatasetFilters, fmt: str = "opena
     if fmt == "openai":
         at = {t.task_id: i for i, t in enumerate(trajs)}
         teacher = _write_teacher_logprobs(ws, out, valid_path, [ids[at[k]] for k in kept], train_idx, valid_idx)
-    cur = ws.conn.execute(
-        "INSERT INTO datasets (created_at, path, validation_path, format, filters, examples, validation_examples, "
-        "trajectory_ids, validation_task_ids) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), str(out.resolve()),
-         None if valid_path is None else str(valid_path.resolve()), fmt, json.dumps(f.to_json()), len(train_idx),
-         len(valid_idx), json.dumps(ids), json.dumps([kept[i] for i in valid_idx])))
-    return BuiltDataset(cur.lastrowid, out, valid_path, len(train_idx), len(valid_idx), dropped, ids, teacher)
+    dataset_id = DatasetRepository(ws).add(out, valid_path, fmt, f.to_json(), len(train_idx), len(valid_idx), ids,
+                                           [kept[i] for i in valid_idx])
+    return BuiltDataset(dataset_id, out, valid_path, len(train_idx), len(valid_idx), dropped, ids, teacher)
 
 
 def validation_task_ids(ws: Workspace, dataset_id: int | None = None) -> tuple[int, list[str]] | None:
     """(dataset id, its validation split's task ids): the given dataset, else the newest with a split."""
-    if dataset_id is not None:
-        row = ws.conn.execute("SELECT id, validation_task_ids FROM datasets WHERE id = ?", (dataset_id,)).fetchone()
-    else:
-        row = ws.conn.execute("SELECT id, validation_task_ids FROM datasets WHERE validation_examples > 0 "
-                              "ORDER BY id DESC LIMIT 1").fetchone()
-    if row is None:
-        return None
-    ids = json.loads(row[1])
-    return (row[0], ids) if ids else None
+    return DatasetRepository(ws).validation_task_ids(dataset_id)
 
 
 def list_datasets(ws: Workspace) -> list[dict[str, Any]]:
-    rows = ws.conn.execute("SELECT id, created_at, path, validation_path, format, filters, examples, "
-                           "validation_examples FROM datasets ORDER BY id DESC").fetchall()
-    keys = ["id", "created_at", "path", "validation_path", "format", "filters", "examples", "validation_examples"]
-    return [{**dict(zip(keys, r, strict=True)), "filters": json.loads(r[5])} for r in rows]
+    return DatasetRepository(ws).list()
 
 
 def training_prices(workspace_dir: Path | None = None) -> dict[str, float]:

@@ -3,8 +3,6 @@ trajectories and collecting missing ones with the same engine as collection runs
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -12,13 +10,16 @@ from typing import Any
 import orjson
 
 from cascade_studio.core.agreement import cosine, offline_embedding
+from cascade_studio.core.confidence import CONF_COLUMNS, by_method
 from cascade_studio.core.evaluation import Side, TaskResult, aggregate, compare
 from cascade_studio.core.tiers import Tier
 from cascade_studio.services.clients import make_async_client
 from cascade_studio.services.collector import CollectionRun, start_or_resume
 from cascade_studio.services.secrets import SecretStore
 from cascade_studio.store.evaluations import drift_warning, history  # noqa: F401 - re-exported
+from cascade_studio.store.evaluations import record as record_evaluation
 from cascade_studio.store.tasks import TaskRepository
+from cascade_studio.store.trajectories import TrajectoryRepository
 from cascade_studio.store.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -27,10 +28,8 @@ EMBEDDING_MODEL = "text-embedding-3-small"
 
 def latest_sides(ws: Workspace, tier: int, task_ids: list[str] | None = None) -> dict[str, Side]:
     """The most recent successful trajectory of `tier` for each task."""
-    rows = ws.conn.execute(
-        "SELECT t.id, t.task_id, t.tool_calls, t.final_answer, t.content, t.logprobs, t.conf_mean, t.conf_min, "
-        "t.conf_tool, t.cost_micro, t.latency_ms FROM trajectories t JOIN (SELECT task_id, max(id) AS id FROM "
-        "trajectories WHERE tier = ? AND status = 'ok' GROUP BY task_id) last ON last.id = t.id", (tier,))
+    rows = TrajectoryRepository(ws).latest_ok(tier, ["id", "task_id", "tool_calls", "final_answer", "content",
+                                                     "logprobs", *CONF_COLUMNS.values(), "cost_micro", "latency_ms"])
     wanted = set(task_ids) if task_ids is not None else None
     out = {}
     for r in rows:
@@ -38,7 +37,7 @@ def latest_sides(ws: Workspace, tier: int, task_ids: list[str] | None = None) ->
             continue
         calls = orjson.loads(r[2])
         out[r[1]] = Side(calls, r[3], r[4] if calls else None, None if r[5] is None else orjson.loads(r[5]),
-                         {"mean_token_prob": r[6], "min_token_prob": r[7], "tool_name_prob": r[8]}, r[9], r[10], r[0])
+                         by_method(r[6:9]), r[9], r[10], r[0])
     return out
 
 
@@ -120,11 +119,10 @@ async def evaluate(ws: Workspace, teacher: Tier, student: Tier, task_ids: list[s
     summary = aggregate(results)
     report = EvaluationReport(teacher, student, results, summary, missing, method)
     if record and results:
-        report.evaluation_id = ws.conn.execute(
-            "INSERT INTO evaluations (created_at, teacher_tier, teacher_model, student_tier, student_model, category, "
-            "tasks, agreement, metrics) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), teacher.tier, teacher.model, student.tier,
-             student.model, category, len(results), summary["overall"]["agreement"], json.dumps(summary))).lastrowid
+        report.evaluation_id = record_evaluation(
+            ws, teacher_tier=teacher.tier, teacher_model=teacher.model, student_tier=student.tier,
+            student_model=student.model, category=category, tasks=len(results),
+            agreement=summary["overall"]["agreement"], metrics=summary)
     return report
 
 

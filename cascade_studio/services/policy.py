@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from cascade_studio import __version__
-from cascade_studio.core.tiers import Tier, default_env_var
+from cascade_studio.core.tiers import Tier, default_env_var, teacher_of
 
 SNIPPET = '''"""Apply a Cascade Studio policy to a live request: ask tier 1, escalate while its confidence is
 below the tier's threshold.
@@ -102,7 +102,8 @@ if __name__ == "__main__":
 
 
 def policy_document(tiers: list[Tier], calibration: dict[int, dict[str, Any]] | None = None) -> dict[str, Any]:
-    top = max(t.tier for t in tiers) if tiers else 0
+    teacher = teacher_of(tiers)
+    top = teacher.tier if teacher else 0
     return {
         "format": "cascade-studio/policy@1",
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

@@ -2,26 +2,25 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 from typing import Any
 
 import numpy as np
 import orjson
 
 from cascade_studio.core.agreement import args_agreement, bfcl_correct, tool_agreement
+from cascade_studio.core.confidence import confidence_column
 from cascade_studio.core.tiers import Tier
 from cascade_studio.core.tradeoffs import Outcomes
-from cascade_studio.store.trajectory_query import CONF_COLUMNS
+from cascade_studio.store.scenarios import ScenarioRepository
+from cascade_studio.store.tasks import TaskRepository
+from cascade_studio.store.trajectories import TrajectoryRepository
 from cascade_studio.store.workspace import Workspace
 
 
 def _latest(ws: Workspace, tier: Tier) -> dict[str, tuple]:
-    conf = CONF_COLUMNS[tier.confidence_method.value]
-    rows = ws.conn.execute(
-        f"SELECT t.task_id, t.cost_micro, t.latency_ms, t.{conf}, t.tool_calls, t.final_answer, t.prompt_tokens, "
-        "t.completion_tokens FROM trajectories t JOIN (SELECT task_id, max(id) AS id FROM trajectories WHERE tier = ? "
-        "AND status = 'ok' GROUP BY task_id) last ON last.id = t.id", (tier.tier,))
+    conf = confidence_column(tier.confidence_method.value)
+    rows = TrajectoryRepository(ws).latest_ok(tier.tier, ["task_id", "cost_micro", "latency_ms", conf, "tool_calls",
+                                                          "final_answer", "prompt_tokens", "completion_tokens"])
     return {r[0]: r[1:] for r in rows}
 
 
@@ -31,8 +30,7 @@ def load_outcomes(ws: Workspace, tiers: list[Tier], category: str | None = None)
     otherwise agreement with the teacher (tool choice and arguments)."""
     tiers = sorted(tiers, key=lambda t: t.tier)
     per_tier = [_latest(ws, t) for t in tiers]
-    meta = {r[0]: (r[1], None if r[2] is None else orjson.loads(r[2]))
-            for r in ws.conn.execute("SELECT id, category, expected FROM tasks")}
+    meta = TaskRepository(ws).categories_and_expected()
     all_ids = set().union(*[set(p) for p in per_tier]) if per_tier else set()
     common = sorted(set.intersection(*[set(p) for p in per_tier])) if per_tier else []
     if category:
@@ -63,19 +61,12 @@ def load_outcomes(ws: Workspace, tiers: list[Tier], category: str | None = None)
 
 
 def save_scenario(ws: Workspace, name: str, params: dict[str, Any], results: dict[str, Any]) -> int:
-    stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    cur = ws.conn.execute(
-        "INSERT INTO scenarios (name, created_at, params, results) VALUES (?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
-        "created_at = excluded.created_at, params = excluded.params, results = excluded.results",
-        (name, stamp, json.dumps(params), json.dumps(results, default=float)))
-    return cur.lastrowid
+    return ScenarioRepository(ws).save(name, params, results)
 
 
 def list_scenarios(ws: Workspace) -> list[dict[str, Any]]:
-    rows = ws.conn.execute("SELECT id, name, created_at, params, results FROM scenarios ORDER BY created_at, id")
-    return [{"id": r[0], "name": r[1], "created_at": r[2], "params": json.loads(r[3]), "results": json.loads(r[4])}
-            for r in rows]
+    return ScenarioRepository(ws).list()
 
 
 def delete_scenario(ws: Workspace, name: str) -> None:
-    ws.conn.execute("DELETE FROM scenarios WHERE name = ?", (name,))
+    ScenarioRepository(ws).delete(name)

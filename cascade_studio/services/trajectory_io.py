@@ -9,12 +9,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from cascade_studio.core.confidence import CONF_COLUMNS, by_method
 from cascade_studio.core.money import micro_to_usd
 from cascade_studio.core.tiers import Tier
 from cascade_studio.core.trajectory import Trajectory, build_request, trajectory_from_response
 from cascade_studio.store.tasks import TaskRepository
 from cascade_studio.store.tiers import TierRepository
-from cascade_studio.store.trajectories import TrajectoryRepository, now, restore_logprobs
+from cascade_studio.store.trajectories import RunRepository, TrajectoryRepository, now, restore_logprobs
 from cascade_studio.store.workspace import Workspace
 
 
@@ -25,8 +26,7 @@ def list_rows(ws: Workspace, tier: int | None = None) -> list[dict[str, Any]]:
     out = []
     for r in TrajectoryRepository(ws).summary_rows(tier):
         method = methods.get(r["tier"], "mean_token_prob")
-        conf = {"mean_token_prob": r["conf_mean"], "min_token_prob": r["conf_min"],
-                "tool_name_prob": r["conf_tool"]}
+        conf = by_method([r[column] for column in CONF_COLUMNS.values()])
         out.append({
             "id": r["id"], "run_id": r["run_id"], "task_id": r["task_id"], "tier": r["tier"], "model": r["model"],
             "status": r["status"], "category": r["category"], "tool": r["tool_name"],
@@ -49,10 +49,7 @@ def _atomic_write(target: Path, write) -> int:
 def export_native(ws: Workspace, target: Path, tier: int | None = None) -> int:
     """Native trajectory JSONL: task_id, tier, model, request, response (a chat.completion with
     usage), latency_ms, created_at, plus status, error, curation and tags."""
-    where, args = ("WHERE tier = ?", [tier]) if tier is not None else ("", [])
-    rows = ws.conn.execute(
-        f"SELECT task_id, tier, model, status, request, response, latency_ms, finished_at, error, curation, tags, "
-        f"category, logprobs FROM trajectories {where} ORDER BY id", args)
+    rows = TrajectoryRepository(ws).export_rows(tier)
 
     def write(fh) -> int:
         n = 0
@@ -95,14 +92,7 @@ BATCH_DISCOUNT = Decimal("0.5")  # OpenAI's Batch API bills half the synchronous
 
 def _import_run(ws: Workspace, tier: Tier, source: str) -> int:
     """One run per (tier, imported file): re-importing the same file updates instead of duplicating."""
-    params = json.dumps({"import": source})
-    row = ws.conn.execute("SELECT id FROM runs WHERE tier = ? AND params = ?", (tier.tier, params)).fetchone()
-    if row:
-        return row[0]
-    stamp = now()
-    return ws.conn.execute(
-        "INSERT INTO runs (tier, model, status, task_ids, params, created_at, updated_at) "
-        "VALUES (?, ?, 'imported', '[]', ?, ?, ?)", (tier.tier, tier.model, params, stamp, stamp)).lastrowid
+    return RunRepository(ws).import_run(tier.tier, tier.model, source)
 
 
 def _lines(path: Path):
@@ -125,16 +115,7 @@ def _lines(path: Path):
 
 
 def _save_all(ws: Workspace, run_id: int, items: list[tuple[Trajectory, str]]) -> int:
-    repo = TrajectoryRepository(ws)
-    ws.conn.execute("BEGIN IMMEDIATE")
-    try:
-        for traj, category in items:
-            repo.save(run_id, traj, category)
-        ws.conn.execute("COMMIT")
-    except Exception:
-        ws.conn.execute("ROLLBACK")
-        raise
-    return len(items)
+    return TrajectoryRepository(ws).save_all(run_id, items)
 
 
 def import_native(ws: Workspace, path: Path, tier: Tier) -> int:

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from typing import Any
 
 from cascade_studio.store.workspace import Workspace
+
+
+def record(ws: Workspace, *, teacher_tier: int, teacher_model: str, student_tier: int, student_model: str,
+           category: str | None, tasks: int, agreement: float | None, metrics: dict[str, Any]) -> int:
+    """Keep an evaluation's aggregates; returns its id."""
+    return ws.conn.execute(
+        "INSERT INTO evaluations (created_at, teacher_tier, teacher_model, student_tier, student_model, category, "
+        "tasks, agreement, metrics) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), teacher_tier, teacher_model, student_tier,
+         student_model, category, tasks, agreement, json.dumps(metrics))).lastrowid
 
 
 def history(ws: Workspace, student_tier: int | None = None) -> list[dict[str, Any]]:

@@ -100,6 +100,21 @@ class TaskRepository:
                 for r in self.ws.conn.execute(sql, args)]
 
 
+    def ids(self, category: str | None = None, limit: int | None = None) -> list[str]:
+        """Task ids in the order of the task table view (category, then import order)."""
+        sql = "SELECT id FROM tasks" + (" WHERE category = ?" if category else "") + " ORDER BY category, rowid"
+        args: list[Any] = [category] if category else []
+        if limit:
+            sql += " LIMIT ?"
+            args.append(int(limit))
+        return [r[0] for r in self.ws.conn.execute(sql, args)]
+
+    def categories_and_expected(self) -> dict[str, tuple[str, Any]]:
+        """{task id: (category, expected answer or None)} for every task."""
+        return {r[0]: (r[1], None if r[2] is None else orjson.loads(r[2]))
+                for r in self.ws.conn.execute("SELECT id, category, expected FROM tasks")}
+
+
 def _where(category: str | None, search: str) -> tuple[str, list[Any]]:
     clauses, args = [], []
     if category:

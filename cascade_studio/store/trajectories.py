@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from cascade_studio.core.confidence import confidence_column
 from cascade_studio.core.trajectory import Trajectory, Usage
 from cascade_studio.store.workspace import Workspace
 
@@ -88,6 +90,20 @@ class RunRepository:
         return {r[0] for r in self.ws.conn.execute(
             "SELECT task_id FROM trajectories WHERE run_id = ? AND status = 'ok'", (run_id,))}
 
+    def set_params(self, run_id: int, params: dict[str, Any]) -> None:
+        self.ws.conn.execute("UPDATE runs SET params = ? WHERE id = ?", (json.dumps(params), run_id))
+
+    def import_run(self, tier: int, model: str, source: str) -> int:
+        """One run per (tier, imported file): re-importing the same file updates instead of duplicating."""
+        params = json.dumps({"import": source})
+        row = self.ws.conn.execute("SELECT id FROM runs WHERE tier = ? AND params = ?", (tier, params)).fetchone()
+        if row:
+            return row[0]
+        stamp = now()
+        return self.ws.conn.execute(
+            "INSERT INTO runs (tier, model, status, task_ids, params, created_at, updated_at) "
+            "VALUES (?, ?, 'imported', '[]', ?, ?, ?)", (tier, model, params, stamp, stamp)).lastrowid
+
 
 def _run(row: tuple) -> Run:
     return Run(row[0], row[1], row[2], row[3], json.loads(row[4]), json.loads(row[5]), row[6], row[7])
@@ -98,9 +114,82 @@ _COLUMNS = ("run_id, task_id, tier, model, status, category, tool_name, content,
             "cost_micro, conf_mean, conf_min, conf_tool, system_fingerprint, error, attempts, started_at, finished_at")
 
 
+_KNOWN_COLUMNS = frozenset(c.strip() for c in _COLUMNS.split(",")) | {"id", "curation", "tags"}
+_EXPORT_COLUMNS = ("task_id, tier, model, status, request, response, latency_ms, finished_at, error, curation, tags, "
+                   "category, logprobs")
+
+
+def _columns(names: Sequence[str], prefix: str = "") -> str:
+    unknown = [n for n in names if n not in _KNOWN_COLUMNS]
+    if unknown:
+        raise ValueError(f"not trajectory columns: {unknown}")
+    return ", ".join(prefix + n for n in names)
+
+
 class TrajectoryRepository:
     def __init__(self, ws: Workspace) -> None:
         self.ws = ws
+
+    def save_all(self, run_id: int, items: Iterable[tuple[Trajectory, str]]) -> int:
+        """Save (trajectory, category) pairs in one transaction: all of them or none."""
+        conn = self.ws.conn
+        conn.execute("BEGIN IMMEDIATE")
+        n = 0
+        try:
+            for traj, category in items:
+                self.save(run_id, traj, category)
+                n += 1
+            conn.execute("COMMIT")
+        except Exception:
+            conn.execute("ROLLBACK")
+            raise
+        return n
+
+    def latest_ok(self, tier: int, columns: Sequence[str]) -> Iterator[tuple[Any, ...]]:
+        """`columns` of the latest successful trajectory of `tier` for each task, streamed."""
+        return self.ws.conn.execute(
+            f"SELECT {_columns(columns, 't.')} FROM trajectories t JOIN (SELECT task_id, max(id) AS id FROM "
+            "trajectories WHERE tier = ? AND status = 'ok' GROUP BY task_id) last ON last.id = t.id", (tier,))
+
+    def latest_curated(self, tier: int | None, *, accepted_only: bool = False, category: str | None = None,
+                       min_confidence: float | None = None, confidence_method: str = "mean_token_prob",
+                       tool: str | None = None) -> list[tuple[Any, ...]]:
+        """(id, task_id, category, request, content, tool_calls) of the latest successful trajectory of `tier`
+        per task among those that pass the filters (accepted only, or not rejected), in id order: the
+        source of a fine-tuning dataset."""
+        clauses, args = ["status = 'ok'", "tier = ?"], [tier]
+        if accepted_only:
+            clauses.append("curation = 'accepted'")
+        else:
+            clauses.append("(curation IS NULL OR curation != 'rejected')")
+        if category:
+            clauses.append("category = ?")
+            args.append(category)
+        if min_confidence is not None:
+            clauses.append(f"{confidence_column(confidence_method)} >= ?")
+            args.append(min_confidence)
+        if tool:
+            clauses.append("tool_name = ?")
+            args.append(tool)
+        return self.ws.conn.execute(
+            "SELECT id, task_id, category, request, content, tool_calls FROM trajectories WHERE id IN (SELECT max(id) "
+            f"FROM trajectories WHERE {' AND '.join(clauses)} GROUP BY task_id) ORDER BY id", args).fetchall()
+
+    def logprobs_of(self, ids: list[int]) -> dict[int, Any]:
+        """The recorded logprobs of those of `ids` that have them."""
+        found: dict[int, Any] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for tid, lp in self.ws.conn.execute(f"SELECT id, logprobs FROM trajectories WHERE id IN ({marks}) "
+                                                "AND logprobs IS NOT NULL", chunk):
+                found[tid] = orjson.loads(lp)
+        return found
+
+    def export_rows(self, tier: int | None = None) -> Iterator[tuple[Any, ...]]:
+        """The export's columns (_EXPORT_COLUMNS) of every trajectory (of `tier`), in id order, streamed."""
+        where, args = ("WHERE tier = ?", [tier]) if tier is not None else ("", [])
+        return self.ws.conn.execute(f"SELECT {_EXPORT_COLUMNS} FROM trajectories {where} ORDER BY id", args)
 
     def save(self, run_id: int | None, t: Trajectory, category: str = "") -> int:
         """Insert, or replace an earlier error for the same (run, task); commits at once.

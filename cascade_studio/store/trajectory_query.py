@@ -8,9 +8,9 @@ from array import array
 from dataclasses import dataclass, field
 from typing import Any
 
+from cascade_studio.core.confidence import CONF_COLUMNS, confidence_column  # noqa: F401 - CONF_COLUMNS re-exported
 from cascade_studio.store.workspace import Workspace
 
-CONF_COLUMNS = {"mean_token_prob": "conf_mean", "min_token_prob": "conf_min", "tool_name_prob": "conf_tool"}
 SORTABLE = {"id": "id", "task_id": "task_id", "category": "category", "tier": "tier", "model": "model",
             "status": "status", "tool_name": "tool_name", "confidence": None, "cost_micro": "cost_micro",
             "latency_ms": "latency_ms", "tokens": "(prompt_tokens + completion_tokens)", "curation": "curation",
@@ -39,7 +39,7 @@ class TrajectoryFilter:
     def where(self) -> tuple[str, list[Any]]:
         clauses: list[str] = []
         args: list[Any] = []
-        conf = CONF_COLUMNS.get(self.confidence, "conf_mean")
+        conf = confidence_column(self.confidence)
         for column, value in (("category", self.category), ("tier", self.tier), ("status", self.status),
                               ("tool_name", self.tool)):
             if value not in (None, ""):
@@ -71,7 +71,7 @@ class TrajectoryFilter:
     def order(self) -> str:
         column = SORTABLE.get(self.sort) or "id"
         if self.sort == "confidence":
-            column = CONF_COLUMNS.get(self.confidence, "conf_mean")
+            column = confidence_column(self.confidence)
         direction = "DESC" if self.descending else "ASC"
         return f" ORDER BY {column} {direction}, id {direction}" if column != "id" else f" ORDER BY id {direction}"
 

@@ -33,8 +33,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from cascade_studio.core.finetune import is_finished
 from cascade_studio.core.tiers import teacher_of
 from cascade_studio.services.secrets import SecretStore
+from cascade_studio.store.datasets import DatasetRepository
 from cascade_studio.store.tasks import TaskRepository
 from cascade_studio.store.tiers import TierRepository
 from cascade_studio.store.workspace import Workspace
@@ -53,6 +55,7 @@ class FineTunePage(QWidget):
         self.secrets = secrets
         self.ws: Workspace | None = None
         self.dataset_path: Path | None = None
+        self.dataset_id: int | None = None  # the workspace's record of dataset_path, when it has one
         self.validation_path: Path | None = None
         self._poll_task: asyncio.Task | None = None
         self._busy: asyncio.Task | None = None
@@ -247,6 +250,8 @@ class FineTunePage(QWidget):
 
     # -- workspace -----------------------------------------------------------------------------
     def set_workspace(self, ws: Workspace | None) -> None:
+        if ws is not self.ws:
+            self.dataset_id = None  # a dataset id names a record of the previous workspace
         self.ws = ws
         self.reload_choices()
         self.refresh_jobs()
@@ -335,7 +340,7 @@ class FineTunePage(QWidget):
         except (ValueError, OSError) as exc:
             self._say(f"No dataset written: {exc}", error=True)
             return
-        self.dataset_path, self.validation_path = built.path, built.validation_path
+        self.dataset_path, self.validation_path, self.dataset_id = built.path, built.validation_path, built.id
         self._say(f"Dataset {built.id}: {built.examples} training and {built.validation_examples} validation examples "
                   f"from {len(built.trajectory_ids)} trajectories" +
                   (f" ({built.duplicates_dropped} duplicates dropped)" if built.duplicates_dropped else "") + "." +
@@ -348,6 +353,8 @@ class FineTunePage(QWidget):
         name, _ = QFileDialog.getOpenFileName(self, "Validate a training file", "", "JSONL (*.jsonl)")
         if name:
             self.dataset_path = Path(name)
+            found = DatasetRepository(self.ws).find_by_path(self.dataset_path) if self.ws else None
+            self.dataset_id = found[0] if found else None  # a file built earlier keeps its lineage
             self.validate(Path(name))
 
     def validate(self, path: Path) -> None:
@@ -416,12 +423,11 @@ class FineTunePage(QWidget):
         base = self.local_model.text().strip() if local else self.base_model.currentText().strip()
         spec = JobSpec(base, self.dataset_path, self.validation_path, n_epochs=self.epochs.value() or "auto",
                        suffix=self.suffix.text().strip() or None, options=options)
-        row = self.ws.conn.execute("SELECT id FROM datasets WHERE path = ?", (str(self.dataset_path.resolve()),)).fetchone()
         self._say(f"Starting the local trainer on {self.dataset_path.name}…" if local else
                   f"Uploading {self.dataset_path.name} and starting the job…")
         self.start_button.setEnabled(False)
         self._busy = asyncio.ensure_future(tracker.start_job(self.ws, spec, self.endpoint_tier.currentData(),
-                                                             self.secrets, dataset_id=row[0] if row else None,
+                                                             self.secrets, dataset_id=self.dataset_id,
                                                              backend_name="local" if local else "openai"))
         self._busy.add_done_callback(self._started)
 
@@ -480,7 +486,7 @@ class FineTunePage(QWidget):
                 if c == 2:
                     item.setToolTip(j["base_model"] + (" (local trainer)" if j["backend"] == "local" else ""))
                 self.jobs.setItem(r, c, item)
-            if j["status"] in ("succeeded", "failed", "cancelled") and j["id"] not in self._notified:
+            if is_finished(j["status"]) and j["id"] not in self._notified:
                 self._notify(j)
         for r, j in enumerate(jobs):
             if j["id"] == current:

@@ -27,6 +27,7 @@ from cascade_studio.services import tier_service
 from cascade_studio.services.paths import log_file
 from cascade_studio.services.secrets import SecretStore
 from cascade_studio.services.settings import AppSettings
+from cascade_studio.store.jobs import JobStore
 from cascade_studio.store.workspace import Workspace, WorkspaceError
 from cascade_studio.ui.background import run_in_thread
 from cascade_studio.ui.errors import show_error
@@ -275,9 +276,7 @@ class MainWindow(QMainWindow):
         self.settings.add_recent(ws.path)
         self.tiers_page.set_workspace(ws, catalog)
         self._each_built("set_workspace", ws)
-        unfinished = ws.conn.execute("SELECT count(*) FROM finetune_jobs WHERE status NOT IN "
-                                     "('succeeded', 'failed', 'cancelled')").fetchone()[0]
-        if unfinished:  # resume tracking fine-tune jobs by itself, even before the page is opened
+        if JobStore(ws).count_unfinished():  # resume tracking fine-tune jobs by itself, even before the page is opened
             QTimer.singleShot(0, lambda: self._build("finetune"))
         self.workspace_label.setText(f"Workspace: {ws.path}")
         self._update_title()

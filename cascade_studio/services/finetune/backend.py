@@ -3,61 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from cascade_studio.core.finetune import FINISHED_JOB_STATUSES, JobEvent, JobSpec, JobState
 from cascade_studio.core.tiers import is_openai_url
 
-TERMINAL = {"succeeded", "failed", "cancelled"}
+TERMINAL = FINISHED_JOB_STATUSES  # re-exported: the home of this rule is core.finetune
 OPENAI_FT_CUTOFF = dt.date(2027, 1, 6)
 OPENAI_4O_RETIREMENT = dt.date(2027, 1, 14)
-
-
-@dataclass
-class JobSpec:
-    base_model: str
-    training_file: Path
-    validation_file: Path | None = None
-    n_epochs: int | str = "auto"
-    batch_size: int | str = "auto"
-    learning_rate_multiplier: float | str = "auto"
-    suffix: str | None = None
-    seed: int | None = None
-    metadata: dict[str, str] = field(default_factory=dict)
-    options: dict[str, Any] = field(default_factory=dict)  # backend-specific (local: method, alpha, temperature…)
-
-
-@dataclass
-class JobState:
-    id: str
-    status: str
-    base_model: str
-    training_file: str
-    fine_tuned_model: str | None = None
-    trained_tokens: int | None = None
-    error: dict[str, Any] | None = None
-    hyperparameters: dict[str, Any] = field(default_factory=dict)
-    estimated_finish: int | None = None
-    created_at: int | None = None
-    finished_at: int | None = None
-
-    @property
-    def done(self) -> bool:
-        return self.status in TERMINAL
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class JobEvent:
-    id: str
-    created_at: int
-    level: str
-    type: str
-    message: str
-    data: dict[str, Any] | None = None
 
 
 class FineTuneBackend(Protocol):

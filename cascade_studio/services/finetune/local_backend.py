@@ -23,7 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cascade_studio.services.finetune.backend import TERMINAL, JobEvent, JobSpec, JobState
+from cascade_studio.core.finetune import (
+    FINISHED_JOB_STATUSES,
+    JobEvent,
+    JobSpec,
+    JobState,
+    teacher_logprobs_path,
+)
 
 NAME = "local"
 INSTALL = "pip install 'cascade-studio[local]'"
@@ -86,7 +92,7 @@ def teacher_logprobs_for(path: Path | None) -> Path | None:
     """The dataset builder writes the teacher's logprobs next to a training file as STEM.logprobs.jsonl."""
     if path is None:
         return None
-    side = Path(path).with_name(Path(path).stem + ".logprobs.jsonl")
+    side = teacher_logprobs_path(Path(path))
     return side if side.exists() else None
 
 
@@ -240,7 +246,7 @@ class LocalFineTuneBackend:
                     state.hyperparameters = {**state.hyperparameters, **d["hyperparameters"]}
                 if d.get("error"):
                     state.error = {"code": d["error"].get("code"), "message": d["error"].get("message"), "param": None}
-                if d["status"] in TERMINAL:
+                if d["status"] in FINISHED_JOB_STATUSES:
                     state.finished_at = int(d["t"])
             elif kind == "metrics" and d.get("train_loss") is not None:
                 state.trained_tokens = d.get("trained_tokens")
@@ -250,7 +256,7 @@ class LocalFineTuneBackend:
                 state.fine_tuned_model = d.get("fine_tuned_model")
                 state.trained_tokens = d.get("trained_tokens", state.trained_tokens)
                 state.hyperparameters = {**state.hyperparameters, "output": d.get("output"), "serve": d.get("serve")}
-        if state.status in TERMINAL:
+        if state.status in FINISHED_JOB_STATUSES:
             state.estimated_finish = None
             return state
         pid = self._pid(job_id)
@@ -299,7 +305,7 @@ class LocalFineTuneBackend:
                 out.append(JobEvent(eid, t, "info", "message", f"New model: {d.get('fine_tuned_model')} in "
                                     f"{(d.get('output') or {}).get('dir')}. Serve it, e.g. {cmds}",
                                     {"output": d.get("output"), "serve": d.get("serve")}))
-        if lines and lines[-1].get("type") == "state" and lines[-1].get("status") in TERMINAL:
+        if lines and lines[-1].get("type") == "state" and lines[-1].get("status") in FINISHED_JOB_STATUSES:
             _progress_cache.pop(self.job_dir(job_id) / "progress.jsonl", None)  # nothing more will be appended
         return out
 
@@ -322,7 +328,7 @@ class LocalFineTuneBackend:
                     break
                 time.sleep(0.1)
         state = await self.status(job_id)
-        if state.status not in TERMINAL and (pid is None or not _alive(pid, job_id)):
+        if state.status not in FINISHED_JOB_STATUSES and (pid is None or not _alive(pid, job_id)):
             state.status, state.error = "cancelled", None
         if state.status == "failed" and state.error and state.error.get("code") == "trainer_exited":
             state.status, state.error = "cancelled", None

@@ -1,0 +1,52 @@
+"""Fine-tuning datasets built from trajectories: where their files are and what went into them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+from cascade_studio.store.workspace import Workspace
+
+_LIST_KEYS = ["id", "created_at", "path", "validation_path", "format", "filters", "examples", "validation_examples"]
+
+
+class DatasetRepository:
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+
+    def add(self, path: Path, validation_path: Path | None, fmt: str, filters: dict[str, Any], examples: int,
+            validation_examples: int, trajectory_ids: list[int], validation_task_ids: list[str]) -> int:
+        """Record a built dataset (paths stored resolved); returns its id."""
+        cur = self.ws.conn.execute(
+            "INSERT INTO datasets (created_at, path, validation_path, format, filters, examples, validation_examples, "
+            "trajectory_ids, validation_task_ids) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), str(Path(path).resolve()),
+             None if validation_path is None else str(Path(validation_path).resolve()), fmt, json.dumps(filters),
+             examples, validation_examples, json.dumps(trajectory_ids), json.dumps(validation_task_ids)))
+        return cur.lastrowid
+
+    def validation_task_ids(self, dataset_id: int | None = None) -> tuple[int, list[str]] | None:
+        """(dataset id, its validation split's task ids): the given dataset, else the newest with a split."""
+        if dataset_id is not None:
+            row = self.ws.conn.execute("SELECT id, validation_task_ids FROM datasets WHERE id = ?",
+                                       (dataset_id,)).fetchone()
+        else:
+            row = self.ws.conn.execute("SELECT id, validation_task_ids FROM datasets WHERE validation_examples > 0 "
+                                       "ORDER BY id DESC LIMIT 1").fetchone()
+        if row is None:
+            return None
+        ids = json.loads(row[1])
+        return (row[0], ids) if ids else None
+
+    def list(self) -> list[dict[str, Any]]:
+        rows = self.ws.conn.execute(f"SELECT {', '.join(_LIST_KEYS)} FROM datasets ORDER BY id DESC").fetchall()
+        return [{**dict(zip(_LIST_KEYS, r, strict=True)), "filters": json.loads(r[5])} for r in rows]
+
+    def find_by_path(self, path: Path) -> tuple[int, str | None] | None:
+        """(id, validation path) of the dataset recorded for this training file, for a file the user
+        chose rather than built in this session."""
+        row = self.ws.conn.execute("SELECT id, validation_path FROM datasets WHERE path = ?",
+                                   (str(Path(path).resolve()),)).fetchone()
+        return None if row is None else (row[0], row[1])
