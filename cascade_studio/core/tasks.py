@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from cascade_studio.core.errors import UserError
+
 _TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _BFCL_TYPES = {"dict": "object", "float": "number", "tuple": "array"}
 
@@ -54,7 +56,7 @@ class Task:
         return out
 
 
-class TaskImportError(ValueError):
+class TaskImportError(UserError, ValueError):
     def __init__(self, file: str, line: int | None, field_name: str | None, message: str) -> None:
         where = f"{file}:{line}" if line else file
         super().__init__(f"{where}: {field_name + ': ' if field_name else ''}{message}")
@@ -150,21 +152,81 @@ def bfcl_tool_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "_", name)[:64]
 
 
+# The published layouts, v1 to v4 (all one JSON object a line):
+# - gorilla_openfunctions_v1_test_<category>.json (Feb-Jun 2024): "question" is a string, "function"
+#   one definition (or a list), the id is "id", "index" or absent; its possible_answer lines are the
+#   answer itself, {name: {arg: [values]}} (several calls as "name_1"/"name 2" keys, or a list),
+#   or {"id", "ground_truth": {...}}, and pair with the task on the same line when they have no id.
+# - BFCL_v1_ / BFCL_v2_ files: "question" is a list of messages, ids like "v1_simple_0".
+# - BFCL_v3_ / BFCL_v4_ files: "question" is a list of turns (lists of messages); the answer lines
+#   are {"id", "ground_truth": [{name: {arg: [values]}}, ...]}.
+_BFCL_CATEGORY_NAMES = {  # v1's names -> the ones used since
+    "multiple_function": "multiple", "parallel_function": "parallel",
+    "parallel_multiple_function": "parallel_multiple", "executable_simple": "exec_simple",
+    "executable_multiple_function": "exec_multiple", "executable_parallel_function": "exec_parallel",
+    "executable_parallel_multiple_function": "exec_parallel_multiple", "relevance": "irrelevance",
+}
+_NO_CALL_CATEGORIES = ("irrelevance", "live_irrelevance")  # the right answer is to call no function
+
+
+def bfcl_category(task_id: str | None, file: str) -> str:
+    """The BFCL test category: from the id ("live_simple_3-2-0" -> live_simple, "v1_simple_0" ->
+    simple), else from the file name (gorilla_openfunctions_v1_test_parallel_function.json ->
+    parallel); v1's names are mapped to today's."""
+    if task_id and "_" in task_id:
+        name = task_id.rsplit("_", 1)[0]
+    else:
+        stem = re.sub(r"\.jsonl?$", "", file.rsplit("/", 1)[-1])
+        match = re.match(r"^(?:gorilla_openfunctions_v\d+_test_|BFCL_v\d+_)(.+)$", stem)
+        name = match.group(1) if match else "bfcl"
+    name = re.sub(r"^v\d+_", "", name)
+    return _BFCL_CATEGORY_NAMES.get(name, name)
+
+
+def _bfcl_messages(question: Any, file: str, line: int) -> list[dict[str, Any]]:
+    if isinstance(question, str) and question.strip():  # v1: the user's request as text
+        return [{"role": "user", "content": question}]
+    if not isinstance(question, list) or not question:
+        raise TaskImportError(file, line, "question", "must be a non-empty string, list of messages or list of turns")
+    turn = question[0] if isinstance(question[0], list) else question  # v3+: turns; the first one is asked
+    return _check_messages(turn, file, line)
+
+
+def _bfcl_calls(truth: Any, function_names: list[str]) -> list[dict[str, Any]]:
+    """A ground truth as a list of calls. v1 wrote one call as a dict, and several as one dict
+    whose keys repeat the name with a suffix ("spotify.play_1", "calculate_bmi 2")."""
+    if isinstance(truth, list):
+        return truth
+    calls = []
+    for key, args in truth.items():
+        name = key
+        if key not in function_names:
+            base = re.sub(r"[_ ]\d+$", "", key)
+            name = base if base in function_names else key
+        calls.append({name: args})
+    return calls
+
+
 def parse_bfcl(text: str, file: str, answers: dict[str, Any] | None = None, *,
                irrelevance: bool = False) -> list[Task]:
+    """BFCL task lines in any published layout (see above). `answers` maps ids (or "#<n>", the
+    n-th line, for answers without ids) to ground truths as parse_bfcl_answers reads them."""
     tasks = []
-    for line, row in _jsonl(text, file):
-        for key in ("id", "question", "function"):
+    for position, (line, row) in enumerate(_jsonl(text, file)):
+        for key in ("question", "function"):
             if key not in row:
                 raise TaskImportError(file, line, key, "is missing (a BFCL line has id, question, function)")
-        question = row["question"]
-        if not isinstance(question, list) or not question:
-            raise TaskImportError(file, line, "question", "must be a non-empty list of turns")
-        turn = question[0] if isinstance(question[0], list) else question
-        messages = _check_messages(turn, file, line)
+        raw_id = row.get("id", row.get("index"))
+        if raw_id is not None and (not isinstance(raw_id, str | int) or str(raw_id).strip() == ""):
+            raise TaskImportError(file, line, "id", "must be a non-empty string")
+        category = bfcl_category(None if raw_id is None else str(raw_id), file)
+        task_id = str(raw_id) if raw_id is not None else f"{category}_{position}"
+        messages = _bfcl_messages(row["question"], file, line)
         functions = row["function"]
+        if isinstance(functions, dict):  # v1: a single definition
+            functions = [functions]
         if not isinstance(functions, list):
-            raise TaskImportError(file, line, "function", "must be a list of function definitions")
+            raise TaskImportError(file, line, "function", "must be a function definition or a list of them")
         tools = []
         for i, fn in enumerate(functions):
             if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
@@ -173,25 +235,44 @@ def parse_bfcl(text: str, file: str, answers: dict[str, Any] | None = None, *,
             tools.append({"type": "function", "function": {
                 "name": bfcl_tool_name(fn["name"]), "description": str(fn.get("description", "")),
                 "parameters": params}})
-        task_id = str(row["id"])
-        category = task_id.rsplit("_", 1)[0] if "_" in task_id else "bfcl"
         expected: Any = None
-        if answers is not None and task_id in answers:
-            expected = [{bfcl_tool_name(name): args for name, args in call.items()} for call in answers[task_id]]
-        elif irrelevance:
-            expected = []  # BFCL irrelevance: the right answer is to call no function
+        truth = None
+        if answers is not None:
+            truth = answers.get(task_id, answers.get(f"#{position}"))
+        if truth is not None:
+            names = [fn["name"] for fn in functions]
+            expected = [{bfcl_tool_name(name): args for name, args in call.items()}
+                        for call in _bfcl_calls(truth, names)]
+        elif irrelevance or category in _NO_CALL_CATEGORIES:
+            expected = []
         tasks.append(Task(task_id, category, messages, _check_tools(tools, file, line), expected, file))
     return _unique(tasks, file)
 
 
+def _check_call(call: Any) -> bool:
+    return (isinstance(call, dict) and len(call) >= 1
+            and all(isinstance(k, str) and isinstance(v, dict) for k, v in call.items()))
+
+
 def parse_bfcl_answers(text: str, file: str) -> dict[str, Any]:
-    answers = {}
-    for line, row in _jsonl(text, file):
-        if "id" not in row or "ground_truth" not in row:
+    """Answer lines keyed by id; lines without one (v1) are keyed "#<n>", their position."""
+    answers: dict[str, Any] = {}
+    shape = "a list of calls [{name: {argument: [accepted values]}}] or one call {name: {...}}"
+    for position, (line, row) in enumerate(_jsonl(text, file)):
+        if "ground_truth" in row:
+            if "id" not in row:
+                raise TaskImportError(file, line, "id", "is missing (an answer line has id, ground_truth)")
+            key, truth = str(row["id"]), row["ground_truth"]
+        elif "id" in row:
             raise TaskImportError(file, line, "ground_truth", "is missing (an answer line has id, ground_truth)")
-        if not isinstance(row["ground_truth"], list):
-            raise TaskImportError(file, line, "ground_truth", "must be a list of calls")
-        answers[str(row["id"])] = row["ground_truth"]
+        else:  # v1 without ids: the line is the answer itself
+            key, truth = f"#{position}", row
+        if isinstance(truth, list):
+            if not all(isinstance(c, dict) and len(c) == 1 and _check_call(c) for c in truth):
+                raise TaskImportError(file, line, "ground_truth", f"must be {shape}")
+        elif not _check_call(truth):
+            raise TaskImportError(file, line, "ground_truth", f"must be {shape}")
+        answers[key] = truth
     return answers
 
 

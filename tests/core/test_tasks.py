@@ -1,7 +1,9 @@
 import json
+from pathlib import Path
 
 import pytest
 
+from cascade_studio.core.agreement import bfcl_correct
 from cascade_studio.core.tasks import (
     TaskImportError,
     bfcl_schema,
@@ -86,3 +88,78 @@ def test_detect_format():
     assert detect_format(native_line(), "x.jsonl") == "native"
     with pytest.raises(TaskImportError):
         detect_format("not json", "x.txt")
+
+
+# -- every published BFCL layout (small samples written in each: tests/data/bfcl_layouts) ---------------
+LAYOUTS = Path(__file__).resolve().parents[1] / "data" / "bfcl_layouts"
+V1 = LAYOUTS / "gorilla_openfunctions_v1"
+
+
+def _load(path):
+    from cascade_studio.services.task_import import load_tasks  # the importer: file + its possible_answer
+
+    return load_tasks(path)
+
+
+def _call(name, **arguments):
+    return {"name": name, "arguments": arguments}
+
+
+@pytest.mark.parametrize(("file", "category", "calls"), [
+    (V1 / "gorilla_openfunctions_v1_test_simple.json", "simple",
+     [[_call("calculate_triangle_area", base=10, height=5)], [_call("math_factorial", number=5)]]),
+    (V1 / "gorilla_openfunctions_v1_test_parallel_function.json", "parallel",
+     [[_call("spotify_play", artist="Maroon 5", duration=15), _call("spotify_play", artist="Taylor Swift", duration=20)],
+      [_call("calculate_bmi", height=6, weight=80), _call("calculate_bmi", height=5.6, weight=60)]]),
+    (V1 / "gorilla_openfunctions_v1_test_multiple_function.json", "multiple",
+     [[_call("update_user_info", user_id=43523, update_info={"name": "John Doe", "email": "johndoe@email.com"})]]),
+    (V1 / "gorilla_openfunctions_v1_test_relevance.json", "irrelevance", [[]]),
+    (LAYOUTS / "BFCL_v1_simple.json", "simple", [[_call("calculate_triangle_area", base=10, height=5, unit="units")]]),
+    (LAYOUTS / "BFCL_v2_live_multiple.json", "live_multiple", [[_call("get_weather", city="paris, france")]]),
+    (LAYOUTS / "BFCL_v2_live_irrelevance.json", "live_irrelevance", [[]]),
+    (LAYOUTS / "BFCL_v3_parallel_multiple.json", "parallel_multiple",
+     [[_call("get_stock_price", symbol="AAPL"), _call("get_weather", city="Oslo")]]),
+    (LAYOUTS / "BFCL_v4_simple_python.json", "simple_python", [[_call("math_factorial", number=5)]]),
+])
+def test_every_bfcl_layout_imports(file, category, calls):
+    tasks = _load(file)
+    assert [t.category for t in tasks] == [category] * len(calls)
+    for task, right in zip(tasks, calls, strict=True):
+        assert task.messages[-1]["role"] == "user" and task.prompt
+        assert task.tools and all(t["function"]["parameters"]["type"] == "object" for t in task.tools)
+        assert isinstance(task.expected, list)
+        assert bfcl_correct(right, task.expected, task.tools), (task.id, task.expected)
+        if right:  # a wrong value is still told apart
+            wrong = [{**right[0], "arguments": {k: "?" for k in right[0]["arguments"]}}] + right[1:]
+            assert not bfcl_correct(wrong, task.expected, task.tools)
+
+
+def test_bfcl_v1_layout_details():
+    simple = _load(V1 / "gorilla_openfunctions_v1_test_simple.json")
+    assert [t.id for t in simple] == ["simple_0", "simple_1"]  # no ids: category and line
+    assert simple[0].messages == [{"role": "user", "content": "Find the area of a triangle with a base of 10 units "
+                                                              "and height of 5 units."}]
+    assert simple[1].expected == [{"math_factorial": {"number": [5]}}]
+    parallel = _load(V1 / "gorilla_openfunctions_v1_test_parallel_function.json")
+    assert parallel[0].id == "parallel_0"
+    assert parallel[0].expected == [{"spotify_play": {"artist": ["Taylor Swift"], "duration": [20]}},
+                                    {"spotify_play": {"artist": ["Maroon 5"], "duration": [15]}}]
+    assert [next(iter(c)) for c in parallel[1].expected] == ["calculate_bmi", "calculate_bmi"]  # "calculate_bmi 1"
+    v2 = _load(LAYOUTS / "BFCL_v2_live_multiple.json")[0]
+    assert [m["role"] for m in v2.messages] == ["system", "user"]
+
+
+def test_bfcl_answer_errors_name_file_line_and_field():
+    with pytest.raises(TaskImportError) as err:
+        parse_bfcl_answers('{"id": "a", "ground_truth": [{"f": {"x": [1]}}]}\n{"id": "b", "ground_truth": "f(x=1)"}',
+                           "answers.json")
+    assert str(err.value).startswith("answers.json:2: ground_truth: must be a list of calls")
+    with pytest.raises(TaskImportError) as err:
+        parse_bfcl_answers('{"id": "a"}', "answers.json")
+    assert str(err.value).startswith("answers.json:1: ground_truth: is missing")
+    with pytest.raises(TaskImportError) as err:
+        parse_bfcl('{"id": "x_1", "question": 3, "function": []}', "t.json")
+    assert str(err.value).startswith("t.json:1: question: must be")
+    with pytest.raises(TaskImportError) as err:
+        parse_bfcl('{"id": "x_1", "question": "hi", "function": "f"}', "t.json")
+    assert str(err.value).startswith("t.json:1: function: must be")
