@@ -40,14 +40,16 @@ def _check_message(m: Any, i: int) -> None:
     if content is not None and not isinstance(content, str):
         for j, part in enumerate(expect(content, "array", f"messages[{i}].content")):
             expect(part, "object", f"messages[{i}].content[{j}]", optional=False)
-            expect(part.get("text"), "string", f"messages[{i}].content[{j}].text")
+            if "text" in part:
+                expect(part["text"], "string", f"messages[{i}].content[{j}].text", optional=False)
     for name in ("name", "tool_call_id"):
         expect(m.get(name), "string", f"messages[{i}].{name}")
     for j, call in enumerate(expect(m.get("tool_calls"), "array", f"messages[{i}].tool_calls") or []):
         where = f"messages[{i}].tool_calls[{j}]"
-        fn = expect(expect(call, "object", where, optional=False).get("function"), "object", f"{where}.function")
+        fn = expect(expect(call, "object", where, optional=False).get("function", {}), "object",
+                    f"{where}.function", optional=False)
         for name in ("name", "arguments"):
-            expect((fn or {}).get(name), "string", f"{where}.function.{name}")
+            expect(fn.get(name), "string", f"{where}.function.{name}")
 
 
 def _check_schema(schema: dict[str, Any], param: str) -> None:

@@ -16,6 +16,7 @@ from cascade_studio.sandbox.routes.common import (
     expect,
     expect_metadata,
     id_page,
+    invalid_type,
     paginate,
     read_json,
 )
@@ -58,8 +59,7 @@ def _resolve(hp: dict[str, Any], examples: int) -> tuple[int, int, float]:
     try:
         lr_value = 1.8 if lr == "auto" else float(lr)
     except (TypeError, ValueError):
-        raise ApiError(400, "Invalid 'learning_rate_multiplier': expected 'auto' or a number.",
-                       param="hyperparameters.learning_rate_multiplier", code="invalid_type") from None
+        raise invalid_type("hyperparameters.learning_rate_multiplier", "'auto' or a number", lr) from None
     for name, value, lo, hi in (("n_epochs", n_epochs, 1, 50), ("batch_size", batch, 1, 256)):
         if not isinstance(value, int) or not lo <= value <= hi:
             raise ApiError(400, f"Invalid '{name}': expected 'auto' or an integer {lo}-{hi}.",
