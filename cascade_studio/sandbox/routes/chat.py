@@ -38,33 +38,32 @@ def _check_message(m: Any, i: int) -> None:
                        "user, assistant, tool.", param=f"messages[{i}].role", code="invalid_value")
     content = m.get("content")
     if content is not None and not isinstance(content, str):
-        for j, part in enumerate(expect(content, "array", f"messages[{i}].content")):
-            expect(part, "object", f"messages[{i}].content[{j}]", optional=False)
+        for j, part in enumerate(expect(content, "array", "messages[{}].content", i)):
+            expect(part, "object", "messages[{}].content[{}]", i, j, optional=False)
             if "text" in part:
-                expect(part["text"], "string", f"messages[{i}].content[{j}].text", optional=False)
-    for name in ("name", "tool_call_id"):
-        expect(m.get(name), "string", f"messages[{i}].{name}")
-    for j, call in enumerate(expect(m.get("tool_calls"), "array", f"messages[{i}].tool_calls") or []):
-        where = f"messages[{i}].tool_calls[{j}]"
-        fn = expect(expect(call, "object", where, optional=False).get("function", {}), "object",
-                    f"{where}.function", optional=False)
-        for name in ("name", "arguments"):
-            expect(fn.get(name), "string", f"{where}.function.{name}")
+                expect(part["text"], "string", "messages[{}].content[{}].text", i, j, optional=False)
+    expect(m.get("name"), "string", "messages[{}].name", i)
+    expect(m.get("tool_call_id"), "string", "messages[{}].tool_call_id", i)
+    for j, call in enumerate(expect(m.get("tool_calls"), "array", "messages[{}].tool_calls", i) or []):
+        expect(call, "object", "messages[{}].tool_calls[{}]", i, j, optional=False)
+        fn = expect(call.get("function", {}), "object", "messages[{}].tool_calls[{}].function", i, j, optional=False)
+        expect(fn.get("name"), "string", "messages[{}].tool_calls[{}].function.name", i, j)
+        expect(fn.get("arguments"), "string", "messages[{}].tool_calls[{}].function.arguments", i, j)
 
 
 def _check_schema(schema: dict[str, Any], param: str) -> None:
     """The parts of a JSON schema the simulator reads to fill in arguments."""
     kind = schema.get("type")
     if not isinstance(kind, str):
-        for j, item in enumerate(expect(kind, "array", f"{param}.type") or []):
-            expect(item, "string", f"{param}.type[{j}]", optional=False)
-    expect(schema.get("enum"), "array", f"{param}.enum")
-    for j, item in enumerate(expect(schema.get("required"), "array", f"{param}.required") or []):
-        expect(item, "string", f"{param}.required[{j}]", optional=False)
-    items = expect(schema.get("items"), "object", f"{param}.items")
+        for j, item in enumerate(expect(kind, "array", "{}.type", param) or []):
+            expect(item, "string", "{}.type[{}]", param, j, optional=False)
+    expect(schema.get("enum"), "array", "{}.enum", param)
+    for j, item in enumerate(expect(schema.get("required"), "array", "{}.required", param) or []):
+        expect(item, "string", "{}.required[{}]", param, j, optional=False)
+    items = expect(schema.get("items"), "object", "{}.items", param)
     if items is not None:
-        _check_schema(items, f"{param}.items")
-    for name, prop in (expect(schema.get("properties"), "object", f"{param}.properties") or {}).items():
+        _check_schema(items, param + ".items")
+    for name, prop in (expect(schema.get("properties"), "object", "{}.properties", param) or {}).items():
         if isinstance(prop, dict):
             _check_schema(prop, f"{param}.properties.{name}")
 
@@ -80,9 +79,9 @@ def _tool_names(tools: Any) -> set[str]:
         if not isinstance(t, dict) or t.get("type") != "function" or not isinstance(fn, dict) or not fn.get("name"):
             raise ApiError(400, f"Invalid 'tools[{i}]': expected {{\"type\": \"function\", \"function\": "
                            "{\"name\": ...}}.", param=f"tools[{i}]", code="invalid_value")
-        names.add(expect(fn["name"], "string", f"tools[{i}].function.name"))
-        expect(fn.get("description"), "string", f"tools[{i}].function.description")
-        params = expect(fn.get("parameters"), "object", f"tools[{i}].function.parameters")
+        names.add(expect(fn["name"], "string", "tools[{}].function.name", i))
+        expect(fn.get("description"), "string", "tools[{}].function.description", i)
+        params = expect(fn.get("parameters"), "object", "tools[{}].function.parameters", i)
         if params is not None:
             _check_schema(params, f"tools[{i}].function.parameters")
     return names

@@ -113,14 +113,16 @@ def bounded(request: Request, limit: int) -> Request:
 
 
 async def read_json(request: Request, max_depth: int) -> dict[str, Any]:
+    raw = await request.body()
     try:
-        body = json.loads(await request.body())
+        body = json.loads(raw)
     except (ValueError, UnicodeDecodeError, RecursionError):  # JSONDecodeError is a ValueError
         raise ApiError(400, "We could not parse the JSON body of your request. (HINT: This likely means you "
                        "aren't using your HTTP library correctly.)") from None
     if not isinstance(body, dict):
         raise ApiError(400, "The request body must be a JSON object.")
-    check_depth(body, max_depth)
+    if raw.count(b"[") + raw.count(b"{") > max_depth:  # else it cannot nest deeper (the common case)
+        check_depth(body, max_depth)
     return body
 
 
@@ -190,13 +192,14 @@ def invalid_type(param: str, expected: str, value: Any) -> ApiError:
                     param=param, code="invalid_type")
 
 
-def expect(value: Any, kind: str, param: str, *, optional: bool = True) -> Any:
-    """`value` if it is of JSON type `kind` (or None when optional), else a 400 naming `param`."""
+def expect(value: Any, kind: str, param: str, *fill: Any, optional: bool = True) -> Any:
+    """`value` if it is of JSON type `kind` (or None when optional), else a 400 naming `param`
+    (`param.format(*fill)`: built only for the error, as the checks run on every request)."""
     if value is None and optional:
         return value
     expected, ok = _KINDS[kind]
     if not ok(value):
-        raise invalid_type(param, expected, value)
+        raise invalid_type(param.format(*fill) if fill else param, expected, value)
     return value
 
 
