@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import urlparse
 
+from cascade_studio.core.errors import UserError
 from cascade_studio.core.money import to_decimal
 
 MAX_TIERS = 3
@@ -176,7 +177,7 @@ class Tier:
         )
 
 
-class TierError(ValueError):
+class TierError(UserError, ValueError):
     """A tier field is invalid. `field` names it; the message says how to fix it."""
 
     def __init__(self, field_name: str, message: str) -> None:

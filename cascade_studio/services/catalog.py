@@ -7,13 +7,14 @@ import json
 import os
 from pathlib import Path
 
+from cascade_studio.core.errors import UserError
 from cascade_studio.core.prices import PriceCatalog, build_catalog
 from cascade_studio.services.paths import resources_dir
 
 CATALOG_FILE = "price_catalog.json"
 
 
-class CatalogError(Exception):
+class CatalogError(UserError):
     pass
 
 

@@ -6,11 +6,12 @@ import ssl
 
 import openai
 
+from cascade_studio.core.errors import UserError
 from cascade_studio.core.tiers import Tier, default_env_var
 from cascade_studio.services.secrets import SecretStore
 
 
-class MissingKeyError(Exception):
+class MissingKeyError(UserError):
     pass
 
 

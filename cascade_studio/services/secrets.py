@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
+from cascade_studio.core.errors import UserError
 from cascade_studio.core.tiers import (
     OPENAI_KEY_ENV,
     Provider,
@@ -37,7 +38,7 @@ SERVICE = "cascade-studio"
 SANDBOX_KEY = "sk-sandbox-not-a-secret"  # the built-in sandbox accepts any non-empty key
 
 
-class SecretStoreError(Exception):
+class SecretStoreError(UserError):
     pass
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from cascade_studio import __version__
+from cascade_studio.core.errors import UserError
 from cascade_studio.core.prices import PriceCatalog
 from cascade_studio.core.tiers import (
     OPENAI_BASE_URL,
@@ -29,7 +30,7 @@ from cascade_studio.store.workspace import Workspace
 EXPORT_FORMAT = "cascade-studio/tiers@1"
 
 
-class TierServiceError(Exception):
+class TierServiceError(UserError):
     pass
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from cascade_studio.core.confidence import CONF_COLUMNS, by_method
+from cascade_studio.core.errors import UserError
 from cascade_studio.core.money import micro_to_usd
 from cascade_studio.core.tiers import Tier
 from cascade_studio.core.trajectory import Trajectory, build_request, trajectory_from_response
@@ -83,7 +84,7 @@ def export_csv(ws: Workspace, target: Path, tier: int | None = None) -> int:
 
 
 # -- imports -------------------------------------------------------------------------------------
-class TrajectoryImportError(ValueError):
+class TrajectoryImportError(UserError, ValueError):
     pass
 
 

@@ -1,0 +1,75 @@
+"""`collect`: run a tier over tasks, resuming an unfinished run of the same tier and tasks."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from cascade_studio.cli.common import CliError, open_ws, print_json, tier_or_teacher
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    col = sub.add_parser("collect", help="run a tier over tasks (resumes an unfinished run of the same tier and tasks)")
+    col.add_argument("--tier", type=int, help="tier number (default: the teacher)")
+    col.add_argument("--limit", type=int)
+    col.add_argument("--category")
+    col.add_argument("--concurrency", type=int)
+    col.add_argument("--batch", action="store_true", help="through the Batch API (half price, results within 24 h)")
+    col.add_argument("--json", action="store_true")
+    col.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from cascade_studio.core.money import micro_to_usd
+    from cascade_studio.services.collector import CollectionRun, select_task_ids, start_or_resume
+    from cascade_studio.services.secrets import SecretStore
+    from cascade_studio.store.tiers import TierRepository
+
+    with open_ws(args) as ws:
+        tier = tier_or_teacher(TierRepository(ws).list(), args.tier)
+        if tier is None:
+            raise CliError(f"no tier {args.tier or ''}; define one with `cascade-studio tiers set`".replace("  ", " "))
+        task_ids = select_task_ids(ws, args.category, args.limit)
+        if not task_ids:
+            raise CliError("no tasks to run; import some with `cascade-studio tasks import FILE`")
+        run, resumed = start_or_resume(ws, tier, task_ids, {"category": args.category, "limit": args.limit,
+                                                            "concurrency": args.concurrency, "batch": args.batch},
+                                       batch=args.batch)
+        last = [0.0]
+
+        def progress(p) -> None:
+            import time as _t
+
+            if _t.monotonic() - last[0] < 1.0 and p.status == "running":
+                return
+            last[0] = _t.monotonic()
+            eta = f", ETA {p.eta_s:.0f}s" if p.eta_s is not None else ""
+            print(f"[run {p.run_id}] {p.done}/{p.total} done, {p.failed} failed, {p.rate:.1f}/s{eta}, "
+                  f"{p.tokens:,} tokens, ${p.cost_usd:.4f}", file=sys.stderr, flush=True)
+
+        if resumed:
+            print(f"Resuming run {run.id} of tier {tier.tier} ({tier.model})", file=sys.stderr)
+        if args.batch:
+            from cascade_studio.services.batch_runner import BatchCollection
+
+            runner = BatchCollection(ws, tier, SecretStore(), run, on_progress=progress)
+        else:
+            runner = CollectionRun(ws, tier, SecretStore(), run, concurrency=args.concurrency, on_progress=progress)
+        try:
+            result = asyncio.run(runner.run())
+        except KeyboardInterrupt:
+            print(f"Interrupted; run `collect` again to resume run {run.id}.", file=sys.stderr)
+            return 130
+        summary = {"run_id": run.id, "tier": tier.tier, "model": tier.model, "resumed": resumed,
+                   "done": result.done, "failed": result.failed, "skipped": result.skipped, "tokens": result.tokens,
+                   "cost_usd": str(micro_to_usd(result.cost_micro)),
+                   "status": result.status, "message": result.message}
+        if args.json:
+            print_json(summary)
+        else:
+            print(f"Run {run.id}: {result.done}/{result.total} done, {result.failed} failed, "
+                  f"{result.skipped} already done before, {result.tokens:,} tokens, ${summary['cost_usd']}")
+        if result.status == "failed" and result.message:
+            print(f"error: {result.message}", file=sys.stderr)
+        return 0 if result.status == "done" else 1

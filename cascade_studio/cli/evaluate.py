@@ -1,0 +1,96 @@
+"""`evaluate`: compare a student tier with the teacher (agreement, accuracy, KL, threshold)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from cascade_studio.cli.common import CliError, open_ws, print_json, tier_or_teacher
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    ev = sub.add_parser("evaluate", help="compare a student tier with the teacher (agreement, accuracy, KL)")
+    ev.add_argument("--teacher", type=int, help="default: the top tier")
+    ev.add_argument("--student", type=int, required=True)
+    ev.add_argument("--category")
+    ev.add_argument("--limit", type=int)
+    ev.add_argument("--dataset", type=int, metavar="ID",
+                    help="evaluate on this dataset's validation split (default, when a dataset exists and neither "
+                         "--category nor --limit is given: the newest dataset's split)")
+    ev.add_argument("--all-tasks", action="store_true", help="ignore datasets: evaluate on all (or --category) tasks")
+    ev.add_argument("--collect", action="store_true", help="collect missing trajectories first")
+    ev.add_argument("--no-embeddings", action="store_true",
+                    help="use the offline similarity, not the embeddings endpoint")
+    ev.add_argument("--temperature", type=float, default=2.0, help="temperature T of the KL divergence")
+    ev.add_argument("--target-rate", type=float, help="suggest the threshold that escalates this share of tasks")
+    ev.add_argument("--target-quality", type=float, help="suggest the lowest threshold that reaches this quality")
+    ev.add_argument("--json", action="store_true")
+    ev.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from cascade_studio.core.evaluation import threshold_for_quality, threshold_for_rate
+    from cascade_studio.services.collector import select_task_ids
+    from cascade_studio.services.datasets import validation_task_ids
+    from cascade_studio.services.evaluation import evaluate
+    from cascade_studio.services.secrets import SecretStore
+    from cascade_studio.store.tiers import TierRepository
+
+    with open_ws(args) as ws:
+        tiers = TierRepository(ws).list()
+        teacher = tier_or_teacher(tiers, args.teacher)
+        student = next((t for t in tiers if t.tier == args.student), None)
+        if teacher is None or student is None:
+            raise CliError(f"no such tier (teacher {args.teacher or 'top'}, student {args.student}); see `tiers list`")
+        if teacher.tier == student.tier:
+            raise CliError("the student must be another tier than the teacher", code=2)
+        split = None
+        if args.dataset is not None or not (args.all_tasks or args.category or args.limit):
+            split = validation_task_ids(ws, args.dataset)
+            if split is None and args.dataset is not None:
+                raise CliError(f"dataset {args.dataset} does not exist or has no validation split")
+        task_ids = split[1] if split else select_task_ids(ws, args.category, args.limit)
+        if not task_ids:
+            raise CliError("no tasks; import some with `cascade-studio tasks import FILE`")
+        if split:
+            print(f"Evaluating on the validation split of dataset {split[0]} ({len(task_ids)} tasks)", file=sys.stderr)
+        report = asyncio.run(evaluate(ws, teacher, student, task_ids, SecretStore(), collect=args.collect,
+                                      use_embeddings=not args.no_embeddings, temperature=args.temperature,
+                                      category=args.category))
+        if not report.results:
+            raise CliError(f"no task has trajectories of both tier {teacher.tier} and tier {student.tier}; "
+                           "add --collect to collect them")
+        out = report.to_json()
+        method = student.confidence_method.value
+        confs = [r.student_confidence.get(method) for r in report.results]
+        student_ok = [r.agrees for r in report.results]
+        teacher_ok = [True] * len(student_ok)
+        if args.target_rate is not None:
+            out["calibration"] = threshold_for_rate(confs, student_ok, teacher_ok, args.target_rate).to_json()
+        elif args.target_quality is not None:
+            out["calibration"] = threshold_for_quality(confs, student_ok, teacher_ok, args.target_quality).to_json()
+        if args.json:
+            print_json(out)
+        else:
+            _print_report(out, report, teacher, student)
+        return 0
+
+
+def _print_report(out: dict, report, teacher, student) -> None:
+    o = out["overall"]
+    print(f"Tier {student.tier} ({student.model}) vs teacher tier {teacher.tier} ({teacher.model}) on "
+          f"{o['tasks']} tasks ({report.missing} without both trajectories)")
+    for name, block in [("overall", o), *out["categories"].items()]:
+        acc = block["accuracy"]
+        acc_text = f"  accuracy teacher {acc['teacher']:.0%} student {acc['student']:.0%}" if acc else ""
+        print(f"  {name:<16} tasks {block['tasks']:>4}  tool {_pct(block['tool_agreement'])}  args "
+              f"{_pct(block['args_agreement'])}  answer {_pct(block['answer_agreement'])}{acc_text}")
+    if "calibration" in out:
+        c = out["calibration"]
+        print(f"Suggested threshold {c['threshold']:.3f}: escalates {c['escalation_rate']:.0%}, expected "
+              f"quality {c['expected_quality']:.0%}")
+
+
+def _pct(value) -> str:
+    return "  —  " if value is None else f"{value:5.0%}"

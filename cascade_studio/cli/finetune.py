@@ -1,0 +1,234 @@
+"""`finetune`: start, follow and control fine-tune jobs (a tier's fine-tuning API, or local training)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from cascade_studio.cli.common import CliError, open_ws, print_json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    ft = sub.add_parser("finetune", help="fine-tune jobs")
+    ft.set_defaults(handler=run)
+    actions = ft.add_subparsers(dest="ft_cmd", metavar="ACTION", required=True)
+    _register_start(actions)
+    actions.add_parser("backends", help="fine-tune backends and whether each can be used here")
+    ft_list = actions.add_parser("list", help="jobs in the workspace (refreshes unfinished ones first)")
+    ft_list.add_argument("--json", action="store_true")
+    ft_status = actions.add_parser("status", help="one job, refreshed")
+    ft_status.add_argument("id")
+    ft_status.add_argument("--json", action="store_true")
+    for name in ("cancel", "pause", "resume"):
+        p_ = actions.add_parser(name, help=f"{name} a job")
+        p_.add_argument("id")
+    ft_watch = actions.add_parser("watch", help="print events until the job ends (exit 0 only if it succeeded)")
+    ft_watch.add_argument("id")
+    ft_use = actions.add_parser("use", help="put a succeeded job's model in tier N")
+    ft_use.add_argument("id")
+    ft_use.add_argument("--tier", type=int, required=True)
+    ft_use.add_argument("--base-url", help="the server the model is served by (a local job: default vLLM's "
+                                          "http://localhost:8000/v1)")
+
+
+def _register_start(actions: argparse._SubParsersAction) -> None:
+    ft_start = actions.add_parser("start", help="start a supervised fine-tune job (on a tier's endpoint, or locally)")
+    ft_start.add_argument("--dataset", required=True, metavar="FILE")
+    ft_start.add_argument("--base-model", required=True, metavar="M",
+                          help="a model id (remote) or a local Hugging Face model folder (--backend local)")
+    ft_start.add_argument("--backend", choices=["openai", "local"], default="openai",
+                          help="openai: the fine-tuning API of a tier's endpoint; local: train on this machine "
+                               "(needs `pip install 'cascade-studio[local]'`)")
+    ft_start.add_argument("--tier-endpoint", type=int, metavar="N",
+                          help="send the job to tier N's endpoint (default: the teacher's)")
+    ft_start.add_argument("--validation", metavar="FILE")
+    ft_start.add_argument("--epochs", type=int)
+    ft_start.add_argument("--batch-size", type=int)
+    ft_start.add_argument("--learning-rate-multiplier", type=float)
+    ft_start.add_argument("--suffix")
+    ft_start.add_argument("--seed", type=int)
+    local = ft_start.add_argument_group("local backend")
+    local.add_argument("--method", choices=["lora", "full"], default="lora")
+    local.add_argument("--alpha", type=float, default=0.5, metavar="A",
+                       help="weight of the hard-label cross-entropy; 1 - A goes to the teacher's soft labels (default 0.5)")
+    local.add_argument("--temperature", type=float, default=2.0, metavar="T", help="distillation temperature (default 2)")
+    local.add_argument("--mass", choices=["drop", "spread"], default="drop",
+                       help="the teacher's probability outside its recorded top-k: dropped (renormalise) or spread "
+                            "evenly over the rest of the vocabulary")
+    local.add_argument("--soft-labels", choices=["auto", "off"], default="auto",
+                       help="auto: use the teacher's logprobs (DATASET.logprobs.jsonl) when the tokenizers agree")
+    local.add_argument("--teacher-logprobs", metavar="FILE",
+                       help="the teacher's logprobs, one JSON line per example (default: DATASET.logprobs.jsonl)")
+    local.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1, mps")
+    local.add_argument("--lora-rank", type=int, default=16)
+    local.add_argument("--learning-rate", type=float, help="absolute learning rate (default 2e-4 LoRA, 2e-5 full)")
+    local.add_argument("--max-length", type=int, default=2048, help="tokens per example; longer ones are cut")
+    local.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
+    local.add_argument("--no-merge", action="store_true", help="LoRA: write the adapter only, no merged model")
+    ft_start.add_argument("--json", action="store_true")
+
+
+@contextmanager
+def _service_errors() -> Iterator[None]:
+    """The tracker and the backends word the user's mistakes (no such job or tier, a missing model
+    folder, the local extra not installed) as ValueError; API errors are put in words."""
+    try:
+        yield
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    except Exception as exc:
+        import openai
+
+        if isinstance(exc, openai.OpenAIError):
+            from cascade_studio.services.clients import describe_error
+
+            raise CliError(describe_error(exc)[1]) from None
+        raise
+
+
+def run(args: argparse.Namespace) -> int:
+    from cascade_studio.services.secrets import SecretStore
+
+    action = {"start": _start, "backends": _backends, "list": _list, "status": _status, "cancel": _control,
+              "pause": _control, "resume": _control, "watch": _watch, "use": _use}[args.ft_cmd]
+    secrets = SecretStore()
+    with open_ws(args) as ws:
+        return action(args, ws, secrets)
+
+
+def _local_options(args: argparse.Namespace) -> dict:
+    options = {"method": args.method, "alpha": args.alpha, "temperature": args.temperature,
+               "mass": args.mass, "soft_labels": args.soft_labels, "device": args.device,
+               "lora_rank": args.lora_rank, "max_length": args.max_length, "merge": not args.no_merge}
+    if not 0 <= args.alpha <= 1 or args.temperature <= 0:
+        raise CliError("--alpha is between 0 and 1, --temperature above 0")
+    if args.teacher_logprobs:
+        if not Path(args.teacher_logprobs).is_file():
+            raise CliError(f"{args.teacher_logprobs} does not exist")
+        options["teacher_logprobs"] = str(Path(args.teacher_logprobs).resolve())
+    for key in ("learning_rate", "max_steps"):
+        if getattr(args, key) is not None:
+            options[key] = getattr(args, key)
+    return options
+
+
+def _start(args: argparse.Namespace, ws, secrets) -> int:
+    from cascade_studio.services.finetune import tracker
+    from cascade_studio.services.finetune.backend import JobSpec
+
+    dataset = Path(args.dataset)
+    if not dataset.exists():
+        raise CliError(f"{dataset} does not exist; build one with `cascade-studio dataset build`")
+    row = ws.conn.execute("SELECT id, validation_path FROM datasets WHERE path = ?",
+                          (str(dataset.resolve()),)).fetchone()
+    validation = args.validation or (row[1] if row and args.backend == "local" else None)
+    options = _local_options(args) if args.backend == "local" else {}
+    spec = JobSpec(base_model=args.base_model, training_file=dataset,
+                   validation_file=Path(validation) if validation else None, options=options,
+                   n_epochs=args.epochs or "auto", batch_size=args.batch_size or "auto",
+                   learning_rate_multiplier=args.learning_rate_multiplier or "auto", suffix=args.suffix,
+                   seed=args.seed, metadata={"cascade_studio_dataset": str(row[0]) if row else ""})
+    with _service_errors():
+        state, warning = asyncio.run(tracker.start_job(ws, spec, args.tier_endpoint, secrets,
+                                                       dataset_id=row[0] if row else None,
+                                                       backend_name=args.backend))
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    if args.json:
+        print_json(state.to_json())
+    else:
+        print(f"Started fine-tune job {state.id} ({state.status}) on {state.base_model}; follow it with "
+              f"`cascade-studio finetune watch {state.id}`")
+    return 0
+
+
+def _backends(args: argparse.Namespace, ws, secrets) -> int:
+    from cascade_studio.services.finetune import tracker
+
+    for b in tracker.backends():
+        print(f"{b['name']:<8} {'available' if b['available'] else 'unavailable':<12} {b['message']}")
+    return 0
+
+
+def _list(args: argparse.Namespace, ws, secrets) -> int:
+    from cascade_studio.services.finetune import tracker
+
+    store = tracker.JobStore(ws)
+    for job in store.unfinished():
+        with _service_errors():
+            asyncio.run(tracker.refresh(ws, job["id"], secrets))
+    jobs = store.list()
+    if args.json:
+        print_json(jobs)
+    else:
+        for j in jobs:
+            print(f"{j['id']}  {j['status']:<16} {j['base_model']:<14} {j['fine_tuned_model'] or ''}")
+        print(f"{len(jobs)} jobs")
+    return 0
+
+
+def _status(args: argparse.Namespace, ws, secrets) -> int:
+    from cascade_studio.services.finetune import tracker
+
+    store = tracker.JobStore(ws)
+    with _service_errors():
+        state, _ = asyncio.run(tracker.refresh(ws, args.id, secrets))
+    out = {**state.to_json(), "metrics": store.metrics(args.id)[-1:] or None}
+    if args.json:
+        print_json(out)
+    else:
+        print(_job_line(state))
+        last = next((m for m in reversed(store.metrics(args.id)) if "train_loss" in m), None)
+        if last and state.status == "running" and last.get("total_steps"):
+            print(f"step {last['step']}/{last['total_steps']}, training loss {last.get('train_loss')}")
+        _print_model_folder(state)
+    return 0
+
+
+def _control(args: argparse.Namespace, ws, secrets) -> int:
+    from cascade_studio.services.finetune import tracker
+
+    with _service_errors():
+        state = asyncio.run(tracker.control(ws, args.id, args.ft_cmd, secrets))
+    print(f"{state.id}: {state.status}")
+    return 0
+
+
+def _watch(args: argparse.Namespace, ws, secrets) -> int:
+    from cascade_studio.services.finetune import tracker
+
+    def show(e) -> None:
+        print(f"[{e.level}] {e.message}", flush=True)
+
+    with _service_errors():
+        state = asyncio.run(tracker.watch(ws, args.id, secrets, on_event=show))
+    print(_job_line(state))
+    _print_model_folder(state)
+    return 0 if state.status == "succeeded" else 1
+
+
+def _use(args: argparse.Namespace, ws, secrets) -> int:
+    from cascade_studio.services.finetune.tracker import use_as_tier
+
+    with _service_errors():
+        tier = use_as_tier(ws, args.id, args.tier, args.base_url)
+    print(f"Tier {tier.tier} now uses {tier.model} at {tier.base_url} (in ${tier.input_price}/1M, "
+          f"out ${tier.output_price}/1M)")
+    return 0
+
+
+def _job_line(state) -> str:
+    return (f"{state.id}: {state.status}" + (f" -> {state.fine_tuned_model}" if state.fine_tuned_model else "")
+            + (f" ({state.error['code']}: {state.error['message']})" if state.error else ""))
+
+
+def _print_model_folder(state) -> None:
+    """A local job's result: where the model is and where the serving commands are."""
+    output = (state.hyperparameters or {}).get("output")
+    if output:
+        print(f"Model folder: {output.get('merged') or output.get('adapter')}\n"
+              f"How to serve it and register it as a tier: {output.get('serve')}")

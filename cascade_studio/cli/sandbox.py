@@ -1,0 +1,23 @@
+"""`sandbox`: serve the built-in OpenAI-compatible sandbox (simulated models)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    sb = sub.add_parser("sandbox", help="serve the built-in OpenAI-compatible sandbox")
+    sb.add_argument("--host", default="127.0.0.1")
+    sb.add_argument("--port", type=int, default=0)
+    sb.add_argument("--seed", type=int, default=0)
+    sb.add_argument("--latency-scale", type=float, default=1.0)
+    sb.add_argument("--faults", default="", metavar="SPEC", help="e.g. 429=0.1,500=0.02,503=0.02,slow=0.05,drop=0.01")
+    sb.add_argument("--job-seconds", type=float, default=6.0)
+    sb.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from cascade_studio.sandbox.server import serve_forever
+
+    return serve_forever(host=args.host, port=args.port, seed=args.seed, latency_scale=args.latency_scale,
+                         faults=args.faults, job_seconds=args.job_seconds)

@@ -1,0 +1,165 @@
+"""`tiers`: list, edit, test, export and import tiers."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import sys
+from pathlib import Path
+
+from cascade_studio.cli.common import CliError, decimal_arg, open_ws, print_json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    tiers = sub.add_parser("tiers", help="list, edit, test, export and import tiers")
+    tiers.set_defaults(handler=run)
+    actions = tiers.add_subparsers(dest="tiers_cmd", metavar="ACTION", required=True)
+    t_list = actions.add_parser("list", help="list tiers")
+    t_list.add_argument("--json", action="store_true")
+    t_set = actions.add_parser("set", help="create or update tier N (omitted options keep their values)")
+    t_set.add_argument("n", type=int, metavar="N")
+    t_set.add_argument("--name")
+    t_set.add_argument("--model")
+    t_set.add_argument("--base-url")
+    t_set.add_argument("--provider", choices=["openai", "compatible", "sandbox"])
+    t_set.add_argument("--input-price", type=decimal_arg, metavar="USD_PER_1M")
+    t_set.add_argument("--output-price", type=decimal_arg, metavar="USD_PER_1M")
+    t_set.add_argument("--cached-price", type=decimal_arg, metavar="USD_PER_1M")
+    t_set.add_argument("--threshold", type=float)
+    t_set.add_argument("--concurrency", type=int)
+    t_set.add_argument("--timeout", type=float, metavar="SECONDS")
+    t_set.add_argument("--rpm", type=int)
+    t_set.add_argument("--tpm", type=int)
+    t_set.add_argument("--temperature", type=float)
+    t_set.add_argument("--system-prompt")
+    t_set.add_argument("--confidence-method", choices=["mean_token_prob", "min_token_prob", "tool_name_prob"])
+    t_set.add_argument("--key-env", metavar="VAR", help="environment variable holding this tier's key")
+    t_set.add_argument("--allow-insecure", action=argparse.BooleanOptionalAction, default=None,
+                       help="allow sending the key over plain http to another machine (insecure; "
+                            "http to this machine is always allowed)")
+    t_set.add_argument("--json", action="store_true")
+    t_rm = actions.add_parser("remove", help="remove the highest tier N")
+    t_rm.add_argument("n", type=int, metavar="N")
+    t_exp = actions.add_parser("export", help="write tiers to a JSON file (never keys)")
+    t_exp.add_argument("file")
+    t_imp = actions.add_parser("import", help="replace tiers from a JSON file")
+    t_imp.add_argument("file")
+    t_imp.add_argument("--trust-key-env", action="store_true",
+                       help="keep the file's key variables (api_key_env) and plain-http permissions; "
+                            "without it they are dropped")
+    t_test = actions.add_parser("test", help="test the connection of tier N")
+    t_test.add_argument("n", type=int, metavar="N")
+    t_test.add_argument("--json", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    from cascade_studio.store.tiers import TierRepository
+
+    action = {"list": _list, "set": _set, "remove": _remove, "export": _export, "import": _import,
+              "test": _test}[args.tiers_cmd]
+    with open_ws(args) as ws:
+        return action(args, ws, TierRepository(ws))
+
+
+def _list(args: argparse.Namespace, ws, repo) -> int:
+    from cascade_studio.core.tiers import teacher_of
+    from cascade_studio.services import catalog as catalog_svc
+
+    tiers = repo.list()
+    catalog = catalog_svc.load_for_workspace(ws.path)
+    teacher = teacher_of(tiers)
+    if args.json:
+        rows = []
+        for t in tiers:
+            row = t.to_json()
+            row["teacher"] = t.tier == teacher.tier
+            price = catalog.lookup(t.model)
+            row["deprecation"] = price.deprecation_notice(dt.date.today()) if price else None
+            rows.append(row)
+        print_json(rows)
+    elif not tiers:
+        print("No tiers yet. Add one: cascade-studio tiers set 1 --model gpt-4o-mini --base-url https://api.openai.com/v1")
+    else:
+        for t in tiers:
+            role = "teacher" if t.tier == teacher.tier else "student"
+            sim = " [simulated]" if t.simulated else ""
+            print(f"{t.tier}  {t.display_name:<22} {t.model:<28} {t.base_url}  in ${t.input_price}/1M  "
+                  f"out ${t.output_price}/1M  ({role}){sim}")
+    return 0
+
+
+def _set(args: argparse.Namespace, ws, repo) -> int:
+    from cascade_studio.core.tiers import ConfidenceMethod, Provider
+    from cascade_studio.services import catalog as catalog_svc
+    from cascade_studio.services import tier_service as svc
+
+    catalog = catalog_svc.load_for_workspace(ws.path)
+    tier = svc.set_tier(
+        ws, catalog, args.n, name=args.name, model=args.model, base_url=args.base_url,
+        provider=Provider(args.provider) if args.provider else None,
+        input_price=args.input_price, output_price=args.output_price, cached_price=args.cached_price,
+        threshold=args.threshold, max_concurrency=args.concurrency, timeout_s=args.timeout,
+        rpm_limit=args.rpm, tpm_limit=args.tpm, temperature=args.temperature,
+        system_prompt=args.system_prompt,
+        confidence_method=ConfidenceMethod(args.confidence_method) if args.confidence_method else None,
+        api_key_env=args.key_env, allow_insecure=args.allow_insecure,
+    )
+    if args.json:
+        print_json(tier.to_json())
+    else:
+        print(f"Saved tier {tier.tier}: {tier.model} at {tier.base_url} "
+              f"(in ${tier.input_price}/1M, out ${tier.output_price}/1M)")
+    price = catalog.lookup(tier.model)
+    notice = price.deprecation_notice(dt.date.today()) if price else None
+    if notice:
+        print(f"warning: {notice}", file=sys.stderr)
+    return 0
+
+
+def _remove(args: argparse.Namespace, ws, repo) -> int:
+    from cascade_studio.core.tiers import teacher_of
+
+    tiers = repo.list()
+    teacher = teacher_of(tiers)
+    if teacher is None or args.n != teacher.tier:
+        raise CliError(f"only the highest tier ({teacher.tier if teacher else 0}) can be removed")
+    repo.replace_all([t for t in tiers if t.tier != args.n])
+    print(f"Removed tier {args.n}")
+    return 0
+
+
+def _export(args: argparse.Namespace, ws, repo) -> int:
+    from cascade_studio.services import tier_service as svc
+
+    count = svc.export_tiers(ws, Path(args.file))
+    print(f"Exported {count} tiers to {args.file} (no API keys)")
+    return 0
+
+
+def _import(args: argparse.Namespace, ws, repo) -> int:
+    from cascade_studio.services import tier_service as svc
+    from cascade_studio.services.secrets import SecretStore
+
+    report = svc.import_tiers(ws, Path(args.file), trust_key_settings=args.trust_key_env, secrets=SecretStore())
+    first, *rest = report.summary(Path(args.file))
+    print(first)
+    for line in rest:
+        print(f"note: {line}", file=sys.stderr)
+    return 0
+
+
+def _test(args: argparse.Namespace, ws, repo) -> int:
+    from cascade_studio.services.connection import test_connection
+    from cascade_studio.services.secrets import SecretStore
+
+    tier = repo.get(args.n)
+    if tier is None:
+        raise CliError(f"no tier {args.n}; see `cascade-studio tiers list`")
+    result = asyncio.run(test_connection(tier, SecretStore()))
+    if args.json:
+        print_json(result.to_json())
+    else:
+        print(result.message, file=sys.stdout if result.ok else sys.stderr)
+    return 0 if result.ok else 1
+

@@ -1,0 +1,95 @@
+"""`trajectories`: list, export and import trajectories."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from cascade_studio.cli.common import CliError, open_ws, print_json, tier_or_teacher
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    traj = sub.add_parser("trajectories", help="list and export trajectories")
+    traj.set_defaults(handler=run)
+    actions = traj.add_subparsers(dest="traj_cmd", metavar="ACTION", required=True)
+    tr_list = actions.add_parser("list", help="one line (or JSON object) per trajectory")
+    tr_list.add_argument("--tier", type=int)
+    tr_list.add_argument("--json", action="store_true")
+    tr_exp = actions.add_parser(
+        "export", help="write trajectories (native, csv) or the tasks as a Batch API input (batch)")
+    tr_exp.add_argument("file")
+    tr_exp.add_argument("--tier", type=int)
+    tr_exp.add_argument("--format", choices=["native", "batch", "csv"], default="native")
+    tr_imp = actions.add_parser(
+        "import", help="import trajectories of a tier (native JSONL or a Batch API output file)")
+    tr_imp.add_argument("file")
+    tr_imp.add_argument("--tier", type=int, required=True)
+    tr_imp.add_argument("--format", choices=["native", "batch"], default="native")
+    tr_imp.add_argument("--json", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    from cascade_studio.store.tiers import TierRepository
+
+    with open_ws(args) as ws:
+        if args.traj_cmd == "import" or (args.traj_cmd == "export" and args.format == "batch"):
+            tier = tier_or_teacher(TierRepository(ws).list(), args.tier)
+            if tier is None:
+                raise CliError(f"no tier {args.tier or ''}; see `cascade-studio tiers list`")
+            if args.traj_cmd == "export":
+                return _export_batch_input(args, ws, tier)
+            return _import(args, ws, tier)
+        if args.traj_cmd == "list":
+            return _list(args, ws)
+        return _export(args, ws)
+
+
+def _export_batch_input(args: argparse.Namespace, ws, tier) -> int:
+    from cascade_studio.services import trajectory_io as tio
+    from cascade_studio.services.collector import select_task_ids
+
+    count = tio.export_batch_input(ws, Path(args.file), tier, select_task_ids(ws))
+    print(f"Wrote a Batch API input file with {count} requests for tier {tier.tier} to {args.file}")
+    return 0
+
+
+def _import(args: argparse.Namespace, ws, tier) -> int:
+    from cascade_studio.services import trajectory_io as tio
+
+    try:
+        importer = tio.import_batch_output if args.format == "batch" else tio.import_native
+        count = importer(ws, Path(args.file), tier)
+    except tio.TrajectoryImportError as exc:
+        raise CliError(f"{exc}. Nothing was imported.") from None
+    if args.json:
+        print_json({"file": args.file, "tier": tier.tier, "imported": count})
+    else:
+        print(f"Imported {count} trajectories into tier {tier.tier} from {args.file}")
+    return 0
+
+
+def _list(args: argparse.Namespace, ws) -> int:
+    from cascade_studio.services.trajectory_io import list_rows
+
+    rows = list_rows(ws, args.tier)
+    if args.json:
+        print_json(rows)
+    else:
+        for r in rows:
+            conf = "" if r["confidence"] is None else f"{r['confidence']:.3f}"
+            print(f"{r['task_id']:<24} tier {r['tier']} {r['model']:<14} {r['status']:<6} "
+                  f"{r['tool'] or '-':<28} conf {conf:<6} ${r['cost_usd']:<10} {r['latency_ms']:.0f} ms")
+        print(f"{len(rows)} trajectories")
+    return 0
+
+
+def _export(args: argparse.Namespace, ws) -> int:
+    from cascade_studio.services.trajectory_io import export_csv, export_native
+
+    target = Path(args.file)
+    try:
+        count = export_csv(ws, target, args.tier) if args.format == "csv" else export_native(ws, target, args.tier)
+    except OSError as exc:
+        raise CliError(f"cannot write {target}: {exc.strerror}") from None
+    print(f"Exported {count} trajectories to {target}")
+    return 0

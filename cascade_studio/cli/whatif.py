@@ -1,0 +1,128 @@
+"""`whatif` (per-tier figures, the cascade at given thresholds, sweeps, monthly costs) and
+`policy export` (the cascade policy as JSON and a Python snippet)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from cascade_studio.cli.common import CliError, open_ws, print_json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    pol = sub.add_parser("policy", help="the cascade policy")
+    pol.set_defaults(handler=run_policy)
+    pol_actions = pol.add_subparsers(dest="policy_cmd", metavar="ACTION", required=True)
+    pol_exp = pol_actions.add_parser("export", help="write the policy JSON (no keys) and a Python snippet applying it")
+    pol_exp.add_argument("file")
+
+    wi = sub.add_parser("whatif", help="per-tier figures, the cascade at given thresholds, sweeps and monthly costs")
+    wi.add_argument("--volume", type=float, default=1_000_000, help="requests per month (default 1,000,000)")
+    wi.add_argument("--thresholds", help="T1[,T2]: escalation thresholds (default: the tiers' own)")
+    wi.add_argument("--mode", choices=["cascade", "routing"], default="cascade")
+    wi.add_argument("--sweep", action="store_true", help="add the cost-quality curve and router metrics")
+    wi.add_argument("--category")
+    wi.add_argument("--batch-discount", type=float, default=0.0, help="fraction off every price, e.g. 0.5")
+    wi.add_argument("--training-cost", type=float, default=0.0, help="fine-tune training cost in USD")
+    wi.add_argument("--amortize-months", type=int, default=12)
+    wi.add_argument("--json", action="store_true")
+    wi.set_defaults(handler=run_whatif)
+
+
+def run_policy(args: argparse.Namespace) -> int:
+    from cascade_studio.services.policy import export_policy
+    from cascade_studio.store.tiers import TierRepository
+
+    with open_ws(args) as ws:
+        tiers = TierRepository(ws).list()
+        if not tiers:
+            raise CliError("no tiers to export; define them with `cascade-studio tiers set`")
+        try:
+            snippet = export_policy(tiers, Path(args.file))
+        except OSError as exc:
+            raise CliError(f"cannot write {args.file}: {exc.strerror}") from None
+    print(f"Wrote the policy to {args.file} (no keys) and a snippet that applies it to {snippet}")
+    return 0
+
+
+def run_whatif(args: argparse.Namespace) -> int:
+    from cascade_studio.core.tiers import teacher_of
+    from cascade_studio.core.tradeoffs import WhatIf, simulate, tier_figures, what_if
+    from cascade_studio.services.tradeoffs import load_outcomes
+    from cascade_studio.store.tiers import TierRepository
+
+    with open_ws(args) as ws:
+        tiers = TierRepository(ws).list()
+        if len(tiers) < 2:
+            raise CliError("what-if needs at least two tiers (a student and the teacher)")
+        outcomes = load_outcomes(ws, tiers, args.category)
+        if outcomes.n == 0:
+            raise CliError("no task has trajectories of every tier; run `cascade-studio collect --tier N` for each tier")
+        students = sorted(tiers, key=lambda t: t.tier)[:-1]
+        if args.thresholds:
+            try:
+                thresholds = [float(x) for x in args.thresholds.split(",")]
+            except ValueError:
+                raise CliError("--thresholds takes numbers, e.g. 0.6 or 0.6,0.8", code=2) from None
+        else:
+            thresholds = [t.threshold for t in students]
+        if len(thresholds) != len(tiers) - 1:
+            raise CliError(f"{len(tiers)} tiers need {len(tiers) - 1} thresholds", code=2)
+        scenario = WhatIf(monthly_volume=args.volume, batch_discount=args.batch_discount,
+                          training_cost_usd=args.training_cost, amortize_months=args.amortize_months)
+        out: dict[str, Any] = {
+            "tasks": outcomes.n, "excluded": outcomes.excluded, "quality_basis": outcomes.quality_basis,
+            "tiers": tier_figures(outcomes),
+            "cascade": simulate(outcomes, thresholds, args.mode).to_json(),
+            "whatif": what_if(outcomes, thresholds, scenario, args.mode),
+        }
+        if args.sweep:
+            cheapest_vs_teacher = None if len(tiers) == 2 else load_outcomes(
+                ws, [students[0], teacher_of(tiers)], args.category)
+            _add_sweep(out, outcomes, cheapest_vs_teacher, args.mode)
+    if args.json:
+        print_json(out)
+    else:
+        _print_whatif(out, outcomes, thresholds, args)
+    return 0
+
+
+def _add_sweep(out: dict[str, Any], outcomes, two, mode: str) -> None:
+    """The cost-quality curve's Pareto points and the router metrics (APGR, CPT, AIQ). `two`: the
+    outcomes of the cheapest tier and the teacher alone when there are more than two tiers."""
+    import numpy as np
+
+    from cascade_studio.core.tradeoffs import pareto_front, router_metrics, sweep
+
+    sw = sweep(outcomes, np.linspace(0, 1, 101), mode)
+    front = pareto_front(sw.cost, sw.quality)
+    cost, quality = np.ravel(sw.cost), np.ravel(sw.quality)
+    out["sweep"] = {"grid": sw.grid.tolist(), "points": [
+        {"thresholds": [float(x) for x in np.atleast_1d(np.unravel_index(i, sw.cost.shape)) / 100],
+         "cost_per_request_usd": float(cost[i]), "quality": float(quality[i])} for i in front]}
+    figs = out["tiers"]
+    if two is None:
+        out["metrics"] = router_metrics(sw, (figs[0]["cost_per_request_usd"], figs[0]["quality"]),
+                                        (figs[1]["cost_per_request_usd"], figs[1]["quality"]))
+    else:
+        sw2 = sweep(two, np.linspace(0, 1, 101), mode)
+        out["metrics"] = router_metrics(sw2, (figs[0]["cost_per_request_usd"], figs[0]["quality"]),
+                                        (figs[-1]["cost_per_request_usd"], figs[-1]["quality"]))
+        out["metrics"]["note"] = "APGR/CPT/AIQ for the cheapest tier vs the teacher (two-tier definitions)"
+
+
+def _print_whatif(out: dict[str, Any], outcomes, thresholds: list[float], args: argparse.Namespace) -> None:
+    print(f"{outcomes.n} tasks with every tier ({outcomes.excluded} excluded); quality = {outcomes.quality_basis}")
+    for f in out["tiers"]:
+        print(f"  tier {f['tier']}: ${f['cost_per_request_usd']:.6f}/request, p50 {f['latency_p50_ms']:.0f} ms, "
+              f"p95 {f['latency_p95_ms']:.0f} ms, quality {f['quality']:.0%}")
+    c, w = out["cascade"], out["whatif"]
+    print(f"{args.mode} at {thresholds}: ${c['cost_per_request_usd']:.6f}/request, quality {c['quality']:.0%}, "
+          f"p95 {c['latency_p95_ms']:.0f} ms, escalation {', '.join(f'{e:.0%}' for e in c['escalation_rate'])}")
+    be = "never" if w["break_even_month"] is None else f"month {w['break_even_month']}"
+    print(f"At {args.volume:,.0f} requests/month: ${w['monthly_cost_usd']:,.2f}/month vs teacher-only "
+          f"${w['teacher_only_monthly_usd']:,.2f} -> saves ${w['monthly_savings_usd']:,.2f}/month; break-even {be}")
+    if "metrics" in out:
+        m = out["metrics"]
+        print("  " + ", ".join(f"{k} {v:.3f}" for k, v in m.items() if isinstance(v, float)))
