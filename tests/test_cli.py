@@ -156,3 +156,66 @@ def test_tasks_import_and_list(tmp_path, capsys):
     bad.write_text("prompt\nhello\n")
     code, out, err = run(capsys, "-w", ws, "tasks", "import", str(bad))
     assert code == 1 and "category" in err and "Nothing was imported" in err
+
+
+def _modules_after(argv: list[str]) -> set[str]:
+    """Run the CLI with `argv` in a fresh interpreter; the top-level packages it imported."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys\nfrom cascade_studio.cli import main\n"
+            "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+            "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))\n")
+    proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert proc.returncode == 0, proc.stderr
+    return set(proc.stdout.splitlines()[-1].split())
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["tiers", "--help"], ["finetune", "start", "--help"],
+                                  ["demo", "--no-gui"]])
+def test_headless_commands_do_not_import_qt(tmp_path, argv):
+    modules = _modules_after(["-w", str(tmp_path / "ws"), *argv])
+    assert "cascade_studio" in modules
+    assert not modules & {"PySide6", "qasync", "pyqtgraph"}
+
+
+def test_user_errors_are_messages_and_bugs_keep_their_traceback(tmp_path, capsys, monkeypatch):
+    from cascade_studio.core.errors import UserError
+    from cascade_studio.store.tasks import TaskRepository
+
+    ws = str(tmp_path / "ws")
+
+    def bug(*args, **kwargs):
+        raise ValueError("a bug, not a message")
+
+    monkeypatch.setattr(TaskRepository, "list", bug)
+    with pytest.raises(ValueError, match="a bug"):
+        main(["-w", ws, "tasks", "list"])
+
+    def refused(*args, **kwargs):
+        raise UserError("the user can fix this", code=3)
+
+    monkeypatch.setattr(TaskRepository, "list", refused)
+    code, out, err = run(capsys, "-w", ws, "tasks", "list")
+    assert (code, out, err) == (3, "", "error: the user can fix this\n")
+
+
+def test_the_user_error_classes_share_one_base():
+    from cascade_studio.cli.common import CliError
+    from cascade_studio.core.errors import UserError
+    from cascade_studio.core.tasks import TaskImportError
+    from cascade_studio.core.tiers import TierError
+    from cascade_studio.services.catalog import CatalogError
+    from cascade_studio.services.clients import KeyWithheldError, MissingKeyError
+    from cascade_studio.services.secrets import SecretStoreError
+    from cascade_studio.services.tier_service import TierServiceError
+    from cascade_studio.services.trajectory_io import TrajectoryImportError
+
+    for cls in (CliError, TaskImportError, TierError, CatalogError, KeyWithheldError, MissingKeyError,
+                SecretStoreError, TierServiceError, TrajectoryImportError):
+        assert issubclass(cls, UserError), cls
+    for cls in (TaskImportError, TierError, TrajectoryImportError):  # still what callers catch
+        assert issubclass(cls, ValueError), cls
+    assert TierError("base_url", "is empty").code == 1 and CliError("usage", code=2).code == 2
