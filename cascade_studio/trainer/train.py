@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import math
@@ -11,21 +12,14 @@ import signal
 import sys
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cascade_studio.core.datasets import default_epochs
-from cascade_studio.core.distillation import SHARED_TOKENIZER_MIN
 from cascade_studio.core.serving import serve_markdown, serve_recipes
-from cascade_studio.trainer.data import (
-    CHATML_TEMPLATE,
-    DataError,
-    Encoded,
-    TeacherTokens,
-    attach_soft_labels,
-    encode_example,
-    read_jsonl,
-)
+from cascade_studio.trainer.data import CHATML_TEMPLATE, DataError, Encoded
+from cascade_studio.trainer.prepare import TrainingData, build_data
 from cascade_studio.trainer.progress import Progress
 
 
@@ -129,19 +123,57 @@ def _forward(model: Any, batch: dict[str, Any], spec: dict[str, Any], autocast: 
     return total.mean(), ce.mean(), kl, batch["has_soft"], acc
 
 
+@dataclass
+class Schedule:
+    """How long and how fast: the step budget, the optimizer and its learning-rate schedule."""
+
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    steps_per_epoch: int
+    total_steps: int
+    optimizer: Any
+    scheduler: Any
+
+
 def train(spec: dict[str, Any], job_dir: Path, progress: Progress, control: Control) -> None:
     progress.event("Loading torch and transformers…")
-    import contextlib
-
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: F401 - loaded now, as the event says
 
     seed = int(spec.get("seed") or 42)
     torch.manual_seed(seed)
+    base = _base_model_folder(spec)
+    tok = _load_tokenizer(base, progress)
+    data = build_data(spec, tok, progress)
+    device = pick_device(spec.get("device", "auto"))
+    method = spec.get("method", "lora")
+    bf16 = device.startswith("cuda") and torch.cuda.is_bf16_supported()
+    model, model_type, rank = _load_model(spec, base, device, method, bf16, progress)
+    schedule = _schedule(spec, model, len(data.train), method)
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if (bf16 and method == "full") \
+        else contextlib.nullcontext
+    _announce(progress, model, data, schedule, method, device)
+    out_dir = job_dir / "output"
+    step, tokens_done = _train_loop(model, tok.pad_token_id, data, schedule, spec, device, autocast, method,
+                                    out_dir, seed, progress, control)
+    control.check(step)
+    progress.event("Training done; saving the model…")
+    adapter, merged = _save_model(model, tok, method, bool(spec.get("merge", True)), out_dir)
+    _write_result(spec, out_dir, base, model_type, rank, adapter, merged, tokens_done, progress)
+
+
+def _base_model_folder(spec: dict[str, Any]) -> Path:
     base = Path(spec["base_model"]).expanduser()
     if not (base / "config.json").is_file():
         raise DataError(f"{base} is not a Hugging Face model folder (no config.json). Point the base model at a "
                         "local folder with config.json, the tokenizer files and the weights (nothing is downloaded).")
+    return base
+
+
+def _load_tokenizer(base: Path, progress: Progress) -> Any:
+    from transformers import AutoTokenizer
+
     tok = AutoTokenizer.from_pretrained(str(base), local_files_only=True)
     if not getattr(tok, "chat_template", None):
         tok.chat_template = CHATML_TEMPLATE
@@ -149,79 +181,16 @@ def train(spec: dict[str, Any], job_dir: Path, progress: Progress, control: Cont
                        "with the output, so servers render prompts the way the model was trained).", level="warn")
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token or tok.unk_token
-    max_length = int(spec.get("max_length") or 2048)
+    return tok
 
-    def encode_file(path: str | None, logprobs_path: str | None) -> tuple[list[Encoded], dict[str, int]]:
-        if not path:
-            return [], {}
-        rows = read_jsonl(Path(path))
-        teacher_rows = None
-        if logprobs_path and Path(logprobs_path).exists():
-            teacher_rows = read_jsonl(Path(logprobs_path))
-            if len(teacher_rows) != len(rows):
-                progress.event(f"{Path(logprobs_path).name} has {len(teacher_rows)} lines for {len(rows)} examples; "
-                               "ignoring it (hard labels only).", level="warn")
-                teacher_rows = None
-        out, stats = [], {"skipped": 0, "truncated": 0, "placed": 0, "teacher_tokens": 0, "with_logprobs": 0}
-        mapper = TeacherTokens(tok)
-        for n, row in enumerate(rows, 1):
-            try:
-                enc = encode_example(tok, row, max_length)
-            except DataError as exc:
-                raise DataError(f"{path}:{n}: {exc}") from None
-            except Exception as exc:  # the chat template refused the example
-                raise DataError(f"{path}:{n}: the chat template cannot render this example ({exc})") from None
-            if enc is None:
-                stats["skipped"] += 1
-                continue
-            stats["truncated"] += enc.truncated
-            if teacher_rows is not None and spec.get("soft_labels", "auto") != "off":
-                content = (teacher_rows[n - 1] or {}).get("content") if isinstance(teacher_rows[n - 1], dict) else None
-                if content:
-                    stats["with_logprobs"] += 1
-                    placed, total = attach_soft_labels(enc, content, mapper)
-                    stats["placed"] += placed
-                    stats["teacher_tokens"] += total
-            out.append(enc)
-        return out, stats
 
-    train_set, tstats = encode_file(spec["training_file"], spec.get("teacher_logprobs"))
-    valid_set, vstats = encode_file(spec.get("validation_file"), spec.get("validation_teacher_logprobs"))
-    if not train_set:
-        raise DataError("no example in the training file has an assistant message to train on")
-    if tstats["skipped"]:
-        progress.event(f"{tstats['skipped']} examples have nothing to train on with this chat template; skipped.",
-                       level="warn")
-    if tstats["truncated"]:
-        progress.event(f"{tstats['truncated']} examples are longer than {max_length} tokens and were truncated.",
-                       level="warn")
+def _load_model(spec: dict[str, Any], base: Path, device: str, method: str, bf16: bool,
+                progress: Progress) -> tuple[Any, str, int]:
+    """(model ready to train on `device`, its model_type, the LoRA rank)."""
+    import torch
+    from transformers import AutoModelForCausalLM
 
-    alpha, T = float(spec.get("alpha", 0.5)), float(spec.get("temperature", 2.0))
-    share = tstats["placed"] / tstats["teacher_tokens"] if tstats["teacher_tokens"] else 0.0
-    soft = share >= SHARED_TOKENIZER_MIN
-    if spec.get("soft_labels", "auto") == "off":
-        progress.event("Soft labels are off in the settings: training on hard labels (cross-entropy) only.")
-    elif not spec.get("teacher_logprobs") or not tstats["with_logprobs"]:
-        progress.event("No teacher logprobs for this dataset: training on hard labels (cross-entropy) only; "
-                       "a and T are not used. Collect the teacher with logprobs and rebuild the dataset for "
-                       "soft labels.")
-    elif not soft:
-        progress.event(f"Teacher and student do not share a tokenizer: only {share:.0%} of the teacher's "
-                       f"{tstats['teacher_tokens']:,} recorded tokens fall on the student's tokens in order (soft "
-                       f"labels need {SHARED_TOKENIZER_MIN:.0%}). Training on hard labels (cross-entropy) only.",
-                       level="warn")
-    else:
-        progress.event(f"Soft labels from the teacher's top_logprobs on {share:.1%} of its "
-                       f"{tstats['teacher_tokens']:,} tokens: loss = {alpha:g}·CE + {1 - alpha:g}·T²·KL with "
-                       f"T = {T:g} (remaining mass: {spec.get('mass', 'drop')}).")
-    if not soft:
-        for e in (*train_set, *valid_set):
-            e.drop_soft()
-
-    device = pick_device(spec.get("device", "auto"))
-    method = spec.get("method", "lora")
     cuda = device.startswith("cuda")
-    bf16 = cuda and torch.cuda.is_bf16_supported()
     dtype = torch.bfloat16 if (bf16 and method == "lora") else torch.float32
     where = torch.cuda.get_device_name(0) if cuda else f"{torch.get_num_threads()} threads"
     progress.event(f"Training on {device} ({where}), {method} fine-tuning of {base.name}.")
@@ -237,10 +206,12 @@ def train(spec: dict[str, Any], job_dir: Path, progress: Progress, control: Cont
         raise DataError(f"method {method!r}: use lora or full")
     model.to(device)
     model.train()
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    total_params = sum(p.numel() for p in model.parameters())
+    return model, model_type, rank
 
-    n = len(train_set)
+
+def _schedule(spec: dict[str, Any], model: Any, n: int, method: str) -> Schedule:
+    import torch
+
     epochs = spec.get("n_epochs")
     epochs = default_epochs(n) if epochs in (None, "auto") else int(epochs)
     bs = spec.get("batch_size")
@@ -256,66 +227,86 @@ def train(spec: dict[str, Any], job_dir: Path, progress: Progress, control: Cont
     optim = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(
         optim, lambda s: (s + 1) / warmup if s < warmup else max(0.1, 1 - 0.9 * (s - warmup) / max(1, total - warmup)))
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if (bf16 and method == "full") \
-        else contextlib.nullcontext
-    hp = {"n_epochs": epochs, "batch_size": bs, "learning_rate": lr, "method": method, "alpha": alpha,
-          "temperature": T, "soft_labels": soft, "device": device, "total_steps": total, "trainable_params": trainable}
-    progress.state("running", hyperparameters=hp)
-    progress.event(f"{n} training and {len(valid_set)} validation examples; {epochs} epochs × {steps_per_epoch} "
-                   f"steps of {bs} = {total} steps; {trainable:,} of {total_params:,} parameters trained.")
+    return Schedule(epochs, bs, lr, steps_per_epoch, total, optim, sched)
 
-    out_dir = job_dir / "output"
+
+def _announce(progress: Progress, model: Any, data: TrainingData, schedule: Schedule, method: str,
+              device: str) -> None:
+    """The running state with the resolved hyperparameters, and the plan in words."""
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total_params = sum(p.numel() for p in model.parameters())
+    s = schedule
+    hp = {"n_epochs": s.epochs, "batch_size": s.batch_size, "learning_rate": s.learning_rate, "method": method,
+          "alpha": data.alpha, "temperature": data.temperature, "soft_labels": data.soft, "device": device,
+          "total_steps": s.total_steps, "trainable_params": trainable}
+    progress.state("running", hyperparameters=hp)
+    progress.event(f"{len(data.train)} training and {len(data.valid)} validation examples; {s.epochs} epochs × "
+                   f"{s.steps_per_epoch} steps of {s.batch_size} = {s.total_steps} steps; {trainable:,} of "
+                   f"{total_params:,} parameters trained.")
+
+
+def _train_loop(model: Any, pad_id: int, data: TrainingData, schedule: Schedule, spec: dict[str, Any], device: str,
+                autocast: Any, method: str, out_dir: Path, seed: int, progress: Progress,
+                control: Control) -> tuple[int, int]:
+    """Train for the schedule's steps, writing metrics each step, validation each epoch and LoRA
+    checkpoints between epochs. Returns (steps done, tokens trained on)."""
+    import torch
+
+    s, n = schedule, len(data.train)
     rng = random.Random(seed)
     step, tokens_done, started = 0, 0, time.monotonic()
     step_time = None
-    for epoch in range(epochs):
+    for epoch in range(s.epochs):
         order = list(range(n))
         rng.shuffle(order)
-        for b in range(steps_per_epoch):
-            if step >= total:
+        for b in range(s.steps_per_epoch):
+            if step >= s.total_steps:
                 break
             control.check(step)
             t0 = time.monotonic()
-            batch = _collate([train_set[i] for i in order[b * bs:(b + 1) * bs]], tok.pad_token_id, device)
+            batch = _collate([data.train[i] for i in order[b * s.batch_size:(b + 1) * s.batch_size]], pad_id, device)
             loss, ce, kl, has_soft, acc = _forward(model, batch, spec, autocast)
-            optim.zero_grad(set_to_none=True)
+            s.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
-            optim.step()
-            lr_now = sched.get_last_lr()[0]
-            sched.step()
+            s.optimizer.step()
+            lr_now = s.scheduler.get_last_lr()[0]
+            s.scheduler.step()
             step += 1
             dt_ = time.monotonic() - t0
             step_time = dt_ if step_time is None else 0.8 * step_time + 0.2 * dt_
             tokens_done += batch["tokens"]
             kd = float(kl.detach()[has_soft].mean()) if bool(has_soft.any()) else None
-            progress.write("metrics", step=step, total_steps=total, epoch=round(epoch + (b + 1) / steps_per_epoch, 3),
+            progress.write("metrics", step=step, total_steps=s.total_steps,
+                           epoch=round(epoch + (b + 1) / s.steps_per_epoch, 3),
                            train_loss=round(float(loss), 5), ce_loss=round(float(ce), 5),
                            kd_loss=None if kd is None else round(kd, 5), learning_rate=lr_now,
                            train_mean_token_accuracy=round(float(acc), 4),
                            tokens_per_s=round(batch["tokens"] / dt_, 1) if dt_ > 0 else None,
-                           eta_s=round(step_time * (total - step), 1), elapsed_s=round(time.monotonic() - started, 2),
-                           trained_tokens=tokens_done)
-        if valid_set:
-            vloss, vacc = _evaluate(model, valid_set, bs, tok.pad_token_id, device, spec, autocast)
-            progress.write("metrics", step=step, total_steps=total, epoch=epoch + 1, valid_loss=round(vloss, 5),
-                           valid_mean_token_accuracy=round(vacc, 4))
-        if method == "lora" and step < total and epoch < epochs - 1:
+                           eta_s=round(step_time * (s.total_steps - step), 1),
+                           elapsed_s=round(time.monotonic() - started, 2), trained_tokens=tokens_done)
+        if data.valid:
+            vloss, vacc = _evaluate(model, data.valid, s.batch_size, pad_id, device, spec, autocast)
+            progress.write("metrics", step=step, total_steps=s.total_steps, epoch=epoch + 1,
+                           valid_loss=round(vloss, 5), valid_mean_token_accuracy=round(vacc, 4))
+        if method == "lora" and step < s.total_steps and epoch < s.epochs - 1:
             ck = out_dir / "checkpoints" / f"step-{step}"
             model.save_pretrained(str(ck))
             progress.write("checkpoint", step=step, path=str(ck))
-        if step >= total:
+        if step >= s.total_steps:
             break
+    return step, tokens_done
 
-    control.check(step)
-    progress.event("Training done; saving the model…")
+
+def _save_model(model: Any, tok: Any, method: str, merge: bool, out_dir: Path) -> tuple[Path | None, Path | None]:
+    """(adapter folder, merged or full model folder), each None when not written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     adapter = merged = None
     if method == "lora":
         adapter = out_dir / "adapter"
         model.save_pretrained(str(adapter))
         tok.save_pretrained(str(adapter))
-        if spec.get("merge", True):
+        if merge:
             merged = out_dir / "merged"
             model.merge_and_unload().save_pretrained(str(merged))
             tok.save_pretrained(str(merged))
@@ -323,6 +314,12 @@ def train(spec: dict[str, Any], job_dir: Path, progress: Progress, control: Cont
         merged = out_dir / "model"
         model.save_pretrained(str(merged))
         tok.save_pretrained(str(merged))
+    return adapter, merged
+
+
+def _write_result(spec: dict[str, Any], out_dir: Path, base: Path, model_type: str, rank: int, adapter: Path | None,
+                  merged: Path | None, tokens_done: int, progress: Progress) -> None:
+    """SERVE.md with the commands to serve the model, the result line, and the final state."""
     name = spec["fine_tuned_model"]
     recipes = serve_recipes(name, merged=merged, adapter=adapter, base_model=base, model_type=model_type,
                             lora_rank=rank)
