@@ -119,12 +119,12 @@ def _local_options(args: argparse.Namespace) -> dict:
 def _start(args: argparse.Namespace, ws, secrets) -> int:
     from cascade_studio.services.finetune import tracker
     from cascade_studio.services.finetune.backend import JobSpec
+    from cascade_studio.store.datasets import DatasetRepository
 
     dataset = Path(args.dataset)
     if not dataset.exists():
         raise CliError(f"{dataset} does not exist; build one with `cascade-studio dataset build`")
-    row = ws.conn.execute("SELECT id, validation_path FROM datasets WHERE path = ?",
-                          (str(dataset.resolve()),)).fetchone()
+    row = DatasetRepository(ws).find_by_path(dataset)  # (id, validation path) of a dataset built here
     validation = args.validation or (row[1] if row and args.backend == "local" else None)
     options = _local_options(args) if args.backend == "local" else {}
     spec = JobSpec(base_model=args.base_model, training_file=dataset,
