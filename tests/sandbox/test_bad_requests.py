@@ -242,3 +242,16 @@ def test_any_value_in_any_chat_field_never_gets_a_500(server, path, value):
     assert status in (200, 400, 404), body
     if status != 200:
         check_error_envelope(body)
+
+
+def test_a_bug_in_the_sandbox_still_answers_in_the_envelope(server, monkeypatch):
+    from cascade_studio.sandbox import simulator
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("simulated bug")
+
+    monkeypatch.setattr(simulator, "generate_chat", broken)
+    status, body = post_json(server, "/v1/chat/completions", CHAT)
+    assert status == 500
+    check_error_envelope(body)
+    assert body["error"]["type"] == "server_error"
