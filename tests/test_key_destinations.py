@@ -195,3 +195,20 @@ def test_policy_snippet_takes_keys_only_from_its_command_line(tmp_path, monkeypa
     assert key_for(t1) == "sk-tier1-documented"
     with pytest.raises(SystemExit):
         key_for({**t1, "base_url": "http://10.0.0.1/v1"})
+
+
+def test_tiers_set_logprobs_and_no_key_flags(tmp_path, capsys):
+    ws = str(tmp_path / "ws")
+    assert main(["-w", ws, "tiers", "set", "1", "--model", "llama", "--base-url", "http://localhost:8000/v1",
+                 "--input-price", "0", "--output-price", "0", "--keyless", "--logprobs", "off",
+                 "--top-logprobs", "20", "--without-logprobs", "answer"]) == 0
+    capsys.readouterr()
+    assert main(["-w", ws, "tiers", "list", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)[0]
+    assert (row["no_key"], row["logprobs"], row["top_logprobs"], row["without_logprobs"]) == (True, "off", 20, "answer")
+    assert main(["-w", ws, "keys", "status", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["tiers"][0]["source"] == "not needed"
+    assert main(["-w", ws, "tiers", "set", "1", "--top-logprobs", "21"]) != 0
+    assert "top_logprobs" in capsys.readouterr().err
+    assert main(["-w", ws, "tiers", "set", "1", "--base-url", "https://gpu.example/v1"]) != 0
+    assert "no_key" in capsys.readouterr().err

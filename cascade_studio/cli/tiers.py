@@ -38,6 +38,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     t_set.add_argument("--allow-insecure", action=argparse.BooleanOptionalAction, default=None,
                        help="allow sending the key over plain http to another machine (insecure; "
                             "http to this machine is always allowed)")
+    t_set.add_argument("--logprobs", choices=["auto", "on", "off"],
+                       help="ask for logprobs: auto (ask; if the server fails on them, retry without and remember), "
+                            "on, off")
+    t_set.add_argument("--top-logprobs", type=int, metavar="K", help="alternatives per token, 0-20 (default 5)")
+    t_set.add_argument("--without-logprobs", choices=["escalate", "answer"],
+                       help="a student without confidence (no logprobs): escalate every request, or keep every answer")
+    t_set.add_argument("--keyless", dest="no_key", action="store_true", default=None,
+                       help="a server on this machine that needs no API key (a placeholder is sent)")
+    t_set.add_argument("--key-required", dest="no_key", action="store_false",
+                       help="undo --keyless: the tier needs a key again")
     t_set.add_argument("--json", action="store_true")
     t_rm = actions.add_parser("remove", help="remove the highest tier N")
     t_rm.add_argument("n", type=int, metavar="N")
@@ -90,7 +100,7 @@ def _list(args: argparse.Namespace, ws, repo) -> int:
 
 
 def _set(args: argparse.Namespace, ws, repo) -> int:
-    from cascade_studio.core.tiers import ConfidenceMethod, Provider
+    from cascade_studio.core.tiers import ConfidenceMethod, LogprobsMode, Provider, WithoutLogprobs
     from cascade_studio.services import catalog as catalog_svc
     from cascade_studio.services import tier_service as svc
 
@@ -104,6 +114,9 @@ def _set(args: argparse.Namespace, ws, repo) -> int:
         system_prompt=args.system_prompt,
         confidence_method=ConfidenceMethod(args.confidence_method) if args.confidence_method else None,
         api_key_env=args.key_env, allow_insecure=args.allow_insecure,
+        logprobs=LogprobsMode(args.logprobs) if args.logprobs else None, top_logprobs=args.top_logprobs,
+        without_logprobs=WithoutLogprobs(args.without_logprobs) if args.without_logprobs else None,
+        no_key=args.no_key,
     )
     if args.json:
         print_json(tier.to_json())

@@ -47,8 +47,7 @@ def run_policy(args: argparse.Namespace) -> int:
 
 
 def run_whatif(args: argparse.Namespace) -> int:
-    from cascade_studio.core.tiers import teacher_of
-    from cascade_studio.core.tradeoffs import WhatIf, simulate, tier_figures, what_if
+    from cascade_studio.core.tradeoffs import WhatIf, tradeoff_report
     from cascade_studio.services.tradeoffs import load_outcomes
     from cascade_studio.store.tiers import TierRepository
 
@@ -71,45 +70,12 @@ def run_whatif(args: argparse.Namespace) -> int:
             raise CliError(f"{len(tiers)} tiers need {len(tiers) - 1} thresholds", code=2)
         scenario = WhatIf(monthly_volume=args.volume, batch_discount=args.batch_discount,
                           training_cost_usd=args.training_cost, amortize_months=args.amortize_months)
-        out: dict[str, Any] = {
-            "tasks": outcomes.n, "excluded": outcomes.excluded, "quality_basis": outcomes.quality_basis,
-            "tiers": tier_figures(outcomes),
-            "cascade": simulate(outcomes, thresholds, args.mode).to_json(),
-            "whatif": what_if(outcomes, thresholds, scenario, args.mode),
-        }
-        if args.sweep:
-            cheapest_vs_teacher = None if len(tiers) == 2 else load_outcomes(
-                ws, [students[0], teacher_of(tiers)], args.category)
-            _add_sweep(out, outcomes, cheapest_vs_teacher, args.mode)
+        out = tradeoff_report(outcomes, thresholds, scenario, args.mode, with_sweep=args.sweep)
     if args.json:
         print_json(out)
     else:
         _print_whatif(out, outcomes, thresholds, args)
     return 0
-
-
-def _add_sweep(out: dict[str, Any], outcomes, two, mode: str) -> None:
-    """The cost-quality curve's Pareto points and the router metrics (APGR, CPT, AIQ). `two`: the
-    outcomes of the cheapest tier and the teacher alone when there are more than two tiers."""
-    import numpy as np
-
-    from cascade_studio.core.tradeoffs import pareto_front, router_metrics, sweep
-
-    sw = sweep(outcomes, np.linspace(0, 1, 101), mode)
-    front = pareto_front(sw.cost, sw.quality)
-    cost, quality = np.ravel(sw.cost), np.ravel(sw.quality)
-    out["sweep"] = {"grid": sw.grid.tolist(), "points": [
-        {"thresholds": [float(x) for x in np.atleast_1d(np.unravel_index(i, sw.cost.shape)) / 100],
-         "cost_per_request_usd": float(cost[i]), "quality": float(quality[i])} for i in front]}
-    figs = out["tiers"]
-    if two is None:
-        out["metrics"] = router_metrics(sw, (figs[0]["cost_per_request_usd"], figs[0]["quality"]),
-                                        (figs[1]["cost_per_request_usd"], figs[1]["quality"]))
-    else:
-        sw2 = sweep(two, np.linspace(0, 1, 101), mode)
-        out["metrics"] = router_metrics(sw2, (figs[0]["cost_per_request_usd"], figs[0]["quality"]),
-                                        (figs[-1]["cost_per_request_usd"], figs[-1]["quality"]))
-        out["metrics"]["note"] = "APGR/CPT/AIQ for the cheapest tier vs the teacher (two-tier definitions)"
 
 
 def _print_whatif(out: dict[str, Any], outcomes, thresholds: list[float], args: argparse.Namespace) -> None:

@@ -57,7 +57,9 @@ class TaskResult:
 
 def compare(task_id: str, category: str, teacher: Side, student: Side, expected: Any = None, *,
             answer_similarity: float | None = None, reasoning_similarity: float | None = None,
-            temperature: float = 2.0) -> TaskResult:
+            temperature: float = 2.0, tools: list[dict[str, Any]] | None = None) -> TaskResult:
+    """One task's verdicts. `tools` (the task's definitions) lets the accuracy check apply BFCL's
+    type rules exactly."""
     tool_ok = ag.tool_agreement(teacher.tool_calls, student.tool_calls)
     args_ok, share = ag.args_agreement(teacher.tool_calls, student.tool_calls)
     both_text = not teacher.tool_calls and not student.tool_calls
@@ -65,8 +67,8 @@ def compare(task_id: str, category: str, teacher: Side, student: Side, expected:
     kl = ag.decision_kl(teacher.logprobs, teacher.tool_name, student.logprobs, student.tool_name, temperature)
     t_ok = s_ok = None
     if isinstance(expected, list):
-        t_ok = ag.bfcl_correct(teacher.tool_calls, expected)
-        s_ok = ag.bfcl_correct(student.tool_calls, expected)
+        t_ok = ag.bfcl_correct(teacher.tool_calls, expected, tools)
+        s_ok = ag.bfcl_correct(student.tool_calls, expected, tools)
     return TaskResult(task_id, category, tool_ok, args_ok, share, answer_ok,
                       answer_similarity if both_text else None, reasoning_similarity, kl, t_ok, s_ok,
                       dict(student.confidence))

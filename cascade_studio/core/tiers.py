@@ -51,6 +51,28 @@ class ConfidenceMethod(StrEnum):
         }[self.value]
 
 
+class LogprobsMode(StrEnum):
+    """Whether a tier's requests ask for logprobs. Some OpenAI-compatible servers refuse the field
+    (400) or fail building them; "auto" asks, and on such a failure retries once without and
+    remembers it for the tier."""
+
+    AUTO = "auto"
+    ON = "on"
+    OFF = "off"
+
+
+class WithoutLogprobs(StrEnum):
+    """What a student tier does when it has no confidence (no logprobs): escalate every request,
+    or keep every answer (never escalate)."""
+
+    ESCALATE = "escalate"
+    ANSWER = "answer"
+
+
+MAX_TOP_LOGPROBS = 20  # the API's limit
+NO_KEY_PLACEHOLDER = "sk-no-key-needed"  # sent to local servers marked "no key needed"
+
+
 # Well-known local servers, offered as presets in the editor.
 ENDPOINT_PRESETS: dict[str, str] = {
     "OpenAI": OPENAI_BASE_URL,
@@ -81,6 +103,11 @@ class Tier:
     threshold: float = 0.5  # escalate when confidence < threshold
     api_key_env: str = ""  # optional environment variable holding this tier's key
     allow_insecure: bool = False  # the user accepted sending the key over plain http to a non-loopback host
+    logprobs: LogprobsMode = LogprobsMode.AUTO
+    top_logprobs: int = 5  # 0-20 alternatives per token: what soft-label distillation learns from
+    logprobs_unsupported: bool = False  # learned in "auto" mode: the server failed when asked for them
+    without_logprobs: WithoutLogprobs = WithoutLogprobs.ESCALATE
+    no_key: bool = False  # a local server (loopback) that needs no key: a placeholder is sent
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -90,6 +117,12 @@ class Tier:
     @property
     def simulated(self) -> bool:
         return self.provider == Provider.SANDBOX
+
+    @property
+    def wants_logprobs(self) -> bool:
+        if self.logprobs == LogprobsMode.AUTO:
+            return not self.logprobs_unsupported
+        return self.logprobs == LogprobsMode.ON
 
     def replace(self, **changes: Any) -> Tier:
         return dataclasses.replace(self, **changes)
@@ -115,6 +148,11 @@ class Tier:
             "threshold": self.threshold,
             "api_key_env": self.api_key_env,
             "allow_insecure": self.allow_insecure,
+            "logprobs": self.logprobs.value,
+            "top_logprobs": self.top_logprobs,
+            "logprobs_unsupported": self.logprobs_unsupported,
+            "without_logprobs": self.without_logprobs.value,
+            "no_key": self.no_key,
             "simulated": self.simulated,
         }
 
@@ -155,6 +193,12 @@ class Tier:
         except ValueError:
             choices = ", ".join(m.value for m in ConfidenceMethod)
             raise TierError("confidence_method", f"unknown method; use one of {choices}") from None
+        def choice(key: str, enum: type[StrEnum], default: StrEnum) -> Any:
+            try:
+                return enum(data.get(key, default.value))
+            except ValueError:
+                raise TierError(key, f"use one of {', '.join(e.value for e in enum)}") from None
+
         return cls(
             tier=tier_no,
             name=str(data.get("name", "")),
@@ -174,6 +218,11 @@ class Tier:
             threshold=num("threshold", float, 0.5),
             api_key_env=str(data.get("api_key_env", "") or ""),
             allow_insecure=data.get("allow_insecure") is True,
+            logprobs=choice("logprobs", LogprobsMode, LogprobsMode.AUTO),
+            top_logprobs=num("top_logprobs", int, 5),
+            logprobs_unsupported=data.get("logprobs_unsupported") is True,
+            without_logprobs=choice("without_logprobs", WithoutLogprobs, WithoutLogprobs.ESCALATE),
+            no_key=data.get("no_key") is True,
         )
 
 
@@ -258,6 +307,12 @@ def validate_tier(t: Tier) -> list[ValidationIssue]:
         bad("temperature", "must be between 0 and 2")
     if not 0.0 <= t.threshold <= 1.0:
         bad("threshold", "must be between 0 and 1 (escalate when confidence is below it)")
+    if not 0 <= t.top_logprobs <= MAX_TOP_LOGPROBS:
+        bad("top_logprobs", f"must be 0-{MAX_TOP_LOGPROBS} (the API's limit)")
+    if t.no_key and t.provider == Provider.OPENAI:
+        bad("no_key", "OpenAI always needs a key; 'no key needed' is for local servers")
+    elif t.no_key and not url_problem and not is_loopback_host(urlparse(t.base_url.strip()).hostname or ""):
+        bad("no_key", "'no key needed' is only for a server on this machine (localhost, 127.0.0.1, ::1)")
     if t.api_key_env and not _ENV_NAME.match(t.api_key_env):
         bad("api_key_env", f"{t.api_key_env!r} is not a valid environment variable name")
     return issues

@@ -31,6 +31,9 @@ class Outcomes:
     completion_tokens: np.ndarray | None = None
     excluded: int = 0  # tasks without an outcome for every tier (never imputed)
     quality_basis: str = "agreement"
+    # per tier: True when a missing confidence keeps the answer (the tier's "without logprobs" rule
+    # is "answer"); by default a missing confidence escalates
+    keep_without_confidence: list[bool] | None = None
 
     @property
     def n(self) -> int:
@@ -41,7 +44,14 @@ class Outcomes:
                         self.cost[rows], self.latency[rows], self.quality[rows], self.confidence[rows],
                         None if self.prompt_tokens is None else self.prompt_tokens[rows],
                         None if self.completion_tokens is None else self.completion_tokens[rows],
-                        self.excluded, self.quality_basis)
+                        self.excluded, self.quality_basis, self.keep_without_confidence)
+
+    def decision_confidence(self) -> np.ndarray:
+        """Confidence as the escalation rule reads it: a missing one is -inf (escalates) or +inf
+        (kept), per tier."""
+        keep = self.keep_without_confidence or [False] * len(self.tiers)
+        fill = np.array([np.inf if k else -np.inf for k in keep], dtype=float)
+        return np.where(np.isnan(self.confidence), fill[None, :], self.confidence)
 
 
 def percentile(values: np.ndarray, q: float, weights: np.ndarray | None = None) -> float:
@@ -69,6 +79,9 @@ def tier_figures(o: Outcomes) -> list[dict[str, Any]]:
             "latency_p50_ms": percentile(lat, 50) if o.n else None,
             "latency_p95_ms": percentile(lat, 95) if o.n else None,
             "tokens_per_request": tokens, "quality": float(np.mean(o.quality[:, j])) if o.n else None,
+            "without_confidence": int(np.isnan(o.confidence[:, j]).sum()),
+            "without_confidence_rule": "keeps the answer" if (o.keep_without_confidence or [False] * len(o.tiers))[j]
+            else "escalates",
         })
     return out
 
@@ -102,8 +115,9 @@ def answering_tier(o: Outcomes, thresholds: list[float]) -> np.ndarray:
     k = len(o.tiers)
     chosen = np.full(o.n, k - 1)
     undecided = np.ones(o.n, dtype=bool)
+    conf = o.decision_confidence()
     for j in range(k - 1):
-        keep = undecided & (o.confidence[:, j] >= thresholds[j])  # NaN >= t is False: escalates
+        keep = undecided & (conf[:, j] >= thresholds[j])
         chosen[keep] = j
         undecided &= ~keep
     return chosen
@@ -157,7 +171,7 @@ def sweep(o: Outcomes, grid: np.ndarray | None = None, mode: str = "cascade") ->
         shape = (len(g),) if k == 2 else (len(g), len(g))
         z = np.zeros(shape)
         return Sweep(mode, g, z, z, z, z)
-    conf = np.where(np.isnan(o.confidence), -np.inf, o.confidence)
+    conf = o.decision_confidence()
     # task escalates past tier j at grid index m  <=>  conf < g[m]  <=>  m >= idx
     idx = [np.searchsorted(g, conf[:, j], side="right") for j in range(k - 1)]
     G = len(g)
@@ -216,27 +230,68 @@ def pareto_front(cost: np.ndarray, quality: np.ndarray) -> np.ndarray:
 
 
 # -- router metrics (two tiers) --------------------------------------------------------------------
-def router_metrics(sw: Sweep, weak: tuple[float, float], strong: tuple[float, float]) -> dict[str, float | None]:
-    """APGR and CPT(50%), CPT(80%) as in RouteLLM (Ong et al. 2024) over the share of calls that reach
-    the strong model; AIQ as in RouterBench (Hu et al. 2024): the area under the non-decreasing
-    convex hull of the cost-quality curve, divided by the cost range."""
-    (c_weak, q_weak), (c_strong, q_strong) = weak, strong
+@dataclass
+class RouterCurve:
+    """The exact operating points of a two-tier router (the cheapest tier vs the teacher): one per
+    distinct confidence of the cheap tier, plus both ends (everything to one model)."""
+
+    share: np.ndarray  # share of requests that reach the strong model, ascending 0..1
+    quality: np.ndarray
+    cost: np.ndarray
+
+
+def router_curve(o: Outcomes, mode: str = "cascade") -> RouterCurve:
+    """O(n log n): tasks sorted by the cheap tier's confidence; escalating below a threshold sends
+    a prefix of that order to the strong model, so cumulative sums give every point exactly."""
+    n = o.n
+    if n == 0:
+        z = np.zeros(2)
+        return RouterCurve(np.array([0.0, 1.0]), z, z)
+    w, s = 0, len(o.tiers) - 1
+    conf = o.decision_confidence()[:, w]
+    order = np.argsort(conf, kind="stable")
+    sorted_conf = conf[order]
+    # escalating tasks with confidence < t for t at each distinct value, and past the largest
+    m = np.append(np.searchsorted(sorted_conf, np.unique(sorted_conf), side="left"), n)
+
+    def prefix(values: np.ndarray) -> np.ndarray:
+        return np.concatenate([[0.0], np.cumsum(values[order])])[m]
+
+    q, c = o.quality, o.cost
+    quality = (q[:, w].sum() - prefix(q[:, w]) + prefix(q[:, s])) / n
+    if mode == "cascade":
+        cost = (c[:, w].sum() + prefix(c[:, s])) / n
+    else:
+        cost = (c[:, w].sum() - prefix(c[:, w]) + prefix(c[:, s])) / n
+    return RouterCurve(m / n, quality, cost)
+
+
+def router_metrics(o: Outcomes, mode: str = "cascade") -> dict[str, Any]:
+    """APGR and CPT(50%), CPT(80%) as RouteLLM (Ong et al. 2024) defines them, over the exact
+    per-task thresholds (every distinct confidence, not a grid): PGR(c) = (quality at call share c
+    - weak quality) / (strong quality - weak quality); APGR is its area over c in [0, 1]; CPT(x) is
+    the smallest share of strong-model calls whose PGR reaches x. AIQ as in RouterBench (Hu et al.
+    2024): the area under the non-decreasing upper hull of the cost-quality points, divided by the
+    cost range. With more than two tiers: the cheapest tier against the teacher."""
+    out: dict[str, Any] = {"apgr": None, "cpt50": None, "cpt80": None, "aiq": None}
+    if len(o.tiers) < 2 or o.n == 0:
+        return out
+    w, s = 0, len(o.tiers) - 1
+    q_weak, q_strong = float(np.mean(o.quality[:, w])), float(np.mean(o.quality[:, s]))
+    curve = router_curve(o, mode)
     gap = q_strong - q_weak
-    share = np.concatenate([[0.0], np.ravel(sw.escalation), [1.0]])
-    quality = np.concatenate([[q_weak], np.ravel(sw.quality), [q_strong]])
-    out: dict[str, float | None] = {"apgr": None, "cpt50": None, "cpt80": None, "aiq": None}
     if abs(gap) > 1e-12:
-        pgr = (quality - q_weak) / gap
-        order = np.argsort(share, kind="stable")
-        s, p = share[order], pgr[order]
-        # the best PGR reachable at each call share (a router can always do at least that)
-        p = np.maximum.accumulate(p)
-        out["apgr"] = float(np.trapezoid(p, s)) if hasattr(np, "trapezoid") else float(np.trapz(p, s))
+        pgr = (curve.quality - q_weak) / gap
+        out["apgr"] = float(np.trapezoid(pgr, curve.share)) if hasattr(np, "trapezoid") else \
+            float(np.trapz(pgr, curve.share))
         for name, target in (("cpt50", 0.5), ("cpt80", 0.8)):
-            hit = np.nonzero(p >= target - 1e-12)[0]
-            out[name] = float(s[hit[0]]) if len(hit) else None
-    cost = np.concatenate([[c_weak], np.ravel(sw.cost), [c_strong]])
-    out["aiq"] = aiq(cost, quality)
+            hit = np.nonzero(pgr >= target - 1e-12)[0]
+            out[name] = float(curve.share[hit[0]]) if len(hit) else None
+    c_weak, c_strong = float(np.mean(o.cost[:, w])), float(np.mean(o.cost[:, s]))
+    out["aiq"] = aiq(np.concatenate([[c_weak], curve.cost, [c_strong]]),
+                     np.concatenate([[q_weak], curve.quality, [q_strong]]))
+    if len(o.tiers) > 2:
+        out["note"] = "APGR/CPT/AIQ for the cheapest tier vs the teacher (two-tier definitions)"
     return out
 
 
@@ -295,10 +350,13 @@ def what_if(o: Outcomes, thresholds: list[float], scenario: WhatIf, mode: str = 
         scaled[:, j] *= (scenario.price_scale or {}).get(tier, 1.0)
     scaled *= 1.0 - scenario.batch_discount
     priced = Outcomes(o.task_ids, o.categories, o.tiers, scaled, o.latency, o.quality, o.confidence,
-                      excluded=o.excluded, quality_basis=o.quality_basis)
+                      excluded=o.excluded, quality_basis=o.quality_basis,
+                      keep_without_confidence=o.keep_without_confidence)
     w = mix_weights(o, scenario.mix)
     sim = simulate(priced, thresholds, mode, w)
-    teacher = simulate(priced, [2.0] * (len(o.tiers) - 1), "routing", w)  # everything to the teacher
+    everything_up = Outcomes(o.task_ids, o.categories, o.tiers, scaled, o.latency, o.quality,
+                             np.full_like(o.confidence, np.nan), excluded=o.excluded, quality_basis=o.quality_basis)
+    teacher = simulate(everything_up, [2.0] * (len(o.tiers) - 1), "routing", w)  # everything to the teacher
     v = scenario.monthly_volume
     run_cost = sim.cost_per_request_usd * v
     amortized = scenario.training_cost_usd / max(1, scenario.amortize_months) if scenario.training_cost_usd else 0.0
@@ -318,3 +376,32 @@ def what_if(o: Outcomes, thresholds: list[float], scenario: WhatIf, mode: str = 
         "teacher_quality": teacher.quality, "answered_share": sim.answered_share,
         "escalation_rate": sim.escalation_rate,
     }
+
+
+# -- the report (one function for the CLI's `whatif` and the Trade-offs page) ----------------------
+SWEEP_POINTS = 101  # the cost-quality curve's threshold grid (0.00 .. 1.00)
+
+
+def sweep_report(o: Outcomes, mode: str = "cascade", grid_points: int = SWEEP_POINTS) -> dict[str, Any]:
+    """The curve's Pareto points on the threshold grid, and the router metrics (exact thresholds)."""
+    sw = sweep(o, np.linspace(0, 1, grid_points), mode)
+    front = pareto_front(sw.cost, sw.quality)
+    cost, quality = np.ravel(sw.cost), np.ravel(sw.quality)
+    points = [{"thresholds": [float(x) for x in np.atleast_1d(np.unravel_index(i, sw.cost.shape)) / (grid_points - 1)],
+               "cost_per_request_usd": float(cost[i]), "quality": float(quality[i])} for i in front]
+    return {"sweep": {"grid": sw.grid.tolist(), "points": points}, "metrics": router_metrics(o, mode)}
+
+
+def tradeoff_report(o: Outcomes, thresholds: list[float], scenario: WhatIf, mode: str = "cascade",
+                    with_sweep: bool = False) -> dict[str, Any]:
+    """Per-tier figures, the cascade at `thresholds`, the monthly what-if and (optionally) the sweep
+    with router metrics: what `whatif --json` prints and the Trade-offs page shows."""
+    out: dict[str, Any] = {
+        "tasks": o.n, "excluded": o.excluded, "quality_basis": o.quality_basis,
+        "tiers": tier_figures(o),
+        "cascade": simulate(o, thresholds, mode).to_json(),
+        "whatif": what_if(o, thresholds, scenario, mode),
+    }
+    if with_sweep:
+        out.update(sweep_report(o, mode))
+    return out

@@ -18,11 +18,13 @@ import openai
 import orjson
 
 from cascade_studio.core.money import micro_to_usd
-from cascade_studio.core.tiers import Tier
-from cascade_studio.core.trajectory import Trajectory, build_request, trajectory_from_response
+from cascade_studio.core.tasks import Task
+from cascade_studio.core.tiers import LogprobsMode, Tier
+from cascade_studio.core.trajectory import ResponseError, Trajectory, build_request, trajectory_from_response
 from cascade_studio.services.clients import describe_error, make_async_client
 from cascade_studio.services.secrets import SecretStore
 from cascade_studio.store.tasks import TaskRepository
+from cascade_studio.store.tiers import TierRepository
 from cascade_studio.store.trajectories import Run, RunRepository, TrajectoryRepository, now
 from cascade_studio.store.workspace import Workspace
 
@@ -156,7 +158,7 @@ def is_fatal(exc: BaseException) -> bool:
 
 class CollectionRun:
     def __init__(self, ws: Workspace, tier: Tier, secrets: SecretStore, run: Run, *,
-                 concurrency: int | None = None, top_logprobs: int = 5, max_attempts: int = 6,
+                 concurrency: int | None = None, top_logprobs: int | None = None, max_attempts: int = 6,
                  on_progress: Callable[[RunProgress], None] | None = None,
                  on_trajectory: Callable[[Trajectory], None] | None = None,
                  progress_interval: float = 0.1, backoff_base: float = 0.5) -> None:
@@ -180,6 +182,11 @@ class CollectionRun:
         self._limiter = RateLimiter(tier.rpm_limit, tier.tpm_limit)
         self._rng = random.Random()
         self._connection_failures = 0  # consecutive; any success resets it
+        self._note = ""  # something the user should know about a run that succeeded
+        # "auto" logprobs: None until a request that asked for them fails in a way that could be
+        # about them; then one probe without them decides (True: the server cannot give them).
+        self._logprobs_verdict: bool | None = None if tier.logprobs == LogprobsMode.AUTO and tier.wants_logprobs \
+            else False
 
     # -- control ---------------------------------------------------------------------------
     def pause(self) -> None:
@@ -226,7 +233,11 @@ class CollectionRun:
             count = min(self.concurrency, max(1, len(pending)))
             self._workers = [asyncio.ensure_future(self._worker(queue, i * self.ramp_s)) for i in range(count)]
             try:
-                await asyncio.gather(*self._workers, return_exceptions=True)
+                results = await asyncio.gather(*self._workers, return_exceptions=True)
+                crashed = [r for r in results if isinstance(r, Exception)]
+                if crashed:  # a bug or a failing disk: never a silent "done"
+                    log.error("Collection worker failed", exc_info=crashed[0])
+                    self._fatal = self._fatal or f"The run stopped: {type(crashed[0]).__name__}: {crashed[0]}"
             except asyncio.CancelledError:
                 self._cancelled = True
                 for w in self._workers:
@@ -240,7 +251,7 @@ class CollectionRun:
             return self._finish("cancelled", "Cancelled; start the run again to resume.")
         if self.progress.failed:
             return self._finish("failed", f"{self.progress.failed} tasks failed after retries; run again to retry them.")
-        return self._finish("done", "")
+        return self._finish("done", self._note)
 
     def _finish(self, status: str, message: str) -> RunProgress:
         self.progress.status = status
@@ -270,12 +281,15 @@ class CollectionRun:
             return
         request = build_request(self.tier, task.messages, task.tools, top_logprobs=self.top_logprobs)
         estimate = len(json.dumps(request)) // 4 + 256
+        probed = False
         started_at = now()
         attempt = 0
         self.progress.in_flight += 1
         try:
             while True:
                 attempt += 1
+                if self._logprobs_verdict is True and request.get("logprobs"):
+                    request = build_request(self.tier, task.messages, task.tools, logprobs=False)
                 await self._gate.wait()
                 await self._limiter.acquire(estimate)
                 t0 = time.perf_counter()
@@ -287,6 +301,21 @@ class CollectionRun:
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # noqa: BLE001 - classified below
+                    if not probed and self._may_be_logprobs(exc, request):
+                        probed = True
+                        plain = build_request(self.tier, task.messages, task.tools, logprobs=False)
+                        try:
+                            raw = await self._client.post("/chat/completions", body=plain, cast_to=bytes)
+                        except asyncio.CancelledError:
+                            raise
+                        except Exception as probe_exc:  # noqa: BLE001 - not about logprobs after all
+                            if self._logprobs_verdict is None:
+                                self._logprobs_verdict = False
+                            exc = probe_exc
+                        else:
+                            self._learn_no_logprobs(exc)
+                            await self._store(task, plain, raw, t0, attempt, started_at, estimate)
+                            return
                     if is_fatal(exc):
                         kind, message = describe_error(exc, self.tier)
                         self._fatal = message
@@ -308,23 +337,66 @@ class CollectionRun:
                     _, message = describe_error(exc, self.tier)
                     self._record_error(task_id, task.category, request, message, attempt, started_at)
                     return
-                latency = (time.perf_counter() - t0) * 1000
-                self._connection_failures = 0
-                data = orjson.loads(raw)
-                traj = trajectory_from_response(task_id, self.tier, request, data, latency, started_at=started_at,
-                                                finished_at=now(), attempts=attempt)
-                self._limiter.settle(estimate, traj.usage.total)
-                self._trajs.save(self.run_record.id, traj, task.category)
-                self.progress.done += 1
-                self.progress.new_done += 1
-                self.progress.tokens += traj.usage.total
-                self.progress.cost_micro += traj.cost_micro
-                if self.on_trajectory:
-                    self.on_trajectory(traj)
-                self._emit()
+                await self._store(task, request, raw, t0, attempt, started_at, estimate)
                 return
         finally:
             self.progress.in_flight -= 1
+
+    async def _store(self, task: Task, request: dict[str, Any], raw: bytes, t0: float, attempt: int,
+                     started_at: str, estimate: int) -> bool:
+        """Parse and save one answer; an answer that is not a chat completion is a recorded failure,
+        never an "ok" trajectory nor a dropped exception. True when stored as ok."""
+        latency = (time.perf_counter() - t0) * 1000
+        self._connection_failures = 0
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            text = raw[:60].decode("utf-8", "replace")
+            self._record_error(task.id, task.category, request,
+                               f"the server's answer is not a chat completion: not JSON (it begins {text!r})",
+                               attempt, started_at)
+            return False
+        try:
+            traj = trajectory_from_response(task.id, self.tier, request, data, latency, started_at=started_at,
+                                            finished_at=now(), attempts=attempt)
+        except ResponseError as exc:
+            self._record_error(task.id, task.category, request, str(exc), attempt, started_at)
+            return False
+        self._limiter.settle(estimate, traj.usage.total)
+        self._trajs.save(self.run_record.id, traj, task.category)
+        self.progress.done += 1
+        self.progress.new_done += 1
+        self.progress.tokens += traj.usage.total
+        self.progress.cost_micro += traj.cost_micro
+        if self.on_trajectory:
+            self.on_trajectory(traj)
+        self._emit()
+        return True
+
+    def _may_be_logprobs(self, exc: BaseException, request: dict[str, Any]) -> bool:
+        """A failure that asking for logprobs may have caused: worth one probe without them."""
+        if not request.get("logprobs") or self._logprobs_verdict is False:
+            return False
+        if not isinstance(exc, openai.APIStatusError):
+            return False
+        if self._logprobs_verdict is True:
+            return True  # sent before the verdict: send it again without
+        if "logprob" in str(exc).lower():
+            return True
+        return self._logprobs_verdict is None and exc.status_code in (400, 422, 500, 501)
+
+    def _learn_no_logprobs(self, exc: BaseException) -> None:
+        """The same request without logprobs worked: stop asking for them, for this run and the tier."""
+        if self._logprobs_verdict is True:
+            return
+        self._logprobs_verdict = True
+        self.tier = self.tier.replace(logprobs_unsupported=True)
+        TierRepository(self.ws).mark_logprobs_unsupported(self.tier.tier)
+        _, why = describe_error(exc, self.tier)
+        self._note = self.progress.message = (f"{self.tier.base_url} fails when asked for logprobs ({why}); tier {self.tier.tier} "
+                                 "now collects without them, so it has no confidence and "
+                                 f"{'always escalates' if self.tier.without_logprobs == 'escalate' else 'never escalates'}.")
+        log.warning("Tier %s: %s", self.tier.tier, self.progress.message)
 
     def _record_error(self, task_id: str, category: str, request: dict[str, Any], message: str, attempts: int,
                       started_at: str) -> None:

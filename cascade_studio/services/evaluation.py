@@ -115,7 +115,8 @@ async def evaluate(ws: Workspace, teacher: Tier, student: Tier, task_ids: list[s
         task = tasks.get(task_id)
         results.append(compare(task_id, task.category if task else "", t_sides[task_id], s_sides[task_id],
                                task.expected if task else None, answer_similarity=sims.get((task_id, "answer")),
-                               reasoning_similarity=sims.get((task_id, "reasoning")), temperature=temperature))
+                               reasoning_similarity=sims.get((task_id, "reasoning")), temperature=temperature,
+                               tools=task.tools if task else None))
     summary = aggregate(results)
     report = EvaluationReport(teacher, student, results, summary, missing, method)
     if record and results:

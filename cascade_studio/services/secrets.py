@@ -21,10 +21,12 @@ from urllib.parse import urlparse
 
 from cascade_studio.core.errors import UserError
 from cascade_studio.core.tiers import (
+    NO_KEY_PLACEHOLDER,
     OPENAI_KEY_ENV,
     Provider,
     Tier,
     default_env_var,
+    is_loopback_host,
     is_openai_url,
     key_destination,
     transport_problem,
@@ -195,6 +197,8 @@ class SecretStore:
                 return KeySource(value.strip(), f"env:{OPENAI_KEY_ENV}")
         if tier.provider == Provider.SANDBOX:
             return KeySource(SANDBOX_KEY, "sandbox")
+        if tier.no_key and is_loopback_host(urlparse(tier.base_url.strip()).hostname or ""):
+            return KeySource(NO_KEY_PLACEHOLDER, "not needed")
         return KeySource(None, "none")
 
     def status(self, tiers: list[Tier]) -> list[dict[str, object]]:

@@ -60,6 +60,8 @@ def set_tier(ws: Workspace, catalog: PriceCatalog, tier_no: int, **options: Any)
     changes = {k: v for k, v in options.items() if v is not None}
     if "base_url" in changes and "provider" not in changes and base.provider != Provider.SANDBOX:
         changes["provider"] = guess_provider(changes["base_url"])
+    if {"logprobs", "base_url", "model"} & changes.keys():
+        changes["logprobs_unsupported"] = False  # a new server, model or explicit choice: ask again
     updated = base.replace(**changes)
     model_changed = existing is None or ("model" in changes and changes["model"] != existing.model)
     if model_changed and not {"input_price", "output_price"} & changes.keys():

@@ -9,7 +9,7 @@ import orjson
 
 from cascade_studio.core.agreement import args_agreement, bfcl_correct, tool_agreement
 from cascade_studio.core.confidence import confidence_column
-from cascade_studio.core.tiers import Tier
+from cascade_studio.core.tiers import Tier, WithoutLogprobs
 from cascade_studio.core.tradeoffs import Outcomes
 from cascade_studio.store.scenarios import ScenarioRepository
 from cascade_studio.store.tasks import TaskRepository
@@ -41,6 +41,7 @@ def load_outcomes(ws: Workspace, tiers: list[Tier], category: str | None = None)
     cost, lat, qual, conf = (np.zeros((n, k)) for _ in range(4))
     ptok, ctok = np.zeros((n, k)), np.zeros((n, k))
     expected_everywhere = n > 0 and all(isinstance(meta.get(t, ("", None))[1], list) for t in common)
+    tools = TaskRepository(ws).tools_of(common) if expected_everywhere else {}
     for i, task_id in enumerate(common):
         teacher_calls = orjson.loads(per_tier[-1][task_id][3])
         for j in range(k):
@@ -51,13 +52,14 @@ def load_outcomes(ws: Workspace, tiers: list[Tier], category: str | None = None)
             conf[i, j] = np.nan if confidence is None else confidence
             ptok[i, j], ctok[i, j] = p, ct
             if expected_everywhere:
-                qual[i, j] = float(bfcl_correct(calls, meta[task_id][1]))
+                qual[i, j] = float(bfcl_correct(calls, meta[task_id][1], tools.get(task_id)))
             elif j == k - 1:
                 qual[i, j] = 1.0
             else:
                 qual[i, j] = float(tool_agreement(teacher_calls, calls) and args_agreement(teacher_calls, calls)[0])
     return Outcomes(common, [meta.get(t, ("",))[0] for t in common], [t.tier for t in tiers],
-                    cost, lat, qual, conf, ptok, ctok, excluded, "accuracy" if expected_everywhere else "agreement")
+                    cost, lat, qual, conf, ptok, ctok, excluded, "accuracy" if expected_everywhere else "agreement",
+                    [t.without_logprobs == WithoutLogprobs.ANSWER for t in tiers])
 
 
 def save_scenario(ws: Workspace, name: str, params: dict[str, Any], results: dict[str, Any]) -> int:

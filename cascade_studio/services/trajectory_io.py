@@ -13,7 +13,7 @@ from cascade_studio.core.confidence import CONF_COLUMNS, by_method
 from cascade_studio.core.errors import UserError
 from cascade_studio.core.money import micro_to_usd
 from cascade_studio.core.tiers import Tier
-from cascade_studio.core.trajectory import Trajectory, build_request, trajectory_from_response
+from cascade_studio.core.trajectory import ResponseError, Trajectory, build_request, trajectory_from_response
 from cascade_studio.store.tasks import TaskRepository
 from cascade_studio.store.tiers import TierRepository
 from cascade_studio.store.trajectories import RunRepository, TrajectoryRepository, now, restore_logprobs
@@ -141,8 +141,11 @@ def import_native(ws: Workspace, path: Path, tier: Tier) -> int:
             raise TrajectoryImportError(f"{name}:{number}: latency_ms: must be a number") from None
         task = tasks.get(str(row["task_id"]))
         request = row.get("request") or (build_request(tier, task.messages, task.tools) if task else {})
-        traj = trajectory_from_response(str(row["task_id"]), tier, request, response, latency,
-                                        finished_at=str(row.get("created_at") or now()))
+        try:
+            traj = trajectory_from_response(str(row["task_id"]), tier, request, response, latency,
+                                            finished_at=str(row.get("created_at") or now()))
+        except ResponseError as exc:
+            raise TrajectoryImportError(f"{name}:{number}: response: {exc}") from None
         traj.model = str(row["model"])
         items.append((traj, task.category if task else ""))
     if not items:
@@ -174,8 +177,12 @@ def batch_line_to_trajectory(row: dict[str, Any], task_id: str, tier: Tier, requ
     response = row.get("response") or {}
     body = response.get("body") if isinstance(response, dict) else None
     if isinstance(response, dict) and response.get("status_code") == 200 and isinstance(body, dict):
-        return trajectory_from_response(task_id, tier, request, body, 0.0, finished_at=now(),
-                                        batch_discount=BATCH_DISCOUNT)
+        try:
+            return trajectory_from_response(task_id, tier, request, body, 0.0, finished_at=now(),
+                                            batch_discount=BATCH_DISCOUNT)
+        except ResponseError as exc:
+            return Trajectory(task_id=task_id, tier=tier.tier, model=tier.model, status="error", request=request,
+                              error=f"batch result unusable: {exc}", finished_at=now())
     error = row.get("error") or (body or {}).get("error") or {}
     message = error.get("message") if isinstance(error, dict) else str(error)
     status = response.get("status_code") if isinstance(response, dict) else None

@@ -183,6 +183,15 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE tiers ADD COLUMN allow_insecure INTEGER NOT NULL DEFAULT 0;
     """,
+    # 11: logprobs per tier (auto/on/off, how many alternatives, learned support), what a tier
+    # without them does, and local servers that need no key
+    """
+    ALTER TABLE tiers ADD COLUMN logprobs TEXT NOT NULL DEFAULT 'auto';
+    ALTER TABLE tiers ADD COLUMN top_logprobs INTEGER NOT NULL DEFAULT 5;
+    ALTER TABLE tiers ADD COLUMN logprobs_unsupported INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE tiers ADD COLUMN without_logprobs TEXT NOT NULL DEFAULT 'escalate';
+    ALTER TABLE tiers ADD COLUMN no_key INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -114,6 +114,16 @@ class TaskRepository:
         return {r[0]: (r[1], None if r[2] is None else orjson.loads(r[2]))
                 for r in self.ws.conn.execute("SELECT id, category, expected FROM tasks")}
 
+    def tools_of(self, ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """{task id: its tool definitions}, read in bounded chunks (the accuracy check's type rules)."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for task_id, tools in self.ws.conn.execute(f"SELECT id, tools FROM tasks WHERE id IN ({marks})", chunk):
+                out[task_id] = orjson.loads(tools)
+        return out
+
 
 def _where(category: str | None, search: str) -> tuple[str, list[Any]]:
     clauses, args = [], []

@@ -5,13 +5,20 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from cascade_studio.core.tiers import ConfidenceMethod, Provider, Tier, validate_tier_set
+from cascade_studio.core.tiers import (
+    ConfidenceMethod,
+    LogprobsMode,
+    Provider,
+    Tier,
+    WithoutLogprobs,
+    validate_tier_set,
+)
 from cascade_studio.store.workspace import Workspace
 
 _COLUMNS = (
     "tier, name, provider, base_url, model, input_price, output_price, cached_price, timeout_s, "
     "max_concurrency, rpm_limit, tpm_limit, temperature, system_prompt, confidence_method, threshold, api_key_env, "
-    "allow_insecure"
+    "allow_insecure, logprobs, top_logprobs, logprobs_unsupported, without_logprobs, no_key"
 )
 
 
@@ -48,14 +55,19 @@ class TierRepository:
         others = [t for t in self.list() if t.tier != tier.tier]
         self.replace_all(sorted([*others, tier], key=lambda t: t.tier))
 
+    def mark_logprobs_unsupported(self, tier_no: int) -> None:
+        """Remember that this tier's server fails when asked for logprobs ("auto" mode learned it)."""
+        self.ws.conn.execute("UPDATE tiers SET logprobs_unsupported = 1 WHERE tier = ?", (tier_no,))
+
     def _insert(self, t: Tier) -> None:
         self.ws.conn.execute(
-            f"INSERT INTO tiers ({_COLUMNS}, updated_at) VALUES ({', '.join('?' * 19)})",
+            f"INSERT INTO tiers ({_COLUMNS}, updated_at) VALUES ({', '.join('?' * 24)})",
             (
                 t.tier, t.name, t.provider.value, t.base_url.strip(), t.model.strip(), str(t.input_price),
                 str(t.output_price), None if t.cached_price is None else str(t.cached_price), t.timeout_s,
                 t.max_concurrency, t.rpm_limit, t.tpm_limit, t.temperature, t.system_prompt,
                 t.confidence_method.value, t.threshold, t.api_key_env, int(t.allow_insecure),
+                t.logprobs.value, t.top_logprobs, int(t.logprobs_unsupported), t.without_logprobs.value, int(t.no_key),
                 dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             ),
         )
@@ -68,5 +80,6 @@ def _row_to_tier(r: tuple) -> Tier:
         cached_price=None if r[7] is None else Decimal(r[7]), timeout_s=r[8], max_concurrency=r[9],
         rpm_limit=r[10], tpm_limit=r[11], temperature=r[12], system_prompt=r[13],
         confidence_method=ConfidenceMethod(r[14]), threshold=r[15], api_key_env=r[16],
-        allow_insecure=bool(r[17]),
+        allow_insecure=bool(r[17]), logprobs=LogprobsMode(r[18]), top_logprobs=r[19],
+        logprobs_unsupported=bool(r[20]), without_logprobs=WithoutLogprobs(r[21]), no_key=bool(r[22]),
     )

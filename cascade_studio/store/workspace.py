@@ -78,7 +78,7 @@ class Workspace:
         except WorkspaceError:
             conn.close()
             raise
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:  # a damaged page can hold any bytes
             conn.close()
             raise WorkspaceError(_damaged(db_file, str(exc))) from exc
 
@@ -91,7 +91,7 @@ class Workspace:
                 rows = conn.execute(pragma).fetchall()
             else:
                 rows = [("ok",)]
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:  # a damaged page can hold any bytes
             raise WorkspaceError(_damaged(db_file, str(exc))) from exc
         result = [r[0] for r in rows]
         if result != ["ok"]:
@@ -126,7 +126,7 @@ class Workspace:
                 rows = [r[0] for r in conn.execute("PRAGMA integrity_check").fetchall()]
             finally:
                 conn.close()
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:  # a damaged page can hold any bytes
             return _damaged(db_file, str(exc))
         return None if rows == ["ok"] else _damaged(db_file, "; ".join(rows[:3]))
 

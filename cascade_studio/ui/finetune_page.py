@@ -355,6 +355,8 @@ class FineTunePage(QWidget):
             self.dataset_path = Path(name)
             found = DatasetRepository(self.ws).find_by_path(self.dataset_path) if self.ws else None
             self.dataset_id = found[0] if found else None  # a file built earlier keeps its lineage
+            # its own validation split, never the one of a dataset built before
+            self.validation_path = Path(found[1]) if found and found[1] else None
             self.validate(Path(name))
 
     def validate(self, path: Path) -> None:

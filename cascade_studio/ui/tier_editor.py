@@ -27,10 +27,13 @@ from cascade_studio.core.money import format_price
 from cascade_studio.core.prices import PriceCatalog
 from cascade_studio.core.tiers import (
     ENDPOINT_PRESETS,
+    MAX_TOP_LOGPROBS,
     ConfidenceMethod,
+    LogprobsMode,
     Provider,
     Tier,
     ValidationIssue,
+    WithoutLogprobs,
     default_env_var,
     is_openai_url,
     key_destination,
@@ -85,6 +88,9 @@ class TierEditor(QWidget):
         self.insecure_check.setToolTip("Keys go over https, or over plain http only to this machine. Tick this "
                                        "only for a trusted network: anyone on the path can read the key.")
         self.insecure_check.hide()
+        self.no_key_check = QCheckBox("No API key needed (a server on this machine, e.g. vLLM, llama.cpp, Ollama)",
+                                      objectName="no_key")
+        self.no_key_check.setToolTip("Sends a placeholder key instead of asking for one. Only for localhost.")
         self.model_edit = QLineEdit(objectName="model")
         self.model_edit.setPlaceholderText("model id, e.g. gpt-4o-mini")
         self._completer_model = QStringListModel(self)
@@ -108,6 +114,7 @@ class TierEditor(QWidget):
         form.addRow("Provider", self.provider_combo)
         form.addRow("Base URL", url_row)
         form.addRow(self.insecure_check)
+        form.addRow(self.no_key_check)
         form.addRow("Model id", self.model_edit)
         form.addRow(self.deprecation_label)
         form.addRow(self.simulated_label)
@@ -156,11 +163,36 @@ class TierEditor(QWidget):
         self.system_prompt_edit.setPlaceholderText("Optional system prompt sent with every request")
         self.system_prompt_edit.setFixedHeight(70)
         self.key_env_edit = QLineEdit(objectName="api_key_env")
+        self.logprobs_combo = QComboBox(objectName="logprobs")
+        for mode, label in ((LogprobsMode.AUTO, "Auto: ask, stop if the server fails"),
+                            (LogprobsMode.ON, "Always ask"), (LogprobsMode.OFF, "Never ask")):
+            self.logprobs_combo.addItem(label, mode.value)
+        self.top_logprobs_spin = QSpinBox(objectName="top_logprobs", minimum=0, maximum=MAX_TOP_LOGPROBS)
+        self.top_logprobs_spin.setToolTip("Alternatives recorded per token (0-20): the teacher's distribution "
+                                          "that soft-label distillation learns from")
+        logprobs_row = QHBoxLayout()
+        logprobs_row.addWidget(self.logprobs_combo, 1)
+        logprobs_row.addWidget(QLabel("top"))
+        logprobs_row.addWidget(self.top_logprobs_spin)
+        self.learned_label = QLabel(objectName="logprobsLearned")
+        self.learned_label.setWordWrap(True)
+        self.learned_label.setStyleSheet(WARN_STYLE)
+        self.learned_label.hide()
+        self.ask_again_button = QPushButton("Ask again", objectName="logprobsAskAgain")
+        self.ask_again_button.setToolTip("Forget that the server failed; the next run asks for logprobs again")
+        self.ask_again_button.hide()
+        self.ask_again_button.clicked.connect(self._ask_again)
+        learned_row = QHBoxLayout()
+        learned_row.addWidget(self.learned_label, 1)
+        learned_row.addWidget(self.ask_again_button)
+        self._logprobs_unsupported = False
         behaviour_box = QGroupBox("Behaviour")
         bform = QFormLayout(behaviour_box)
         bform.addRow("Temperature", self.temperature_spin)
         bform.addRow("System prompt", self.system_prompt_edit)
         bform.addRow("Key variable", self.key_env_edit)
+        bform.addRow("Logprobs", logprobs_row)
+        bform.addRow(learned_row)
 
         # --- escalation ----------------------------------------------------------
         self.method_combo = QComboBox(objectName="confidence_method")
@@ -177,6 +209,12 @@ class TierEditor(QWidget):
         eform = QFormLayout(esc_box)
         eform.addRow("Confidence method", self.method_combo)
         eform.addRow("Escalate below", self.threshold_spin)
+        self.without_combo = QComboBox(objectName="without_logprobs")
+        self.without_combo.addItem("Escalate every request", WithoutLogprobs.ESCALATE.value)
+        self.without_combo.addItem("Keep every answer (never escalate)", WithoutLogprobs.ANSWER.value)
+        self.without_combo.setToolTip("What this tier does when it has no confidence because the server "
+                                      "returns no logprobs")
+        eform.addRow("Without logprobs", self.without_combo)
         eform.addRow(self.escalation_note)
 
         self.issues_label = QLabel(objectName="issues")
@@ -212,6 +250,11 @@ class TierEditor(QWidget):
         self.base_url_edit.textChanged.connect(self._update_insecure)
         self.insecure_check.toggled.connect(self._update_insecure)
         self.insecure_check.toggled.connect(self._emit_changed)
+        self.no_key_check.toggled.connect(self._emit_changed)
+        self.logprobs_combo.currentIndexChanged.connect(self._emit_changed)
+        self.logprobs_combo.currentIndexChanged.connect(lambda *_: self._update_learned())
+        self.top_logprobs_spin.valueChanged.connect(self._emit_changed)
+        self.without_combo.currentIndexChanged.connect(self._emit_changed)
         self.method_combo.currentIndexChanged.connect(self._emit_changed)
         self.preset_combo.activated.connect(self._preset_chosen)
         self.model_edit.textChanged.connect(self._update_model_notes)
@@ -245,6 +288,18 @@ class TierEditor(QWidget):
         provider = Provider.OPENAI if is_openai_url(url) else Provider.COMPATIBLE
         self.provider_combo.setCurrentIndex(self.provider_combo.findData(provider.value))
         self._emit_changed()
+
+    def _ask_again(self) -> None:
+        self._logprobs_unsupported = False
+        self._update_learned()
+        self._emit_changed()
+
+    def _update_learned(self) -> None:
+        learned = self._logprobs_unsupported and self.logprobs_combo.currentData() == LogprobsMode.AUTO.value
+        self.learned_label.setText("This server failed when asked for logprobs, so this tier collects without "
+                                   "them (no confidence: see 'Without logprobs')." if learned else "")
+        self.learned_label.setVisible(learned)
+        self.ask_again_button.setVisible(learned)
 
     def _update_insecure(self, *_: object) -> None:
         url = self.base_url_edit.text().strip()
@@ -323,6 +378,13 @@ class TierEditor(QWidget):
             self.key_env_edit.setText(tier.api_key_env)
             self.insecure_check.setChecked(tier.allow_insecure)
             self._update_insecure()
+            self.no_key_check.setChecked(tier.no_key)
+            self.logprobs_combo.setCurrentIndex(self.logprobs_combo.findData(tier.logprobs.value))
+            self.top_logprobs_spin.setValue(tier.top_logprobs)
+            self.without_combo.setCurrentIndex(self.without_combo.findData(tier.without_logprobs.value))
+            self.without_combo.setEnabled(not is_teacher)
+            self._logprobs_unsupported = tier.logprobs_unsupported
+            self._update_learned()
             self.key_env_edit.setPlaceholderText(f"default: {default_env_var(tier.tier)}")
             self.method_combo.setCurrentIndex(self.method_combo.findData(tier.confidence_method.value))
             self.threshold_spin.setValue(tier.threshold)
@@ -377,6 +439,11 @@ class TierEditor(QWidget):
             threshold=self.threshold_spin.value(),
             api_key_env=self.key_env_edit.text().strip(),
             allow_insecure=self.insecure_check.isChecked(),
+            no_key=self.no_key_check.isChecked(),
+            logprobs=LogprobsMode(self.logprobs_combo.currentData()),
+            top_logprobs=self.top_logprobs_spin.value(),
+            logprobs_unsupported=self._logprobs_unsupported,
+            without_logprobs=WithoutLogprobs(self.without_combo.currentData()),
         )
         parsed_fields = {i.field for i in issues}
         issues += [i for i in validate_tier(tier) if i.field not in parsed_fields]
@@ -391,7 +458,7 @@ class TierEditor(QWidget):
             name = w.objectName()
             if name in {"name", "provider", "base_url", "model", "input_price", "output_price", "cached_price",
                         "timeout_s", "max_concurrency", "rpm_limit", "tpm_limit", "temperature", "api_key_env",
-                        "threshold"}:
+                        "threshold", "top_logprobs", "no_key"}:
                 w.setStyleSheet(BAD_FIELD if name in fields else "")
         if issues:
             self.issues_label.setText("Fix before saving:\n" + "\n".join(f"• {_field_label(i.field)} {i.message}"
@@ -404,6 +471,7 @@ _LABELS = {
     "cached_price": "Cached input price", "timeout_s": "Timeout", "max_concurrency": "Max concurrency",
     "rpm_limit": "Requests/min", "tpm_limit": "Tokens/min", "temperature": "Temperature",
     "threshold": "Threshold", "api_key_env": "Key variable", "provider": "Provider", "tier": "Tier",
+    "top_logprobs": "Top logprobs", "no_key": "No key needed",
 }
 
 

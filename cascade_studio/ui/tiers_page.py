@@ -26,7 +26,14 @@ from PySide6.QtWidgets import (
 )
 
 from cascade_studio.core.prices import PriceCatalog
-from cascade_studio.core.tiers import MAX_TIERS, OPENAI_BASE_URL, Tier, key_destination, validate_tier_set
+from cascade_studio.core.tiers import (
+    MAX_TIERS,
+    OPENAI_BASE_URL,
+    Tier,
+    key_destination,
+    teacher_of,
+    validate_tier_set,
+)
 from cascade_studio.services.secrets import SecretStore, SecretStoreError, endpoint_id, transport_label
 from cascade_studio.services.tier_service import apply_catalog_prices
 from cascade_studio.store.tiers import TierRepository
@@ -217,7 +224,7 @@ class TiersPage(QWidget):
         self._current = row
         tier = self.tiers[row]
         self.editor.setEnabled(True)
-        self.editor.set_tier(tier, is_teacher=tier.tier == max(t.tier for t in self.tiers))
+        self.editor.set_tier(tier, is_teacher=tier is teacher_of(self.tiers))
         self.test_result.hide()
         self._update_key_label()
 
@@ -333,9 +340,10 @@ class TiersPage(QWidget):
                 "keyring": "API key: in the OS keyring",
                 "session": "API key: session only (forgotten on exit)",
                 "sandbox": "API key: not needed (built-in sandbox)",
+                "not needed": "API key: not needed (a server on this machine; a placeholder is sent)",
                 "none": "No API key for this endpoint yet",
             }.get(source.source, f"API key: from ${source.source.removeprefix('env:')}")
-            if source.found and source.source != "sandbox":
+            if source.found and source.source not in ("sandbox", "not needed"):
                 where += f", sent only to {key_destination(tier.base_url)} over {transport_label(tier)}"
             self.key_label.setText(where)
 

@@ -273,9 +273,13 @@ class TradeoffsPage(QWidget):
             s.blockSignals(False)
         self._build_price_spins(outcomes.tiers)
         self._fill_mix(outcomes)
+        notes = [f" Tier {f['tier']} has no confidence for {f['without_confidence']} tasks (no logprobs): it "
+                 f"{'keeps those answers' if f['without_confidence_rule'] == 'keeps the answer' else 'escalates them'}."
+                 for f in tier_figures(outcomes)[:-1] if f["without_confidence"]]
         self._say(f"{outcomes.n} tasks have outcomes for every tier ({outcomes.excluded} excluded, never imputed). "
                   f"Quality = {outcomes.quality_basis}"
-                  + (" against expected answers." if outcomes.quality_basis == "accuracy" else " with the teacher."))
+                  + (" against expected answers." if outcomes.quality_basis == "accuracy" else " with the teacher.")
+                  + "".join(notes))
         self.recompute()
         self.load_scenarios()
 
@@ -315,11 +319,7 @@ class TradeoffsPage(QWidget):
             label.setPos(f["cost_per_request_usd"], f["quality"])
             self.plot.addItem(label)
             self.tier_labels.append(label)
-        if len(o.tiers) == 2:
-            self.metrics = router_metrics(self.sw, (tier_c[0], tier_q[0]), (tier_c[-1], tier_q[-1]))
-        else:
-            self.metrics = router_metrics(sweep(_two(o), np.linspace(0, 1, GRID), mode), (tier_c[0], tier_q[0]),
-                                          (tier_c[-1], tier_q[-1]))
+        self.metrics = router_metrics(o, mode)
         m = self.metrics
         fmt = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
         note = "" if len(o.tiers) == 2 else " (cheapest tier vs teacher)"
@@ -520,10 +520,3 @@ class TradeoffsPage(QWidget):
 
     def _say(self, text: str, error: bool = False) -> None:
         show_status(self.status, text, error)
-
-
-def _two(o: Outcomes) -> Outcomes:
-    """The cheapest tier and the teacher only (for the two-tier router metrics)."""
-    keep = [0, len(o.tiers) - 1]
-    return Outcomes(o.task_ids, o.categories, [o.tiers[i] for i in keep], o.cost[:, keep], o.latency[:, keep],
-                    o.quality[:, keep], o.confidence[:, keep], excluded=o.excluded, quality_basis=o.quality_basis)

@@ -11,6 +11,8 @@ from PySide6.QtGui import QColor
 
 from cascade_studio.core.money import micro_to_usd
 from cascade_studio.store.trajectory_query import (
+    CONF_COLUMNS,
+    ROW_COLUMNS,
     TrajectoryFilter,
     count_matching,
     matching_ids,
@@ -21,6 +23,9 @@ from cascade_studio.store.workspace import Workspace
 
 BLOCK = 256
 MAX_BLOCKS = 64
+_ROW_NAMES = [c.strip() for c in ROW_COLUMNS.split(",")]
+# the row index of each confidence method's column, from the one method <-> column map
+_CONF_INDEX = {method: _ROW_NAMES.index(column) for method, column in CONF_COLUMNS.items()}
 MATERIALIZE_LIMIT = 50_000  # below this, keep every matching id (stable rows); above, page by offset
 
 
@@ -114,7 +119,8 @@ class TrajectoryTableModel(QAbstractTableModel):
         return None
 
     def confidence_of(self, r: tuple) -> float | None:
-        return {"mean_token_prob": r[7], "min_token_prob": r[8], "tool_name_prob": r[9]}.get(self.filter.confidence)
+        index = _CONF_INDEX.get(self.filter.confidence)
+        return None if index is None else r[index]
 
     def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
         if not index.isValid():

@@ -73,14 +73,61 @@ def test_router_metrics_on_a_perfect_router():
     conf = [[0.9, np.nan]] * 50 + [[0.1, np.nan]] * 50
     quality = [[1, 1]] * 50 + [[0, 1]] * 50
     o = outcomes(conf, quality, [[1.0, 10.0]] * 100)
-    sw = sweep(o, np.linspace(0, 1, 101))
-    m = router_metrics(sw, (1.0, 0.5), (11.0, 1.0))
-    assert m["cpt50"] == 0.0 or m["cpt50"] == pytest.approx(0.5)
+    m = router_metrics(o)
+    assert m["cpt50"] == pytest.approx(0.25) or m["cpt50"] == pytest.approx(0.5)
     assert m["cpt80"] == pytest.approx(0.5)
-    assert 0.7 < m["apgr"] <= 1.0
+    assert m["apgr"] == pytest.approx(0.75)  # PGR rises linearly to 1 at 50% calls, then stays 1
     assert 0 < m["aiq"] <= 1.0
     # a random router: quality grows linearly with cost -> AIQ is the mean of the two qualities
     assert aiq(np.array([0.0, 1.0]), np.array([0.2, 0.6])) == pytest.approx(0.4)
+
+
+def brute_force_router(o, mode="cascade"):
+    """Every threshold at each distinct confidence (and past all of them), through simulate()."""
+    conf = o.confidence[:, 0]
+    q_weak, q_strong = o.quality[:, 0].mean(), o.quality[:, -1].mean()
+    points = {(0.0, q_weak)}
+    for t in [*np.unique(conf[~np.isnan(conf)]), np.inf]:
+        sim = simulate(o, [t] + [np.inf] * (len(o.tiers) - 2), mode)
+        points.add((1.0 - sim.answered_share[0], sim.quality))
+    share, quality = map(np.array, zip(*sorted(points), strict=True))
+    pgr = (quality - q_weak) / (q_strong - q_weak)
+    apgr = float(np.sum((pgr[1:] + pgr[:-1]) / 2 * np.diff(share)))
+    cpt = {x: min((c for c, p in zip(share, pgr, strict=True) if p >= x - 1e-12), default=None) for x in (0.5, 0.8)}
+    return apgr, cpt[0.5], cpt[0.8]
+
+
+@settings(max_examples=60)
+@given(st.lists(st.tuples(st.sampled_from([0.05, 0.1, 0.2, 0.5, 0.5, 0.9, np.nan]), st.integers(0, 1),
+                          st.integers(0, 1)), min_size=3, max_size=60))
+def test_router_metrics_are_exact_against_brute_force(rows):
+    o = outcomes([[c, np.nan] for c, _, _ in rows], [[a, b] for _, a, b in rows])
+    if abs(o.quality[:, 1].mean() - o.quality[:, 0].mean()) < 1e-12:
+        return
+    apgr, cpt50, cpt80 = brute_force_router(o)
+    m = router_metrics(o)
+    assert m["apgr"] == pytest.approx(apgr)
+    assert m["cpt50"] == pytest.approx(cpt50) if cpt50 is not None else m["cpt50"] is None
+    assert m["cpt80"] == pytest.approx(cpt80) if cpt80 is not None else m["cpt80"] is None
+
+
+def test_bunched_confidences_do_not_jump_to_the_next_grid_point():
+    # 1,000 tasks whose weak confidences bunch between two 0.01 grid points: a grid sees the call
+    # share jump from 0% to 90%; the exact thresholds see every step in between.
+    rng = np.random.default_rng(7)
+    conf = np.concatenate([rng.uniform(0.9401, 0.9499, 900), np.full(100, 0.99)])
+    right = (conf > 0.946).astype(float)  # the less sure half of the bunch is wrong
+    o = outcomes(np.column_stack([conf, np.full(1000, np.nan)]), np.column_stack([right, np.ones(1000)]))
+    m = router_metrics(o)
+    apgr, cpt50, cpt80 = brute_force_router(o)
+    assert m["cpt50"] == pytest.approx(cpt50) and 0.2 < m["cpt50"] < 0.3
+    assert m["cpt80"] == pytest.approx(cpt80)
+    assert m["apgr"] == pytest.approx(apgr)
+    # three tiers: the cheapest vs the teacher, said so
+    three = outcomes(np.column_stack([conf, conf, np.full(1000, np.nan)]),
+                     np.column_stack([right, right, np.ones(1000)]))
+    m3 = router_metrics(three)
+    assert m3["cpt50"] == pytest.approx(m["cpt50"]) and "teacher" in m3["note"]
 
 
 def test_tier_figures_and_what_if():
@@ -98,3 +145,16 @@ def test_tier_figures_and_what_if():
     assert trained["monthly_training_usd"] == 5 and trained["break_even_month"] == 10
     cheaper = what_if(o, [0.5], WhatIf(monthly_volume=1000, price_scale={2: 0.5}, batch_discount=0.5))
     assert cheaper["teacher_only_monthly_usd"] == pytest.approx(2.5)
+
+
+def test_a_tier_without_confidence_escalates_or_keeps_as_its_rule_says():
+    o = outcomes([[np.nan, np.nan]] * 4, [[1, 1], [0, 1], [1, 1], [1, 1]], [[1.0, 10.0]] * 4)
+    assert simulate(o, [0.5]).answered_share == [0.0, 1.0]
+    assert tier_figures(o)[0]["without_confidence"] == 4
+    o.keep_without_confidence = [True, False]
+    sim = simulate(o, [0.5])
+    assert sim.answered_share == [1.0, 0.0] and sim.quality == 0.75
+    assert tier_figures(o)[0]["without_confidence_rule"] == "keeps the answer"
+    assert sweep(o, np.linspace(0, 1, 11)).escalation.tolist() == [0.0] * 11
+    w = what_if(o, [0.5], WhatIf(monthly_volume=100))
+    assert w["teacher_only_monthly_usd"] == pytest.approx(1000) and w["monthly_run_cost_usd"] == pytest.approx(100)

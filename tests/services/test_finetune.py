@@ -54,8 +54,23 @@ async def test_lifecycle_to_succeeded_with_metrics(sandbox, tmp_path):
 async def test_bad_file_fails_with_reason_and_cancel(sandbox, tmp_path):
     sandbox.config.job_seconds = 0.5
     ws = workspace(tmp_path, sandbox.base_url)
-    state, _ = await tracker.start_job(ws, JobSpec("gpt-4o-mini", dataset(tmp_path / "small.jsonl", n=3)), None,
-                                       SecretStore())
+    # the validator refuses a file OpenAI would reject, before anything is uploaded
+    with pytest.raises(tracker.DatasetRefused, match="at least 10"):
+        await tracker.start_job(ws, JobSpec("gpt-4o-mini", dataset(tmp_path / "small.jsonl", n=3)), None, SecretStore())
+    assert tracker.JobStore(ws).list() == [] and sandbox.sandbox.files == {}  # nothing uploaded
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"bad": 1}\n' * 12)
+    with pytest.raises(tracker.DatasetRefused, match="missing_messages_list"):
+        await tracker.start_job(ws, JobSpec("gpt-4o-mini", bad), None, SecretStore())
+    assert sandbox.sandbox.files == {}
+    # a server that rejects the file anyway: the job's failure is reported with the server's reason
+    check = tracker.check_dataset
+    tracker.check_dataset = lambda *a, **k: None
+    try:
+        state, _ = await tracker.start_job(ws, JobSpec("gpt-4o-mini", dataset(tmp_path / "small.jsonl", n=3)), None,
+                                           SecretStore())
+    finally:
+        tracker.check_dataset = check
     final = await tracker.watch(ws, state.id, SecretStore(), poll_s=0.05)
     assert final.status == "failed" and final.error["code"] == "invalid_training_file"
     assert "at least 10" in tracker.JobStore(ws).get(state.id)["error"]["message"]

@@ -76,7 +76,8 @@ async def test_a_trainer_that_cannot_start_leaves_nothing_behind(monkeypatch, tm
     monkeypatch.setattr(subprocess, "Popen", refuse)
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "config.json").write_text("{}")
-    (tmp_path / "t.jsonl").write_text("{}\n")
+    (tmp_path / "t.jsonl").write_text('{"messages": [{"role": "user", "content": "q"}, '
+                                      '{"role": "assistant", "content": "a"}]}\n')
     ws = Workspace.open(tmp_path / "ws")
     with pytest.raises(ValueError, match="cannot start the trainer with .*Permission denied"):
         await tracker.start_job(ws, JobSpec(str(tmp_path / "model"), tmp_path / "t.jsonl"), None, SecretStore(),

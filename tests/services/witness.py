@@ -20,9 +20,12 @@ def completion(model: str) -> dict:
 
 
 class WitnessServer:
-    def __init__(self, redirect_to: str | None = None) -> None:
+    def __init__(self, redirect_to: str | None = None, respond=None) -> None:
+        """`respond(body) -> (status, bytes | dict)` answers POSTs instead of the default completion."""
         self.requests: list[tuple[str, str, str | None]] = []  # (method, path, Authorization)
+        self.bodies: list[dict] = []
         self.redirect_to = redirect_to
+        self.respond = respond
         witness = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -32,8 +35,8 @@ class WitnessServer:
             def _record(self) -> None:
                 witness.requests.append((self.command, self.path, self.headers.get("Authorization")))
 
-            def _send(self, status: int, body: dict, headers: dict[str, str] | None = None) -> None:
-                data = json.dumps(body).encode()
+            def _send(self, status: int, body, headers: dict[str, str] | None = None) -> None:
+                data = body if isinstance(body, bytes) else json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
@@ -53,8 +56,12 @@ class WitnessServer:
                 self._record()
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
+                witness.bodies.append(body)
                 if witness.redirect_to:
                     return self._send(307, {}, {"Location": witness.redirect_to + self.path})
+                if witness.respond is not None:
+                    status, answer = witness.respond(body)
+                    return self._send(status, answer)
                 self._send(200, completion(str(body.get("model", "m"))))
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

@@ -159,10 +159,17 @@ async def test_failures_are_reported_in_words(tmp_path, tiny_model):
     # not a model folder: refused before anything starts
     with pytest.raises(ValueError, match="no config.json"):
         await _start(ws, tmp_path, *_dataset(tmp_path, tiny_model, logprobs=False))
-    # a broken training file: the job fails with the file and line
+    # a broken training file: refused before anything starts, naming the line
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps(examples(1)[0]) + "\n{not json\n")
-    state = await _start(ws, tiny_model, bad, None)
+    with pytest.raises(tracker.DatasetRefused, match="line 2: invalid_json"):
+        await _start(ws, tiny_model, bad, None)
+    # ...and if it reaches the trainer anyway (changed after validation), the job fails with the file and line
+    check, tracker.check_dataset = tracker.check_dataset, lambda *a, **k: None
+    try:
+        state = await _start(ws, tiny_model, bad, None)
+    finally:
+        tracker.check_dataset = check
     final = await tracker.watch(ws, state.id, SecretStore(), poll_s=0.1)
     assert final.status == "failed" and final.error["code"] == "invalid_training_file"
     assert "bad.jsonl:2: not JSON" in final.error["message"]

@@ -204,3 +204,24 @@ def test_import_asks_before_keeping_a_files_key_settings(qtbot, tmp_path, monkey
             assert t1.api_key_env == expected and t1.base_url == "http://127.0.0.1:9/v1"
     assert "AWS_SECRET_ACCESS_KEY" in asked[0][0].describe() and "127.0.0.1:9" in asked[0][0].describe()
     assert "Dropped" in shown[0] and "Kept" in shown[1]
+
+
+def test_logprobs_settings_and_learned_support_round_trip(qtbot, tmp_path):
+    from cascade_studio.core.tiers import LogprobsMode, WithoutLogprobs
+
+    tiers = two_tiers("http://localhost:8000/v1", Provider.COMPATIBLE)
+    tiers[0] = tiers[0].replace(logprobs_unsupported=True)
+    window = make_window(qtbot, tmp_path, tiers)
+    page, editor = window.tiers_page, window.tiers_page.editor
+    page.list.setCurrentRow(0)
+    assert editor.learned_label.isVisible() and "failed when asked for logprobs" in editor.learned_label.text()
+    editor.top_logprobs_spin.setValue(20)
+    editor.without_combo.setCurrentIndex(editor.without_combo.findData("answer"))
+    editor.no_key_check.setChecked(True)
+    editor.ask_again_button.click()
+    assert not editor.learned_label.isVisible()
+    assert page.save()
+    with Workspace.open(tmp_path) as ws:
+        t1 = TierRepository(ws).get(1)
+    assert (t1.top_logprobs, t1.without_logprobs, t1.no_key, t1.logprobs_unsupported, t1.logprobs) == \
+        (20, WithoutLogprobs.ANSWER, True, False, LogprobsMode.AUTO)

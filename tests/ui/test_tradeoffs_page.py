@@ -74,3 +74,22 @@ def test_whatif_cli(tmp_path, capsys, sandbox_thread):
     assert set(out["metrics"]) >= {"apgr", "cpt50", "cpt80", "aiq"} and out["sweep"]["points"]
     assert main(["-w", str(tmp_path / "ws"), "whatif", "--thresholds", "0.5"]) == 2
     assert main(["-w", str(tmp_path / "ws"), "whatif", "--mode", "routing"]) == 0
+
+
+def test_cli_and_page_show_the_same_figures(qtbot, tmp_path, capsys, sandbox_thread):
+    """One function makes the trade-off report: `whatif --json` and the page agree, three tiers included."""
+    from cascade_studio.cli import main
+
+    collected(tmp_path / "ws", sandbox_thread.base_url, limit=25)
+    capsys.readouterr()
+    assert main(["-w", str(tmp_path / "ws"), "whatif", "--sweep", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    window = MainWindow(SecretStore(), AppSettings())
+    qtbot.addWidget(window)
+    window.open_workspace(tmp_path / "ws")
+    window.nav.setCurrentRow(5)
+    page = window.tradeoffs_page
+    assert len(page.figures) == 3
+    assert json.loads(json.dumps(page.figures)) == out["tiers"]
+    assert json.loads(json.dumps(page.metrics)) == out["metrics"] and "teacher" in out["metrics"]["note"]
+    assert out["tasks"] == page.outcomes.n

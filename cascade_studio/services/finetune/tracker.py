@@ -9,6 +9,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from cascade_studio.core.datasets import backend_refusal
+from cascade_studio.core.errors import UserError
 from cascade_studio.core.finetune import JobEvent, JobSpec, JobState
 from cascade_studio.core.tiers import Tier, teacher_of
 from cascade_studio.services.finetune.openai_backend import OpenAIFineTuneBackend
@@ -47,6 +49,31 @@ def backend_of_job(ws: Workspace, job: dict[str, Any], secrets: SecretStore) -> 
     return backend_for(ws, job["tier_endpoint"], secrets)[0]
 
 
+class DatasetRefused(UserError):
+    """The dataset must not go to the backend; nothing was uploaded or started."""
+
+
+def check_dataset(spec: JobSpec, backend_name: str, workspace_dir: Path | None = None) -> None:
+    """Validate the training (and validation) file as the backend will read it, before anything is
+    uploaded or started: a file the validator rejects is refused with the reason."""
+    from cascade_studio.services.datasets import validate_file
+
+    model = spec.base_model if backend_name == "openai" else "gpt-4o-mini"  # local: token counts are indicative
+    for label, path in (("training", spec.training_file), ("validation", spec.validation_file)):
+        if path is None:
+            continue
+        try:
+            report = validate_file(Path(path), model, workspace_dir)
+        except ValueError as exc:
+            raise DatasetRefused(f"The {label} file cannot be used: {exc}") from None
+        if label == "validation" or backend_name == "local":  # OpenAI's 10-example minimum is for its training files
+            report.errors = [e for e in report.errors if e["kind"] != "too_few_examples"]
+            report.error_counts.pop("too_few_examples", None)
+        why = backend_refusal(report, backend_name)
+        if why:
+            raise DatasetRefused(f"Not started: the {label} file {Path(path).name}: {why}. Nothing was uploaded.")
+
+
 async def start_job(ws: Workspace, spec: JobSpec, tier_no: int | None, secrets: SecretStore,
                     dataset_id: int | None = None, backend_name: str = "openai") -> tuple[JobState, str | None]:
     if backend_name == "local":
@@ -60,6 +87,13 @@ async def start_job(ws: Workspace, spec: JobSpec, tier_no: int | None, secrets: 
     else:
         raise ValueError(f"unknown backend {backend_name!r}: openai or local")
     try:
+        if backend_name == "local":
+            from cascade_studio.services.finetune.local_backend import availability
+
+            avail = availability()
+            if not avail.available:
+                raise ValueError(avail.message)  # first: installing the extra is the first fix
+        check_dataset(spec, backend_name, ws.path)
         warning = backend.deprecation_notice()
         train_id = await backend.upload(spec.training_file)
         valid_id = await backend.upload(spec.validation_file) if spec.validation_file else None
