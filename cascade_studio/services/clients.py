@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import ssl
+from collections.abc import AsyncIterator
 
+import httpx2
 import openai
 
 from cascade_studio.core.errors import UserError
@@ -26,14 +29,89 @@ def warm_up() -> None:
     del client
 
 
-def http_client(base_url: str) -> openai.DefaultAsyncHttpxClient:
+class WholeRequestTimeout(httpx2.ReadTimeout):
+    """The request's timeout ran out before the whole answer arrived. httpx's timeouts bound each
+    read, so a server sending a byte a second would otherwise never time out; the SDK turns this
+    (an httpx timeout) into `openai.APITimeoutError`, retried and described like any other timeout."""
+
+
+def _total_seconds(request: httpx2.Request) -> float | None:
+    """The request's own timeout (the tier's, or a call's override) as one budget for the whole
+    exchange: connecting, sending, waiting and reading the body."""
+    timeout = request.extensions.get("timeout") or {}
+    values = [v for v in timeout.values() if isinstance(v, int | float)] if isinstance(timeout, dict) else []
+    return max(values) if values else None
+
+
+class _DeadlineStream(httpx2.AsyncByteStream):
+    """A response body whose every chunk must arrive before the request's deadline."""
+
+    def __init__(self, inner: httpx2.AsyncByteStream, deadline: float, request: httpx2.Request, total: float) -> None:
+        self._inner = inner
+        self._deadline = deadline
+        self._request = request
+        self._total = total
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        chunks = self._inner.__aiter__()
+        while True:
+            limit = asyncio.timeout_at(self._deadline)
+            try:
+                async with limit:
+                    chunk = await chunks.__anext__()
+            except StopAsyncIteration:
+                return
+            except TimeoutError as exc:
+                if not limit.expired():
+                    raise
+                raise _timed_out(self._request, self._total, "reading the answer") from exc
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def _timed_out(request: httpx2.Request, total: float, doing: str) -> WholeRequestTimeout:
+    return WholeRequestTimeout(f"no complete answer within {total:g} s ({doing})", request=request)
+
+
+class DeadlineAsyncClient(openai.DefaultAsyncHttpxClient):
+    """An httpx client whose timeout bounds each whole request, the body included."""
+
+    async def send(self, request: httpx2.Request, *, stream: bool = False, **kwargs: object) -> httpx2.Response:
+        if "timeout" not in request.extensions:
+            self._set_timeout(request)
+        total = _total_seconds(request)
+        if total is None:
+            return await super().send(request, stream=stream, **kwargs)  # type: ignore[arg-type]
+        deadline = asyncio.get_running_loop().time() + total
+        limit = asyncio.timeout_at(deadline)
+        try:
+            async with limit:
+                response = await super().send(request, stream=True, **kwargs)  # type: ignore[arg-type]
+        except TimeoutError as exc:
+            if not limit.expired():
+                raise
+            raise _timed_out(request, total, "waiting for the answer") from exc
+        response.stream = _DeadlineStream(response.stream, deadline, request, total)  # type: ignore[arg-type]
+        if not stream:
+            try:
+                await response.aread()
+            except BaseException:
+                await response.aclose()
+                raise
+        return response
+
+
+def http_client(base_url: str) -> DeadlineAsyncClient:
     """The HTTP client for a tier: redirects are not followed, so a request (and its key) only
-    ever goes to the URL the user typed; a redirect becomes an error naming the new address."""
+    ever goes to the URL the user typed; a redirect becomes an error naming the new address. The
+    request's timeout bounds the whole request, reading the answer included."""
     if base_url.strip().lower().startswith("http://"):
         # Plain HTTP needs no TLS: skip building a CA-verifying SSL context (~70 ms of CPU under
         # the GIL each time a client is made, which shows up as a stall in the GUI).
-        return openai.DefaultAsyncHttpxClient(verify=False, follow_redirects=False)
-    return openai.DefaultAsyncHttpxClient(follow_redirects=False)
+        return DeadlineAsyncClient(verify=False, follow_redirects=False)
+    return DeadlineAsyncClient(follow_redirects=False)
 
 
 def make_async_client(tier: Tier, secrets: SecretStore, *, max_retries: int = 0) -> openai.AsyncOpenAI:
@@ -71,8 +149,10 @@ def describe_error(exc: BaseException, tier: Tier | None = None) -> tuple[str, s
     if isinstance(exc, openai.RateLimitError):
         return "rate_limited", f"429 Too Many Requests from {where}: rate limit or quota exceeded. Wait, or lower the tier's limits."
     if isinstance(exc, openai.APITimeoutError):
-        return "timeout", (f"Timed out after the tier's {tier.timeout_s:g} s timeout waiting for {where}. "
-                           "The server may be overloaded, or raise the timeout." if tier else "Request timed out.")
+        return "timeout", (f"Timed out after the tier's {tier.timeout_s:g} s timeout waiting for {where} "
+                           "(the timeout bounds the whole request, reading the answer included). "
+                           "The server may be overloaded or slow, or raise the timeout." if tier
+                           else "Request timed out.")
     if isinstance(exc, openai.APIConnectionError):
         cause = _root_cause(exc)
         if isinstance(cause, ssl.SSLError) or "CERTIFICATE" in str(cause).upper() or "SSL" in type(cause).__name__.upper():
