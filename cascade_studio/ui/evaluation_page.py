@@ -39,7 +39,7 @@ from cascade_studio.store.tasks import TaskRepository
 from cascade_studio.store.tiers import TierRepository
 from cascade_studio.store.workspace import Workspace
 from cascade_studio.ui.errors import show_error
-from cascade_studio.ui.tier_editor import INFO_STYLE, WARN_STYLE, show_status
+from cascade_studio.ui.style import INFO_STYLE, WARN_STYLE, show_status
 from cascade_studio.ui.trajectory_model import heat_color
 
 log = logging.getLogger(__name__)
@@ -308,7 +308,7 @@ class EvaluationPage(QWidget):
 
         self.report = report
         ids = [r.task_id for r in report.results]
-        self._sides = (latest_sides(self.ws, report.teacher.tier, ids), latest_sides(self.ws, report.student.tier, ids))
+        self._sides = (latest_sides(self.ws, report.teacher, ids), latest_sides(self.ws, report.student, ids))
         if not report.results:
             self._say(f"No task has trajectories of both tiers ({report.missing} missing). Tick 'Collect missing "
                       "trajectories' and evaluate again.", error=True)

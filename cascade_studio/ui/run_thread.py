@@ -1,14 +1,18 @@
-"""A collection run on its own thread and event loop, so parsing, scoring and storing hundreds of
-responses a second never stalls the GUI. Progress comes back as Qt signals (queued across threads);
-pause, resume and cancel go in with loop.call_soon_threadsafe. The worker has its own SQLite
-connection to the workspace (WAL lets the GUI read while it writes)."""
+"""Long work started from the GUI, in one way: a `Worker` on its own thread and event loop, so
+parsing, scoring and storing hundreds of responses a second never stalls the GUI. The worker opens
+its own SQLite connection to the workspace (WAL lets the GUI read while it writes); the GUI's
+connection never leaves the GUI thread. Progress and the result come back as Qt signals (queued
+across threads); cancel (and pause/resume for a collection run) go in with
+loop.call_soon_threadsafe. Short calls (a connection test, a job poll) use ui/background.py."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
@@ -21,22 +25,25 @@ from cascade_studio.store.workspace import Workspace
 log = logging.getLogger(__name__)
 
 
-class RunThread(QObject):
-    progress = Signal(object)  # RunProgress (a copy)
-    finished = Signal(object, object)  # RunProgress | None, error message | None
+class Worker(QObject):
+    """Runs `await self.work(ws)` on a thread of its own; `finished(result, error message)` once."""
 
-    def __init__(self, workspace_dir: Path, tier: Tier, secrets: SecretStore, run: Run, *,
-                 concurrency: int | None = None, batch: bool = False, parent: QObject | None = None) -> None:
+    progress = Signal(object)
+    finished = Signal(object, object)  # the result (or what was done before a cancel/failure), error | None
+
+    def __init__(self, workspace_dir: Path, name: str, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.workspace_dir, self.tier, self.secrets, self.run = workspace_dir, tier, secrets, run
-        self.concurrency = concurrency
-        self.batch = batch
+        self.workspace_dir = workspace_dir
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: CollectionRun | None = None
         self._task: asyncio.Task | None = None
-        self._thread = threading.Thread(target=self._main, name=f"run-{run.id}", daemon=True)
-        self._paused = False
-        self.last: RunProgress | None = None
+        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
+
+    async def work(self, ws: Workspace) -> Any:
+        raise NotImplementedError
+
+    def partial(self) -> Any:
+        """What to report when the work was cancelled or failed part way."""
+        return None
 
     def start(self) -> None:
         import gc
@@ -53,62 +60,109 @@ class RunThread(QObject):
         ws = None
         try:
             ws = Workspace.open(self.workspace_dir, create=False)
-            if self.batch:
-                from cascade_studio.services.batch_runner import BatchCollection
-
-                self._runner = BatchCollection(ws, self.tier, self.secrets, self.run, on_progress=self._emit)
-            else:
-                self._runner = CollectionRun(ws, self.tier, self.secrets, self.run, concurrency=self.concurrency,
-                                             on_progress=self._emit)
-            self._task = loop.create_task(self._runner.run())
-            result = loop.run_until_complete(self._task)
-            self._done(result, None)
+            self._task = loop.create_task(self.work(ws))
+            self._done(loop.run_until_complete(self._task), None)
         except asyncio.CancelledError:
-            self._done(self._runner.progress if self._runner else None, None)
+            self._done(self.partial(), None)
         except Exception as exc:  # noqa: BLE001 - reported to the GUI
-            log.exception("Collection run %s failed", self.run.id)
-            self._done(self._runner.progress if self._runner else None, str(exc))
+            log.exception("%s failed", self._thread.name)
+            self._done(self.partial(), str(exc))
         finally:
             if ws is not None:
                 ws.close()
             loop.close()
 
-    def _emit(self, p: RunProgress) -> None:
-        self.last = RunProgress(**{k: getattr(p, k) for k in p.__dataclass_fields__})
+    def emit_progress(self, value: Any) -> None:
         try:
-            self.progress.emit(self.last)
+            self.progress.emit(value)
         except RuntimeError:
             pass  # the page went away
 
-    def _done(self, p: RunProgress | None, error: str | None) -> None:
+    def _done(self, result: Any, error: str | None) -> None:
         try:
-            self.finished.emit(p, error)
+            self.finished.emit(result, error)
         except RuntimeError:
             pass
 
     # -- control from the GUI thread ----------------------------------------------------------
-    def _call(self, fn) -> None:
+    def call_soon(self, fn: Callable[[], Any]) -> None:
         if self._loop is not None and not self._loop.is_closed():
             try:
                 self._loop.call_soon_threadsafe(fn)
             except RuntimeError:
                 pass
 
+    def cancel(self) -> None:
+        self.call_soon(lambda: self._task and self._task.cancel())
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+
+class RunThread(Worker):
+    """A collection run (or a Batch API run); `progress` carries copies of its RunProgress."""
+
+    def __init__(self, workspace_dir: Path, tier: Tier, secrets: SecretStore, run: Run, *,
+                 concurrency: int | None = None, batch: bool = False, parent: QObject | None = None) -> None:
+        super().__init__(workspace_dir, f"run-{run.id}", parent)
+        self.tier, self.secrets, self.run = tier, secrets, run
+        self.concurrency = concurrency
+        self.batch = batch
+        self._runner: CollectionRun | None = None
+        self._paused = False
+        self.last: RunProgress | None = None
+
+    async def work(self, ws: Workspace) -> RunProgress:
+        if self.batch:
+            from cascade_studio.services.batch_runner import BatchCollection
+
+            self._runner = BatchCollection(ws, self.tier, self.secrets, self.run, on_progress=self._emit)
+        else:
+            self._runner = CollectionRun(ws, self.tier, self.secrets, self.run, concurrency=self.concurrency,
+                                         on_progress=self._emit)
+        return await self._runner.run()
+
+    def partial(self) -> RunProgress | None:
+        return self._runner.progress if self._runner else None
+
+    def _emit(self, p: RunProgress) -> None:
+        self.last = RunProgress(**{k: getattr(p, k) for k in p.__dataclass_fields__})
+        self.emit_progress(self.last)
+
     def pause(self) -> None:
         self._paused = True
-        self._call(lambda: self._runner and self._runner.pause())
+        self.call_soon(lambda: self._runner and self._runner.pause())
 
     def resume(self) -> None:
         self._paused = False
-        self._call(lambda: self._runner and self._runner.resume())
+        self.call_soon(lambda: self._runner and self._runner.resume())
 
     @property
     def paused(self) -> bool:
         return self._paused
 
     def cancel(self) -> None:
-        self._call(lambda: self._runner and self._runner.cancel())
+        """Stop starting requests and let the run record itself as cancelled (Start resumes it)."""
+        self.call_soon(lambda: self._runner and self._runner.cancel())
 
-    def wait(self, timeout: float | None = None) -> bool:
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
+
+class EvaluationThread(Worker):
+    """Evaluate each student against the teacher (collecting missing trajectories first, when asked);
+    the result is the list of reports, `progress` says which student is under way."""
+
+    def __init__(self, workspace_dir: Path, teacher: Tier, students: list[Tier], task_ids: list[str],
+                 secrets: SecretStore, *, collect: bool, category: str | None, parent: QObject | None = None) -> None:
+        super().__init__(workspace_dir, "evaluation", parent)
+        self.teacher, self.students, self.task_ids, self.secrets = teacher, students, task_ids, secrets
+        self.collect, self.category = collect, category
+
+    async def work(self, ws: Workspace) -> list[Any]:
+        from cascade_studio.services.evaluation import evaluate
+
+        reports = []
+        for i, student in enumerate(self.students):  # one evaluation per student tier, each recorded in the history
+            self.emit_progress((i, len(self.students), student))
+            reports.append(await evaluate(ws, self.teacher, student, self.task_ids, self.secrets,
+                                          collect=self.collect, category=self.category))
+        return reports

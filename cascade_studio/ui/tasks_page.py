@@ -30,7 +30,7 @@ from cascade_studio.services.task_import import import_tasks
 from cascade_studio.store.tasks import TaskRepository
 from cascade_studio.store.workspace import Workspace
 from cascade_studio.ui.errors import show_error
-from cascade_studio.ui.tier_editor import INFO_STYLE
+from cascade_studio.ui.style import INFO_STYLE
 
 log = logging.getLogger(__name__)
 PAGE = 500

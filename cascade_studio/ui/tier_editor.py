@@ -40,18 +40,7 @@ from cascade_studio.core.tiers import (
     transport_problem,
     validate_tier,
 )
-
-WARN_STYLE = "QLabel { background: #fff4ce; color: #5c4400; border: 1px solid #e0c36c; border-radius: 4px; padding: 6px; }"
-ERROR_STYLE = "QLabel { background: #fde7e9; color: #a4262c; border: 1px solid #f1bbbc; border-radius: 4px; padding: 6px; }"
-INFO_STYLE = "QLabel { color: palette(mid); }"
-INSECURE_STYLE = "QCheckBox { color: #a4262c; font-weight: bold; }"
-BAD_FIELD = "border: 1px solid #d13438; background: #fff6f6;"
-
-
-def show_status(label: QLabel, text: str, error: bool = False) -> None:
-    """The pages' one-line status: plain, or styled as an error."""
-    label.setText(text)
-    label.setStyleSheet(ERROR_STYLE if error else INFO_STYLE)
+from cascade_studio.ui.style import BAD_FIELD, ERROR_STYLE, INFO_STYLE, INSECURE_STYLE, WARN_STYLE
 
 
 class TierEditor(QWidget):

@@ -39,10 +39,10 @@ from cascade_studio.services.tier_service import apply_catalog_prices
 from cascade_studio.store.tiers import TierRepository
 from cascade_studio.store.workspace import Workspace
 from cascade_studio.ui.background import run_in_thread
-from cascade_studio.ui.tier_editor import ERROR_STYLE, INFO_STYLE, TierEditor
+from cascade_studio.ui.style import ERROR_STYLE, INFO_STYLE, OK_STYLE
+from cascade_studio.ui.tier_editor import TierEditor
 
 log = logging.getLogger(__name__)
-OK_STYLE = "QLabel { background: #dff6dd; color: #0b5a08; border: 1px solid #9fd89f; border-radius: 4px; padding: 6px; }"
 
 
 class KeyDialog(QDialog):

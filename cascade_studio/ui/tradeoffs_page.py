@@ -44,11 +44,10 @@ from cascade_studio.store.tasks import TaskRepository
 from cascade_studio.store.tiers import TierRepository
 from cascade_studio.store.workspace import Workspace
 from cascade_studio.ui.errors import show_error
-from cascade_studio.ui.tier_editor import INFO_STYLE, show_status
+from cascade_studio.ui.style import INFO_STYLE, TIER_COLORS, show_status
 
 log = logging.getLogger(__name__)
 GRID = 101
-TIER_COLORS = ["#7fd1ff", "#3fa7f5", "#f5a623"]
 
 
 def _money(v: float | None, places: int = 6) -> str:

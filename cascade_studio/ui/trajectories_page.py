@@ -36,7 +36,7 @@ from cascade_studio.store.tiers import TierRepository
 from cascade_studio.store.trajectories import TrajectoryRepository
 from cascade_studio.store.trajectory_query import TrajectoryFilter, distinct_values
 from cascade_studio.store.workspace import Workspace
-from cascade_studio.ui.tier_editor import INFO_STYLE, show_status
+from cascade_studio.ui.style import INFO_STYLE, show_status
 from cascade_studio.ui.trajectory_detail import detail_html
 from cascade_studio.ui.trajectory_model import TrajectoryTableModel
 

@@ -34,11 +34,11 @@ def test_start_follow_and_use_a_local_job(qtbot, tmp_path, qloop, tiny_model):
     page.epochs.setValue(2)
     page.alpha.setValue(0.6)
     page.start_button.click()
-    run_until(qloop, lambda: page._busy is None, timeout=30)
+    run_until(qloop, lambda: not page.calls.running("start"), timeout=30)
     assert page.jobs.rowCount() == 1, page.status.text()
     for _ in range(300):
-        page._poll()
-        run_until(qloop, lambda: page._poll_task is None or page._poll_task.done(), timeout=10)
+        page.poll()
+        run_until(qloop, lambda: not page.calls.running("poll"), timeout=10)
         if page.jobs.item(0, 1).text() in ("succeeded", "failed", "cancelled"):
             break
         qloop.run_until_complete(asyncio.sleep(0.1))

@@ -32,11 +32,11 @@ def test_build_validate_start_follow_use(qtbot, tmp_path, qloop, sandbox_thread)
     assert "0 errors" in page.ds_report.toPlainText() and page.start_button.isEnabled()
     page.suffix.setText("gui")
     page.start_button.click()
-    run_until(qloop, lambda: page._busy is None, timeout=30)
+    run_until(qloop, lambda: not page.calls.running("start"), timeout=30)
     assert page.jobs.rowCount() == 1, page.status.text()
     for _ in range(100):
-        page._poll()
-        run_until(qloop, lambda: page._poll_task is None or page._poll_task.done(), timeout=10)
+        page.poll()
+        run_until(qloop, lambda: not page.calls.running("poll"), timeout=10)
         if page.jobs.item(0, 1).text() == "succeeded":
             break
         qloop.run_until_complete(asyncio.sleep(0.1))

@@ -1,0 +1,170 @@
+"""Fine-tuning page, part 1: build a training file from curated teacher trajectories, or validate
+one, and show the validation worded for the chosen backend."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLineEdit,
+    QPushButton,
+    QTextBrowser,
+)
+
+from cascade_studio.core.tiers import Tier, teacher_of
+from cascade_studio.store.datasets import DatasetRepository
+
+if TYPE_CHECKING:
+    from cascade_studio.ui.finetune_page import FineTunePage
+
+
+def fill_tier_combo(combo: QComboBox, tiers: list[Tier], *, offer_new: bool = False) -> None:
+    """The workspace's tiers (and, with `offer_new`, tiers 1-3 not defined yet); keeps the choice,
+    else picks the teacher (or, with `offer_new`, the lowest tier)."""
+    top = teacher_of(tiers)
+    current = combo.currentData()
+    combo.clear()
+    by_no = {t.tier: t for t in tiers}
+    numbers = sorted({1, 2, 3} | set(by_no)) if offer_new else sorted(by_no)
+    for no in numbers:  # a fine-tuned model may also go into a tier not defined yet
+        combo.addItem(f"Tier {no} — {by_no[no].model}" if no in by_no else f"Tier {no} (new)", no)
+    default = current if current is not None else (top.tier if top and not offer_new else
+                                                   min((t.tier for t in tiers), default=None))
+    combo.setCurrentIndex(max(0, combo.findData(default)))
+
+
+class DatasetPanel(QGroupBox):
+    def __init__(self, page: FineTunePage) -> None:
+        super().__init__("1. Dataset")
+        self.page = page
+        self.report: tuple[Path, Any] | None = None  # (file, ValidationReport) of the last validation
+        self.ds_tier = QComboBox(objectName="dsTier")
+        self.ds_category = QComboBox(objectName="dsCategory")
+        self.ds_accepted = QCheckBox("Accepted only", objectName="dsAccepted")
+        self.ds_min_conf = QDoubleSpinBox(objectName="dsMinConf", minimum=0, maximum=1, singleStep=0.05)
+        self.ds_min_conf.setSpecialValueText("any")
+        self.ds_strategy = QComboBox(objectName="dsStrategy")
+        self.ds_strategy.addItem("Final answer / tool calls only", "final")
+        self.ds_strategy.addItem("Keep the teacher's reasoning", "reasoning")
+        self.ds_system = QLineEdit(objectName="dsSystem")
+        self.ds_system.setPlaceholderText("keep each task's system prompt")
+        self.ds_share = QDoubleSpinBox(objectName="dsShare", minimum=0, maximum=0.5, singleStep=0.05, value=0.1)
+        self.ds_format = QComboBox(objectName="dsFormat")
+        self.ds_format.addItem("OpenAI chat JSONL", "openai")
+        self.ds_format.addItem("ShareGPT (Unsloth, Axolotl, LLaMA-Factory)", "sharegpt")
+        self.build_button = QPushButton("Build dataset…", objectName="buildDataset")
+        self.build_button.clicked.connect(self.build_dialog)
+        self.validate_button = QPushButton("Validate a file…", objectName="validateDataset")
+        self.validate_button.clicked.connect(self.validate_dialog)
+        self.ds_report = QTextBrowser(objectName="dsReport")
+        self.ds_report.setMaximumHeight(150)
+        form = QFormLayout(self)
+        for label, widget in (("From tier", self.ds_tier), ("Category", self.ds_category),
+                              ("Curation", self.ds_accepted), ("Confidence at least", self.ds_min_conf),
+                              ("Assistant message", self.ds_strategy), ("System prompt", self.ds_system),
+                              ("Validation share", self.ds_share), ("Format", self.ds_format)):
+            form.addRow(label, widget)
+        row = QHBoxLayout()
+        row.addWidget(self.build_button)
+        row.addWidget(self.validate_button)
+        form.addRow(row)
+        form.addRow(self.ds_report)
+
+    def reload_choices(self) -> None:
+        fill_tier_combo(self.ds_tier, self.page.tiers())
+        self.page.fill(self.ds_category, self.page.category_items())
+
+    # -- build ---------------------------------------------------------------------------------
+    def build_dialog(self) -> None:
+        name, _ = QFileDialog.getSaveFileName(self, "Write the training file", "train.jsonl", "JSONL (*.jsonl)")
+        if name:
+            self.build(Path(name))
+
+    def build(self, path: Path) -> None:
+        from cascade_studio.services import datasets as dsvc
+
+        page = self.page
+        if page.ws is None:
+            return
+        tier = page.tier(self.ds_tier.currentData())
+        f = dsvc.DatasetFilters(
+            tier=self.ds_tier.currentData(), accepted_only=self.ds_accepted.isChecked(),
+            category=self.ds_category.currentData(), min_confidence=self.ds_min_conf.value() or None,
+            confidence_method=tier.confidence_method.value if tier else "mean_token_prob",
+            strategy=self.ds_strategy.currentData(), system_prompt=self.ds_system.text().strip() or None,
+            validation_share=self.ds_share.value())
+        try:
+            built = dsvc.build_dataset(page.ws, path, f, self.ds_format.currentData())
+        except (ValueError, OSError) as exc:
+            page.say(f"No dataset written: {exc}", error=True)
+            return
+        page.dataset_path, page.validation_path, page.dataset_id = built.path, built.validation_path, built.id
+        page.say(f"Dataset {built.id}: {built.examples} training and {built.validation_examples} validation examples "
+                 f"from {len(built.trajectory_ids)} trajectories" +
+                 (f" ({built.duplicates_dropped} duplicates dropped)" if built.duplicates_dropped else "") + "." +
+                 (f" The teacher's logprobs are beside it ({built.teacher_logprobs.name}) for the local trainer's "
+                  "soft labels." if built.teacher_logprobs else ""))
+        if self.ds_format.currentData() == "openai":
+            self.validate(built.path)
+
+    # -- validate ------------------------------------------------------------------------------
+    def validate_dialog(self) -> None:
+        name, _ = QFileDialog.getOpenFileName(self, "Validate a training file", "", "JSONL (*.jsonl)")
+        if name:
+            page = self.page
+            page.dataset_path = Path(name)
+            found = DatasetRepository(page.ws).find_by_path(page.dataset_path) if page.ws else None
+            page.dataset_id = found[0] if found else None  # a file built earlier keeps its lineage
+            # its own validation split, never the one of a dataset built before
+            page.validation_path = Path(found[1]) if found and found[1] else None
+            self.validate(Path(name))
+
+    def validate(self, path: Path) -> None:
+        from cascade_studio.services import datasets as dsvc
+
+        page = self.page
+        try:
+            r = dsvc.validate_file(path, page.launcher.base_model.currentText(), page.ws.path if page.ws else None)
+        except ValueError as exc:
+            page.say(str(exc), error=True)
+            return
+        self.report = (path, r)
+        self.show_report()
+        page.launcher.update_start()
+
+    def show_report(self) -> None:
+        """The last validation, worded for the chosen backend (the file is not read again)."""
+        if self.report is None:
+            return
+        path, r = self.report
+        parts = [f"<b>{html.escape(path.name)}</b>: {r.examples} examples, "
+                 f"<span style='color:{'#a4262c' if r.errors else '#0b5a08'}'>{len(r.errors)} errors</span>, "
+                 f"{len(r.warnings)} warnings."]
+        for e in r.errors[:12]:
+            parts.append(f"<br>line {e['line']}: {html.escape(e['kind'])} {html.escape(e.get('detail', ''))}")
+        for w in r.warnings:
+            parts.append(f"<br>warning: {html.escape(w['kind'])} ({w.get('examples', '')})")
+        t = r.tokens_per_example
+        if t:
+            parts.append(f"<br>Tokens per example: {t['min']}–{t['max']} (mean {t['mean']:.0f}); "
+                         f"{r.over_limit} over {r.token_limit:,}.")
+        if self.page.launcher.is_local():
+            parts.append(f"<br>{r.n_epochs} epochs by default → {r.billed_tokens:,} tokens to train on this machine "
+                         "(no per-token price).")
+        else:
+            cost = "" if r.estimated_cost_usd is None else f", about <b>${r.estimated_cost_usd:,.2f}</b>"
+            parts.append(f"<br>{r.n_epochs} epochs by default → {r.billed_tokens:,} billed tokens{cost}.")
+        self.ds_report.setHtml("".join(parts))
+
+    def ok(self) -> bool:
+        """No validation yet, or one without errors."""
+        return self.report is None or self.report[1].ok

@@ -1,0 +1,275 @@
+"""Fine-tuning page, part 3: the workspace's jobs, followed live (status, events, loss and accuracy
+curves), cancel/pause/resume, and the result put in a tier."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QSplitter,
+    QSystemTrayIcon,
+    QTableWidget,
+    QTableWidgetItem,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
+
+from cascade_studio.core.finetune import is_finished
+from cascade_studio.ui.finetune_dataset import fill_tier_combo
+from cascade_studio.ui.style import ERROR_STYLE
+
+if TYPE_CHECKING:
+    from cascade_studio.ui.finetune_page import FineTunePage
+
+log = logging.getLogger(__name__)
+# metric -> (colour, width, line style, legend); local jobs add the two parts of the distillation loss
+CURVES = {
+    "train_loss": ("#3fa7f5", 2, Qt.PenStyle.SolidLine, "train loss"),
+    "valid_loss": ("#f5a623", 2, Qt.PenStyle.SolidLine, "validation loss"),
+    "train_mean_token_accuracy": ("#7ed321", 2, Qt.PenStyle.DashLine, "train accuracy"),
+    "ce_loss": ("#9b59b6", 1, Qt.PenStyle.DotLine, "hard-label CE"),
+    "kd_loss": ("#d0021b", 1, Qt.PenStyle.DotLine, "KD (KL)"),
+}
+
+
+class JobsPanel(QWidget):
+    def __init__(self, page: FineTunePage) -> None:
+        super().__init__()
+        import pyqtgraph as pg
+
+        self.page = page
+        self._notified: set[str] = set()
+        self.jobs = QTableWidget(0, 6, objectName="jobTable")
+        self.jobs.setHorizontalHeaderLabels(["Job", "Status", "Base model", "Elapsed", "Trained tokens",
+                                             "Fine-tuned model"])
+        self.jobs.verticalHeader().hide()
+        self.jobs.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        self.jobs.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.jobs.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.jobs.horizontalHeader().setStretchLastSection(True)
+        self.jobs.currentCellChanged.connect(lambda *_: self.show_job())
+        self.job_status = QLabel(objectName="jobStatus")
+        self.job_status.setWordWrap(True)
+        self.events = QTextBrowser(objectName="jobEvents")
+        self.plot = pg.PlotWidget(background="w", objectName="lossPlot")
+        self.plot.setLabel("bottom", "step")
+        self.plot.setLabel("left", "loss / accuracy")
+        self.plot.addLegend(offset=(-10, 10))
+        self.plot.showGrid(x=True, y=True, alpha=0.2)
+        self.curves = {key: self.plot.plot([], [], pen=pg.mkPen(color, width=width, style=style), name=name)
+                       for key, (color, width, style, name) in CURVES.items()}
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(QLabel("Jobs (tracked in the workspace; tracking resumes after a restart)"))
+        layout.addWidget(self.jobs, 1)
+        layout.addLayout(self._build_controls())
+        layout.addWidget(self.job_status)
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(self.plot)
+        split.addWidget(self.events)
+        layout.addWidget(split, 2)
+        self.poll_timer = QTimer(self, interval=3000)
+        self.poll_timer.timeout.connect(self.poll)
+
+    def _build_controls(self) -> QHBoxLayout:
+        self.cancel_button = QPushButton("Cancel", objectName="cancelJob")
+        self.pause_button = QPushButton("Pause", objectName="pauseJob")
+        self.resume_button = QPushButton("Resume", objectName="resumeJob")
+        self.use_tier = QComboBox(objectName="useTier")
+        self.use_button = QPushButton("Use as tier", objectName="useAsTier")
+        controls = QHBoxLayout()
+        for b, action in ((self.cancel_button, "cancel"), (self.pause_button, "pause"), (self.resume_button, "resume")):
+            b.clicked.connect(lambda _=False, a=action: self.control(a))
+            controls.addWidget(b)
+        self.use_button.clicked.connect(self.use_as_tier)
+        controls.addStretch(1)
+        controls.addWidget(self.use_tier)
+        controls.addWidget(self.use_button)
+        return controls
+
+    def reload_choices(self) -> None:
+        fill_tier_combo(self.use_tier, self.page.tiers(), offer_new=True)
+
+    def follow(self, on: bool) -> None:
+        """Poll the unfinished jobs every few seconds (and once now: tracking resumes at once)."""
+        if on:
+            self.poll_timer.start()
+            QTimer.singleShot(0, self.poll)
+        else:
+            self.poll_timer.stop()
+
+    def poll(self) -> None:
+        from cascade_studio.services.finetune import tracker
+
+        page = self.page
+        if page.ws is None or page.calls.running("poll"):
+            return
+        unfinished = tracker.JobStore(page.ws).unfinished()
+        if not unfinished:
+            return
+        ws, secrets = page.ws, page.secrets
+
+        async def refresh_all() -> None:
+            for job in unfinished:
+                try:
+                    await tracker.refresh(ws, job["id"], secrets)
+                except Exception as exc:  # noqa: BLE001 - shown, polling goes on with backoff
+                    log.warning("Refreshing %s failed: %s", job["id"], exc)
+
+        page.calls.start("poll", refresh_all(), lambda _: self.refresh_jobs())
+
+    def refresh_jobs(self, select: str | None = None) -> None:
+        from cascade_studio.services.finetune import tracker
+
+        jobs = tracker.JobStore(self.page.ws).list() if self.page.ws else []
+        current = select or self.selected_job_id()
+        self.jobs.setRowCount(len(jobs))
+        for r, j in enumerate(jobs):
+            created = dt.datetime.fromisoformat(j["created_at"])
+            end = dt.datetime.fromisoformat(j["finished_at"]) if j["finished_at"] else dt.datetime.now(dt.UTC)
+            elapsed = int((end - created).total_seconds())
+            base = Path(j["base_model"]).name if j["backend"] == "local" else j["base_model"]
+            values = [j["id"], j["status"], base, f"{elapsed // 60}:{elapsed % 60:02d}",
+                      f"{j['trained_tokens']:,}" if j["trained_tokens"] else "", j["fine_tuned_model"] or ""]
+            for c, v in enumerate(values):
+                item = QTableWidgetItem(v)
+                if c == 2:
+                    item.setToolTip(j["base_model"] + (" (local trainer)" if j["backend"] == "local" else ""))
+                self.jobs.setItem(r, c, item)
+            if is_finished(j["status"]) and j["id"] not in self._notified:
+                self._notify(j)
+        for r, j in enumerate(jobs):
+            if j["id"] == current:
+                self.jobs.selectRow(r)
+                break
+        else:
+            if jobs:
+                self.jobs.selectRow(0)
+        self.show_job()
+
+    def _notify(self, job: dict[str, Any]) -> None:
+        first_time = not self._notified
+        self._notified.add(job["id"])
+        if first_time and job.get("finished_at") and job["updated_at"] != job["finished_at"]:
+            return
+        if QSystemTrayIcon.isSystemTrayAvailable():
+            tray = getattr(self, "_tray", None)
+            if tray is None:
+                self._tray = tray = QSystemTrayIcon(self.window().windowIcon(), self)
+                tray.show()
+            text = f"{job['id']} {job['status']}" + (f": {job['fine_tuned_model']}" if job["fine_tuned_model"] else "")
+            tray.showMessage("Fine-tune job ended", text)
+
+    def selected_job_id(self) -> str | None:
+        row = self.jobs.currentRow()
+        item = self.jobs.item(row, 0) if row >= 0 else None
+        return item.text() if item else None
+
+    def show_job(self) -> None:
+        from cascade_studio.services.finetune import tracker
+
+        job_id = self.selected_job_id()
+        if self.page.ws is None or job_id is None:
+            return
+        store = tracker.JobStore(self.page.ws)
+        job = store.get(job_id)
+        if job is None:
+            return
+        self.job_status.setText(_job_html(job))
+        self.job_status.setOpenExternalLinks(True)
+        self.job_status.setStyleSheet(ERROR_STYLE if job["error"] else "")
+        events = store.events(job_id)
+        self.events.setHtml("<br>".join(
+            f"<span style='color:#888'>{dt.datetime.fromtimestamp(e['created_at']).strftime('%H:%M:%S')}</span> "
+            f"{'<b>' if e['level'] != 'info' else ''}{html.escape(e['message'])}{'</b>' if e['level'] != 'info' else ''}"
+            for e in events[-300:]))
+        self.events.verticalScrollBar().setValue(self.events.verticalScrollBar().maximum())
+        metrics = store.metrics(job_id)
+        for key, curve in self.curves.items():
+            pts = [(m["step"], m[key]) for m in metrics if m.get(key) is not None]
+            curve.setData([p[0] for p in pts], [p[1] for p in pts])
+        running = job["status"] in ("validating_files", "queued", "running")
+        self.cancel_button.setEnabled(running)
+        self.pause_button.setEnabled(job["status"] == "running")
+        self.resume_button.setEnabled(job["status"] == "running")
+        self.use_button.setEnabled(job["status"] == "succeeded")
+
+    def control(self, action: str) -> None:
+        from cascade_studio.services.finetune import tracker
+
+        page = self.page
+        job_id = self.selected_job_id()
+        if page.ws is None or job_id is None:
+            return
+
+        def done(state) -> None:
+            page.say(f"{job_id}: {action} requested ({state.status}).")
+            self.refresh_jobs(select=job_id)
+
+        def failed(error: BaseException) -> None:
+            from cascade_studio.services.clients import describe_error
+
+            page.say(f"{action.capitalize()} failed: {describe_error(error)[1]}", error=True)
+            self.refresh_jobs(select=job_id)
+
+        page.calls.start(f"control {job_id}", tracker.control(page.ws, job_id, action, page.secrets), done, failed)
+
+    def use_as_tier(self) -> None:
+        from cascade_studio.services import catalog as catalog_svc
+        from cascade_studio.services.finetune.tracker import JobStore, use_as_tier
+        from cascade_studio.services.tier_service import TierServiceError
+
+        page = self.page
+        job_id = self.selected_job_id()
+        if page.ws is None or job_id is None:
+            return
+        try:
+            tier = use_as_tier(page.ws, job_id, self.use_tier.currentData())
+        except (TierServiceError, ValueError) as exc:
+            page.say(str(exc), error=True)
+            return
+        catalog = catalog_svc.load_for_workspace(page.ws.path)
+        job = JobStore(page.ws).get(job_id)
+        if job and job["backend"] == "local":
+            serve = (job["hyperparameters"].get("serve") or [{}])[0]
+            page.say(f"Tier {tier.tier} now uses {tier.model} at {tier.base_url}. Start the server first: "
+                     f"{' && '.join(serve.get('commands', []))} (other servers: SERVE.md; edit the tier's URL "
+                     "on the Tiers page if you use one).")
+        else:
+            page.say(f"Tier {tier.tier} now uses {tier.model} (${tier.input_price} in / ${tier.output_price} out "
+                     "per 1M).")
+        window = self.window()
+        if hasattr(window, "tiers_page"):  # show the new model on the Tiers page at once
+            window.tiers_page.set_workspace(page.ws, catalog)
+
+
+def _job_html(job: dict[str, Any]) -> str:
+    """One job's status line: backend, status, ETA, hyperparameters, error, where the model is."""
+    eta = ""
+    if job["estimated_finish"] and job["status"] in ("queued", "running"):
+        eta = f" · estimated finish {dt.datetime.fromtimestamp(job['estimated_finish']).strftime('%H:%M:%S')}"
+    err = ""
+    if job["error"]:
+        err = f" · <span style='color:#a4262c'>{html.escape(job['error'].get('code') or '')}: " \
+              f"{html.escape(job['error'].get('message') or '')}</span>"
+    hp = {k: v for k, v in job["hyperparameters"].items() if k not in ("output", "serve")}
+    output = job["hyperparameters"].get("output")
+    where = ""
+    if output:
+        folder = output.get("merged") or output.get("adapter")
+        where = (f"<br>Model folder: <a href='{html.escape(Path(folder).as_uri())}'>{html.escape(folder)}</a> · "
+                 f"how to serve it (vLLM, llama.cpp, Ollama): <a href='{html.escape(Path(output['serve']).as_uri())}'>"
+                 "SERVE.md</a>")
+    return (f"<b>{html.escape(job['id'])}</b> · {job['backend'] or 'openai'} · {job['status']}"
+            f"{eta} · {html.escape(', '.join(f'{k}={v}' for k, v in hp.items()))}{err}{where}")

@@ -1,0 +1,199 @@
+"""Fine-tuning page, part 2: where a job trains (a tier's fine-tuning API or this machine, with the
+local trainer's settings) and the Start button."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QWidget,
+)
+
+from cascade_studio.ui.finetune_dataset import fill_tier_combo
+from cascade_studio.ui.style import WARN_STYLE, styled_label
+
+if TYPE_CHECKING:
+    from cascade_studio.ui.finetune_page import FineTunePage
+
+FINE_TUNABLE = ["gpt-4o-mini", "gpt-4o", "gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano"]
+
+
+def _form(widget: QWidget, rows: list[tuple[str, Any]]) -> QFormLayout:
+    form = QFormLayout(widget)
+    form.setContentsMargins(0, 0, 0, 0)
+    for label, field in rows:
+        form.addRow(label, field)
+    return form
+
+
+class JobStartPanel(QGroupBox):
+    def __init__(self, page: FineTunePage) -> None:
+        super().__init__("2. Job")
+        from cascade_studio.services.finetune.tracker import backends
+
+        self.page = page
+        self.backend = QComboBox(objectName="ftBackend")
+        self.backend_note = QLabel(objectName="ftBackendNote")
+        self.backend_note.setWordWrap(True)
+        self.backend_note.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.backends = {b["name"]: b for b in backends()}
+        for b in self.backends.values():
+            self.backend.addItem(b["label"] + ("" if b["available"] else " — not installed"), b["name"])
+            self.backend.setItemData(self.backend.count() - 1, b["message"], Qt.ItemDataRole.ToolTipRole)
+        self.base_model = QComboBox(objectName="baseModel", editable=True)
+        self.base_model.addItems(FINE_TUNABLE)
+        self.endpoint_tier = QComboBox(objectName="endpointTier")
+        self.epochs = QSpinBox(objectName="epochs", minimum=0, maximum=50)
+        self.epochs.setSpecialValueText("auto")
+        self.suffix = QLineEdit(objectName="suffix")
+        self.suffix.setPlaceholderText("e.g. distilled-v1")
+        self.start_button = QPushButton("Start fine-tune", objectName="startJob")
+        self.start_button.clicked.connect(self.start_job)
+        self.deprecation = styled_label("ftDeprecation", WARN_STYLE, hidden=True)
+        self.remote_box = QWidget(objectName="remoteBox")
+        _form(self.remote_box, [("Base model", self.base_model), ("Endpoint of tier", self.endpoint_tier)])
+        self.local_box = self._build_local_box()
+        form = QFormLayout(self)
+        form.addRow("Backend", self.backend)
+        form.addRow(self.backend_note)
+        form.addRow(self.remote_box)
+        form.addRow(self.local_box)
+        form.addRow("Epochs", self.epochs)
+        form.addRow("Suffix", self.suffix)
+        form.addRow(self.deprecation)
+        form.addRow(self.start_button)
+        self.backend.currentIndexChanged.connect(lambda *_: self._backend_changed())
+        self._backend_changed()
+        self.endpoint_tier.currentIndexChanged.connect(lambda *_: self.update_deprecation())
+        self.base_model.currentTextChanged.connect(lambda *_: self.update_deprecation())
+
+    def _build_local_box(self) -> QWidget:
+        """The local trainer's settings."""
+        self.local_model = QLineEdit(objectName="localModel")
+        self.local_model.setPlaceholderText("a Hugging Face model folder (config.json, tokenizer, weights)")
+        browse = QPushButton("Browse…", objectName="browseModel")
+        browse.clicked.connect(self.choose_model_folder)
+        model_row = QHBoxLayout()
+        model_row.setContentsMargins(0, 0, 0, 0)
+        model_row.addWidget(self.local_model, 1)
+        model_row.addWidget(browse)
+        self.method = QComboBox(objectName="localMethod")
+        self.method.addItem("LoRA adapter (+ merged model)", "lora")
+        self.method.addItem("Full fine-tuning", "full")
+        self.alpha = QDoubleSpinBox(objectName="kdAlpha", minimum=0, maximum=1, singleStep=0.05, value=0.5)
+        self.alpha.setToolTip("Weight of the hard-label cross-entropy; 1 - a goes to the teacher's soft labels "
+                              "(used only when teacher and student share a tokenizer).")
+        self.temperature = QDoubleSpinBox(objectName="kdTemperature", minimum=0.1, maximum=20, singleStep=0.5, value=2.0)
+        self.temperature.setToolTip("Distillation temperature T: softens both distributions; the KL term is scaled by T².")
+        self.mass = QComboBox(objectName="kdMass")
+        self.mass.addItem("renormalise the teacher's top-k (drop the rest)", "drop")
+        self.mass.addItem("spread the remaining mass over the vocabulary", "spread")
+        self.device = QComboBox(objectName="localDevice")
+        for label, value in (("auto (CUDA GPU when available)", "auto"), ("CPU", "cpu"), ("CUDA", "cuda")):
+            self.device.addItem(label, value)
+        box = QWidget(objectName="localBox")
+        _form(box, [("Base model folder", model_row), ("Method", self.method), ("KD weight a (CE share)", self.alpha),
+                    ("Temperature T", self.temperature), ("Teacher mass", self.mass), ("Device", self.device)])
+        return box
+
+    def reload_choices(self) -> None:
+        fill_tier_combo(self.endpoint_tier, self.page.tiers())
+        self.update_deprecation()
+
+    def is_local(self) -> bool:
+        return self.backend.currentData() == "local"
+
+    def _backend_changed(self) -> None:
+        b = self.backends.get(self.backend.currentData(), {})
+        local = self.is_local()
+        self.remote_box.setVisible(not local)
+        self.local_box.setVisible(local)
+        self.backend_note.setText(b.get("message", ""))
+        self.backend_note.setStyleSheet("" if b.get("available", True) else WARN_STYLE)
+        self.update_deprecation()
+        self.page.dataset.show_report()  # the cost line differs between backends
+        self.update_start()
+
+    def choose_model_folder(self) -> None:
+        name = QFileDialog.getExistingDirectory(self, "Base model folder (Hugging Face format)",
+                                                self.local_model.text() or str(Path.home()))
+        if name:
+            self.local_model.setText(name)
+            if not (Path(name) / "config.json").is_file():
+                self.page.say(f"{name} has no config.json: choose a Hugging Face model folder (config.json, "
+                              "tokenizer files, weights).", error=True)
+
+    def update_deprecation(self) -> None:
+        from cascade_studio.services.finetune.backend import openai_deprecation
+
+        if self.is_local():
+            self.deprecation.hide()
+            return
+        tier = self.page.tier(self.endpoint_tier.currentData())
+        text = openai_deprecation(tier.base_url, self.base_model.currentText(), dt.date.today()) if tier else None
+        self.deprecation.setText(f"⚠ {text}" if text else "")
+        self.deprecation.setVisible(bool(text))
+
+    def update_start(self) -> None:
+        """Start needs a usable backend and a dataset without errors (when one was validated)."""
+        available = self.backends.get(self.backend.currentData(), {}).get("available", True)
+        self.start_button.setEnabled(available and self.page.dataset.ok())
+
+    # -- start ---------------------------------------------------------------------------------
+    def start_job(self) -> None:
+        from cascade_studio.services.finetune import tracker
+        from cascade_studio.services.finetune.backend import JobSpec
+
+        page = self.page
+        if page.ws is None or page.dataset_path is None or page.calls.running("start"):
+            if page.dataset_path is None:
+                page.say("Build or choose a dataset first.", error=True)
+            return
+        local = self.is_local()
+        options = {}
+        if local:
+            backend = self.backends["local"]
+            if not backend["available"]:
+                page.say(backend["message"], error=True)
+                return
+            if not self.local_model.text().strip():
+                page.say("Choose the base model folder first (a Hugging Face model on this disk).", error=True)
+                return
+            options = {"method": self.method.currentData(), "alpha": self.alpha.value(),
+                       "temperature": self.temperature.value(), "mass": self.mass.currentData(),
+                       "device": self.device.currentData()}
+        base = self.local_model.text().strip() if local else self.base_model.currentText().strip()
+        spec = JobSpec(base, page.dataset_path, page.validation_path, n_epochs=self.epochs.value() or "auto",
+                       suffix=self.suffix.text().strip() or None, options=options)
+        page.say(f"Starting the local trainer on {page.dataset_path.name}…" if local else
+                 f"Uploading {page.dataset_path.name} and starting the job…")
+        self.start_button.setEnabled(False)
+        started = tracker.start_job(page.ws, spec, self.endpoint_tier.currentData(), page.secrets,
+                                    dataset_id=page.dataset_id, backend_name="local" if local else "openai")
+        if not page.calls.start("start", started, self._started, self._not_started):
+            self._not_started(RuntimeError("no event loop is running"))
+
+    def _started(self, result: Any) -> None:
+        state, warning = result
+        self.update_start()
+        self.page.say(f"Started {state.id} on {state.base_model}." + (f" {warning}" if warning else ""))
+        self.page.jobs_panel.refresh_jobs(select=state.id)
+
+    def _not_started(self, error: BaseException) -> None:
+        from cascade_studio.services.clients import describe_error
+
+        self.update_start()
+        self.page.say(f"The job did not start: {describe_error(error)[1]}", error=True)

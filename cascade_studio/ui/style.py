@@ -1,0 +1,31 @@
+"""The pages' shared look: label styles, the status line, tier colours."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QLabel
+
+WARN_STYLE = "QLabel { background: #fff4ce; color: #5c4400; border: 1px solid #e0c36c; border-radius: 4px; padding: 6px; }"
+ERROR_STYLE = "QLabel { background: #fde7e9; color: #a4262c; border: 1px solid #f1bbbc; border-radius: 4px; padding: 6px; }"
+OK_STYLE = "QLabel { background: #dff6dd; color: #0b5a08; border: 1px solid #9fd89f; border-radius: 4px; padding: 6px; }"
+INFO_STYLE = "QLabel { color: palette(mid); }"
+INSECURE_STYLE = "QCheckBox { color: #a4262c; font-weight: bold; }"
+BAD_FIELD = "border: 1px solid #d13438; background: #fff6f6;"
+TIER_COLORS = ["#7fd1ff", "#3fa7f5", "#f5a623"]  # cheapest tier first, the teacher last
+PALETTE = ["#3fa7f5", "#f5a623", "#7ed321", "#bd10e0"]  # one series each (curves over time)
+
+
+def show_status(label: QLabel, text: str, error: bool = False) -> None:
+    """The pages' one-line status: plain, or styled as an error."""
+    label.setText(text)
+    label.setStyleSheet(ERROR_STYLE if error else INFO_STYLE)
+
+
+def styled_label(object_name: str = "", style: str = INFO_STYLE, *, wrap: bool = True,
+                 hidden: bool = False) -> QLabel:
+    """A label with one of the styles above (a page's status line, a note, a warning)."""
+    label = QLabel(objectName=object_name)
+    label.setWordWrap(wrap)
+    label.setStyleSheet(style)
+    if hidden:
+        label.hide()
+    return label
