@@ -23,7 +23,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QSpinBox,
-    QSplitter,
     QTableWidget,
     QTableWidgetItem,
     QTextBrowser,
@@ -39,25 +38,45 @@ from cascade_studio.store.tasks import TaskRepository
 from cascade_studio.store.tiers import TierRepository
 from cascade_studio.store.workspace import Workspace
 from cascade_studio.ui.errors import show_error
-from cascade_studio.ui.style import INFO_STYLE, WARN_STYLE, show_status
+from cascade_studio.ui.page import Page, splitter
+from cascade_studio.ui.style import PALETTE, WARN_STYLE, styled_label
 from cascade_studio.ui.trajectory_model import heat_color
 
 log = logging.getLogger(__name__)
-PALETTE = ["#3fa7f5", "#f5a623", "#7ed321", "#bd10e0"]
 
 
 def _pct(v: float | None) -> str:
     return "—" if v is None else f"{v:.0%}"
 
 
-class EvaluationPage(QWidget):
-    def __init__(self, secrets: SecretStore, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.secrets = secrets
-        self.ws: Workspace | None = None
-        self.report = None
-        self._task = None
+def _row(*widgets: QWidget) -> QHBoxLayout:
+    row = QHBoxLayout()
+    for w in widgets:
+        row.addWidget(w)
+    return row
 
+
+class EvaluationPage(Page):
+    def __init__(self, secrets: SecretStore, parent: QWidget | None = None) -> None:
+        super().__init__("evalStatus", parent)
+        self.secrets = secrets
+        self.report = None
+        self.worker = None  # the EvaluationThread under way
+        self._calibration = None
+        self.plot = None  # pyqtgraph (and numpy) load when the page is first shown: ~1.5 s off startup
+        self._curves: dict[int, Any] = {}
+        left = splitter(Qt.Orientation.Vertical, self._build_tables(), [200, 200, 300])
+        right = QWidget()
+        rl = QVBoxLayout(right)
+        rl.setContentsMargins(0, 0, 0, 0)
+        rl.addWidget(self._build_calibration())
+        rl.addWidget(self._build_drift(), 1)
+        layout = QVBoxLayout(self)
+        layout.addLayout(self._build_top())
+        layout.addWidget(self.status)
+        layout.addWidget(splitter(Qt.Orientation.Horizontal, [left, right], [760, 420]), 1)
+
+    def _build_top(self) -> QHBoxLayout:
         self.teacher_combo = QComboBox(objectName="evalTeacher")
         self.student_combo = QComboBox(objectName="evalStudent")
         self.category_combo = QComboBox(objectName="evalCategory")
@@ -67,9 +86,6 @@ class EvaluationPage(QWidget):
         self.collect_check.setChecked(True)
         self.run_button = QPushButton("Evaluate", objectName="evaluate")
         self.run_button.clicked.connect(self.run_evaluation)
-        self.status = QLabel(objectName="evalStatus")
-        self.status.setWordWrap(True)
-        self.status.setStyleSheet(INFO_STYLE)
         top = QHBoxLayout()
         for label, w in (("Teacher", self.teacher_combo), ("Student", self.student_combo),
                          ("Category", self.category_combo), ("Limit", self.limit_spin)):
@@ -78,29 +94,31 @@ class EvaluationPage(QWidget):
         top.addWidget(self.collect_check)
         top.addStretch(1)
         top.addWidget(self.run_button)
+        return top
 
+    def _build_tables(self) -> list[QWidget]:
+        """Categories, the tasks of the chosen one, and the chosen task's pair side by side."""
         self.category_table = QTableWidget(0, 8, objectName="categoryTable")
         self.category_table.setHorizontalHeaderLabels(["Category", "Tasks", "Agreement", "Tool", "Args", "Answer",
                                                        "Accuracy T / S", "KL"])
-        self.category_table.verticalHeader().hide()
-        self.category_table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
-        self.category_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.task_table = QTableWidget(0, 5, objectName="evalTaskTable")
+        self.task_table.setHorizontalHeaderLabels(["Task", "Agrees", "Teacher tool", "Student tool", "Confidence"])
+        for table in (self.category_table, self.task_table):
+            table.verticalHeader().hide()
+            table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+            table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         header = self.category_table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         header.setMinimumSectionSize(60)
         self.category_table.currentCellChanged.connect(lambda *_: self._show_tasks())
-        self.task_table = QTableWidget(0, 5, objectName="evalTaskTable")
-        self.task_table.setHorizontalHeaderLabels(["Task", "Agrees", "Teacher tool", "Student tool", "Confidence"])
-        self.task_table.verticalHeader().hide()
-        self.task_table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
-        self.task_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.task_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.task_table.currentCellChanged.connect(lambda *_: self._show_pair())
         self.pair_view = QTextBrowser(objectName="pairView")
         self.pair_view.setPlaceholderText("Pick a task to see teacher and student side by side.")
+        return [self.category_table, self.task_table, self.pair_view]
 
-        # calibration
+    def _build_calibration(self) -> QGroupBox:
         self.method_combo = QComboBox(objectName="calMethod")
         for m in ConfidenceMethod:
             self.method_combo.addItem(m.label, m.value)
@@ -118,67 +136,30 @@ class EvaluationPage(QWidget):
         self.apply_button.clicked.connect(self.apply_threshold)
         self.export_button.clicked.connect(self.export_policy_dialog)
         self.apply_button.setEnabled(False)
-        self._calibration = None
-        cal_box = QGroupBox("Escalation threshold")
-        cl = QVBoxLayout(cal_box)
-        r1 = QHBoxLayout()
-        r1.addWidget(QLabel("Method"))
-        r1.addWidget(self.method_combo, 1)
-        cl.addLayout(r1)
-        r2 = QHBoxLayout()
-        r2.addWidget(QLabel("Escalate"))
-        r2.addWidget(self.rate_spin)
-        r2.addWidget(self.by_rate)
-        cl.addLayout(r2)
-        r3 = QHBoxLayout()
-        r3.addWidget(QLabel("Quality ≥"))
-        r3.addWidget(self.quality_spin)
-        r3.addWidget(self.by_quality)
-        cl.addLayout(r3)
+        box = QGroupBox("Escalation threshold")
+        cl = QVBoxLayout(box)
+        method_row = _row(QLabel("Method"))
+        method_row.addWidget(self.method_combo, 1)
+        cl.addLayout(method_row)
+        cl.addLayout(_row(QLabel("Escalate"), self.rate_spin, self.by_rate))
+        cl.addLayout(_row(QLabel("Quality ≥"), self.quality_spin, self.by_quality))
         cl.addWidget(self.cal_result)
-        r4 = QHBoxLayout()
-        r4.addWidget(self.apply_button)
-        r4.addWidget(self.export_button)
-        cl.addLayout(r4)
+        cl.addLayout(_row(self.apply_button, self.export_button))
+        return box
 
-        # drift
+    def _build_drift(self) -> QGroupBox:
         self.alert_spin = QDoubleSpinBox(objectName="alertLevel", minimum=0, maximum=1, singleStep=0.05, value=0.8)
         self.alert_spin.valueChanged.connect(lambda _: self.refresh_drift())
-        self.drift_warning = QLabel(objectName="driftWarning")
-        self.drift_warning.setWordWrap(True)
-        self.drift_warning.setStyleSheet(WARN_STYLE)
-        self.drift_warning.hide()
-        self.plot = None  # pyqtgraph (and numpy) load when the page is first shown: ~1.5 s off startup
+        self.drift_warning = styled_label("driftWarning", WARN_STYLE, hidden=True)
         self._plot_holder = QVBoxLayout()
-        self._curves: dict[int, Any] = {}
-        drift_box = QGroupBox("Agreement over time")
-        dl = QVBoxLayout(drift_box)
-        ar = QHBoxLayout()
-        ar.addWidget(QLabel("Alert below"))
-        ar.addWidget(self.alert_spin)
+        box = QGroupBox("Agreement over time")
+        dl = QVBoxLayout(box)
+        ar = _row(QLabel("Alert below"), self.alert_spin)
         ar.addStretch(1)
         dl.addLayout(ar)
         dl.addWidget(self.drift_warning)
         dl.addLayout(self._plot_holder, 1)
-
-        left = QSplitter(Qt.Orientation.Vertical)
-        left.addWidget(self.category_table)
-        left.addWidget(self.task_table)
-        left.addWidget(self.pair_view)
-        left.setSizes([200, 200, 300])
-        right = QWidget()
-        rl = QVBoxLayout(right)
-        rl.setContentsMargins(0, 0, 0, 0)
-        rl.addWidget(cal_box)
-        rl.addWidget(drift_box, 1)
-        split = QSplitter(Qt.Orientation.Horizontal)
-        split.addWidget(left)
-        split.addWidget(right)
-        split.setSizes([760, 420])
-        layout = QVBoxLayout(self)
-        layout.addLayout(top)
-        layout.addWidget(self.status)
-        layout.addWidget(split, 1)
+        return box
 
     def showEvent(self, event) -> None:  # noqa: N802
         super().showEvent(event)
@@ -204,6 +185,10 @@ class EvaluationPage(QWidget):
 
     # -- workspace -----------------------------------------------------------------------------
     def set_workspace(self, ws: Workspace | None) -> None:
+        if self.worker is not None and ws is not self.ws:
+            self.worker.cancel()  # its result would belong to the previous workspace
+            self.worker = None
+            self.run_button.setEnabled(True)
         self.ws = ws
         self.report = None
         self.category_table.setRowCount(0)
@@ -211,10 +196,10 @@ class EvaluationPage(QWidget):
         self.pair_view.clear()
         self.reload_choices()
         self.refresh_drift()
-        self.status.setText("Pick a student tier and press Evaluate. Missing trajectories are collected first.")
+        self.say("Pick a student tier and press Evaluate. Missing trajectories are collected first.")
 
     def reload_choices(self) -> None:
-        tiers = TierRepository(self.ws).list() if self.ws else []
+        tiers = self.tiers()
         top = teacher_of(tiers)
         for combo, default in ((self.teacher_combo, top.tier if top else None),
                                (self.student_combo, min((t.tier for t in tiers if t is not top), default=None))):
@@ -225,39 +210,28 @@ class EvaluationPage(QWidget):
             for t in tiers:
                 combo.addItem(f"Tier {t.tier} — {t.model}", t.tier)
             combo.setCurrentIndex(max(0, combo.findData(current)))
-        current = self.category_combo.currentData()
-        self.category_combo.clear()
         from cascade_studio.services.datasets import validation_task_ids
 
         split = validation_task_ids(self.ws) if self.ws else None
+        items = self.category_items()
         if split:  # the default subset: the newest dataset's validation split
-            self.category_combo.addItem(f"Validation split of dataset {split[0]} ({len(split[1])})", f"@dataset:{split[0]}")
-            if current is None:
-                current = f"@dataset:{split[0]}"
-        self.category_combo.addItem("All categories", None)
-        for name, n in (TaskRepository(self.ws).categories() if self.ws else []):
-            self.category_combo.addItem(f"{name} ({n})", name)
-        self.category_combo.setCurrentIndex(max(0, self.category_combo.findData(current)))
-
-    def _tier(self, number):
-        return next((t for t in TierRepository(self.ws).list() if t.tier == number), None) if self.ws else None
+            items.insert(0, (f"Validation split of dataset {split[0]} ({len(split[1])})", f"@dataset:{split[0]}"))
+        self.fill(self.category_combo, items, default=items[0][1])
 
     # -- evaluation ----------------------------------------------------------------------------
     def run_evaluation(self) -> None:
-        import asyncio
-
         from cascade_studio.services.collector import select_task_ids
-        from cascade_studio.services.evaluation import evaluate
+        from cascade_studio.ui.run_thread import EvaluationThread
 
-        if self.ws is None or self._task is not None:
+        if self.ws is None or self.worker is not None:
             return
-        teacher = self._tier(self.teacher_combo.currentData())
+        teacher = self.tier(self.teacher_combo.currentData())
         if self.student_combo.currentData() == -1 and teacher is not None:
-            students = [t for t in TierRepository(self.ws).list() if t.tier != teacher.tier]
+            students = [t for t in self.tiers() if t.tier != teacher.tier]
         else:
-            students = [t for t in [self._tier(self.student_combo.currentData())] if t is not None]
+            students = [t for t in [self.tier(self.student_combo.currentData())] if t is not None]
         if teacher is None or not students or any(s.tier == teacher.tier for s in students):
-            self._say("Choose two different tiers: a teacher and a student.", error=True)
+            self.say("Choose two different tiers: a teacher and a student.", error=True)
             return
         student = students[0]
         choice = self.category_combo.currentData()
@@ -270,38 +244,41 @@ class EvaluationPage(QWidget):
         else:
             task_ids = select_task_ids(self.ws, choice, self.limit_spin.value() or None)
         if not task_ids:
-            self._say("No tasks: import a task set on the Tasks page.", error=True)
+            self.say("No tasks: import a task set on the Tasks page.", error=True)
             return
         self.run_button.setEnabled(False)
-        self._say(f"Evaluating tier {student.tier} against tier {teacher.tier} on {len(task_ids)} tasks"
-                  + (" (collecting missing trajectories first)…" if self.collect_check.isChecked() else "…"))
+        self.say(f"Evaluating tier {student.tier} against tier {teacher.tier} on {len(task_ids)} tasks"
+                 + (" (collecting missing trajectories first)…" if self.collect_check.isChecked() else "…"))
         self.method_combo.setCurrentIndex(self.method_combo.findData(student.confidence_method.value))
-        async def run_all():
-            reports = []
-            for s in students:  # one evaluation per student tier, each recorded in the history
-                reports.append(await evaluate(self.ws, teacher, s, task_ids, self.secrets,
-                                              collect=self.collect_check.isChecked(), category=choice))
-            return reports
+        # on a thread of its own with its own connection: collecting is long work (ui/run_thread.py)
+        self.worker = EvaluationThread(self.ws.path, teacher, students, task_ids, self.secrets,
+                                       collect=self.collect_check.isChecked(), category=choice, parent=self)
+        self.worker.progress.connect(self._evaluating)
+        self.worker.finished.connect(self._evaluated)
+        self.worker.start()
 
-        self._task = asyncio.ensure_future(run_all())
-        self._task.add_done_callback(self._evaluated)
+    def _evaluating(self, step) -> None:
+        i, n, student = step
+        if i:  # the first student's line is already there
+            self.say(f"Evaluating tier {student.tier} against the teacher ({i + 1} of {n})…")
 
-    def _evaluated(self, task) -> None:
-        self._task = None
+    def _evaluated(self, reports, error) -> None:
+        if self.sender() is not self.worker:
+            return  # cancelled when the workspace changed
+        self.worker.wait(5)
+        self.worker = None
         self.run_button.setEnabled(True)
-        if task.cancelled():
+        if error:
+            self.say(f"The evaluation failed: {error}", error=True)
             return
-        if task.exception() is not None:
-            log.error("Evaluation failed", exc_info=task.exception())
-            self._say(f"The evaluation failed: {task.exception()}", error=True)
-            return
-        reports = task.result()
+        if not reports:
+            return  # cancelled
         self.show_report(reports[0])
         if len(reports) > 1:
             summary = "; ".join(f"tier {r.student.tier} ({r.student.model}) {_pct(r.summary['overall']['agreement'])}"
                                 for r in reports if r.results)
-            self._say(f"Agreement with the teacher: {summary}. Showing tier {reports[0].student.tier}; pick one "
-                      "student to drill into another.")
+            self.say(f"Agreement with the teacher: {summary}. Showing tier {reports[0].student.tier}; pick one "
+                     "student to drill into another.")
 
     def show_report(self, report) -> None:
         from cascade_studio.services.evaluation import latest_sides
@@ -310,11 +287,11 @@ class EvaluationPage(QWidget):
         ids = [r.task_id for r in report.results]
         self._sides = (latest_sides(self.ws, report.teacher, ids), latest_sides(self.ws, report.student, ids))
         if not report.results:
-            self._say(f"No task has trajectories of both tiers ({report.missing} missing). Tick 'Collect missing "
+            self.say(f"No task has trajectories of both tiers ({report.missing} missing). Tick 'Collect missing "
                       "trajectories' and evaluate again.", error=True)
             return
         o = report.summary["overall"]
-        self._say(f"Tier {report.student.tier} ({report.student.model}) agrees with the teacher on "
+        self.say(f"Tier {report.student.tier} ({report.student.model}) agrees with the teacher on "
                   f"{_pct(o['agreement'])} of {o['tasks']} tasks (tool {_pct(o['tool_agreement'])}, arguments "
                   f"{_pct(o['args_agreement'])}). Similarity: {report.similarity_method}."
                   + (f" {report.missing} tasks lacked a trajectory." if report.missing else ""))
@@ -433,7 +410,7 @@ class EvaluationPage(QWidget):
         if tier is None:
             return
         repo.save(tier.replace(threshold=round(min(1.0, cal.threshold), 4), confidence_method=ConfidenceMethod(method)))
-        self._say(f"Tier {tier.tier} now escalates when {ConfidenceMethod(method).label.lower()} < "
+        self.say(f"Tier {tier.tier} now escalates when {ConfidenceMethod(method).label.lower()} < "
                   f"{min(1.0, cal.threshold):.3f}.")
 
     def export_policy_dialog(self) -> None:
@@ -452,7 +429,7 @@ class EvaluationPage(QWidget):
         except OSError as exc:
             show_error("Policy not exported", f"Cannot write {name}: {exc.strerror}.", self)
             return
-        self._say(f"Policy written to {name} (no keys) with a snippet that applies it: {snippet.name}")
+        self.say(f"Policy written to {name} (no keys) with a snippet that applies it: {snippet.name}")
 
     # -- drift ---------------------------------------------------------------------------------
     def refresh_drift(self) -> None:
@@ -488,6 +465,3 @@ class EvaluationPage(QWidget):
                                        name=f"tier {tier}")
                 self._curves[tier] = curve
             curve.setData(xs, ys)
-
-    def _say(self, text: str, error: bool = False) -> None:
-        show_status(self.status, text, error)

@@ -43,8 +43,10 @@ class Page(QWidget):
 
     @staticmethod
     def fill(combo: QComboBox, items: list[tuple[str, Any]], default: Any = None) -> None:
-        """Refill a combo box without emitting changes; keep its choice when it is still offered."""
-        current = combo.currentData() if combo.count() else default
+        """Refill a combo box without emitting changes; keep its choice when it is still offered,
+        else (or when the choice is the None item, such as "All categories") choose `default`."""
+        current = combo.currentData()
+        current = default if current is None else current
         combo.blockSignals(True)
         combo.clear()
         for text, value in items:

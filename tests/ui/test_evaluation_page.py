@@ -56,7 +56,7 @@ def test_evaluate_drill_down_calibrate_export(qtbot, tmp_path, qloop, sandbox_th
 
     # drift: a second evaluation adds a point; an alert level above it raises the warning
     page.run_button.click()
-    run_until(qloop, lambda: page._task is None, timeout=60)
+    run_until(qloop, lambda: page.worker is None, timeout=60)
     curve = page._curves[1]
     assert len(curve.getData()[0]) == 2
     page.alert_spin.setValue(1.0)
@@ -75,6 +75,6 @@ def test_all_students_at_once(qtbot, tmp_path, qloop, sandbox_thread):
     page.student_combo.setCurrentIndex(page.student_combo.findData(-1))
     page.limit_spin.setValue(10)
     page.run_button.click()
-    run_until(qloop, lambda: page._task is None and page.report is not None, timeout=60)
+    run_until(qloop, lambda: page.worker is None and page.report is not None, timeout=60)
     assert "tier 1" in page.status.text() and "tier 2" in page.status.text()
     assert {r["student_tier"] for r in history(window.ws)} == {1, 2}
