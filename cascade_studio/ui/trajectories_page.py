@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import logging
 from decimal import Decimal
-from typing import Any
 
 from PySide6.QtCore import QItemSelectionModel, Qt, QTimer, Signal
-from PySide6.QtGui import QKeySequence, QShortcut, QUndoCommand, QUndoStack
+from PySide6.QtGui import QKeySequence, QShortcut, QUndoStack
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -31,58 +30,37 @@ from PySide6.QtWidgets import (
 
 from cascade_studio.core.tiers import teacher_of
 from cascade_studio.services.secrets import SecretStore
-from cascade_studio.store.tasks import TaskRepository
-from cascade_studio.store.tiers import TierRepository
 from cascade_studio.store.trajectories import TrajectoryRepository
 from cascade_studio.store.trajectory_query import TrajectoryFilter, distinct_values
 from cascade_studio.store.workspace import Workspace
-from cascade_studio.ui.style import INFO_STYLE, show_status
+from cascade_studio.ui.curation import CurationCommand
+from cascade_studio.ui.page import Page
+from cascade_studio.ui.style import INFO_STYLE
 from cascade_studio.ui.trajectory_detail import detail_html
 from cascade_studio.ui.trajectory_model import TrajectoryTableModel
 
 log = logging.getLogger(__name__)
 
 
-class CurationCommand(QUndoCommand):
-    """Accept / reject / clear / tag a set of trajectories; undo restores what each had."""
-
-    def __init__(self, page: TrajectoriesPage, ids: list[int], action: str, value: str | None) -> None:
-        label = {"curation": f"{value or 'clear'} {len(ids)} trajectories", "tag": f"tag {len(ids)} as {value}"}
-        super().__init__(label[action])
-        self.page, self.ids, self.action, self.value = page, ids, action, value
-        self.previous: dict[int, Any] = {}
-
-    def redo(self) -> None:
-        repo = TrajectoryRepository(self.page.ws)
-        if self.action == "curation":
-            self.previous = repo.set_curation(self.ids, self.value)
-        else:
-            self.previous = repo.add_tag(self.ids, self.value or "")
-        self.page.model.reload_rows()
-        self.page.show_current()
-
-    def undo(self) -> None:
-        repo = TrajectoryRepository(self.page.ws)
-        if self.action == "curation":
-            repo.restore_curation(self.previous)
-        else:
-            repo.restore_tags(self.previous)
-        self.page.model.reload_rows()
-        self.page.show_current()
-
-
-class TrajectoriesPage(QWidget):
+class TrajectoriesPage(Page):
     run_finished = Signal(object)
 
     def __init__(self, secrets: SecretStore, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
+        super().__init__("runStatus", parent)
+        self.run_status = self.status
         self.secrets = secrets
-        self.ws: Workspace | None = None
-        self.runner = None
-        self.run_task = None
+        self.runner = None  # the RunThread under way
         self.undo_stack = QUndoStack(self)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self._build_run_box())
+        for row in self._build_filters():
+            layout.addLayout(row)
+        layout.addWidget(self._build_table(), 1)
+        self._connect()
+        self._set_running(False)
+        self.say("Start runs the selected tier over the tasks; a stopped run resumes where it left off.")
 
-        # --- run controls -------------------------------------------------------------------
+    def _build_run_box(self) -> QGroupBox:
         self.run_tier = QComboBox(objectName="runTier")
         self.run_category = QComboBox(objectName="runCategory")
         self.run_limit = QSpinBox(objectName="runLimit", minimum=0, maximum=10_000_000, singleStep=50)
@@ -98,9 +76,6 @@ class TrajectoriesPage(QWidget):
         self.cancel_button = QPushButton("Cancel", objectName="cancelRun")
         self.progress_bar = QProgressBar(objectName="runProgress")
         self.progress_bar.setFormat("%v / %m")
-        self.run_status = QLabel(objectName="runStatus")
-        self.run_status.setWordWrap(True)
-        self.run_status.setStyleSheet(INFO_STYLE)
         self.start_button.clicked.connect(self.start_run)
         self.pause_button.clicked.connect(self.toggle_pause)
         self.cancel_button.clicked.connect(self.cancel_run)
@@ -121,8 +96,9 @@ class TrajectoriesPage(QWidget):
         prow.addWidget(self.progress_bar, 1)
         prow.addWidget(self.run_status, 2)
         rl.addLayout(prow)
+        return run_box
 
-        # --- filters ------------------------------------------------------------------------
+    def _build_filters(self) -> tuple[QHBoxLayout, QHBoxLayout]:
         self.f_category = QComboBox(objectName="filterCategory")
         self.f_tier = QComboBox(objectName="filterTier")
         self.f_status = QComboBox(objectName="filterStatus")
@@ -161,8 +137,10 @@ class TrajectoriesPage(QWidget):
         frow2.addWidget(QLabel("Cost at most $"))
         frow2.addWidget(self.f_cost_max)
         frow2.addStretch(1)
+        return frow, frow2
 
-        # --- table + detail -----------------------------------------------------------------
+    def _build_table(self) -> QSplitter:
+        """The trajectories, the curation buttons under them, and the selected one's detail."""
         self.model = TrajectoryTableModel(self)
         self.table = QTableView(objectName="trajectoryTable")
         self.table.setModel(self.model)
@@ -214,13 +192,10 @@ class TrajectoriesPage(QWidget):
         splitter.setSizes([900, 340])
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 1)
+        return splitter
 
-        layout = QVBoxLayout(self)
-        layout.addWidget(run_box)
-        layout.addLayout(frow)
-        layout.addLayout(frow2)
-        layout.addWidget(splitter, 1)
-
+    def _connect(self) -> None:
+        """Debounced filtering, live refresh during a run, keyboard shortcuts."""
         self._filter_timer = QTimer(self, singleShot=True, interval=200)
         self._filter_timer.timeout.connect(self.apply_filter)
         for combo in (self.f_category, self.f_tier, self.f_status, self.f_tool, self.f_curation, self.f_method):
@@ -237,8 +212,6 @@ class TrajectoriesPage(QWidget):
             sc.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         QShortcut(QKeySequence.StandardKey.Undo, self, self.undo_stack.undo)
         QShortcut(QKeySequence.StandardKey.Redo, self, self.undo_stack.redo)
-        self._set_running(False)
-        self._status("Start runs the selected tier over the tasks; a stopped run resumes where it left off.")
 
     # -- workspace -----------------------------------------------------------------------------
     def set_workspace(self, ws: Workspace | None) -> None:
@@ -252,12 +225,11 @@ class TrajectoriesPage(QWidget):
 
     def reload_choices(self) -> None:
         """Tier and category lists (after tiers are saved or tasks imported)."""
-        tiers = self._tiers()
+        tiers = self.tiers()
         top = teacher_of(tiers).tier if tiers else None
-        self._fill(self.run_tier, [(f"Tier {t.tier}{' (teacher)' if t.tier == top else ''} — {t.model}", t.tier)
+        self.fill(self.run_tier, [(f"Tier {t.tier}{' (teacher)' if t.tier == top else ''} — {t.model}", t.tier)
                                    for t in tiers], default=top)
-        cats = TaskRepository(self.ws).categories() if self.ws else []
-        self._fill(self.run_category, [("All categories", None)] + [(f"{c} ({n})", c) for c, n in cats])
+        self.fill(self.run_category, self.category_items())
         self._fill_filters()
 
     def _fill_filters(self) -> None:
@@ -266,21 +238,7 @@ class TrajectoriesPage(QWidget):
         for combo, column, label in ((self.f_category, "category", "Any category"), (self.f_tier, "tier", "Any tier"),
                                      (self.f_status, "status", "Any status"), (self.f_tool, "tool_name", "Any tool")):
             values = distinct_values(self.ws, column)
-            self._fill(combo, [(label, None)] + [(f"tier {v}" if column == "tier" else str(v), v) for v in values])
-
-    def _tiers(self):
-        return TierRepository(self.ws).list() if self.ws else []
-
-    @staticmethod
-    def _fill(combo: QComboBox, items: list[tuple[str, Any]], default: Any = None) -> None:
-        current = combo.currentData() if combo.count() else default
-        combo.blockSignals(True)
-        combo.clear()
-        for text, value in items:
-            combo.addItem(text, value)
-        index = combo.findData(current)
-        combo.setCurrentIndex(index if index >= 0 else 0)
-        combo.blockSignals(False)
+            self.fill(combo, [(label, None)] + [(f"tier {v}" if column == "tier" else str(v), v) for v in values])
 
     # -- filtering -----------------------------------------------------------------------------
     def current_filter(self) -> TrajectoryFilter:
@@ -349,7 +307,7 @@ class TrajectoriesPage(QWidget):
 
     # -- import / export ----------------------------------------------------------------------
     def _selected_tier(self):
-        return next((t for t in self._tiers() if t.tier == self.run_tier.currentData()), None)
+        return self.tier(self.run_tier.currentData())
 
     def import_dialog(self) -> None:
         from pathlib import Path
@@ -361,7 +319,7 @@ class TrajectoriesPage(QWidget):
 
         tier = self._selected_tier()
         if self.ws is None or tier is None:
-            self._status("Define a tier first; imported trajectories belong to the tier chosen under Collection run.",
+            self.say("Define a tier first; imported trajectories belong to the tier chosen under Collection run.",
                          error=True)
             return
         name, _ = QFileDialog.getOpenFileName(
@@ -377,7 +335,7 @@ class TrajectoriesPage(QWidget):
         except (tio.TrajectoryImportError, OSError, UnicodeDecodeError) as exc:
             show_error("Trajectories not imported", f"{exc}.\n\nNothing was imported.", self)
             return
-        self._status(f"Imported {count} trajectories into tier {tier.tier} from {path.name}"
+        self.say(f"Imported {count} trajectories into tier {tier.tier} from {path.name}"
                      + (" (Batch API output, batch price)" if batch else ""))
         self._fill_filters()
         self.model.refresh()
@@ -415,7 +373,7 @@ class TrajectoriesPage(QWidget):
             show_error("Export failed", f"Cannot write {name}: {exc.strerror}. Choose another folder or free disk "
                                         "space.", self)
             return
-        self._status(f"Exported {count} {'requests' if fmt == 'batch' else 'trajectories'} to {name}")
+        self.say(f"Exported {count} {'requests' if fmt == 'batch' else 'trajectories'} to {name}")
 
     # -- runs ----------------------------------------------------------------------------------
     def _set_running(self, running: bool) -> None:
@@ -435,13 +393,13 @@ class TrajectoriesPage(QWidget):
 
         if self.ws is None or self.runner is not None:
             return
-        tier = next((t for t in self._tiers() if t.tier == self.run_tier.currentData()), None)
+        tier = self._selected_tier()
         if tier is None:
-            self._status("Define a tier first (Tiers page).", error=True)
+            self.say("Define a tier first (Tiers page).", error=True)
             return
         task_ids = select_task_ids(self.ws, self.run_category.currentData(), self.run_limit.value() or None)
         if not task_ids:
-            self._status("No tasks to run: import tasks on the Tasks page (Ctrl+I).", error=True)
+            self.say("No tasks to run: import tasks on the Tasks page (Ctrl+I).", error=True)
             return
         batch = self.run_batch.isChecked()
         run, resumed = start_or_resume(self.ws, tier, task_ids, {"category": self.run_category.currentData(),
@@ -452,7 +410,7 @@ class TrajectoriesPage(QWidget):
         self.runner.progress.connect(self._progress)
         self.runner.finished.connect(self._run_done)
         self.progress_bar.setMaximum(len(task_ids))
-        self._status(("Resuming" if resumed else "Starting") + f" run {run.id}: tier {tier.tier} ({tier.model}) over "
+        self.say(("Resuming" if resumed else "Starting") + f" run {run.id}: tier {tier.tier} ({tier.model}) over "
                      f"{len(task_ids)} tasks…")
         self._set_running(True)
         self.pause_button.setEnabled(not batch)  # a batch runs on the provider's side
@@ -480,7 +438,7 @@ class TrajectoriesPage(QWidget):
         state = "" if p.status == "running" else f" · {p.status}"
         if p.message and p.message.startswith("Batch ") and p.status == "running":
             state += f" · {p.message}"
-        self._status(f"{p.done:,}/{p.total:,} done · {p.rate:.1f}/s{eta} · {p.tokens:,} tokens · "
+        self.say(f"{p.done:,}/{p.total:,} done · {p.rate:.1f}/s{eta} · {p.tokens:,} tokens · "
                      f"${p.cost_usd:.4f}{failed}{retries}{state}", error=bool(p.failed and p.status == "failed"))
 
     def _run_done(self, p, error) -> None:
@@ -490,13 +448,13 @@ class TrajectoriesPage(QWidget):
         self._set_running(False)
         self.pause_button.setText("Pause")
         if error:
-            self._status(f"The run stopped: {error}", error=True)
+            self.say(f"The run stopped: {error}", error=True)
         elif p is not None:
             self._progress(p)
             if p.status == "cancelled":
-                self._status(self.run_status.text() + " — Cancelled; Start resumes the run.")
+                self.say(self.run_status.text() + " — Cancelled; Start resumes the run.")
             elif p.message:
-                self._status(self.run_status.text() + f" — {p.message}", error=p.status == "failed")
+                self.say(self.run_status.text() + f" — {p.message}", error=p.status == "failed")
         self._fill_filters()
         self.model.refresh()
         self._update_count()
@@ -507,6 +465,3 @@ class TrajectoriesPage(QWidget):
         if self.ws is not None and not self.table.selectionModel().hasSelection():
             self.model.refresh()
             self._update_count()
-
-    def _status(self, text: str, error: bool = False) -> None:
-        show_status(self.run_status, text, error)

@@ -1,0 +1,40 @@
+"""Curation on the Trajectories page as undoable commands."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtGui import QUndoCommand
+
+from cascade_studio.store.trajectories import TrajectoryRepository
+
+if TYPE_CHECKING:
+    from cascade_studio.ui.trajectories_page import TrajectoriesPage
+
+
+class CurationCommand(QUndoCommand):
+    """Accept / reject / clear / tag a set of trajectories; undo restores what each had."""
+
+    def __init__(self, page: TrajectoriesPage, ids: list[int], action: str, value: str | None) -> None:
+        label = {"curation": f"{value or 'clear'} {len(ids)} trajectories", "tag": f"tag {len(ids)} as {value}"}
+        super().__init__(label[action])
+        self.page, self.ids, self.action, self.value = page, ids, action, value
+        self.previous: dict[int, Any] = {}
+
+    def redo(self) -> None:
+        repo = TrajectoryRepository(self.page.ws)
+        if self.action == "curation":
+            self.previous = repo.set_curation(self.ids, self.value)
+        else:
+            self.previous = repo.add_tag(self.ids, self.value or "")
+        self.page.model.reload_rows()
+        self.page.show_current()
+
+    def undo(self) -> None:
+        repo = TrajectoryRepository(self.page.ws)
+        if self.action == "curation":
+            repo.restore_curation(self.previous)
+        else:
+            repo.restore_tags(self.previous)
+        self.page.model.reload_rows()
+        self.page.show_current()
