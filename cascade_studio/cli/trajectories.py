@@ -58,13 +58,14 @@ def _import(args: argparse.Namespace, ws, tier) -> int:
 
     try:
         importer = tio.import_batch_output if args.format == "batch" else tio.import_native
-        count = importer(ws, Path(args.file), tier)
+        result = importer(ws, Path(args.file), tier)
     except tio.TrajectoryImportError as exc:
         raise CliError(f"{exc}. Nothing was imported.") from None
     if args.json:
-        print_json({"file": args.file, "tier": tier.tier, "imported": count})
+        print_json({**result.to_json(), "file": args.file})
     else:
-        print(f"Imported {count} trajectories into tier {tier.tier} from {args.file}")
+        print(f"Imported {args.file} into tier {tier.tier}: added {result.added}, updated {result.updated}, "
+              f"unchanged {result.unchanged}")
     return 0
 
 

@@ -12,6 +12,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from cascade_studio.core.jsonl import JsonProblem
+from cascade_studio.core.jsonl import loads as safe_loads
+
 ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 MESSAGE_KEYS = {"role", "content", "name", "function_call", "tool_calls", "tool_call_id", "weight", "refusal"}
 EXAMPLE_KEYS = {"messages", "tools", "parallel_tool_calls", "functions"}
@@ -161,8 +164,8 @@ def detect_format(text: str) -> str:
     for raw in text.split("\n"):
         if raw.strip():
             try:
-                first = json.loads(raw)
-            except ValueError:
+                first = safe_loads(raw)
+            except JsonProblem:
                 return "openai"
             if isinstance(first, dict) and "conversations" in first and "messages" not in first:
                 return "sharegpt"
@@ -188,9 +191,9 @@ def validate_sharegpt(text: str, count_tokens: Callable[[str], int]) -> Validati
             continue
         report.examples += 1
         try:
-            ex = json.loads(raw)
-        except ValueError as exc:
-            error(number, "invalid_json", str(exc)[:80])
+            ex = safe_loads(raw)
+        except JsonProblem as exc:
+            error(number, "invalid_json", exc.message[:80])
             continue
         conv = ex.get("conversations") if isinstance(ex, dict) else None
         if not isinstance(conv, list) or not conv:
@@ -200,8 +203,8 @@ def validate_sharegpt(text: str, count_tokens: Callable[[str], int]) -> Validati
             error(number, "sharegpt_bad_system", "system must be a string")
         if "tools" in ex:
             try:
-                tools = json.loads(ex["tools"]) if isinstance(ex["tools"], str) else None
-            except ValueError:
+                tools = safe_loads(ex["tools"]) if isinstance(ex["tools"], str) else None
+            except JsonProblem:
                 tools = None
             if not isinstance(tools, list):
                 error(number, "sharegpt_bad_tools", "tools must be a JSON list of functions, as a string")
@@ -222,8 +225,8 @@ def validate_sharegpt(text: str, count_tokens: Callable[[str], int]) -> Validati
                 if value.startswith("<think>") and "</think>" in value:
                     value = value.split("</think>", 1)[1]
                 try:
-                    calls = json.loads(value)
-                except ValueError:
+                    calls = safe_loads(value)
+                except JsonProblem:
                     calls = None
                 calls = calls if isinstance(calls, list) else [calls]
                 if not all(isinstance(c, dict) and isinstance(c.get("name"), str) and "arguments" in c for c in calls):
@@ -356,9 +359,9 @@ def validate_jsonl(text: str, count_tokens: Callable[[str], int], *, model: str 
             continue
         report.examples += 1
         try:
-            ex = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            error(number, "invalid_json", exc.msg)
+            ex = safe_loads(raw)
+        except JsonProblem as exc:
+            error(number, "invalid_json", exc.message)
             continue
         if not isinstance(ex, dict):
             error(number, "data_type")
@@ -391,18 +394,31 @@ def validate_jsonl(text: str, count_tokens: Callable[[str], int], *, model: str 
                     (content is not None and not isinstance(content, str | list)):
                 error(number, "missing_content")
                 bad = True
-            for call in m.get("tool_calls") or []:
-                args = (call.get("function") or {}).get("arguments") if isinstance(call, dict) else None
+            calls = m.get("tool_calls")
+            if calls is not None and not isinstance(calls, list):
+                error(number, "tool_calls_not_a_list", str(calls)[:80])
+                bad = True
+                calls = []
+            for call in calls or []:
+                fn = call.get("function") if isinstance(call, dict) else None
+                if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not fn["name"]:
+                    error(number, "tool_call_name_not_a_string", str(call)[:80])
+                    bad = True
+                    continue
+                args = fn.get("arguments")
                 parsed = False
                 if isinstance(args, str):
                     try:
-                        json.loads(args)
+                        safe_loads(args)
                         parsed = True
-                    except ValueError:
+                    except JsonProblem:
                         pass
                 if not parsed:
                     error(number, "tool_call_arguments_not_json", str(args)[:80])
                     bad = True
+            if "name" in m and not isinstance(m["name"], str):
+                error(number, "message_name_not_a_string", str(m["name"])[:80])
+                bad = True
         if not any(isinstance(m, dict) and m.get("role") == "assistant" for m in messages):
             error(number, "example_missing_assistant_message")
             bad = True

@@ -7,6 +7,7 @@ The catalog is data, not code: a compact JSON document (see `build_catalog`) bun
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -140,6 +141,11 @@ class PriceCatalog:
     def from_json(cls, data: dict[str, Any]) -> PriceCatalog:
         if not isinstance(data, dict) or data.get("format") != CATALOG_FORMAT or not isinstance(data.get("models"), dict):
             raise ValueError("not a Cascade Studio price catalog (expected keys: format, source, date, models)")
+        bad = next((k for k, v in data["models"].items() if not isinstance(v, dict) or not all(
+            isinstance(v.get(f), str | int | float) and not isinstance(v.get(f), bool)
+            for f in ("input_per_m", "output_per_m"))), None)
+        if bad is not None:
+            raise ValueError(f"models: {bad}: needs input_per_m and output_per_m")
         return cls(source=str(data.get("source", "")), date=str(data.get("date", "")), raw=dict(data["models"]))
 
 
@@ -176,15 +182,18 @@ def build_catalog(litellm: dict[str, Any], *, source: str, date: str) -> PriceCa
     """Convert LiteLLM's `model_prices_and_context_window.json` into our compact catalog.
 
     Keeps text models (chat, responses, completion, embedding) that have both input and output
-    token prices; skips LiteLLM's `sample_spec` documentation entry and malformed rows.
+    token prices; skips LiteLLM's `sample_spec` documentation entry and models of other modes or
+    without token prices. A malformed row (not an object, a mode that is not text, a price that is
+    not a finite number of 0 or more) refuses the whole file: "model: field: problem".
     """
     if not isinstance(litellm, dict) or not litellm:
         raise ValueError("not a LiteLLM price catalog: expected a JSON object of model -> prices")
     models: dict[str, ModelPrice] = {}
     for key, row in litellm.items():
-        if key == "sample_spec" or not isinstance(row, dict):
+        if key == "sample_spec":
             continue
-        mode = row.get("mode", "chat")
+        _check_row(key, row)
+        mode = row.get("mode") or "chat"
         if mode not in _KEPT_MODES:
             continue
         try:
@@ -205,11 +214,29 @@ def build_catalog(litellm: dict[str, Any], *, source: str, date: str) -> PriceCa
                 deprecation_date=_parse_date(row.get("deprecation_date")),
                 successor=row.get("successor_model") if isinstance(row.get("successor_model"), str) else None,
             )
-        except ValueError:
-            continue
+        except ValueError as exc:
+            raise ValueError(f"{key}: {exc}") from None
     if not models:
         raise ValueError("the file holds no model with input and output token prices; is it LiteLLM's catalog?")
     return PriceCatalog(source=source, date=date, models=models)
+
+
+_PRICE_FIELDS = ("input_cost_per_token", "output_cost_per_token", "cache_read_input_token_cost",
+                 "input_cost_per_token_batches", "output_cost_per_token_batches")
+
+
+def _check_row(key: str, row: Any) -> None:
+    if not isinstance(row, dict):
+        raise ValueError(f"{key}: must be an object of prices, not {type(row).__name__}")
+    mode = row.get("mode")
+    if mode is not None and not isinstance(mode, str):
+        raise ValueError(f"{key}: mode: must be text such as \"chat\", not {str(mode)[:40]}")
+    for name in _PRICE_FIELDS:
+        value = row.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+            raise ValueError(f"{key}: {name}: must be a number of 0 or more (USD per token), not {str(value)[:40]}")
 
 
 def _per_m_or_none(value: Any) -> Decimal | None:

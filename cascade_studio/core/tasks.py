@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cascade_studio.core.errors import UserError
+from cascade_studio.core.jsonl import JsonProblem, iter_objects, split_lines
+from cascade_studio.core.jsonl import loads as safe_loads
 
 _TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _BFCL_TYPES = {"dict": "object", "float": "number", "tuple": "array"}
@@ -42,7 +44,7 @@ class Task:
                 if isinstance(content, str):
                     return content
                 if isinstance(content, list):
-                    return " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+                    return " ".join(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
         return ""
 
     @property
@@ -65,16 +67,10 @@ class TaskImportError(UserError, ValueError):
 
 # -- helpers ------------------------------------------------------------------------------------
 def _jsonl(text: str, file: str):
-    for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise TaskImportError(file, number, None, f"not valid JSON ({exc.msg} at column {exc.colno})") from None
-        if not isinstance(row, dict):
-            raise TaskImportError(file, number, None, "each line must be a JSON object")
-        yield number, row
+    try:
+        yield from iter_objects(split_lines(text))
+    except JsonProblem as exc:
+        raise TaskImportError(file, exc.line, None, exc.message) from None
 
 
 def _check_messages(messages: Any, file: str, line: int) -> list[dict[str, Any]]:
@@ -86,6 +82,15 @@ def _check_messages(messages: Any, file: str, line: int) -> list[dict[str, Any]]
                                   "must be one of system, developer, user, assistant, tool")
         if "content" not in m and not m.get("tool_calls"):
             raise TaskImportError(file, line, f"messages[{i}].content", "is missing")
+        content = m.get("content")
+        if content is not None and not isinstance(content, str) and not (
+                isinstance(content, list) and all(isinstance(p, dict) and isinstance(p.get("type"), str)
+                                                  for p in content)):
+            raise TaskImportError(file, line, f"messages[{i}].content",
+                                  "must be text or a list of content parts ({\"type\": ..., ...})")
+        calls = m.get("tool_calls")
+        if calls is not None and not (isinstance(calls, list) and all(isinstance(c, dict) for c in calls)):
+            raise TaskImportError(file, line, f"messages[{i}].tool_calls", "must be a list of tool call objects")
     return messages
 
 
@@ -251,7 +256,8 @@ def parse_bfcl(text: str, file: str, answers: dict[str, Any] | None = None, *,
 
 def _check_call(call: Any) -> bool:
     return (isinstance(call, dict) and len(call) >= 1
-            and all(isinstance(k, str) and isinstance(v, dict) for k, v in call.items()))
+            and all(isinstance(k, str) and isinstance(v, dict) and all(isinstance(a, str) for a in v)
+                    for k, v in call.items()))
 
 
 def parse_bfcl_answers(text: str, file: str) -> dict[str, Any]:
@@ -277,8 +283,21 @@ def parse_bfcl_answers(text: str, file: str) -> dict[str, Any]:
 
 
 # -- CSV -----------------------------------------------------------------------------------------
+CSV_FIELD_LIMIT = 16 * 1024 * 1024  # a prompt may be long; the csv module's default (128 KiB) is too small
+
+
 def parse_csv(text: str, file: str) -> list[Task]:
+    previous = csv.field_size_limit(CSV_FIELD_LIMIT)
     reader = csv.DictReader(io.StringIO(text))
+    try:
+        return _parse_csv(reader, file)
+    except csv.Error as exc:
+        raise TaskImportError(file, reader.line_num or None, None, f"not readable as CSV ({exc})") from None
+    finally:
+        csv.field_size_limit(previous)
+
+
+def _parse_csv(reader: csv.DictReader, file: str) -> list[Task]:
     if reader.fieldnames is None or "prompt" not in reader.fieldnames:
         raise TaskImportError(file, 1, "prompt", "column is missing (a CSV needs the columns prompt, category)")
     if "category" not in reader.fieldnames:
@@ -315,8 +334,8 @@ def detect_format(text: str, file: str) -> str:
         return "csv"
     first = next((ln for ln in text.split("\n") if ln.strip()), "")
     try:
-        row = json.loads(first)
-    except json.JSONDecodeError:
+        row = safe_loads(first)
+    except JsonProblem:
         raise TaskImportError(file, 1, None, "cannot tell the format: the first line is not JSON and the file "
                                              "is not a .csv; use --format native|bfcl|csv") from None
     if isinstance(row, dict) and "question" in row and "function" in row:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import random
 import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any
+
+from cascade_studio.core.jsonl import JsonProblem, iter_objects, split_lines
 
 ORG = "sandbox-org"
 
@@ -43,14 +44,17 @@ def validate_training_file(content: bytes) -> tuple[int, int, str | None]:
         return 0, 0, "The file is not UTF-8 text. Save the JSONL file as UTF-8."
     examples = 0
     tokens = 0
-    for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
+    rows = iter_objects(split_lines(text))
+    while True:
         try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            return examples, tokens, f"Line {number} is not valid JSON ({exc.msg}). Each line must be one JSON object."
-        if not isinstance(row, dict) or not isinstance(row.get("messages"), list):
+            number, row = next(rows)
+        except StopIteration:
+            break
+        except JsonProblem as exc:
+            if exc.message == "each line must be a JSON object":
+                return examples, tokens, f"Line {exc.line}: each example must be an object with a 'messages' list."
+            return examples, tokens, f"Line {exc.line} is not valid JSON ({exc.message}). Each line must be one JSON object."
+        if not isinstance(row.get("messages"), list):
             return examples, tokens, f"Line {number}: each example must be an object with a 'messages' list."
         if not any(isinstance(m, dict) and m.get("role") == "assistant" for m in row["messages"]):
             return examples, tokens, f"Line {number}: the example has no assistant message to learn from."

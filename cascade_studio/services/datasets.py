@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
+import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,8 +23,12 @@ from cascade_studio.core.datasets import (
     training_price,
     validate_jsonl,
 )
+from cascade_studio.core.errors import UserError
 from cascade_studio.core.finetune import teacher_logprobs_path
+from cascade_studio.core.jsonl import JsonProblem
+from cascade_studio.core.jsonl import loads as safe_loads
 from cascade_studio.core.tiers import teacher_of
+from cascade_studio.services.input_files import read_text
 from cascade_studio.services.paths import resources_dir
 from cascade_studio.store.datasets import DatasetRepository
 from cascade_studio.store.tiers import TierRepository
@@ -83,35 +91,144 @@ def select(ws: Workspace, f: DatasetFilters) -> tuple[list[int], list[SourceTraj
     return ids, out
 
 
-def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+def _temp_file(final: Path) -> tuple[Path, int]:
+    """A new file beside `final` for the owner only: a unique name, O_EXCL (never an existing file
+    or a symlink), named after this process so a later build can tell it is stale."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    while True:
+        tmp = final.with_name(f".{final.name}.{os.getpid()}.{secrets.token_hex(8)}.cascade-tmp")
+        try:
+            return tmp, os.open(tmp, flags, 0o600)
+        except FileExistsError:
+            continue
 
 
-def _write_teacher_logprobs(ws: Workspace, out: Path, valid_path: Path | None, traj_ids: list[int],
-                            train_idx: list[int], valid_idx: list[int]) -> Path | None:
+def _write_temp(final: Path, rows: list[Any]) -> Path:
+    tmp, fd = _temp_file(final)
+    try:
+        with open(fd, "w", encoding="utf-8", closefd=True) as fh:
+            for row in rows:
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return  # e.g. Windows: no directory handles
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _remove_stale_temps(folder: Path) -> None:
+    """Temporary files of builds whose process is gone (killed before they were complete)."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        match = _TEMP.match(name)
+        if match and not _alive(int(match.group(1))):
+            (folder / name).unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def _put_in_place(pending: dict[str, Any]) -> None:
+    """Rename the build's complete temporary files over the old ones and remove the old files the
+    new build has none of (an older logprobs file would no longer line up). Safe to repeat."""
+    for tmp, final in pending["renames"]:
+        if os.path.lexists(tmp):
+            os.replace(tmp, final)
+    for stale in pending["remove"]:
+        Path(stale).unlink(missing_ok=True)
+    _fsync_dir(Path(pending["folder"]))
+
+
+def complete_interrupted_build(ws: Workspace) -> int | None:
+    """Finish putting in place the files of a build that was recorded but interrupted (killed)
+    while renaming them; returns its dataset id, None when there was none."""
+    repo = DatasetRepository(ws)
+    pending = repo.pending_files()
+    if pending is None:
+        return None
+    _put_in_place(pending)
+    repo.clear_pending_files()
+    return pending.get("dataset")
+
+
+def _build_files(repo: DatasetRepository, out: Path, planned: dict[Path, list[Any]],
+                 record: Callable[[dict[str, Any]], int]) -> int:
+    """Write every file of one build beside its final name, fsync them, record the build (with the
+    renames still to do) in one database transaction, then rename them into place. A failure before
+    the record leaves the old files and no temporary ones; a kill after it is completed by
+    `complete_interrupted_build` on the next use of the workspace's datasets."""
+    folder = out.parent
+    siblings = [out, _validation_path(out), teacher_logprobs_path(out), teacher_logprobs_path(_validation_path(out))]
+    temps: list[tuple[Path, Path]] = []
+    try:
+        for final, rows in planned.items():
+            temps.append((_write_temp(final, rows), final))
+        _fsync_dir(folder)
+        pending = {"folder": str(folder), "renames": [[str(t), str(f)] for t, f in temps],
+                   "remove": [str(p) for p in siblings if p not in planned]}
+        dataset_id = record(pending)
+    except BaseException:
+        for tmp, _ in temps:
+            tmp.unlink(missing_ok=True)
+        raise
+    _put_in_place(pending)
+    repo.clear_pending_files()
+    return dataset_id
+
+
+def _validation_path(out: Path) -> Path:
+    return out.with_name(out.stem + ".validation" + out.suffix)
+
+
+def _teacher_logprobs(ws: Workspace, out: Path, valid_path: Path | None, traj_ids: list[int],
+                      train_idx: list[int], valid_idx: list[int]) -> dict[Path, list[Any]]:
     """The teacher's recorded top_logprobs beside the training (and validation) file, for the local
     trainer's soft labels; the training file itself stays plain OpenAI chat JSONL."""
     found = TrajectoryRepository(ws).logprobs_of(traj_ids)
+    if not found:
+        return {}
+    files = {}
     for target, idx in ((out, train_idx), (valid_path, valid_idx)):
-        if target is None:
-            continue
-        side = teacher_logprobs_path(target)
-        if not found:
-            side.unlink(missing_ok=True)  # an older file would no longer line up
-            continue
-        _write_jsonl(side, [None if traj_ids[i] not in found else {"content": found[traj_ids[i]]} for i in idx])
-    return teacher_logprobs_path(out) if found else None
+        if target is not None:
+            files[teacher_logprobs_path(target)] = [None if traj_ids[i] not in found else
+                                                    {"content": found[traj_ids[i]]} for i in idx]
+    return files
 
 
 def build_dataset(ws: Workspace, out: Path, f: DatasetFilters, fmt: str = "openai") -> BuiltDataset:
+    """Build the dataset's files (train, validation, teacher logprobs) and record it: the files of
+    one build appear together, with the record, or not at all (see `_build_files`)."""
+    complete_interrupted_build(ws)
     ids, trajs = select(ws, f)
     if not trajs:
-        raise ValueError("no trajectories match the filters (ok, not rejected, of the chosen tier); collect or "
-                         "curate some first, or loosen the filters")
+        raise DatasetError("no trajectories match the filters (ok, not rejected, of the chosen tier); collect or "
+                           "curate some first, or loosen the filters")
     kept: list[str] = []
     examples, cats, dropped = build_examples(trajs, strategy=f.strategy, system_prompt=f.system_prompt,
                                              dedupe=f.dedupe, kept_task_ids=kept)
@@ -119,25 +236,33 @@ def build_dataset(ws: Workspace, out: Path, f: DatasetFilters, fmt: str = "opena
     convert = to_sharegpt if fmt == "sharegpt" else (lambda e: e)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    valid_path = out.with_name(out.stem + ".validation" + out.suffix) if valid_idx else None
-    _write_jsonl(out, [convert(examples[i]) for i in train_idx])
+    _remove_stale_temps(out.parent)
+    valid_path = _validation_path(out) if valid_idx else None
+    planned: dict[Path, list[Any]] = {out: [convert(examples[i]) for i in train_idx]}
     if valid_path:
-        _write_jsonl(valid_path, [convert(examples[i]) for i in valid_idx])
-    teacher = None
+        planned[valid_path] = [convert(examples[i]) for i in valid_idx]
     if fmt == "openai":
         at = {t.task_id: i for i, t in enumerate(trajs)}
-        teacher = _write_teacher_logprobs(ws, out, valid_path, [ids[at[k]] for k in kept], train_idx, valid_idx)
-    dataset_id = DatasetRepository(ws).add(out, valid_path, fmt, f.to_json(), len(train_idx), len(valid_idx), ids,
-                                           [kept[i] for i in valid_idx])
+        planned.update(_teacher_logprobs(ws, out, valid_path, [ids[at[k]] for k in kept], train_idx, valid_idx))
+    teacher = teacher_logprobs_path(out) if teacher_logprobs_path(out) in planned else None
+    repo = DatasetRepository(ws)
+
+    def record(pending: dict[str, Any]) -> int:
+        return repo.add(out, valid_path, fmt, f.to_json(), len(train_idx), len(valid_idx), ids,
+                        [kept[i] for i in valid_idx], pending_files=pending)
+
+    dataset_id = _build_files(repo, out, planned, record)
     return BuiltDataset(dataset_id, out, valid_path, len(train_idx), len(valid_idx), dropped, ids, teacher)
 
 
 def validation_task_ids(ws: Workspace, dataset_id: int | None = None) -> tuple[int, list[str]] | None:
     """(dataset id, its validation split's task ids): the given dataset, else the newest with a split."""
+    complete_interrupted_build(ws)
     return DatasetRepository(ws).validation_task_ids(dataset_id)
 
 
 def list_datasets(ws: Workspace) -> list[dict[str, Any]]:
+    complete_interrupted_build(ws)
     return DatasetRepository(ws).list()
 
 
@@ -146,24 +271,23 @@ def training_prices(workspace_dir: Path | None = None) -> dict[str, float]:
     if workspace_dir is not None:
         paths.append(Path(workspace_dir) / "training_prices.json")
     prices: dict[str, float] = {}
+    shape = 'expected {"prices": {model: USD per 1M}}'
     for p in paths:
         if p.exists():
+            text = read_text(p, lambda problem, line, p=p: DatasetError(f"{p}{f':{line}' if line else ''}: {problem}"))
             try:
-                prices.update({k: float(v) for k, v in json.loads(p.read_text())["prices"].items()})
-            except (OSError, ValueError, KeyError) as exc:
-                raise ValueError(f"{p}: not a training price table ({exc}); expected {{\"prices\": {{model: USD per 1M}}}}") \
-                    from None
+                table = safe_loads(text)["prices"]
+                prices.update({str(k): float(v) for k, v in table.items() if float(v) >= 0})
+            except (JsonProblem, TypeError, ValueError, KeyError, AttributeError) as exc:
+                raise DatasetError(f"{p}: not a training price table ({exc}); {shape}") from None
+            if not all(map(math.isfinite, prices.values())):
+                raise DatasetError(f"{p}: prices: must be finite numbers; {shape}")
     return prices
 
 
 def validate_file(path: Path, model: str = "gpt-4o-mini", workspace_dir: Path | None = None) -> ValidationReport:
     from cascade_studio.services.tokenizer import token_counter
 
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ValueError(f"{path} does not exist") from None
-    except UnicodeDecodeError:
-        raise ValueError(f"{path} is not UTF-8 text; save it as UTF-8") from None
+    text = read_text(Path(path), lambda problem, line: DatasetError(f"{path}{f':{line}' if line else ''}: {problem}"))
     prices = training_prices(workspace_dir)
     return validate_jsonl(text, token_counter(model), model=model, training_price_per_m=training_price(prices, model))

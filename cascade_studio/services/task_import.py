@@ -12,6 +12,7 @@ from cascade_studio.core.tasks import (
     parse_csv,
     parse_native,
 )
+from cascade_studio.services.input_files import read_text
 from cascade_studio.store.tasks import ImportResult, TaskRepository
 from cascade_studio.store.workspace import Workspace
 
@@ -19,14 +20,8 @@ FORMATS = ("native", "bfcl", "csv")
 
 
 def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise TaskImportError(str(path), None, None, "the file does not exist") from None
-    except UnicodeDecodeError as exc:
-        raise TaskImportError(str(path), None, None, f"not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
-    except OSError as exc:
-        raise TaskImportError(str(path), None, None, f"cannot read it: {exc.strerror}") from None
+    """A regular file's UTF-8 text (a folder or FIFO is refused before anything is read)."""
+    return read_text(path, lambda problem, line: TaskImportError(str(path), line, None, problem))
 
 
 def find_bfcl_answers(path: Path) -> Path | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -12,6 +13,8 @@ from typing import Any
 
 from cascade_studio import __version__
 from cascade_studio.core.errors import UserError
+from cascade_studio.core.jsonl import JsonProblem
+from cascade_studio.core.jsonl import loads as safe_loads
 from cascade_studio.core.prices import PriceCatalog
 from cascade_studio.core.tiers import (
     OPENAI_BASE_URL,
@@ -23,6 +26,7 @@ from cascade_studio.core.tiers import (
     transport_problem,
     validate_tier_set,
 )
+from cascade_studio.services.input_files import read_text
 from cascade_studio.services.secrets import SecretStore
 from cascade_studio.store.tiers import TierRepository
 from cascade_studio.store.workspace import Workspace
@@ -105,21 +109,29 @@ def export_tiers(ws: Workspace, target: Path) -> int:
 
 
 def parse_tier_file(source: Path) -> list[Tier]:
+    """A regular file's tiers (a folder or FIFO is refused unread); NaN, Infinity and deep nesting are
+    refused, and so are numbers in the tiers that are not finite."""
+    text = read_text(Path(source), lambda problem, line: TierServiceError(
+        f"{source}{f':{line}' if line else ''}: {problem}."))
     try:
-        doc = json.loads(Path(source).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise TierServiceError(f"{source} does not exist.") from None
-    except json.JSONDecodeError as exc:
-        raise TierServiceError(f"{source} is not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}.") from None
+        doc = safe_loads(text)
+    except JsonProblem as exc:
+        raise TierServiceError(f"{source} is not valid JSON: {exc.message}.") from None
     items = doc.get("tiers") if isinstance(doc, dict) else doc
     if not isinstance(items, list) or not items:
         raise TierServiceError(f"{source}: expected a 'tiers' list (as written by `tiers export`).")
     tiers: list[Tier] = []
     for index, item in enumerate(items):
         try:
-            tiers.append(Tier.from_json(item))
+            tier = Tier.from_json(item)
         except TierError as exc:
             raise TierServiceError(f"{source}: tier entry {index + 1}: {exc}") from None
+        for name in ("timeout_s", "temperature", "threshold", "input_price", "output_price", "cached_price"):
+            value = getattr(tier, name)
+            finite = value.is_finite() if isinstance(value, Decimal) else value is None or math.isfinite(value)
+            if not finite:
+                raise TierServiceError(f"{source}: tier entry {index + 1}: {name}: {value} is not a finite number")
+        tiers.append(tier)
     tiers.sort(key=lambda t: t.tier)
     issues = validate_tier_set(tiers)
     if issues:

@@ -5,18 +5,21 @@ from __future__ import annotations
 import csv
 import json
 import os
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from cascade_studio.core.confidence import CONF_COLUMNS, by_method
 from cascade_studio.core.errors import UserError
+from cascade_studio.core.jsonl import JsonProblem, is_number, iter_objects
 from cascade_studio.core.money import micro_to_usd
 from cascade_studio.core.tiers import Tier
 from cascade_studio.core.trajectory import ResponseError, Trajectory, build_request, trajectory_from_response
+from cascade_studio.services.input_files import open_lines
 from cascade_studio.store.tasks import TaskRepository
 from cascade_studio.store.tiers import TierRepository
-from cascade_studio.store.trajectories import RunRepository, TrajectoryRepository, now, restore_logprobs
+from cascade_studio.store.trajectories import TrajectoryImport, TrajectoryRepository, now, restore_logprobs
 from cascade_studio.store.workspace import Workspace
 
 
@@ -89,93 +92,151 @@ class TrajectoryImportError(UserError, ValueError):
 
 
 BATCH_DISCOUNT = Decimal("0.5")  # OpenAI's Batch API bills half the synchronous price
+CURATIONS = ("accepted", "rejected")
 
 
-def _import_run(ws: Workspace, tier: Tier, source: str) -> int:
-    """One run per (tier, imported file): re-importing the same file updates instead of duplicating."""
-    return RunRepository(ws).import_run(tier.tier, tier.model, source)
+@dataclass(frozen=True)
+class TrajectoryImportResult:
+    """What an import did, per trajectory (a task id of the file): counts that match the store."""
+
+    file: str
+    tier: int
+    added: int
+    updated: int
+    unchanged: int
+    lines: int  # the file's non-blank lines; several may cover one trajectory (the last one counts)
+
+    @property
+    def total(self) -> int:
+        return self.added + self.updated + self.unchanged
+
+    def to_json(self) -> dict[str, Any]:
+        return {"file": self.file, "tier": self.tier, "added": self.added, "updated": self.updated,
+                "unchanged": self.unchanged, "trajectories": self.total, "lines": self.lines}
+
+    def __str__(self) -> str:
+        return f"{self.total} ({self.added} added, {self.updated} updated, {self.unchanged} unchanged)"
 
 
-def _lines(path: Path):
+def _rows(path: Path):
+    """(line number, object) of a JSONL file, streamed: a regular file only, finite numbers, bounded nesting."""
+    name = Path(path).name
+
+    def error(problem: str, line: int | None) -> TrajectoryImportError:
+        return TrajectoryImportError(f"{name}{f':{line}' if line else ''}: {problem}")
+
+    with open_lines(Path(path), error) as lines:
+        try:
+            yield from iter_objects(lines)
+        except JsonProblem as exc:
+            raise error(exc.message, exc.line) from None
+
+
+def _import(ws: Workspace, path: Path, tier: Tier, to_item) -> TrajectoryImportResult:
+    """Stream the file into the store in one transaction (all lines or none); `to_item(number, row,
+    tasks)` gives (trajectory, category, extras) or raises TrajectoryImportError."""
+    tasks = TaskRepository(ws)
+    name = Path(path).name
+    lines = 0
+    with TrajectoryImport(ws, tier.tier, tier.model, name) as store:
+        for number, row in _rows(path):
+            lines += 1
+            traj, category, curation, tags = to_item(number, row, tasks, name)
+            store.put(traj, category, curation=curation, tags=tags)
+        if not lines:
+            raise TrajectoryImportError(f"{name}: the file holds no trajectories")
+        added, updated, unchanged = store.counts()
+    return TrajectoryImportResult(name, tier.tier, added, updated, unchanged, lines)
+
+
+def _fail(name: str, number: int, field_name: str, problem: str) -> TrajectoryImportError:
+    return TrajectoryImportError(f"{name}:{number}: {field_name}: {problem}")
+
+
+def _extras(row: dict[str, Any], name: str, number: int) -> tuple[str | None, str | None]:
+    """The curation and tags an export wrote (None: the file says nothing, keep what is stored)."""
+    curation = row.get("curation")
+    if curation is not None and curation not in CURATIONS:
+        raise _fail(name, number, "curation", f"{str(curation)[:40]!r} is not one of {', '.join(CURATIONS)} or null")
+    tags = row.get("tags")
+    if tags is None:
+        return curation, None
+    if not isinstance(tags, list) or not all(isinstance(t, str) and t.strip() and "," not in t for t in tags):
+        raise _fail(name, number, "tags", "must be a list of tag names (text without commas)")
+    return curation, ",".join(dict.fromkeys(t.strip() for t in tags))
+
+
+def _native_item(number: int, row: dict[str, Any], tasks: TaskRepository, name: str, tier: Tier):
+    for key in ("task_id", "model", "response", "latency_ms"):
+        if key not in row:
+            raise _fail(name, number, key, "is missing (required: task_id, model, response, latency_ms)")
+    task_id = row["task_id"]
+    if isinstance(task_id, bool) or not isinstance(task_id, str | int) or not str(task_id).strip():
+        raise _fail(name, number, "task_id", "must be a non-empty string")
+    task_id = str(task_id)
+    if not isinstance(row["model"], str):
+        raise _fail(name, number, "model", "must be a string")
+    response = row["response"]
+    if not isinstance(response, dict) or not isinstance(response.get("choices"), list):
+        raise _fail(name, number, "response", "must be a chat.completion object with choices")
+    if not isinstance(response.get("usage"), dict):
+        raise _fail(name, number, "response.usage", "is missing; costs need token counts")
+    latency = row["latency_ms"]
+    if not is_number(latency) or latency < 0:
+        raise _fail(name, number, "latency_ms", "must be a number of milliseconds (0 or more)")
+    created = row.get("created_at")
+    if created is not None and not isinstance(created, str):
+        raise _fail(name, number, "created_at", "must be a timestamp string")
+    request = row.get("request")
+    if request is not None and not isinstance(request, dict):
+        raise _fail(name, number, "request", "must be a chat completion request object")
+    category = row.get("category")
+    if category is not None and not isinstance(category, str):
+        raise _fail(name, number, "category", "must be a string")
+    task = tasks.get(task_id)
+    if not request:
+        request = build_request(tier, task.messages, task.tools) if task else {}
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise TrajectoryImportError(f"{path}: the file does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TrajectoryImportError(f"{path}: cannot read it as UTF-8 text ({exc})") from None
-    for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise TrajectoryImportError(f"{Path(path).name}:{number}: not valid JSON ({exc.msg})") from None
-        if not isinstance(row, dict):
-            raise TrajectoryImportError(f"{Path(path).name}:{number}: each line must be a JSON object")
-        yield number, row
+        traj = trajectory_from_response(task_id, tier, request, response, float(latency), finished_at=created or "")
+    except ResponseError as exc:
+        raise _fail(name, number, "response", str(exc)) from None
+    traj.model = row["model"]
+    curation, tags = _extras(row, name, number)
+    return traj, task.category if task else (category or ""), curation, tags
 
 
-def _save_all(ws: Workspace, run_id: int, items: list[tuple[Trajectory, str]]) -> int:
-    return TrajectoryRepository(ws).save_all(run_id, items)
-
-
-def import_native(ws: Workspace, path: Path, tier: Tier) -> int:
+def import_native(ws: Workspace, path: Path, tier: Tier) -> TrajectoryImportResult:
     """Native trajectory JSONL (see README): task_id, model, response (a chat.completion with
-    usage), latency_ms; optional request, tier, created_at. All lines or none."""
-    tasks = TaskRepository(ws)
-    items = []
-    name = Path(path).name
-    for number, row in _lines(path):
-        for key in ("task_id", "model", "response", "latency_ms"):
-            if key not in row:
-                raise TrajectoryImportError(f"{name}:{number}: {key}: is missing (required: task_id, model, "
-                                            "response, latency_ms)")
-        response = row["response"]
-        if not isinstance(response, dict) or not isinstance(response.get("choices"), list):
-            raise TrajectoryImportError(f"{name}:{number}: response: must be a chat.completion object with choices")
-        if not isinstance(response.get("usage"), dict):
-            raise TrajectoryImportError(f"{name}:{number}: response.usage: is missing; costs need token counts")
-        try:
-            latency = float(row["latency_ms"])
-        except (TypeError, ValueError):
-            raise TrajectoryImportError(f"{name}:{number}: latency_ms: must be a number") from None
-        task = tasks.get(str(row["task_id"]))
-        request = row.get("request") or (build_request(tier, task.messages, task.tools) if task else {})
-        try:
-            traj = trajectory_from_response(str(row["task_id"]), tier, request, response, latency,
-                                            finished_at=str(row.get("created_at") or now()))
-        except ResponseError as exc:
-            raise TrajectoryImportError(f"{name}:{number}: response: {exc}") from None
-        traj.model = str(row["model"])
-        items.append((traj, task.category if task else ""))
-    if not items:
-        raise TrajectoryImportError(f"{name}: the file holds no trajectories")
-    return _save_all(ws, _import_run(ws, tier, name), items)
+    usage), latency_ms; optional request, tier, created_at, category (used when the task is not in
+    the workspace), curation and tags. All lines or none; the file is streamed."""
+    return _import(ws, path, tier, lambda number, row, tasks, name: _native_item(number, row, tasks, name, tier))
 
 
-def import_batch_output(ws: Workspace, path: Path, tier: Tier) -> int:
+def _batch_item(number: int, row: dict[str, Any], tasks: TaskRepository, name: str, tier: Tier):
+    if "custom_id" not in row or "response" not in row:
+        raise TrajectoryImportError(f"{name}:{number}: custom_id/response: missing; is this a Batch API output file?")
+    if not isinstance(row["custom_id"], str):
+        raise _fail(name, number, "custom_id", "must be a string (the task id)")
+    task_id = row["custom_id"]
+    task = tasks.get(task_id)
+    if task is None:
+        raise TrajectoryImportError(f"{name}:{number}: custom_id {task_id[:80]!r} matches no task in the workspace; "
+                                    "import the task set first")
+    request = build_request(tier, task.messages, task.tools)
+    traj = batch_line_to_trajectory(row, task_id, tier, request)
+    traj.finished_at = ""  # a re-import keeps the first import's time
+    return traj, task.category, None, None
+
+
+def import_batch_output(ws: Workspace, path: Path, tier: Tier) -> TrajectoryImportResult:
     """An OpenAI Batch API output (or error) file: custom_id is the task id; priced at the batch rate."""
-    tasks = TaskRepository(ws)
-    items = []
-    name = Path(path).name
-    for number, row in _lines(path):
-        if "custom_id" not in row or "response" not in row:
-            raise TrajectoryImportError(f"{name}:{number}: custom_id/response: missing; is this a Batch API output file?")
-        task_id = str(row["custom_id"])
-        task = tasks.get(task_id)
-        if task is None:
-            raise TrajectoryImportError(f"{name}:{number}: custom_id {task_id!r} matches no task in the workspace; "
-                                        "import the task set first")
-        request = build_request(tier, task.messages, task.tools)
-        items.append((batch_line_to_trajectory(row, task_id, tier, request), task.category))
-    if not items:
-        raise TrajectoryImportError(f"{name}: the file holds no results")
-    return _save_all(ws, _import_run(ws, tier, name), items)
+    return _import(ws, path, tier, lambda number, row, tasks, name: _batch_item(number, row, tasks, name, tier))
 
 
 def batch_line_to_trajectory(row: dict[str, Any], task_id: str, tier: Tier, request: dict[str, Any]) -> Trajectory:
     response = row.get("response") or {}
     body = response.get("body") if isinstance(response, dict) else None
+    body = body if isinstance(body, dict) else None
     if isinstance(response, dict) and response.get("status_code") == 200 and isinstance(body, dict):
         try:
             return trajectory_from_response(task_id, tier, request, body, 0.0, finished_at=now(),
@@ -185,6 +246,7 @@ def batch_line_to_trajectory(row: dict[str, Any], task_id: str, tier: Tier, requ
                               error=f"batch result unusable: {exc}", finished_at=now())
     error = row.get("error") or (body or {}).get("error") or {}
     message = error.get("message") if isinstance(error, dict) else str(error)
+    message = str(message)[:500]
     status = response.get("status_code") if isinstance(response, dict) else None
     return Trajectory(task_id=task_id, tier=tier.tier, model=tier.model, status="error", request=request,
                       error=f"batch request failed ({status}): {message}", finished_at=now())

@@ -9,6 +9,7 @@ from typing import Any
 
 from cascade_studio.store.workspace import Workspace
 
+PENDING_KEY = "pending_dataset_files"  # meta: the renames of a build recorded but not yet all in place
 _LIST_KEYS = ["id", "created_at", "path", "validation_path", "format", "filters", "examples", "validation_examples"]
 
 
@@ -17,8 +18,36 @@ class DatasetRepository:
         self.ws = ws
 
     def add(self, path: Path, validation_path: Path | None, fmt: str, filters: dict[str, Any], examples: int,
-            validation_examples: int, trajectory_ids: list[int], validation_task_ids: list[str]) -> int:
-        """Record a built dataset (paths stored resolved); returns its id."""
+            validation_examples: int, trajectory_ids: list[int], validation_task_ids: list[str],
+            pending_files: dict[str, Any] | None = None) -> int:
+        """Record a built dataset (paths stored resolved); returns its id. `pending_files` (the
+        build's renames and removals) is recorded in the same transaction, so a build whose files
+        were not all put in place is completed from it (`pending_files`, `clear_pending_files`)."""
+        if pending_files is None:
+            return self._insert(path, validation_path, fmt, filters, examples, validation_examples, trajectory_ids,
+                                validation_task_ids)
+        conn = self.ws.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            dataset_id = self._insert(path, validation_path, fmt, filters, examples, validation_examples,
+                                      trajectory_ids, validation_task_ids)
+            conn.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET "
+                         "value = excluded.value", (PENDING_KEY, json.dumps({**pending_files, "dataset": dataset_id})))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return dataset_id
+
+    def pending_files(self) -> dict[str, Any] | None:
+        row = self.ws.conn.execute("SELECT value FROM meta WHERE key = ?", (PENDING_KEY,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def clear_pending_files(self) -> None:
+        self.ws.conn.execute("DELETE FROM meta WHERE key = ?", (PENDING_KEY,))
+
+    def _insert(self, path: Path, validation_path: Path | None, fmt: str, filters: dict[str, Any], examples: int,
+                validation_examples: int, trajectory_ids: list[int], validation_task_ids: list[str]) -> int:
         cur = self.ws.conn.execute(
             "INSERT INTO datasets (created_at, path, validation_path, format, filters, examples, validation_examples, "
             "trajectory_ids, validation_task_ids) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",

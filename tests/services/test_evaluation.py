@@ -40,7 +40,7 @@ def recorded_workspace(tmp_path):
     for tier, name in ((tiers()[0], "recorded_tier1_gpt-4.1-nano"), (tiers()[1], "recorded_tier2_gpt-4o")):
         plain = tmp_path / f"{name}.jsonl"
         plain.write_bytes(gzip.decompress((DATA / f"{name}.jsonl.gz").read_bytes()))
-        assert tio.import_native(ws, plain, tier) == 40
+        assert tio.import_native(ws, plain, tier).added == 40
     return ws
 
 

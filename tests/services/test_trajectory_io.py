@@ -39,8 +39,10 @@ async def test_native_round_trip_is_idempotent(sandbox, tmp_path):
     out = tmp_path / "t.jsonl"
     assert tio.export_native(a, out) == 10
     b = workspace(tmp_path / "b", sandbox.base_url)
-    assert tio.import_native(b, out, t) == 10
-    assert tio.import_native(b, out, t) == 10  # same file again: updated, not duplicated
+    first = tio.import_native(b, out, t)
+    assert (first.added, first.updated, first.unchanged) == (10, 0, 0)
+    again = tio.import_native(b, out, t)  # same file again: nothing changes, nothing is duplicated
+    assert (again.added, again.updated, again.unchanged) == (0, 0, 10)
     rows_a, rows_b = tio.list_rows(a), tio.list_rows(b)
     assert len(rows_b) == 10
     assert [r["cost_usd"] for r in rows_a] == [r["cost_usd"] for r in rows_b]
@@ -84,7 +86,7 @@ def test_batch_files_round_trip_through_the_sandbox(sandbox_thread, tmp_path):
         time.sleep(0.05)
     out = tmp_path / "out.jsonl"
     out.write_text(client.files.content(batch.output_file_id).text)
-    assert tio.import_batch_output(ws, out, t) == 6
+    assert tio.import_batch_output(ws, out, t).added == 6
     rows = tio.list_rows(ws)
     assert len(rows) == 6 and all(r["status"] == "ok" for r in rows)
     # priced at half the synchronous rate
@@ -137,6 +139,6 @@ def test_cli_trajectories_import_and_batch_export(tmp_path, capsys, sandbox_thre
     other = tmp_path / "other"
     workspace(other, sandbox_thread.base_url).close()
     assert main(["-w", str(other), "trajectories", "import", str(exported), "--tier", "1", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["imported"] == 4
+    assert json.loads(capsys.readouterr().out)["added"] == 4
     assert main(["-w", str(other), "trajectories", "import", str(tmp_path / "nope.jsonl"), "--tier", "1"]) == 1
     assert "does not exist" in capsys.readouterr().err
