@@ -288,13 +288,13 @@ class EvaluationPage(Page):
         self._sides = (latest_sides(self.ws, report.teacher, ids), latest_sides(self.ws, report.student, ids))
         if not report.results:
             self.say(f"No task has trajectories of both tiers ({report.missing} missing). Tick 'Collect missing "
-                      "trajectories' and evaluate again.", error=True)
+                     "trajectories' and evaluate again.", error=True)
             return
         o = report.summary["overall"]
         self.say(f"Tier {report.student.tier} ({report.student.model}) agrees with the teacher on "
-                  f"{_pct(o['agreement'])} of {o['tasks']} tasks (tool {_pct(o['tool_agreement'])}, arguments "
-                  f"{_pct(o['args_agreement'])}). Similarity: {report.similarity_method}."
-                  + (f" {report.missing} tasks lacked a trajectory." if report.missing else ""))
+                 f"{_pct(o['agreement'])} of {o['tasks']} tasks (tool {_pct(o['tool_agreement'])}, arguments "
+                 f"{_pct(o['args_agreement'])}). Similarity: {report.similarity_method}."
+                 + (f" {report.missing} tasks lacked a trajectory." if report.missing else ""))
         rows = [("All categories", o), *report.summary["categories"].items()]
         self.category_table.setRowCount(len(rows))
         for r, (name, b) in enumerate(rows):
@@ -411,19 +411,19 @@ class EvaluationPage(Page):
             return
         repo.save(tier.replace(threshold=round(min(1.0, cal.threshold), 4), confidence_method=ConfidenceMethod(method)))
         self.say(f"Tier {tier.tier} now escalates when {ConfidenceMethod(method).label.lower()} < "
-                  f"{min(1.0, cal.threshold):.3f}.")
+                 f"{min(1.0, cal.threshold):.3f}.")
 
     def export_policy_dialog(self) -> None:
         from cascade_studio.services.policy import export_policy
 
         if self.ws is None:
             return
-        name, _ = QFileDialog.getSaveFileName(self, "Export cascade policy", "cascade-policy.json", "JSON (*.json)")
-        if not name:
-            return
         calibration = {}
         if self._calibration and self.report:
             calibration[self.report.student.tier] = {"method": self._calibration[0], **self._calibration[1].to_json()}
+        name, _ = QFileDialog.getSaveFileName(self, "Export cascade policy", "cascade-policy.json", "JSON (*.json)")
+        if not name:
+            return
         try:
             snippet = export_policy(TierRepository(self.ws).list(), Path(name), calibration)
         except OSError as exc:

@@ -34,6 +34,18 @@ from cascade_studio.ui.errors import show_error
 from cascade_studio.ui.tiers_page import TiersPage
 
 log = logging.getLogger(__name__)
+# The pages built the first time they are shown or used: key -> (module in ui/, class, takes the secrets)
+LAZY_PAGES = {
+    "tasks": ("tasks_page", "TasksPage", False),
+    "trajectories": ("trajectories_page", "TrajectoriesPage", True),
+    "finetune": ("finetune_page", "FineTunePage", True),
+    "evaluation": ("evaluation_page", "EvaluationPage", True),
+    "tradeoffs": ("tradeoffs_page", "TradeoffsPage", False),
+}
+
+
+def _lazy_page(key: str) -> property:
+    return property(lambda self: self._build(key), doc=f"The {key} page, built on first use.")
 
 
 class MainWindow(QMainWindow):
@@ -144,27 +156,13 @@ class MainWindow(QMainWindow):
         page = self._lazy.get(key)
         if page is not None:
             return page
+        import importlib
+
+        module, name, with_secrets = LAZY_PAGES[key]
+        page_class = getattr(importlib.import_module(f"cascade_studio.ui.{module}"), name)
+        page = page_class(self.secrets) if with_secrets else page_class()
         if key == "tasks":
-            from cascade_studio.ui.tasks_page import TasksPage
-
-            page = TasksPage()
             page.imported.connect(lambda: self._each_built("reload_choices", skip=page))
-        elif key == "trajectories":
-            from cascade_studio.ui.trajectories_page import TrajectoriesPage
-
-            page = TrajectoriesPage(self.secrets)
-        elif key == "finetune":
-            from cascade_studio.ui.finetune_page import FineTunePage
-
-            page = FineTunePage(self.secrets)
-        elif key == "evaluation":
-            from cascade_studio.ui.evaluation_page import EvaluationPage
-
-            page = EvaluationPage(self.secrets)
-        else:
-            from cascade_studio.ui.tradeoffs_page import TradeoffsPage
-
-            page = TradeoffsPage()
         self._lazy[key] = page
         index = next(i for i in range(self.pages.count()) if self.pages.widget(i).property("lazy_key") == key)
         old = self.pages.widget(index)
@@ -186,25 +184,11 @@ class MainWindow(QMainWindow):
             self._build(key)
         self.pages.setCurrentIndex(row)
 
-    @property
-    def tasks_page(self):  # -> TasksPage, built on first use
-        return self._build("tasks")
-
-    @property
-    def trajectories_page(self):  # -> TrajectoriesPage, built on first use
-        return self._build("trajectories")
-
-    @property
-    def tradeoffs_page(self):  # -> TradeoffsPage, built on first use
-        return self._build("tradeoffs")
-
-    @property
-    def finetune_page(self):  # -> FineTunePage, built on first use
-        return self._build("finetune")
-
-    @property
-    def evaluation_page(self):  # -> EvaluationPage, built on first use
-        return self._build("evaluation")
+    tasks_page = _lazy_page("tasks")
+    trajectories_page = _lazy_page("trajectories")
+    finetune_page = _lazy_page("finetune")
+    evaluation_page = _lazy_page("evaluation")
+    tradeoffs_page = _lazy_page("tradeoffs")
 
     # -- menus ---------------------------------------------------------------------------
     def _build_menus(self) -> None:

@@ -30,6 +30,7 @@ from cascade_studio.services.task_import import import_tasks
 from cascade_studio.store.tasks import TaskRepository
 from cascade_studio.store.workspace import Workspace
 from cascade_studio.ui.errors import show_error
+from cascade_studio.ui.page import Page
 from cascade_studio.ui.style import INFO_STYLE
 
 log = logging.getLogger(__name__)
@@ -156,16 +157,9 @@ class TasksPage(QWidget):
         self.refresh()
 
     def _fill_categories(self) -> None:
-        current = self.category_combo.currentData()
-        self.category_combo.blockSignals(True)
-        self.category_combo.clear()
         cats = TaskRepository(self.ws).categories() if self.ws else []
-        self.category_combo.addItem(f"All ({sum(n for _, n in cats)})", None)
-        for name, n in cats:
-            self.category_combo.addItem(f"{name} ({n})", name)
-        index = self.category_combo.findData(current)
-        self.category_combo.setCurrentIndex(max(index, 0))
-        self.category_combo.blockSignals(False)
+        Page.fill(self.category_combo, [(f"All ({sum(n for _, n in cats)})", None)]
+                  + [(f"{name} ({n})", name) for name, n in cats])
 
     def refresh(self) -> None:
         repo = TaskRepository(self.ws) if self.ws else None

@@ -3,7 +3,6 @@ sliders that move the operating point live, router metrics, and monthly what-if 
 
 from __future__ import annotations
 
-import csv
 import logging
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,6 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSlider,
     QSpinBox,
-    QSplitter,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -40,11 +38,11 @@ from cascade_studio.core.tradeoffs import (
     tier_figures,
     what_if,
 )
-from cascade_studio.store.tasks import TaskRepository
 from cascade_studio.store.tiers import TierRepository
 from cascade_studio.store.workspace import Workspace
 from cascade_studio.ui.errors import show_error
-from cascade_studio.ui.style import INFO_STYLE, TIER_COLORS, show_status
+from cascade_studio.ui.page import Page, splitter
+from cascade_studio.ui.style import INFO_STYLE, TIER_COLORS
 
 log = logging.getLogger(__name__)
 GRID = 101
@@ -54,27 +52,54 @@ def _money(v: float | None, places: int = 6) -> str:
     return "—" if v is None else f"${v:,.{places}f}"
 
 
-class TradeoffsPage(QWidget):
+class TradeoffsPage(Page):
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
+        super().__init__("tradeStatus", parent)
         import pyqtgraph as pg
 
         self.pg = pg
-        self.ws: Workspace | None = None
         self.outcomes: Outcomes | None = None
         self.sw = None
         self.figures: list[dict[str, Any]] = []
         self.metrics: dict[str, Any] = {}
+        self._whatif_timer = QTimer(self, singleShot=True, interval=120)
+        top = self._build_top()
+        bars = self._build_figures()
+        self._build_sweep_plot()
+        whatif = self._build_whatif()
+        left = QWidget()
+        ll = QVBoxLayout(left)
+        ll.setContentsMargins(0, 0, 0, 0)
+        ll.addWidget(self.tier_table)
+        ll.addLayout(bars)
+        ll.addWidget(self.plot, 1)
+        ll.addLayout(self._build_export_row())
+        right = QWidget()
+        rl = QVBoxLayout(right)
+        rl.setContentsMargins(0, 0, 0, 0)
+        rl.addWidget(self._build_sliders())
+        rl.addWidget(whatif)
+        rl.addWidget(QLabel("Saved scenarios"))
+        rl.addWidget(self.scenario_table, 1)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.status)
+        layout.addWidget(splitter(Qt.Orientation.Horizontal, [left, right], [760, 460]), 1)
+        self._whatif_timer.timeout.connect(self.update_whatif)
+        self.mode_combo.currentIndexChanged.connect(lambda *_: self.recompute())
+        self.category_combo.currentIndexChanged.connect(lambda *_: self.refresh())
+        self.refresh_button.clicked.connect(self.refresh)
+        from PySide6.QtGui import QKeySequence, QShortcut
 
+        QShortcut(QKeySequence("F5"), self, self.refresh)
+
+    def _build_top(self) -> QHBoxLayout:
         self.mode_combo = QComboBox(objectName="mode")
         self.mode_combo.addItem("Cascade (escalate in turn, pay each tier tried)", "cascade")
         self.mode_combo.addItem("Routing (choose one tier up front, pay once)", "routing")
         self.category_combo = QComboBox(objectName="tradeCategory")
         self.refresh_button = QPushButton("Refresh", objectName="refreshTradeoffs")
         self.refresh_button.setToolTip("Reload the outcomes from the recorded trajectories (F5)")
-        self.status = QLabel(objectName="tradeStatus")
-        self.status.setWordWrap(True)
-        self.status.setStyleSheet(INFO_STYLE)
         top = QHBoxLayout()
         top.addWidget(QLabel("Mode"))
         top.addWidget(self.mode_combo)
@@ -82,8 +107,11 @@ class TradeoffsPage(QWidget):
         top.addWidget(self.category_combo)
         top.addStretch(1)
         top.addWidget(self.refresh_button)
+        return top
 
-        # per-tier figures
+    def _build_figures(self) -> QHBoxLayout:
+        """The per-tier table and bar charts."""
+        pg = self.pg
         self.tier_table = QTableWidget(0, 7, objectName="tierFigures")
         self.tier_table.setHorizontalHeaderLabels(["Tier", "Requests", "Cost / request", "Cost p95", "Latency p50",
                                                    "Latency p95", "Quality"])
@@ -101,8 +129,10 @@ class TradeoffsPage(QWidget):
             plot.hideButtons()
             bars.addWidget(plot)
             self.bar_plots.append(plot)
+        return bars
 
-        # sweep plot
+    def _build_sweep_plot(self) -> None:
+        pg = self.pg
         self.plot = pg.PlotWidget(background="w", objectName="sweepPlot")
         self.plot.setLabel("bottom", "cost per request ($)")
         self.plot.setLabel("left", "quality")
@@ -125,7 +155,7 @@ class TradeoffsPage(QWidget):
         self.cloud.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.tier_labels: list[Any] = []
 
-        # sliders
+    def _build_sliders(self) -> QGroupBox:
         self.sliders: list[QSlider] = []
         self.slider_labels: list[QLabel] = []
         slider_box = QGroupBox("Operating point")
@@ -151,8 +181,9 @@ class TradeoffsPage(QWidget):
         sl.addRow(self.point_label)
         sl.addRow(self.metrics_label)
         sl.addRow(self.apply_button)
+        return slider_box
 
-        # what-if
+    def _build_whatif(self) -> QGroupBox:
         self.volume = QDoubleSpinBox(objectName="volume", minimum=0, maximum=1e12, decimals=0, singleStep=100000,
                                      value=1_000_000)
         self.volume.setGroupSeparatorShown(True)
@@ -172,20 +203,21 @@ class TradeoffsPage(QWidget):
         self.save_button.clicked.connect(self.save_scenario_dialog)
         wf = QGroupBox("What-if (monthly)")
         wl = QFormLayout(wf)
-        wl.addRow("Requests / month", self.volume)
-        wl.addRow("Price multipliers", self.price_row)
-        wl.addRow("Batch discount", self.batch)
-        wl.addRow("Training cost ($)", self.training)
-        wl.addRow("Amortise over (months)", self.months)
-        wl.addRow(self.mix_table)
-        wl.addRow(self.whatif_label)
-        wl.addRow(self.save_button)
+        for label, field in (("Requests / month", self.volume), ("Price multipliers", self.price_row),
+                             ("Batch discount", self.batch), ("Training cost ($)", self.training),
+                             ("Amortise over (months)", self.months)):
+            wl.addRow(label, field)
+        for widget in (self.mix_table, self.whatif_label, self.save_button):
+            wl.addRow(widget)
         for w in (self.volume, self.batch, self.training, self.months):
             w.valueChanged.connect(lambda *_: self._whatif_timer.start())
         self.mix_table.itemChanged.connect(lambda *_: self._whatif_timer.start())
 
         self.scenario_table = QTableWidget(0, 0, objectName="scenarioTable")
         self.scenario_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        return wf
+
+    def _build_export_row(self) -> QHBoxLayout:
         export_row = QHBoxLayout()
         for text, slot in (("Export plot as PNG…", lambda: self.export_plot("png")),
                            ("Export plot as SVG…", lambda: self.export_plot("svg")),
@@ -193,38 +225,7 @@ class TradeoffsPage(QWidget):
             b = QPushButton(text)
             b.clicked.connect(slot)
             export_row.addWidget(b)
-
-        left = QWidget()
-        ll = QVBoxLayout(left)
-        ll.setContentsMargins(0, 0, 0, 0)
-        ll.addWidget(self.tier_table)
-        ll.addLayout(bars)
-        ll.addWidget(self.plot, 1)
-        ll.addLayout(export_row)
-        right = QWidget()
-        rl = QVBoxLayout(right)
-        rl.setContentsMargins(0, 0, 0, 0)
-        rl.addWidget(slider_box)
-        rl.addWidget(wf)
-        rl.addWidget(QLabel("Saved scenarios"))
-        rl.addWidget(self.scenario_table, 1)
-        split = QSplitter(Qt.Orientation.Horizontal)
-        split.addWidget(left)
-        split.addWidget(right)
-        split.setSizes([760, 460])
-        layout = QVBoxLayout(self)
-        layout.addLayout(top)
-        layout.addWidget(self.status)
-        layout.addWidget(split, 1)
-
-        self._whatif_timer = QTimer(self, singleShot=True, interval=120)
-        self._whatif_timer.timeout.connect(self.update_whatif)
-        self.mode_combo.currentIndexChanged.connect(lambda *_: self.recompute())
-        self.category_combo.currentIndexChanged.connect(lambda *_: self.refresh())
-        self.refresh_button.clicked.connect(self.refresh)
-        from PySide6.QtGui import QKeySequence, QShortcut
-
-        QShortcut(QKeySequence("F5"), self, self.refresh)
+        return export_row
 
     def showEvent(self, event) -> None:  # noqa: N802
         super().showEvent(event)
@@ -238,14 +239,7 @@ class TradeoffsPage(QWidget):
         self.refresh()
 
     def reload_choices(self) -> None:
-        current = self.category_combo.currentData()
-        self.category_combo.blockSignals(True)
-        self.category_combo.clear()
-        self.category_combo.addItem("All categories", None)
-        for name, n in (TaskRepository(self.ws).categories() if self.ws else []):
-            self.category_combo.addItem(f"{name} ({n})", name)
-        self.category_combo.setCurrentIndex(max(0, self.category_combo.findData(current)))
-        self.category_combo.blockSignals(False)
+        self.fill(self.category_combo, self.category_items())
 
     def refresh(self) -> None:
         from cascade_studio.services.tradeoffs import load_outcomes
@@ -255,12 +249,12 @@ class TradeoffsPage(QWidget):
             return
         tiers = TierRepository(self.ws).list()
         if len(tiers) < 2:
-            self._say("Define at least two tiers (a student and the teacher) on the Tiers page.", error=True)
+            self.say("Define at least two tiers (a student and the teacher) on the Tiers page.", error=True)
             return
         outcomes = load_outcomes(self.ws, tiers, self.category_combo.currentData())
         if outcomes.n == 0:
-            self._say("No task has trajectories of every tier yet: run each tier on the Trajectories page "
-                      "(or evaluate with 'Collect missing').", error=True)
+            self.say("No task has trajectories of every tier yet: run each tier on the Trajectories page "
+                     "(or evaluate with 'Collect missing').", error=True)
             return
         self.outcomes = outcomes
         k = len(tiers)
@@ -275,10 +269,10 @@ class TradeoffsPage(QWidget):
         notes = [f" Tier {f['tier']} has no confidence for {f['without_confidence']} tasks (no logprobs): it "
                  f"{'keeps those answers' if f['without_confidence_rule'] == 'keeps the answer' else 'escalates them'}."
                  for f in tier_figures(outcomes)[:-1] if f["without_confidence"]]
-        self._say(f"{outcomes.n} tasks have outcomes for every tier ({outcomes.excluded} excluded, never imputed). "
-                  f"Quality = {outcomes.quality_basis}"
-                  + (" against expected answers." if outcomes.quality_basis == "accuracy" else " with the teacher.")
-                  + "".join(notes))
+        self.say(f"{outcomes.n} tasks have outcomes for every tier ({outcomes.excluded} excluded, never imputed). "
+                 f"Quality = {outcomes.quality_basis}"
+                 + (" against expected answers." if outcomes.quality_basis == "accuracy" else " with the teacher.")
+                 + "".join(notes))
         self.recompute()
         self.load_scenarios()
 
@@ -452,12 +446,12 @@ class TradeoffsPage(QWidget):
         tiers = sorted(repo.list(), key=lambda t: t.tier)
         for tier, value in zip(tiers[:-1], self.thresholds(), strict=False):
             repo.save(tier.replace(threshold=round(value, 4)))
-        self._say("Saved the thresholds to the tiers: " + ", ".join(f"tier {t.tier} < {v:.2f}" for t, v in
+        self.say("Saved the thresholds to the tiers: " + ", ".join(f"tier {t.tier} < {v:.2f}" for t, v in
                                                                      zip(tiers[:-1], self.thresholds(), strict=False)))
 
     # -- export --------------------------------------------------------------------------------
     def export_plot(self, kind: str, path: str | None = None) -> Path | None:
-        from pyqtgraph.exporters import ImageExporter
+        from cascade_studio.ui.plot_export import export_png, export_svg
 
         if path is None:
             path, _ = QFileDialog.getSaveFileName(self, "Export the trade-off plot", f"tradeoffs.{kind}",
@@ -466,37 +460,17 @@ class TradeoffsPage(QWidget):
             return None
         try:
             if kind == "png":
-                exporter = ImageExporter(self.plot.plotItem)
-                exporter.parameters()["width"] = 1600
-                exporter.export(path)
+                export_png(self.plot.plotItem, path)
             else:
-                self._export_svg(path)
+                export_svg(self.plot, path, "Cascade Studio: cost-quality trade-off")
         except OSError as exc:
             show_error("Export failed", f"Cannot write {path}: {exc}", self)
             return None
         return Path(path)
 
-    def _export_svg(self, path: str) -> None:
-        """Qt's own SVG generator (pyqtgraph's SVG exporter cannot parse the paths Qt 6.12 writes)."""
-        from PySide6.QtCore import QRect, QSize
-        from PySide6.QtGui import QPainter
-        from PySide6.QtSvg import QSvgGenerator
-
-        size = self.plot.size()
-        generator = QSvgGenerator()
-        generator.setFileName(path)
-        generator.setSize(QSize(size.width(), size.height()))
-        generator.setViewBox(QRect(0, 0, size.width(), size.height()))
-        generator.setTitle("Cascade Studio: cost-quality trade-off")
-        painter = QPainter(generator)
-        try:
-            self.plot.render(painter)
-        finally:
-            painter.end()
-        if not Path(path).exists():
-            raise OSError(f"{path} was not written")
-
     def export_csv(self, path: str | None = None) -> Path | None:
+        from cascade_studio.ui.plot_export import write_sweep_csv
+
         if self.sw is None:
             return None
         if path is None:
@@ -504,18 +478,8 @@ class TradeoffsPage(QWidget):
         if not path:
             return None
         try:
-            with open(path, "w", newline="", encoding="utf-8") as fh:
-                w = csv.writer(fh)
-                two = self.sw.cost.ndim == 1
-                w.writerow(["threshold_1"] + ([] if two else ["threshold_2"])
-                           + ["cost_per_request_usd", "quality", "latency_mean_ms", "escalation_rate_tier1"])
-                for idx in np.ndindex(self.sw.cost.shape):
-                    w.writerow([f"{self.sw.grid[i]:.4f}" for i in idx]
-                               + [self.sw.cost[idx], self.sw.quality[idx], self.sw.latency[idx], self.sw.escalation[idx]])
+            write_sweep_csv(self.sw, path)
         except OSError as exc:
             show_error("Export failed", f"Cannot write {path}: {exc.strerror}", self)
             return None
         return Path(path)
-
-    def _say(self, text: str, error: bool = False) -> None:
-        show_status(self.status, text, error)

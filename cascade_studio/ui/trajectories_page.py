@@ -320,7 +320,7 @@ class TrajectoriesPage(Page):
         tier = self._selected_tier()
         if self.ws is None or tier is None:
             self.say("Define a tier first; imported trajectories belong to the tier chosen under Collection run.",
-                         error=True)
+                     error=True)
             return
         name, _ = QFileDialog.getOpenFileName(
             self, f"Import trajectories into tier {tier.tier} ({tier.model})", "",
@@ -336,7 +336,7 @@ class TrajectoriesPage(Page):
             show_error("Trajectories not imported", f"{exc}.\n\nNothing was imported.", self)
             return
         self.say(f"Imported {count} trajectories into tier {tier.tier} from {path.name}"
-                     + (" (Batch API output, batch price)" if batch else ""))
+                 + (" (Batch API output, batch price)" if batch else ""))
         self._fill_filters()
         self.model.refresh()
         self._update_count()
@@ -411,7 +411,7 @@ class TrajectoriesPage(Page):
         self.runner.finished.connect(self._run_done)
         self.progress_bar.setMaximum(len(task_ids))
         self.say(("Resuming" if resumed else "Starting") + f" run {run.id}: tier {tier.tier} ({tier.model}) over "
-                     f"{len(task_ids)} tasks…")
+                 f"{len(task_ids)} tasks…")
         self._set_running(True)
         self.pause_button.setEnabled(not batch)  # a batch runs on the provider's side
         self.runner.start()
@@ -439,7 +439,7 @@ class TrajectoriesPage(Page):
         if p.message and p.message.startswith("Batch ") and p.status == "running":
             state += f" · {p.message}"
         self.say(f"{p.done:,}/{p.total:,} done · {p.rate:.1f}/s{eta} · {p.tokens:,} tokens · "
-                     f"${p.cost_usd:.4f}{failed}{retries}{state}", error=bool(p.failed and p.status == "failed"))
+                 f"${p.cost_usd:.4f}{failed}{retries}{state}", error=bool(p.failed and p.status == "failed"))
 
     def _run_done(self, p, error) -> None:
         runner, self.runner = self.runner, None

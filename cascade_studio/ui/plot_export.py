@@ -1,0 +1,51 @@
+"""Writing the Trade-offs page's plot (PNG, SVG) and sweep (CSV) to files."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtWidgets import QWidget
+
+
+def export_png(plot_item: Any, path: str, width: int = 1600) -> None:
+    from pyqtgraph.exporters import ImageExporter
+
+    exporter = ImageExporter(plot_item)
+    exporter.parameters()["width"] = width
+    exporter.export(path)
+
+
+def export_svg(widget: QWidget, path: str, title: str) -> None:
+    """Qt's own SVG generator (pyqtgraph's SVG exporter cannot parse the paths Qt 6.12 writes)."""
+    from PySide6.QtCore import QRect, QSize
+    from PySide6.QtGui import QPainter
+    from PySide6.QtSvg import QSvgGenerator
+
+    size = widget.size()
+    generator = QSvgGenerator()
+    generator.setFileName(path)
+    generator.setSize(QSize(size.width(), size.height()))
+    generator.setViewBox(QRect(0, 0, size.width(), size.height()))
+    generator.setTitle(title)
+    painter = QPainter(generator)
+    try:
+        widget.render(painter)
+    finally:
+        painter.end()
+    if not Path(path).exists():
+        raise OSError(f"{path} was not written")
+
+
+def write_sweep_csv(sw: Any, path: str) -> None:
+    """One row per grid point of the threshold sweep: thresholds, cost, quality, latency, escalation."""
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        two = sw.cost.ndim == 1
+        w.writerow(["threshold_1"] + ([] if two else ["threshold_2"])
+                   + ["cost_per_request_usd", "quality", "latency_mean_ms", "escalation_rate_tier1"])
+        for idx in np.ndindex(sw.cost.shape):
+            w.writerow([f"{sw.grid[i]:.4f}" for i in idx]
+                       + [sw.cost[idx], sw.quality[idx], sw.latency[idx], sw.escalation[idx]])
