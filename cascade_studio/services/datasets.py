@@ -91,6 +91,14 @@ def select(ws: Workspace, f: DatasetFilters) -> tuple[list[int], list[SourceTraj
     return ids, out
 
 
+class DatasetError(UserError, ValueError):
+    """A dataset the user asked for cannot be built or read (no matching trajectories, a bad file)."""
+
+
+# -- one build's files, all or nothing --------------------------------------------------------------
+_TEMP = re.compile(r"^\..+\.(\d+)\.[0-9a-f]{16}\.cascade-tmp$")
+
+
 def _temp_file(final: Path) -> tuple[Path, int]:
     """A new file beside `final` for the owner only: a unique name, O_EXCL (never an existing file
     or a symlink), named after this process so a later build can tell it is stale."""
