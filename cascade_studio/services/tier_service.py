@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from cascade_studio import __version__
 from cascade_studio.core.errors import UserError
@@ -131,6 +132,10 @@ def parse_tier_file(source: Path) -> list[Tier]:
             finite = value.is_finite() if isinstance(value, Decimal) else value is None or math.isfinite(value)
             if not finite:
                 raise TierServiceError(f"{source}: tier entry {index + 1}: {name}: {value} is not a finite number")
+        try:
+            urlparse(tier.base_url)
+        except ValueError as exc:
+            raise TierServiceError(f"{source}: tier entry {index + 1}: base_url: not a URL ({exc})") from None
         tiers.append(tier)
     tiers.sort(key=lambda t: t.tier)
     issues = validate_tier_set(tiers)

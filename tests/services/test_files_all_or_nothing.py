@@ -1,0 +1,179 @@
+"""Re-import reports the truth and streams; catalog import merges; dataset builds are all or nothing (issue 14)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from cascade_studio.services import catalog
+from cascade_studio.services import datasets as dsvc
+from cascade_studio.services import trajectory_io as tio
+from cascade_studio.store.datasets import DatasetRepository
+from cascade_studio.store.tiers import TierRepository
+from cascade_studio.store.workspace import Workspace
+from tests.test_importers_fuzz import RESPONSE, SEEDS, TIER
+
+
+def line(task_id, content="x", **extra):
+    response = {**RESPONSE, "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                                         "logprobs": {"content": [{"token": content, "logprob": -0.1,
+                                                                   "top_logprobs": []}]},
+                                         "finish_reason": "stop"}]}
+    return json.dumps({"task_id": task_id, "model": "m", "latency_ms": 5, "response": response,
+                       "request": {"model": "m", "messages": [{"role": "user", "content": f"question {task_id}"}]},
+                       "created_at": "2025-01-01T00:00:00", **extra})
+
+
+@pytest.fixture
+def ws(tmp_path):
+    ws = Workspace.open(tmp_path / "w")
+    TierRepository(ws).replace_all([TIER])
+    yield ws
+    ws.close()
+
+
+def test_reimport_counts_match_the_store_and_apply_updates(ws, tmp_path):
+    f = tmp_path / "t.jsonl"
+    f.write_text("\n".join(line(f"t{i}") for i in range(3)))
+    r = tio.import_native(ws, f, TIER)
+    assert (r.added, r.updated, r.unchanged) == (3, 0, 0)
+    f.write_text("\n".join([line("t0", "changed"), line("t1"), line("t2", curation="rejected", tags=["x"]),
+                            line("t3")]))
+    r = tio.import_native(ws, f, TIER)
+    assert (r.added, r.updated, r.unchanged) == (1, 2, 1)
+    rows = {row["task_id"]: row for row in tio.list_rows(ws)}
+    assert len(rows) == 4 and rows["t2"]["curation"] == "rejected" and rows["t2"]["tags"] == ["x"]
+    assert ws.conn.execute("SELECT content FROM trajectories WHERE task_id = 't0'").fetchone()[0] == "changed"
+
+
+def test_export_import_keeps_curation_tags_and_category_without_tasks(ws, tmp_path):
+    f = tmp_path / "t.jsonl"
+    f.write_text(line("t0", curation="accepted", tags=["gold", "v2"], category="maths"))
+    tio.import_native(ws, f, TIER)
+    out = tmp_path / "out.jsonl"
+    tio.export_native(ws, out)
+    other = Workspace.open(tmp_path / "other")
+    tio.import_native(other, out, TIER)
+    row = tio.list_rows(other)[0]
+    assert (row["curation"], row["tags"], row["category"]) == ("accepted", ["gold", "v2"], "maths")
+    other.close()
+
+
+def test_a_long_file_over_few_trajectories_reports_the_truth_in_bounded_memory(ws, tmp_path):
+    f = tmp_path / "big.jsonl"
+    with open(f, "w") as fh:
+        for i in range(20_000):
+            fh.write(line(f"t{i % 30}", f"answer {i}") + "\n")
+    tracemalloc.start()
+    r = tio.import_native(ws, f, TIER)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert (r.added, r.updated, r.unchanged, r.lines) == (30, 0, 0, 20_000)
+    assert ws.conn.execute("SELECT count(*) FROM trajectories").fetchone()[0] == 30
+    assert peak < 20 * 1024 * 1024  # the file is ~20 MB as objects; streamed, not held
+
+
+def test_a_bad_row_refuses_the_whole_catalog_and_imports_merge(ws, tmp_path):
+    good = json.loads(SEEDS["litellm.json"])
+    f = tmp_path / "prices.json"
+    f.write_text(json.dumps({**good, "bad": {"mode": "chat", "input_cost_per_token": "abc"}}))
+    with pytest.raises(catalog.CatalogError, match="bad: input_cost_per_token"):
+        catalog.import_litellm_file(f, ws.path)
+    assert not (ws.path / catalog.CATALOG_FILE).exists()
+    f.write_text(json.dumps({**good, "gpt-4o": {"mode": "chat", "input_cost_per_token": 1e-6,
+                                                "output_cost_per_token": 1e-6}}))
+    catalog.import_litellm_file(f, ws.path)
+    merged = catalog.load_for_workspace(ws.path)
+    assert len(merged) == len(catalog.load_bundled()) + 2  # m1, m2 added; gpt-4o overridden, the rest kept
+    assert str(merged.lookup("gpt-4o").input_per_m) == "1" and merged.lookup("gpt-4o-mini") is not None
+
+
+def built_workspace(ws, tmp_path, n=40):
+    f = tmp_path / "t.jsonl"
+    f.write_text("\n".join(line(f"t{i}", f"answer {i}", category=f"c{i % 3}") for i in range(n)))
+    tio.import_native(ws, f, TIER)
+
+
+def assert_complete_set(out: Path, ws):
+    complete = dsvc.complete_interrupted_build(ws)  # noqa: F841 - a build interrupted while renaming is finished
+    names = sorted(p.name for p in out.parent.iterdir())
+    assert not [n for n in names if "tmp" in n], names
+    record = DatasetRepository(ws).list()
+    train = out.read_text().splitlines()
+    assert record and record[0]["examples"] == len(train)
+    valid = out.with_name("train.validation.jsonl")
+    assert record[0]["validation_examples"] == (len(valid.read_text().splitlines()) if valid.exists() else 0)
+    lp = out.with_name("train.logprobs.jsonl")
+    if lp.exists():
+        assert len(lp.read_text().splitlines()) == len(train)
+
+
+@pytest.mark.parametrize("fail_at", [1, 2, 3, 4])
+def test_a_failure_between_files_leaves_the_old_complete_set(ws, tmp_path, monkeypatch, fail_at):
+    built_workspace(ws, tmp_path)
+    out = tmp_path / "ds" / "train.jsonl"
+    dsvc.build_dataset(ws, out, dsvc.DatasetFilters(validation_share=0.2))
+    before = {p.name: p.read_bytes() for p in out.parent.iterdir()}
+    real = dsvc._write_temp
+    calls = []
+
+    def failing(final, rows):
+        calls.append(final)
+        if len(calls) == fail_at:
+            raise OSError(28, "No space left on device")
+        return real(final, rows)
+
+    monkeypatch.setattr(dsvc, "_write_temp", failing)
+    with pytest.raises(OSError):
+        dsvc.build_dataset(ws, out, dsvc.DatasetFilters(validation_share=0.5, seed=3))
+    assert {p.name: p.read_bytes() for p in out.parent.iterdir()} == before
+    assert len(DatasetRepository(ws).list()) == 1
+    assert_complete_set(out, ws)
+
+
+def test_a_kill_while_renaming_is_completed_and_old_logprobs_go(ws, tmp_path, monkeypatch):
+    built_workspace(ws, tmp_path)
+    out = tmp_path / "ds" / "train.jsonl"
+    dsvc.build_dataset(ws, out, dsvc.DatasetFilters(validation_share=0.2))
+    assert out.with_name("train.logprobs.jsonl").exists()
+
+    def killed(pending):
+        raise KeyboardInterrupt  # stands for SIGKILL after the record, before any rename
+
+    monkeypatch.setattr(dsvc, "_put_in_place", killed)
+    with pytest.raises(KeyboardInterrupt):
+        dsvc.build_dataset(ws, out, dsvc.DatasetFilters(validation_share=0.2), fmt="sharegpt")
+    monkeypatch.undo()
+    assert len(DatasetRepository(ws).list()) == 2  # recorded: the next use completes it
+    assert_complete_set(out, ws)
+    assert not out.with_name("train.logprobs.jsonl").exists()  # the new build has none: the old one went
+    assert "conversations" in out.read_text()
+    assert oct(out.stat().st_mode & 0o777) == "0o600"
+
+
+def test_sigkill_of_dataset_build_leaves_one_complete_set(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    wsdir = tmp_path / "w"
+    ws = Workspace.open(wsdir)
+    TierRepository(ws).replace_all([TIER])
+    built_workspace(ws, tmp_path, n=3000)
+    out = tmp_path / "ds" / "train.jsonl"
+    dsvc.build_dataset(ws, out, dsvc.DatasetFilters(validation_share=0.2))
+    for delay in (0.3, 0.6, 0.9, 1.2):
+        proc = subprocess.Popen([sys.executable, "-m", "cascade_studio", "-w", str(wsdir), "dataset", "build",
+                                 "--out", str(out), "--validation-share", "0.5", "--seed", str(int(delay * 10))],
+                                env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        dsvc.build_dataset.__globals__["_remove_stale_temps"](out.parent)  # what the next build does first
+        assert_complete_set(out, ws)
+    ws.close()
