@@ -1,4 +1,4 @@
-"""The layer rules of DESIGN.md, enforced by import-linter contracts in pyproject.toml."""
+"""The layer rules of docs/ARCHITECTURE.md, enforced by import-linter contracts in pyproject.toml."""
 
 import os
 import subprocess

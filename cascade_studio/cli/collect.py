@@ -16,13 +16,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     col.add_argument("--category")
     col.add_argument("--concurrency", type=int)
     col.add_argument("--batch", action="store_true", help="through the Batch API (half price, results within 24 h)")
+    col.add_argument("--again", action="store_true",
+                     help="collect again on purpose: send tasks that already have an answer of this tier's model and "
+                          "settings (by default they are skipped, so nothing is paid twice)")
+    col.add_argument("--dry-run", action="store_true",
+                     help="say how many requests would be sent and their estimated cost; send nothing")
     col.add_argument("--json", action="store_true")
     col.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from cascade_studio.core.money import micro_to_usd
-    from cascade_studio.services.collector import CollectionRun, select_task_ids, start_or_resume
+    from cascade_studio.services.collector import CollectionRun, plan_run, select_task_ids, start_or_resume
     from cascade_studio.services.secrets import SecretStore
     from cascade_studio.store.tiers import TierRepository
 
@@ -33,9 +38,17 @@ def run(args: argparse.Namespace) -> int:
         task_ids = select_task_ids(ws, args.category, args.limit)
         if not task_ids:
             raise CliError("no tasks to run; import some with `cascade-studio tasks import FILE`")
+        plan = plan_run(ws, tier, task_ids, again=args.again, batch=args.batch)
+        if args.dry_run:
+            if args.json:
+                print_json(plan.to_json())
+            else:
+                print(f"Would send {plan.sentence()}; output estimated from the {plan.output_basis}.")
+            return 0
+        print(plan.sentence() + (" (collecting again on purpose)" if args.again else ""), file=sys.stderr)
         run, resumed = start_or_resume(ws, tier, task_ids, {"category": args.category, "limit": args.limit,
                                                             "concurrency": args.concurrency, "batch": args.batch},
-                                       batch=args.batch)
+                                       batch=args.batch, again=args.again)
         last = [0.0]
 
         def progress(p) -> None:
@@ -61,15 +74,17 @@ def run(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             print(f"Interrupted; run `collect` again to resume run {run.id}.", file=sys.stderr)
             return 130
-        summary = {"run_id": run.id, "tier": tier.tier, "model": tier.model, "resumed": resumed,
-                   "done": result.done, "failed": result.failed, "skipped": result.skipped, "tokens": result.tokens,
-                   "cost_usd": str(micro_to_usd(result.cost_micro)),
+        summary = {"run_id": run.id, "tier": tier.tier, "model": tier.model, "generation": run.generation,
+                   "resumed": resumed, "done": result.done, "failed": result.failed, "skipped": result.skipped,
+                   "tokens": result.tokens, "cost_usd": str(micro_to_usd(result.cost_micro)),
+                   "run_tokens": result.run_tokens, "run_cost_usd": str(micro_to_usd(result.run_cost_micro)),
                    "status": result.status, "message": result.message}
         if args.json:
             print_json(summary)
         else:
             print(f"Run {run.id}: {result.done}/{result.total} done, {result.failed} failed, "
-                  f"{result.skipped} already done before, {result.tokens:,} tokens, ${summary['cost_usd']}")
+                  f"{result.skipped} already done before; this time {result.tokens:,} tokens, ${summary['cost_usd']}; "
+                  f"the whole run {result.run_tokens:,} tokens, ${summary['run_cost_usd']}")
         if result.status == "failed" and result.message:
             print(f"error: {result.message}", file=sys.stderr)
         return 0 if result.status == "done" else 1

@@ -25,6 +25,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--temperature", type=float, default=2.0, help="temperature T of the KL divergence")
     ev.add_argument("--target-rate", type=float, help="suggest the threshold that escalates this share of tasks")
     ev.add_argument("--target-quality", type=float, help="suggest the lowest threshold that reaches this quality")
+    ev.add_argument("--per-task", action="store_true",
+                    help="with --json: add per_task verdicts (task_id, category, teacher_correct, student_correct, "
+                         "tool_agreement, args_agreement)")
+    ev.add_argument("--min-agreement", type=float, metavar="X",
+                    help="promotion gate: exit 3 when the student's agreement with the teacher is below X (0-1)")
+    ev.add_argument("--min-accuracy", type=float, metavar="Y",
+                    help="promotion gate: exit 3 when the student's accuracy (tasks with expected answers) is below Y")
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(handler=run)
 
@@ -70,11 +77,40 @@ def run(args: argparse.Namespace) -> int:
             out["calibration"] = threshold_for_rate(confs, student_ok, teacher_ok, args.target_rate).to_json()
         elif args.target_quality is not None:
             out["calibration"] = threshold_for_quality(confs, student_ok, teacher_ok, args.target_quality).to_json()
+        if args.per_task:
+            out["per_task"] = [{"task_id": r.task_id, "category": r.category, "teacher_correct": r.teacher_correct,
+                                "student_correct": r.student_correct, "tool_agreement": r.tool_agree,
+                                "args_agreement": r.args_agree} for r in report.results]
+        shortfalls = promotion_shortfalls(out["overall"], args.min_agreement, args.min_accuracy)
+        if args.min_agreement is not None or args.min_accuracy is not None:
+            out["gate"] = {"passed": not shortfalls, "reasons": shortfalls,
+                           "min_agreement": args.min_agreement, "min_accuracy": args.min_accuracy}
         if args.json:
             print_json(out)
         else:
             _print_report(out, report, teacher, student)
+        if shortfalls:
+            print(f"Promotion gate: tier {student.tier} ({student.model}) falls short: " + "; ".join(shortfalls),
+                  file=sys.stderr)
+            return 3
         return 0
+
+
+def promotion_shortfalls(overall: dict, min_agreement: float | None, min_accuracy: float | None) -> list[str]:
+    """Why the student does not meet the bar (empty: it does)."""
+    reasons = []
+    agreement = overall.get("agreement")
+    if min_agreement is not None and (agreement is None or agreement < min_agreement):
+        reasons.append(f"agreement {_fmt(agreement)} < {min_agreement:.1%}")
+    accuracy = (overall.get("accuracy") or {}).get("student")
+    if min_accuracy is not None and (accuracy is None or accuracy < min_accuracy):
+        reasons.append(f"accuracy {_fmt(accuracy)} < {min_accuracy:.1%}" if accuracy is not None
+                       else "no accuracy (no task with an expected answer)")
+    return reasons
+
+
+def _fmt(value) -> str:
+    return "unknown" if value is None else f"{value:.1%}"
 
 
 def _print_report(out: dict, report, teacher, student) -> None:

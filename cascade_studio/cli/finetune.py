@@ -166,7 +166,7 @@ def _list(args: argparse.Namespace, ws, secrets) -> int:
         print_json(jobs)
     else:
         for j in jobs:
-            print(f"{j['id']}  {j['status']:<16} {j['base_model']:<14} {j['fine_tuned_model'] or ''}")
+            print(f"{j['id']}  {j['shown_status']:<16} {j['base_model']:<14} {j['fine_tuned_model'] or ''}")
         print(f"{len(jobs)} jobs")
     return 0
 
@@ -177,11 +177,12 @@ def _status(args: argparse.Namespace, ws, secrets) -> int:
     store = tracker.JobStore(ws)
     with _service_errors():
         state, _ = asyncio.run(tracker.refresh(ws, args.id, secrets))
-    out = {**state.to_json(), "metrics": store.metrics(args.id)[-1:] or None}
+    shown = (store.get(args.id) or {}).get("shown_status", state.status)
+    out = {**state.to_json(), "shown_status": shown, "metrics": store.metrics(args.id)[-1:] or None}
     if args.json:
         print_json(out)
     else:
-        print(_job_line(state))
+        print(_job_line(state, shown))
         last = next((m for m in reversed(store.metrics(args.id)) if "train_loss" in m), None)
         if last and state.status == "running" and last.get("total_steps"):
             print(f"step {last['step']}/{last['total_steps']}, training loss {last.get('train_loss')}")
@@ -194,7 +195,8 @@ def _control(args: argparse.Namespace, ws, secrets) -> int:
 
     with _service_errors():
         state = asyncio.run(tracker.control(ws, args.id, args.ft_cmd, secrets))
-    print(f"{state.id}: {state.status}")
+    shown = "paused" if args.ft_cmd == "pause" and state.status in ("running", "queued") else state.status
+    print(f"{state.id}: {shown}")
     return 0
 
 
@@ -213,16 +215,30 @@ def _watch(args: argparse.Namespace, ws, secrets) -> int:
 
 def _use(args: argparse.Namespace, ws, secrets) -> int:
     from cascade_studio.services.finetune.tracker import use_as_tier
+    from cascade_studio.store.evaluations import history
+    from cascade_studio.store.tiers import TierRepository
 
+    before = TierRepository(ws).get(args.tier)
     with _service_errors():
         tier = use_as_tier(ws, args.id, args.tier, args.base_url)
     print(f"Tier {tier.tier} now uses {tier.model} at {tier.base_url} (in ${tier.input_price}/1M, "
           f"out ${tier.output_price}/1M)")
+    # the evidence, when there is some: the latest evaluation of each model as a student
+    evals = history(ws)
+    for label, model in (("before", before.model if before else None), ("now", tier.model)):
+        found = next((e for e in evals if model and e["student_model"] == model), None)
+        if found:
+            print(f"  {label}: {model}: agreement with the teacher {found['agreement']:.1%} on {found['tasks']} tasks "
+                  f"(evaluation {found['id']}, {found['created_at']})")
+        elif model:
+            print(f"  {label}: {model}: not evaluated yet" + (
+                f"; run `cascade-studio evaluate --student {tier.tier} --collect --min-agreement X`"
+                if label == "now" else ""))
     return 0
 
 
-def _job_line(state) -> str:
-    return (f"{state.id}: {state.status}" + (f" -> {state.fine_tuned_model}" if state.fine_tuned_model else "")
+def _job_line(state, shown: str | None = None) -> str:
+    return (f"{state.id}: {shown or state.status}" + (f" -> {state.fine_tuned_model}" if state.fine_tuned_model else "")
             + (f" ({state.error['code']}: {state.error['message']})" if state.error else ""))
 
 

@@ -16,6 +16,25 @@ def is_finished(status: str) -> bool:
     return status in FINISHED_JOB_STATUSES
 
 
+_PAUSED = ("fine-tuning job paused", "paused")
+_RESUMED = ("fine-tuning job resumed", "resumed")
+
+
+def shown_status(status: str, event_messages: list[str]) -> str:
+    """The status to show: "paused" for a job that is running (or queued) and whose latest
+    pause/resume event is a pause. OpenAI's status enum has no "paused"; the pause shows only as
+    an event, for remote and local jobs alike."""
+    if status not in ("running", "queued"):
+        return status
+    for message in reversed(event_messages):
+        text = message.strip().lower()
+        if text.startswith(_RESUMED):
+            return status
+        if text.startswith(_PAUSED):
+            return "paused"
+    return status
+
+
 def teacher_logprobs_path(training_file: Path) -> Path:
     """Where the teacher's logprobs for a training file go: STEM.logprobs.jsonl beside it, one line
     per example, in order (written by the dataset builder, read by the local trainer)."""

@@ -6,7 +6,9 @@ Tier numbers run 1..N (N <= 3); the highest-numbered tier is the teacher.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import ipaddress
+import json
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -400,3 +402,36 @@ def transport_problem(base_url: str, allow_insecure: bool = False) -> str | None
         return None
     return (f"would send the API key in clear text over http to {key_destination(base_url)}, another machine; "
             "use https, or allow plain http for this tier explicitly (insecure: anyone on the network can read the key)")
+
+
+# -- generations ---------------------------------------------------------------------------------
+# A tier's generation is what decides its answers. Every trajectory records the generation that
+# produced it; figures, datasets and skip decisions use the tier's current generation only.
+
+def generation_params(t: Tier) -> dict[str, Any]:
+    """The settings that decide a tier's answers: model, endpoint, system prompt, temperature."""
+    parsed = urlparse(t.base_url.strip())
+    endpoint = f"{parsed.scheme.lower()}://{(parsed.hostname or '').lower()}" + (
+        f":{parsed.port}" if parsed.port else "") + parsed.path.rstrip("/")
+    return {"model": t.model.strip(), "endpoint": endpoint, "system_prompt": t.system_prompt,
+            "temperature": float(t.temperature)}
+
+
+def generation_id(t: Tier) -> str:
+    """A short stable id of `generation_params` (12 hex digits)."""
+    blob = json.dumps(generation_params(t), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+LEGACY_PREFIX = "legacy:"
+
+
+def legacy_generation(model: str) -> str:
+    """Trajectories recorded before generations existed carry "legacy:MODEL" (the run's model);
+    they count for the generation with the same model (what was known then)."""
+    return LEGACY_PREFIX + model.strip()
+
+
+def generation_keys(t: Tier) -> tuple[str, str]:
+    """The generation values that belong to the tier's current generation."""
+    return generation_id(t), legacy_generation(t.model)

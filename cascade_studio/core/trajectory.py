@@ -9,7 +9,7 @@ from typing import Any
 
 from cascade_studio.core.confidence import confidences
 from cascade_studio.core.money import cost_micro_usd
-from cascade_studio.core.tiers import Tier
+from cascade_studio.core.tiers import Tier, generation_id
 
 
 @dataclass
@@ -78,6 +78,7 @@ class Trajectory:
     attempts: int = 1
     started_at: str = ""
     finished_at: str = ""
+    generation: str = ""  # core.tiers.generation_id of the tier settings that produced it
 
     @property
     def tool_name(self) -> str | None:
@@ -180,7 +181,7 @@ def trajectory_from_response(task_id: str, tier: Tier, request: dict[str, Any], 
         cost_micro=cost_of(usage, tier, batch_discount=batch_discount), logprobs=logprobs,
         conf_mean=conf["mean_token_prob"], conf_min=conf["min_token_prob"], conf_tool=conf["tool_name_prob"],
         system_fingerprint=response.get("system_fingerprint"), started_at=started_at, finished_at=finished_at,
-        attempts=attempts, error=note,
+        attempts=attempts, error=note, generation=generation_id(tier),
     )
 
 

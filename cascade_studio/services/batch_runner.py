@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from cascade_studio.core.tiers import Tier
+from cascade_studio.core.tiers import Tier, generation_keys
 from cascade_studio.services.clients import describe_error, make_async_client
 from cascade_studio.services.collector import RunProgress
 from cascade_studio.services.secrets import SecretStore
@@ -33,6 +33,7 @@ class BatchCollection:
         self.poll_s, self.max_poll_s = poll_s, max_poll_s
         self.progress = RunProgress(run.id, len(run.task_ids))
         self._runs = RunRepository(ws)
+        self._trajs = TrajectoryRepository(ws)
         self._cancelled = False
         self._started = time.perf_counter()
 
@@ -60,6 +61,8 @@ class BatchCollection:
 
     async def run(self) -> RunProgress:
         finished = self._runs.finished_task_ids(self.run_record.id)
+        if not self.run_record.params.get("again") and not self.run_record.params.get("batch_id"):
+            finished |= self._trajs.ok_task_ids(self.tier.tier, generation_keys(self.tier), self.run_record.task_ids)
         self.progress.done = self.progress.skipped = len(finished & set(self.run_record.task_ids))
         pending = [t for t in self.run_record.task_ids if t not in finished]
         self._runs.set_status(self.run_record.id, "running")
@@ -148,6 +151,7 @@ class BatchCollection:
         return count
 
     def _finish(self, status: str, message: str) -> RunProgress:
+        _, self.progress.run_tokens, self.progress.run_cost_micro = self._runs.totals(self.run_record.id)
         self.progress.status, self.progress.message, self.progress.in_flight = status, message, 0
         self._runs.set_status(self.run_record.id, status, message)
         self._emit()

@@ -12,6 +12,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from decimal import Decimal
 from typing import Any
 
 import openai
@@ -19,7 +20,7 @@ import orjson
 
 from cascade_studio.core.money import micro_to_usd
 from cascade_studio.core.tasks import Task
-from cascade_studio.core.tiers import LogprobsMode, Tier
+from cascade_studio.core.tiers import LogprobsMode, Tier, generation_id, generation_keys, generation_params
 from cascade_studio.core.trajectory import ResponseError, Trajectory, build_request, trajectory_from_response
 from cascade_studio.services.clients import describe_error, make_async_client
 from cascade_studio.services.secrets import SecretStore
@@ -47,6 +48,8 @@ class RunProgress:
     status: str = "running"
     message: str = ""
     new_done: int = 0  # finished in this session (for the rate)
+    run_tokens: int = 0  # the whole run, across resumes (what is stored)
+    run_cost_micro: int = 0
 
     @property
     def rate(self) -> float:
@@ -216,6 +219,9 @@ class CollectionRun:
         started = time.perf_counter()
         self._started = started
         finished = self._runs.finished_task_ids(self.run_record.id)
+        if not self.run_record.params.get("again"):
+            # never pay twice: a task with an ok answer of this generation (any run) is not sent again
+            finished |= self._trajs.ok_task_ids(self.tier.tier, generation_keys(self.tier), self.run_record.task_ids)
         self.progress.skipped = self.progress.done = len(finished & set(self.run_record.task_ids))
         pending = [t for t in self.run_record.task_ids if t not in finished]
         queue: asyncio.Queue[str] = asyncio.Queue()
@@ -254,6 +260,7 @@ class CollectionRun:
         return self._finish("done", self._note)
 
     def _finish(self, status: str, message: str) -> RunProgress:
+        _, self.progress.run_tokens, self.progress.run_cost_micro = self._runs.totals(self.run_record.id)
         self.progress.status = status
         self.progress.message = message
         self.progress.in_flight = 0
@@ -401,7 +408,8 @@ class CollectionRun:
     def _record_error(self, task_id: str, category: str, request: dict[str, Any], message: str, attempts: int,
                       started_at: str) -> None:
         traj = Trajectory(task_id=task_id, tier=self.tier.tier, model=self.tier.model, status="error", request=request,
-                          error=message, attempts=attempts, started_at=started_at, finished_at=now())
+                          error=message, attempts=attempts, started_at=started_at, finished_at=now(),
+                          generation=generation_id(self.tier))
         self._trajs.save(self.run_record.id, traj, category)
         self.progress.failed += 1
         self.progress.message = message
@@ -422,10 +430,81 @@ def select_task_ids(ws: Workspace, category: str | None = None, limit: int | Non
 
 
 def start_or_resume(ws: Workspace, tier: Tier, task_ids: list[str], params: dict[str, Any], *,
-                    batch: bool = False) -> tuple[Run, bool]:
-    """Resume the unfinished run of this tier over the same tasks (and mode), or create a new one."""
+                    batch: bool = False, again: bool = False) -> tuple[Run, bool]:
+    """Resume the unfinished run of this tier's current generation over the same tasks (and mode),
+    or create a new one. A run skips tasks that already have an ok answer of the generation unless
+    `again` (collecting again on purpose)."""
     runs = RunRepository(ws)
-    existing = runs.find_unfinished(tier.tier, task_ids)
-    if existing is not None and bool(existing.params.get("batch")) == batch:
+    generation = generation_id(tier)
+    TrajectoryRepository(ws).record_generation(tier.tier, generation, generation_params(tier))
+    existing = runs.find_unfinished(tier.tier, task_ids, generation)
+    if existing is not None and bool(existing.params.get("batch")) == batch and bool(existing.params.get("again")) == again:
         return existing, True
-    return runs.create(tier.tier, tier.model, task_ids, params), False
+    return runs.create(tier.tier, tier.model, task_ids, {**params, "again": again}, generation), False
+
+
+@dataclass
+class RunPlan:
+    """What a run would do before it spends anything."""
+
+    tier: int
+    model: str
+    generation: str
+    tasks: int
+    already: int  # ok answers of this generation exist: skipped
+    requests: int  # to send
+    input_tokens: int  # estimated, for the requests to send
+    output_tokens: int
+    output_basis: str  # where the output length comes from
+    estimated_cost_micro: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"tier": self.tier, "model": self.model, "generation": self.generation, "tasks": self.tasks,
+                "already_collected": self.already, "requests": self.requests,
+                "estimated_input_tokens": self.input_tokens, "estimated_output_tokens": self.output_tokens,
+                "output_basis": self.output_basis,
+                "estimated_cost_usd": str(micro_to_usd(self.estimated_cost_micro))}
+
+    def sentence(self) -> str:
+        head = (f"{self.already} of {self.tasks} already collected; {self.requests} to go"
+                if self.already else f"{self.requests} requests")
+        return f"{head}, about ${micro_to_usd(self.estimated_cost_micro):.4f} (tier {self.tier}, {self.model})"
+
+
+DEFAULT_OUTPUT_TOKENS = 200
+_SAMPLE = 400  # tasks whose prompts are tokenized for the estimate; the rest are extrapolated
+
+
+def plan_run(ws: Workspace, tier: Tier, task_ids: list[str], *, again: bool = False, batch: bool = False) -> RunPlan:
+    """Requests and an estimated cost: input tokens from the tasks (bundled tokenizer; a sample of
+    at most 400 extrapolated), output tokens from the tier's recent answers of this generation
+    (their median) or a stated default."""
+    import statistics
+
+    from cascade_studio.core.trajectory import Usage, cost_of
+    from cascade_studio.services.tokenizer import token_counter
+
+    trajs = TrajectoryRepository(ws)
+    keys = generation_keys(tier)
+    already = set() if again else trajs.ok_task_ids(tier.tier, keys, task_ids)
+    todo = [t for t in task_ids if t not in already]
+    count = token_counter(tier.model)
+    tasks = TaskRepository(ws)
+    sample = todo[:: max(1, len(todo) // _SAMPLE)][:_SAMPLE]
+    sizes = []
+    for task_id in sample:
+        task = tasks.get(task_id)
+        if task is not None:
+            request = build_request(tier, task.messages, task.tools)
+            sizes.append(sum(count(str(m.get("content") or "")) + 4 for m in request["messages"])
+                         + (count(json.dumps(task.tools)) if task.tools else 0))
+    input_tokens = int(statistics.fmean(sizes) * len(todo)) if sizes else 0
+    recent = trajs.recent_completion_tokens(tier.tier, keys)
+    if recent:
+        per_answer, basis = int(statistics.median(recent)), f"median of the tier's last {len(recent)} answers"
+    else:
+        per_answer, basis = DEFAULT_OUTPUT_TOKENS, f"{DEFAULT_OUTPUT_TOKENS} tokens per answer (no answers yet)"
+    output_tokens = per_answer * len(todo)
+    cost = cost_of(Usage(input_tokens, output_tokens), tier, batch_discount=Decimal("0.5") if batch else None)
+    return RunPlan(tier.tier, tier.model, generation_id(tier), len(task_ids), len(already), len(todo), input_tokens,
+                   output_tokens, basis, cost)

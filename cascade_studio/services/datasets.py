@@ -27,7 +27,7 @@ from cascade_studio.core.errors import UserError
 from cascade_studio.core.finetune import teacher_logprobs_path
 from cascade_studio.core.jsonl import JsonProblem
 from cascade_studio.core.jsonl import loads as safe_loads
-from cascade_studio.core.tiers import teacher_of
+from cascade_studio.core.tiers import generation_keys, teacher_of
 from cascade_studio.services.input_files import read_text
 from cascade_studio.services.paths import resources_dir
 from cascade_studio.store.datasets import DatasetRepository
@@ -75,13 +75,14 @@ class BuiltDataset:
 
 def select(ws: Workspace, f: DatasetFilters) -> tuple[list[int], list[SourceTrajectory]]:
     """The latest kept trajectory per task of the chosen tier (default: the teacher)."""
-    tier = f.tier
-    if tier is None:
-        teacher = teacher_of(TierRepository(ws).list())
-        tier = None if teacher is None else teacher.tier
+    tiers = TierRepository(ws).list()
+    chosen = teacher_of(tiers) if f.tier is None else next((t for t in tiers if t.tier == f.tier), None)
+    tier = chosen.tier if chosen is not None else f.tier
+    # the tier's current generation only: a dataset never mixes an old model's answers with the new one's
     rows = TrajectoryRepository(ws).latest_curated(
         tier, accepted_only=f.accepted_only, category=f.category, min_confidence=f.min_confidence,
-        confidence_method=f.confidence_method, tool=f.tool)
+        confidence_method=f.confidence_method, tool=f.tool,
+        generations=generation_keys(chosen) if chosen is not None else None)
     ids, out = [], []
     for r in rows:
         request = orjson.loads(r[3])

@@ -12,7 +12,7 @@ import orjson
 from cascade_studio.core.agreement import cosine, offline_embedding
 from cascade_studio.core.confidence import CONF_COLUMNS, by_method
 from cascade_studio.core.evaluation import Side, TaskResult, aggregate, compare
-from cascade_studio.core.tiers import Tier
+from cascade_studio.core.tiers import Tier, generation_id, generation_keys
 from cascade_studio.services.clients import make_async_client
 from cascade_studio.services.collector import CollectionRun, start_or_resume
 from cascade_studio.services.secrets import SecretStore
@@ -26,10 +26,11 @@ log = logging.getLogger(__name__)
 EMBEDDING_MODEL = "text-embedding-3-small"
 
 
-def latest_sides(ws: Workspace, tier: int, task_ids: list[str] | None = None) -> dict[str, Side]:
-    """The most recent successful trajectory of `tier` for each task."""
-    rows = TrajectoryRepository(ws).latest_ok(tier, ["id", "task_id", "tool_calls", "final_answer", "content",
-                                                     "logprobs", *CONF_COLUMNS.values(), "cost_micro", "latency_ms"])
+def latest_sides(ws: Workspace, tier: Tier, task_ids: list[str] | None = None) -> dict[str, Side]:
+    """The most recent successful trajectory of the tier's current generation for each task."""
+    rows = TrajectoryRepository(ws).latest_ok(tier.tier, ["id", "task_id", "tool_calls", "final_answer", "content",
+                                                          "logprobs", *CONF_COLUMNS.values(), "cost_micro",
+                                                          "latency_ms"], generation_keys(tier))
     wanted = set(task_ids) if task_ids is not None else None
     out = {}
     for r in rows:
@@ -52,15 +53,17 @@ class EvaluationReport:
     evaluation_id: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"teacher": {"tier": self.teacher.tier, "model": self.teacher.model},
-                "student": {"tier": self.student.tier, "model": self.student.model},
+        return {"teacher": {"tier": self.teacher.tier, "model": self.teacher.model,
+                            "generation": generation_id(self.teacher)},
+                "student": {"tier": self.student.tier, "model": self.student.model,
+                            "generation": generation_id(self.student)},
                 "missing": self.missing, "similarity_method": self.similarity_method,
                 "evaluation_id": self.evaluation_id, **self.summary}
 
 
 async def collect_missing(ws: Workspace, tiers: list[Tier], task_ids: list[str], secrets: SecretStore) -> None:
     for tier in tiers:
-        have = latest_sides(ws, tier.tier, task_ids)
+        have = latest_sides(ws, tier, task_ids)
         missing = [t for t in task_ids if t not in have]
         if missing:
             run, _ = start_or_resume(ws, tier, missing, {"evaluation": True})
@@ -89,8 +92,8 @@ async def evaluate(ws: Workspace, teacher: Tier, student: Tier, task_ids: list[s
                    record: bool = True, category: str | None = None) -> EvaluationReport:
     if collect:
         await collect_missing(ws, [teacher, student], task_ids, secrets)
-    t_sides = latest_sides(ws, teacher.tier, task_ids)
-    s_sides = latest_sides(ws, student.tier, task_ids)
+    t_sides = latest_sides(ws, teacher, task_ids)
+    s_sides = latest_sides(ws, student, task_ids)
     tasks = TaskRepository(ws)
     common = [t for t in task_ids if t in t_sides and t in s_sides]
     missing = len(task_ids) - len(common)

@@ -9,7 +9,7 @@ import orjson
 
 from cascade_studio.core.agreement import args_agreement, bfcl_correct, tool_agreement
 from cascade_studio.core.confidence import confidence_column
-from cascade_studio.core.tiers import Tier, WithoutLogprobs
+from cascade_studio.core.tiers import Tier, WithoutLogprobs, generation_keys
 from cascade_studio.core.tradeoffs import Outcomes
 from cascade_studio.store.scenarios import ScenarioRepository
 from cascade_studio.store.tasks import TaskRepository
@@ -20,7 +20,8 @@ from cascade_studio.store.workspace import Workspace
 def _latest(ws: Workspace, tier: Tier) -> dict[str, tuple]:
     conf = confidence_column(tier.confidence_method.value)
     rows = TrajectoryRepository(ws).latest_ok(tier.tier, ["task_id", "cost_micro", "latency_ms", conf, "tool_calls",
-                                                          "final_answer", "prompt_tokens", "completion_tokens"])
+                                                          "final_answer", "prompt_tokens", "completion_tokens"],
+                                              generation_keys(tier))
     return {r[0]: r[1:] for r in rows}
 
 

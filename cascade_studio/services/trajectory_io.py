@@ -14,7 +14,7 @@ from cascade_studio.core.confidence import CONF_COLUMNS, by_method
 from cascade_studio.core.errors import UserError
 from cascade_studio.core.jsonl import JsonProblem, is_number, iter_objects
 from cascade_studio.core.money import micro_to_usd
-from cascade_studio.core.tiers import Tier
+from cascade_studio.core.tiers import Tier, generation_id, generation_keys
 from cascade_studio.core.trajectory import ResponseError, Trajectory, build_request, trajectory_from_response
 from cascade_studio.services.input_files import open_lines
 from cascade_studio.store.tasks import TaskRepository
@@ -26,7 +26,9 @@ from cascade_studio.store.workspace import Workspace
 def list_rows(ws: Workspace, tier: int | None = None) -> list[dict[str, Any]]:
     """One object per trajectory: task_id, tier, model, status, tool, confidence (the tier's
     method), the three confidences, cost_usd, latency_ms, tokens, curation, tags."""
-    methods = {t.tier: t.confidence_method.value for t in TierRepository(ws).list()}
+    tiers = TierRepository(ws).list()
+    methods = {t.tier: t.confidence_method.value for t in tiers}
+    current = {t.tier: set(generation_keys(t)) for t in tiers}
     out = []
     for r in TrajectoryRepository(ws).summary_rows(tier):
         method = methods.get(r["tier"], "mean_token_prob")
@@ -38,6 +40,7 @@ def list_rows(ws: Workspace, tier: int | None = None) -> list[dict[str, Any]]:
             "cost_usd": str(micro_to_usd(r["cost_micro"])), "latency_ms": round(r["latency_ms"], 1),
             "prompt_tokens": r["prompt_tokens"], "completion_tokens": r["completion_tokens"],
             "curation": r["curation"], "tags": [t for t in (r["tags"] or "").split(",") if t],
+            "generation": r["generation"], "current_generation": r["generation"] in current.get(r["tier"], ()),
         })
     return out
 
@@ -249,7 +252,8 @@ def batch_line_to_trajectory(row: dict[str, Any], task_id: str, tier: Tier, requ
     message = str(message)[:500]
     status = response.get("status_code") if isinstance(response, dict) else None
     return Trajectory(task_id=task_id, tier=tier.tier, model=tier.model, status="error", request=request,
-                      error=f"batch request failed ({status}): {message}", finished_at=now())
+                      error=f"batch request failed ({status}): {message}", finished_at=now(),
+                      generation=generation_id(tier))
 
 
 def batch_input_lines(ws: Workspace, tier: Tier, task_ids: list[str]) -> list[str]:

@@ -6,7 +6,7 @@ import datetime as dt
 import json
 from typing import Any
 
-from cascade_studio.core.finetune import FINISHED_JOB_STATUSES, JobEvent, JobState
+from cascade_studio.core.finetune import FINISHED_JOB_STATUSES, JobEvent, JobState, is_finished, shown_status
 from cascade_studio.store.workspace import Workspace
 
 _JOB_KEYS = ["id", "backend", "base_url", "tier_endpoint", "base_model", "dataset_id", "training_file", "status",
@@ -77,6 +77,14 @@ class JobStore:
             d = dict(zip(_JOB_KEYS, r, strict=True))
             d["error"] = None if d["error"] is None else json.loads(d["error"])
             d["hyperparameters"] = json.loads(d["hyperparameters"])
+            d["shown_status"], d["paused_at"] = d["status"], None
+            if not is_finished(d["status"]):
+                marks = self.ws.conn.execute(
+                    "SELECT message, created_at FROM finetune_events WHERE job_id = ? AND (lower(message) LIKE "
+                    "'%paused%' OR lower(message) LIKE '%resumed%') ORDER BY created_at, event_id", (d["id"],)).fetchall()
+                d["shown_status"] = shown_status(d["status"], [m for m, _ in marks])
+                if d["shown_status"] == "paused":
+                    d["paused_at"] = marks[-1][1]  # unix seconds of the pause: elapsed time stops there
             out.append(d)
         return out
 

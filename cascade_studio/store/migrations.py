@@ -192,6 +192,22 @@ MIGRATIONS: list[str] = [
     ALTER TABLE tiers ADD COLUMN without_logprobs TEXT NOT NULL DEFAULT 'escalate';
     ALTER TABLE tiers ADD COLUMN no_key INTEGER NOT NULL DEFAULT 0;
     """,
+    # 12: generations: every trajectory and run names the tier settings that produced it
+    # (core.tiers.generation_id); rows from before carry "legacy:MODEL" (the run's model)
+    """
+    ALTER TABLE trajectories ADD COLUMN generation TEXT NOT NULL DEFAULT '';
+    ALTER TABLE runs ADD COLUMN generation TEXT NOT NULL DEFAULT '';
+    UPDATE runs SET generation = 'legacy:' || model;
+    UPDATE trajectories SET generation = 'legacy:' || coalesce(
+        (SELECT model FROM runs WHERE runs.id = trajectories.run_id), trajectories.model);
+    CREATE INDEX trajectories_tier_generation ON trajectories(tier, generation, task_id);
+    CREATE TABLE generations (
+        id         TEXT PRIMARY KEY,
+        tier       INTEGER NOT NULL,
+        params     TEXT NOT NULL,   -- JSON: model, endpoint, system_prompt, temperature
+        first_seen TEXT NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

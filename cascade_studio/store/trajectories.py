@@ -31,6 +31,7 @@ class Run:
     params: dict[str, Any]
     created_at: str
     message: str = ""
+    generation: str = ""
 
 
 def _dumps(value: Any) -> str:
@@ -57,31 +58,41 @@ class RunRepository:
     def __init__(self, ws: Workspace) -> None:
         self.ws = ws
 
-    def create(self, tier: int, model: str, task_ids: list[str], params: dict[str, Any]) -> Run:
+    def create(self, tier: int, model: str, task_ids: list[str], params: dict[str, Any], generation: str = "") -> Run:
         stamp = now()
         cur = self.ws.conn.execute(
-            "INSERT INTO runs (tier, model, status, task_ids, params, created_at, updated_at) VALUES (?, ?, 'running', ?, ?, ?, ?)",
-            (tier, model, json.dumps(task_ids), json.dumps(params), stamp, stamp))
-        return Run(cur.lastrowid, tier, model, "running", task_ids, params, stamp)
+            "INSERT INTO runs (tier, model, status, task_ids, params, created_at, updated_at, generation) "
+            "VALUES (?, ?, 'running', ?, ?, ?, ?, ?)",
+            (tier, model, json.dumps(task_ids), json.dumps(params), stamp, stamp, generation))
+        return Run(cur.lastrowid, tier, model, "running", task_ids, params, stamp, "", generation)
 
     def get(self, run_id: int) -> Run | None:
-        row = self.ws.conn.execute("SELECT id, tier, model, status, task_ids, params, created_at, message FROM runs "
+        row = self.ws.conn.execute("SELECT id, tier, model, status, task_ids, params, created_at, message, generation FROM runs "
                                    "WHERE id = ?", (run_id,)).fetchone()
         return _run(row) if row else None
 
     def list(self) -> list[Run]:
-        rows = self.ws.conn.execute("SELECT id, tier, model, status, task_ids, params, created_at, message FROM runs "
+        rows = self.ws.conn.execute("SELECT id, tier, model, status, task_ids, params, created_at, message, generation FROM runs "
                                     "ORDER BY id DESC").fetchall()
         return [_run(r) for r in rows]
 
-    def find_unfinished(self, tier: int, task_ids: list[str]) -> Run | None:
-        """The latest run of this tier over exactly these tasks that did not finish."""
+    def find_unfinished(self, tier: int, task_ids: list[str], generation: str | None = None) -> Run | None:
+        """The latest run of this tier (and generation) over exactly these tasks that did not finish."""
         wanted = json.dumps(task_ids)
+        gen_clause, args = ("AND generation = ? ", [generation]) if generation is not None else ("", [])
         row = self.ws.conn.execute(
-            "SELECT id, tier, model, status, task_ids, params, created_at, message FROM runs WHERE tier = ? AND "
-            "task_ids = ? AND status IN ('running', 'paused', 'cancelled', 'failed') ORDER BY id DESC LIMIT 1",
-            (tier, wanted)).fetchone()
+            "SELECT id, tier, model, status, task_ids, params, created_at, message, generation FROM runs WHERE tier = ? AND "
+            f"task_ids = ? {gen_clause}AND status IN ('running', 'paused', 'cancelled', 'failed') ORDER BY id DESC LIMIT 1",
+            (tier, wanted, *args)).fetchone()
         return _run(row) if row else None
+
+    def totals(self, run_id: int) -> tuple[int, int, int]:
+        """(ok trajectories, tokens, cost in micro-USD) of everything the run stored: the whole run,
+        across resumes."""
+        row = self.ws.conn.execute(
+            "SELECT count(*), coalesce(sum(prompt_tokens + completion_tokens), 0), coalesce(sum(cost_micro), 0) "
+            "FROM trajectories WHERE run_id = ? AND status = 'ok'", (run_id,)).fetchone()
+        return int(row[0]), int(row[1]), int(row[2])
 
     def set_status(self, run_id: int, status: str, message: str = "") -> None:
         self.ws.conn.execute("UPDATE runs SET status = ?, message = ?, updated_at = ? WHERE id = ?",
@@ -107,12 +118,13 @@ class RunRepository:
 
 
 def _run(row: tuple) -> Run:
-    return Run(row[0], row[1], row[2], row[3], json.loads(row[4]), json.loads(row[5]), row[6], row[7])
+    return Run(row[0], row[1], row[2], row[3], json.loads(row[4]), json.loads(row[5]), row[6], row[7], row[8])
 
 
 _COLUMNS = ("run_id, task_id, tier, model, status, category, tool_name, content, final_answer, tool_calls, request, "
             "response, logprobs, prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, latency_ms, "
-            "cost_micro, conf_mean, conf_min, conf_tool, system_fingerprint, error, attempts, started_at, finished_at")
+            "cost_micro, conf_mean, conf_min, conf_tool, system_fingerprint, error, attempts, started_at, finished_at, "
+            "generation")
 
 
 _KNOWN_COLUMNS = frozenset(c.strip() for c in _COLUMNS.split(",")) | {"id", "curation", "tags"}
@@ -125,6 +137,12 @@ def _columns(names: Sequence[str], prefix: str = "") -> str:
     if unknown:
         raise ValueError(f"not trajectory columns: {unknown}")
     return ", ".join(prefix + n for n in names)
+
+
+def _generation_clause(generations: Sequence[str] | None) -> tuple[str, list[str]]:
+    if not generations:
+        return "", []
+    return f" AND generation IN ({','.join('?' * len(generations))})", list(generations)
 
 
 class TrajectoryRepository:
@@ -146,15 +164,49 @@ class TrajectoryRepository:
             raise
         return n
 
-    def latest_ok(self, tier: int, columns: Sequence[str]) -> Iterator[tuple[Any, ...]]:
-        """`columns` of the latest successful trajectory of `tier` for each task, streamed."""
+    def latest_ok(self, tier: int, columns: Sequence[str],
+                  generations: Sequence[str] | None = None) -> Iterator[tuple[Any, ...]]:
+        """`columns` of the latest successful trajectory of `tier` (of one of `generations`, when
+        given: the tier's current generation) for each task, streamed."""
+        gen, args = _generation_clause(generations)
         return self.ws.conn.execute(
             f"SELECT {_columns(columns, 't.')} FROM trajectories t JOIN (SELECT task_id, max(id) AS id FROM "
-            "trajectories WHERE tier = ? AND status = 'ok' GROUP BY task_id) last ON last.id = t.id", (tier,))
+            f"trajectories WHERE tier = ? AND status = 'ok'{gen} GROUP BY task_id) last ON last.id = t.id",
+            (tier, *args))
+
+    def ok_task_ids(self, tier: int, generations: Sequence[str], task_ids: Sequence[str] | None = None) -> set[str]:
+        """Tasks with a successful trajectory of `tier` in one of `generations` (among `task_ids`)."""
+        gen, args = _generation_clause(generations)
+        found = {r[0] for r in self.ws.conn.execute(
+            f"SELECT DISTINCT task_id FROM trajectories WHERE tier = ? AND status = 'ok'{gen}", (tier, *args))}
+        return found if task_ids is None else found & set(task_ids)
+
+    def recent_completion_tokens(self, tier: int, generations: Sequence[str], limit: int = 200) -> list[int]:
+        """Output lengths of the tier's latest successful trajectories (for cost estimates)."""
+        gen, args = _generation_clause(generations)
+        return [r[0] for r in self.ws.conn.execute(
+            f"SELECT completion_tokens FROM trajectories WHERE tier = ? AND status = 'ok'{gen} ORDER BY id DESC LIMIT ?",
+            (tier, *args, limit))]
+
+    def record_generation(self, tier: int, generation: str, params: dict[str, Any]) -> None:
+        """Remember what a generation id stands for (model, endpoint, prompt, temperature)."""
+        self.ws.conn.execute("INSERT OR IGNORE INTO generations (id, tier, params, first_seen) VALUES (?, ?, ?, ?)",
+                             (generation, tier, json.dumps(params, sort_keys=True), now()))
+
+    def generation_params(self, generation: str) -> dict[str, Any] | None:
+        row = self.ws.conn.execute("SELECT params FROM generations WHERE id = ?", (generation,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def generations(self, tier: int | None = None) -> list[tuple[int, str, str, int]]:
+        """(tier, generation, model, trajectories) for each generation stored, newest first."""
+        where, args = ("WHERE tier = ?", [tier]) if tier is not None else ("", [])
+        return self.ws.conn.execute(
+            f"SELECT tier, generation, max(model), count(*) FROM trajectories {where} GROUP BY tier, generation "
+            "ORDER BY max(id) DESC", args).fetchall()
 
     def latest_curated(self, tier: int | None, *, accepted_only: bool = False, category: str | None = None,
                        min_confidence: float | None = None, confidence_method: str = "mean_token_prob",
-                       tool: str | None = None) -> list[tuple[Any, ...]]:
+                       tool: str | None = None, generations: Sequence[str] | None = None) -> list[tuple[Any, ...]]:
         """(id, task_id, category, request, content, tool_calls) of the latest successful trajectory of `tier`
         per task among those that pass the filters (accepted only, or not rejected), in id order: the
         source of a fine-tuning dataset."""
@@ -172,6 +224,9 @@ class TrajectoryRepository:
         if tool:
             clauses.append("tool_name = ?")
             args.append(tool)
+        if generations:
+            clauses.append(f"generation IN ({','.join('?' * len(generations))})")
+            args.extend(generations)
         return self.ws.conn.execute(
             "SELECT id, task_id, category, request, content, tool_calls FROM trajectories WHERE id IN (SELECT max(id) "
             f"FROM trajectories WHERE {' AND '.join(clauses)} GROUP BY task_id) ORDER BY id", args).fetchall()
@@ -202,7 +257,7 @@ class TrajectoryRepository:
                   None if t.logprobs is None else _dumps(t.logprobs), t.usage.prompt_tokens,
                   t.usage.completion_tokens, t.usage.cached_tokens, t.usage.reasoning_tokens, t.latency_ms,
                   t.cost_micro, t.conf_mean, t.conf_min, t.conf_tool, t.system_fingerprint, t.error, t.attempts,
-                  t.started_at, t.finished_at)
+                  t.started_at, t.finished_at, t.generation)
         placeholders = ", ".join("?" * len(values))
         updates = ", ".join(f"{c.strip()} = excluded.{c.strip()}" for c in _COLUMNS.split(",")[2:])
         cur = self.ws.conn.execute(
@@ -222,17 +277,18 @@ class TrajectoryRepository:
             logprobs=None if row[12] is None else orjson.loads(row[12]),
             usage=Usage(row[13], row[14], row[15], row[16]), latency_ms=row[17], cost_micro=row[18],
             conf_mean=row[19], conf_min=row[20], conf_tool=row[21], system_fingerprint=row[22], error=row[23],
-            attempts=row[24], started_at=row[25], finished_at=row[26])
-        return t, {"id": row[27], "run_id": row[0], "category": row[5], "curation": row[28], "tags": row[29]}
+            attempts=row[24], started_at=row[25], finished_at=row[26], generation=row[27])
+        return t, {"id": row[28], "run_id": row[0], "category": row[5], "curation": row[29], "tags": row[30]}
 
     def summary_rows(self, tier: int | None = None) -> list[dict[str, Any]]:
         where, args = ("WHERE tier = ?", [tier]) if tier is not None else ("", [])
         rows = self.ws.conn.execute(
             "SELECT id, task_id, tier, model, status, category, tool_name, conf_mean, conf_min, conf_tool, cost_micro, "
-            f"latency_ms, prompt_tokens, completion_tokens, curation, tags, run_id FROM trajectories {where} ORDER BY id",
-            args).fetchall()
+            f"latency_ms, prompt_tokens, completion_tokens, curation, tags, run_id, generation FROM trajectories {where} "
+            "ORDER BY id", args).fetchall()
         keys = ["id", "task_id", "tier", "model", "status", "category", "tool_name", "conf_mean", "conf_min", "conf_tool",
-                "cost_micro", "latency_ms", "prompt_tokens", "completion_tokens", "curation", "tags", "run_id"]
+                "cost_micro", "latency_ms", "prompt_tokens", "completion_tokens", "curation", "tags", "run_id",
+                "generation"]
         return [dict(zip(keys, r, strict=True)) for r in rows]
 
     def count(self, where: str = "", args: list[Any] | None = None) -> int:

@@ -137,10 +137,12 @@ class JobsPanel(QWidget):
         self.jobs.setRowCount(len(jobs))
         for r, j in enumerate(jobs):
             created = dt.datetime.fromisoformat(j["created_at"])
-            end = dt.datetime.fromisoformat(j["finished_at"]) if j["finished_at"] else dt.datetime.now(dt.UTC)
+            end = (dt.datetime.fromisoformat(j["finished_at"]) if j["finished_at"]
+                   else dt.datetime.fromtimestamp(j["paused_at"], dt.UTC) if j.get("paused_at")  # stopped while paused
+                   else dt.datetime.now(dt.UTC))
             elapsed = int((end - created).total_seconds())
             base = Path(j["base_model"]).name if j["backend"] == "local" else j["base_model"]
-            values = [j["id"], j["status"], base, f"{elapsed // 60}:{elapsed % 60:02d}",
+            values = [j["id"], j.get("shown_status", j["status"]), base, f"{elapsed // 60}:{elapsed % 60:02d}",
                       f"{j['trained_tokens']:,}" if j["trained_tokens"] else "", j["fine_tuned_model"] or ""]
             for c, v in enumerate(values):
                 item = QTableWidgetItem(v)
@@ -200,10 +202,14 @@ class JobsPanel(QWidget):
             pts = [(m["step"], m[key]) for m in metrics if m.get(key) is not None]
             curve.setData([p[0] for p in pts], [p[1] for p in pts])
         running = job["status"] in ("validating_files", "queued", "running")
+        paused = job.get("shown_status") == "paused"
         self.cancel_button.setEnabled(running)
-        self.pause_button.setEnabled(job["status"] == "running")
-        self.resume_button.setEnabled(job["status"] == "running")
+        self.pause_button.setEnabled(job["status"] == "running" and not paused)  # paused: only Resume and Cancel
+        self.resume_button.setEnabled(paused)
         self.use_button.setEnabled(job["status"] == "succeeded")
+
+    def confirm_cancel(self, job_id: str) -> bool:
+        return _confirm(self, job_id)
 
     def control(self, action: str) -> None:
         from cascade_studio.services.finetune import tracker
@@ -211,6 +217,8 @@ class JobsPanel(QWidget):
         page = self.page
         job_id = self.selected_job_id()
         if page.ws is None or job_id is None:
+            return
+        if action == "cancel" and not self.confirm_cancel(job_id):
             return
 
         def done(state) -> None:
@@ -254,10 +262,21 @@ class JobsPanel(QWidget):
             window.tiers_page.set_workspace(page.ws, catalog)
 
 
+def _confirm(parent, job_id: str) -> bool:
+    from PySide6.QtWidgets import QMessageBox
+
+    answer = QMessageBox.question(parent, "Cancel the fine-tune job?",
+                                  f"Cancel {job_id}? A cancelled job cannot be resumed; training done so far is "
+                                  "billed (remote) or lost (local, unless a checkpoint was saved).",
+                                  QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                                  QMessageBox.StandardButton.No)
+    return answer == QMessageBox.StandardButton.Yes
+
+
 def _job_html(job: dict[str, Any]) -> str:
     """One job's status line: backend, status, ETA, hyperparameters, error, where the model is."""
     eta = ""
-    if job["estimated_finish"] and job["status"] in ("queued", "running"):
+    if job["estimated_finish"] and job.get("shown_status", job["status"]) in ("queued", "running"):
         eta = f" · estimated finish {dt.datetime.fromtimestamp(job['estimated_finish']).strftime('%H:%M:%S')}"
     err = ""
     if job["error"]:
@@ -271,5 +290,5 @@ def _job_html(job: dict[str, Any]) -> str:
         where = (f"<br>Model folder: <a href='{html.escape(Path(folder).as_uri())}'>{html.escape(folder)}</a> · "
                  f"how to serve it (vLLM, llama.cpp, Ollama): <a href='{html.escape(Path(output['serve']).as_uri())}'>"
                  "SERVE.md</a>")
-    return (f"<b>{html.escape(job['id'])}</b> · {job['backend'] or 'openai'} · {job['status']}"
+    return (f"<b>{html.escape(job['id'])}</b> · {job['backend'] or 'openai'} · {job.get('shown_status', job['status'])}"
             f"{eta} · {html.escape(', '.join(f'{k}={v}' for k, v in hp.items()))}{err}{where}")

@@ -70,6 +70,9 @@ class TrajectoriesPage(Page):
         self.run_batch = QCheckBox("Batch API", objectName="runBatch")
         self.run_batch.setToolTip("Send the run through the OpenAI Batch API: half the price, results within 24 h. "
                                   "A restart goes back to the same batch.")
+        self.run_again = QCheckBox("Collect again", objectName="runAgain")
+        self.run_again.setToolTip("Also send tasks that already have an answer of this tier's current model and "
+                                  "settings (paid again; asks first). Without it they are skipped.")
         self.start_button = QPushButton("Start", objectName="startRun")
         self.start_button.setToolTip("Run the tier over the tasks; resumes an unfinished run of the same tasks (Ctrl+R)")
         self.pause_button = QPushButton("Pause", objectName="pauseRun")
@@ -87,6 +90,7 @@ class TrajectoriesPage(Page):
             row.addWidget(QLabel(label))
             row.addWidget(widget)
         row.addWidget(self.run_batch)
+        row.addWidget(self.run_again)
         row.addStretch(1)
         row.addWidget(self.start_button)
         row.addWidget(self.pause_button)
@@ -380,7 +384,7 @@ class TrajectoriesPage(Page):
         self.start_button.setEnabled(not running)
         self.pause_button.setEnabled(running)
         self.cancel_button.setEnabled(running)
-        for w in (self.run_tier, self.run_category, self.run_limit, self.run_concurrency, self.run_batch):
+        for w in (self.run_tier, self.run_category, self.run_limit, self.run_concurrency, self.run_batch, self.run_again):
             w.setEnabled(not running)
         if running:
             self._live_timer.start()
@@ -388,7 +392,7 @@ class TrajectoriesPage(Page):
             self._live_timer.stop()
 
     def start_run(self) -> None:
-        from cascade_studio.services.collector import select_task_ids, start_or_resume
+        from cascade_studio.services.collector import plan_run, select_task_ids, start_or_resume
         from cascade_studio.ui.run_thread import RunThread
 
         if self.ws is None or self.runner is not None:
@@ -402,19 +406,35 @@ class TrajectoriesPage(Page):
             self.say("No tasks to run: import tasks on the Tasks page (Ctrl+I).", error=True)
             return
         batch = self.run_batch.isChecked()
+        again = self.run_again.isChecked()
+        plan = plan_run(self.ws, tier, task_ids, again=again, batch=batch)
+        if plan.requests == 0:
+            self.say(f"All {plan.tasks} tasks already have answers of tier {tier.tier}'s current model and settings; "
+                     "nothing to send. Tick 'Collect again' to pay for them again.")
+            return
+        if again and not self.confirm_again(plan):
+            return
         run, resumed = start_or_resume(self.ws, tier, task_ids, {"category": self.run_category.currentData(),
                                                                    "limit": self.run_limit.value() or None,
-                                                                   "batch": batch}, batch=batch)
+                                                                   "batch": batch}, batch=batch, again=again)
         self.runner = RunThread(self.ws.path, tier, self.secrets, run, concurrency=self.run_concurrency.value() or None,
                                 batch=batch, parent=self)
         self.runner.progress.connect(self._progress)
         self.runner.finished.connect(self._run_done)
         self.progress_bar.setMaximum(len(task_ids))
-        self.say(("Resuming" if resumed else "Starting") + f" run {run.id}: tier {tier.tier} ({tier.model}) over "
-                 f"{len(task_ids)} tasks…")
+        self.say(("Resuming" if resumed else "Starting") + f" run {run.id}: {plan.sentence()}…")
         self._set_running(True)
         self.pause_button.setEnabled(not batch)  # a batch runs on the provider's side
         self.runner.start()
+
+    def confirm_again(self, plan) -> bool:
+        from PySide6.QtWidgets import QMessageBox
+
+        answer = QMessageBox.question(
+            self, "Collect again?", f"Send {plan.requests} requests again to tier {plan.tier} ({plan.model}), "
+            f"about ${float(plan.to_json()['estimated_cost_usd']):.4f}? Their earlier answers stay in the workspace.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
 
     def toggle_pause(self) -> None:
         if self.runner is None:

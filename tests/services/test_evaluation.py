@@ -119,8 +119,15 @@ def test_history_and_drift(tmp_path):
     ws = recorded_workspace(tmp_path)
     t1, t2 = tiers()
     ids = [r[0] for r in ws.conn.execute("SELECT DISTINCT task_id FROM trajectories")]
-    asyncio.run(evaluate(ws, t2, t1, ids, SecretStore(), use_embeddings=False))
-    asyncio.run(evaluate(ws, t2.replace(model="gpt-5"), t1, ids, SecretStore(), use_embeddings=False))
+    first = asyncio.run(evaluate(ws, t2, t1, ids, SecretStore(), use_embeddings=False))
+    # a teacher whose model changed has no answers of its own yet: the old model's are not used
+    later = asyncio.run(evaluate(ws, t2.replace(model="gpt-5"), t1, ids, SecretStore(), use_embeddings=False))
+    assert later.results == [] and later.missing == len(ids) and later.evaluation_id is None
+    assert later.to_json()["teacher"]["generation"] != first.to_json()["teacher"]["generation"]
+    from cascade_studio.store.evaluations import record
+
+    record(ws, teacher_tier=2, teacher_model="gpt-5", student_tier=1, student_model=t1.model, category=None,
+           tasks=len(first.results), agreement=first.summary["overall"]["agreement"], metrics=first.summary)
     rows = history(ws, 1)
     assert len(rows) == 2 and rows[0]["agreement"] == rows[1]["agreement"]
     warning = drift_warning(ws, 1, level=0.99)

@@ -126,3 +126,28 @@ def test_cli_start_watch_use(tmp_path, capsys, sandbox_thread):
     assert main(["-w", ws, "tiers", "test", "1"]) == 0  # the sandbox answers with the fine-tuned model
     assert main(["-w", ws, "finetune", "status", "ftjob_nope"]) == 1
     pytest.importorskip("openai")
+
+
+async def test_a_paused_job_reads_paused(sandbox, tmp_path):
+    from cascade_studio.core.finetune import shown_status
+
+    sandbox.config.job_seconds = 30
+    ws = workspace(tmp_path, sandbox.base_url)
+    state, _ = await tracker.start_job(ws, JobSpec("gpt-4o-mini", dataset(tmp_path / "t.jsonl")), None, SecretStore())
+    import asyncio
+
+    for _ in range(100):
+        state, _ = await tracker.refresh(ws, state.id, SecretStore())
+        if state.status == "running":
+            break
+        await asyncio.sleep(0.1)
+    await tracker.control(ws, state.id, "pause", SecretStore())
+    await tracker.refresh(ws, state.id, SecretStore())
+    job = tracker.JobStore(ws).get(state.id)
+    assert job["status"] == "running" and job["shown_status"] == "paused"
+    await tracker.control(ws, state.id, "resume", SecretStore())
+    await tracker.refresh(ws, state.id, SecretStore())
+    assert tracker.JobStore(ws).get(state.id)["shown_status"] == "running"
+    assert shown_status("running", ["Paused at step 3; the model stays in memory"]) == "paused"  # the local trainer's
+    assert shown_status("succeeded", ["Fine-tuning job paused"]) == "succeeded"
+    ws.close()

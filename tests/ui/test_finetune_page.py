@@ -74,3 +74,47 @@ def test_tracking_resumes_on_reopen(qtbot, tmp_path, qloop, sandbox_thread):
         return job["status"] == "succeeded"
 
     run_until(qloop, finished, timeout=30)
+
+
+def test_paused_means_paused_and_cancel_asks(qtbot, tmp_path, qloop, sandbox_thread, monkeypatch):
+    sandbox_thread.config.job_seconds = 60.0
+    prepare_demo(tmp_path / "ws", sandbox_thread.base_url)
+    with Workspace.open(tmp_path / "ws") as ws:
+        teacher = max(TierRepository(ws).list(), key=lambda t: t.tier)
+        run, _ = start_or_resume(ws, teacher, select_task_ids(ws, limit=30), {})
+        asyncio.run(CollectionRun(ws, teacher, SecretStore(), run).run())
+    asyncio.set_event_loop(qloop)
+    window = MainWindow(SecretStore(), AppSettings())
+    qtbot.addWidget(window)
+    window.open_workspace(tmp_path / "ws")
+    window.nav.setCurrentRow(3)
+    page = window.finetune_page
+    page.build(tmp_path / "out" / "train.jsonl")
+    page.start_button.click()
+    run_until(qloop, lambda: not page.calls.running("start"), timeout=30)
+
+    def poll_until(text):
+        for _ in range(100):
+            page.poll()
+            run_until(qloop, lambda: not page.calls.running("poll"), timeout=10)
+            if page.jobs.item(0, 1).text() == text:
+                return
+            qloop.run_until_complete(asyncio.sleep(0.1))
+        raise AssertionError(f"never {text}: {page.jobs.item(0, 1).text()}")
+
+    poll_until("running")
+    panel = page.jobs_panel
+    page.jobs.selectRow(0)
+    page.show_job()
+    assert panel.pause_button.isEnabled() and not panel.resume_button.isEnabled()
+    panel.control("pause")
+    qloop.run_until_complete(asyncio.sleep(0.3))
+    poll_until("paused")
+    page.show_job()
+    assert not panel.pause_button.isEnabled() and panel.resume_button.isEnabled() and panel.cancel_button.isEnabled()
+    asked = []
+    monkeypatch.setattr(type(panel), "confirm_cancel", lambda self, job_id: asked.append(job_id) or False)
+    panel.control("cancel")  # declined: nothing happens
+    qloop.run_until_complete(asyncio.sleep(0.3))
+    poll_until("paused")
+    assert asked

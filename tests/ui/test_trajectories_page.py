@@ -178,3 +178,25 @@ def test_import_and_export_dialogs(qtbot, tmp_path, qloop, sandbox_thread, monke
     other.trajectories_page.import_dialog()
     assert other.trajectories_page.model.rowCount() == 5
     assert "Imported 5" in other.trajectories_page.run_status.text()
+
+
+def test_start_skips_what_is_collected_and_again_asks(qtbot, tmp_path, qloop, sandbox_thread):
+    window = prepared_window(qtbot, tmp_path, sandbox_thread.base_url)
+    page = window.trajectories_page
+    page.run_limit.setValue(8)
+    page.start_button.click()
+    assert "8 requests, about $" in page.status.text()  # the plan and its estimated cost, before paying
+    run_until(qloop, lambda: page.runner is None, timeout=30)
+    sent = sandbox_thread.sandbox.request_count
+    page.start_button.click()  # the same tasks again: nothing to send, nothing started
+    assert page.runner is None and "already have answers" in page.status.text()
+    assert sandbox_thread.sandbox.request_count == sent
+    page.run_again.setChecked(True)
+    asked = []
+    page.confirm_again = lambda plan: asked.append(plan.requests) or False  # declined
+    page.start_button.click()
+    assert asked == [8] and page.runner is None and sandbox_thread.sandbox.request_count == sent
+    page.confirm_again = lambda plan: True
+    page.start_button.click()
+    run_until(qloop, lambda: page.runner is None, timeout=30)
+    assert sandbox_thread.sandbox.request_count == sent + 8
