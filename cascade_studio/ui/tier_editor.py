@@ -159,10 +159,8 @@ class TierEditor(QWidget):
         self.top_logprobs_spin = QSpinBox(objectName="top_logprobs", minimum=0, maximum=MAX_TOP_LOGPROBS)
         self.top_logprobs_spin.setToolTip("Alternatives recorded per token (0-20): the teacher's distribution "
                                           "that soft-label distillation learns from")
-        logprobs_row = QHBoxLayout()
-        logprobs_row.addWidget(self.logprobs_combo, 1)
-        logprobs_row.addWidget(QLabel("top"))
-        logprobs_row.addWidget(self.top_logprobs_spin)
+        self.logprobs_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.logprobs_combo.setMinimumContentsLength(12)
         self.learned_label = QLabel(objectName="logprobsLearned")
         self.learned_label.setWordWrap(True)
         self.learned_label.setStyleSheet(WARN_STYLE)
@@ -180,7 +178,8 @@ class TierEditor(QWidget):
         bform.addRow("Temperature", self.temperature_spin)
         bform.addRow("System prompt", self.system_prompt_edit)
         bform.addRow("Key variable", self.key_env_edit)
-        bform.addRow("Logprobs", logprobs_row)
+        bform.addRow("Logprobs", self.logprobs_combo)
+        bform.addRow("Top alternatives", self.top_logprobs_spin)
         bform.addRow(learned_row)
 
         # --- escalation ----------------------------------------------------------
@@ -266,6 +265,7 @@ class TierEditor(QWidget):
         if not self._loading and provider == Provider.OPENAI and not self.base_url_edit.text().strip():
             self.base_url_edit.setText(ENDPOINT_PRESETS["OpenAI"])
         self.simulated_label.setVisible(provider == Provider.SANDBOX)
+        self._update_no_key()
         self._emit_changed()
 
     def _preset_chosen(self, index: int) -> None:
@@ -277,6 +277,11 @@ class TierEditor(QWidget):
         provider = Provider.OPENAI if is_openai_url(url) else Provider.COMPATIBLE
         self.provider_combo.setCurrentIndex(self.provider_combo.findData(provider.value))
         self._emit_changed()
+
+    def _update_no_key(self) -> None:
+        """'No key needed' is for OpenAI-compatible servers only (OpenAI needs a key; the sandbox takes any)."""
+        compatible = Provider(self.provider_combo.currentData()) == Provider.COMPATIBLE
+        self.no_key_check.setVisible(compatible or self.no_key_check.isChecked())
 
     def _ask_again(self) -> None:
         self._logprobs_unsupported = False
@@ -368,6 +373,7 @@ class TierEditor(QWidget):
             self.insecure_check.setChecked(tier.allow_insecure)
             self._update_insecure()
             self.no_key_check.setChecked(tier.no_key)
+            self._update_no_key()
             self.logprobs_combo.setCurrentIndex(self.logprobs_combo.findData(tier.logprobs.value))
             self.top_logprobs_spin.setValue(tier.top_logprobs)
             self.without_combo.setCurrentIndex(self.without_combo.findData(tier.without_logprobs.value))
