@@ -221,7 +221,7 @@ class TradeoffsPage(Page):
         export_row = QHBoxLayout()
         for text, slot in (("Export plot as PNG…", lambda: self.export_plot("png")),
                            ("Export plot as SVG…", lambda: self.export_plot("svg")),
-                           ("Export data as CSV…", self.export_csv)):
+                           ("Export data as CSV…", lambda: self.export_csv())):
             b = QPushButton(text)
             b.clicked.connect(slot)
             export_row.addWidget(b)

@@ -445,21 +445,42 @@ class TrajectoriesPage(Page):
         else:
             self.runner.pause()
             self.pause_button.setText("Resume")
+        if self.runner.last is not None:  # say so now (no ETA while paused), not at the next progress
+            self._progress(self.runner.last)
 
     def cancel_run(self) -> None:
         if self.runner is not None:
             self.runner.cancel()
 
     def _progress(self, p) -> None:
-        self.progress_bar.setValue(p.done + p.failed)
-        eta = "" if p.eta_s is None else f" · ETA {int(p.eta_s) // 60}:{int(p.eta_s) % 60:02d}"
+        self._show_bar(p)
+        status = p.status
+        if self.runner is not None and status in ("running", "paused"):  # the button is ahead of the worker
+            status = "paused" if self.runner.paused else "running"
+        eta = "" if p.eta_s is None or status != "running" else (
+            f" · ETA {int(p.eta_s) // 60}:{int(p.eta_s) % 60:02d}")
         failed = f" · {p.failed} failed" if p.failed else ""
         retries = f" · {p.retries} retries" if p.retries else ""
-        state = "" if p.status == "running" else f" · {p.status}"
-        if p.message and p.message.startswith("Batch ") and p.status == "running":
+        state = "" if status == "running" else f" · {status}"
+        if p.message and p.message.startswith("Batch ") and status == "running":
             state += f" · {p.message}"
+        all_failed = p.failed > 0 and p.done == 0 and p.failed >= p.total
         self.say(f"{p.done:,}/{p.total:,} done · {p.rate:.1f}/s{eta} · {p.tokens:,} tokens · "
-                 f"${p.cost_usd:.4f}{failed}{retries}{state}", error=bool(p.failed and p.status == "failed"))
+                 f"${p.cost_usd:.4f}{failed}{retries}{state}",
+                 error=bool(p.failed and (status == "failed" or all_failed)))
+
+    def _show_bar(self, p) -> None:
+        """The bar counts finished tasks; failures are named in its text and turn its chunk red (all
+        failed) or amber (some failed), so a run that failed never looks like a full, healthy bar."""
+        self.progress_bar.setMaximum(max(p.total, 1))
+        self.progress_bar.setValue(min(p.done + p.failed, p.total))
+        if p.failed:
+            self.progress_bar.setFormat(f"{p.done:,} ok, {p.failed:,} failed / {p.total:,}")
+            color = "#d13438" if p.done == 0 else "#e8a33d"
+            self.progress_bar.setStyleSheet(f"QProgressBar::chunk {{ background-color: {color}; }}")
+        else:
+            self.progress_bar.setFormat("%v / %m")
+            self.progress_bar.setStyleSheet("")
 
     def _run_done(self, p, error) -> None:
         runner, self.runner = self.runner, None
