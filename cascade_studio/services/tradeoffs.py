@@ -63,11 +63,14 @@ def load_outcomes(ws: Workspace, tiers: list[Tier], category: str | None = None)
                     [t.without_logprobs == WithoutLogprobs.ANSWER for t in tiers])
 
 
-def save_scenario(ws: Workspace, name: str, params: dict[str, Any], results: dict[str, Any]) -> int:
-    return ScenarioRepository(ws).save(name, params, results)
+def save_scenario(ws: Workspace, name: str, params: dict[str, Any], results: dict[str, Any],
+                  quality_basis: str | None = None) -> int:
+    """Save a what-if scenario with the basis its quality was measured on (Outcomes.quality_basis)."""
+    return ScenarioRepository(ws).save(name, params, results, quality_basis)
 
 
 def list_scenarios(ws: Workspace) -> list[dict[str, Any]]:
+    """Saved scenarios, oldest first; each has `quality_basis` (None when saved before it was recorded)."""
     return ScenarioRepository(ws).list()
 
 

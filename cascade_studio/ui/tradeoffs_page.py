@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -52,6 +53,14 @@ def _money(v: float | None, places: int = 6) -> str:
     return "—" if v is None else f"${v:,.{places}f}"
 
 
+BASIS_WORDS = {"accuracy": "accuracy", "agreement": "agreement with teacher"}
+
+
+def basis_words(basis: str | None) -> str:
+    """What a Quality figure measures, in words (None: a scenario saved before the basis was kept)."""
+    return "basis not recorded" if basis is None else BASIS_WORDS.get(basis, basis)
+
+
 class TradeoffsPage(Page):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("tradeStatus", parent)
@@ -62,6 +71,7 @@ class TradeoffsPage(Page):
         self.sw = None
         self.figures: list[dict[str, Any]] = []
         self.metrics: dict[str, Any] = {}
+        self._basis: str | None = None  # the quality basis last shown, to warn when it changes
         self._whatif_timer = QTimer(self, singleShot=True, interval=120)
         top = self._build_top()
         bars = self._build_figures()
@@ -235,6 +245,7 @@ class TradeoffsPage(Page):
     # -- data ----------------------------------------------------------------------------------
     def set_workspace(self, ws: Workspace | None) -> None:
         self.ws = ws
+        self._basis = None
         self.reload_choices()
         self.refresh()
 
@@ -269,12 +280,21 @@ class TradeoffsPage(Page):
         notes = [f" Tier {f['tier']} has no confidence for {f['without_confidence']} tasks (no logprobs): it "
                  f"{'keeps those answers' if f['without_confidence_rule'] == 'keeps the answer' else 'escalates them'}."
                  for f in tier_figures(outcomes)[:-1] if f["without_confidence"]]
+        basis = outcomes.quality_basis
+        changed = ""
+        if self._basis is not None and self._basis != basis:
+            changed = (f" Note: Quality changed from {basis_words(self._basis)} to {basis_words(basis)} "
+                       "(tasks with or without expected answers came or went); earlier figures are not comparable.")
+        self._basis = basis
+        other = self.load_scenarios()
+        if other:
+            changed += (f" Saved scenario(s) {', '.join(other)} measured Quality on another basis than today's "
+                        f"{basis_words(basis)}: compare their quality with care.")
         self.say(f"{outcomes.n} tasks have outcomes for every tier ({outcomes.excluded} excluded, never imputed). "
-                 f"Quality = {outcomes.quality_basis}"
-                 + (" against expected answers." if outcomes.quality_basis == "accuracy" else " with the teacher.")
-                 + "".join(notes))
+                 f"Quality = {basis}"
+                 + (" against expected answers." if basis == "accuracy" else " with the teacher.")
+                 + "".join(notes) + changed, error=bool(changed))
         self.recompute()
-        self.load_scenarios()
 
     def recompute(self) -> None:
         if self.outcomes is None:
@@ -283,6 +303,10 @@ class TradeoffsPage(Page):
         pg = self.pg
         mode = self.mode_combo.currentData()
         self.figures = tier_figures(o)
+        quality_header = QTableWidgetItem(f"Quality ({basis_words(o.quality_basis)})")
+        quality_header.setToolTip("Accuracy against the tasks' expected answers" if o.quality_basis == "accuracy"
+                                  else "Agreement with the teacher (not every task has an expected answer)")
+        self.tier_table.setHorizontalHeaderItem(6, quality_header)
         self.tier_table.setRowCount(len(self.figures))
         for r, f in enumerate(self.figures):
             for c, v in enumerate([f"Tier {f['tier']}", str(f["requests"]), _money(f["cost_per_request_usd"]),
@@ -414,10 +438,11 @@ class TradeoffsPage(Page):
         if result is None or self.ws is None:
             return
         save_scenario(self.ws, name, {"mode": self.mode_combo.currentData(), "thresholds": self.thresholds(),
-                                      **self.scenario().to_json()}, result)
+                                      **self.scenario().to_json()}, result, self.outcomes.quality_basis)
         self.load_scenarios()
 
-    def load_scenarios(self) -> None:
+    def load_scenarios(self) -> list[str]:
+        """Fill the scenario table; returns the names of scenarios saved on another quality basis."""
         from cascade_studio.services.tradeoffs import list_scenarios
 
         items = list_scenarios(self.ws) if self.ws else []
@@ -430,14 +455,23 @@ class TradeoffsPage(Page):
                 ("Break-even month", lambda s: "—" if s["results"]["break_even_month"] is None
                  else str(s["results"]["break_even_month"])),
                 ("Latency p95", lambda s: f"{s['results']['latency_p95_ms']:,.0f} ms"),
-                ("Quality", lambda s: f"{s['results']['quality']:.1%}")]
+                ("Quality", lambda s: f"{s['results']['quality']:.1%} ({basis_words(s['quality_basis'])})")]
         self.scenario_table.setRowCount(len(rows))
         self.scenario_table.setColumnCount(len(items))
         self.scenario_table.setHorizontalHeaderLabels([s["name"] for s in items])
         self.scenario_table.setVerticalHeaderLabels([r[0] for r in rows])
+        current = self.outcomes.quality_basis if self.outcomes is not None else None
+        other = []
         for c, s in enumerate(items):
             for r, (_, get) in enumerate(rows):
                 self.scenario_table.setItem(r, c, QTableWidgetItem(get(s)))
+            if current is not None and s["quality_basis"] != current:
+                other.append(s["name"])
+                cell = self.scenario_table.item(len(rows) - 1, c)
+                cell.setBackground(QColor("#fde7c2"))
+                cell.setToolTip(f"Saved with Quality = {basis_words(s['quality_basis'])}; it is now "
+                                f"{basis_words(current)}: not comparable")
+        return other
 
     def save_thresholds(self) -> None:
         if self.ws is None or self.outcomes is None:
