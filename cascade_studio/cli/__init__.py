@@ -26,6 +26,7 @@ from cascade_studio.cli import (
     tiers,
     trajectories,
     whatif,
+    workspace,
 )
 from cascade_studio.cli.common import CliError
 from cascade_studio.core.errors import UserError
@@ -34,7 +35,7 @@ __all__ = ["CliError", "build_parser", "main"]
 
 # The order of `--help`'s command list.
 COMMAND_GROUPS = (gui, tiers, keys, tasks, collect, trajectories, evaluate, whatif, dataset, finetune, catalog,
-                  sandbox, demo)
+                  sandbox, demo, workspace)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -41,8 +42,9 @@ def workspace_exists(args: argparse.Namespace) -> bool:
 def open_ws(args: argparse.Namespace, *, create: bool = True):
     from cascade_studio.store.workspace import Workspace, WorkspaceError
 
-    try:
-        return Workspace.open(workspace_path(args), create=create)
+    try:  # a big workspace is checked on a schedule (daily, after a crash), not on every command
+        return Workspace.open(workspace_path(args), create=create,
+                              announce=lambda sentence: print(sentence, file=sys.stderr, flush=True))
     except WorkspaceError as exc:
         raise CliError(str(exc)) from None
 

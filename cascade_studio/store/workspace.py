@@ -6,14 +6,22 @@ import datetime as dt
 import errno
 import os
 import shutil
+import socket
 import sqlite3
 import sys
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from cascade_studio.store.migrations import SCHEMA_VERSION, current_version, migrate
 
 DB_NAME = "workspace.sqlite"
 FULL_CHECK_LIMIT = 64 * 1024 * 1024  # bytes; a full integrity_check takes ~10 s per 250 MB
+CHECK_INTERVAL = dt.timedelta(days=1)  # a bigger workspace is checked at most this often (and after a crash)
+CHECKED_AT, CHECK_RESULT, CHECK_DUE = "integrity_checked_at", "integrity_result", "integrity_due"
+SESSION_PREFIX = "open."  # meta keys "open.PID.TOKEN": a connection that has not closed yet
+FOUND_DAMAGE = "the last check found damage"
+UNCLEAN = "a process that had it open ended without closing it"
 BUSY_TIMEOUT_S = 10.0  # how long to wait for another process's lock before saying who holds it
 OWN_TABLES = {"meta", "tiers"}  # every Cascade Studio workspace has these from schema 1 on
 
@@ -33,10 +41,13 @@ class Workspace:
     deferred_check = False
 
     @classmethod
-    def open(cls, folder: str | Path, *, create: bool = True, check: str = "auto") -> Workspace:
-        """check: "full" (PRAGMA integrity_check), "quick" (quick_check), "auto" (full up to 64 MB,
-        quick beyond), or "defer" (full up to 64 MB; beyond, only the schema is read now and the
-        caller runs `check_integrity` in the background)."""
+    def open(cls, folder: str | Path, *, create: bool = True, check: str = "auto",
+             announce: Callable[[str], None] | None = None) -> Workspace:
+        """check: "full" (PRAGMA integrity_check), "quick" (quick_check), "auto" (full up to 64 MB;
+        beyond, a quick_check only when one is due: see `check_due`), "defer" (full up to 64 MB;
+        beyond, only the schema is read now and, when a check is due, `deferred_check` asks the
+        caller to run `check_integrity` in the background) or "none" (the schema only).
+        `announce` hears a sentence before a check of a big workspace starts (it takes seconds)."""
         folder = Path(folder).expanduser().resolve()
         db_file = folder / DB_NAME
         if folder.exists() and not folder.is_dir():
@@ -62,9 +73,17 @@ class Workspace:
                                  or f"Cannot open {db_file}: {exc}. Check the folder's permissions.") from exc
         try:
             size = db_file.stat().st_size if db_file.exists() else 0
+            due, gone = _check_due(conn)
             mode = check
             if check in ("auto", "defer"):
-                mode = "full" if size <= FULL_CHECK_LIMIT else ("quick" if check == "auto" else "none")
+                if size <= FULL_CHECK_LIMIT:
+                    mode = "full"
+                else:
+                    mode = "quick" if check == "auto" and due else "none"
+                    if mode == "quick" and due == FOUND_DAMAGE:
+                        mode = "full"  # what a full check found, a quick one may not see
+                    if mode == "quick" and announce is not None:
+                        announce(f"Checking the workspace {db_file} ({size / 1e9:.1f} GB): {due}…")
             cls._check_and_configure(conn, db_file, mode)
             version = current_version(conn)
             if version > SCHEMA_VERSION:
@@ -76,8 +95,11 @@ class Workspace:
                 cls._backup_before_migration(conn, db_file, version)
             migrate(conn)
             ws = cls(folder, conn)
-            ws.deferred_check = mode == "none"
+            ws.deferred_check = check == "defer" and mode == "none" and bool(due)
             ws._set_meta_default("created_at", _now())
+            ws._begin_session(gone)
+            if mode in ("full", "quick"):
+                _record_check(conn, None)
             return ws
         except WorkspaceError:
             conn.close()
@@ -99,7 +121,9 @@ class Workspace:
             raise WorkspaceError(storage_problem(exc, db_file) or _damaged(db_file, str(exc))) from exc
         result = [r[0] for r in rows]
         if result != ["ok"]:
-            raise WorkspaceError(_damaged(db_file, "; ".join(result[:3])))
+            problem = _damaged(db_file, "; ".join(result[:3]))
+            _record_check(conn, problem)
+            raise WorkspaceError(problem)
         foreign = _foreign_tables(conn)
         if foreign:  # before anything is written: another application's file stays as it was
             raise WorkspaceError(_not_ours(db_file, foreign))
@@ -124,22 +148,55 @@ class Workspace:
             dest.close()
 
     @staticmethod
-    def check_integrity(folder: str | Path) -> str | None:
-        """Full integrity check on a separate connection (safe to run in a worker thread).
-        Returns None when the file is sound, else a message naming the problem and the fix."""
+    def check_integrity(folder: str | Path, *, quick: bool = False) -> str | None:
+        """Full (or quick) integrity check on a separate connection (safe to run in a worker
+        thread), remembered in `meta` as the last check. Returns None when the file is sound, else a
+        message naming the problem and the fix."""
         db_file = Path(folder) / DB_NAME
+        if not db_file.is_file():
+            return f"No workspace in {Path(folder)} (no {DB_NAME}): nothing to check."
         try:
-            conn = sqlite3.connect(db_file, timeout=BUSY_TIMEOUT_S)
+            conn = sqlite3.connect(db_file, timeout=BUSY_TIMEOUT_S, isolation_level=None)
             try:
-                rows = [r[0] for r in conn.execute("PRAGMA integrity_check").fetchall()]
+                pragma = "PRAGMA quick_check" if quick else "PRAGMA integrity_check"
+                rows = [r[0] for r in conn.execute(pragma).fetchall()]
+                problem = None if rows == ["ok"] else _damaged(db_file, "; ".join(rows[:3]))
+                _record_check(conn, problem)
             finally:
                 conn.close()
         except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:  # a damaged page can hold any bytes
             return storage_problem(exc, db_file) or _damaged(db_file, str(exc))
-        return None if rows == ["ok"] else _damaged(db_file, "; ".join(rows[:3]))
+        return problem
+
+    @staticmethod
+    def last_check(folder: str | Path) -> tuple[str | None, str | None]:
+        """(when the last integrity check ran, its result: "ok" or the problem), from `meta`."""
+        conn = sqlite3.connect(Path(folder) / DB_NAME, timeout=BUSY_TIMEOUT_S)
+        try:
+            return _meta(conn, CHECKED_AT), _meta(conn, CHECK_RESULT)
+        except sqlite3.Error:
+            return None, None
+        finally:
+            conn.close()
+
+    def _begin_session(self, gone: list[str]) -> None:
+        """Mark this connection open in `meta` (cleared by `close`): a mark left by a process that
+        is gone means an unclean shutdown, and the file is checked (whatever its size) before the
+        "check due" mark that replaces the dead marks is cleared."""
+        self._session: str | None = f"{SESSION_PREFIX}{os.getpid()}.{uuid.uuid4().hex[:8]}"
+        try:
+            if gone:
+                self.conn.executemany("DELETE FROM meta WHERE key = ?", [(k,) for k in gone])
+                self.set_meta(CHECK_DUE, UNCLEAN)
+            self.set_meta(self._session, f"{socket.gethostname()} {_now()}")
+        except sqlite3.Error:
+            self._session = None
 
     def close(self) -> None:
         try:
+            if getattr(self, "_session", None):
+                self.conn.execute("DELETE FROM meta WHERE key = ?", (self._session,))
+                self._session = None
             self.conn.execute("PRAGMA optimize")
         except sqlite3.Error:
             pass
@@ -172,6 +229,69 @@ class Workspace:
 
     def _set_meta_default(self, key: str, value: str) -> None:
         self.conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+
+def _meta(conn: sqlite3.Connection, key: str) -> str | None:
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    return row[0] if row else None
+
+
+def _check_due(conn: sqlite3.Connection, now: dt.datetime | None = None) -> tuple[str, list[str]]:
+    """(why an integrity check is due now, "" when it is not; the open-marks of processes that
+    are gone). Due: never checked, the last check is over a day old or found damage, or a process
+    that had the workspace open ended without closing it (an unclean shutdown). Reads only."""
+    now = now or dt.datetime.now(dt.UTC)
+    try:
+        if not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone():
+            return "never checked", []
+        host = socket.gethostname()
+        gone = []
+        for key, value in conn.execute("SELECT key, value FROM meta WHERE key LIKE ?", (SESSION_PREFIX + "%",)):
+            pid = key[len(SESSION_PREFIX):].split(".")[0]
+            if str(value).split(" ")[0] == host and pid.isdigit() and not _alive(int(pid)):
+                gone.append(key)
+        if gone:
+            return UNCLEAN, gone
+        reason = _meta(conn, CHECK_DUE)
+        if reason:
+            return reason, []
+        result, checked = _meta(conn, CHECK_RESULT), _meta(conn, CHECKED_AT)
+        if not checked:
+            return "never checked", []
+        if result != "ok":
+            return FOUND_DAMAGE, []
+        if now - dt.datetime.fromisoformat(checked) >= CHECK_INTERVAL:
+            return "the daily check", []
+        return "", []
+    except (sqlite3.Error, ValueError, UnicodeDecodeError) as exc:  # unreadable: check it
+        return f"its bookkeeping is unreadable ({exc})", []
+
+
+def _record_check(conn: sqlite3.Connection, problem: str | None) -> None:
+    """Remember a check's time and result in a workspace (best effort: a damaged or read-only file
+    may refuse; another application's file is left as it was)."""
+    try:
+        if _foreign_tables(conn) or not conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone():
+            return
+        conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = "
+                         "excluded.value", [(CHECKED_AT, _now()), (CHECK_RESULT, problem or "ok")])
+        if problem is None:
+            conn.execute("DELETE FROM meta WHERE key = ?", (CHECK_DUE,))
+    except (sqlite3.Error, UnicodeDecodeError):
+        pass
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # someone else's process, or no way to tell: assume it is alive
+    return True
 
 
 def _owner_only(path: Path) -> None:

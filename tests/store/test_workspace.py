@@ -123,6 +123,9 @@ def test_large_workspace_defers_full_check(tmp_path, monkeypatch):
         TierRepository(ws).replace_all([tier(1)])
     monkeypatch.setattr(wsmod, "FULL_CHECK_LIMIT", 1)  # pretend the file is big
     with Workspace.open(tmp_path, check="defer") as ws:
+        assert not ws.deferred_check  # checked on creation: not due for a day
+        ws.set_meta(wsmod.CHECKED_AT, "2000-01-01T00:00:00+00:00")
+    with Workspace.open(tmp_path, check="defer") as ws:
         assert ws.deferred_check
     with Workspace.open(tmp_path, check="auto") as ws:
         assert not ws.deferred_check  # quick_check ran
