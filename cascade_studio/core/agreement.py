@@ -174,17 +174,27 @@ def kl_divergence(p: dict[str, float], q: dict[str, float], floor: float = 1e-6)
     return sum(pv * math.log(pv / (qf[k] / zq)) for k, pv in p.items() if pv > 0)
 
 
+def decision_top(logprobs: list[dict[str, Any]] | None, tool_name: str | None) -> list[dict[str, Any]] | None:
+    """The alternatives (top_logprobs, as {token, logprob}) of the first decision token: all that
+    the decision KL reads of a trajectory's logprobs, small enough to store apart from them. None
+    when there is no decision token or it has no alternatives."""
+    at = decision_position(logprobs, tool_name)
+    top = logprobs[at].get("top_logprobs") if at is not None and logprobs is not None else None
+    return [{"token": t["token"], "logprob": t["logprob"]} for t in top] if top else None
+
+
+def top_kl(teacher_top: list[dict[str, Any]] | None, student_top: list[dict[str, Any]] | None,
+           temperature: float = 2.0) -> float | None:
+    """KL(teacher_T || student_T) between two decision tokens' alternatives (see `decision_top`)."""
+    if not teacher_top or not student_top:
+        return None
+    return kl_divergence(soft_distribution(teacher_top, temperature), soft_distribution(student_top, temperature))
+
+
 def decision_kl(teacher_logprobs, teacher_tool, student_logprobs, student_tool, temperature: float = 2.0) -> float | None:
     """KL(teacher_T || student_T) over the first decision token (Hinton et al. 2015)."""
-    ti = decision_position(teacher_logprobs, teacher_tool)
-    si = decision_position(student_logprobs, student_tool)
-    if ti is None or si is None:
-        return None
-    t_top = teacher_logprobs[ti].get("top_logprobs") or []
-    s_top = student_logprobs[si].get("top_logprobs") or []
-    if not t_top or not s_top:
-        return None
-    return kl_divergence(soft_distribution(t_top, temperature), soft_distribution(s_top, temperature))
+    return top_kl(decision_top(teacher_logprobs, teacher_tool), decision_top(student_logprobs, student_tool),
+                  temperature)
 
 
 # -- accuracy against expected answers (BFCL) -----------------------------------------------------

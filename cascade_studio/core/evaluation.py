@@ -11,12 +11,13 @@ from cascade_studio.core import agreement as ag
 
 @dataclass
 class Side:
-    """What one tier did with one task (the parts evaluation needs)."""
+    """What one tier did with one task (the parts evaluation needs): of the logprobs, only the
+    first decision token's alternatives (core.agreement.decision_top), not the ~35 KB of them."""
 
     tool_calls: list[dict[str, Any]]
     answer: str | None
     reasoning: str | None
-    logprobs: list[dict[str, Any]] | None
+    decision_top: list[dict[str, Any]] | None
     confidence: dict[str, float | None]
     cost_micro: int = 0
     latency_ms: float = 0.0
@@ -27,7 +28,7 @@ class Side:
         return self.tool_calls[0]["name"] if self.tool_calls else None
 
 
-@dataclass
+@dataclass(slots=True)  # one per task of an evaluation, 100,000 of them at real sizes
 class TaskResult:
     task_id: str
     category: str
@@ -64,7 +65,7 @@ def compare(task_id: str, category: str, teacher: Side, student: Side, expected:
     args_ok, share = ag.args_agreement(teacher.tool_calls, student.tool_calls)
     both_text = not teacher.tool_calls and not student.tool_calls
     answer_ok = ag.answers_match(teacher.answer, student.answer) if both_text else None
-    kl = ag.decision_kl(teacher.logprobs, teacher.tool_name, student.logprobs, student.tool_name, temperature)
+    kl = ag.top_kl(teacher.decision_top, student.decision_top, temperature)
     t_ok = s_ok = None
     if isinstance(expected, list):
         t_ok = ag.bfcl_correct(teacher.tool_calls, expected, tools)

@@ -26,20 +26,28 @@ log = logging.getLogger(__name__)
 EMBEDDING_MODEL = "text-embedding-3-small"
 
 
+BATCH = 500  # tasks whose two sides are in memory at once
+_SIDE_COLUMNS = ["id", "task_id", "tool_calls", "final_answer", "content", *CONF_COLUMNS.values(), "cost_micro",
+                 "latency_ms"]
+
+
+def _sides(repo: TrajectoryRepository, ids: list[int]) -> dict[str, Side]:
+    """The Sides of the trajectories `ids`, by task id: of their logprobs only the first decision
+    token's alternatives (never the full ~35 KB)."""
+    tops = repo.decision_tops(ids)
+    out = {}
+    for r in repo.by_ids(ids, _SIDE_COLUMNS):
+        calls = orjson.loads(r[2])
+        out[r[1]] = Side(calls, r[3], r[4] if calls else None, tops.get(r[0]), by_method(r[5:8]), r[8], r[9], r[0])
+    return out
+
+
 def latest_sides(ws: Workspace, tier: Tier, task_ids: list[str] | None = None) -> dict[str, Side]:
     """The most recent successful trajectory of the tier's current generation for each task."""
-    rows = TrajectoryRepository(ws).latest_ok(tier.tier, ["id", "task_id", "tool_calls", "final_answer", "content",
-                                                          "logprobs", *CONF_COLUMNS.values(), "cost_micro",
-                                                          "latency_ms"], generation_keys(tier))
-    wanted = set(task_ids) if task_ids is not None else None
-    out = {}
-    for r in rows:
-        if wanted is not None and r[1] not in wanted:
-            continue
-        calls = orjson.loads(r[2])
-        out[r[1]] = Side(calls, r[3], r[4] if calls else None, None if r[5] is None else orjson.loads(r[5]),
-                         by_method(r[6:9]), r[9], r[10], r[0])
-    return out
+    repo = TrajectoryRepository(ws)
+    latest = repo.latest_ok_ids(tier.tier, generation_keys(tier))
+    wanted = latest if task_ids is None else {t: latest[t] for t in task_ids if t in latest}
+    return _sides(repo, list(wanted.values()))
 
 
 @dataclass
@@ -63,7 +71,7 @@ class EvaluationReport:
 
 async def collect_missing(ws: Workspace, tiers: list[Tier], task_ids: list[str], secrets: SecretStore) -> None:
     for tier in tiers:
-        have = latest_sides(ws, tier, task_ids)
+        have = TrajectoryRepository(ws).ok_task_ids(tier.tier, generation_keys(tier), task_ids)
         missing = [t for t in task_ids if t not in have]
         if missing:
             run, _ = start_or_resume(ws, tier, missing, {"evaluation": True})
@@ -87,46 +95,82 @@ async def _embed(tier: Tier, secrets: SecretStore, texts: list[str]) -> list[lis
         return None
 
 
-async def evaluate(ws: Workspace, teacher: Tier, student: Tier, task_ids: list[str], secrets: SecretStore, *,
-                   collect: bool = False, use_embeddings: bool = True, temperature: float = 2.0,
-                   record: bool = True, category: str | None = None) -> EvaluationReport:
-    if collect:
-        await collect_missing(ws, [teacher, student], task_ids, secrets)
-    t_sides = latest_sides(ws, teacher, task_ids)
-    s_sides = latest_sides(ws, student, task_ids)
-    tasks = TaskRepository(ws)
-    common = [t for t in task_ids if t in t_sides and t in s_sides]
-    missing = len(task_ids) - len(common)
-    # texts to compare by similarity: final answers (both text) and reasoning (both present)
-    pairs: list[tuple[str, str, str, str]] = []  # (task, kind, teacher text, student text)
+class _Similarity:
+    """Similarities of text pairs, batch by batch: by the student's embeddings endpoint until it
+    fails (then, for the rest, the documented offline fallback), or offline throughout."""
+
+    def __init__(self, tier: Tier, secrets: SecretStore, use_embeddings: bool) -> None:
+        self.tier, self.secrets = tier, secrets
+        self.failed = not use_embeddings
+        self.embedded = self.offline = 0
+
+    async def of(self, pairs: list[tuple[str, str, str, str]]) -> dict[tuple[str, str], float | None]:
+        vectors = None
+        if not self.failed and pairs:
+            vectors = await _embed(self.tier, self.secrets, [x for p in pairs for x in (p[2], p[3])])
+            self.failed = vectors is None
+        sims: dict[tuple[str, str], float | None] = {}
+        for i, (task_id, kind, a, b) in enumerate(pairs):
+            va, vb = (vectors[2 * i], vectors[2 * i + 1]) if vectors else (offline_embedding(a), offline_embedding(b))
+            sims[(task_id, kind)] = cosine(va, vb)
+        if vectors:
+            self.embedded += len(pairs)
+        else:
+            self.offline += len(pairs)
+        return sims
+
+    def method(self) -> str:
+        embeddings = f"embeddings ({EMBEDDING_MODEL} at {self.tier.base_url})"
+        if self.embedded and self.offline:
+            return (f"{embeddings} for {self.embedded} pairs, then offline hashed bag-of-words for {self.offline} "
+                    "(the endpoint failed)")
+        return embeddings if self.embedded else "offline hashed bag-of-words"
+
+
+def _text_pairs(common: list[str], t_sides: dict[str, Side], s_sides: dict[str, Side]) -> list[tuple[str, str, str, str]]:
+    """Texts to compare by similarity: final answers (both text) and reasoning (both present), as
+    (task, kind, teacher text, student text)."""
+    pairs = []
     for task_id in common:
         t, s = t_sides[task_id], s_sides[task_id]
         if not t.tool_calls and not s.tool_calls and t.answer and s.answer:
             pairs.append((task_id, "answer", t.answer, s.answer))
         if t.reasoning and s.reasoning:
             pairs.append((task_id, "reasoning", t.reasoning, s.reasoning))
-    vectors = None
-    if use_embeddings and pairs:
-        vectors = await _embed(student, secrets, [x for p in pairs for x in (p[2], p[3])])
-    method = f"embeddings ({EMBEDDING_MODEL} at {student.base_url})" if vectors else "offline hashed bag-of-words"
-    sims: dict[tuple[str, str], float | None] = {}
-    for i, (task_id, kind, a, b) in enumerate(pairs):
-        va, vb = (vectors[2 * i], vectors[2 * i + 1]) if vectors else (offline_embedding(a), offline_embedding(b))
-        sims[(task_id, kind)] = cosine(va, vb)
+    return pairs
+
+
+async def evaluate(ws: Workspace, teacher: Tier, student: Tier, task_ids: list[str], secrets: SecretStore, *,
+                   collect: bool = False, use_embeddings: bool = True, temperature: float = 2.0,
+                   record: bool = True, category: str | None = None) -> EvaluationReport:
+    """Compare the student with the teacher on `task_ids`, BATCH tasks at a time: memory holds the
+    per-task verdicts, never every trajectory (nor any full logprobs)."""
+    if collect:
+        await collect_missing(ws, [teacher, student], task_ids, secrets)
+    repo = TrajectoryRepository(ws)
+    t_latest = repo.latest_ok_ids(teacher.tier, generation_keys(teacher))
+    s_latest = repo.latest_ok_ids(student.tier, generation_keys(student))
+    tasks = TaskRepository(ws)
+    common = [t for t in task_ids if t in t_latest and t in s_latest]
+    missing = len(task_ids) - len(common)
+    similarity = _Similarity(student, secrets, use_embeddings)
     results = []
-    for task_id in common:
-        task = tasks.get(task_id)
-        results.append(compare(task_id, task.category if task else "", t_sides[task_id], s_sides[task_id],
-                               task.expected if task else None, answer_similarity=sims.get((task_id, "answer")),
-                               reasoning_similarity=sims.get((task_id, "reasoning")), temperature=temperature,
-                               tools=task.tools if task else None))
+    for start in range(0, len(common), BATCH):
+        batch = common[start:start + BATCH]
+        t_sides = _sides(repo, [t_latest[t] for t in batch])
+        s_sides = _sides(repo, [s_latest[t] for t in batch])
+        sims = await similarity.of(_text_pairs(batch, t_sides, s_sides))
+        for task_id in batch:
+            task = tasks.get(task_id)
+            results.append(compare(task_id, task.category if task else "", t_sides[task_id], s_sides[task_id],
+                                   task.expected if task else None, answer_similarity=sims.get((task_id, "answer")),
+                                   reasoning_similarity=sims.get((task_id, "reasoning")), temperature=temperature,
+                                   tools=task.tools if task else None))
     summary = aggregate(results)
-    report = EvaluationReport(teacher, student, results, summary, missing, method)
+    report = EvaluationReport(teacher, student, results, summary, missing, similarity.method())
     if record and results:
         report.evaluation_id = record_evaluation(
             ws, teacher_tier=teacher.tier, teacher_model=teacher.model, student_tier=student.tier,
             student_model=student.model, category=category, tasks=len(results),
             agreement=summary["overall"]["agreement"], metrics=summary)
     return report
-
-

@@ -208,6 +208,15 @@ MIGRATIONS: list[str] = [
         first_seen TEXT NOT NULL
     );
     """,
+    # 13: the first decision token's alternatives of each trajectory (core.agreement.decision_top:
+    # all the decision KL reads of its ~35 KB of logprobs), beside the trajectory; rows stored before
+    # this step are derived on first use, in batches (TrajectoryRepository.decision_tops)
+    """
+    CREATE TABLE trajectory_decisions (
+        id  INTEGER PRIMARY KEY REFERENCES trajectories(id) ON DELETE CASCADE,
+        top TEXT   -- JSON list of {token, logprob}; NULL: no decision token with alternatives
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

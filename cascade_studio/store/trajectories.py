@@ -6,12 +6,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from cascade_studio.core.agreement import decision_top
 from cascade_studio.core.confidence import confidence_column
 from cascade_studio.core.trajectory import Trajectory, Usage
 from cascade_studio.store.workspace import Workspace
@@ -139,6 +141,25 @@ def _columns(names: Sequence[str], prefix: str = "") -> str:
     return ", ".join(prefix + n for n in names)
 
 
+_CHUNK = 500  # ids per `IN (...)` query
+DERIVE_BATCH = 100  # full logprobs parsed at once when deriving decision tokens of older rows
+
+
+def _decision_top_json(logprobs: Any, tool_name: str | None) -> str | None:
+    """The stored form of core.agreement.decision_top (None: none). Logprobs too malformed to
+    find the decision token in have none: a save never fails on them."""
+    try:
+        top = decision_top(logprobs, tool_name)
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError):
+        return None
+    return None if top is None else _dumps(top)
+
+
+def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
 def _generation_clause(generations: Sequence[str] | None) -> tuple[str, list[str]]:
     if not generations:
         return "", []
@@ -174,6 +195,62 @@ class TrajectoryRepository:
             f"trajectories WHERE tier = ? AND status = 'ok'{gen} GROUP BY task_id) last ON last.id = t.id",
             (tier, *args))
 
+    def latest_ok_ids(self, tier: int, generations: Sequence[str] | None = None) -> dict[str, int]:
+        """{task id: id of its latest successful trajectory of `tier` (of one of `generations`)}: the
+        small index that evaluation reads the rows it needs by, in batches (`by_ids`)."""
+        gen, args = _generation_clause(generations)
+        return dict(self.ws.conn.execute(
+            f"SELECT task_id, max(id) FROM trajectories WHERE tier = ? AND status = 'ok'{gen} GROUP BY task_id",
+            (tier, *args)))
+
+    def by_ids(self, ids: Sequence[int], columns: Sequence[str]) -> Iterator[tuple[Any, ...]]:
+        """`columns` of the trajectories `ids` (those that exist), read in chunks of 500, streamed."""
+        cols = _columns(columns)
+        for chunk in _chunks(ids):
+            yield from self.ws.conn.execute(
+                f"SELECT {cols} FROM trajectories WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+
+    def decision_tops(self, ids: Sequence[int]) -> dict[int, list[dict[str, Any]] | None]:
+        """{id: the alternatives of its first decision token (core.agreement.decision_top)} for `ids`,
+        without reading the full logprobs. Rows stored before schema step 13 have no decision row
+        yet: theirs are derived here from their logprobs, DERIVE_BATCH rows at a time, and stored."""
+        out: dict[int, list[dict[str, Any]] | None] = {}
+        underived: list[int] = []
+        for chunk in _chunks(ids):
+            for tid, top, known in self.ws.conn.execute(
+                    "SELECT t.id, d.top, d.id IS NOT NULL FROM trajectories t LEFT JOIN trajectory_decisions d "
+                    f"ON d.id = t.id WHERE t.id IN ({','.join('?' * len(chunk))})", chunk):
+                if known:
+                    out[tid] = None if top is None else orjson.loads(top)
+                else:
+                    underived.append(tid)
+        for chunk in _chunks(underived, DERIVE_BATCH):
+            derived = [(tid, _decision_top_json(None if lp is None else orjson.loads(lp), tool))
+                       for tid, tool, lp in self.ws.conn.execute(
+                           "SELECT id, tool_name, logprobs FROM trajectories WHERE id IN "
+                           f"({','.join('?' * len(chunk))})", chunk)]
+            self._store_decisions(derived)
+            out.update((tid, None if top is None else orjson.loads(top)) for tid, top in derived)
+        return out
+
+    def _store_decisions(self, rows: list[tuple[int, str | None]]) -> None:
+        conn = self.ws.conn
+        sql = ("INSERT INTO trajectory_decisions (id, top) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET "
+               "top = excluded.top")
+        if conn.in_transaction:
+            conn.executemany(sql, rows)
+            return
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:
+            return  # read-only or busy: derived again next time, the figures are the same
+        try:
+            conn.executemany(sql, rows)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
     def ok_task_ids(self, tier: int, generations: Sequence[str], task_ids: Sequence[str] | None = None) -> set[str]:
         """Tasks with a successful trajectory of `tier` in one of `generations` (among `task_ids`)."""
         gen, args = _generation_clause(generations)
@@ -206,10 +283,12 @@ class TrajectoryRepository:
 
     def latest_curated(self, tier: int | None, *, accepted_only: bool = False, category: str | None = None,
                        min_confidence: float | None = None, confidence_method: str = "mean_token_prob",
-                       tool: str | None = None, generations: Sequence[str] | None = None) -> list[tuple[Any, ...]]:
-        """(id, task_id, category, request, content, tool_calls) of the latest successful trajectory of `tier`
-        per task among those that pass the filters (accepted only, or not rejected), in id order: the
-        source of a fine-tuning dataset."""
+                       tool: str | None = None, generations: Sequence[str] | None = None,
+                       columns: Sequence[str] = ("id", "task_id", "category", "request", "content", "tool_calls")
+                       ) -> Iterator[tuple[Any, ...]]:
+        """`columns` of the latest successful trajectory of `tier` per task among those that pass the
+        filters (accepted only, or not rejected), in id order, streamed: the source of a fine-tuning
+        dataset."""
         clauses, args = ["status = 'ok'", "tier = ?"], [tier]
         if accepted_only:
             clauses.append("curation = 'accepted'")
@@ -228,8 +307,8 @@ class TrajectoryRepository:
             clauses.append(f"generation IN ({','.join('?' * len(generations))})")
             args.extend(generations)
         return self.ws.conn.execute(
-            "SELECT id, task_id, category, request, content, tool_calls FROM trajectories WHERE id IN (SELECT max(id) "
-            f"FROM trajectories WHERE {' AND '.join(clauses)} GROUP BY task_id) ORDER BY id", args).fetchall()
+            f"SELECT {_columns(columns)} FROM trajectories WHERE id IN (SELECT max(id) "
+            f"FROM trajectories WHERE {' AND '.join(clauses)} GROUP BY task_id) ORDER BY id", args)
 
     def logprobs_of(self, ids: list[int]) -> dict[int, Any]:
         """The recorded logprobs of those of `ids` that have them."""
@@ -242,6 +321,12 @@ class TrajectoryRepository:
                 found[tid] = orjson.loads(lp)
         return found
 
+    def logprobs_texts(self, ids: Sequence[int]) -> Iterator[tuple[int, str]]:
+        """(id, stored logprobs JSON, unparsed) of those of `ids` that have logprobs, 500 ids at a time."""
+        for chunk in _chunks(ids):
+            yield from self.ws.conn.execute(f"SELECT id, logprobs FROM trajectories WHERE id IN "
+                                            f"({','.join('?' * len(chunk))}) AND logprobs IS NOT NULL", chunk)
+
     def export_rows(self, tier: int | None = None) -> Iterator[tuple[Any, ...]]:
         """The export's columns (_EXPORT_COLUMNS) of every trajectory (of `tier`), in id order, streamed."""
         where, args = ("WHERE tier = ?", [tier]) if tier is not None else ("", [])
@@ -251,7 +336,8 @@ class TrajectoryRepository:
         """Insert, or replace an earlier error for the same (run, task); commits at once.
 
         The response is stored without its logprobs (they have their own column), so they are
-        not stored twice; `get` and the exports put them back."""
+        not stored twice; `get` and the exports put them back. The first decision token's
+        alternatives go to trajectory_decisions (what evaluation reads instead of the logprobs)."""
         values = (run_id, t.task_id, t.tier, t.model, t.status, category, t.tool_name, t.content, t.final_answer,
                   _dumps(t.tool_calls), _dumps(t.request), None if t.response is None else _dumps(_strip(t.response)),
                   None if t.logprobs is None else _dumps(t.logprobs), t.usage.prompt_tokens,
@@ -262,7 +348,12 @@ class TrajectoryRepository:
         updates = ", ".join(f"{c.strip()} = excluded.{c.strip()}" for c in _COLUMNS.split(",")[2:])
         cur = self.ws.conn.execute(
             f"INSERT INTO trajectories ({_COLUMNS}) VALUES ({placeholders}) ON CONFLICT(run_id, task_id) DO UPDATE SET "
-            f"{updates} WHERE trajectories.status != 'ok'", values)
+            f"{updates} WHERE trajectories.status != 'ok' RETURNING id", values)
+        stored = cur.fetchall()  # all of it: the statement (and its implicit transaction) ends here
+        if stored:  # inserted, or replaced an error: its decision token beside it
+            self.ws.conn.execute(
+                "INSERT INTO trajectory_decisions (id, top) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET "
+                "top = excluded.top", (stored[0][0], _decision_top_json(t.logprobs, t.tool_name)))
         return cur.lastrowid
 
     def get(self, traj_id: int) -> tuple[Trajectory, dict[str, Any]] | None:
