@@ -195,10 +195,12 @@ def sweep(o: Outcomes, grid: np.ndarray | None = None, mode: str = "cascade") ->
     if k != 3:
         raise ValueError("sweeps cover two or three tiers")
 
+    cell = idx[0] * (G + 1) + idx[1]  # each task's (tier 1, tier 2) escalation bin, flattened
+
     def cum2(values: np.ndarray) -> np.ndarray:
-        """Σ values over tasks escalated past tiers 1 and 2 at each (i, j) grid point."""
-        h = np.zeros((G + 1, G + 1))
-        np.add.at(h, (idx[0], idx[1]), values)
+        """Σ values over tasks escalated past tiers 1 and 2 at each (i, j) grid point: a 2-D
+        histogram (one bincount over the flattened bins), then cumulative sums along both axes."""
+        h = np.bincount(cell, weights=values, minlength=(G + 1) ** 2).reshape(G + 1, G + 1)
         return np.cumsum(np.cumsum(h, axis=0), axis=1)[:G, :G]
 
     e1 = {name: cum1(v)[:, None] for name, v in (("c1", c[:, 0]), ("c2", c[:, 1]), ("q1", q[:, 0]), ("q2", q[:, 1]),

@@ -43,6 +43,7 @@ from cascade_studio.store.tiers import TierRepository
 from cascade_studio.store.workspace import Workspace
 from cascade_studio.ui.errors import show_error
 from cascade_studio.ui.page import Page, splitter
+from cascade_studio.ui.run_thread import Worker
 from cascade_studio.ui.style import INFO_STYLE, TIER_COLORS
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,20 @@ def basis_words(basis: str | None) -> str:
     return "basis not recorded" if basis is None else BASIS_WORDS.get(basis, basis)
 
 
+class OutcomesThread(Worker):
+    """`load_outcomes` on a thread of its own (ui/run_thread.py): a big workspace's outcomes take
+    seconds to read, and the GUI thread stays free; `progress` carries (steps done, steps)."""
+
+    def __init__(self, workspace_dir: Path, tiers: list, category: str | None, parent=None) -> None:
+        super().__init__(workspace_dir, "trade-offs", parent)
+        self.tiers, self.category = tiers, category
+
+    async def work(self, ws: Workspace) -> Outcomes:
+        from cascade_studio.services.tradeoffs import load_outcomes
+
+        return load_outcomes(ws, self.tiers, self.category, progress=lambda done, of: self.emit_progress((done, of)))
+
+
 class TradeoffsPage(Page):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("tradeStatus", parent)
@@ -68,6 +83,7 @@ class TradeoffsPage(Page):
 
         self.pg = pg
         self.outcomes: Outcomes | None = None
+        self.loader: OutcomesThread | None = None  # the outcomes load under way
         self.sw = None
         self.figures: list[dict[str, Any]] = []
         self.metrics: dict[str, Any] = {}
@@ -239,7 +255,7 @@ class TradeoffsPage(Page):
 
     def showEvent(self, event) -> None:  # noqa: N802
         super().showEvent(event)
-        if self.outcomes is None and self.ws is not None:
+        if self.outcomes is None and self.ws is not None and self.loader is None:
             self.refresh()  # new trajectories may have arrived since the last look
 
     # -- data ----------------------------------------------------------------------------------
@@ -253,16 +269,53 @@ class TradeoffsPage(Page):
         self.fill(self.category_combo, self.category_items())
 
     def refresh(self) -> None:
-        from cascade_studio.services.tradeoffs import load_outcomes
-
+        """Load the outcomes on a worker thread (its own workspace connection; a big workspace takes
+        seconds); the figures follow in `_loaded`. A newer refresh supersedes a load under way."""
         self.outcomes = None
+        self.loader = None  # a load under way is superseded: its result is ignored
         if self.ws is None:
             return
         tiers = TierRepository(self.ws).list()
         if len(tiers) < 2:
             self.say("Define at least two tiers (a student and the teacher) on the Tiers page.", error=True)
             return
-        outcomes = load_outcomes(self.ws, tiers, self.category_combo.currentData())
+        self.say("Loading outcomes…")
+        self.loader = OutcomesThread(self.ws.path, tiers, self.category_combo.currentData(), parent=self)
+        self.loader.progress.connect(self._loading)
+        self.loader.finished.connect(self._loaded)
+        self.loader.start()
+
+    def wait_loaded(self, timeout: float = 60.0) -> bool:
+        """Block until the load under way has been shown (tests, benchmarks)."""
+        import time
+
+        from PySide6.QtWidgets import QApplication
+
+        end = time.monotonic() + timeout
+        while self.loader is not None and time.monotonic() < end:
+            QApplication.processEvents()
+            time.sleep(0.002)
+        return self.loader is None
+
+    def _loading(self, step) -> None:
+        if self.sender() is self.loader:
+            done, total = step
+            self.say(f"Loading outcomes… ({done} of {total} steps)")
+
+    def _loaded(self, outcomes, error) -> None:
+        if self.sender() is not self.loader:
+            return  # superseded by a newer refresh, or the workspace changed
+        tiers = self.loader.tiers
+        self.loader.wait(5)
+        self.loader = None
+        if error:
+            self.say(f"Cannot load the outcomes: {error}", error=True)
+            return
+        if outcomes is None:
+            return
+        self._show(outcomes, tiers)
+
+    def _show(self, outcomes: Outcomes, tiers: list) -> None:
         if outcomes.n == 0:
             self.say("No task has trajectories of every tier yet: run each tier on the Trajectories page "
                      "(or evaluate with 'Collect missing').", error=True)

@@ -17,6 +17,7 @@ def test_quality_basis_in_header_scenarios_and_a_warning_when_it_changes(qtbot, 
     window.show()
     window.nav.setCurrentRow(5)
     page = window.tradeoffs_page
+    assert page.wait_loaded()  # outcomes load on a worker thread
     assert page.outcomes.quality_basis == "accuracy"  # the demo's tasks all have expected answers
     assert page.tier_table.horizontalHeaderItem(6).text() == "Quality (accuracy)"
     page.save_scenario("on accuracy")
@@ -27,6 +28,7 @@ def test_quality_basis_in_header_scenarios_and_a_warning_when_it_changes(qtbot, 
     # a task without an expected answer: quality becomes agreement with the teacher
     window.ws.conn.execute("UPDATE tasks SET expected = NULL WHERE id = ?", (page.outcomes.task_ids[0],))
     page.refresh()
+    assert page.wait_loaded()
     assert page.outcomes.quality_basis == "agreement"
     assert page.tier_table.horizontalHeaderItem(6).text() == "Quality (agreement with teacher)"
     status = page.status.text()

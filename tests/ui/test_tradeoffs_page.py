@@ -29,6 +29,8 @@ def test_curve_slider_whatif_scenarios_exports(qtbot, tmp_path, sandbox_thread):
     window.show()
     window.nav.setCurrentRow(5)
     page = window.tradeoffs_page
+    assert "Loading outcomes" in page.status.text() or page.outcomes is not None  # on a worker thread
+    assert page.wait_loaded()
     assert page.outcomes is not None and page.outcomes.n == 30
     assert page.tier_table.rowCount() == 3
     assert "APGR" in page.metrics_label.text()
@@ -89,6 +91,7 @@ def test_cli_and_page_show_the_same_figures(qtbot, tmp_path, capsys, sandbox_thr
     window.open_workspace(tmp_path / "ws")
     window.nav.setCurrentRow(5)
     page = window.tradeoffs_page
+    assert page.wait_loaded()
     assert len(page.figures) == 3
     assert json.loads(json.dumps(page.figures)) == out["tiers"]
     assert json.loads(json.dumps(page.metrics)) == out["metrics"] and "teacher" in out["metrics"]["note"]
