@@ -174,7 +174,7 @@ def _modules_after(argv: list[str]) -> set[str]:
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["tiers", "--help"], ["finetune", "start", "--help"],
-                                  ["demo", "--no-gui"]])
+                                  ["demo", "--no-gui", "--once"]])
 def test_headless_commands_do_not_import_qt(tmp_path, argv):
     modules = _modules_after(["-w", str(tmp_path / "ws"), *argv])
     assert "cascade_studio" in modules

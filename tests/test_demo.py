@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_demo_prepares_populated_workspace(tmp_path, capsys):
     ws = tmp_path / "demo"
-    assert main(["--workspace", str(ws), "demo", "--no-gui"]) == 0
+    assert main(["--workspace", str(ws), "demo", "--no-gui", "--once"]) == 0
     out = capsys.readouterr().out
     assert "3 simulated tiers, 200 BFCL sample tasks" in out
     assert main(["--workspace", str(ws), "tiers", "list", "--json"]) == 0
@@ -24,7 +24,7 @@ def test_demo_prepares_populated_workspace(tmp_path, capsys):
     assert all(t["simulated"] and t["provider"] == "sandbox" for t in tiers)
     assert tiers[2]["input_price"] == "2.5"
     # a second start follows the sandbox's new port and does not duplicate tasks
-    assert main(["--workspace", str(ws), "demo", "--no-gui"]) == 0
+    assert main(["--workspace", str(ws), "demo", "--no-gui", "--once"]) == 0
     assert "200 BFCL sample tasks" in capsys.readouterr().out
 
 

@@ -174,6 +174,22 @@ def describe_error(exc: BaseException, tier: Tier | None = None) -> tuple[str, s
     return "error", f"{type(exc).__name__}: {exc}"
 
 
+CONNECTION_FAILURES = ("Connection refused by ", "Cannot resolve the host in ", "Cannot connect to ",
+                       "TLS error talking to ")  # how describe_error's connection sentences begin
+
+
+def failure_summary(failed: int, answered: int, last_error: str) -> str:
+    """A run's closing line when tasks failed: names the last error, and says plainly when nothing
+    answered because the server could not be reached (e.g. a sandbox that is no longer running)."""
+    tasks = "1 task" if failed == 1 else f"{failed} tasks"
+    last_error = last_error.strip()
+    if not last_error:
+        return f"{tasks} failed after retries; run again to retry them."
+    if answered == 0 and last_error.startswith(CONNECTION_FAILURES):
+        return f"{tasks} failed, none answered: {last_error}"
+    return f"{tasks} failed after retries; the last error: {last_error} Run again to retry them."
+
+
 def _root_cause(exc: BaseException) -> BaseException:
     seen = set()
     while exc.__cause__ is not None or exc.__context__ is not None:

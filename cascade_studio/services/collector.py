@@ -22,7 +22,7 @@ from cascade_studio.core.money import micro_to_usd
 from cascade_studio.core.tasks import Task
 from cascade_studio.core.tiers import LogprobsMode, Tier, generation_id, generation_keys, generation_params
 from cascade_studio.core.trajectory import ResponseError, Trajectory, build_request, trajectory_from_response
-from cascade_studio.services.clients import describe_error, make_async_client
+from cascade_studio.services.clients import describe_error, failure_summary, make_async_client
 from cascade_studio.services.secrets import SecretStore
 from cascade_studio.store.tasks import TaskRepository
 from cascade_studio.store.tiers import TierRepository
@@ -256,7 +256,8 @@ class CollectionRun:
         if self._cancelled:
             return self._finish("cancelled", "Cancelled; start the run again to resume.")
         if self.progress.failed:
-            return self._finish("failed", f"{self.progress.failed} tasks failed after retries; run again to retry them.")
+            last_error = self.progress.message if self.progress.message != self._note else ""
+            return self._finish("failed", failure_summary(self.progress.failed, self.progress.new_done, last_error))
         return self._finish("done", self._note)
 
     def _finish(self, status: str, message: str) -> RunProgress:
