@@ -76,26 +76,41 @@ def assistant_message(t: SourceTrajectory, strategy: str) -> dict[str, Any]:
     return msg
 
 
+def example_messages(messages: list[dict[str, Any]], system_prompt: str | None) -> list[dict[str, Any]]:
+    """A trajectory's request messages as its example starts, `system_prompt` replacing the system
+    (and developer) messages when given."""
+    kept = [m for m in messages if not (system_prompt is not None and m.get("role") in ("system", "developer"))]
+    return [{"role": "system", "content": system_prompt}, *kept] if system_prompt else kept
+
+
+def dedupe_key(messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> str:
+    """Examples with the same prompt (messages as in `example_messages`) and tools are duplicates."""
+    return hashlib.sha1(json.dumps([messages, tools], sort_keys=True).encode()).hexdigest()
+
+
+def make_example(t: SourceTrajectory, messages: list[dict[str, Any]], strategy: str) -> dict[str, Any]:
+    """The OpenAI chat example of one trajectory whose prompt is `messages` (`example_messages`)."""
+    example: dict[str, Any] = {"messages": [*messages, assistant_message(t, strategy)]}
+    if t.tools:
+        example["tools"] = t.tools
+        example["parallel_tool_calls"] = len(t.tool_calls) > 1
+    return example
+
+
 def build_examples(trajs: list[SourceTrajectory], *, strategy: str = "final", system_prompt: str | None = None,
                    dedupe: bool = True, kept_task_ids: list[str] | None = None
                    ) -> tuple[list[dict[str, Any]], list[str], int]:
     """(OpenAI chat examples, their categories, duplicates dropped). `kept_task_ids`, when given,
-    receives the task id of each example kept."""
+    receives the task id of each example kept. (A build streams the same steps: services.datasets.)"""
     examples, cats, seen, dropped = [], [], set(), 0
     for t in trajs:
-        messages = [m for m in t.messages if not (system_prompt is not None and m.get("role") in ("system", "developer"))]
-        if system_prompt:
-            messages = [{"role": "system", "content": system_prompt}, *messages]
-        key = hashlib.sha1(json.dumps([messages, t.tools], sort_keys=True).encode()).hexdigest()
+        messages = example_messages(t.messages, system_prompt)
+        key = dedupe_key(messages, t.tools)
         if dedupe and key in seen:
             dropped += 1
             continue
         seen.add(key)
-        example: dict[str, Any] = {"messages": [*messages, assistant_message(t, strategy)]}
-        if t.tools:
-            example["tools"] = t.tools
-            example["parallel_tool_calls"] = len(t.tool_calls) > 1
-        examples.append(example)
+        examples.append(make_example(t, messages, strategy))
         cats.append(t.category)
         if kept_task_ids is not None:
             kept_task_ids.append(t.task_id)

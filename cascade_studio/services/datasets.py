@@ -7,7 +7,7 @@ import math
 import os
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,9 @@ import orjson
 from cascade_studio.core.datasets import (
     SourceTrajectory,
     ValidationReport,
-    build_examples,
+    dedupe_key,
+    example_messages,
+    make_example,
     stratified_split,
     to_sharegpt,
     training_price,
@@ -73,8 +75,24 @@ class BuiltDataset:
                 "duplicates_dropped": self.duplicates_dropped, "trajectories": len(self.trajectory_ids)}
 
 
-def select(ws: Workspace, f: DatasetFilters) -> tuple[list[int], list[SourceTrajectory]]:
-    """The latest kept trajectory per task of the chosen tier (default: the teacher)."""
+BATCH = 500  # trajectories in memory at once while a build writes its files
+
+
+@dataclass
+class _Selection:
+    """Pass 1 of a build: which trajectories it uses (ids, all selected) and keeps (after dedupe),
+    with only what the split needs; pass 2 reads the kept rows again, BATCH at a time."""
+
+    ids: list[int] = field(default_factory=list)
+    kept_ids: list[int] = field(default_factory=list)
+    kept_tasks: list[str] = field(default_factory=list)
+    kept_categories: list[str] = field(default_factory=list)
+    dropped: int = 0
+
+
+def _select(ws: Workspace, f: DatasetFilters) -> _Selection:
+    """The latest kept trajectory per task of the chosen tier (default: the teacher), deduplicated,
+    streamed: the prompts are hashed and let go."""
     tiers = TierRepository(ws).list()
     chosen = teacher_of(tiers) if f.tier is None else next((t for t in tiers if t.tier == f.tier), None)
     tier = chosen.tier if chosen is not None else f.tier
@@ -82,14 +100,50 @@ def select(ws: Workspace, f: DatasetFilters) -> tuple[list[int], list[SourceTraj
     rows = TrajectoryRepository(ws).latest_curated(
         tier, accepted_only=f.accepted_only, category=f.category, min_confidence=f.min_confidence,
         confidence_method=f.confidence_method, tool=f.tool,
-        generations=generation_keys(chosen) if chosen is not None else None)
-    ids, out = [], []
-    for r in rows:
-        request = orjson.loads(r[3])
-        ids.append(r[0])
-        out.append(SourceTrajectory(r[1], r[2], request.get("messages", []), request.get("tools") or [], r[4],
-                                    orjson.loads(r[5])))
-    return ids, out
+        generations=generation_keys(chosen) if chosen is not None else None,
+        columns=("id", "task_id", "category", "request"))
+    out, seen = _Selection(), set()
+    for traj_id, task_id, category, request_json in rows:
+        out.ids.append(traj_id)
+        request = orjson.loads(request_json)
+        key = dedupe_key(example_messages(request.get("messages", []), f.system_prompt), request.get("tools") or [])
+        if f.dedupe and key in seen:
+            out.dropped += 1
+            continue
+        seen.add(key)
+        out.kept_ids.append(traj_id)
+        out.kept_tasks.append(task_id)
+        out.kept_categories.append(category)
+    return out
+
+
+def _examples(ws: Workspace, ids: list[int], f: DatasetFilters, convert: Callable[[dict[str, Any]], Any]
+              ) -> Iterator[str]:
+    """The JSONL lines of the examples of trajectories `ids`, in that order, BATCH rows at a time."""
+    repo = TrajectoryRepository(ws)
+    for start in range(0, len(ids), BATCH):
+        chunk = ids[start:start + BATCH]
+        rows = {r[0]: r for r in repo.by_ids(chunk, ("id", "task_id", "category", "request", "content",
+                                                     "tool_calls"))}
+        for traj_id in chunk:
+            _, task_id, category, request_json, content, calls = rows[traj_id]
+            request = orjson.loads(request_json)
+            t = SourceTrajectory(task_id, category, request.get("messages", []), request.get("tools") or [], content,
+                                 orjson.loads(calls))
+            example = make_example(t, example_messages(t.messages, f.system_prompt), f.strategy)
+            yield json.dumps(convert(example), ensure_ascii=False)
+
+
+def _logprobs_lines(ws: Workspace, ids: list[int]) -> Iterator[str]:
+    """One line per trajectory of `ids`: {"content": its recorded logprobs} (as stored, not parsed
+    again), or null; BATCH rows at a time."""
+    repo = TrajectoryRepository(ws)
+    for start in range(0, len(ids), BATCH):
+        chunk = ids[start:start + BATCH]
+        found = dict(repo.logprobs_texts(chunk))
+        for traj_id in chunk:
+            text = found.get(traj_id)
+            yield "null" if text is None else '{"content": ' + text + "}"
 
 
 class DatasetError(UserError, ValueError):
@@ -112,12 +166,13 @@ def _temp_file(final: Path) -> tuple[Path, int]:
             continue
 
 
-def _write_temp(final: Path, rows: list[Any]) -> Path:
+def _write_temp(final: Path, lines: Iterable[str]) -> Path:
+    """`lines` (JSON, streamed) into a new temporary file beside `final`, fsynced."""
     tmp, fd = _temp_file(final)
     try:
         with open(fd, "w", encoding="utf-8", closefd=True) as fh:
-            for row in rows:
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            for line in lines:
+                fh.write(line + "\n")
             fh.flush()
             os.fsync(fh.fileno())
     except BaseException:
@@ -186,7 +241,7 @@ def complete_interrupted_build(ws: Workspace) -> int | None:
     return pending.get("dataset")
 
 
-def _build_files(repo: DatasetRepository, out: Path, planned: dict[Path, list[Any]],
+def _build_files(repo: DatasetRepository, out: Path, planned: dict[Path, Iterable[str]],
                  record: Callable[[dict[str, Any]], int]) -> int:
     """Write every file of one build beside its final name, fsync them, record the build (with the
     renames still to do) in one database transaction, then rename them into place. A failure before
@@ -196,8 +251,8 @@ def _build_files(repo: DatasetRepository, out: Path, planned: dict[Path, list[An
     siblings = [out, _validation_path(out), teacher_logprobs_path(out), teacher_logprobs_path(_validation_path(out))]
     temps: list[tuple[Path, Path]] = []
     try:
-        for final, rows in planned.items():
-            temps.append((_write_temp(final, rows), final))
+        for final, lines in planned.items():
+            temps.append((_write_temp(final, lines), final))
         _fsync_dir(folder)
         pending = {"folder": str(folder), "renames": [[str(t), str(f)] for t, f in temps],
                    "remove": [str(p) for p in siblings if p not in planned]}
@@ -215,53 +270,50 @@ def _validation_path(out: Path) -> Path:
     return out.with_name(out.stem + ".validation" + out.suffix)
 
 
-def _teacher_logprobs(ws: Workspace, out: Path, valid_path: Path | None, traj_ids: list[int],
-                      train_idx: list[int], valid_idx: list[int]) -> dict[Path, list[Any]]:
-    """The teacher's recorded top_logprobs beside the training (and validation) file, for the local
-    trainer's soft labels; the training file itself stays plain OpenAI chat JSONL."""
-    found = TrajectoryRepository(ws).logprobs_of(traj_ids)
-    if not found:
+def _teacher_logprobs(ws: Workspace, out: Path, valid_path: Path | None, train_ids: list[int],
+                      valid_ids: list[int]) -> dict[Path, Iterable[str]]:
+    """The teacher's recorded top_logprobs beside the training (and validation) file, line by line,
+    for the local trainer's soft labels; the training file itself stays plain OpenAI chat JSONL.
+    None when no kept trajectory has logprobs."""
+    if not TrajectoryRepository(ws).any_logprobs(train_ids + valid_ids):
         return {}
-    files = {}
-    for target, idx in ((out, train_idx), (valid_path, valid_idx)):
-        if target is not None:
-            files[teacher_logprobs_path(target)] = [None if traj_ids[i] not in found else
-                                                    {"content": found[traj_ids[i]]} for i in idx]
+    files: dict[Path, Iterable[str]] = {teacher_logprobs_path(out): _logprobs_lines(ws, train_ids)}
+    if valid_path is not None:
+        files[teacher_logprobs_path(valid_path)] = _logprobs_lines(ws, valid_ids)
     return files
 
 
 def build_dataset(ws: Workspace, out: Path, f: DatasetFilters, fmt: str = "openai") -> BuiltDataset:
     """Build the dataset's files (train, validation, teacher logprobs) and record it: the files of
-    one build appear together, with the record, or not at all (see `_build_files`)."""
+    one build appear together, with the record, or not at all (see `_build_files`). Two passes over
+    the trajectories, neither holding them all: pass 1 selects, dedupes and splits on hashes and
+    categories; pass 2 writes each file BATCH rows at a time."""
     complete_interrupted_build(ws)
-    ids, trajs = select(ws, f)
-    if not trajs:
+    sel = _select(ws, f)
+    if not sel.ids:
         raise DatasetError("no trajectories match the filters (ok, not rejected, of the chosen tier); collect or "
                            "curate some first, or loosen the filters")
-    kept: list[str] = []
-    examples, cats, dropped = build_examples(trajs, strategy=f.strategy, system_prompt=f.system_prompt,
-                                             dedupe=f.dedupe, kept_task_ids=kept)
-    train_idx, valid_idx = stratified_split(cats, f.validation_share, f.seed)
+    train_idx, valid_idx = stratified_split(sel.kept_categories, f.validation_share, f.seed)
+    train_ids, valid_ids = [sel.kept_ids[i] for i in train_idx], [sel.kept_ids[i] for i in valid_idx]
     convert = to_sharegpt if fmt == "sharegpt" else (lambda e: e)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temps(out.parent)
     valid_path = _validation_path(out) if valid_idx else None
-    planned: dict[Path, list[Any]] = {out: [convert(examples[i]) for i in train_idx]}
+    planned: dict[Path, Iterable[str]] = {out: _examples(ws, train_ids, f, convert)}
     if valid_path:
-        planned[valid_path] = [convert(examples[i]) for i in valid_idx]
+        planned[valid_path] = _examples(ws, valid_ids, f, convert)
     if fmt == "openai":
-        at = {t.task_id: i for i, t in enumerate(trajs)}
-        planned.update(_teacher_logprobs(ws, out, valid_path, [ids[at[k]] for k in kept], train_idx, valid_idx))
+        planned.update(_teacher_logprobs(ws, out, valid_path, train_ids, valid_ids))
     teacher = teacher_logprobs_path(out) if teacher_logprobs_path(out) in planned else None
     repo = DatasetRepository(ws)
 
     def record(pending: dict[str, Any]) -> int:
-        return repo.add(out, valid_path, fmt, f.to_json(), len(train_idx), len(valid_idx), ids,
-                        [kept[i] for i in valid_idx], pending_files=pending)
+        return repo.add(out, valid_path, fmt, f.to_json(), len(train_idx), len(valid_idx), sel.ids,
+                        [sel.kept_tasks[i] for i in valid_idx], pending_files=pending)
 
     dataset_id = _build_files(repo, out, planned, record)
-    return BuiltDataset(dataset_id, out, valid_path, len(train_idx), len(valid_idx), dropped, ids, teacher)
+    return BuiltDataset(dataset_id, out, valid_path, len(train_idx), len(valid_idx), sel.dropped, sel.ids, teacher)
 
 
 def validation_task_ids(ws: Workspace, dataset_id: int | None = None) -> tuple[int, list[str]] | None:

@@ -310,22 +310,17 @@ class TrajectoryRepository:
             f"SELECT {_columns(columns)} FROM trajectories WHERE id IN (SELECT max(id) "
             f"FROM trajectories WHERE {' AND '.join(clauses)} GROUP BY task_id) ORDER BY id", args)
 
-    def logprobs_of(self, ids: list[int]) -> dict[int, Any]:
-        """The recorded logprobs of those of `ids` that have them."""
-        found: dict[int, Any] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
-            marks = ",".join("?" * len(chunk))
-            for tid, lp in self.ws.conn.execute(f"SELECT id, logprobs FROM trajectories WHERE id IN ({marks}) "
-                                                "AND logprobs IS NOT NULL", chunk):
-                found[tid] = orjson.loads(lp)
-        return found
-
     def logprobs_texts(self, ids: Sequence[int]) -> Iterator[tuple[int, str]]:
         """(id, stored logprobs JSON, unparsed) of those of `ids` that have logprobs, 500 ids at a time."""
         for chunk in _chunks(ids):
             yield from self.ws.conn.execute(f"SELECT id, logprobs FROM trajectories WHERE id IN "
                                             f"({','.join('?' * len(chunk))}) AND logprobs IS NOT NULL", chunk)
+
+    def any_logprobs(self, ids: Sequence[int]) -> bool:
+        """Whether any of `ids` has recorded logprobs (without reading them)."""
+        return any(self.ws.conn.execute(f"SELECT 1 FROM trajectories WHERE id IN ({','.join('?' * len(chunk))}) "
+                                        "AND logprobs IS NOT NULL LIMIT 1", chunk).fetchone()
+                   for chunk in _chunks(ids))
 
     def export_rows(self, tier: int | None = None) -> Iterator[tuple[Any, ...]]:
         """The export's columns (_EXPORT_COLUMNS) of every trajectory (of `tier`), in id order, streamed."""
