@@ -58,9 +58,21 @@ def _agreement(teacher_calls: np.ndarray, calls: np.ndarray) -> np.ndarray:
     return out
 
 
-def _accuracy(calls: np.ndarray, task_ids: np.ndarray, meta: dict[str, tuple], tools: dict[str, Any]) -> np.ndarray:
-    return np.array([float(bfcl_correct(orjson.loads(c), meta[t][1], tools.get(t)))
-                     for c, t in zip(calls, task_ids, strict=True)], dtype=float)
+def _accuracy(calls: list[np.ndarray], task_ids: np.ndarray, meta: dict[str, tuple],
+              tools: dict[str, Any]) -> np.ndarray:
+    """1.0 where a tier's calls are correct against the task's expected answer; a tier whose JSON is
+    identical to a cheaper tier's for the same task takes that tier's verdict without parsing."""
+    out = np.zeros((len(task_ids), len(calls)))
+    for j, col in enumerate(calls):
+        todo = np.ones(len(task_ids), dtype=bool)
+        for prev in range(j):
+            same = todo & (col == calls[prev])
+            out[same, j] = out[same, prev]
+            todo &= ~same
+        for i in np.flatnonzero(todo):
+            t = task_ids[i]
+            out[i, j] = float(bfcl_correct(orjson.loads(col[i]), meta[t][1], tools.get(t)))
+    return out
 
 
 def load_outcomes(ws: Workspace, tiers: list[Tier], category: str | None = None,
@@ -89,6 +101,7 @@ def load_outcomes(ws: Workspace, tiers: list[Tier], category: str | None = None,
     else:
         n_all = len(all_ids)
     task_ids: list[str] = common.tolist()
+    task_ids_arr = np.array(task_ids, dtype=object)
     excluded = n_all - len(task_ids)
     n = len(task_ids)
     rows = [p.at(common) for p in per_tier]
@@ -105,8 +118,7 @@ def load_outcomes(ws: Workspace, tiers: list[Tier], category: str | None = None,
         calls = [p.calls[r] for p, r in zip(per_tier, rows, strict=True)]
         if expected_everywhere:
             tools = TaskRepository(ws).tools_of(task_ids)
-            for j in range(k):
-                qual[:, j] = _accuracy(calls[j], common, meta, tools)
+            qual[:, :] = _accuracy(calls, task_ids_arr, meta, tools)
         else:
             qual[:, k - 1] = 1.0
             for j in range(k - 1):
