@@ -14,6 +14,7 @@ from collections.abc import Callable
 from cascade_studio.core.tiers import Tier, generation_keys
 from cascade_studio.services.clients import describe_error, make_async_client
 from cascade_studio.services.collector import RunProgress
+from cascade_studio.services.run_lock import TierRunLock
 from cascade_studio.services.secrets import SecretStore
 from cascade_studio.services.trajectory_io import batch_input_lines, batch_line_to_trajectory
 from cascade_studio.store.tasks import TaskRepository
@@ -60,6 +61,15 @@ class BatchCollection:
         self._runs.set_params(self.run_record.id, self.run_record.params)
 
     async def run(self) -> RunProgress:
+        """Raises RunBusy (nothing touched) when another process is collecting this tier."""
+        lock = TierRunLock(self.ws.path, self.tier.tier, self.run_record.id)
+        lock.acquire()
+        try:
+            return await self._collect()
+        finally:
+            lock.release()
+
+    async def _collect(self) -> RunProgress:
         finished = self._runs.finished_task_ids(self.run_record.id)
         if not self.run_record.params.get("again") and not self.run_record.params.get("batch_id"):
             finished |= self._trajs.ok_task_ids(self.tier.tier, generation_keys(self.tier), self.run_record.task_ids)

@@ -6,9 +6,11 @@ the next start resumes where the run stopped.
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
 import random
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -23,6 +25,7 @@ from cascade_studio.core.tasks import Task
 from cascade_studio.core.tiers import LogprobsMode, Tier, generation_id, generation_keys, generation_params
 from cascade_studio.core.trajectory import ResponseError, Trajectory, build_request, trajectory_from_response
 from cascade_studio.services.clients import describe_error, failure_summary, make_async_client
+from cascade_studio.services.run_lock import TierRunLock
 from cascade_studio.services.secrets import SecretStore
 from cascade_studio.store.tasks import TaskRepository
 from cascade_studio.store.tiers import TierRepository
@@ -186,6 +189,7 @@ class CollectionRun:
         self._rng = random.Random()
         self._connection_failures = 0  # consecutive; any success resets it
         self._note = ""  # something the user should know about a run that succeeded
+        self._unsaved = 0  # answers received (and paid for) that a full disk kept from being saved
         # "auto" logprobs: None until a request that asked for them fails in a way that could be
         # about them; then one probe without them decides (True: the server cannot give them).
         self._logprobs_verdict: bool | None = None if tier.logprobs == LogprobsMode.AUTO and tier.wants_logprobs \
@@ -216,6 +220,16 @@ class CollectionRun:
 
     # -- running ---------------------------------------------------------------------------
     async def run(self) -> RunProgress:
+        """Collect the run's pending tasks. Raises RunBusy (nothing touched) when another process is
+        collecting this tier of the workspace."""
+        lock = TierRunLock(self.ws.path, self.tier.tier, self.run_record.id)
+        lock.acquire()
+        try:
+            return await self._run()
+        finally:
+            lock.release()
+
+    async def _run(self) -> RunProgress:
         started = time.perf_counter()
         self._started = started
         finished = self._runs.finished_task_ids(self.run_record.id)
@@ -252,7 +266,9 @@ class CollectionRun:
                 self._finish("cancelled", "Cancelled; start the run again to resume.")
                 raise
         if self._fatal:
-            return self._finish("failed", self._fatal)
+            lost = (f" {self._unsaved} answer(s) received could not be saved and will be requested again."
+                    if self._unsaved else "")
+            return self._finish("failed", self._fatal + lost)
         if self._cancelled:
             return self._finish("cancelled", "Cancelled; start the run again to resume.")
         if self.progress.failed:
@@ -265,7 +281,11 @@ class CollectionRun:
         self.progress.status = status
         self.progress.message = message
         self.progress.in_flight = 0
-        self._runs.set_status(self.run_record.id, status, message)
+        try:
+            self._runs.set_status(self.run_record.id, status, message)
+        except (sqlite3.OperationalError, OSError) as exc:
+            if not _disk_full(exc):
+                raise  # on a full disk the run's record keeps its last status; the message says why
         self._emit(force=True)
         return self.progress
 
@@ -371,7 +391,8 @@ class CollectionRun:
             self._record_error(task.id, task.category, request, str(exc), attempt, started_at)
             return False
         self._limiter.settle(estimate, traj.usage.total)
-        self._trajs.save(self.run_record.id, traj, task.category)
+        if not self._save(traj, task.category):
+            return False
         self.progress.done += 1
         self.progress.new_done += 1
         self.progress.tokens += traj.usage.total
@@ -380,6 +401,24 @@ class CollectionRun:
             self.on_trajectory(traj)
         self._emit()
         return True
+
+    def _save(self, traj: Trajectory, category: str) -> bool:
+        """Store one finished task. A full disk stops the run at once, in words (the answers already
+        saved stay; the next run resumes after them)."""
+        try:
+            self._trajs.save(self.run_record.id, traj, category)
+            return True
+        except (sqlite3.OperationalError, OSError) as exc:
+            if not _disk_full(exc):
+                raise
+            if traj.status == "ok":
+                self._unsaved += 1
+            if not self._fatal:
+                self._fatal = (f"The disk holding {self.ws.path} is full ({exc}). The run stopped; what was saved "
+                               "is kept. Free some space and run again: it resumes after the saved answers.")
+                self._cancelled = True
+                self._gate.set()
+            return False
 
     def _may_be_logprobs(self, exc: BaseException, request: dict[str, Any]) -> bool:
         """A failure that asking for logprobs may have caused: worth one probe without them."""
@@ -411,7 +450,7 @@ class CollectionRun:
         traj = Trajectory(task_id=task_id, tier=self.tier.tier, model=self.tier.model, status="error", request=request,
                           error=message, attempts=attempts, started_at=started_at, finished_at=now(),
                           generation=generation_id(self.tier))
-        self._trajs.save(self.run_record.id, traj, category)
+        self._save(traj, category)
         self.progress.failed += 1
         self.progress.message = message
         self._emit()
@@ -428,6 +467,12 @@ class CollectionRun:
 
 def select_task_ids(ws: Workspace, category: str | None = None, limit: int | None = None) -> list[str]:
     return TaskRepository(ws).ids(category, limit)
+
+
+def _disk_full(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return (getattr(exc, "errno", None) == errno.ENOSPC or "disk is full" in text or "database or disk is full" in text
+            or "no space left" in text)
 
 
 def start_or_resume(ws: Workspace, tier: Tier, task_ids: list[str], params: dict[str, Any], *,

@@ -169,7 +169,7 @@ def test_cli_evaluate_and_policy(tmp_path, capsys, sandbox_thread):
     from cascade_studio.cli import main
 
     ws = tmp_path / "w"
-    assert main(["-w", str(ws), "demo", "--no-gui"]) == 0
+    assert main(["-w", str(ws), "demo", "--no-gui", "--once"]) == 0
     for n in ("1", "2", "3"):
         assert main(["-w", str(ws), "tiers", "set", n, "--base-url", sandbox_thread.base_url]) == 0
     capsys.readouterr()
