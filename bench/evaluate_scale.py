@@ -1,0 +1,158 @@
+"""Evaluation and dataset build at real sizes: a workspace collected from the sandbox with logprobs
+(~200 tasks x 3 tiers, each trajectory ~37 KB as a real one is), replicated in SQL to N tasks; then
+`evaluate --no-embeddings --all-tasks` (tier 1 against the teacher) and `dataset build` run as
+subprocesses, with their wall time and peak RSS (RUSAGE_CHILDREN), alternating between the code
+given as --baseline (a checkout of an earlier commit) and this one, --repeat times; medians printed.
+
+    python bench/evaluate_scale.py --work DIR [--sizes 10000 50000] [--baseline DIR] [--repeat 3]
+                                   [--mem-cap-gb 8]
+
+Targets (issue 22): evaluate of 100k pairs < 30 s, dataset build of 100k < 60 s, peak RSS < 500 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE_TASKS = 200
+
+
+def collect_template(folder: Path, code: Path) -> None:
+    """Collect TEMPLATE_TASKS tasks for every demo tier from the sandbox (with logprobs), using the
+    code at `code` (so the template has that code's schema)."""
+    script = f"""
+import asyncio, sys
+sys.path.insert(0, {str(code)!r})
+from cascade_studio.sandbox.server import SandboxThread, SandboxConfig
+from cascade_studio.services.collector import CollectionRun, select_task_ids, start_or_resume
+from cascade_studio.services.demo import prepare_demo
+from cascade_studio.services.secrets import SecretStore
+from cascade_studio.store.tiers import TierRepository
+from cascade_studio.store.workspace import Workspace
+thread = SandboxThread(SandboxConfig(latency_scale=0))
+url = thread.start()
+prepare_demo({str(folder)!r}, url)
+with Workspace.open({str(folder)!r}) as ws:
+    ids = select_task_ids(ws, limit={TEMPLATE_TASKS})
+    for tier in TierRepository(ws).list():
+        run, _ = start_or_resume(ws, tier, ids, {{}})
+        asyncio.run(CollectionRun(ws, tier, SecretStore(), run).run())
+    ws.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+"""
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=code)
+
+
+def replicate(template: Path, out: Path, tasks: int) -> None:
+    """Copy the template and replicate its tasks and trajectories (new task ids) to `tasks` tasks."""
+    if out.exists():
+        shutil.rmtree(out)
+    shutil.copytree(template, out)
+    conn = sqlite3.connect(out / "workspace.sqlite", isolation_level=None)
+    task_cols = [r[1] for r in conn.execute("PRAGMA table_info(tasks)")]
+    traj_cols = [r[1] for r in conn.execute("PRAGMA table_info(trajectories)") if r[1] != "id"]
+    base_tasks = [r[0] for r in conn.execute("SELECT id FROM tasks WHERE id IN (SELECT task_id FROM trajectories)")]
+    conn.execute(f"DELETE FROM tasks WHERE id NOT IN ({','.join('?' * len(base_tasks))})", base_tasks)
+    top = conn.execute("SELECT max(id) FROM trajectories").fetchone()[0]
+    has_decisions = bool(conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'trajectory_decisions'").fetchone())
+    copies = -(-tasks // len(base_tasks))
+    conn.execute("BEGIN")
+    for j in range(1, copies):
+        sel_tasks = ", ".join(f"id || '~{j}'" if c == "id" else c for c in task_cols)
+        conn.execute(f"INSERT INTO tasks ({', '.join(task_cols)}) SELECT {sel_tasks} FROM tasks WHERE id IN "
+                     f"({','.join('?' * len(base_tasks))})", base_tasks)
+        sel = ", ".join(f"task_id || '~{j}'" if c == "task_id" else c for c in traj_cols)
+        conn.execute(f"INSERT INTO trajectories (id, {', '.join(traj_cols)}) SELECT id + {j * top}, {sel} "
+                     f"FROM trajectories WHERE id <= {top}")
+        if has_decisions:
+            conn.execute(f"INSERT INTO trajectory_decisions SELECT id + {j * top}, top FROM trajectory_decisions "
+                         f"WHERE id <= {top}")
+    conn.execute("COMMIT")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+
+
+def measure(code: Path, args: list[str], cap_gb: float) -> tuple[float, float, int]:
+    """(seconds, peak RSS in MB, exit code) of `cascade_studio ARGS` run from `code`."""
+    def limit() -> None:
+        cap = int(cap_gb * 2**30)
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+
+    env = {**os.environ, "PYTHONPATH": str(code), "QT_QPA_PLATFORM": "offscreen"}
+    t = time.perf_counter()
+    pid = subprocess.Popen([sys.executable, "-m", "cascade_studio", *args], cwd=code, env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=limit)
+    _, status, usage = os.wait4(pid.pid, 0)
+    seconds = time.perf_counter() - t
+    code_ = os.waitstatus_to_exitcode(status)
+    if code_ not in (0, 3):
+        print(f"  ({' '.join(args[2:4])} exited {code_}: {pid.stderr.read().decode()[-300:].strip()})", file=sys.stderr)
+    return seconds, usage.ru_maxrss / 1024, code_
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--work", required=True)
+    p.add_argument("--sizes", type=int, nargs="+", default=[10_000, 50_000])
+    p.add_argument("--baseline", help="a checkout of the earlier code (e.g. `git archive COMMIT | tar -x`)")
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--mem-cap-gb", type=float, default=8.0)
+    p.add_argument("--only", choices=["evaluate", "dataset"])
+    a = p.parse_args()
+    work = Path(a.work)
+    codes = {"this": ROOT, **({"baseline": Path(a.baseline)} if a.baseline else {})}
+    template = work / "template"
+    if not (template / "workspace.sqlite").exists():
+        collect_template(template, codes.get("baseline", ROOT))
+    conn = sqlite3.connect(template / "workspace.sqlite")
+    n, size = conn.execute("SELECT count(*), avg(length(request) + length(coalesce(response, '')) + "
+                           "length(coalesce(logprobs, ''))) FROM trajectories").fetchone()
+    lp = conn.execute("SELECT avg(length(logprobs)) FROM trajectories").fetchone()[0] or 0
+    conn.close()
+    print(f"template: {n} trajectories, {size / 1024:.1f} KB each on average ({lp / 1024:.1f} KB logprobs)")
+    table = []
+    for tasks in a.sizes:
+        rounds: dict[str, dict[str, list[tuple[float, float, int]]]] = {k: {} for k in codes}
+        for name in codes:
+            folder = work / f"{name}-{tasks}"
+            if not (folder / "workspace.sqlite").exists():
+                t = time.perf_counter()
+                replicate(template, folder, tasks)
+                print(f"replicated {tasks} tasks for {name} in {time.perf_counter() - t:.0f} s", file=sys.stderr)
+        for r in range(a.repeat):
+            for name, code in (codes.items() if r % 2 == 0 else reversed(codes.items())):
+                ws = str(work / f"{name}-{tasks}")
+                jobs = {"evaluate": ["--workspace", ws, "evaluate", "--student", "1", "--no-embeddings",
+                                     "--all-tasks", "--json"],
+                        "dataset": ["--workspace", ws, "dataset", "build", "--out", str(work / f"{name}-ds.jsonl"),
+                                    "--no-dedupe", "--json"]}  # replicas share their prompts
+                for job, args in jobs.items():
+                    if a.only and job != a.only:
+                        continue
+                    result = measure(code, args, a.mem_cap_gb)
+                    rounds[name].setdefault(job, []).append(result)
+                    print(f"{tasks} {name} {job} round {r + 1}: {result[0]:.1f} s, {result[1]:.0f} MB, "
+                          f"exit {result[2]}", file=sys.stderr)
+        for name, jobs in rounds.items():
+            for job, results in jobs.items():
+                ok = [x for x in results if x[2] in (0, 3)]
+                table.append((tasks, name, job, statistics.median(x[0] for x in results),
+                              statistics.median(x[1] for x in results), len(ok), len(results)))
+    print(f"{'tasks':>7} {'code':<9} {'job':<9} {'median s':>9} {'peak MB':>8}  ok")
+    for tasks, name, job, s, mb, ok, total in table:
+        print(f"{tasks:>7} {name:<9} {job:<9} {s:>9.1f} {mb:>8.0f}  {ok}/{total}")
+
+
+if __name__ == "__main__":
+    asyncio.set_event_loop_policy(None)
+    main()
