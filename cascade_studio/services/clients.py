@@ -71,12 +71,23 @@ class _DeadlineStream(httpx2.AsyncByteStream):
         await self._inner.aclose()
 
 
+MIN_BYTES_PER_S = 256 * 1024  # the slowest link a large upload or download is given time for
+
+
+def _declared_bytes(headers: httpx2.Headers) -> int:
+    try:
+        return max(0, int(headers.get("content-length") or 0))
+    except ValueError:
+        return 0
+
+
 def _timed_out(request: httpx2.Request, total: float, doing: str) -> WholeRequestTimeout:
     return WholeRequestTimeout(f"no complete answer within {total:g} s ({doing})", request=request)
 
 
 class DeadlineAsyncClient(openai.DefaultAsyncHttpxClient):
-    """An httpx client whose timeout bounds each whole request, the body included."""
+    """An httpx client whose timeout bounds each whole request, the body included (plus, for a
+    body that declares a large size, the time MIN_BYTES_PER_S needs for it)."""
 
     async def send(self, request: httpx2.Request, *, stream: bool = False, **kwargs: object) -> httpx2.Response:
         if "timeout" not in request.extensions:
@@ -84,7 +95,9 @@ class DeadlineAsyncClient(openai.DefaultAsyncHttpxClient):
         total = _total_seconds(request)
         if total is None:
             return await super().send(request, stream=stream, **kwargs)  # type: ignore[arg-type]
-        deadline = asyncio.get_running_loop().time() + total
+        # Large bodies (file uploads, batch and result downloads) get time for their declared size
+        # at a slow link's rate on top; a chat request or answer of a few KB gets milliseconds.
+        deadline = asyncio.get_running_loop().time() + total + _declared_bytes(request.headers) / MIN_BYTES_PER_S
         limit = asyncio.timeout_at(deadline)
         try:
             async with limit:
@@ -93,6 +106,7 @@ class DeadlineAsyncClient(openai.DefaultAsyncHttpxClient):
             if not limit.expired():
                 raise
             raise _timed_out(request, total, "waiting for the answer") from exc
+        deadline += _declared_bytes(response.headers) / MIN_BYTES_PER_S
         response.stream = _DeadlineStream(response.stream, deadline, request, total)  # type: ignore[arg-type]
         if not stream:
             try:

@@ -25,7 +25,7 @@ from tests.services.test_collector import synthetic_tasks
 class DribblingServer:
     """Answers every request with headers at once, then its body one byte per `interval` seconds."""
 
-    def __init__(self, interval: float = 0.2, body: bytes | None = None) -> None:
+    def __init__(self, interval: float = 0.2, body: bytes | None = None, chunk: int = 1) -> None:
         self.stop = threading.Event()
         self.requests = 0
         server = self
@@ -48,10 +48,10 @@ class DribblingServer:
                 self.end_headers()
                 self.wfile.flush()
                 try:
-                    for i in range(len(payload)):
+                    for i in range(0, len(payload), chunk):
                         if server.stop.wait(interval):
                             return
-                        self.wfile.write(payload[i:i + 1])
+                        self.wfile.write(payload[i:i + chunk])
                         self.wfile.flush()
                 except OSError:
                     return  # the client gave up: as it should
@@ -145,3 +145,21 @@ async def test_a_slow_but_complete_answer_within_the_timeout_still_arrives(tmp_p
         async with make_async_client(slow_tier(server.base_url, timeout=5), store) as client:
             ids = [m.id async for m in client.models.list()]
     assert ids == ["gpt-4o-mini"]
+
+
+async def test_a_large_answer_gets_time_for_its_size():
+    """A 2 MiB answer at 1 MiB/s takes 2 s, over a 1 s timeout: its declared size buys it time at a
+    slow link's rate (a file download is not a dribble), while a small dribbled answer does not."""
+    data = [{"id": f"model-{i:06d}", "object": "model", "created": 0, "owned_by": "x" * 40} for i in range(24000)]
+    body = json.dumps({"object": "list", "data": data}).encode()
+    assert len(body) > 2 * 1024 * 1024
+    with DribblingServer(interval=0.03, body=body, chunk=32 * 1024) as server:
+        store = SecretStore(environ={})
+        store.set_key(server.base_url, "sk-x")
+        from cascade_studio.services.clients import make_async_client
+
+        started = time.monotonic()
+        async with make_async_client(slow_tier(server.base_url, timeout=1), store) as client:
+            page = await client.models.list()
+        assert time.monotonic() - started > 1.5
+    assert len(page.data) == 24000

@@ -17,7 +17,6 @@ from cascade_studio.services.secrets import SecretStore
 log = logging.getLogger(__name__)
 
 MAX_EVENT_PAGES = 100  # per poll (10,000 events): a server whose pages never end cannot keep a poll going
-UPLOAD_BYTES_PER_S = 256 * 1024  # an upload may take longer than the tier's timeout: this slow a link at least
 
 
 class UnexpectedAnswer(UserError):
@@ -87,9 +86,8 @@ class OpenAIFineTuneBackend:
     async def upload(self, path: Path) -> str:
         with open(path, "rb") as fh:
             content = fh.read()
-        # The tier's timeout bounds a whole request; an upload gets at least the time a slow link needs.
-        timeout = max(self.tier.timeout_s, len(content) / UPLOAD_BYTES_PER_S)
-        f = await self.client.files.create(file=(Path(path).name, content), purpose="fine-tune", timeout=timeout)
+        # The whole-request timeout gives a body time for its size (clients.MIN_BYTES_PER_S).
+        f = await self.client.files.create(file=(Path(path).name, content), purpose="fine-tune")
         file_id = _field(f, "id")
         if not isinstance(file_id, str) or not file_id:
             raise UnexpectedAnswer(f"{self._endpoint('POST', '/files')} accepted {Path(path).name} but its answer "
