@@ -266,6 +266,7 @@ class TierEditor(QWidget):
             self.base_url_edit.setText(ENDPOINT_PRESETS["OpenAI"])
         self.simulated_label.setVisible(provider == Provider.SANDBOX)
         self._update_no_key()
+        self._update_model_notes()
         self._emit_changed()
 
     def _preset_chosen(self, index: int) -> None:
@@ -330,8 +331,13 @@ class TierEditor(QWidget):
         model = self.model_edit.text().strip()
         price = self._catalog.lookup(model) if (self._catalog and model) else None
         notice = price.deprecation_notice(self._today) if price else None
+        sandbox_note = ""
         if notice and Provider(self.provider_combo.currentData()) == Provider.SANDBOX:
-            notice = f"On OpenAI: {notice}"
+            # The sandbox serves every model it simulates: OpenAI's retirement is a fact about the real
+            # service, not a warning that this tier's requests will fail.
+            sandbox_note = (f"\nOn OpenAI this model {'was retired' if price.deprecation_date <= self._today else 'retires'}"
+                            f" on {price.deprecation_date.isoformat()}; the sandbox still simulates it.")
+            notice = None
         self.deprecation_label.setText(f"⚠ {notice}" if notice else "")
         self.deprecation_label.setVisible(bool(notice))
         if self._catalog is None:
@@ -341,7 +347,7 @@ class TierEditor(QWidget):
         else:
             self.catalog_label.setText(
                 f"Catalog price: ${format_price(price.input_per_m)} in / ${format_price(price.output_per_m)} out "
-                f"per 1M tokens.\nSource: {self._catalog.source}, {self._catalog.date}."
+                f"per 1M tokens.\nSource: {self._catalog.source}, {self._catalog.date}.{sandbox_note}"
             )
 
     # -- public --------------------------------------------------------------------------
