@@ -360,8 +360,8 @@ class MainWindow(QMainWindow):
     # -- misc ----------------------------------------------------------------------------
     def _update_title(self, *_: object) -> None:
         name = self.ws.path.name if self.ws else "no workspace"
-        mark = " •" if self.tiers_page.dirty else ""
-        self.setWindowTitle(f"{name}{mark} — {APP_NAME}")
+        # Qt shows "*" at the placeholder while the window is modified (unsaved tier edits).
+        self.setWindowTitle(f"{name}[*] — {APP_NAME}")
         self.setWindowModified(self.tiers_page.dirty)
 
     def show_about(self) -> None:

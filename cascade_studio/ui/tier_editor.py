@@ -173,6 +173,7 @@ class TierEditor(QWidget):
         learned_row.addWidget(self.learned_label, 1)
         learned_row.addWidget(self.ask_again_button)
         self._logprobs_unsupported = False
+        self._prices_auto = False  # the prices shown are the catalog's for the typed id (not typed by hand)
         behaviour_box = QGroupBox("Behaviour")
         bform = QFormLayout(behaviour_box)
         bform.addRow("Temperature", self.temperature_spin)
@@ -247,6 +248,9 @@ class TierEditor(QWidget):
         self.preset_combo.activated.connect(self._preset_chosen)
         self.model_edit.textChanged.connect(self._update_model_notes)
         self.model_edit.editingFinished.connect(self._model_committed)
+        self.model_edit.textEdited.connect(self._model_typed)
+        for w in (self.input_price, self.output_price, self.cached_price):
+            w.textEdited.connect(self._price_typed)
 
     # -- helpers -------------------------------------------------------------------------
     @staticmethod
@@ -305,6 +309,35 @@ class TierEditor(QWidget):
             f"Send the API key over plain http to {key_destination(url)} (INSECURE: readable on the network)"
             if needs else "Allow plain http to another machine (INSECURE)")
         self.insecure_check.setStyleSheet(INSECURE_STYLE if checked else "")
+
+    def _prices_unset(self) -> bool:
+        """Blank or zero prices: nothing chosen yet (a new tier starts at 0)."""
+        for edit in (self.input_price, self.output_price):
+            text = edit.text().strip()
+            if not text:
+                continue
+            try:
+                if Decimal(text) != 0:
+                    return False
+            except InvalidOperation:
+                return False
+        return True
+
+    def _price_typed(self, *_: object) -> None:
+        self._prices_auto = False  # a price typed by hand is never overwritten from the catalog
+
+    def _model_typed(self, text: str) -> None:
+        """Typing a catalog model id fills unset prices, and they follow the id while they are the catalog's."""
+        if self._catalog is None or self._loading or not (self._prices_auto or self._prices_unset()):
+            return
+        price = self._catalog.lookup(text.strip()) if text.strip() else None
+        if price is not None:
+            self._fill_from_catalog()
+            self._prices_auto = True
+        elif self._prices_auto:  # the id no longer names the model whose prices were filled
+            for edit in (self.input_price, self.output_price, self.cached_price):
+                edit.setText("")
+            self._prices_auto = False
 
     def _model_committed(self) -> None:
         """When a catalog model is typed and no price was set yet, pre-fill prices."""
@@ -385,6 +418,7 @@ class TierEditor(QWidget):
             self.without_combo.setCurrentIndex(self.without_combo.findData(tier.without_logprobs.value))
             self.without_combo.setEnabled(not is_teacher)
             self._logprobs_unsupported = tier.logprobs_unsupported
+            self._prices_auto = False
             self._update_learned()
             self.key_env_edit.setPlaceholderText(f"default: {default_env_var(tier.tier)}")
             self.method_combo.setCurrentIndex(self.method_combo.findData(tier.confidence_method.value))

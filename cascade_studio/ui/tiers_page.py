@@ -83,6 +83,7 @@ class TiersPage(QWidget):
         self.ws: Workspace | None = None
         self.catalog: PriceCatalog | None = None
         self.tiers: list[Tier] = []  # working copy
+        self._stored: dict[int, Tier] = {}  # as saved, by tier number: what "unsaved" is measured against
         self._current = -1
         self._dirty = False
         self.today = dt.date.today()
@@ -174,6 +175,7 @@ class TiersPage(QWidget):
         self.catalog = catalog
         self.editor.set_catalog(catalog, self.today)
         self.tiers = TierRepository(ws).list() if ws else []
+        self._stored = {t.tier: t for t in self.tiers}
         self._current = -1
         self._refresh_list(select=len(self.tiers) - 1 if self.tiers else -1)
         self._set_dirty(False)
@@ -199,6 +201,7 @@ class TiersPage(QWidget):
             item.setSizeHint(item.sizeHint().expandedTo(self.list.sizeHintForIndex(self.list.model().index(0, 0))))
             self.list.addItem(item)
         self.list.blockSignals(False)
+        self._update_items()
         self.add_button.setEnabled(len(self.tiers) < MAX_TIERS)
         self.remove_button.setEnabled(len(self.tiers) > 1)
         if select is not None and self.tiers:
@@ -212,7 +215,19 @@ class TiersPage(QWidget):
     def _item_text(self, t: Tier) -> str:
         role = "Teacher" if t.tier == max(x.tier for x in self.tiers) else "Student"
         sim = " · simulated" if t.simulated else ""
-        return f"Tier {t.tier} — {role}\n{t.model or 'no model'}{sim}"
+        unsaved = " • unsaved" if self._unsaved(t) else ""
+        return f"Tier {t.tier} — {role}{unsaved}\n{t.model or 'no model'}{sim}"
+
+    def _unsaved(self, t: Tier) -> bool:
+        """The working copy differs from the stored tier (or the tier is new)."""
+        return self._stored.get(t.tier) != t
+
+    def _update_items(self) -> None:
+        for row, t in enumerate(self.tiers):
+            item = self.list.item(row)
+            if item is not None:
+                item.setText(self._item_text(t))
+                item.setToolTip("Unsaved changes: Save (Ctrl+S) or Revert" if self._unsaved(t) else "")
 
     def _row_changed(self, row: int) -> None:
         if row == self._current or row < 0:
@@ -237,9 +252,10 @@ class TiersPage(QWidget):
     def _edited(self) -> None:
         self._commit_form()
         self._set_dirty(True)
-        item = self.list.item(self._current)
-        if item is not None:
-            item.setText(self._item_text(self.tiers[self._current]))
+        self._update_items()
+        if self.editor.issues_label.isVisible():  # the banner follows the fixes, not only the next Save
+            _, form_issues = self.editor.read()
+            self.editor.show_issues(form_issues)
         self._update_key_label()
 
     def current_tier(self) -> Tier | None:
@@ -297,6 +313,8 @@ class TiersPage(QWidget):
                                 "(free disk space, close other programs using the workspace) and save again.")
             return False
         self.editor.show_issues([])
+        self._stored = {t.tier: t for t in self.tiers}
+        self._update_items()
         self._set_dirty(False)
         self.saved.emit()
         return True
@@ -306,6 +324,7 @@ class TiersPage(QWidget):
             return
         row = self._current
         self.tiers = TierRepository(self.ws).list()
+        self._stored = {t.tier: t for t in self.tiers}
         self._current = -1
         self._refresh_list(select=row)
         self._set_dirty(False)

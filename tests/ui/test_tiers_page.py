@@ -49,7 +49,7 @@ def test_edit_save_reopen(qtbot, tmp_path):
     assert editor.input_price.text() == "0.10" and editor.output_price.text() == "0.40"
     editor.threshold_spin.setValue(0.35)
     editor.concurrency_spin.setValue(16)
-    assert page.dirty and "•" in window.windowTitle()
+    assert page.dirty and window.isWindowModified() and "[*]" in window.windowTitle()
     qtbot.keyClick(page, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
     assert not page.dirty
     window.close()
