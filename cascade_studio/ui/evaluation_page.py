@@ -38,7 +38,7 @@ from cascade_studio.store.tasks import TaskRepository
 from cascade_studio.store.tiers import TierRepository
 from cascade_studio.store.workspace import Workspace
 from cascade_studio.ui.errors import show_error
-from cascade_studio.ui.page import Page, splitter
+from cascade_studio.ui.page import Page, confidence_method_of, fill_confidence_methods, splitter
 from cascade_studio.ui.style import PALETTE, WARN_STYLE, styled_label
 from cascade_studio.ui.trajectory_model import heat_color
 
@@ -75,6 +75,7 @@ class EvaluationPage(Page):
         layout.addLayout(self._build_top())
         layout.addWidget(self.status)
         layout.addWidget(splitter(Qt.Orientation.Horizontal, [left, right], [760, 420]), 1)
+        self.student_combo.currentIndexChanged.connect(self._student_changed)
 
     def _build_top(self) -> QHBoxLayout:
         self.teacher_combo = QComboBox(objectName="evalTeacher")
@@ -120,8 +121,7 @@ class EvaluationPage(Page):
 
     def _build_calibration(self) -> QGroupBox:
         self.method_combo = QComboBox(objectName="calMethod")
-        for m in ConfidenceMethod:
-            self.method_combo.addItem(m.label, m.value)
+        fill_confidence_methods(self.method_combo)
         self.rate_spin = QDoubleSpinBox(objectName="targetRate", minimum=0, maximum=1, singleStep=0.05, value=0.3)
         self.quality_spin = QDoubleSpinBox(objectName="targetQuality", minimum=0, maximum=1, singleStep=0.01,
                                            value=0.95)
@@ -208,8 +208,11 @@ class EvaluationPage(Page):
             if combo is self.student_combo and len(tiers) > 2:
                 combo.addItem("All student tiers", -1)
             for t in tiers:
+                if combo is self.student_combo and t is top:
+                    continue  # the teacher is never its own student
                 combo.addItem(f"Tier {t.tier} — {t.model}", t.tier)
             combo.setCurrentIndex(max(0, combo.findData(current)))
+        self._student_changed()
         from cascade_studio.services.datasets import validation_task_ids
 
         split = validation_task_ids(self.ws) if self.ws else None
@@ -217,6 +220,11 @@ class EvaluationPage(Page):
         if split:  # the default subset: the newest dataset's validation split
             items.insert(0, (f"Validation split of dataset {split[0]} ({len(split[1])})", f"@dataset:{split[0]}"))
         self.fill(self.category_combo, items, default=items[0][1])
+
+    def _student_changed(self, *_: object) -> None:
+        """Calibrate with the student's own confidence method (one rule with Tiers and Trajectories)."""
+        method = confidence_method_of(self.tiers(), self.student_combo.currentData())
+        self.method_combo.setCurrentIndex(max(0, self.method_combo.findData(method)))
 
     # -- evaluation ----------------------------------------------------------------------------
     def run_evaluation(self) -> None:

@@ -150,7 +150,8 @@ class DatasetPanel(QGroupBox):
                  f"<span style='color:{'#a4262c' if r.errors else '#0b5a08'}'>{len(r.errors)} errors</span>, "
                  f"{len(r.warnings)} warnings."]
         for e in r.errors[:12]:
-            parts.append(f"<br>line {e['line']}: {html.escape(e['kind'])} {html.escape(e.get('detail', ''))}")
+            where = f"line {e['line']}: " if e.get("line") else "file: "  # line 0: about the whole file
+            parts.append(f"<br>{where}{html.escape(e['kind'])} {html.escape(e.get('detail', ''))}")
         for w in r.warnings:
             parts.append(f"<br>warning: {html.escape(w['kind'])} ({w.get('examples', '')})")
         t = r.tokens_per_example

@@ -6,17 +6,35 @@ layout) and follows the workspace through `set_workspace`."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QSplitter, QWidget
 
-from cascade_studio.core.tiers import Tier
+from cascade_studio.core.tiers import ConfidenceMethod, Tier, teacher_of
 from cascade_studio.store.tasks import TaskRepository
 from cascade_studio.store.tiers import TierRepository
 from cascade_studio.store.workspace import Workspace
 from cascade_studio.ui.background import Calls
 from cascade_studio.ui.style import show_status, styled_label
+
+DEFAULT_CONFIDENCE: ConfidenceMethod = next(f.default for f in dataclasses.fields(Tier) if f.name == "confidence_method")
+
+
+def confidence_method_of(tiers: list[Tier], number: int | None = None) -> str:
+    """The confidence method a view starts with: the chosen tier's; with none chosen, the one the student
+    tiers share; else the core default (Tier.confidence_method), so Tiers, Trajectories and Evaluation agree."""
+    top = teacher_of(tiers) if tiers else None
+    chosen = [t for t in tiers if t.tier == number] if number is not None and number >= 0 else \
+        [t for t in tiers if t is not top]
+    methods = {t.confidence_method for t in chosen}
+    return (methods.pop() if len(methods) == 1 else DEFAULT_CONFIDENCE).value
+
+
+def fill_confidence_methods(combo: QComboBox) -> None:
+    for m in ConfidenceMethod:
+        combo.addItem(m.label, m.value)
 
 
 class Page(QWidget):

@@ -34,7 +34,7 @@ from cascade_studio.store.trajectories import TrajectoryRepository
 from cascade_studio.store.trajectory_query import TrajectoryFilter, distinct_values
 from cascade_studio.store.workspace import Workspace
 from cascade_studio.ui.curation import CurationCommand
-from cascade_studio.ui.page import Page
+from cascade_studio.ui.page import Page, confidence_method_of, fill_confidence_methods
 from cascade_studio.ui.style import INFO_STYLE
 from cascade_studio.ui.trajectory_detail import detail_html
 from cascade_studio.ui.trajectory_model import TrajectoryTableModel
@@ -112,9 +112,8 @@ class TrajectoriesPage(Page):
                             ("Not curated", "none")):
             self.f_curation.addItem(text, value)
         self.f_method = QComboBox(objectName="confidenceMethod")
-        for text, value in (("Mean token prob.", "mean_token_prob"), ("Min token prob.", "min_token_prob"),
-                            ("Tool-name prob.", "tool_name_prob")):
-            self.f_method.addItem(text, value)
+        fill_confidence_methods(self.f_method)
+        self.f_tier.currentIndexChanged.connect(self._tier_filter_changed)
         self.f_conf_min = QDoubleSpinBox(objectName="confMin", minimum=0, maximum=1, singleStep=0.05, decimals=2)
         self.f_conf_max = QDoubleSpinBox(objectName="confMax", minimum=0, maximum=1, singleStep=0.05, decimals=2,
                                          value=1.0)
@@ -224,6 +223,7 @@ class TrajectoriesPage(Page):
         self.ws = ws
         self.undo_stack.clear()
         self.reload_choices()
+        self._tier_filter_changed()
         self.model.set_workspace(ws)
         self._update_count()
 
@@ -243,6 +243,12 @@ class TrajectoriesPage(Page):
                                      (self.f_status, "status", "Any status"), (self.f_tool, "tool_name", "Any tool")):
             values = distinct_values(self.ws, column)
             self.fill(combo, [(label, None)] + [(f"tier {v}" if column == "tier" else str(v), v) for v in values])
+
+    def _tier_filter_changed(self, *_: object) -> None:
+        """Confidence as the shown tier measures it (the students' shared method, or core's default)."""
+        if self.ws is not None:
+            method = confidence_method_of(self.tiers(), self.f_tier.currentData())
+            self.f_method.setCurrentIndex(max(0, self.f_method.findData(method)))
 
     # -- filtering -----------------------------------------------------------------------------
     def current_filter(self) -> TrajectoryFilter:
