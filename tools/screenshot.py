@@ -1,6 +1,7 @@
 """Open the GUI (real xcb window under Xvfb) and save a screenshot of the whole screen.
 
     xvfb-run -s "-screen 0 1300x820x24" .venv/bin/python tools/screenshot.py WORKSPACE OUT.png [PAGE] [--demo]
+        [--collect=N] [--size=WxH]
 """
 
 import sys
@@ -74,6 +75,9 @@ app = make_app()
 window = create_main_window(workspace)
 window.nav.setCurrentRow(page)
 window.move(0, 0)
+size = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--size=")), None)
+if size:  # e.g. --size=1024x700, the smallest size supported
+    window.resize(*(int(v) for v in size.split("x")))
 window.show()
 if "--finetune" in sys.argv:
     window.finetune_page.validate(Path("/tmp/ft_train.jsonl"))

@@ -77,7 +77,7 @@ class EvaluationPage(Page):
         layout.addWidget(splitter(Qt.Orientation.Horizontal, [left, right], [760, 420]), 1)
         self.student_combo.currentIndexChanged.connect(self._student_changed)
 
-    def _build_top(self) -> QHBoxLayout:
+    def _build_top(self) -> QVBoxLayout:
         self.teacher_combo = QComboBox(objectName="evalTeacher")
         self.student_combo = QComboBox(objectName="evalStudent")
         self.category_combo = QComboBox(objectName="evalCategory")
@@ -87,14 +87,18 @@ class EvaluationPage(Page):
         self.collect_check.setChecked(True)
         self.run_button = QPushButton("Evaluate", objectName="evaluate")
         self.run_button.clicked.connect(self.run_evaluation)
-        top = QHBoxLayout()
-        for label, w in (("Teacher", self.teacher_combo), ("Student", self.student_combo),
-                         ("Category", self.category_combo), ("Limit", self.limit_spin)):
-            top.addWidget(QLabel(label))
-            top.addWidget(w)
-        top.addWidget(self.collect_check)
-        top.addStretch(1)
-        top.addWidget(self.run_button)
+        top = QVBoxLayout()  # two rows: one is wider than a 1024-pixel window
+        rows = (QHBoxLayout(), QHBoxLayout())
+        for row, pairs in zip(rows, ((("Teacher", self.teacher_combo), ("Student", self.student_combo),
+                                      ("Category", self.category_combo)), (("Limit", self.limit_spin),)), strict=True):
+            for label, w in pairs:
+                row.addWidget(QLabel(label))
+                row.addWidget(w)
+            top.addLayout(row)
+        rows[0].addStretch(1)
+        rows[1].addWidget(self.collect_check)
+        rows[1].addStretch(1)
+        rows[1].addWidget(self.run_button)
         return top
 
     def _build_tables(self) -> list[QWidget]:

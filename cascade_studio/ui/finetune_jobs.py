@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 
 from cascade_studio.core.finetune import is_finished
 from cascade_studio.ui.finetune_dataset import fill_tier_combo
+from cascade_studio.ui.fit import tip_headers
 from cascade_studio.ui.style import ERROR_STYLE
 
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ class JobsPanel(QWidget):
         self.jobs.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.jobs.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.jobs.horizontalHeader().setStretchLastSection(True)
+        tip_headers(self.jobs)
         self.jobs.currentCellChanged.connect(lambda *_: self.show_job())
         self.job_status = QLabel(objectName="jobStatus")
         self.job_status.setWordWrap(True)

@@ -42,6 +42,7 @@ from cascade_studio.core.tradeoffs import (
 from cascade_studio.store.tiers import TierRepository
 from cascade_studio.store.workspace import Workspace
 from cascade_studio.ui.errors import show_error
+from cascade_studio.ui.fit import tip_headers
 from cascade_studio.ui.page import Page, splitter
 from cascade_studio.ui.run_thread import Worker
 from cascade_studio.ui.style import INFO_STYLE, TIER_COLORS
@@ -144,6 +145,7 @@ class TradeoffsPage(Page):
         self.tier_table.verticalHeader().hide()
         self.tier_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.tier_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        tip_headers(self.tier_table)
         self.tier_table.setMaximumHeight(120)
         self.bar_plots = []
         bars = QHBoxLayout()
@@ -245,12 +247,17 @@ class TradeoffsPage(Page):
 
     def _build_export_row(self) -> QHBoxLayout:
         export_row = QHBoxLayout()
-        for text, slot in (("Export plot as PNG…", lambda: self.export_plot("png")),
-                           ("Export plot as SVG…", lambda: self.export_plot("svg")),
-                           ("Export data as CSV…", lambda: self.export_csv())):
-            b = QPushButton(text)
+        export_row.addWidget(QLabel("Export"))
+        for name, text, tip, slot in (
+                ("exportPng", "Plot as PNG…", "Export the cost-quality plot as a PNG image",
+                 lambda: self.export_plot("png")),
+                ("exportSvg", "Plot as SVG…", "Export the cost-quality plot as SVG", lambda: self.export_plot("svg")),
+                ("exportCsv", "Data as CSV…", "Export the threshold sweep's data as CSV", lambda: self.export_csv())):
+            b = QPushButton(text, objectName=name)
+            b.setToolTip(tip)
             b.clicked.connect(slot)
             export_row.addWidget(b)
+        export_row.addStretch(1)
         return export_row
 
     def showEvent(self, event) -> None:  # noqa: N802
@@ -360,6 +367,7 @@ class TradeoffsPage(Page):
         quality_header.setToolTip("Accuracy against the tasks' expected answers" if o.quality_basis == "accuracy"
                                   else "Agreement with the teacher (not every task has an expected answer)")
         self.tier_table.setHorizontalHeaderItem(6, quality_header)
+        tip_headers(self.tier_table)
         self.tier_table.setRowCount(len(self.figures))
         for r, f in enumerate(self.figures):
             for c, v in enumerate([f"Tier {f['tier']}", str(f["requests"]), _money(f["cost_per_request_usd"]),

@@ -84,9 +84,14 @@ class TrajectoriesPage(Page):
         self.cancel_button.clicked.connect(self.cancel_run)
         run_box = QGroupBox("Collection run")
         rl = QVBoxLayout(run_box)
+        row = QHBoxLayout()  # two rows: one is wider than a 1024-pixel window
+        for label, widget in (("Tier", self.run_tier), ("Category", self.run_category)):
+            row.addWidget(QLabel(label))
+            row.addWidget(widget)
+        row.addStretch(1)
+        rl.addLayout(row)
         row = QHBoxLayout()
-        for label, widget in (("Tier", self.run_tier), ("Category", self.run_category), ("Limit", self.run_limit),
-                              ("Concurrency", self.run_concurrency)):
+        for label, widget in (("Limit", self.run_limit), ("Concurrency", self.run_concurrency)):
             row.addWidget(QLabel(label))
             row.addWidget(widget)
         row.addWidget(self.run_batch)

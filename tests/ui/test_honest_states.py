@@ -55,7 +55,7 @@ def test_export_data_as_csv_button_writes_the_file(qtbot, tmp_path, sandbox_thre
     assert page.wait_loaded()  # outcomes load on a worker thread
     target = tmp_path / "sweep.csv"
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), "CSV (*.csv)"))
-    button = next(b for b in page.findChildren(QPushButton) if b.text().startswith("Export data as CSV"))
+    button = page.findChild(QPushButton, "exportCsv")
     button.click()
     assert target.read_text().startswith("threshold_1,")
 
