@@ -27,7 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cascade_studio.core.money import micro_to_usd
-    from cascade_studio.services.collector import CollectionRun, plan_run, select_task_ids, start_or_resume
+    from cascade_studio.services.collector import CollectionRun, select_task_ids, start_or_resume
+    from cascade_studio.services.run_plan import plan_run
     from cascade_studio.services.secrets import SecretStore
     from cascade_studio.store.tiers import TierRepository
 

@@ -8,7 +8,7 @@ import json
 import random
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -194,22 +194,9 @@ def validate_sharegpt(text: str, count_tokens: Callable[[str], int]) -> Validati
     model; function calls are JSON; `tools` a JSON list in a string; `system` a string."""
     report = ValidationReport(model="", token_limit=DEFAULT_TOKEN_LIMIT)
     report.format = "sharegpt"
-    errors: Counter = Counter()
     totals, assistants = [], []
-
-    def error(line: int, kind: str, detail: str = "") -> None:
-        errors[kind] += 1
-        report.errors.append({"line": line, "kind": kind, **({"detail": detail} if detail else {})})
-
-    for number, raw in enumerate(text.split("\n"), start=1):
-        if not raw.strip():
-            continue
-        report.examples += 1
-        try:
-            ex = safe_loads(raw)
-        except JsonProblem as exc:
-            error(number, "invalid_json", exc.message[:80])
-            continue
+    error = report.add_error
+    for number, ex in _parsed_lines(text, report):
         conv = ex.get("conversations") if isinstance(ex, dict) else None
         if not isinstance(conv, list) or not conv:
             error(number, "sharegpt_missing_conversations")
@@ -259,7 +246,7 @@ def validate_sharegpt(text: str, count_tokens: Callable[[str], int]) -> Validati
             assistants.append(assistant)
     if report.examples < MIN_EXAMPLES:
         error(0, "too_few_examples", f"{report.examples} examples; fine-tuning needs at least {MIN_EXAMPLES}")
-    report.error_counts = dict(errors)
+    report.error_counts = dict(Counter(e["kind"] for e in report.errors))
     report.tokens_per_example = _stats(totals)
     report.assistant_tokens_per_example = _stats(assistants)
     report.n_epochs = default_epochs(report.examples)
@@ -288,6 +275,9 @@ class ValidationReport:
     def ok(self) -> bool:
         return not self.errors
 
+    def add_error(self, line: int, kind: str, detail: str = "") -> None:
+        self.errors.append({"line": line, "kind": kind, **({"detail": detail} if detail else {})})
+
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["ok"] = self.ok
@@ -303,6 +293,18 @@ def default_epochs(n: int) -> int:
     elif n * TARGET_EPOCHS > MAX_TARGET_EXAMPLES:
         epochs = max(MIN_DEFAULT_EPOCHS, MAX_TARGET_EXAMPLES // n)
     return epochs
+
+
+def _parsed_lines(text: str, report: ValidationReport) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed JSON) of each non-blank line; a line that is not JSON is reported."""
+    for number, raw in enumerate(text.split("\n"), start=1):
+        if not raw.strip():
+            continue
+        report.examples += 1
+        try:
+            yield number, safe_loads(raw)
+        except JsonProblem as exc:
+            report.add_error(number, "invalid_json", exc.message[:200])
 
 
 def backend_refusal(report: ValidationReport, backend: str) -> str | None:
@@ -361,23 +363,10 @@ def validate_jsonl(text: str, count_tokens: Callable[[str], int], *, model: str 
         report.model = model
         return report
     report = ValidationReport(model=model, token_limit=token_limit(model), training_price_per_m=training_price_per_m)
-    errors: Counter = Counter()
     totals, assistants = [], []
     no_system = no_user = 0
-
-    def error(line: int, kind: str, detail: str = "") -> None:
-        errors[kind] += 1
-        report.errors.append({"line": line, "kind": kind, **({"detail": detail} if detail else {})})
-
-    for number, raw in enumerate(text.split("\n"), start=1):
-        if not raw.strip():
-            continue
-        report.examples += 1
-        try:
-            ex = safe_loads(raw)
-        except JsonProblem as exc:
-            error(number, "invalid_json", exc.message)
-            continue
+    error = report.add_error
+    for number, ex in _parsed_lines(text, report):
         if not isinstance(ex, dict):
             error(number, "data_type")
             continue
@@ -454,7 +443,7 @@ def validate_jsonl(text: str, count_tokens: Callable[[str], int], *, model: str 
         report.warnings.append({"kind": "missing_user_message", "examples": no_user})
     if report.examples < MIN_EXAMPLES:
         error(0, "too_few_examples", f"{report.examples} examples; fine-tuning needs at least {MIN_EXAMPLES}")
-    report.error_counts = dict(errors)
+    report.error_counts = dict(Counter(e["kind"] for e in report.errors))
     report.tokens_per_example = _stats(totals)
     report.assistant_tokens_per_example = _stats(assistants)
     report.over_limit = sum(t > report.token_limit for t in totals)

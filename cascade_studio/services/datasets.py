@@ -35,7 +35,7 @@ from cascade_studio.services.paths import resources_dir
 from cascade_studio.store.datasets import DatasetRepository
 from cascade_studio.store.tiers import TierRepository
 from cascade_studio.store.trajectories import TrajectoryRepository
-from cascade_studio.store.workspace import Workspace
+from cascade_studio.store.workspace import Workspace, process_alive
 
 
 @dataclass
@@ -202,19 +202,8 @@ def _remove_stale_temps(folder: Path) -> None:
         return
     for name in names:
         match = _TEMP.match(name)
-        if match and not _alive(int(match.group(1))):
+        if match and not process_alive(int(match.group(1))):
             (folder / name).unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):
-        return True
     return True
 
 
@@ -303,8 +292,8 @@ def build_dataset(ws: Workspace, out: Path, f: DatasetFilters, fmt: str = "opena
     planned: dict[Path, Iterable[str]] = {out: _examples(ws, train_ids, f, convert)}
     if valid_path:
         planned[valid_path] = _examples(ws, valid_ids, f, convert)
-    if fmt == "openai":
-        planned.update(_teacher_logprobs(ws, out, valid_path, train_ids, valid_ids))
+    # the teacher's logprobs beside the examples, whatever the format (one line per example, in order)
+    planned.update(_teacher_logprobs(ws, out, valid_path, train_ids, valid_ids))
     teacher = teacher_logprobs_path(out) if teacher_logprobs_path(out) in planned else None
     repo = DatasetRepository(ws)
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from cascade_studio import __version__
 from cascade_studio.core.tiers import Tier, default_env_var, teacher_of
+from cascade_studio.services.output_files import write_text
 
 SNIPPET = '''"""Apply a Cascade Studio policy to a live request: ask tier 1, escalate while its confidence is
 below the tier's threshold.
@@ -127,7 +127,5 @@ def export_policy(tiers: list[Tier], target: Path, calibration: dict[int, dict[s
     doc = policy_document(tiers, calibration)
     snippet = target.with_name(target.stem + "_apply.py")
     for path, text in ((target, json.dumps(doc, indent=2)), (snippet, SNIPPET.format(policy_name=target.name))):
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+        write_text(path, text)
     return snippet

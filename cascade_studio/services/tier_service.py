@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import os
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -28,6 +27,7 @@ from cascade_studio.core.tiers import (
     validate_tier_set,
 )
 from cascade_studio.services.input_files import read_text
+from cascade_studio.services.output_files import write_text
 from cascade_studio.services.secrets import SecretStore
 from cascade_studio.store.tiers import TierRepository
 from cascade_studio.store.workspace import Workspace
@@ -100,10 +100,8 @@ def export_tiers(ws: Workspace, target: Path) -> int:
         "note": "API keys are never exported; set them again with `cascade-studio keys set`.",
         "tiers": [t.to_json() for t in tiers],
     }
-    tmp = Path(target).with_suffix(Path(target).suffix + ".tmp")
     try:
-        tmp.write_text(json.dumps(doc, indent=2), encoding="utf-8")
-        os.replace(tmp, target)
+        write_text(Path(target), json.dumps(doc, indent=2))
     except OSError as exc:
         raise TierServiceError(f"Cannot write {target}: {exc.strerror}. Check the folder and free disk space.") from exc
     return len(tiers)

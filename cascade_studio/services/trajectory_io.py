@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -17,6 +16,7 @@ from cascade_studio.core.money import micro_to_usd
 from cascade_studio.core.tiers import Tier, generation_id, generation_keys
 from cascade_studio.core.trajectory import ResponseError, Trajectory, build_request, trajectory_from_response
 from cascade_studio.services.input_files import open_lines
+from cascade_studio.services.output_files import atomic_text
 from cascade_studio.store.tasks import TaskRepository
 from cascade_studio.store.tiers import TierRepository
 from cascade_studio.store.trajectories import TrajectoryImport, TrajectoryRepository, now, restore_logprobs
@@ -46,11 +46,8 @@ def list_rows(ws: Workspace, tier: int | None = None) -> list[dict[str, Any]]:
 
 
 def _atomic_write(target: Path, write) -> int:
-    tmp = target.with_name(target.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as fh:
-        count = write(fh)
-    os.replace(tmp, target)
-    return count
+    with atomic_text(target, newline="") as fh:
+        return write(fh)
 
 
 def export_native(ws: Workspace, target: Path, tier: int | None = None) -> int:
@@ -234,6 +231,18 @@ def _batch_item(number: int, row: dict[str, Any], tasks: TaskRepository, name: s
 def import_batch_output(ws: Workspace, path: Path, tier: Tier) -> TrajectoryImportResult:
     """An OpenAI Batch API output (or error) file: custom_id is the task id; priced at the batch rate."""
     return _import(ws, path, tier, lambda number, row, tasks, name: _batch_item(number, row, tasks, name, tier))
+
+
+def import_any(ws: Workspace, path: Path, tier: Tier) -> tuple[TrajectoryImportResult, bool]:
+    """Import native JSONL or a Batch API output file, told apart by the first line (`custom_id`);
+    returns (result, whether it was batch output). The file is checked before it is read (a FIFO or
+    a folder is refused, never waited on)."""
+    name = Path(path).name
+    with open_lines(Path(path), lambda problem, line: TrajectoryImportError(
+            f"{name}:{line}: {problem}" if line else f"{name}: {problem}")) as lines:
+        first = next((ln for ln in lines if ln.strip()), "")
+    batch = '"custom_id"' in first
+    return (import_batch_output if batch else import_native)(ws, path, tier), batch
 
 
 def batch_line_to_trajectory(row: dict[str, Any], task_id: str, tier: Tier, request: dict[str, Any]) -> Trajectory:

@@ -248,7 +248,7 @@ def _check_due(conn: sqlite3.Connection, now: dt.datetime | None = None) -> tupl
         gone = []
         for key, value in conn.execute("SELECT key, value FROM meta WHERE key LIKE ?", (SESSION_PREFIX + "%",)):
             pid = key[len(SESSION_PREFIX):].split(".")[0]
-            if str(value).split(" ")[0] == host and pid.isdigit() and not _alive(int(pid)):
+            if str(value).split(" ")[0] == host and pid.isdigit() and not process_alive(int(pid)):
                 gone.append(key)
         if gone:
             return UNCLEAN, gone
@@ -282,7 +282,8 @@ def _record_check(conn: sqlite3.Connection, problem: str | None) -> None:
         pass
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine (ours counts; unknown is alive)."""
     if pid == os.getpid():
         return True
     try:

@@ -23,6 +23,13 @@ def show_error(title: str, message: str, parent=None) -> None:
     box.open()
 
 
+def ask_yes_no(parent, title: str, text: str) -> bool:
+    """A question whose safe answer (No) is the default: confirmations before spending or losing."""
+    answer = QMessageBox.question(parent, title, text, QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                                  QMessageBox.StandardButton.No)
+    return answer == QMessageBox.StandardButton.Yes
+
+
 def report_exception(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
     global _showing
     log.error("Uncaught exception", exc_info=(exc_type, exc, tb))

@@ -265,14 +265,10 @@ class JobsPanel(QWidget):
 
 
 def _confirm(parent, job_id: str) -> bool:
-    from PySide6.QtWidgets import QMessageBox
+    from cascade_studio.ui.errors import ask_yes_no
 
-    answer = QMessageBox.question(parent, "Cancel the fine-tune job?",
-                                  f"Cancel {job_id}? A cancelled job cannot be resumed; training done so far is "
-                                  "billed (remote) or lost (local, unless a checkpoint was saved).",
-                                  QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-                                  QMessageBox.StandardButton.No)
-    return answer == QMessageBox.StandardButton.Yes
+    return ask_yes_no(parent, "Cancel the fine-tune job?", f"Cancel {job_id}? A cancelled job cannot be resumed; "
+                      "training done so far is billed (remote) or lost (local, unless a checkpoint was saved).")
 
 
 def _job_html(job: dict[str, Any]) -> str:

@@ -49,3 +49,43 @@ def write_sweep_csv(sw: Any, path: str) -> None:
         for idx in np.ndindex(sw.cost.shape):
             w.writerow([f"{sw.grid[i]:.4f}" for i in idx]
                        + [sw.cost[idx], sw.quality[idx], sw.latency[idx], sw.escalation[idx]])
+
+
+def export_plot_dialog(parent, plot, kind: str, path: str | None = None) -> Path | None:
+    """Ask where (unless `path`), write the plot as PNG or SVG; None when cancelled or it failed."""
+    from PySide6.QtWidgets import QFileDialog
+
+    from cascade_studio.ui.errors import show_error
+
+    if path is None:
+        path, _ = QFileDialog.getSaveFileName(parent, "Export the trade-off plot", f"tradeoffs.{kind}",
+                                              "PNG (*.png)" if kind == "png" else "SVG (*.svg)")
+    if not path:
+        return None
+    try:
+        if kind == "png":
+            export_png(plot.plotItem, path)
+        else:
+            export_svg(plot, path, "Cascade Studio: cost-quality trade-off")
+    except OSError as exc:
+        show_error("Export failed", f"Cannot write {path}: {exc}", parent)
+        return None
+    return Path(path)
+
+
+def export_csv_dialog(parent, sw, path: str | None = None) -> Path | None:
+    """Ask where (unless `path`), write the sweep's points as CSV; None when cancelled or it failed."""
+    from PySide6.QtWidgets import QFileDialog
+
+    from cascade_studio.ui.errors import show_error
+
+    if path is None:
+        path, _ = QFileDialog.getSaveFileName(parent, "Export the sweep data", "tradeoffs.csv", "CSV (*.csv)")
+    if not path:
+        return None
+    try:
+        write_sweep_csv(sw, path)
+    except OSError as exc:
+        show_error("Export failed", f"Cannot write {path}: {exc.strerror}", parent)
+        return None
+    return Path(path)

@@ -9,11 +9,9 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
-    QFileDialog,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -41,40 +39,20 @@ from cascade_studio.core.tradeoffs import (
 )
 from cascade_studio.store.tiers import TierRepository
 from cascade_studio.store.workspace import Workspace
-from cascade_studio.ui.errors import show_error
 from cascade_studio.ui.fit import tip_headers
 from cascade_studio.ui.page import Page, splitter
-from cascade_studio.ui.run_thread import Worker
 from cascade_studio.ui.style import INFO_STYLE, TIER_COLORS
+from cascade_studio.ui.tradeoffs_parts import (
+    OutcomesThread,
+    basis_words,
+    fill_mix,
+    fill_scenario_table,
+    read_mix,
+)
+from cascade_studio.ui.tradeoffs_parts import money_text as _money
 
 log = logging.getLogger(__name__)
 GRID = 101
-
-
-def _money(v: float | None, places: int = 6) -> str:
-    return "—" if v is None else f"${v:,.{places}f}"
-
-
-BASIS_WORDS = {"accuracy": "accuracy", "agreement": "agreement with teacher"}
-
-
-def basis_words(basis: str | None) -> str:
-    """What a Quality figure measures, in words (None: a scenario saved before the basis was kept)."""
-    return "basis not recorded" if basis is None else BASIS_WORDS.get(basis, basis)
-
-
-class OutcomesThread(Worker):
-    """`load_outcomes` on a thread of its own (ui/run_thread.py): a big workspace's outcomes take
-    seconds to read, and the GUI thread stays free; `progress` carries (steps done, steps)."""
-
-    def __init__(self, workspace_dir: Path, tiers: list, category: str | None, parent=None) -> None:
-        super().__init__(workspace_dir, "trade-offs", parent)
-        self.tiers, self.category = tiers, category
-
-    async def work(self, ws: Workspace) -> Outcomes:
-        from cascade_studio.services.tradeoffs import load_outcomes
-
-        return load_outcomes(ws, self.tiers, self.category, progress=lambda done, of: self.emit_progress((done, of)))
 
 
 class TradeoffsPage(Page):
@@ -448,24 +426,10 @@ class TradeoffsPage(Page):
             self.price_spins[tier] = spin
 
     def _fill_mix(self, o: Outcomes) -> None:
-        counts: dict[str, int] = {}
-        for c in o.categories:
-            counts[c] = counts.get(c, 0) + 1
-        self.mix_table.blockSignals(True)
-        self.mix_table.setRowCount(len(counts))
-        for r, (cat, n) in enumerate(sorted(counts.items())):
-            self.mix_table.setItem(r, 0, QTableWidgetItem(cat))
-            self.mix_table.item(r, 0).setFlags(Qt.ItemFlag.ItemIsEnabled)
-            self.mix_table.setItem(r, 1, QTableWidgetItem(f"{n / o.n:.2f}"))
-        self.mix_table.blockSignals(False)
+        fill_mix(self.mix_table, o)
 
     def scenario(self) -> WhatIf:
-        mix = {}
-        for r in range(self.mix_table.rowCount()):
-            try:
-                mix[self.mix_table.item(r, 0).text()] = max(0.0, float(self.mix_table.item(r, 1).text()))
-            except (ValueError, AttributeError):
-                continue
+        mix = read_mix(self.mix_table)
         return WhatIf(monthly_volume=self.volume.value(), mix=mix or None,
                       price_scale={t: s.value() for t, s in self.price_spins.items()},
                       batch_discount=self.batch.value(), training_cost_usd=self.training.value(),
@@ -507,32 +471,8 @@ class TradeoffsPage(Page):
         from cascade_studio.services.tradeoffs import list_scenarios
 
         items = list_scenarios(self.ws) if self.ws else []
-        rows = [("Mode", lambda s: s["params"]["mode"]),
-                ("Thresholds", lambda s: ", ".join(f"{t:.2f}" for t in s["params"]["thresholds"])),
-                ("Requests / month", lambda s: f"{s['params']['monthly_volume']:,.0f}"),
-                ("Monthly cost", lambda s: _money(s["results"]["monthly_cost_usd"], 2)),
-                ("Teacher-only", lambda s: _money(s["results"]["teacher_only_monthly_usd"], 2)),
-                ("Savings / month", lambda s: _money(s["results"]["monthly_savings_usd"], 2)),
-                ("Break-even month", lambda s: "—" if s["results"]["break_even_month"] is None
-                 else str(s["results"]["break_even_month"])),
-                ("Latency p95", lambda s: f"{s['results']['latency_p95_ms']:,.0f} ms"),
-                ("Quality", lambda s: f"{s['results']['quality']:.1%} ({basis_words(s['quality_basis'])})")]
-        self.scenario_table.setRowCount(len(rows))
-        self.scenario_table.setColumnCount(len(items))
-        self.scenario_table.setHorizontalHeaderLabels([s["name"] for s in items])
-        self.scenario_table.setVerticalHeaderLabels([r[0] for r in rows])
-        current = self.outcomes.quality_basis if self.outcomes is not None else None
-        other = []
-        for c, s in enumerate(items):
-            for r, (_, get) in enumerate(rows):
-                self.scenario_table.setItem(r, c, QTableWidgetItem(get(s)))
-            if current is not None and s["quality_basis"] != current:
-                other.append(s["name"])
-                cell = self.scenario_table.item(len(rows) - 1, c)
-                cell.setBackground(QColor("#fde7c2"))
-                cell.setToolTip(f"Saved with Quality = {basis_words(s['quality_basis'])}; it is now "
-                                f"{basis_words(current)}: not comparable")
-        return other
+        return fill_scenario_table(self.scenario_table, items,
+                                   self.outcomes.quality_basis if self.outcomes is not None else None)
 
     def save_thresholds(self) -> None:
         if self.ws is None or self.outcomes is None:
@@ -546,35 +486,11 @@ class TradeoffsPage(Page):
 
     # -- export --------------------------------------------------------------------------------
     def export_plot(self, kind: str, path: str | None = None) -> Path | None:
-        from cascade_studio.ui.plot_export import export_png, export_svg
+        from cascade_studio.ui.plot_export import export_plot_dialog
 
-        if path is None:
-            path, _ = QFileDialog.getSaveFileName(self, "Export the trade-off plot", f"tradeoffs.{kind}",
-                                                  "PNG (*.png)" if kind == "png" else "SVG (*.svg)")
-        if not path:
-            return None
-        try:
-            if kind == "png":
-                export_png(self.plot.plotItem, path)
-            else:
-                export_svg(self.plot, path, "Cascade Studio: cost-quality trade-off")
-        except OSError as exc:
-            show_error("Export failed", f"Cannot write {path}: {exc}", self)
-            return None
-        return Path(path)
+        return export_plot_dialog(self, self.plot, kind, path)
 
     def export_csv(self, path: str | None = None) -> Path | None:
-        from cascade_studio.ui.plot_export import write_sweep_csv
+        from cascade_studio.ui.plot_export import export_csv_dialog
 
-        if self.sw is None:
-            return None
-        if path is None:
-            path, _ = QFileDialog.getSaveFileName(self, "Export the sweep data", "tradeoffs.csv", "CSV (*.csv)")
-        if not path:
-            return None
-        try:
-            write_sweep_csv(self.sw, path)
-        except OSError as exc:
-            show_error("Export failed", f"Cannot write {path}: {exc.strerror}", self)
-            return None
-        return Path(path)
+        return None if self.sw is None else export_csv_dialog(self, self.sw, path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from decimal import Decimal
+from pathlib import Path
 
 from PySide6.QtCore import QItemSelectionModel, Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut, QUndoStack
@@ -28,12 +29,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from cascade_studio.core.errors import UserError
 from cascade_studio.core.tiers import teacher_of
 from cascade_studio.services.secrets import SecretStore
 from cascade_studio.store.trajectories import TrajectoryRepository
 from cascade_studio.store.trajectory_query import TrajectoryFilter, distinct_values
 from cascade_studio.store.workspace import Workspace
 from cascade_studio.ui.curation import CurationCommand
+from cascade_studio.ui.errors import ask_yes_no, show_error
 from cascade_studio.ui.page import Page, confidence_method_of, fill_confidence_methods
 from cascade_studio.ui.style import INFO_STYLE
 from cascade_studio.ui.trajectory_detail import detail_html
@@ -325,12 +328,9 @@ class TrajectoriesPage(Page):
         return self.tier(self.run_tier.currentData())
 
     def import_dialog(self) -> None:
-        from pathlib import Path
-
         from PySide6.QtWidgets import QFileDialog
 
         from cascade_studio.services import trajectory_io as tio
-        from cascade_studio.ui.errors import show_error
 
         tier = self._selected_tier()
         if self.ws is None or tier is None:
@@ -344,10 +344,8 @@ class TrajectoriesPage(Page):
             return
         path = Path(name)
         try:
-            first = next((ln for ln in path.read_text(encoding="utf-8").split("\n") if ln.strip()), "")
-            batch = '"custom_id"' in first
-            count = (tio.import_batch_output if batch else tio.import_native)(self.ws, path, tier)
-        except (tio.TrajectoryImportError, OSError, UnicodeDecodeError) as exc:
+            count, batch = tio.import_any(self.ws, path, tier)
+        except (UserError, OSError) as exc:
             show_error("Trajectories not imported", f"{exc}.\n\nNothing was imported.", self)
             return
         self.say(f"Imported {count} trajectories into tier {tier.tier} from {path.name}"
@@ -357,13 +355,10 @@ class TrajectoriesPage(Page):
         self._update_count()
 
     def export_dialog(self) -> None:
-        from pathlib import Path
-
         from PySide6.QtWidgets import QFileDialog
 
         from cascade_studio.services import trajectory_io as tio
         from cascade_studio.services.collector import select_task_ids
-        from cascade_studio.ui.errors import show_error
 
         if self.ws is None:
             return
@@ -403,7 +398,8 @@ class TrajectoriesPage(Page):
             self._live_timer.stop()
 
     def start_run(self) -> None:
-        from cascade_studio.services.collector import plan_run, select_task_ids, start_or_resume
+        from cascade_studio.services.collector import select_task_ids, start_or_resume
+        from cascade_studio.services.run_plan import plan_run
         from cascade_studio.ui.run_thread import RunThread
 
         if self.ws is None or self.runner is not None:
@@ -439,13 +435,7 @@ class TrajectoriesPage(Page):
         self.runner.start()
 
     def confirm_again(self, plan) -> bool:
-        from PySide6.QtWidgets import QMessageBox
-
-        answer = QMessageBox.question(
-            self, "Collect again?", f"Send {plan.requests} requests again to tier {plan.tier} ({plan.model}), "
-            f"about ${float(plan.to_json()['estimated_cost_usd']):.4f}? Their earlier answers stay in the workspace.",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
-        return answer == QMessageBox.StandardButton.Yes
+        return ask_yes_no(self, "Collect again?", f"Send {plan.sentence()} again? Earlier answers stay.")
 
     def toggle_pause(self) -> None:
         if self.runner is None:

@@ -141,13 +141,19 @@ async def test_a_paused_job_reads_paused(sandbox, tmp_path):
         if state.status == "running":
             break
         await asyncio.sleep(0.1)
-    await tracker.control(ws, state.id, "pause", SecretStore())
-    await tracker.refresh(ws, state.id, SecretStore())
-    job = tracker.JobStore(ws).get(state.id)
+    async def shown_after(action):
+        await tracker.control(ws, state.id, action, SecretStore())
+        for _ in range(40):  # the event may land a poll later
+            await tracker.refresh(ws, state.id, SecretStore())
+            job = tracker.JobStore(ws).get(state.id)
+            if job["shown_status"] == ("paused" if action == "pause" else "running"):
+                return job
+            await asyncio.sleep(0.05)
+        return job
+
+    job = await shown_after("pause")
     assert job["status"] == "running" and job["shown_status"] == "paused"
-    await tracker.control(ws, state.id, "resume", SecretStore())
-    await tracker.refresh(ws, state.id, SecretStore())
-    assert tracker.JobStore(ws).get(state.id)["shown_status"] == "running"
+    assert (await shown_after("resume"))["shown_status"] == "running"
     assert shown_status("running", ["Paused at step 3; the model stays in memory"]) == "paused"  # the local trainer's
     assert shown_status("succeeded", ["Fine-tuning job paused"]) == "succeeded"
     ws.close()

@@ -107,8 +107,13 @@ async def test_batch_collection_resumes_the_same_batch(sandbox, tmp_path):
     run, _ = start_or_resume(ws, t, ids, {"batch": True}, batch=True)
     first = BatchCollection(ws, t, SecretStore(), run, poll_s=0.05, max_poll_s=0.1)
     task = asyncio.ensure_future(first.run())
-    while "batch_id" not in run.params or run.params.get("batch_id") is None:
+    for _ in range(3000):  # bounded: a run that fails before creating its batch fails the test, not hangs it
+        if run.params.get("batch_id") is not None:
+            break
+        if task.done():
+            task.result()
         await asyncio.sleep(0.01)
+    assert run.params.get("batch_id") is not None
     task.cancel()  # the app goes away while the batch runs on the provider's side
     with pytest.raises(asyncio.CancelledError):
         await task

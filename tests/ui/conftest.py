@@ -25,3 +25,17 @@ def run_until(loop, predicate, timeout=10.0):
             await asyncio.sleep(0.02)
 
     loop.run_until_complete(waiter())
+
+
+@pytest.fixture(autouse=True)
+def no_blocking_questions(monkeypatch):
+    """A modal question left open would hang an offscreen test run (e.g. "discard unsaved changes?"
+    when pytest-qt closes a window): answer it the safe way unless a test answers it itself."""
+    from PySide6.QtWidgets import QMessageBox
+
+    def answer(parent, title, text, buttons=None, default=None):
+        if buttons is not None and buttons & QMessageBox.StandardButton.Discard:
+            return QMessageBox.StandardButton.Discard
+        return QMessageBox.StandardButton.No
+
+    monkeypatch.setattr(QMessageBox, "question", answer)

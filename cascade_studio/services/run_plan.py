@@ -1,0 +1,81 @@
+"""What a collection run would send and cost, before it spends anything: skipped tasks (already
+answered by the tier's current generation), requests to send, and an estimated cost."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from cascade_studio.core.money import micro_to_usd
+from cascade_studio.core.tiers import Tier, generation_id, generation_keys
+from cascade_studio.core.trajectory import Usage, build_request, cost_of
+from cascade_studio.store.tasks import TaskRepository
+from cascade_studio.store.trajectories import TrajectoryRepository
+from cascade_studio.store.workspace import Workspace
+
+
+@dataclass
+class RunPlan:
+    """What a run would do before it spends anything."""
+
+    tier: int
+    model: str
+    generation: str
+    tasks: int
+    already: int  # ok answers of this generation exist: skipped
+    requests: int  # to send
+    input_tokens: int  # estimated, for the requests to send
+    output_tokens: int
+    output_basis: str  # where the output length comes from
+    estimated_cost_micro: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"tier": self.tier, "model": self.model, "generation": self.generation, "tasks": self.tasks,
+                "already_collected": self.already, "requests": self.requests,
+                "estimated_input_tokens": self.input_tokens, "estimated_output_tokens": self.output_tokens,
+                "output_basis": self.output_basis,
+                "estimated_cost_usd": str(micro_to_usd(self.estimated_cost_micro))}
+
+    def sentence(self) -> str:
+        head = (f"{self.already} of {self.tasks} already collected; {self.requests} to go"
+                if self.already else f"{self.requests} requests")
+        return f"{head}, about ${micro_to_usd(self.estimated_cost_micro):.4f} (tier {self.tier}, {self.model})"
+
+
+DEFAULT_OUTPUT_TOKENS = 200
+_SAMPLE = 400  # tasks whose prompts are tokenized for the estimate; the rest are extrapolated
+
+
+def plan_run(ws: Workspace, tier: Tier, task_ids: list[str], *, again: bool = False, batch: bool = False) -> RunPlan:
+    """Requests and an estimated cost: input tokens from the tasks (bundled tokenizer; a sample of
+    at most 400 extrapolated), output tokens from the tier's recent answers of this generation
+    (their median) or a stated default."""
+    from cascade_studio.services.tokenizer import token_counter  # loads the bundled BPE on first use
+
+    trajs = TrajectoryRepository(ws)
+    keys = generation_keys(tier)
+    already = set() if again else trajs.ok_task_ids(tier.tier, keys, task_ids)
+    todo = [t for t in task_ids if t not in already]
+    count = token_counter(tier.model)
+    tasks = TaskRepository(ws)
+    sample = todo[:: max(1, len(todo) // _SAMPLE)][:_SAMPLE]
+    sizes = []
+    for task_id in sample:
+        task = tasks.get(task_id)
+        if task is not None:
+            request = build_request(tier, task.messages, task.tools)
+            sizes.append(sum(count(str(m.get("content") or "")) + 4 for m in request["messages"])
+                         + (count(json.dumps(task.tools)) if task.tools else 0))
+    input_tokens = int(statistics.fmean(sizes) * len(todo)) if sizes else 0
+    recent = trajs.recent_completion_tokens(tier.tier, keys)
+    if recent:
+        per_answer, basis = int(statistics.median(recent)), f"median of the tier's last {len(recent)} answers"
+    else:
+        per_answer, basis = DEFAULT_OUTPUT_TOKENS, f"{DEFAULT_OUTPUT_TOKENS} tokens per answer (no answers yet)"
+    output_tokens = per_answer * len(todo)
+    cost = cost_of(Usage(input_tokens, output_tokens), tier, batch_discount=Decimal("0.5") if batch else None)
+    return RunPlan(tier.tier, tier.model, generation_id(tier), len(task_ids), len(already), len(todo), input_tokens,
+                   output_tokens, basis, cost)
