@@ -237,6 +237,20 @@ class TierError(UserError, ValueError):
         self.message = message
 
 
+# How each field is named to a user (form labels, "Fix before saving" lines).
+FIELD_LABELS = {
+    "base_url": "Base URL", "model": "Model id", "input_price": "Input price", "output_price": "Output price",
+    "cached_price": "Cached input price", "timeout_s": "Timeout", "max_concurrency": "Max concurrency",
+    "rpm_limit": "Requests/min", "tpm_limit": "Tokens/min", "temperature": "Temperature",
+    "threshold": "Threshold", "api_key_env": "Key variable", "provider": "Provider", "tier": "Tier",
+    "top_logprobs": "Top logprobs", "no_key": "No key needed",
+}
+
+
+def field_label(field_name: str) -> str:
+    return FIELD_LABELS.get(field_name, field_name)
+
+
 @dataclass(frozen=True)
 class ValidationIssue:
     field: str

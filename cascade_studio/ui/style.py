@@ -29,3 +29,17 @@ def styled_label(object_name: str = "", style: str = INFO_STYLE, *, wrap: bool =
     if hidden:
         label.hide()
     return label
+
+
+def show_run_bar(bar, p) -> None:
+    """A run's progress bar counts finished tasks; failures are named in its text and turn its chunk
+    red (all failed) or amber (some failed), so a run that failed never looks like a full, healthy bar."""
+    bar.setMaximum(max(p.total, 1))
+    bar.setValue(min(p.done + p.failed, p.total))
+    if p.failed:
+        bar.setFormat(f"{p.done:,} ok, {p.failed:,} failed / {p.total:,}")
+        color = "#d13438" if p.done == 0 else "#e8a33d"
+        bar.setStyleSheet(f"QProgressBar::chunk {{ background-color: {color}; }}")
+    else:
+        bar.setFormat("%v / %m")
+        bar.setStyleSheet("")

@@ -27,6 +27,7 @@ from cascade_studio.core.money import format_price
 from cascade_studio.core.prices import PriceCatalog
 from cascade_studio.core.tiers import (
     ENDPOINT_PRESETS,
+    FIELD_LABELS,
     MAX_TOP_LOGPROBS,
     ConfidenceMethod,
     LogprobsMode,
@@ -35,6 +36,7 @@ from cascade_studio.core.tiers import (
     ValidationIssue,
     WithoutLogprobs,
     default_env_var,
+    field_label,
     is_openai_url,
     key_destination,
     transport_problem,
@@ -234,17 +236,14 @@ class TierEditor(QWidget):
         for s in (self.timeout_spin, self.concurrency_spin, self.rpm_spin, self.tpm_spin, self.temperature_spin,
                   self.threshold_spin):
             s.valueChanged.connect(self._emit_changed)
-        self.system_prompt_edit.textChanged.connect(self._emit_changed)
+        for signal in (self.system_prompt_edit.textChanged, self.insecure_check.toggled, self.no_key_check.toggled,
+                       self.logprobs_combo.currentIndexChanged, self.top_logprobs_spin.valueChanged,
+                       self.without_combo.currentIndexChanged, self.method_combo.currentIndexChanged):
+            signal.connect(self._emit_changed)
         self.provider_combo.currentIndexChanged.connect(self._provider_changed)
         self.base_url_edit.textChanged.connect(self._update_insecure)
         self.insecure_check.toggled.connect(self._update_insecure)
-        self.insecure_check.toggled.connect(self._emit_changed)
-        self.no_key_check.toggled.connect(self._emit_changed)
-        self.logprobs_combo.currentIndexChanged.connect(self._emit_changed)
         self.logprobs_combo.currentIndexChanged.connect(lambda *_: self._update_learned())
-        self.top_logprobs_spin.valueChanged.connect(self._emit_changed)
-        self.without_combo.currentIndexChanged.connect(self._emit_changed)
-        self.method_combo.currentIndexChanged.connect(self._emit_changed)
         self.preset_combo.activated.connect(self._preset_chosen)
         self.model_edit.textChanged.connect(self._update_model_notes)
         self.model_edit.editingFinished.connect(self._model_committed)
@@ -491,24 +490,9 @@ class TierEditor(QWidget):
         fields = {i.field for i in issues}
         for w in self.findChildren(QWidget):
             name = w.objectName()
-            if name in {"name", "provider", "base_url", "model", "input_price", "output_price", "cached_price",
-                        "timeout_s", "max_concurrency", "rpm_limit", "tpm_limit", "temperature", "api_key_env",
-                        "threshold", "top_logprobs", "no_key"}:
+            if name in FIELD_LABELS or name == "name":
                 w.setStyleSheet(BAD_FIELD if name in fields else "")
         if issues:
-            self.issues_label.setText("Fix before saving:\n" + "\n".join(f"• {_field_label(i.field)} {i.message}"
+            self.issues_label.setText("Fix before saving:\n" + "\n".join(f"• {field_label(i.field)} {i.message}"
                                                                          for i in issues))
         self.issues_label.setVisible(bool(issues))
-
-
-_LABELS = {
-    "base_url": "Base URL", "model": "Model id", "input_price": "Input price", "output_price": "Output price",
-    "cached_price": "Cached input price", "timeout_s": "Timeout", "max_concurrency": "Max concurrency",
-    "rpm_limit": "Requests/min", "tpm_limit": "Tokens/min", "temperature": "Temperature",
-    "threshold": "Threshold", "api_key_env": "Key variable", "provider": "Provider", "tier": "Tier",
-    "top_logprobs": "Top logprobs", "no_key": "No key needed",
-}
-
-
-def _field_label(field: str) -> str:
-    return _LABELS.get(field, field)

@@ -38,7 +38,7 @@ from cascade_studio.store.workspace import Workspace
 from cascade_studio.ui.curation import CurationCommand
 from cascade_studio.ui.errors import ask_yes_no, show_error
 from cascade_studio.ui.page import Page, confidence_method_of, fill_confidence_methods
-from cascade_studio.ui.style import INFO_STYLE
+from cascade_studio.ui.style import INFO_STYLE, show_run_bar
 from cascade_studio.ui.trajectory_detail import detail_html
 from cascade_studio.ui.trajectory_model import TrajectoryTableModel
 
@@ -471,17 +471,7 @@ class TrajectoriesPage(Page):
                  error=bool(p.failed and (status == "failed" or all_failed)))
 
     def _show_bar(self, p) -> None:
-        """The bar counts finished tasks; failures are named in its text and turn its chunk red (all
-        failed) or amber (some failed), so a run that failed never looks like a full, healthy bar."""
-        self.progress_bar.setMaximum(max(p.total, 1))
-        self.progress_bar.setValue(min(p.done + p.failed, p.total))
-        if p.failed:
-            self.progress_bar.setFormat(f"{p.done:,} ok, {p.failed:,} failed / {p.total:,}")
-            color = "#d13438" if p.done == 0 else "#e8a33d"
-            self.progress_bar.setStyleSheet(f"QProgressBar::chunk {{ background-color: {color}; }}")
-        else:
-            self.progress_bar.setFormat("%v / %m")
-            self.progress_bar.setStyleSheet("")
+        show_run_bar(self.progress_bar, p)
 
     def _run_done(self, p, error) -> None:
         runner, self.runner = self.runner, None
