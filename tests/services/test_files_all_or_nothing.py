@@ -150,7 +150,9 @@ def test_a_kill_while_renaming_is_completed_and_old_logprobs_go(ws, tmp_path, mo
     monkeypatch.undo()
     assert len(DatasetRepository(ws).list()) == 2  # recorded: the next use completes it
     assert_complete_set(out, ws)
-    assert not out.with_name("train.logprobs.jsonl").exists()  # the new build has none: the old one went
+    # the new build's logprobs replaced the old ones: one line per example of the new (ShareGPT) file
+    logprobs = out.with_name("train.logprobs.jsonl")
+    assert len(logprobs.read_text().splitlines()) == len(out.read_text().splitlines())
     assert "conversations" in out.read_text()
     assert oct(out.stat().st_mode & 0o777) == "0o600"
 
