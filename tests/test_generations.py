@@ -128,3 +128,17 @@ async def test_totals_after_a_resume_add_up_to_what_is_stored(tmp_path, sandbox)
     assert second.tokens < second.run_tokens == tokens == first.tokens + second.tokens
     assert second.run_cost_micro == cost == first.cost_micro + second.cost_micro
     ws.close()
+
+
+def test_batch_answers_count_no_latency(tmp_path, capsys, sandbox_thread):
+    """Issue 13 item 5: Batch API results carry no real-time latency; latency figures leave them out
+    and say how many."""
+    sandbox_thread.config.job_seconds = 0.5
+    ws = tmp_path / "ws"
+    setup(ws, sandbox_thread.base_url, capsys)
+    assert cli(capsys, ws, "collect", "--tier", "2", "--limit", "6")[0] == 0
+    assert cli(capsys, ws, "collect", "--tier", "1", "--limit", "6", "--batch")[0] == 0
+    code, out, _ = cli(capsys, ws, "whatif", "--json")
+    figures = {f["tier"]: f for f in json.loads(out)["tiers"]}
+    assert code == 0 and figures[1]["latency_excluded"] == 6 and figures[2]["latency_excluded"] == 0
+    assert figures[2]["latency_p50_ms"] > 0

@@ -55,6 +55,10 @@ class Outcomes:
 
 
 def percentile(values: np.ndarray, q: float, weights: np.ndarray | None = None) -> float:
+    """Percentile over the known values (NaN: no real-time figure, e.g. a Batch API answer)."""
+    known = ~np.isnan(values)
+    if not known.all():
+        values, weights = values[known], (None if weights is None else weights[known])
     if len(values) == 0:
         return float("nan")
     if weights is None:
@@ -80,6 +84,7 @@ def tier_figures(o: Outcomes) -> list[dict[str, Any]]:
             "latency_p95_ms": percentile(lat, 95) if o.n else None,
             "tokens_per_request": tokens, "quality": float(np.mean(o.quality[:, j])) if o.n else None,
             "without_confidence": int(np.isnan(o.confidence[:, j]).sum()),
+            "latency_excluded": int(np.isnan(lat).sum()),  # no real-time latency (Batch API): left out
             "without_confidence_rule": "keeps the answer" if (o.keep_without_confidence or [False] * len(o.tiers))[j]
             else "escalates",
         })
@@ -102,6 +107,7 @@ class Simulation:
     per_task_cost: np.ndarray = field(repr=False, default=None)  # type: ignore[assignment]
     per_task_latency: np.ndarray = field(repr=False, default=None)  # type: ignore[assignment]
     per_task_quality: np.ndarray = field(repr=False, default=None)  # type: ignore[assignment]
+    latency_excluded: int = 0  # tasks whose path includes a tier without real-time latency
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -131,7 +137,7 @@ def simulate(o: Outcomes, thresholds: list[float], mode: str = "cascade", weight
     if mode == "cascade":
         tried = np.arange(len(o.tiers))[None, :] <= chosen[:, None]
         cost = (o.cost * tried).sum(axis=1)
-        latency = (o.latency * tried).sum(axis=1)
+        latency = np.where(tried, o.latency, 0.0).sum(axis=1)  # NaN when a tier tried has no real-time latency
     elif mode == "routing":
         cost = o.cost[rows, chosen]
         latency = o.latency[rows, chosen]
@@ -140,14 +146,17 @@ def simulate(o: Outcomes, thresholds: list[float], mode: str = "cascade", weight
     quality = o.quality[rows, chosen]
     w = np.ones(o.n) if weights is None else weights
     total = w.sum() if o.n else 1.0
+    timed = ~np.isnan(latency)
+    timed_total = w[timed].sum()
     answered = [float(w[chosen == j].sum() / total) for j in range(len(o.tiers))]
     escalation = [float(w[chosen > j].sum() / total) for j in range(len(o.tiers) - 1)]
     return Simulation(mode, list(thresholds), o.n, o.excluded,
                       float((cost * w).sum() / total) if o.n else 0.0,
-                      float((latency * w).sum() / total) if o.n else 0.0,
+                      float((latency[timed] * w[timed]).sum() / timed_total) if timed_total > 0 else
+                      (float("nan") if o.n else 0.0),
                       percentile(latency, 95, w) if o.n else 0.0,
                       float((quality * w).sum() / total) if o.n else 0.0, answered, escalation,
-                      cost, latency, quality)
+                      cost, latency, quality, int((~timed).sum()))
 
 
 # -- sweeps ---------------------------------------------------------------------------------------
@@ -176,6 +185,14 @@ def sweep(o: Outcomes, grid: np.ndarray | None = None, mode: str = "cascade") ->
     idx = [np.searchsorted(g, conf[:, j], side="right") for j in range(k - 1)]
     G = len(g)
     c, q, lat = o.cost, o.quality, o.latency
+    unknown = np.isnan(lat)
+    if unknown.any():
+        latency = _sweep_known_latency(o, lat, unknown, mode, g)
+        sw = sweep(Outcomes(o.task_ids, o.categories, o.tiers, o.cost, np.nan_to_num(lat), o.quality, o.confidence,
+                            excluded=o.excluded, quality_basis=o.quality_basis,
+                            keep_without_confidence=o.keep_without_confidence), g, mode)
+        sw.latency = latency
+        return sw
 
     def cum1(values: np.ndarray) -> np.ndarray:
         """Σ values over tasks escalated past tier 1 at each grid index."""
@@ -216,6 +233,23 @@ def sweep(o: Outcomes, grid: np.ndarray | None = None, mode: str = "cascade") ->
         latency = lat[:, 0].sum() - e1["l1"] + e1["l2"] - e2["l2"] + e2["l3"]
     escalation = np.broadcast_to(e1["n"], (G, G))
     return Sweep(mode, g, cost / n, quality / n, latency / n, escalation / n)
+
+
+def _sweep_known_latency(o: Outcomes, lat: np.ndarray, unknown: np.ndarray, mode: str, g: np.ndarray) -> np.ndarray:
+    """Mean latency at every grid point over the tasks whose latency is known there (a task answered
+    through a tier without real-time latency is left out): Σ known latency / number known, each
+    computed as the sweep computes quality (a value per answering tier, mixed by the thresholds)."""
+    known = ~unknown
+    if mode == "cascade":
+        k_path = np.cumprod(known, axis=1).astype(float)  # every tier tried so far is known
+        l_path = np.cumsum(np.nan_to_num(lat), axis=1) * k_path
+    else:
+        k_path, l_path = known.astype(float), np.nan_to_num(lat) * known
+    def mixed(values: np.ndarray) -> np.ndarray:  # noqa: E306 - the per-answering-tier values as quality
+        return sweep(Outcomes(o.task_ids, o.categories, o.tiers, o.cost, np.zeros_like(lat), values, o.confidence,
+                              excluded=o.excluded, keep_without_confidence=o.keep_without_confidence), g, mode).quality
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(mixed(k_path) > 0, mixed(l_path) / mixed(k_path), np.nan)
 
 
 def pareto_front(cost: np.ndarray, quality: np.ndarray) -> np.ndarray:

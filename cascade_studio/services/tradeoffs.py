@@ -111,6 +111,7 @@ def load_outcomes(ws: Workspace, tiers: list[Tier], category: str | None = None,
             np.zeros((n, 0))
 
     cost, lat, conf = column("cost_micro") / 1e6, column("latency_ms"), column("confidence")
+    lat = np.where(lat > 0, lat, np.nan)  # no real-time latency (Batch API results): left out of latency figures
     ptok, ctok = column("prompt_tokens"), column("completion_tokens")
     expected_everywhere = n > 0 and all(isinstance(meta.get(t, ("", None))[1], list) for t in task_ids)
     qual = np.zeros((n, k))

@@ -158,3 +158,23 @@ def test_a_tier_without_confidence_escalates_or_keeps_as_its_rule_says():
     assert sweep(o, np.linspace(0, 1, 11)).escalation.tolist() == [0.0] * 11
     w = what_if(o, [0.5], WhatIf(monthly_volume=100))
     assert w["teacher_only_monthly_usd"] == pytest.approx(1000) and w["monthly_run_cost_usd"] == pytest.approx(100)
+
+
+def test_answers_without_real_time_latency_are_left_out_of_latency_figures():
+    # tier 2 answered through the Batch API for half of the tasks (no latency): never counted as 0 ms
+    lat = [[100.0, 300.0], [100.0, 300.0], [100.0, np.nan], [100.0, np.nan]]
+    o = outcomes([[0.9, np.nan], [0.1, np.nan], [0.9, np.nan], [0.1, np.nan]], [[1, 1]] * 4, latency=lat)
+    figs = tier_figures(o)
+    assert figs[1]["latency_p50_ms"] == 300.0 and figs[1]["latency_excluded"] == 2
+    sim = simulate(o, [0.5])  # tasks 1 and 3 escalate; task 3's path has no latency
+    assert sim.latency_excluded == 1 and sim.latency_mean_ms == pytest.approx((100 + 400 + 100) / 3)
+    sw = sweep(o, np.linspace(0, 1, 11))
+    assert sw.latency[5] == pytest.approx(sim.latency_mean_ms)
+    assert sw.latency[0] == pytest.approx(100.0)  # nothing escalates: every path is known
+    full = outcomes([[0.9, np.nan], [0.1, np.nan]] * 2, [[1, 1]] * 4, latency=[[100.0, 300.0]] * 4)
+    assert sweep(full, np.linspace(0, 1, 11)).latency[5] == pytest.approx(simulate(full, [0.5]).latency_mean_ms)
+    three = outcomes([[0.9, 0.9, np.nan], [0.1, 0.9, np.nan], [0.1, 0.1, np.nan]], [[1, 1, 1]] * 3,
+                     latency=[[10.0, 20.0, np.nan], [10.0, 20.0, np.nan], [10.0, 20.0, np.nan]])
+    s3 = simulate(three, [0.5, 0.5])
+    assert s3.latency_excluded == 1 and s3.latency_mean_ms == pytest.approx((10 + 30) / 2)
+    assert sweep(three, np.linspace(0, 1, 11)).latency[5, 5] == pytest.approx(s3.latency_mean_ms)
