@@ -35,6 +35,8 @@ class TrajectoryFilter:
     sort: str = "id"
     descending: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    # tier -> its generation keys: only trajectories of each tier's current generation (None: all)
+    generations: dict[int, tuple[str, ...]] | None = None
 
     def where(self) -> tuple[str, list[Any]]:
         clauses: list[str] = []
@@ -62,6 +64,14 @@ class TrajectoryFilter:
         if self.cost_max_micro is not None:
             clauses.append("cost_micro <= ?")
             args.append(self.cost_max_micro)
+        if self.generations:  # rows of a tier that is no longer defined have no current generation: shown
+            parts = []
+            for tier, keys in sorted(self.generations.items()):
+                parts.append(f"(tier = ? AND generation IN ({','.join('?' * len(keys))}))")
+                args += [tier, *keys]
+            parts.append(f"tier NOT IN ({','.join('?' * len(self.generations))})")
+            args += sorted(self.generations)
+            clauses.append("(" + " OR ".join(parts) + ")")
         if self.search:
             clauses.append("(task_id LIKE ? OR tool_name LIKE ? OR content LIKE ? OR tags LIKE ?)")
             like = f"%{self.search}%"

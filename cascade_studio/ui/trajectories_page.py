@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from decimal import Decimal
-from pathlib import Path
 
 from PySide6.QtCore import QItemSelectionModel, Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut, QUndoStack
@@ -29,14 +28,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from cascade_studio.core.errors import UserError
-from cascade_studio.core.tiers import teacher_of
+from cascade_studio.core.tiers import generation_keys, teacher_of
 from cascade_studio.services.secrets import SecretStore
+from cascade_studio.store.tiers import TierRepository
 from cascade_studio.store.trajectories import TrajectoryRepository
 from cascade_studio.store.trajectory_query import TrajectoryFilter, distinct_values
 from cascade_studio.store.workspace import Workspace
 from cascade_studio.ui.curation import CurationCommand
-from cascade_studio.ui.errors import ask_yes_no, show_error
+from cascade_studio.ui.errors import ask_yes_no
 from cascade_studio.ui.page import Page, confidence_method_of, fill_confidence_methods
 from cascade_studio.ui.style import INFO_STYLE, show_run_bar
 from cascade_studio.ui.trajectory_detail import detail_html
@@ -127,6 +126,11 @@ class TrajectoriesPage(Page):
                                          value=1.0)
         self.f_cost_max = QDoubleSpinBox(objectName="costMax", minimum=0, maximum=1000, decimals=4, singleStep=0.001)
         self.f_cost_max.setSpecialValueText("any cost")
+        self.f_generation = QComboBox(objectName="filterGeneration")
+        self.f_generation.addItem("Current models", "current")
+        self.f_generation.addItem("All models (history)", None)
+        self.f_generation.setToolTip("Current: each tier's answers from its current model and settings (what "
+                                     "evaluation, datasets and trade-offs use). All: older generations too.")
         self.f_search = QLineEdit(objectName="trajSearch")
         self.f_search.setPlaceholderText("Search task, tool, text, tags…")
         self.f_search.setClearButtonEnabled(True)
@@ -147,6 +151,7 @@ class TrajectoriesPage(Page):
         frow2.addSpacing(16)
         frow2.addWidget(QLabel("Cost at most $"))
         frow2.addWidget(self.f_cost_max)
+        frow2.addWidget(self.f_generation)
         frow2.addStretch(1)
         return frow, frow2
 
@@ -209,7 +214,8 @@ class TrajectoriesPage(Page):
         """Debounced filtering, live refresh during a run, keyboard shortcuts."""
         self._filter_timer = QTimer(self, singleShot=True, interval=200)
         self._filter_timer.timeout.connect(self.apply_filter)
-        for combo in (self.f_category, self.f_tier, self.f_status, self.f_tool, self.f_curation, self.f_method):
+        for combo in (self.f_category, self.f_tier, self.f_status, self.f_tool, self.f_curation, self.f_method,
+                      self.f_generation):
             combo.currentIndexChanged.connect(lambda _=None: self._filter_timer.start())
         for spin in (self.f_conf_min, self.f_conf_max, self.f_cost_max):
             spin.valueChanged.connect(lambda _=None: self._filter_timer.start())
@@ -268,7 +274,9 @@ class TrajectoriesPage(Page):
             conf_max=None if self.f_conf_max.value() >= 1.0 else self.f_conf_max.value(),
             cost_max_micro=int(Decimal(str(cost_max)) * 1_000_000) if cost_max > 0 else None,
             search=self.f_search.text().strip(), confidence=self.f_method.currentData(),
-            sort=self.model.filter.sort, descending=self.model.filter.descending)
+            sort=self.model.filter.sort, descending=self.model.filter.descending,
+            generations=None if self.f_generation.currentData() is None or self.ws is None else
+            {t.tier: generation_keys(t) for t in TierRepository(self.ws).list()})
 
     def apply_filter(self) -> None:
         self.model.set_filter(self.current_filter())
@@ -328,62 +336,14 @@ class TrajectoriesPage(Page):
         return self.tier(self.run_tier.currentData())
 
     def import_dialog(self) -> None:
-        from PySide6.QtWidgets import QFileDialog
+        from cascade_studio.ui.trajectory_files import import_dialog
 
-        from cascade_studio.services import trajectory_io as tio
-
-        tier = self._selected_tier()
-        if self.ws is None or tier is None:
-            self.say("Define a tier first; imported trajectories belong to the tier chosen under Collection run.",
-                     error=True)
-            return
-        name, _ = QFileDialog.getOpenFileName(
-            self, f"Import trajectories into tier {tier.tier} ({tier.model})", "",
-            "Trajectory JSONL or Batch API output (*.jsonl *.json);;All files (*)")
-        if not name:
-            return
-        path = Path(name)
-        try:
-            count, batch = tio.import_any(self.ws, path, tier)
-        except (UserError, OSError) as exc:
-            show_error("Trajectories not imported", f"{exc}.\n\nNothing was imported.", self)
-            return
-        self.say(f"Imported {count} trajectories into tier {tier.tier} from {path.name}"
-                 + (" (Batch API output, batch price)" if batch else ""))
-        self._fill_filters()
-        self.model.refresh()
-        self._update_count()
+        import_dialog(self)
 
     def export_dialog(self) -> None:
-        from PySide6.QtWidgets import QFileDialog
+        from cascade_studio.ui.trajectory_files import export_dialog
 
-        from cascade_studio.services import trajectory_io as tio
-        from cascade_studio.services.collector import select_task_ids
-
-        if self.ws is None:
-            return
-        filters = {"Trajectory JSONL (*.jsonl)": "native", "CSV summary (*.csv)": "csv",
-                   "Batch API input for the chosen tier (*.jsonl)": "batch"}
-        name, chosen = QFileDialog.getSaveFileName(self, "Export trajectories", "trajectories.jsonl", ";;".join(filters))
-        if not name:
-            return
-        fmt = filters.get(chosen, "native")
-        tier_no = self.f_tier.currentData()
-        try:
-            if fmt == "batch":
-                tier = self._selected_tier()
-                if tier is None:
-                    return
-                count = tio.export_batch_input(self.ws, Path(name), tier, select_task_ids(self.ws))
-            elif fmt == "csv":
-                count = tio.export_csv(self.ws, Path(name), tier_no)
-            else:
-                count = tio.export_native(self.ws, Path(name), tier_no)
-        except OSError as exc:
-            show_error("Export failed", f"Cannot write {name}: {exc.strerror}. Choose another folder or free disk "
-                                        "space.", self)
-            return
-        self.say(f"Exported {count} {'requests' if fmt == 'batch' else 'trajectories'} to {name}")
+        export_dialog(self)
 
     # -- runs ----------------------------------------------------------------------------------
     def _set_running(self, running: bool) -> None:

@@ -200,3 +200,20 @@ def test_start_skips_what_is_collected_and_again_asks(qtbot, tmp_path, qloop, sa
     page.start_button.click()
     run_until(qloop, lambda: page.runner is None, timeout=30)
     assert sandbox_thread.sandbox.request_count == sent + 8
+
+
+def test_the_inspector_shows_current_models_by_default_and_history_on_demand(qtbot, tmp_path, qloop, sandbox_thread):
+    window = prepared_window(qtbot, tmp_path, sandbox_thread.base_url)
+    page = window.trajectories_page
+    page.run_limit.setValue(5)
+    page.start_button.click()
+    run_until(qloop, lambda: page.runner is None, timeout=30)
+    assert page.model.rowCount() == 5
+    with Workspace.open(tmp_path) as ws:  # the teacher's model changes: its answers become history
+        repo = TierRepository(ws)
+        repo.save(repo.get(2).replace(model="gpt-4.1"))
+    page.apply_filter()
+    assert page.f_generation.currentData() == "current" and page.model.rowCount() == 0
+    page.f_generation.setCurrentIndex(page.f_generation.findData(None))
+    page.apply_filter()
+    assert page.model.rowCount() == 5
