@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import os
 import resource
-import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -25,61 +24,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TEMPLATE_TASKS = 200
-
-
-def collect_template(folder: Path, code: Path) -> None:
-    """Collect TEMPLATE_TASKS tasks for every demo tier from the sandbox (with logprobs), using the
-    code at `code` (so the template has that code's schema)."""
-    script = f"""
-import asyncio, sys
-sys.path.insert(0, {str(code)!r})
-from cascade_studio.sandbox.server import SandboxThread, SandboxConfig
-from cascade_studio.services.collector import CollectionRun, select_task_ids, start_or_resume
-from cascade_studio.services.demo import prepare_demo
-from cascade_studio.services.secrets import SecretStore
-from cascade_studio.store.tiers import TierRepository
-from cascade_studio.store.workspace import Workspace
-thread = SandboxThread(SandboxConfig(latency_scale=0))
-url = thread.start()
-prepare_demo({str(folder)!r}, url)
-with Workspace.open({str(folder)!r}) as ws:
-    ids = select_task_ids(ws, limit={TEMPLATE_TASKS})
-    for tier in TierRepository(ws).list():
-        run, _ = start_or_resume(ws, tier, ids, {{}})
-        asyncio.run(CollectionRun(ws, tier, SecretStore(), run).run())
-    ws.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-"""
-    subprocess.run([sys.executable, "-c", script], check=True, cwd=code)
-
-
-def replicate(template: Path, out: Path, tasks: int) -> None:
-    """Copy the template and replicate its tasks and trajectories (new task ids) to `tasks` tasks."""
-    if out.exists():
-        shutil.rmtree(out)
-    shutil.copytree(template, out)
-    conn = sqlite3.connect(out / "workspace.sqlite", isolation_level=None)
-    task_cols = [r[1] for r in conn.execute("PRAGMA table_info(tasks)")]
-    traj_cols = [r[1] for r in conn.execute("PRAGMA table_info(trajectories)") if r[1] != "id"]
-    base_tasks = [r[0] for r in conn.execute("SELECT id FROM tasks WHERE id IN (SELECT task_id FROM trajectories)")]
-    conn.execute(f"DELETE FROM tasks WHERE id NOT IN ({','.join('?' * len(base_tasks))})", base_tasks)
-    top = conn.execute("SELECT max(id) FROM trajectories").fetchone()[0]
-    has_decisions = bool(conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'trajectory_decisions'").fetchone())
-    copies = -(-tasks // len(base_tasks))
-    conn.execute("BEGIN")
-    for j in range(1, copies):
-        sel_tasks = ", ".join(f"id || '~{j}'" if c == "id" else c for c in task_cols)
-        conn.execute(f"INSERT INTO tasks ({', '.join(task_cols)}) SELECT {sel_tasks} FROM tasks WHERE id IN "
-                     f"({','.join('?' * len(base_tasks))})", base_tasks)
-        sel = ", ".join(f"task_id || '~{j}'" if c == "task_id" else c for c in traj_cols)
-        conn.execute(f"INSERT INTO trajectories (id, {', '.join(traj_cols)}) SELECT id + {j * top}, {sel} "
-                     f"FROM trajectories WHERE id <= {top}")
-        if has_decisions:
-            conn.execute(f"INSERT INTO trajectory_decisions SELECT id + {j * top}, top FROM trajectory_decisions "
-                         f"WHERE id <= {top}")
-    conn.execute("COMMIT")
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    conn.close()
+sys.path.insert(0, str(ROOT))
+from bench.scale import collect_template, replicate  # noqa: E402 - the same template and replication
 
 
 def measure(code: Path, args: list[str], cap_gb: float) -> tuple[float, float, int]:

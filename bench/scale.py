@@ -204,11 +204,12 @@ def job_tradeoffs(ws: str, baseline: bool) -> None:
 
 
 # -- building the workspaces ----------------------------------------------------------------------
-def collect_template(folder: Path) -> None:
-    """TEMPLATE_TASKS tasks for every demo tier, collected from the sandbox with logprobs."""
+def collect_template(folder: Path, code: Path = ROOT) -> None:
+    """TEMPLATE_TASKS tasks for every demo tier, collected from the sandbox with logprobs by the
+    app in `code` (this checkout, or an earlier one used as a baseline)."""
     script = f"""
 import asyncio, sys
-sys.path.insert(0, {str(ROOT)!r})
+sys.path.insert(0, {str(code)!r})
 from cascade_studio.sandbox.server import SandboxThread, SandboxConfig
 from cascade_studio.services.collector import CollectionRun, select_task_ids, start_or_resume
 from cascade_studio.services.demo import prepare_demo
@@ -224,7 +225,7 @@ with Workspace.open({str(folder)!r}) as ws:
         asyncio.run(CollectionRun(ws, tier, SecretStore(), run).run())
     ws.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 """
-    subprocess.run([sys.executable, "-c", script], check=True, cwd=ROOT)
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=code)
 
 
 def replicate(template: Path, out: Path, tasks: int) -> None:

@@ -383,6 +383,15 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
+def normalized_endpoint(base_url: str) -> str:
+    """A base URL in one spelling: scheme://host[:port]/path, lower-case host, no trailing slash
+    (the keyring's user name for an endpoint, and part of a tier's generation)."""
+    parsed = urlparse(base_url.strip())
+    host = (parsed.hostname or "").lower()
+    port = f":{parsed.port}" if parsed.port else ""
+    return f"{parsed.scheme.lower()}://{host}{port}{parsed.path.rstrip('/')}"
+
+
 def key_destination(url: str) -> str:
     """The origin a key is sent to (scheme://host:port), for audits and messages."""
     try:
@@ -424,10 +433,7 @@ def transport_problem(base_url: str, allow_insecure: bool = False) -> str | None
 
 def generation_params(t: Tier) -> dict[str, Any]:
     """The settings that decide a tier's answers: model, endpoint, system prompt, temperature."""
-    parsed = urlparse(t.base_url.strip())
-    endpoint = f"{parsed.scheme.lower()}://{(parsed.hostname or '').lower()}" + (
-        f":{parsed.port}" if parsed.port else "") + parsed.path.rstrip("/")
-    return {"model": t.model.strip(), "endpoint": endpoint, "system_prompt": t.system_prompt,
+    return {"model": t.model.strip(), "endpoint": normalized_endpoint(t.base_url), "system_prompt": t.system_prompt,
             "temperature": float(t.temperature)}
 
 

@@ -29,6 +29,7 @@ from cascade_studio.core.tiers import (
     is_loopback_host,
     is_openai_url,
     key_destination,
+    normalized_endpoint,
     transport_problem,
 )
 
@@ -45,12 +46,8 @@ class SecretStoreError(UserError):
 
 
 def endpoint_id(base_url: str) -> str:
-    """Normalise a base URL into the keyring's user name: scheme://host[:port]/path, no slash."""
-    parsed = urlparse(base_url.strip())
-    host = (parsed.hostname or "").lower()
-    port = f":{parsed.port}" if parsed.port else ""
-    path = parsed.path.rstrip("/")
-    return f"{parsed.scheme.lower()}://{host}{port}{path}"
+    """The keyring's user name for a base URL (core.tiers.normalized_endpoint)."""
+    return normalized_endpoint(base_url)
 
 
 @dataclass(frozen=True)
@@ -219,7 +216,8 @@ class SecretStore:
 
     def missing_key_hint(self, t: Tier) -> str:
         env = t.api_key_env or default_env_var(t.tier)
-        if self.info().usable and self.info().secure:
+        info = self.info()
+        if info.usable and info.secure:
             return f"run `cascade-studio keys set {t.base_url}` or set {env}"
         return f"set {env}, or enter a session-only key in the app (no OS keyring is available here)"
 
