@@ -17,6 +17,7 @@ from cascade_studio.cli import (
     collect,
     dataset,
     demo,
+    env,
     evaluate,
     finetune,
     gui,
@@ -34,7 +35,7 @@ from cascade_studio.core.errors import UserError
 __all__ = ["CliError", "build_parser", "main"]
 
 # The order of `--help`'s command list.
-COMMAND_GROUPS = (gui, tiers, keys, tasks, collect, trajectories, evaluate, whatif, dataset, finetune, catalog,
+COMMAND_GROUPS = (gui, tiers, keys, env, tasks, collect, trajectories, evaluate, whatif, dataset, finetune, catalog,
                   sandbox, demo, workspace)
 
 

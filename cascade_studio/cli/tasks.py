@@ -17,6 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     ta_imp.add_argument("file")
     ta_imp.add_argument("--format", choices=["native", "bfcl", "csv"], help="default: detected from the file")
     ta_imp.add_argument("--answers", metavar="FILE", help="BFCL possible_answer file (default: found next to FILE)")
+    ta_imp.add_argument("--env", metavar="NAME", help="run every task of the file as an agent episode in environment NAME")
+    ta_imp.add_argument("--max-steps", type=int, metavar="N", help="the episodes' step limit (default 8)")
     ta_imp.add_argument("--json", action="store_true")
     ta_list = actions.add_parser("list", help="list tasks")
     ta_list.add_argument("--category")
@@ -36,7 +38,8 @@ def _import(args: argparse.Namespace, ws) -> int:
     from cascade_studio.services.task_import import import_tasks
 
     try:
-        result = import_tasks(ws, Path(args.file), args.format, Path(args.answers) if args.answers else None)
+        result = import_tasks(ws, Path(args.file), args.format, Path(args.answers) if args.answers else None,
+                              environment=args.env, max_steps=args.max_steps)
     except TaskImportError as exc:
         raise CliError(f"{exc}. Nothing was imported.") from None
     if args.json:
@@ -44,6 +47,12 @@ def _import(args: argparse.Namespace, ws) -> int:
     else:
         print(f"Imported {args.file}: {result.added} added, {result.updated} updated, "
               f"{result.unchanged} unchanged")
+    if args.env:
+        from cascade_studio.store.environments import EnvironmentRepository
+
+        if EnvironmentRepository(ws).get(args.env) is None:
+            print(f"Note: there is no environment {args.env!r} yet; add it before collecting: "
+                  f"cascade-studio env add {args.env} --stdio \"COMMAND\"")
     return 0
 
 
@@ -53,7 +62,8 @@ def _list(args: argparse.Namespace, ws) -> int:
     tasks = TaskRepository(ws).list(args.category, args.limit)
     if args.json:
         print_json([{"id": t.id, "category": t.category, "tools": t.tool_names, "prompt": t.prompt,
-                     "has_expected": t.expected is not None} for t in tasks])
+                     "has_expected": t.expected is not None, "environment": t.environment or None,
+                     "max_steps": t.max_steps} for t in tasks])
     else:
         for t in tasks:
             print(f"{t.id:<24} {t.category:<16} {','.join(t.tool_names)[:40]:<40} {t.prompt[:60]}")

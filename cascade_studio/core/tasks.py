@@ -15,11 +15,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from cascade_studio.core.episode import environment_name_problem
 from cascade_studio.core.errors import UserError
 from cascade_studio.core.jsonl import JsonProblem, iter_objects, split_lines
 from cascade_studio.core.jsonl import loads as safe_loads
 
 _TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+MAX_STEPS_LIMIT = 100
 _BFCL_TYPES = {"dict": "object", "float": "number", "tuple": "array"}
 
 
@@ -31,10 +33,19 @@ class Task:
     tools: list[dict[str, Any]] = field(default_factory=list)
     expected: Any = None
     source: str = ""
+    environment: str = ""  # the environment whose tools the task is run with (an episode); "" = one request
+    max_steps: int | None = None  # an episode's step limit (None: the run's default)
 
     def content_hash(self) -> str:
-        blob = json.dumps([self.category, self.messages, self.tools, self.expected], sort_keys=True)
+        parts: list[Any] = [self.category, self.messages, self.tools, self.expected]
+        if self.environment or self.max_steps is not None:  # tasks without them hash as before
+            parts += [self.environment, self.max_steps]
+        blob = json.dumps(parts, sort_keys=True)
         return hashlib.sha1(blob.encode()).hexdigest()
+
+    @property
+    def is_episode(self) -> bool:
+        return bool(self.environment)
 
     @property
     def prompt(self) -> str:
@@ -55,6 +66,10 @@ class Task:
         out = {"id": self.id, "category": self.category, "messages": self.messages, "tools": self.tools}
         if self.expected is not None:
             out["expected"] = self.expected
+        if self.environment:
+            out["environment"] = self.environment
+        if self.max_steps is not None:
+            out["max_steps"] = self.max_steps
         return out
 
 
@@ -122,9 +137,18 @@ def parse_native(text: str, file: str) -> list[Task]:
             raise TaskImportError(file, line, "id", "must be a non-empty string")
         if not isinstance(row["category"], str) or not row["category"].strip():
             raise TaskImportError(file, line, "category", "must be a non-empty string")
+        environment = row.get("environment") or ""
+        problem = environment_name_problem(environment) if environment else None
+        if problem:
+            raise TaskImportError(file, line, "environment", problem)
+        max_steps = row.get("max_steps")
+        if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int)
+                                      or not 1 <= max_steps <= MAX_STEPS_LIMIT):
+            raise TaskImportError(file, line, "max_steps", f"must be a whole number from 1 to {MAX_STEPS_LIMIT}")
         tasks.append(Task(id=str(row["id"]), category=row["category"].strip(),
                           messages=_check_messages(row["messages"], file, line),
-                          tools=_check_tools(row["tools"], file, line), expected=row.get("expected"), source=file))
+                          tools=_check_tools(row["tools"], file, line), expected=row.get("expected"), source=file,
+                          environment=environment, max_steps=max_steps))
     return _unique(tasks, file)
 
 

@@ -24,6 +24,14 @@ from cascade_studio.core.tasks import Task
 from cascade_studio.core.tiers import LogprobsMode, Tier, generation_id, generation_keys, generation_params
 from cascade_studio.core.trajectory import ResponseError, Trajectory, build_request, trajectory_from_response
 from cascade_studio.services.clients import describe_error, failure_summary, make_async_client
+from cascade_studio.services.rate_limits import (  # noqa: F401 - RETRYABLE_STATUS, RateLimiter: part of this API
+    RETRYABLE_STATUS,
+    RateLimiter,
+    backoff_delay,
+    is_fatal,
+    is_retryable,
+    retry_after_seconds,
+)
 from cascade_studio.services.run_lock import TierRunLock
 from cascade_studio.services.secrets import SecretStore
 from cascade_studio.store.tasks import TaskRepository
@@ -32,7 +40,22 @@ from cascade_studio.store.trajectories import Run, RunRepository, TrajectoryRepo
 from cascade_studio.store.workspace import Workspace
 
 log = logging.getLogger(__name__)
-RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
+
+
+@dataclass
+class Sent:
+    request: dict[str, Any]
+    raw: bytes
+    t0: float
+    attempt: int
+    estimate: int
+
+
+@dataclass
+class Failed:
+    request: dict[str, Any]
+    message: str  # "" when the run was cancelled
+    attempt: int
 
 
 @dataclass
@@ -74,91 +97,6 @@ class RunProgress:
         out.update(rate=round(self.rate, 2), eta_s=None if self.eta_s is None else round(self.eta_s, 1),
                    cost_usd=str(micro_to_usd(self.cost_micro)))
         return out
-
-
-class RateLimiter:
-    """Token buckets for requests/min and tokens/min (None: unlimited)."""
-
-    def __init__(self, rpm: int | None, tpm: int | None, clock: Callable[[], float] = time.monotonic) -> None:
-        self.rpm, self.tpm, self.clock = rpm, tpm, clock
-        self._req = float(rpm or 0)
-        self._tok = float(tpm or 0)
-        self._stamp = clock()
-        self._lock = asyncio.Lock()
-
-    def _refill(self) -> None:
-        t = self.clock()
-        dt_min = (t - self._stamp) / 60.0
-        self._stamp = t
-        if self.rpm:
-            self._req = min(float(self.rpm), self._req + dt_min * self.rpm)
-        if self.tpm:
-            self._tok = min(float(self.tpm), self._tok + dt_min * self.tpm)
-
-    async def acquire(self, tokens: int) -> None:
-        if not self.rpm and not self.tpm:
-            return
-        async with self._lock:
-            while True:
-                self._refill()
-                need_tokens = min(tokens, self.tpm) if self.tpm else 0
-                ok_req = not self.rpm or self._req >= 1
-                ok_tok = not self.tpm or self._tok >= need_tokens
-                if ok_req and ok_tok:
-                    if self.rpm:
-                        self._req -= 1
-                    if self.tpm:
-                        self._tok -= need_tokens
-                    return
-                waits = []
-                if not ok_req:
-                    waits.append((1 - self._req) / self.rpm * 60)
-                if not ok_tok:
-                    waits.append((need_tokens - self._tok) / self.tpm * 60)
-                await asyncio.sleep(max(0.005, max(waits)))
-
-    def settle(self, estimated: int, actual: int) -> None:
-        """Correct the token bucket once the real usage is known."""
-        if self.tpm:
-            self._tok = max(-float(self.tpm), self._tok + estimated - actual)
-
-
-def backoff_delay(attempt: int, retry_after: float | None, *, base: float = 0.5, cap: float = 30.0,
-                  rng: random.Random | None = None) -> float:
-    """Exponential backoff with full jitter; a server's retry-after wins when it asks for longer."""
-    rng = rng or random
-    delay = rng.uniform(0, min(cap, base * (2 ** attempt)))
-    if retry_after is not None:
-        delay = max(delay, retry_after)
-    return delay
-
-
-def retry_after_seconds(exc: BaseException) -> float | None:
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    if not headers:
-        return None
-    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value:
-            try:
-                return float(value) * scale
-            except ValueError:
-                return None
-    return None
-
-
-def is_retryable(exc: BaseException) -> bool:
-    if isinstance(exc, openai.APITimeoutError | openai.APIConnectionError):
-        return True
-    if isinstance(exc, openai.APIStatusError):
-        return exc.status_code in RETRYABLE_STATUS
-    return False
-
-
-def is_fatal(exc: BaseException) -> bool:
-    """Errors that every other request of the run would hit too: stop the run instead."""
-    return isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError | openai.NotFoundError)
 
 
 class CollectionRun:
@@ -306,90 +244,90 @@ class CollectionRun:
         if task is None:
             self._record_error(task_id, "", {}, f"task {task_id} is no longer in the workspace", 0, "")
             return
-        request = build_request(self.tier, task.messages, task.tools, top_logprobs=self.top_logprobs)
-        estimate = len(json.dumps(request)) // 4 + 256
-        probed = False
+        if task.environment:
+            from cascade_studio.services.agent.episodes import run_episode
+
+            await run_episode(self, task)
+            return
         started_at = now()
-        attempt = 0
         self.progress.in_flight += 1
         try:
-            while True:
-                attempt += 1
-                if self._logprobs_verdict is True and request.get("logprobs"):
-                    request = build_request(self.tier, task.messages, task.tools, logprobs=False)
-                await self._gate.wait()
-                await self._limiter.acquire(estimate)
-                t0 = time.perf_counter()
-                try:
-                    # The SDK's low-level post: same transport, auth and error mapping as
-                    # chat.completions.create, without re-validating the request and building
-                    # pydantic models of the response (4 ms a call): we store plain JSON anyway.
-                    raw = await self._client.post("/chat/completions", body=request, cast_to=bytes)
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:  # noqa: BLE001 - classified below
-                    if not probed and self._may_be_logprobs(exc, request):
-                        probed = True
-                        plain = build_request(self.tier, task.messages, task.tools, logprobs=False)
-                        try:
-                            raw = await self._client.post("/chat/completions", body=plain, cast_to=bytes)
-                        except asyncio.CancelledError:
-                            raise
-                        except Exception as probe_exc:  # noqa: BLE001 - not about logprobs after all
-                            if self._logprobs_verdict is None:
-                                self._logprobs_verdict = False
-                            exc = probe_exc
-                        else:
-                            self._learn_no_logprobs(exc)
-                            await self._store(task, plain, raw, t0, attempt, started_at, estimate)
-                            return
-                    if is_fatal(exc):
-                        kind, message = describe_error(exc, self.tier)
-                        self._fatal = message
-                        self._record_error(task_id, task.category, request, message, attempt, started_at)
-                        return
-                    if isinstance(exc, openai.APIConnectionError) and not isinstance(exc, openai.APITimeoutError):
-                        self._connection_failures += 1
-                        if self._connection_failures >= max(12, 2 * self.concurrency):
-                            _, message = describe_error(exc, self.tier)
-                            self._fatal = f"The server stopped answering: {message}"
-                            self._record_error(task_id, task.category, request, message, attempt, started_at)
-                            return
-                    if is_retryable(exc) and attempt < self.max_attempts and not self._cancelled:
-                        self.progress.retries += 1
-                        delay = backoff_delay(attempt - 1, retry_after_seconds(exc), base=self.backoff_base, rng=self._rng)
-                        log.info("Task %s: %s; retry %d in %.2fs", task_id, type(exc).__name__, attempt, delay)
-                        await asyncio.sleep(delay)
-                        continue
-                    _, message = describe_error(exc, self.tier)
-                    self._record_error(task_id, task.category, request, message, attempt, started_at)
-                    return
-                await self._store(task, request, raw, t0, attempt, started_at, estimate)
-                return
+            sent = await self.send(task.id, task.messages, task.tools)
         finally:
             self.progress.in_flight -= 1
+        if isinstance(sent, Failed):
+            if sent.message:
+                self._record_error(task_id, task.category, sent.request, sent.message, sent.attempt, started_at)
+            return
+        await self._store(task, sent.request, sent.raw, sent.t0, sent.attempt, started_at, sent.estimate)
+
+    async def send(self, task_id: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> Sent | Failed:
+        """One chat completion with the run's rate limits, retries, pause gate and logprobs probe.
+        A fatal error (bad key, unknown model) also stops the run (`_fatal`). Failed.message is empty
+        when the run was cancelled."""
+        request = build_request(self.tier, messages, tools, top_logprobs=self.top_logprobs)
+        estimate = len(json.dumps(request)) // 4 + 256
+        probed = False
+        attempt = 0
+        while True:
+            attempt += 1
+            if self._logprobs_verdict is True and request.get("logprobs"):
+                request = build_request(self.tier, messages, tools, logprobs=False)
+            await self._gate.wait()
+            if self._cancelled:
+                return Failed(request, "", attempt)
+            await self._limiter.acquire(estimate)
+            t0 = time.perf_counter()
+            try:
+                # The SDK's low-level post: same transport, auth and error mapping as
+                # chat.completions.create, without re-validating the request and building
+                # pydantic models of the response (4 ms a call): we store plain JSON anyway.
+                raw = await self._client.post("/chat/completions", body=request, cast_to=bytes)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - classified below
+                if not probed and self._may_be_logprobs(exc, request):
+                    probed = True
+                    plain = build_request(self.tier, messages, tools, logprobs=False)
+                    try:
+                        raw = await self._client.post("/chat/completions", body=plain, cast_to=bytes)
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as probe_exc:  # noqa: BLE001 - not about logprobs after all
+                        if self._logprobs_verdict is None:
+                            self._logprobs_verdict = False
+                        exc = probe_exc
+                    else:
+                        self._learn_no_logprobs(exc)
+                        return Sent(plain, raw, t0, attempt, estimate)
+                if is_fatal(exc):
+                    _, message = describe_error(exc, self.tier)
+                    self._fatal = message
+                    return Failed(request, message, attempt)
+                if isinstance(exc, openai.APIConnectionError) and not isinstance(exc, openai.APITimeoutError):
+                    self._connection_failures += 1
+                    if self._connection_failures >= max(12, 2 * self.concurrency):
+                        _, message = describe_error(exc, self.tier)
+                        self._fatal = f"The server stopped answering: {message}"
+                        return Failed(request, message, attempt)
+                if is_retryable(exc) and attempt < self.max_attempts and not self._cancelled:
+                    self.progress.retries += 1
+                    delay = backoff_delay(attempt - 1, retry_after_seconds(exc), base=self.backoff_base, rng=self._rng)
+                    log.info("Task %s: %s; retry %d in %.2fs", task_id, type(exc).__name__, attempt, delay)
+                    await asyncio.sleep(delay)
+                    continue
+                _, message = describe_error(exc, self.tier)
+                return Failed(request, message, attempt)
+            return Sent(request, raw, t0, attempt, estimate)
 
     async def _store(self, task: Task, request: dict[str, Any], raw: bytes, t0: float, attempt: int,
                      started_at: str, estimate: int) -> bool:
         """Parse and save one answer; an answer that is not a chat completion is a recorded failure,
         never an "ok" trajectory nor a dropped exception. True when stored as ok."""
-        latency = (time.perf_counter() - t0) * 1000
-        self._connection_failures = 0
-        try:
-            data = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            text = raw[:60].decode("utf-8", "replace")
-            self._record_error(task.id, task.category, request,
-                               f"the server's answer is not a chat completion: not JSON (it begins {text!r})",
-                               attempt, started_at)
+        traj = self.parse(task.id, request, raw, t0, attempt, started_at, estimate)
+        if isinstance(traj, str):
+            self._record_error(task.id, task.category, request, traj, attempt, started_at)
             return False
-        try:
-            traj = trajectory_from_response(task.id, self.tier, request, data, latency, started_at=started_at,
-                                            finished_at=now(), attempts=attempt)
-        except ResponseError as exc:
-            self._record_error(task.id, task.category, request, str(exc), attempt, started_at)
-            return False
-        self._limiter.settle(estimate, traj.usage.total)
         if not self._save(traj, task.category):
             return False
         self.progress.done += 1
@@ -401,16 +339,38 @@ class CollectionRun:
         self._emit()
         return True
 
+    def parse(self, task_id: str, request: dict[str, Any], raw: bytes, t0: float, attempt: int, started_at: str,
+              estimate: int) -> Trajectory | str:
+        """The answer as a trajectory, or why it is not a usable chat completion (in words)."""
+        latency = (time.perf_counter() - t0) * 1000
+        self._connection_failures = 0
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            text = raw[:60].decode("utf-8", "replace")
+            return f"the server's answer is not a chat completion: not JSON (it begins {text!r})"
+        try:
+            traj = trajectory_from_response(task_id, self.tier, request, data, latency, started_at=started_at,
+                                            finished_at=now(), attempts=attempt)
+        except ResponseError as exc:
+            return str(exc)
+        self._limiter.settle(estimate, traj.usage.total)
+        return traj
+
     def _save(self, traj: Trajectory, category: str) -> bool:
         """Store one finished task. A full disk stops the run at once, in words (the answers already
         saved stay; the next run resumes after them)."""
+        return self.persist(lambda: self._trajs.save(self.run_record.id, traj, category), paid=traj.status == "ok")
+
+    def persist(self, write: Callable[[], Any], *, paid: bool = True) -> bool:
+        """Run one write to the workspace; False (and the run stopped, in words) when the disk is full."""
         try:
-            self._trajs.save(self.run_record.id, traj, category)
+            write()
             return True
         except (sqlite3.OperationalError, OSError) as exc:
             if not _disk_full(exc):
                 raise
-            if traj.status == "ok":
+            if paid:
                 self._unsaved += 1
             if not self._fatal:
                 self._fatal = (f"The disk holding {self.ws.path} is full ({exc}). The run stopped; what was saved "

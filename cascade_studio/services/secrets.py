@@ -156,6 +156,40 @@ class SecretStore:
         except keyring.errors.KeyringError as exc:
             raise SecretStoreError(f"The OS keyring refused to delete the key ({type(exc).__name__}).") from None
 
+    # -- other secrets (an environment's headers and variables) -------------------------
+    def set_secret(self, account: str, value: str) -> None:
+        """Store a secret that is not an API key (e.g. "env:NAME:header:Authorization") in the keyring."""
+        info = self.info()
+        if not info.usable or not info.secure:
+            raise SecretStoreError(info.message)
+        import keyring.errors
+
+        try:
+            self.backend.set_password(SERVICE, account, value)
+        except keyring.errors.KeyringError as exc:
+            raise SecretStoreError(f"The OS keyring refused to store {account} ({type(exc).__name__}). "
+                                   "Unlock your keyring and try again.") from None
+
+    def get_secret(self, account: str) -> str | None:
+        info = self.info()
+        if not info.usable or not info.secure:
+            return None
+        import keyring.errors
+
+        try:
+            return self.backend.get_password(SERVICE, account)
+        except keyring.errors.KeyringError as exc:
+            log.warning("Keyring lookup failed: %s", type(exc).__name__)
+            return None
+
+    def delete_secret(self, account: str) -> None:
+        import keyring.errors
+
+        try:
+            self.backend.delete_password(SERVICE, account)
+        except keyring.errors.KeyringError:
+            pass
+
     # -- reading -----------------------------------------------------------------------
     def keyring_key(self, base_url: str) -> str | None:
         info = self.info()

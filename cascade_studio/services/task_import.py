@@ -48,6 +48,22 @@ def load_tasks(path: Path, fmt: str | None = None, answers: Path | None = None):
     return parse_bfcl(text, path.name, answer_map, irrelevance="irrelevance" in path.name)
 
 
-def import_tasks(ws: Workspace, path: Path, fmt: str | None = None, answers: Path | None = None) -> ImportResult:
+def import_tasks(ws: Workspace, path: Path, fmt: str | None = None, answers: Path | None = None, *,
+                 environment: str | None = None, max_steps: int | None = None) -> ImportResult:
+    """Import a task file; `environment` (and `max_steps`) make every task of it an agent episode."""
     tasks = load_tasks(path, fmt, answers)
+    if environment is not None or max_steps is not None:
+        from cascade_studio.core.episode import environment_name_problem
+        from cascade_studio.core.tasks import MAX_STEPS_LIMIT
+
+        problem = environment_name_problem(environment) if environment else None
+        if problem:
+            raise TaskImportError(str(path), None, "--env", problem)
+        if max_steps is not None and not 1 <= max_steps <= MAX_STEPS_LIMIT:
+            raise TaskImportError(str(path), None, "--max-steps", f"must be from 1 to {MAX_STEPS_LIMIT}")
+        for t in tasks:
+            if environment:
+                t.environment = environment
+            if max_steps is not None:
+                t.max_steps = max_steps
     return TaskRepository(ws).upsert(tasks)

@@ -217,6 +217,39 @@ MIGRATIONS: list[str] = [
         top TEXT   -- JSON list of {token, logprob}; NULL: no decision token with alternatives
     );
     """,
+    # 14: agent episodes: tasks name an environment (MCP server or Python module) and a step limit;
+    # an episode's steps are stored as they complete (so a killed run resumes it without paying a
+    # finished step again); the finished episode is one trajectory row that names its episode
+    """
+    ALTER TABLE tasks ADD COLUMN environment TEXT NOT NULL DEFAULT '';
+    ALTER TABLE tasks ADD COLUMN max_steps INTEGER;
+    ALTER TABLE trajectories ADD COLUMN episode TEXT;
+    ALTER TABLE trajectories ADD COLUMN steps INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE trajectories ADD COLUMN end_reason TEXT;
+    CREATE TABLE episode_steps (
+        episode    TEXT NOT NULL,      -- the episode's key (a uuid)
+        step       INTEGER NOT NULL,   -- 0, 1, ...
+        task_id    TEXT NOT NULL,
+        tier       INTEGER NOT NULL,
+        generation TEXT NOT NULL,
+        run_id     INTEGER REFERENCES runs(id) ON DELETE SET NULL,
+        environment TEXT NOT NULL DEFAULT '',
+        call       TEXT NOT NULL,      -- JSON: the model call (core.trajectory.Trajectory, without logprobs)
+        logprobs   TEXT,               -- JSON list, or NULL
+        results    TEXT NOT NULL DEFAULT '[]',  -- JSON list of core.episode.ToolResult
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (episode, step)
+    );
+    CREATE INDEX episode_steps_task ON episode_steps(tier, generation, task_id);
+    CREATE INDEX trajectories_episode ON trajectories(episode);
+    CREATE TABLE environments (
+        name       TEXT PRIMARY KEY,
+        kind       TEXT NOT NULL,      -- stdio, http, python
+        spec       TEXT NOT NULL,      -- JSON: command/args/cwd/env names, or url/header names, or module
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -52,13 +52,15 @@ class TaskRepository:
                     result.updated += 1
                 rows.append((t.id, t.category, json.dumps(t.messages), json.dumps(t.tools),
                              None if t.expected is None else json.dumps(t.expected), t.prompt[:2000],
-                             ",".join(t.tool_names), t.source, h, now))
+                             ",".join(t.tool_names), t.source, h, now, t.environment, t.max_steps))
             conn.executemany(
                 "INSERT INTO tasks (id, category, messages, tools, expected, prompt, tool_names, source, content_hash, "
-                "imported_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+                "imported_at, environment, max_steps) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(id) DO UPDATE SET "
                 "category=excluded.category, messages=excluded.messages, tools=excluded.tools, "
                 "expected=excluded.expected, prompt=excluded.prompt, tool_names=excluded.tool_names, "
-                "source=excluded.source, content_hash=excluded.content_hash, imported_at=excluded.imported_at",
+                "source=excluded.source, content_hash=excluded.content_hash, imported_at=excluded.imported_at, "
+                "environment=excluded.environment, max_steps=excluded.max_steps",
                 rows,
             )
             conn.execute("COMMIT")
@@ -84,20 +86,20 @@ class TaskRepository:
             "ORDER BY category, rowid LIMIT ? OFFSET ?", [*args, limit, offset]).fetchall()
 
     def get(self, task_id: str) -> Task | None:
-        row = self.ws.conn.execute("SELECT id, category, messages, tools, expected, source FROM tasks WHERE id = ?",
-                                   (task_id,)).fetchone()
-        if row is None:
-            return None
-        return Task(row[0], row[1], orjson.loads(row[2]), orjson.loads(row[3]),
-                    None if row[4] is None else orjson.loads(row[4]), row[5])
+        row = self.ws.conn.execute(f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = ?", (task_id,)).fetchone()
+        return None if row is None else _task(row)
 
     def list(self, category: str | None = None, limit: int | None = None) -> list[Task]:
         where, args = _where(category, "")
-        sql = f"SELECT id, category, messages, tools, expected, source FROM tasks{where} ORDER BY category, rowid"
+        sql = f"SELECT {_TASK_COLUMNS} FROM tasks{where} ORDER BY category, rowid"
         if limit:
             sql += f" LIMIT {int(limit)}"
-        return [Task(r[0], r[1], json.loads(r[2]), json.loads(r[3]), None if r[4] is None else json.loads(r[4]), r[5])
-                for r in self.ws.conn.execute(sql, args)]
+        return [_task(r) for r in self.ws.conn.execute(sql, args)]
+
+    def environments(self) -> dict[str, int]:
+        """Environment name -> how many tasks name it."""
+        return dict(self.ws.conn.execute(
+            "SELECT environment, count(*) FROM tasks WHERE environment != '' GROUP BY environment").fetchall())
 
 
     def ids(self, category: str | None = None, limit: int | None = None) -> list[str]:
@@ -123,6 +125,14 @@ class TaskRepository:
             for task_id, tools in self.ws.conn.execute(f"SELECT id, tools FROM tasks WHERE id IN ({marks})", chunk):
                 out[task_id] = orjson.loads(tools)
         return out
+
+
+_TASK_COLUMNS = "id, category, messages, tools, expected, source, environment, max_steps"
+
+
+def _task(row: tuple[Any, ...]) -> Task:
+    return Task(row[0], row[1], orjson.loads(row[2]), orjson.loads(row[3]),
+                None if row[4] is None else orjson.loads(row[4]), row[5], row[6] or "", row[7])
 
 
 def _where(category: str | None, search: str) -> tuple[str, list[Any]]:

@@ -1,0 +1,220 @@
+"""Agent episodes: a tier acting in a loop with an environment's tools.
+
+A step is one model call (a Trajectory: request, response, usage, logprobs, confidence) and the
+results of the tool calls it made. An episode is the steps of one task, ending when the model
+answers without a tool call, reaches the step limit or the deadline, or fails. The conversation the
+model saw at step k is the task's messages followed by each earlier step's assistant message and
+its tool results: `conversation` rebuilds it, so a stored episode needs no copy of it per step.
+
+Pure functions and data; running an episode is services.agent's job.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from cascade_studio.core.trajectory import Trajectory, Usage
+
+ANSWERED, STEP_LIMIT, DEADLINE, ERROR = "answered", "step_limit", "deadline", "error"
+END_REASONS = (ANSWERED, STEP_LIMIT, DEADLINE, ERROR)
+END_LABELS = {ANSWERED: "answered", STEP_LIMIT: "step limit", DEADLINE: "deadline", ERROR: "error"}
+DEFAULT_MAX_STEPS = 8
+DEFAULT_DEADLINE_S = 300.0
+DEFAULT_TOOL_TIMEOUT_S = 30.0
+MAX_RESULT_CHARS = 20_000  # what a tool result may put in the conversation (the rest is cut, and says so)
+
+_ENV_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def environment_name_problem(name: str) -> str | None:
+    if not isinstance(name, str) or not _ENV_NAME.match(name):
+        return (f"{name!r} is not a valid environment name: use letters, digits, '.', '_' and '-' "
+                "(at most 64, starting with a letter or digit)")
+    return None
+
+
+@dataclass
+class ToolResult:
+    """One executed tool call: what the model asked and what the environment returned."""
+    call_id: str
+    name: str
+    arguments: Any
+    content: str = ""  # the text the model reads in the tool message
+    is_error: bool = False  # the tool reported an error (the model sees it; not a crash)
+    duration_ms: float = 0.0
+    error: str | None = None  # why the call did not complete (timeout, environment stopped), in words
+    structured: Any = None  # the tool's structured result, when it gave one
+
+    def to_json(self) -> dict[str, Any]:
+        out = {"call_id": self.call_id, "name": self.name, "arguments": self.arguments, "content": self.content,
+               "is_error": self.is_error, "duration_ms": round(self.duration_ms, 3), "error": self.error}
+        if self.structured is not None:
+            out["structured"] = self.structured
+        return out
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ToolResult:
+        return cls(str(d.get("call_id") or ""), str(d.get("name") or ""), d.get("arguments"),
+                   str(d.get("content") or ""), bool(d.get("is_error")), float(d.get("duration_ms") or 0.0),
+                   d.get("error"), d.get("structured"))
+
+
+@dataclass
+class Step:
+    index: int
+    call: Trajectory  # the model call of this step
+    results: list[ToolResult] = field(default_factory=list)
+
+    @property
+    def answered(self) -> bool:
+        return not self.call.tool_calls
+
+
+@dataclass
+class Episode:
+    task_id: str
+    tier: int
+    model: str
+    generation: str
+    key: str
+    steps: list[Step] = field(default_factory=list)
+    end_reason: str | None = None
+    error: str | None = None
+    wall_ms: float = 0.0
+    environment: str = ""
+
+    @property
+    def tool_calls(self) -> int:
+        return sum(len(s.results) for s in self.steps)
+
+    @property
+    def final_answer(self) -> str | None:
+        if self.steps and self.steps[-1].answered:
+            return self.steps[-1].call.content
+        return None
+
+    def usage(self) -> Usage:
+        u = Usage()
+        for s in self.steps:
+            u.prompt_tokens += s.call.usage.prompt_tokens
+            u.completion_tokens += s.call.usage.completion_tokens
+            u.cached_tokens += s.call.usage.cached_tokens
+            u.reasoning_tokens += s.call.usage.reasoning_tokens
+        return u
+
+    @property
+    def cost_micro(self) -> int:
+        return sum(s.call.cost_micro for s in self.steps)
+
+    def summary(self) -> Trajectory:
+        """The episode as one trajectory row: the first step's request, decision and confidence (what
+        single-request metrics read), the last step's response, the final answer, and the whole
+        episode's tokens, cost and wall time. `status` is ok unless the episode ended in an error."""
+        first = self.steps[0].call if self.steps else None
+        last = self.steps[-1].call if self.steps else None
+        status = "error" if self.end_reason == ERROR or not self.steps else "ok"
+        return Trajectory(
+            task_id=self.task_id, tier=self.tier, model=(last.model if last else self.model), status=status,
+            request=first.request if first else {}, response=last.response if last else None,
+            content=self.final_answer if self.final_answer is not None else (first.content if first else None),
+            tool_calls=first.tool_calls if first else [], final_answer=self.final_answer, usage=self.usage(),
+            latency_ms=self.wall_ms, cost_micro=self.cost_micro, logprobs=first.logprobs if first else None,
+            conf_mean=first.conf_mean if first else None, conf_min=first.conf_min if first else None,
+            conf_tool=first.conf_tool if first else None,
+            system_fingerprint=last.system_fingerprint if last else None,
+            error=self.error, attempts=sum(s.call.attempts for s in self.steps) or 1,
+            started_at=first.started_at if first else "", finished_at=last.finished_at if last else "",
+            generation=self.generation)
+
+    def totals(self) -> dict[str, Any]:
+        u = self.usage()
+        return {"steps": len(self.steps), "tool_calls": self.tool_calls, "prompt_tokens": u.prompt_tokens,
+                "completion_tokens": u.completion_tokens, "cost_micro": self.cost_micro,
+                "wall_ms": round(self.wall_ms, 1), "end_reason": self.end_reason, "error": self.error}
+
+
+# -- the conversation ---------------------------------------------------------------------------
+def assistant_message(call: Trajectory) -> dict[str, Any]:
+    """The assistant turn exactly as the model gave it (tool call ids and argument strings kept),
+    for the next request; reasoning text before tool calls is kept as content."""
+    message: dict[str, Any] = {}
+    if isinstance(call.response, dict):
+        choices = call.response.get("choices") or []
+        if choices and isinstance(choices[0], dict):
+            message = choices[0].get("message") or {}
+    out: dict[str, Any] = {"role": "assistant", "content": message.get("content", call.content)}
+    raw_calls = message.get("tool_calls")
+    if raw_calls:
+        out["tool_calls"] = [{"id": c.get("id"), "type": "function",
+                              "function": {"name": (c.get("function") or {}).get("name"),
+                                           "arguments": (c.get("function") or {}).get("arguments") or "{}"}}
+                             for c in raw_calls]
+    elif call.tool_calls:
+        out["tool_calls"] = [{"id": c.get("id"), "type": "function",
+                              "function": {"name": c.get("name"), "arguments": _argument_text(c.get("arguments"))}}
+                             for c in call.tool_calls]
+    return out
+
+
+def _argument_text(arguments: Any) -> str:
+    if isinstance(arguments, dict) and set(arguments) == {"__unparsed__"}:
+        return str(arguments["__unparsed__"])
+    return json.dumps(arguments if arguments is not None else {})
+
+
+def tool_message(result: ToolResult) -> dict[str, Any]:
+    return {"role": "tool", "tool_call_id": result.call_id, "content": tool_text(result)}
+
+
+def tool_text(result: ToolResult) -> str:
+    """What the model reads for a tool call: the result, the tool's error, or why the call failed."""
+    if result.error:
+        return f"Error: {result.error}"
+    text = result.content
+    if len(text) > MAX_RESULT_CHARS:
+        text = text[:MAX_RESULT_CHARS] + f"\n[... {len(result.content) - MAX_RESULT_CHARS} more characters cut]"
+    return text
+
+
+def conversation(task_messages: list[dict[str, Any]], steps: list[Step], upto: int | None = None
+                 ) -> list[dict[str, Any]]:
+    """The messages the model saw before step `upto` (all steps: the whole episode)."""
+    messages = list(task_messages)
+    for step in steps[: len(steps) if upto is None else upto]:
+        messages.append(assistant_message(step.call))
+        messages.extend(tool_message(r) for r in step.results)
+    return messages
+
+
+def episode_json(episode: Episode, task_messages: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The whole episode for `trajectories show --json` and exports: every step, tool results included."""
+    steps = []
+    for s in episode.steps:
+        c = s.call
+        steps.append({
+            "step": s.index, "content": c.content, "tool_calls": c.tool_calls,
+            "tool_results": [r.to_json() for r in s.results],
+            "usage": {"prompt_tokens": c.usage.prompt_tokens, "completion_tokens": c.usage.completion_tokens,
+                      "cached_tokens": c.usage.cached_tokens, "reasoning_tokens": c.usage.reasoning_tokens},
+            "latency_ms": round(c.latency_ms, 1), "cost_micro": c.cost_micro,
+            "confidence": {"mean_token_prob": c.conf_mean, "min_token_prob": c.conf_min,
+                           "tool_name_prob": c.conf_tool},
+            "attempts": c.attempts, "finished_at": c.finished_at,
+        })
+    out = {"episode": episode.key, "environment": episode.environment, **episode.totals(),
+           "final_answer": episode.final_answer, "steps": steps}
+    if task_messages is not None:
+        out["messages"] = conversation(task_messages, episode.steps)
+    return out
+
+
+def check_tool_names(expected: Any) -> set[str]:
+    """Tools a task names to judge its final state (expected.check.tool): hidden from the model."""
+    if isinstance(expected, dict) and isinstance(expected.get("check"), dict):
+        name = expected["check"].get("tool")
+        if isinstance(name, str) and name:
+            return {name}
+    return set()

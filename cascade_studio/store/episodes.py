@@ -1,0 +1,107 @@
+"""Episodes: every step is committed as it completes; the finished episode is one trajectory row
+(core.episode.Episode.summary) that names its episode key. A killed run leaves steps without a
+row: the next run finds them (`unfinished`) and goes on from the last one."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from cascade_studio.core.episode import Episode, Step, ToolResult
+from cascade_studio.core.trajectory import Trajectory, Usage
+from cascade_studio.store.trajectories import TrajectoryRepository, _strip, now, restore_logprobs
+from cascade_studio.store.workspace import Workspace
+
+_CALL_FIELDS = ("task_id", "tier", "model", "status", "request", "content", "tool_calls", "final_answer",
+                "latency_ms", "cost_micro", "conf_mean", "conf_min", "conf_tool", "system_fingerprint", "error",
+                "attempts", "started_at", "finished_at", "generation")
+
+
+def _call_json(t: Trajectory) -> bytes:
+    d: dict[str, Any] = {f: getattr(t, f) for f in _CALL_FIELDS}
+    d["response"] = None if t.response is None else _strip(t.response)
+    d["usage"] = [t.usage.prompt_tokens, t.usage.completion_tokens, t.usage.cached_tokens, t.usage.reasoning_tokens]
+    return orjson.dumps(d)
+
+
+def _call(blob: str | bytes, logprobs: str | None) -> Trajectory:
+    d = orjson.loads(blob)
+    usage = Usage(*d.pop("usage"))
+    response = d.pop("response")
+    return Trajectory(**d, usage=usage,
+                      response=None if response is None else restore_logprobs(response, logprobs),
+                      logprobs=None if logprobs is None else orjson.loads(logprobs))
+
+
+class EpisodeRepository:
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+
+    def save_step(self, episode: Episode, step: Step, run_id: int | None) -> None:
+        """Commit one step (its model call and tool results) at once."""
+        c = step.call
+        self.ws.conn.execute(
+            "INSERT INTO episode_steps (episode, step, task_id, tier, generation, run_id, environment, call, logprobs, "
+            "results, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(episode, step) DO UPDATE SET "
+            "call = excluded.call, logprobs = excluded.logprobs, results = excluded.results",
+            (episode.key, step.index, episode.task_id, episode.tier, episode.generation, run_id, episode.environment,
+             _call_json(c), None if c.logprobs is None else orjson.dumps(c.logprobs).decode(),
+             orjson.dumps([r.to_json() for r in step.results]).decode(), now()))
+
+    def steps(self, key: str) -> list[Step]:
+        rows = self.ws.conn.execute(
+            "SELECT step, call, logprobs, results FROM episode_steps WHERE episode = ? ORDER BY step", (key,))
+        return [Step(r[0], _call(r[1], r[2]), [ToolResult.from_json(x) for x in orjson.loads(r[3])]) for r in rows]
+
+    def unfinished(self, task_id: str, tier: int, generations: Sequence[str]) -> str | None:
+        """The latest episode of this task and generation that has steps but no finished row, or whose
+        row is an error (a failed model call or a stopped environment): the next run goes on from it."""
+        if not generations:
+            return None
+        marks = ",".join("?" * len(generations))
+        row = self.ws.conn.execute(
+            f"SELECT s.episode FROM episode_steps s WHERE s.task_id = ? AND s.tier = ? AND s.generation IN ({marks}) "
+            "AND NOT EXISTS (SELECT 1 FROM trajectories t WHERE t.episode = s.episode AND t.status = 'ok') "
+            "GROUP BY s.episode ORDER BY max(s.created_at) DESC LIMIT 1", (task_id, tier, *generations)).fetchone()
+        return row[0] if row else None
+
+    def finish(self, run_id: int | None, episode: Episode, category: str) -> int:
+        """Store the finished episode's row and name its episode, in one transaction."""
+        conn = self.ws.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            traj_id = TrajectoryRepository(self.ws).save(run_id, episode.summary(), category)
+            conn.execute("UPDATE trajectories SET episode = ?, steps = ?, end_reason = ? WHERE run_id IS ? AND task_id = ?",
+                         (episode.key, len(episode.steps), episode.end_reason, run_id, episode.task_id))
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return traj_id
+
+    def of_trajectory(self, traj_id: int) -> Episode | None:
+        row = self.ws.conn.execute(
+            "SELECT episode, task_id, tier, model, generation, end_reason, error, latency_ms FROM trajectories "
+            "WHERE id = ?", (traj_id,)).fetchone()
+        if row is None or not row[0]:
+            return None
+        env = self.ws.conn.execute("SELECT environment FROM episode_steps WHERE episode = ? LIMIT 1",
+                                   (row[0],)).fetchone()
+        return Episode(task_id=row[1], tier=row[2], model=row[3], generation=row[4], key=row[0],
+                       steps=self.steps(row[0]), end_reason=row[5], error=row[6], wall_ms=row[7] or 0.0,
+                       environment=env[0] if env else "")
+
+    def episode_info(self, ids: Sequence[int]) -> dict[int, tuple[int, str | None]]:
+        """Trajectory id -> (steps, end_reason) for rows that are episodes."""
+        out: dict[int, tuple[int, str | None]] = {}
+        for start in range(0, len(ids), 900):
+            chunk = list(ids[start:start + 900])
+            marks = ",".join("?" * len(chunk))
+            for tid, steps, reason in self.ws.conn.execute(
+                    f"SELECT id, steps, end_reason FROM trajectories WHERE episode IS NOT NULL AND id IN ({marks})",
+                    chunk):
+                out[tid] = (steps, reason)
+        return out
