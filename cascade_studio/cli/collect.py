@@ -39,6 +39,12 @@ def run(args: argparse.Namespace) -> int:
         task_ids = select_task_ids(ws, args.category, args.limit)
         if not task_ids:
             raise CliError("no tasks to run; import some with `cascade-studio tasks import FILE`")
+        if args.batch:
+            from cascade_studio.services.run_plan import batch_problem
+
+            problem = batch_problem(ws, task_ids)
+            if problem:
+                raise CliError(problem, code=2)
         plan = plan_run(ws, tier, task_ids, again=args.again, batch=args.batch)
         if args.dry_run:
             if args.json:

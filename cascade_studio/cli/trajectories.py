@@ -15,6 +15,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     tr_list = actions.add_parser("list", help="one line (or JSON object) per trajectory")
     tr_list.add_argument("--tier", type=int)
     tr_list.add_argument("--json", action="store_true")
+    tr_show = actions.add_parser("show", help="one trajectory in full (an episode: every step and tool result)")
+    tr_show.add_argument("id", type=int)
+    tr_show.add_argument("--json", action="store_true")
     tr_exp = actions.add_parser(
         "export", help="write trajectories (native, csv) or the tasks as a Batch API input (batch)")
     tr_exp.add_argument("file")
@@ -41,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
             return _import(args, ws, tier)
         if args.traj_cmd == "list":
             return _list(args, ws)
+        if args.traj_cmd == "show":
+            return _show(args, ws)
         return _export(args, ws)
 
 
@@ -78,9 +83,33 @@ def _list(args: argparse.Namespace, ws) -> int:
     else:
         for r in rows:
             conf = "" if r["confidence"] is None else f"{r['confidence']:.3f}"
-            print(f"{r['task_id']:<24} tier {r['tier']} {r['model']:<14} {r['status']:<6} "
-                  f"{r['tool'] or '-':<28} conf {conf:<6} ${r['cost_usd']:<10} {r['latency_ms']:.0f} ms")
+            steps = f" {r['steps']} steps, {r['end_reason']}" if r["end_reason"] else ""
+            print(f"{r['id']:<6} {r['task_id']:<24} tier {r['tier']} {r['model']:<14} {r['status']:<6} "
+                  f"{r['tool'] or '-':<28} conf {conf:<6} ${r['cost_usd']:<10} {r['latency_ms']:.0f} ms{steps}")
         print(f"{len(rows)} trajectories")
+    return 0
+
+
+def _show(args: argparse.Namespace, ws) -> int:
+    from cascade_studio.services.trajectory_io import show
+
+    data = show(ws, args.id)
+    if args.json:
+        print_json(data)
+        return 0
+    print(f"Trajectory {data['id']}: task {data['task_id']}, tier {data['tier']} ({data['model']}), {data['status']}, "
+          f"${data['cost_usd']}, {data['latency_ms']:.0f} ms" + (f"; error: {data['error']}" if data["error"] else ""))
+    for step in data.get("steps_detail") or []:
+        print(f"-- step {step['step'] + 1} ({step['latency_ms']:.0f} ms)")
+        if step["content"]:
+            print(f"   {step['content']}")
+        for r in step["tool_results"]:
+            outcome = f"error: {r['error']}" if r["error"] else ("tool error: " if r["is_error"] else "") + r["content"]
+            print(f"   {r['name']}({r['arguments']}) -> {outcome[:300]}  [{r['duration_ms']:.0f} ms]")
+    if data.get("end_reason"):
+        print(f"Ended: {data['end_reason']} after {data['steps']} step(s)")
+    if data["final_answer"]:
+        print(f"Answer: {data['final_answer']}")
     return 0
 
 

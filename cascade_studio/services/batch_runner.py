@@ -70,6 +70,13 @@ class BatchCollection:
             lock.release()
 
     async def _collect(self) -> RunProgress:
+        from cascade_studio.services.run_plan import batch_problem
+
+        problem = batch_problem(self.ws, self.run_record.task_ids)
+        if problem:
+            self.progress.status, self.progress.message = "failed", problem
+            self._runs.set_status(self.run_record.id, "failed", problem)
+            return self.progress
         finished = self._runs.finished_task_ids(self.run_record.id)
         if not self.run_record.params.get("again") and not self.run_record.params.get("batch_id"):
             finished |= self._trajs.ok_task_ids(self.tier.tier, generation_keys(self.tier), self.run_record.task_ids)

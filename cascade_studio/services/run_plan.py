@@ -31,21 +31,28 @@ class RunPlan:
     output_tokens: int
     output_basis: str  # where the output length comes from
     estimated_cost_micro: int
+    episodes: int = 0  # of the tasks to send, those run as agent episodes (several requests each)
+    steps_basis: str = ""  # where an episode's number of steps comes from
 
     def to_json(self) -> dict[str, Any]:
         return {"tier": self.tier, "model": self.model, "generation": self.generation, "tasks": self.tasks,
                 "already_collected": self.already, "requests": self.requests,
                 "estimated_input_tokens": self.input_tokens, "estimated_output_tokens": self.output_tokens,
                 "output_basis": self.output_basis,
-                "estimated_cost_usd": str(micro_to_usd(self.estimated_cost_micro))}
+                "estimated_cost_usd": str(micro_to_usd(self.estimated_cost_micro)),
+                "episodes": self.episodes, "steps_basis": self.steps_basis}
 
     def sentence(self) -> str:
-        head = (f"{self.already} of {self.tasks} already collected; {self.requests} to go"
-                if self.already else f"{self.requests} requests")
+        todo = self.tasks - self.already
+        unit = f"{todo} tasks ({self.episodes} agent episodes), about {self.requests} requests" if self.episodes \
+            else f"{self.requests} requests"
+        head = (f"{self.already} of {self.tasks} already collected; {unit if self.episodes else self.requests} to go"
+                if self.already else unit)
         return f"{head}, about ${micro_to_usd(self.estimated_cost_micro):.4f} (tier {self.tier}, {self.model})"
 
 
 DEFAULT_OUTPUT_TOKENS = 200
+DEFAULT_EPISODE_STEPS = 3
 _SAMPLE = 400  # tasks whose prompts are tokenized for the estimate; the rest are extrapolated
 
 
@@ -69,13 +76,34 @@ def plan_run(ws: Workspace, tier: Tier, task_ids: list[str], *, again: bool = Fa
             request = build_request(tier, task.messages, task.tools)
             sizes.append(sum(count(str(m.get("content") or "")) + 4 for m in request["messages"])
                          + (count(json.dumps(task.tools)) if task.tools else 0))
-    input_tokens = int(statistics.fmean(sizes) * len(todo)) if sizes else 0
+    episodes = len(tasks.episode_ids(todo))
+    steps, steps_basis = (trajs.mean_episode_steps(tier.tier, keys), "") if episodes else (None, "")
+    if episodes:
+        steps_basis = (f"{steps:.1f} steps per episode (the tier's recent episodes)" if steps
+                       else f"{DEFAULT_EPISODE_STEPS} steps per episode (no episodes yet)")
+        steps = steps or DEFAULT_EPISODE_STEPS
+    # an episode sends its growing conversation at every step: about steps x (1 + steps) / 2 prompts
+    weight = (len(todo) - episodes) + (episodes * steps * (1 + steps) / 2 if episodes else 0)
+    requests = int(round((len(todo) - episodes) + (episodes * steps if episodes else 0)))
+    input_tokens = int(statistics.fmean(sizes) * weight) if sizes else 0
     recent = trajs.recent_completion_tokens(tier.tier, keys)
     if recent:
         per_answer, basis = int(statistics.median(recent)), f"median of the tier's last {len(recent)} answers"
     else:
         per_answer, basis = DEFAULT_OUTPUT_TOKENS, f"{DEFAULT_OUTPUT_TOKENS} tokens per answer (no answers yet)"
-    output_tokens = per_answer * len(todo)
+    output_tokens = per_answer * requests
     cost = cost_of(Usage(input_tokens, output_tokens), tier, batch_discount=Decimal("0.5") if batch else None)
-    return RunPlan(tier.tier, tier.model, generation_id(tier), len(task_ids), len(already), len(todo), input_tokens,
-                   output_tokens, basis, cost)
+    return RunPlan(tier.tier, tier.model, generation_id(tier), len(task_ids), len(already), requests, input_tokens,
+                   output_tokens, basis, cost, episodes, steps_basis)
+
+
+def batch_problem(ws: Workspace, task_ids: list[str]) -> str | None:
+    """Why these tasks cannot go through the Batch API (None when they can): an agent episode needs
+    each step's tool results before its next request, which a batch cannot wait for."""
+    episodes = TaskRepository(ws).episode_ids(task_ids)
+    if not episodes:
+        return None
+    return (f"{len(episodes)} of the {len(task_ids)} tasks are agent episodes (they name an environment); the Batch "
+            "API cannot run them, since every step needs the previous step's tool results. Collect them without "
+            "the Batch API, or choose a category of single-request tasks.")
+

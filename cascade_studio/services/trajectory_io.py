@@ -41,7 +41,36 @@ def list_rows(ws: Workspace, tier: int | None = None) -> list[dict[str, Any]]:
             "prompt_tokens": r["prompt_tokens"], "completion_tokens": r["completion_tokens"],
             "curation": r["curation"], "tags": [t for t in (r["tags"] or "").split(",") if t],
             "generation": r["generation"], "current_generation": r["generation"] in current.get(r["tier"], ()),
+            "steps": r["steps"], "end_reason": r["end_reason"],
         })
+    return out
+
+
+def show(ws: Workspace, traj_id: int) -> dict[str, Any]:
+    """One trajectory in full; an episode with every step (tool results included) and its conversation."""
+    from cascade_studio.core.episode import episode_json
+    from cascade_studio.store.episodes import EpisodeRepository
+    from cascade_studio.store.tasks import TaskRepository
+
+    found = TrajectoryRepository(ws).get(traj_id)
+    if found is None:
+        raise UserError(f"No trajectory {traj_id}; `cascade-studio trajectories list` shows their ids.")
+    t, meta = found
+    out: dict[str, Any] = {
+        **meta, "task_id": t.task_id, "tier": t.tier, "model": t.model, "status": t.status, "error": t.error,
+        "generation": t.generation, "content": t.content, "tool_calls": t.tool_calls, "final_answer": t.final_answer,
+        "usage": {"prompt_tokens": t.usage.prompt_tokens, "completion_tokens": t.usage.completion_tokens,
+                  "cached_tokens": t.usage.cached_tokens, "reasoning_tokens": t.usage.reasoning_tokens},
+        "cost_usd": str(micro_to_usd(t.cost_micro)), "latency_ms": round(t.latency_ms, 1),
+        "confidence": {"mean_token_prob": t.conf_mean, "min_token_prob": t.conf_min, "tool_name_prob": t.conf_tool},
+        "request": t.request, "steps": 1, "end_reason": None,
+    }
+    episode = EpisodeRepository(ws).of_trajectory(traj_id)
+    if episode is not None:
+        task = TaskRepository(ws).get(t.task_id)
+        out.update(episode_json(episode, task.messages if task else None))
+        out["steps_detail"] = out.pop("steps")
+        out["steps"] = len(episode.steps)
     return out
 
 

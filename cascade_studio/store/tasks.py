@@ -96,6 +96,16 @@ class TaskRepository:
             sql += f" LIMIT {int(limit)}"
         return [_task(r) for r in self.ws.conn.execute(sql, args)]
 
+    def episode_ids(self, ids: list[str]) -> set[str]:
+        """Of these task ids, those that run as agent episodes (they name an environment)."""
+        out: set[str] = set()
+        for start in range(0, len(ids), 900):
+            chunk = ids[start:start + 900]
+            marks = ",".join("?" * len(chunk))
+            out.update(r[0] for r in self.ws.conn.execute(
+                f"SELECT id FROM tasks WHERE environment != '' AND id IN ({marks})", chunk))
+        return out
+
     def environments(self) -> dict[str, int]:
         """Environment name -> how many tasks name it."""
         return dict(self.ws.conn.execute(

@@ -265,6 +265,13 @@ class TrajectoryRepository:
             f"SELECT completion_tokens FROM trajectories WHERE tier = ? AND status = 'ok'{gen} ORDER BY id DESC LIMIT ?",
             (tier, *args, limit))]
 
+    def mean_episode_steps(self, tier: int, generations: Sequence[str], limit: int = 200) -> float | None:
+        clause, args = _generation_clause(generations)
+        row = self.ws.conn.execute(
+            f"SELECT avg(steps) FROM (SELECT steps FROM trajectories WHERE tier = ? AND episode IS NOT NULL "
+            f"AND status = 'ok'{clause} ORDER BY id DESC LIMIT ?)", [tier, *args, limit]).fetchone()
+        return row[0] if row and row[0] else None
+
     def record_generation(self, tier: int, generation: str, params: dict[str, Any]) -> None:
         """Remember what a generation id stands for (model, endpoint, prompt, temperature)."""
         self.ws.conn.execute("INSERT OR IGNORE INTO generations (id, tier, params, first_seen) VALUES (?, ?, ?, ?)",
@@ -370,11 +377,11 @@ class TrajectoryRepository:
         where, args = ("WHERE tier = ?", [tier]) if tier is not None else ("", [])
         rows = self.ws.conn.execute(
             "SELECT id, task_id, tier, model, status, category, tool_name, conf_mean, conf_min, conf_tool, cost_micro, "
-            f"latency_ms, prompt_tokens, completion_tokens, curation, tags, run_id, generation FROM trajectories {where} "
-            "ORDER BY id", args).fetchall()
+            f"latency_ms, prompt_tokens, completion_tokens, curation, tags, run_id, generation, steps, end_reason "
+            f"FROM trajectories {where} ORDER BY id", args).fetchall()
         keys = ["id", "task_id", "tier", "model", "status", "category", "tool_name", "conf_mean", "conf_min", "conf_tool",
                 "cost_micro", "latency_ms", "prompt_tokens", "completion_tokens", "curation", "tags", "run_id",
-                "generation"]
+                "generation", "steps", "end_reason"]
         return [dict(zip(keys, r, strict=True)) for r in rows]
 
     def count(self, where: str = "", args: list[Any] | None = None) -> int:

@@ -374,6 +374,13 @@ class TrajectoriesPage(Page):
             return
         batch = self.run_batch.isChecked()
         again = self.run_again.isChecked()
+        if batch:
+            from cascade_studio.services.run_plan import batch_problem
+
+            problem = batch_problem(self.ws, task_ids)
+            if problem:
+                self.say(problem, error=True)
+                return
         plan = plan_run(self.ws, tier, task_ids, again=again, batch=batch)
         if plan.requests == 0:
             self.say(f"All {plan.tasks} tasks already have answers of tier {tier.tier}'s current model and settings; "
