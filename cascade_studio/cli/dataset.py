@@ -25,6 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                           help="final answer only, or keep the teacher's reasoning in the assistant message")
     ds_build.add_argument("--system-prompt", help="replace the examples' system prompt")
     ds_build.add_argument("--no-dedupe", action="store_true")
+    ds_build.add_argument("--last-turn-only", action="store_true",
+                          help="episodes: train on each episode's last assistant turn only (earlier turns weight 0)")
     ds_build.add_argument("--format", choices=["openai", "sharegpt"], default="openai")
     ds_build.add_argument("--json", action="store_true")
     ds_val = actions.add_parser("validate", help="check a chat fine-tuning JSONL file (exit 1 on errors)")
@@ -74,7 +76,8 @@ def _build(args: argparse.Namespace) -> int:
         f = dsvc.DatasetFilters(tier=args.tier, accepted_only=args.accepted_only, category=args.category,
                                 min_confidence=args.min_confidence, tool=args.tool, strategy=args.reasoning,
                                 system_prompt=args.system_prompt, dedupe=not args.no_dedupe,
-                                validation_share=args.validation_share, seed=args.seed)
+                                validation_share=args.validation_share, seed=args.seed,
+                                last_turn_only=args.last_turn_only)
         if f.tier is not None or f.min_confidence is not None:
             # The confidence column follows the chosen tier's method (the GUI's dataset page chooses it too).
             tiers = TierRepository(ws).list()

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from cascade_studio.core.episode import tool_turn_problems
 from cascade_studio.core.jsonl import JsonProblem
 from cascade_studio.core.jsonl import loads as safe_loads
 
@@ -115,6 +116,28 @@ def build_examples(trajs: list[SourceTrajectory], *, strategy: str = "final", sy
         if kept_task_ids is not None:
             kept_task_ids.append(t.task_id)
     return examples, cats, dropped
+
+
+def episode_example(messages: list[dict[str, Any]], tools: list[dict[str, Any]],
+                    turns: list[tuple[SourceTrajectory, list[dict[str, Any]]]], strategy: str, *,
+                    last_turn_only: bool = False) -> dict[str, Any]:
+    """One multi-turn OpenAI chat example of an episode: the prompt `messages`, then every step's
+    assistant turn (a target) and the tool messages that answered it. `last_turn_only` keeps the
+    earlier turns as context with weight 0."""
+    out = list(messages)
+    parallel = False
+    for n, (step, tool_messages) in enumerate(turns):
+        turn = assistant_message(step, strategy)
+        if last_turn_only and n < len(turns) - 1:
+            turn["weight"] = 0
+        parallel = parallel or len(step.tool_calls) > 1
+        out.append(turn)
+        out.extend(tool_messages)
+    example: dict[str, Any] = {"messages": out}
+    if tools:
+        example["tools"] = tools
+        example["parallel_tool_calls"] = parallel
+    return example
 
 
 def stratified_split(categories: list[str], validation_share: float, seed: int) -> tuple[list[int], list[int]]:
@@ -425,6 +448,9 @@ def validate_jsonl(text: str, count_tokens: Callable[[str], int], *, model: str 
                 bad = True
         if not any(isinstance(m, dict) and m.get("role") == "assistant" for m in messages):
             error(number, "example_missing_assistant_message")
+            bad = True
+        for kind, detail in tool_turn_problems(messages):
+            error(number, kind, detail)
             bad = True
         if not any(isinstance(m, dict) and m.get("role") in ("system", "developer") for m in messages):
             no_system += 1

@@ -218,3 +218,41 @@ def check_tool_names(expected: Any) -> set[str]:
         if isinstance(name, str) and name:
             return {name}
     return set()
+
+
+def tool_turn_problems(messages: list[Any]) -> list[tuple[str, str]]:
+    """A multi-turn tool conversation's problems: every tool message answers, by id, a call of the
+    assistant turn before it (once); every call of an assistant turn that the conversation goes on
+    after is answered before the next turn; an assistant's `weight` is 0 or 1."""
+    problems: list[tuple[str, str]] = []
+    open_calls: dict[str, int] = {}  # call id -> index of the assistant message that made it
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict):
+            continue
+        role = m.get("role")
+        if "weight" in m and (role != "assistant" or m["weight"] not in (0, 1) or isinstance(m["weight"], bool)):
+            problems.append(("invalid_weight", f"message {i}: weight must be 0 or 1, on assistant messages"))
+        if role == "tool":
+            call_id = m.get("tool_call_id")
+            if not isinstance(call_id, str) or not call_id:
+                problems.append(("tool_message_missing_id", f"message {i}"))
+            elif call_id not in open_calls:
+                problems.append(("tool_message_without_call", f"message {i}: {call_id} answers no call of the "
+                                                              "assistant turn before it"))
+            else:
+                del open_calls[call_id]
+            continue
+        if open_calls:
+            problems.append(("tool_call_unanswered", f"before message {i}: {', '.join(sorted(open_calls))}"))
+            open_calls = {}
+        if role == "assistant" and isinstance(m.get("tool_calls"), list):
+            for call in m["tool_calls"]:
+                call_id = call.get("id") if isinstance(call, dict) else None
+                if isinstance(call_id, str) and call_id:
+                    if call_id in open_calls:
+                        problems.append(("duplicate_tool_call_id", f"message {i}: {call_id}"))
+                    open_calls[call_id] = i
+    last = messages[-1] if messages else None
+    if open_calls and not (isinstance(last, dict) and last.get("role") == "assistant"):
+        problems.append(("tool_call_unanswered", f"at the end: {', '.join(sorted(open_calls))}"))
+    return problems

@@ -18,6 +18,7 @@ from cascade_studio.core.datasets import (
     SourceTrajectory,
     ValidationReport,
     dedupe_key,
+    episode_example,
     example_messages,
     make_example,
     stratified_split,
@@ -25,6 +26,7 @@ from cascade_studio.core.datasets import (
     training_price,
     validate_jsonl,
 )
+from cascade_studio.core.episode import tool_message
 from cascade_studio.core.errors import UserError
 from cascade_studio.core.finetune import teacher_logprobs_path
 from cascade_studio.core.jsonl import JsonProblem
@@ -33,6 +35,7 @@ from cascade_studio.core.tiers import generation_keys, teacher_of
 from cascade_studio.services.input_files import read_text
 from cascade_studio.services.paths import resources_dir
 from cascade_studio.store.datasets import DatasetRepository
+from cascade_studio.store.episodes import EpisodeRepository
 from cascade_studio.store.tiers import TierRepository
 from cascade_studio.store.trajectories import TrajectoryRepository
 from cascade_studio.store.workspace import Workspace, process_alive
@@ -47,6 +50,7 @@ class DatasetFilters:
     confidence_method: str = "mean_token_prob"
     tool: str | None = None
     strategy: str = "final"  # or "reasoning"
+    last_turn_only: bool = False  # episodes: train on the last assistant turn only (the others weight 0)
     system_prompt: str | None = None
     dedupe: bool = True
     validation_share: float = 0.1
@@ -124,14 +128,25 @@ def _examples(ws: Workspace, ids: list[int], f: DatasetFilters, convert: Callabl
     for start in range(0, len(ids), BATCH):
         chunk = ids[start:start + BATCH]
         rows = {r[0]: r for r in repo.by_ids(chunk, ("id", "task_id", "category", "request", "content",
-                                                     "tool_calls"))}
+                                                     "tool_calls", "episode"))}
         for traj_id in chunk:
-            _, task_id, category, request_json, content, calls = rows[traj_id]
+            _, task_id, category, request_json, content, calls, episode = rows[traj_id]
             request = orjson.loads(request_json)
             t = SourceTrajectory(task_id, category, request.get("messages", []), request.get("tools") or [], content,
                                  orjson.loads(calls))
-            example = make_example(t, example_messages(t.messages, f.system_prompt), f.strategy)
+            messages = example_messages(t.messages, f.system_prompt)
+            if episode:
+                example = episode_example(messages, t.tools, _turns(ws, episode, task_id, category), f.strategy,
+                                          last_turn_only=f.last_turn_only)
+            else:
+                example = make_example(t, messages, f.strategy)
             yield json.dumps(convert(example), ensure_ascii=False)
+
+
+def _turns(ws: Workspace, key: str, task_id: str, category: str) -> list[tuple[SourceTrajectory, list[dict[str, Any]]]]:
+    """An episode's steps as (assistant turn, the tool messages that answered it)."""
+    return [(SourceTrajectory(task_id, category, [], [], s.call.content, s.call.tool_calls),
+             [tool_message(r) for r in s.results]) for s in EpisodeRepository(ws).steps(key)]
 
 
 def _logprobs_lines(ws: Workspace, ids: list[int]) -> Iterator[str]:
@@ -141,7 +156,12 @@ def _logprobs_lines(ws: Workspace, ids: list[int]) -> Iterator[str]:
     for start in range(0, len(ids), BATCH):
         chunk = ids[start:start + BATCH]
         found = dict(repo.logprobs_texts(chunk))
+        episodes = {r[0]: r[1] for r in repo.by_ids(chunk, ("id", "episode")) if r[1]}
         for traj_id in chunk:
+            if traj_id in episodes:  # one list per assistant turn, in order (the local trainer's soft labels)
+                turns = [s.call.logprobs for s in EpisodeRepository(ws).steps(episodes[traj_id])]
+                yield json.dumps({"turns": turns})
+                continue
             text = found.get(traj_id)
             yield "null" if text is None else '{"content": ' + text + "}"
 

@@ -129,7 +129,8 @@ _COLUMNS = ("run_id, task_id, tier, model, status, category, tool_name, content,
             "generation")
 
 
-_KNOWN_COLUMNS = frozenset(c.strip() for c in _COLUMNS.split(",")) | {"id", "curation", "tags"}
+_KNOWN_COLUMNS = frozenset(c.strip() for c in _COLUMNS.split(",")) | {"id", "curation", "tags", "episode", "steps",
+                                                                      "end_reason"}
 _EXPORT_COLUMNS = ("task_id, tier, model, status, request, response, latency_ms, finished_at, error, curation, tags, "
                    "category, logprobs")
 
@@ -296,7 +297,8 @@ class TrajectoryRepository:
         """`columns` of the latest successful trajectory of `tier` per task among those that pass the
         filters (accepted only, or not rejected), in id order, streamed: the source of a fine-tuning
         dataset."""
-        clauses, args = ["status = 'ok'", "tier = ?"], [tier]
+        # an episode teaches only when it finished the job (answered), not when it ran out of steps or time
+        clauses, args = ["status = 'ok'", "tier = ?", "(end_reason IS NULL OR end_reason = 'answered')"], [tier]
         if accepted_only:
             clauses.append("curation = 'accepted'")
         else:

@@ -161,26 +161,38 @@ class TeacherTokens:
 def attach_soft_labels(enc: Encoded, content: list[dict[str, Any]] | None, teacher: TeacherTokens) -> tuple[int, int]:
     """Place the teacher's recorded tokens (OpenAI `logprobs.content`) on the student's target
     tokens. Returns (tokens placed, teacher tokens)."""
-    if not content:
-        return 0, 0
-    ids = [teacher.id_of(e.get("token", "")) for e in content]
-    if any(i is None for i in ids):
-        return 0, len(ids)
+    return attach_turns(enc, [content], teacher)
+
+
+def attach_turns(enc: Encoded, turns: list[list[dict[str, Any]] | None], teacher: TeacherTokens) -> tuple[int, int]:
+    """The same for a multi-turn example (an agent episode): one recorded token list per assistant
+    turn, in order, each placed after the one before. Returns (tokens placed, teacher tokens)."""
     target = enc.ids.tolist()
-    at = find_span(target, ids, start=int(np.argmax(enc.labels)))  # type: ignore[arg-type]
-    if at is None:
-        return 0, len(ids)
-    positions, tops = [], []
-    for k, entry in enumerate(content):
-        pos = at + k
-        if pos >= len(target) or not enc.labels[pos]:
+    start = int(np.argmax(enc.labels))
+    positions: list[int] = []
+    tops: list[list[tuple[int, float]]] = []
+    total = 0
+    for content in turns:
+        if not content:
             continue
-        pairs = [(teacher.id_of(a.get("token", "")), float(a["logprob"])) for a in entry.get("top_logprobs") or []]
-        pairs = [(t, lp) for t, lp in pairs if t is not None]
-        if ids[k] not in {t for t, _ in pairs}:
-            pairs.append((ids[k], float(entry.get("logprob", 0.0))))
-        positions.append(pos)
-        tops.append(merge_top(pairs))  # type: ignore[arg-type]
+        ids = [teacher.id_of(e.get("token", "")) for e in content]
+        total += len(ids)
+        if any(i is None for i in ids):
+            continue
+        at = find_span(target, ids, start=start)  # type: ignore[arg-type]
+        if at is None:
+            continue
+        for k, entry in enumerate(content):
+            pos = at + k
+            if pos >= len(target) or not enc.labels[pos]:
+                continue
+            pairs = [(teacher.id_of(a.get("token", "")), float(a["logprob"])) for a in entry.get("top_logprobs") or []]
+            pairs = [(t, lp) for t, lp in pairs if t is not None]
+            if ids[k] not in {t for t, _ in pairs}:
+                pairs.append((ids[k], float(entry.get("logprob", 0.0))))
+            positions.append(pos)
+            tops.append(merge_top(pairs))  # type: ignore[arg-type]
+        start = at + len(ids)
     placed = len(positions)
     if placed:
         K = max(len(t) for t in tops)
@@ -190,4 +202,4 @@ def attach_soft_labels(enc: Encoded, content: list[dict[str, Any]] | None, teach
         for n, top in enumerate(tops):
             enc.soft_ids[n, :len(top)] = [t for t, _ in top]
             enc.soft_lp[n, :len(top)] = [v for _, v in top]
-    return placed, len(ids)
+    return placed, total

@@ -13,6 +13,7 @@ from cascade_studio.trainer.data import (
     Encoded,
     TeacherTokens,
     attach_soft_labels,
+    attach_turns,
     encode_example,
     read_jsonl,
 )
@@ -58,10 +59,12 @@ def encode_file(path: str | None, logprobs_path: str | None, tok: Any, spec: dic
             continue
         stats["truncated"] += enc.truncated
         if teacher_rows is not None and spec.get("soft_labels", "auto") != "off":
-            content = (teacher_rows[n - 1] or {}).get("content") if isinstance(teacher_rows[n - 1], dict) else None
-            if content:
+            row = teacher_rows[n - 1] if isinstance(teacher_rows[n - 1], dict) else {}
+            content, turns = row.get("content"), row.get("turns")  # turns: an episode, one list per assistant turn
+            if content or (isinstance(turns, list) and any(turns)):
                 stats["with_logprobs"] += 1
-                placed, total = attach_soft_labels(enc, content, mapper)
+                placed, total = (attach_turns(enc, turns, mapper) if isinstance(turns, list)
+                                 else attach_soft_labels(enc, content, mapper))
                 stats["placed"] += placed
                 stats["teacher_tokens"] += total
         out.append(enc)

@@ -55,6 +55,9 @@ class DatasetPanel(QGroupBox):
         self.ds_strategy = QComboBox(objectName="dsStrategy")
         self.ds_strategy.addItem("Final answer / tool calls only", "final")
         self.ds_strategy.addItem("Keep the teacher's reasoning", "reasoning")
+        self.ds_last_turn = QCheckBox("Agent episodes: last turn only", objectName="dsLastTurn")
+        self.ds_last_turn.setToolTip("An episode becomes one multi-turn example. Ticked: only its last assistant turn "
+                                     "is trained (the earlier ones are context, weight 0); unticked: every turn.")
         self.ds_system = QLineEdit(objectName="dsSystem")
         self.ds_system.setPlaceholderText("keep each task's system prompt")
         self.ds_share = QDoubleSpinBox(objectName="dsShare", minimum=0, maximum=0.5, singleStep=0.05, value=0.1)
@@ -70,7 +73,8 @@ class DatasetPanel(QGroupBox):
         form = QFormLayout(self)
         for label, widget in (("From tier", self.ds_tier), ("Category", self.ds_category),
                               ("Curation", self.ds_accepted), ("Confidence at least", self.ds_min_conf),
-                              ("Assistant message", self.ds_strategy), ("System prompt", self.ds_system),
+                              ("Assistant message", self.ds_strategy), ("Episodes", self.ds_last_turn),
+                              ("System prompt", self.ds_system),
                               ("Validation share", self.ds_share), ("Format", self.ds_format)):
             form.addRow(label, widget)
         row = QHBoxLayout()
@@ -101,7 +105,7 @@ class DatasetPanel(QGroupBox):
             category=self.ds_category.currentData(), min_confidence=self.ds_min_conf.value() or None,
             confidence_method=tier.confidence_method.value if tier else "mean_token_prob",
             strategy=self.ds_strategy.currentData(), system_prompt=self.ds_system.text().strip() or None,
-            validation_share=self.ds_share.value())
+            validation_share=self.ds_share.value(), last_turn_only=self.ds_last_turn.isChecked())
         try:
             built = dsvc.build_dataset(page.ws, path, f, self.ds_format.currentData())
         except (ValueError, OSError) as exc:
