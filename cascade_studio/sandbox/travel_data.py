@@ -83,12 +83,17 @@ def flights(origin: str, destination: str, date: str) -> list[dict[str, Any]]:
     return out
 
 
+def clean_id(value: str) -> str:
+    """'bk-0901.' -> 'BK-0901' (ids are forgiven their case and trailing punctuation)."""
+    return str(value).strip().strip(".,;:!?\"'").upper()
+
+
 def flight_by_id(flight_id: str) -> dict[str, Any]:
-    parts = str(flight_id).strip().upper().split("-")
+    parts = clean_id(flight_id).split("-")
     try:
         _, route, day, _letter = parts
         date = dt.datetime.strptime(day, "%y%m%d").date().isoformat()
-        found = [f for f in flights(route[:3], route[3:], date) if f["flight_id"] == str(flight_id).strip().upper()]
+        found = [f for f in flights(route[:3], route[3:], date) if f["flight_id"] == clean_id(flight_id)]
     except (ValueError, DeskError):
         found = []
     if not found:
@@ -110,7 +115,7 @@ def hotels(city: str, date: str) -> list[dict[str, Any]]:
 
 
 def hotel_by_id(hotel_id: str, date: str) -> dict[str, Any]:
-    parts = str(hotel_id).strip().upper().split("-")
+    parts = clean_id(hotel_id).split("-")
     if len(parts) == 3 and parts[0] == "HT" and parts[1] in CITIES:
         found = [h for h in hotels(parts[1], date) if h["hotel_id"] == "-".join(parts)]
         if found:
@@ -132,12 +137,24 @@ def _same(a: Any, b: Any) -> bool:
     return a == b
 
 
+def _priced(seeded: dict[str, Any]) -> dict[str, Any]:
+    """A seeded booking with its catalogue details (departure, price), as if booked through the desk."""
+    booking = copy.deepcopy(seeded)
+    if booking["type"] == "flight":
+        f = flight_by_id(booking["flight_id"])
+        booking.update(depart=f["depart"], price=f["price"], currency="EUR")
+    else:
+        h = hotel_by_id(booking["hotel_id"], booking["date"])
+        booking.update(hotel=h["name"], price=h["price_per_night"] * booking["nights"], currency="EUR")
+    return {k: booking[k] for k in sorted(booking, key=lambda k: k == "status")}
+
+
 class TravelDesk:
     """One session's desk: the seeded bookings plus those made in the session, and a log of the
     calls that succeeded (what `check_state`'s `calls` looks at)."""
 
     def __init__(self) -> None:
-        self.bookings: dict[str, dict[str, Any]] = {b["booking_id"]: copy.deepcopy(b) for b in SEEDED_BOOKINGS}
+        self.bookings: dict[str, dict[str, Any]] = {b["booking_id"]: _priced(b) for b in SEEDED_BOOKINGS}
         self.calls: list[dict[str, Any]] = []
         self._next = 1001
 
@@ -172,13 +189,13 @@ class TravelDesk:
         return dict(booking)
 
     def get_booking(self, booking_id: str) -> dict[str, Any]:
-        key = str(booking_id).strip().upper()
+        key = clean_id(booking_id)
         if key not in self.bookings:
             raise DeskError(f"No booking {booking_id!r}. Booking ids look like BK-1001.")
         return dict(self.bookings[key])
 
     def cancel_booking(self, booking_id: str) -> dict[str, Any]:
-        booking = self.bookings.get(str(booking_id).strip().upper())
+        booking = self.bookings.get(clean_id(booking_id))
         if booking is None:
             raise DeskError(f"No booking {booking_id!r}. Booking ids look like BK-1001.")
         if booking["status"] == "cancelled":

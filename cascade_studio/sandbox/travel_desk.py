@@ -75,8 +75,8 @@ def build_server() -> MCPServer:
 
     @mcp.tool()
     def search_flights(origin: str, destination: str, date: str, ctx: Context) -> dict[str, Any]:
-        """Search flights from an origin city to a destination city on a date (YYYY-MM-DD).
-        Returns the available flights with flight_id, airline, depart and arrive times and price in EUR."""
+        """Search flights from one city to another on a travel date (YYYY-MM-DD), before you book:
+        lists each flight's flight_id, times and price, so you can pick the cheapest or earliest."""
         def act(_desk: TravelDesk) -> dict[str, Any]:
             found = data.flights(origin, destination, date)
             return {"flights": found, "count": len(found)}
@@ -84,15 +84,14 @@ def build_server() -> MCPServer:
 
     @mcp.tool()
     def book_flight(flight_id: str, passenger: str, ctx: Context) -> dict[str, Any]:
-        """Book a flight (a flight_id from search_flights) for a passenger (full name).
-        Returns the booking with its booking_id and price."""
+        """Book a seat for a passenger (full name) on one flight_id; returns the booking_id and fare."""
         return _run(desks, ctx, "book_flight", {"flight_id": flight_id, "passenger": passenger},
                     lambda desk: desk.book_flight(flight_id, passenger))
 
     @mcp.tool()
     def search_hotels(city: str, date: str, ctx: Context) -> dict[str, Any]:
-        """Search hotels with a free room in a city from a check-in date (YYYY-MM-DD).
-        Returns hotels with hotel_id, name, rating and price_per_night in EUR."""
+        """Search hotels in a city for a check-in date (YYYY-MM-DD), before you book: lists each
+        hotel's hotel_id, rating and price per night, so you can pick the cheapest or best-rated."""
         def act(_desk: TravelDesk) -> dict[str, Any]:
             found = data.hotels(city, date)
             return {"hotels": found, "count": len(found)}
@@ -100,19 +99,20 @@ def build_server() -> MCPServer:
 
     @mcp.tool()
     def book_hotel(hotel_id: str, guest: str, nights: int, ctx: Context, date: str | None = None) -> dict[str, Any]:
-        """Book a hotel room (a hotel_id from search_hotels) for a guest (full name) for a number of nights,
-        from an optional check-in date. Returns the booking with its booking_id and total price."""
+        """Book a room for a guest (full name) for some nights at one hotel_id, from an optional
+        check-in date; returns the booking_id and total."""
         return _run(desks, ctx, "book_hotel", {"hotel_id": hotel_id, "guest": guest, "nights": nights},
                     lambda desk: desk.book_hotel(hotel_id, guest, nights, date))
 
     @mcp.tool()
     def get_booking(booking_id: str, ctx: Context) -> dict[str, Any]:
-        """Look up a booking by its booking_id (e.g. BK-1001): type, traveller, dates, price and status."""
+        """Look up a booking by booking_id (e.g. BK-1001) and show its details: traveller, destination,
+        dates, price and status."""
         return _run(desks, ctx, "get_booking", {"booking_id": booking_id}, lambda desk: desk.get_booking(booking_id))
 
     @mcp.tool()
     def cancel_booking(booking_id: str, ctx: Context) -> dict[str, Any]:
-        """Cancel a booking by its booking_id (e.g. BK-1001). Returns the booking with status cancelled."""
+        """Cancel a booking_id; the booking's status becomes cancelled."""
         return _run(desks, ctx, "cancel_booking", {"booking_id": booking_id},
                     lambda desk: desk.cancel_booking(booking_id))
 
