@@ -96,7 +96,7 @@ def tasks() -> list[dict[str, Any]]:
         ("info", "Search flights from Rome to Paris for travel date 2025-10-02, and tell me the cheapest fare.", 3,
          [], [{"tool": "search_flights", "arguments": {"origin": "ROM", "destination": "PAR", "date": "2025-10-02"}}],
          _flight("ROM", "PAR", "2025-10-02", "cheapest")),
-        ("errors", "Book flight FL-LISMAD-250612-Z for Ana Silva, then look up the new booking.", 4, [], [],
+        ("errors", "Book flight FL-LISMAD-250612-Z for Ana Silva and tell me the fare.", 4, [], [],
          "could not"),
     ]
     out = []

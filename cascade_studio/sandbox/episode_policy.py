@@ -317,7 +317,7 @@ def summary_answer(turns: list[Turn], request: str) -> str:
 
 
 def failure_answer(clause: str, call: Call) -> str:
-    reason = " ".join(call.result.split())[:200]
+    reason = re.sub(r"^(?:error executing tool \S+:|error:)\s*", "", " ".join(call.result.split()), flags=re.I)[:200]
     return f"I could not {clause[:1].lower() + clause[1:]}: the {call.name} tool said \"{reason}\"."
 
 
