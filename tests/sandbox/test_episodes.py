@@ -137,3 +137,33 @@ def test_success_follows_model_size_on_the_demo_tasks():
     assert not all(r["success"] for r in nano)
     again = asyncio.run(runs("gpt-4.1", tasks[:2]))
     assert [r["messages"] for r in again] == [r["messages"] for r in big[:2]]
+
+
+def test_an_episode_over_the_sandbox_http_api(sandbox_thread):
+    """The wire path the app takes: the openai SDK against the sandbox, tools from the MCP desk."""
+    import openai
+    from mcp import Client
+
+    task = load_tasks()[0]
+    client = openai.OpenAI(api_key="sk-test", base_url=sandbox_thread.base_url, max_retries=0)
+
+    async def episode():
+        async with Client(build_server()) as desk:
+            messages = list(task["messages"])
+            for _ in range(task["max_steps"]):
+                reply = client.chat.completions.create(model="gpt-4.1", messages=messages, tools=TOOLS,
+                                                       logprobs=True, top_logprobs=2).choices[0]
+                message = reply.message.model_dump(exclude_none=True)
+                messages.append(message)
+                if not reply.message.tool_calls:
+                    break
+                for tc in reply.message.tool_calls:
+                    out = await desk.call_tool(tc.function.name, json.loads(tc.function.arguments))
+                    messages.append({"role": "tool", "tool_call_id": tc.id, "content": out.content[0].text})
+            check = await desk.call_tool("check_state", task["expected"]["check"]["arguments"])
+            return messages, json.loads(check.content[0].text)
+
+    messages, verdict = asyncio.run(episode())
+    assert sum(1 for m in messages if m["role"] == "tool") >= 2 and messages[-1]["role"] == "assistant"
+    assert verdict["passed"], verdict
+    assert task["expected"]["final_answer"] in messages[-1]["content"]
