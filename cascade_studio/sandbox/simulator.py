@@ -277,10 +277,11 @@ def generate_chat(request: dict[str, Any], *, seed: int) -> Generation:
     text = _last_user_text(messages)
     last = messages[-1] if messages else {}
 
-    # A tool result came back: summarise it as the final answer.
+    # Tool results came back (an agent episode): call the next tool, retry, or answer.
     if last.get("role") == "tool":
-        answer = f"The result is {str(last.get('content', '')).strip()[:200]}."
-        return Generation(answer, [], [Segment(answer, "high")], 0, "stop")
+        from cascade_studio.sandbox.episode_policy import next_action
+
+        return next_action(request, profile, rng)
 
     if tools and tool_choice != "none":
         forced = tool_choice.get("function", {}).get("name") if isinstance(tool_choice, dict) else None
