@@ -104,7 +104,7 @@ def tasks() -> list[dict[str, Any]]:
         arguments: dict[str, Any] = {"bookings": bookings}
         if calls:
             arguments["calls"] = calls
-        out.append({"id": f"travel-{n:03d}", "category": category, "messages": [{"role": "user", "content": text}],
+        out.append({"id": f"travel-{n:03d}", "category": f"travel-{category}", "messages": [{"role": "user", "content": text}],
                     "tools": [], "environment": ENVIRONMENT, "max_steps": max_steps,
                     "expected": {"final_answer": answer, "check": {"tool": "check_state", "arguments": arguments}}})
     return out

@@ -19,6 +19,7 @@ DEMO_TIERS = [
     (2, "Student (mini, simulated)", "gpt-4o-mini", 0.7),
     (3, "Teacher (simulated)", "gpt-4o", 0.0),
 ]
+DEMO_ENVIRONMENT = "travel-desk"
 BFCL_FILES = ["BFCL_v4_simple_python.json", "BFCL_v4_multiple.json", "BFCL_v4_irrelevance.json"]
 
 
@@ -45,5 +46,18 @@ def prepare_demo(folder: Path, base_url: str, *, reset: bool = False) -> str:
         total = 0
         for name in BFCL_FILES:
             total += import_tasks(ws, resources_dir() / "bfcl" / name, "bfcl").total
-        count = TaskRepository(ws).count()
-    return f"{len(tiers)} simulated tiers, {count} BFCL sample tasks"
+        bfcl = TaskRepository(ws).count()
+        agent = add_demo_environment(ws)
+    return f"{len(tiers)} simulated tiers, {bfcl} BFCL sample tasks, {agent} travel-desk agent tasks (MCP)"
+
+
+def add_demo_environment(ws: Workspace) -> int:
+    """The app's own MCP server (a travel desk, sandbox/travel_desk.py) as environment "travel-desk",
+    and its agent tasks (2-5 steps each). Returns the number of those tasks."""
+    from cascade_studio.services.agent.environments import PYTHON_COMMAND
+    from cascade_studio.store.environments import EnvironmentRepository
+
+    EnvironmentRepository(ws).put(DEMO_ENVIRONMENT, "stdio", {
+        "command": PYTHON_COMMAND, "args": ["-m", "cascade_studio.sandbox.travel_desk"], "cwd": None, "env_keys": [],
+        "timeout_s": 30.0})
+    return import_tasks(ws, resources_dir() / "demo" / "travel_desk_tasks.jsonl", "native").total

@@ -38,6 +38,7 @@ from cascade_studio.store.workspace import Workspace
 log = logging.getLogger(__name__)
 KINDS = ("stdio", "http", "python")
 START_TIMEOUT_S = 30.0
+PYTHON_COMMAND = "@python"  # a stdio command that means "the Python running this app" (the demo's server)
 _OPENAI_NAME = re.compile(r"[^A-Za-z0-9_-]")
 
 
@@ -75,7 +76,7 @@ class EnvironmentSpec:
 
     def describe(self) -> str:
         if self.kind == "stdio":
-            return " ".join([self.command, *self.args])
+            return " ".join(["python" if self.command == PYTHON_COMMAND else self.command, *self.args])
         if self.kind == "http":
             return self.url
         return f"python module {self.module}"
@@ -369,6 +370,8 @@ def _transport(spec: EnvironmentSpec, secrets: SecretStore, stderr: Any) -> Any:
         command, args = sys.executable, ["-m", "cascade_studio.services.agent.module_server", spec.module]
     else:
         command, args = spec.command, list(spec.args)
+        if command == PYTHON_COMMAND:
+            command = sys.executable
     params = StdioServerParameters(command=command, args=args, env=env or None, cwd=spec.cwd or None)
     return stdio_client(params, errlog=stderr)
 
