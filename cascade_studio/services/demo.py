@@ -46,8 +46,9 @@ def prepare_demo(folder: Path, base_url: str, *, reset: bool = False) -> str:
         total = 0
         for name in BFCL_FILES:
             total += import_tasks(ws, resources_dir() / "bfcl" / name, "bfcl").total
-        bfcl = TaskRepository(ws).count()
         agent = add_demo_environment(ws)
+        tasks = TaskRepository(ws)
+        bfcl = tasks.count() - sum(tasks.environments().values())
     return f"{len(tiers)} simulated tiers, {bfcl} BFCL sample tasks, {agent} travel-desk agent tasks (MCP)"
 
 
