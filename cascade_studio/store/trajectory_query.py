@@ -14,9 +14,9 @@ from cascade_studio.store.workspace import Workspace
 SORTABLE = {"id": "id", "task_id": "task_id", "category": "category", "tier": "tier", "model": "model",
             "status": "status", "tool_name": "tool_name", "confidence": None, "cost_micro": "cost_micro",
             "latency_ms": "latency_ms", "tokens": "(prompt_tokens + completion_tokens)", "curation": "curation",
-            "tags": "tags"}
+            "tags": "tags", "steps": "steps", "end_reason": "end_reason"}
 ROW_COLUMNS = ("id, task_id, category, tier, model, status, tool_name, conf_mean, conf_min, conf_tool, cost_micro, "
-               "latency_ms, prompt_tokens + completion_tokens, curation, tags")
+               "latency_ms, prompt_tokens + completion_tokens, curation, tags, steps, end_reason")
 
 
 @dataclass
@@ -37,6 +37,9 @@ class TrajectoryFilter:
     extra: dict[str, Any] = field(default_factory=dict)
     # tier -> its generation keys: only trajectories of each tier's current generation (None: all)
     generations: dict[int, tuple[str, ...]] | None = None
+    # agent episodes: None (all rows), "single" (one request), "episodes" (any end), or an end reason
+    episode: str | None = None
+    min_steps: int | None = None
 
     def where(self) -> tuple[str, list[Any]]:
         clauses: list[str] = []
@@ -72,6 +75,16 @@ class TrajectoryFilter:
             parts.append(f"tier NOT IN ({','.join('?' * len(self.generations))})")
             args += sorted(self.generations)
             clauses.append("(" + " OR ".join(parts) + ")")
+        if self.episode == "single":
+            clauses.append("episode IS NULL")
+        elif self.episode == "episodes":
+            clauses.append("episode IS NOT NULL")
+        elif self.episode:
+            clauses.append("end_reason = ?")
+            args.append(self.episode)
+        if self.min_steps is not None:
+            clauses.append("steps >= ?")
+            args.append(self.min_steps)
         if self.search:
             clauses.append("(task_id LIKE ? OR tool_name LIKE ? OR content LIKE ? OR tags LIKE ?)")
             like = f"%{self.search}%"

@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 
 from cascade_studio.core.tiers import generation_keys, teacher_of
 from cascade_studio.services.secrets import SecretStore
+from cascade_studio.store.episodes import EpisodeRepository
 from cascade_studio.store.tiers import TierRepository
 from cascade_studio.store.trajectories import TrajectoryRepository
 from cascade_studio.store.trajectory_query import TrajectoryFilter, distinct_values
@@ -38,7 +39,7 @@ from cascade_studio.ui.curation import CurationCommand
 from cascade_studio.ui.errors import ask_yes_no
 from cascade_studio.ui.page import Page, confidence_method_of, fill_confidence_methods
 from cascade_studio.ui.style import INFO_STYLE, show_run_bar
-from cascade_studio.ui.trajectory_detail import detail_html
+from cascade_studio.ui.trajectory_detail import detail_html, episode_filter_items
 from cascade_studio.ui.trajectory_model import TrajectoryTableModel
 
 log = logging.getLogger(__name__)
@@ -131,12 +132,16 @@ class TrajectoriesPage(Page):
         self.f_generation.addItem("All models (history)", None)
         self.f_generation.setToolTip("Current: each tier's answers from its current model and settings (what "
                                      "evaluation, datasets and trade-offs use). All: older generations too.")
+        self.f_steps = QComboBox(objectName="filterSteps")
+        for text, value in episode_filter_items():
+            self.f_steps.addItem(text, value)
+        self.f_steps.setToolTip("Single requests, or agent episodes (by how they ended)")
         self.f_search = QLineEdit(objectName="trajSearch")
         self.f_search.setPlaceholderText("Search task, tool, text, tags…")
         self.f_search.setClearButtonEnabled(True)
         frow = QHBoxLayout()
         frow.addWidget(QLabel("Filter"))
-        for w in (self.f_category, self.f_tier, self.f_status, self.f_tool, self.f_curation):
+        for w in (self.f_category, self.f_tier, self.f_status, self.f_tool, self.f_curation, self.f_steps):
             w.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             w.setMinimumContentsLength(10)
             frow.addWidget(w)
@@ -173,6 +178,10 @@ class TrajectoriesPage(Page):
             self.table.setColumnWidth(col, width)
         self.table.selectionModel().currentRowChanged.connect(lambda *_: self.show_current())
         self.detail = QTextBrowser(objectName="trajectoryDetail")
+        self.detail.setOpenLinks(False)
+        self.detail.anchorClicked.connect(self._detail_link)
+        self._shown = None
+        self._expanded: set[tuple[int, int]] = set()
         self.detail.setPlaceholderText("Select a trajectory to see the conversation, tool calls and token heat map.")
         self.count_label = QLabel(objectName="trajCount")
         self.count_label.setStyleSheet(INFO_STYLE)
@@ -215,7 +224,7 @@ class TrajectoriesPage(Page):
         self._filter_timer = QTimer(self, singleShot=True, interval=200)
         self._filter_timer.timeout.connect(self.apply_filter)
         for combo in (self.f_category, self.f_tier, self.f_status, self.f_tool, self.f_curation, self.f_method,
-                      self.f_generation):
+                      self.f_generation, self.f_steps):
             combo.currentIndexChanged.connect(lambda _=None: self._filter_timer.start())
         for spin in (self.f_conf_min, self.f_conf_max, self.f_cost_max):
             spin.valueChanged.connect(lambda _=None: self._filter_timer.start())
@@ -274,6 +283,7 @@ class TrajectoriesPage(Page):
             conf_max=None if self.f_conf_max.value() >= 1.0 else self.f_conf_max.value(),
             cost_max_micro=int(Decimal(str(cost_max)) * 1_000_000) if cost_max > 0 else None,
             search=self.f_search.text().strip(), confidence=self.f_method.currentData(),
+            episode=self.f_steps.currentData(),
             sort=self.model.filter.sort, descending=self.model.filter.descending,
             generations=None if self.f_generation.currentData() is None or self.ws is None else
             {t.tier: generation_keys(t) for t in TierRepository(self.ws).list()})
@@ -301,7 +311,27 @@ class TrajectoriesPage(Page):
         if found is None:
             self.detail.clear()
             return
-        self.detail.setHtml(detail_html(*found))
+        episode = EpisodeRepository(self.ws).of_trajectory(traj_id)
+        if self._shown is None or self._shown[0] != traj_id:
+            self._expanded = set()
+        self._shown = (traj_id, found, episode)
+        self._render_detail()
+
+    def _render_detail(self) -> None:
+        if self._shown is None:
+            return
+        _, (t, meta), episode = self._shown
+        bar = self.detail.verticalScrollBar()
+        at = bar.value()
+        self.detail.setHtml(detail_html(t, meta, episode, self._expanded))
+        bar.setValue(at)
+
+    def _detail_link(self, url) -> None:
+        """A tool result's "show the whole result" / "fold" link in an episode's timeline."""
+        if url.scheme() == "expand":
+            step, n = (int(x) for x in url.path().split(":"))
+            self._expanded ^= {(step, n)}
+            self._render_detail()
 
     # -- curation ------------------------------------------------------------------------------
     def curate(self, value: str | None) -> None:

@@ -8,6 +8,7 @@ import json
 import math
 from typing import Any
 
+from cascade_studio.core.episode import END_LABELS, Episode, ToolResult
 from cascade_studio.core.money import micro_to_usd
 from cascade_studio.core.trajectory import Trajectory
 
@@ -37,7 +38,19 @@ def heatmap_html(logprobs: list[dict[str, Any]] | None) -> str:
             f"<p><small>Token probability: {legend}</small></p>")
 
 
-def detail_html(t: Trajectory, meta: dict[str, Any]) -> str:
+COLLAPSED_CHARS = 300
+
+
+def episode_filter_items() -> list[tuple[str, str | None]]:
+    """The inspector's Steps filter: all rows, single requests, agent episodes (any end, or one end)."""
+    return [("Any steps", None), ("Single requests", "single"), ("Agent episodes", "episodes"),
+            *((f"Episodes: {label}", reason) for reason, label in END_LABELS.items())]
+
+
+def detail_html(t: Trajectory, meta: dict[str, Any], episode: Episode | None = None,
+                expanded: frozenset[tuple[int, int]] | set[tuple[int, int]] = frozenset()) -> str:
+    if episode is not None and episode.steps:
+        return episode_html(t, meta, episode, expanded)
     parts = [f"<h3>{html.escape(t.task_id)} <small>· tier {t.tier} · {html.escape(t.model)} · "
              f"{html.escape(meta.get('category') or '')}</small></h3>"]
     if t.status == "error":
@@ -55,10 +68,20 @@ def detail_html(t: Trajectory, meta: dict[str, Any]) -> str:
         parts.append(f"<h4>Tool calls ({len(calls)})</h4><pre>{html.escape(json.dumps(calls, indent=2))}</pre>")
     if t.final_answer:
         parts.append(f"<h4>Answer</h4><p>{html.escape(t.final_answer)}</p>")
-    conf = ", ".join(f"{name} {value:.3f}" for name, value in (("mean", t.conf_mean), ("min", t.conf_min),
+    parts.append(_usage_html(t, meta))
+    parts.append("<h4>Token heat map</h4>" + heatmap_html(t.logprobs))
+    return "".join(parts)
+
+
+def _conf_text(t: Trajectory) -> str:
+    return ", ".join(f"{name} {value:.3f}" for name, value in (("mean", t.conf_mean), ("min", t.conf_min),
                                                                ("tool name", t.conf_tool)) if value is not None)
+
+
+def _usage_html(t: Trajectory, meta: dict[str, Any]) -> str:
+    conf = _conf_text(t)
     u = t.usage
-    parts.append(
+    return (
         "<h4>Usage</h4><table cellspacing=4>"
         f"<tr><td>Tokens</td><td>{u.prompt_tokens:,} prompt ({u.cached_tokens:,} cached), {u.completion_tokens:,} "
         f"completion ({u.reasoning_tokens:,} reasoning)</td></tr>"
@@ -68,5 +91,59 @@ def detail_html(t: Trajectory, meta: dict[str, Any]) -> str:
         f"<tr><td>Fingerprint</td><td>{html.escape(t.system_fingerprint or '—')}</td></tr>"
         f"<tr><td>Curation</td><td>{html.escape(meta.get('curation') or '—')} "
         f"{html.escape(meta.get('tags') or '')}</td></tr></table>")
-    parts.append("<h4>Token heat map</h4>" + heatmap_html(t.logprobs))
+
+
+def episode_html(t: Trajectory, meta: dict[str, Any], episode: Episode,
+                 expanded: frozenset[tuple[int, int]] | set[tuple[int, int]]) -> str:
+    """An agent episode as a timeline: each step's reasoning, tool calls, their results (long ones
+    collapsed: click to open), duration, errors, confidence and its own token heat map."""
+    reason = END_LABELS.get(episode.end_reason or "", episode.end_reason or "")
+    parts = [f"<h3>{html.escape(t.task_id)} <small>· tier {t.tier} · {html.escape(t.model)} · "
+             f"{html.escape(meta.get('category') or '')}</small></h3>",
+             f"<p><b>Agent episode</b> in <i>{html.escape(episode.environment or '?')}</i>: {len(episode.steps)} "
+             f"step(s), {episode.tool_calls} tool call(s), ended: <b>{html.escape(reason)}</b></p>"]
+    if episode.error:
+        parts.append(f'<p style="color:#a4262c"><b>Error:</b> {html.escape(episode.error)}</p>')
+    parts.append("<h4>Task</h4>")
+    first = episode.steps[0].call
+    for m in first.request.get("messages", []):
+        content = m.get("content")
+        text = content if isinstance(content, str) else json.dumps(content)
+        parts.append(f"<p><b>{html.escape(m.get('role', ''))}:</b> {html.escape(text or '')}</p>")
+    for step in episode.steps:
+        c = step.call
+        conf = _conf_text(c)
+        parts.append(f'<h4 style="margin-bottom:2px">Step {step.index + 1} <small>· {c.latency_ms:,.0f} ms · '
+                     f"${micro_to_usd(c.cost_micro):.6f} · {c.usage.total:,} tokens"
+                     f"{' · confidence ' + conf if conf else ''}</small></h4>")
+        if c.content and c.tool_calls:
+            parts.append(f"<p><i>{html.escape(c.content)}</i></p>")
+        elif c.content:
+            parts.append(f"<p><b>Answer:</b> {html.escape(c.content)}</p>")
+        for n, result in enumerate(step.results):
+            args = json.dumps(result.arguments, indent=2)
+            parts.append(f"<p><b>→ {html.escape(result.name)}</b> <small>{result.duration_ms:,.0f} ms</small></p>"
+                         f"<pre>{html.escape(args)}</pre>")
+            parts.append(_result_html(step.index, n, result, (step.index, n) in expanded))
+        missing = len(c.tool_calls) - len(step.results)
+        if missing > 0:
+            parts.append(f"<p><i>{missing} tool call(s) not run (the episode stopped).</i></p>")
+        parts.append("<p><small>Token heat map</small></p>" + heatmap_html(c.logprobs))
+    parts.append("<h4>Episode totals</h4>" + _usage_html(t, meta))
     return "".join(parts)
+
+
+def _result_html(step: int, n: int, result: ToolResult, open_: bool) -> str:
+    if result.error:
+        return f'<p style="color:#a4262c">✖ {html.escape(result.error)}</p>'
+    text = result.content
+    try:
+        text = json.dumps(json.loads(text), indent=2)
+    except (ValueError, TypeError):
+        pass
+    head = '<p style="color:#a4262c"><b>Tool error</b></p>' if result.is_error else ""
+    if len(text) > COLLAPSED_CHARS and not open_:
+        return (f"{head}<pre style=\"background:#f3f3f3\">{html.escape(text[:COLLAPSED_CHARS])}…</pre>"
+                f'<p><a href="expand:{step}:{n}">Show the whole result ({len(text):,} characters)</a></p>')
+    fold = f'<p><a href="expand:{step}:{n}">Fold</a></p>' if len(text) > COLLAPSED_CHARS else ""
+    return f'{head}<pre style="background:#f3f3f3">{html.escape(text)}</pre>{fold}'

@@ -9,6 +9,7 @@ from typing import Any
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
 from PySide6.QtGui import QColor
 
+from cascade_studio.core.episode import END_LABELS
 from cascade_studio.core.money import micro_to_usd
 from cascade_studio.store.trajectory_query import (
     CONF_COLUMNS,
@@ -30,12 +31,12 @@ MATERIALIZE_LIMIT = 50_000  # below this, keep every matching id (stable rows); 
 
 
 class TrajectoryTableModel(QAbstractTableModel):
-    COL_TASK, COL_CATEGORY, COL_TIER, COL_MODEL, COL_STATUS, COL_TOOL, COL_CONF, COL_COST, COL_LATENCY, \
-        COL_TOKENS, COL_CURATION, COL_TAGS = range(12)
-    HEADERS = ["Task", "Category", "Tier", "Model", "Status", "Tool", "Confidence", "Cost ($)", "Latency ms",
-               "Tokens", "Curation", "Tags"]
-    SORT_KEYS = ["task_id", "category", "tier", "model", "status", "tool_name", "confidence", "cost_micro",
-                 "latency_ms", "tokens", "curation", "tags"]
+    COL_TASK, COL_CATEGORY, COL_TIER, COL_MODEL, COL_STATUS, COL_STEPS, COL_END, COL_TOOL, COL_CONF, COL_COST, \
+        COL_LATENCY, COL_TOKENS, COL_CURATION, COL_TAGS = range(14)
+    HEADERS = ["Task", "Category", "Tier", "Model", "Status", "Steps", "End", "Tool", "Confidence", "Cost ($)",
+               "Latency ms", "Tokens", "Curation", "Tags"]
+    SORT_KEYS = ["task_id", "category", "tier", "model", "status", "steps", "end_reason", "tool_name", "confidence",
+                 "cost_micro", "latency_ms", "tokens", "curation", "tags"]
     IdRole = Qt.ItemDataRole.UserRole + 1
 
     def __init__(self, parent: Any = None) -> None:
@@ -133,10 +134,13 @@ class TrajectoryTableModel(QAbstractTableModel):
             return r[0]
         if role == Qt.ItemDataRole.DisplayRole:
             conf = self.confidence_of(r)
-            return [r[1], r[2], r[3], r[4], r[5], r[6] or "—", "" if conf is None else f"{conf:.3f}",
+            return [r[1], r[2], r[3], r[4], r[5], r[15] if r[16] else "", END_LABELS.get(r[16], r[16] or ""),
+                    r[6] or "—", "" if conf is None else f"{conf:.3f}",
                     f"{micro_to_usd(r[10]):.6f}", f"{r[11]:.0f}", f"{r[12]:,}", r[13] or "", r[14] or ""][col]
-        if role == Qt.ItemDataRole.TextAlignmentRole and col in (self.COL_TIER, self.COL_CONF, self.COL_COST,
-                                                                 self.COL_LATENCY, self.COL_TOKENS):
+        if role == Qt.ItemDataRole.ToolTipRole and col == self.COL_TOOL and r[16]:
+            return "An agent episode: the tool of its first step (the detail shows every step)"
+        if role == Qt.ItemDataRole.TextAlignmentRole and col in (self.COL_TIER, self.COL_STEPS, self.COL_CONF,
+                                                                 self.COL_COST, self.COL_LATENCY, self.COL_TOKENS):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == Qt.ItemDataRole.BackgroundRole:
             if col == self.COL_CONF:
@@ -144,6 +148,8 @@ class TrajectoryTableModel(QAbstractTableModel):
                 return None if conf is None else heat_color(conf)
             if col == self.COL_STATUS and r[5] == "error":
                 return QColor("#fde7e9")
+            if col == self.COL_END and r[16] and r[16] != "answered":
+                return QColor("#fff4ce")
             if col == self.COL_CURATION and r[13]:
                 return QColor("#dff6dd") if r[13] == "accepted" else QColor("#fde7e9")
         if role == Qt.ItemDataRole.ForegroundRole and col in (self.COL_CONF, self.COL_STATUS, self.COL_CURATION):
