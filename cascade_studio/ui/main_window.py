@@ -36,7 +36,7 @@ from cascade_studio.ui.tiers_page import TiersPage
 log = logging.getLogger(__name__)
 # The pages built the first time they are shown or used: key -> (module in ui/, class, takes the secrets)
 LAZY_PAGES = {
-    "tasks": ("tasks_page", "TasksPage", False),
+    "tasks": ("tasks_page", "TasksPage", True),
     "trajectories": ("trajectories_page", "TrajectoriesPage", True),
     "finetune": ("finetune_page", "FineTunePage", True),
     "evaluation": ("evaluation_page", "EvaluationPage", True),

@@ -13,6 +13,7 @@ from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
+    QGroupBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -26,9 +27,11 @@ from PySide6.QtWidgets import (
 )
 
 from cascade_studio.core.tasks import TaskImportError
+from cascade_studio.services.secrets import SecretStore
 from cascade_studio.services.task_import import import_tasks
 from cascade_studio.store.tasks import TaskRepository
 from cascade_studio.store.workspace import Workspace
+from cascade_studio.ui.environments_panel import EnvironmentsPanel
 from cascade_studio.ui.errors import show_error
 from cascade_studio.ui.page import Page
 from cascade_studio.ui.style import INFO_STYLE
@@ -100,10 +103,12 @@ class TaskTableModel(QAbstractTableModel):
 class TasksPage(QWidget):
     imported = Signal()
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, secrets: SecretStore | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.ws: Workspace | None = None
         self.model = TaskTableModel(self)
+        self.environments = EnvironmentsPanel(secrets or SecretStore(), self)
+        self.environments.changed.connect(self.refresh)
         self.category_combo = QComboBox(objectName="categoryFilter")
         self.category_combo.setMinimumContentsLength(18)
         self.search_edit = QLineEdit(objectName="taskSearch")
@@ -136,10 +141,14 @@ class TasksPage(QWidget):
         top.addWidget(self.search_edit, 1)
         top.addWidget(self.count_label)
         top.addWidget(self.import_button)
+        env_box = QGroupBox("Environments: where agent tasks' tools run (MCP servers, Python modules)",
+                            objectName="envBox")
+        QVBoxLayout(env_box).addWidget(self.environments)
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(self.table)
         splitter.addWidget(self.detail)
-        splitter.setSizes([480, 260])
+        splitter.addWidget(env_box)
+        splitter.setSizes([420, 200, 200])
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(splitter, 1)
@@ -153,6 +162,7 @@ class TasksPage(QWidget):
 
     def set_workspace(self, ws: Workspace | None) -> None:
         self.ws = ws
+        self.environments.set_workspace(ws)
         self._fill_categories()
         self.refresh()
 
@@ -177,6 +187,10 @@ class TasksPage(QWidget):
         if task is None:
             return
         parts = [f"<h3>{html.escape(task.id)} <small>· {html.escape(task.category)}</small></h3>"]
+        if task.environment:
+            limit = f"at most {task.max_steps} steps" if task.max_steps else "at most 8 steps (the default)"
+            parts.append(f"<p><b>Agent episode</b> in environment <i>{html.escape(task.environment)}</i>, "
+                         f"{limit}.</p>")
         for m in task.messages:
             content = m.get("content")
             text = content if isinstance(content, str) else json.dumps(content, indent=1)
