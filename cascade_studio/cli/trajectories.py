@@ -24,10 +24,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     tr_exp.add_argument("--tier", type=int)
     tr_exp.add_argument("--format", choices=["native", "batch", "csv"], default="native")
     tr_imp = actions.add_parser(
-        "import", help="import trajectories of a tier (native JSONL or a Batch API output file)")
+        "import", help="import trajectories of a tier (native JSONL, a Batch API output file, or agent "
+                       "transcripts: OpenAI chat conversations with tool calls, one a line)")
     tr_imp.add_argument("file")
     tr_imp.add_argument("--tier", type=int, required=True)
-    tr_imp.add_argument("--format", choices=["native", "batch"], default="native")
+    tr_imp.add_argument("--format", choices=["native", "batch", "transcripts"], default="native")
+    tr_imp.add_argument("--env", metavar="NAME", help="transcripts: the environment their tasks run in")
     tr_imp.add_argument("--json", action="store_true")
 
 
@@ -61,6 +63,20 @@ def _export_batch_input(args: argparse.Namespace, ws, tier) -> int:
 def _import(args: argparse.Namespace, ws, tier) -> int:
     from cascade_studio.services import trajectory_io as tio
 
+    if args.format == "transcripts":
+        from cascade_studio.services.transcript_import import import_transcripts
+
+        try:
+            found = import_transcripts(ws, Path(args.file), tier, environment=args.env or "")
+        except tio.TrajectoryImportError as exc:
+            raise CliError(f"{exc}. Nothing was imported.") from None
+        if args.json:
+            print_json(found.to_json())
+        else:
+            print(f"Imported {found.episodes} episode(s) ({found.steps} steps) into tier {tier.tier}; "
+                  f"{found.tasks_added} new task(s)" + (f"; {found.other_models} by another model than the tier's "
+                                                      "(kept as history)" if found.other_models else ""))
+        return 0
     try:
         importer = tio.import_batch_output if args.format == "batch" else tio.import_native
         result = importer(ws, Path(args.file), tier)
