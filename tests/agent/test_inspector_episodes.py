@@ -51,4 +51,6 @@ def test_inspector_shows_episode_timeline(tmp_path, capsys, sandbox_thread, qtbo
     assert "Show the whole result (1,000 characters)" in page.detail.toPlainText()
     page._detail_link(QUrl("expand:0:0"))
     assert "x" * 1000 in page.detail.toPlainText() and "Fold" in page.detail.toPlainText()
+    page._filter_timer.stop()  # the filter combo's debounce would fire after the workspace closes
+    page.set_workspace(None)
     ws.close()
