@@ -32,6 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="promotion gate: exit 3 when the student's agreement with the teacher is below X (0-1)")
     ev.add_argument("--min-accuracy", type=float, metavar="Y",
                     help="promotion gate: exit 3 when the student's accuracy (tasks with expected answers) is below Y")
+    ev.add_argument("--mode", choices=["steps", "episodes", "both"],
+                    help="agent episodes: step agreement (teacher-forced), episode success (free-running), or both "
+                         "(default: both when the tasks include episodes)")
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(handler=run)
 
@@ -69,6 +72,14 @@ def run(args: argparse.Namespace) -> int:
             raise CliError(f"no task has trajectories of both tier {teacher.tier} and tier {student.tier}; "
                            "add --collect to collect them")
         out = report.to_json()
+        from cascade_studio.services.agent.evaluation import evaluate_agents
+
+        agents = asyncio.run(evaluate_agents(ws, teacher, student, task_ids, SecretStore(), mode=args.mode or "both",
+                                             collect=args.collect))
+        if agents["episode_tasks"]:
+            out.update(agents)
+        elif args.mode:
+            print("No agent episodes among these tasks: --mode has nothing to measure.", file=sys.stderr)
         method = student.confidence_method.value
         confs = [r.student_confidence.get(method) for r in report.results]
         student_ok = [r.agrees for r in report.results]
@@ -89,11 +100,35 @@ def run(args: argparse.Namespace) -> int:
             print_json(out)
         else:
             _print_report(out, report, teacher, student)
+            _print_agents(out)
         if shortfalls:
             print(f"Promotion gate: tier {student.tier} ({student.model}) falls short: " + "; ".join(shortfalls),
                   file=sys.stderr)
             return 3
         return 0
+
+
+def _print_agents(out: dict) -> None:
+    steps = out.get("step_agreement")
+    if steps is not None:
+        overall, first = steps["overall"], steps["first_divergence"]
+        if not overall["steps"]:
+            print("Step agreement: no teacher-forced steps yet (add --collect to ask the student at every step of "
+                  "the teacher's episodes)")
+        else:
+            print(f"Step agreement (teacher-forced, {overall['steps']} steps): {_pct(overall['agreement'])}; "
+                  + ", ".join(f"step {int(k) + 1} {_pct(v['agreement'])}" for k, v in steps["by_step"].items()))
+            if first["diverged"]:
+                print(f"  {first['diverged']} of {first['episodes']} episodes diverge; most often first at step "
+                      f"{first['most_common_step'] + 1}")
+    episodes = out.get("episodes")
+    if episodes is not None and episodes["tasks"]:
+        for side in ("teacher", "student"):
+            e = episodes[side]
+            print(f"Episodes, {side}: success {_pct(e['success_rate'])}, {e['steps_mean']:.1f} steps, "
+                  f"${e['cost_per_episode_usd']} and {e['wall_s_mean']:.1f} s per episode")
+    elif episodes is not None:
+        print("Episodes: the student has no episodes of these tasks yet (add --collect to run them)")
 
 
 def promotion_shortfalls(overall: dict, min_agreement: float | None, min_accuracy: float | None) -> list[str]:

@@ -26,6 +26,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     wi.add_argument("--batch-discount", type=float, default=0.0, help="fraction off every price, e.g. 0.5")
     wi.add_argument("--training-cost", type=float, default=0.0, help="fine-tune training cost in USD")
     wi.add_argument("--amortize-months", type=int, default=12)
+    wi.add_argument("--episodes", action="store_true",
+                    help="agent episodes: the per-step cascade (estimated from teacher-forced steps); --volume is then "
+                         "episodes per month")
+    wi.add_argument("--policy", choices=["step", "rest"], default="step",
+                    help="episodes: below the threshold escalate that step (step) or the rest of the episode (rest)")
     wi.add_argument("--json", action="store_true")
     wi.set_defaults(handler=run_whatif)
 
@@ -55,6 +60,8 @@ def run_whatif(args: argparse.Namespace) -> int:
         tiers = TierRepository(ws).list()
         if len(tiers) < 2:
             raise CliError("what-if needs at least two tiers (a student and the teacher)")
+        if args.episodes:
+            return _episodes(args, ws, tiers)
         outcomes = load_outcomes(ws, tiers, args.category)
         if outcomes.n == 0:
             raise CliError("no task has trajectories of every tier; run `cascade-studio collect --tier N` for each tier")
@@ -92,3 +99,39 @@ def _print_whatif(out: dict[str, Any], outcomes, thresholds: list[float], args: 
     if "metrics" in out:
         m = out["metrics"]
         print("  " + ", ".join(f"{k} {v:.3f}" for k, v in m.items() if isinstance(v, float)))
+
+
+def _episodes(args: argparse.Namespace, ws, tiers) -> int:
+    from cascade_studio.services.agent.tradeoffs import episode_whatif
+
+    thresholds = None
+    if args.thresholds:
+        try:
+            thresholds = [float(x) for x in args.thresholds.split(",")]
+        except ValueError:
+            raise CliError(f"--thresholds {args.thresholds!r}: give numbers like 0.7,0.8", code=2) from None
+    try:
+        out = episode_whatif(ws, tiers, thresholds=thresholds, policy=args.policy, volume=args.volume,
+                             category=args.category, with_sweep=args.sweep)
+    except ValueError as exc:
+        raise CliError(str(exc), code=2) from None
+    if args.json:
+        print_json(out)
+        return 0
+    if "cascade" not in out:
+        print(out.get("message", "No agent episodes."))
+        return 1
+    c, w = out["cascade"], out["whatif"]
+    print(f"Per-step cascade ({out['policy']} policy) over {out['episodes']} episodes, thresholds {c['thresholds']}:")
+    print(f"  ${c['cost_per_episode_usd']} per episode (teacher only ${out['teacher_only']['cost_per_episode_usd']}); "
+          "steps answered per tier " + ", ".join(f"tier {k} {v:.0%}" for k, v in c["share_answered"].items()))
+    print(f"  step agreement {c['step_agreement']:.1%}, episodes with every step agreeing {c['episode_agreement']:.1%}")
+    print(f"  {w['volume_episodes_per_month']:,.0f} episodes a month: ${w['monthly_cost_usd']} "
+          f"(teacher only ${w['teacher_only_monthly_cost_usd']})")
+    measured = out.get("measured_free_running")
+    if measured:
+        print(f"  measured, free-running: tier {measured['tier']} succeeds on {measured['student_success_rate']:.0%} "
+              f"of {measured['tasks']} episodes (teacher {measured['teacher_success_rate']:.0%})")
+    print(f"  ({out['basis']})")
+    return 0
+

@@ -85,6 +85,8 @@ class Episode:
     error: str | None = None
     wall_ms: float = 0.0
     environment: str = ""
+    check_passed: bool | None = None  # the task's state check (expected.check) after the episode
+    check_detail: str | None = None
 
     @property
     def tool_calls(self) -> int:
@@ -133,7 +135,8 @@ class Episode:
         u = self.usage()
         return {"steps": len(self.steps), "tool_calls": self.tool_calls, "prompt_tokens": u.prompt_tokens,
                 "completion_tokens": u.completion_tokens, "cost_micro": self.cost_micro,
-                "wall_ms": round(self.wall_ms, 1), "end_reason": self.end_reason, "error": self.error}
+                "wall_ms": round(self.wall_ms, 1), "end_reason": self.end_reason, "error": self.error,
+                "check_passed": self.check_passed, "check_detail": self.check_detail}
 
 
 # -- the conversation ---------------------------------------------------------------------------
@@ -209,6 +212,40 @@ def episode_json(episode: Episode, task_messages: list[dict[str, Any]] | None = 
     if task_messages is not None:
         out["messages"] = conversation(task_messages, episode.steps)
     return out
+
+
+def check_call(expected: Any) -> tuple[str, dict[str, Any]] | None:
+    """The state check a task names (expected.check: {"tool", "arguments"}), or None."""
+    if isinstance(expected, dict) and isinstance(expected.get("check"), dict):
+        check = expected["check"]
+        if isinstance(check.get("tool"), str) and check["tool"]:
+            args = check.get("arguments")
+            return check["tool"], args if isinstance(args, dict) else {}
+    return None
+
+
+def check_verdict(result: ToolResult) -> tuple[bool, str]:
+    """(passed, why) from a check tool's result: a JSON {"passed": bool, "reason": ...} (or a bare
+    true/false, "pass"/"fail"); a tool error or a failed call is a failed check."""
+    if result.error:
+        return False, f"the check could not run: {result.error}"
+    if result.is_error:
+        return False, f"the check tool reported an error: {result.content[:300]}"
+    data: Any = result.structured
+    if not isinstance(data, dict | bool):
+        try:
+            data = json.loads(result.content)
+        except (ValueError, TypeError):
+            data = result.content.strip().lower()
+    if isinstance(data, dict) and "result" in data and "passed" not in data:
+        data = data["result"]
+    if isinstance(data, dict) and "passed" in data:
+        return bool(data["passed"]), str(data.get("reason") or "")
+    if isinstance(data, bool):
+        return data, ""
+    if isinstance(data, str) and data in ("true", "pass", "passed", "ok", "false", "fail", "failed"):
+        return data in ("true", "pass", "passed", "ok"), ""
+    return False, f"the check's answer is not a verdict: {result.content[:200]}"
 
 
 def check_tool_names(expected: Any) -> set[str]:

@@ -63,6 +63,7 @@ class EpisodeRepository:
         marks = ",".join("?" * len(generations))
         row = self.ws.conn.execute(
             f"SELECT s.episode FROM episode_steps s WHERE s.task_id = ? AND s.tier = ? AND s.generation IN ({marks}) "
+            "AND s.episode NOT LIKE 'forced:%' "
             "AND NOT EXISTS (SELECT 1 FROM trajectories t WHERE t.episode = s.episode AND t.status = 'ok') "
             "GROUP BY s.episode ORDER BY max(s.created_at) DESC LIMIT 1", (task_id, tier, *generations)).fetchone()
         return row[0] if row else None
@@ -73,8 +74,11 @@ class EpisodeRepository:
         conn.execute("BEGIN IMMEDIATE")
         try:
             traj_id = TrajectoryRepository(self.ws).save(run_id, episode.summary(), category)
-            conn.execute("UPDATE trajectories SET episode = ?, steps = ?, end_reason = ? WHERE run_id IS ? AND task_id = ?",
-                         (episode.key, len(episode.steps), episode.end_reason, run_id, episode.task_id))
+            conn.execute("UPDATE trajectories SET episode = ?, steps = ?, end_reason = ?, check_passed = ?, "
+                         "check_detail = ? WHERE run_id IS ? AND task_id = ?",
+                         (episode.key, len(episode.steps), episode.end_reason,
+                          None if episode.check_passed is None else int(episode.check_passed), episode.check_detail,
+                          run_id, episode.task_id))
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -84,15 +88,16 @@ class EpisodeRepository:
 
     def of_trajectory(self, traj_id: int) -> Episode | None:
         row = self.ws.conn.execute(
-            "SELECT episode, task_id, tier, model, generation, end_reason, error, latency_ms FROM trajectories "
-            "WHERE id = ?", (traj_id,)).fetchone()
+            "SELECT episode, task_id, tier, model, generation, end_reason, error, latency_ms, check_passed, check_detail "
+            "FROM trajectories WHERE id = ?", (traj_id,)).fetchone()
         if row is None or not row[0]:
             return None
         env = self.ws.conn.execute("SELECT environment FROM episode_steps WHERE episode = ? LIMIT 1",
                                    (row[0],)).fetchone()
         return Episode(task_id=row[1], tier=row[2], model=row[3], generation=row[4], key=row[0],
                        steps=self.steps(row[0]), end_reason=row[5], error=row[6], wall_ms=row[7] or 0.0,
-                       environment=env[0] if env else "")
+                       environment=env[0] if env else "", check_passed=None if row[8] is None else bool(row[8]),
+                       check_detail=row[9])
 
     def episode_info(self, ids: Sequence[int]) -> dict[int, tuple[int, str | None]]:
         """Trajectory id -> (steps, end_reason) for rows that are episodes."""

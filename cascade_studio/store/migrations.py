@@ -226,6 +226,8 @@ MIGRATIONS: list[str] = [
     ALTER TABLE trajectories ADD COLUMN episode TEXT;
     ALTER TABLE trajectories ADD COLUMN steps INTEGER NOT NULL DEFAULT 1;
     ALTER TABLE trajectories ADD COLUMN end_reason TEXT;
+    ALTER TABLE trajectories ADD COLUMN check_passed INTEGER;  -- the task's state check after the episode
+    ALTER TABLE trajectories ADD COLUMN check_detail TEXT;
     CREATE TABLE episode_steps (
         episode    TEXT NOT NULL,      -- the episode's key (a uuid)
         step       INTEGER NOT NULL,   -- 0, 1, ...

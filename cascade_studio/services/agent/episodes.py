@@ -26,7 +26,9 @@ from cascade_studio.core.episode import (
     STEP_LIMIT,
     Episode,
     Step,
+    check_call,
     check_tool_names,
+    check_verdict,
     conversation,
 )
 from cascade_studio.core.tasks import Task
@@ -72,6 +74,7 @@ async def run_episode(run: CollectionRun, task: Task) -> None:
             if steps:
                 await _replay(session, spec, episode)
             await _loop(run, task, session, episode, repo, max_steps, deadline_s)
+            await run_check(session, task, episode)
     except EnvironmentError_ as exc:  # could not start, or stopped mid-episode: an error, in words
         episode.end_reason, episode.error = ERROR, str(exc)
     finally:
@@ -79,6 +82,15 @@ async def run_episode(run: CollectionRun, task: Task) -> None:
     if episode.end_reason is None:  # cancelled or stopped by the run: the steps stay for the next run
         return
     _finish(run, task, episode, repo)
+
+
+async def run_check(session: ToolSession, task: Task, episode: Episode) -> None:
+    """The task's state check (expected.check), in the episode's own session once it has ended."""
+    check = check_call(task.expected)
+    if check is None or episode.end_reason in (None, ERROR):
+        return
+    result = await session.call(check[0], check[1], call_id="check")
+    episode.check_passed, episode.check_detail = check_verdict(result)
 
 
 def _spec(run: CollectionRun, name: str) -> EnvironmentSpec:

@@ -1,0 +1,230 @@
+"""Evaluating agents: step agreement (teacher-forced), episode success (free-running), and the
+cost and quality of a cascade that escalates in the middle of an episode.
+
+- **Step agreement**: at step k of a teacher episode the student is given the teacher's
+  conversation up to k and its next action is compared with the teacher's (same tools, same
+  arguments, or the same answer) by core.evaluation.compare, the single-request rules.
+- **Episode success**: the task's state check (expected.check) when it ran, else the expected final
+  answer (contained in the answer, case-insensitive), else agreement with the teacher's answer.
+- **Per-step cascade** (estimates from teacher-forced steps): a tier acts at each step; below its
+  threshold that step (policy "step") or the rest of the episode (policy "rest") goes up a tier.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from cascade_studio.core import agreement as ag
+from cascade_studio.core.confidence import CONF_COLUMNS
+from cascade_studio.core.episode import Episode
+from cascade_studio.core.evaluation import Side, TaskResult, compare
+from cascade_studio.core.money import micro_to_usd
+from cascade_studio.core.trajectory import Trajectory
+
+POLICIES = ("step", "rest")
+
+
+def side_of(call: Trajectory) -> Side:
+    return Side(call.tool_calls, call.final_answer, call.content if call.tool_calls else None,
+                ag.decision_top(call.logprobs, call.tool_name),
+                {m: call.confidence(m) for m in CONF_COLUMNS}, call.cost_micro, call.latency_ms)
+
+
+@dataclass(slots=True)
+class StepResult:
+    task_id: str
+    category: str
+    step: int
+    teacher_action: str  # the teacher's tool at this step (several: joined by "+"), or "answer"
+    result: TaskResult
+    student_cost_micro: int = 0
+    teacher_cost_micro: int = 0
+
+    @property
+    def agrees(self) -> bool:
+        return self.result.agrees
+
+
+def compare_step(task_id: str, category: str, step: int, teacher: Trajectory, student: Trajectory) -> StepResult:
+    result = compare(task_id, category, side_of(teacher), side_of(student))
+    action = "+".join(sorted(c["name"] for c in teacher.tool_calls)) if teacher.tool_calls else "answer"
+    return StepResult(task_id, category, step, action, result, student.cost_micro, teacher.cost_micro)
+
+
+def _rates(results: list[StepResult]) -> dict[str, Any]:
+    answered = [r.result.answer_agree for r in results if r.result.answer_agree is not None]
+    return {"steps": len(results), "agreement": _mean([r.agrees for r in results]),
+            "tool_agreement": _mean([r.result.tool_agree for r in results]),
+            "args_agreement": _mean([r.result.args_agree for r in results]),
+            "answer_agreement": _mean(answered) if answered else None,
+            "kl_mean": _mean([r.result.kl for r in results if r.result.kl is not None])}
+
+
+def _mean(values: list[Any]) -> float | None:
+    return float(sum(values)) / len(values) if values else None
+
+
+def first_divergences(results: list[StepResult]) -> dict[str, int | None]:
+    """Task -> the first step (0-based) where the student did not take the teacher's action (None: never)."""
+    by_task: dict[str, list[StepResult]] = defaultdict(list)
+    for r in results:
+        by_task[r.task_id].append(r)
+    return {task: next((r.step for r in sorted(rs, key=lambda r: r.step) if not r.agrees), None)
+            for task, rs in by_task.items()}
+
+
+def step_summary(results: list[StepResult]) -> dict[str, Any]:
+    """Overall, by step index, by the teacher's action (tool) and by category; and where episodes
+    first diverge (the most useful number: the step students usually get wrong first)."""
+    by_step: dict[int, list[StepResult]] = defaultdict(list)
+    by_tool: dict[str, list[StepResult]] = defaultdict(list)
+    by_cat: dict[str, list[StepResult]] = defaultdict(list)
+    for r in results:
+        by_step[r.step].append(r)
+        by_tool[r.teacher_action].append(r)
+        by_cat[r.category].append(r)
+    firsts = first_divergences(results)
+    diverged = [s for s in firsts.values() if s is not None]
+    histogram = Counter(diverged)
+    return {
+        "overall": _rates(results),
+        "by_step": {str(k): _rates(v) for k, v in sorted(by_step.items())},
+        "by_tool": {k: _rates(v) for k, v in sorted(by_tool.items())},
+        "by_category": {k: _rates(v) for k, v in sorted(by_cat.items())},
+        "first_divergence": {
+            "episodes": len(firsts), "diverged": len(diverged),
+            "most_common_step": histogram.most_common(1)[0][0] if histogram else None,
+            "median_step": statistics.median(diverged) if diverged else None,
+            "by_step": {str(k): n for k, n in sorted(histogram.items())}},
+    }
+
+
+# -- free-running episodes --------------------------------------------------------------------------
+def episode_success(episode: Episode, expected: Any, teacher_answer: str | None = None) -> tuple[bool | None, str]:
+    """(success, what judged it): "check", "expected_answer", "teacher_answer", or "none"."""
+    if episode.check_passed is not None:
+        return episode.check_passed, "check"
+    answer = episode.final_answer
+    if isinstance(expected, dict) and isinstance(expected.get("final_answer"), str) and expected["final_answer"]:
+        return (answer is not None and expected["final_answer"].lower() in answer.lower()), "expected_answer"
+    if teacher_answer is not None:
+        return (answer is not None and ag.answers_match(answer, teacher_answer)), "teacher_answer"
+    return None, "none"
+
+
+def episode_side_summary(rows: list[tuple[Episode, bool | None, str]]) -> dict[str, Any]:
+    judged = [ok for _, ok, _ in rows if ok is not None]
+    return {
+        "episodes": len(rows),
+        "success_rate": _mean(judged) if judged else None,
+        "judged_by": dict(Counter(basis for _, _, basis in rows)),
+        "steps_mean": _mean([len(e.steps) for e, _, _ in rows]),
+        "cost_per_episode_usd": str(micro_to_usd(round(_mean([e.cost_micro for e, _, _ in rows]) or 0))),
+        "wall_s_mean": round((_mean([e.wall_ms for e, _, _ in rows]) or 0.0) / 1000, 3),
+        "end_reasons": dict(Counter(e.end_reason or "?" for e, _, _ in rows)),
+    }
+
+
+# -- the cascade per step (estimates from teacher-forced steps) -------------------------------------
+@dataclass
+class EpisodeSteps:
+    """One teacher episode with, at every step, each student tier's teacher-forced action: its
+    confidence, cost and whether it agreed. Students in tier order; the teacher is the top tier."""
+
+    task_id: str
+    category: str
+    teacher_cost: list[int]  # per step, micro-dollars
+    confidence: list[list[float | None]] = field(default_factory=list)  # [student][step]
+    cost: list[list[int]] = field(default_factory=list)  # [student][step]
+    agrees: list[list[bool]] = field(default_factory=list)  # [student][step]
+
+
+def simulate(episodes: list[EpisodeSteps], thresholds: list[float], policy: str = "step") -> dict[str, Any]:
+    """The cascade at `thresholds` (one per student tier), brute force, episode by episode: cost per
+    episode, the share of steps each tier answered, step agreement and the share of episodes whose
+    every step agreed (an estimate of success). A step with no confidence escalates."""
+    if policy not in POLICIES:
+        raise ValueError(f"policy must be one of {POLICIES}")
+    tiers = len(thresholds) + 1
+    answered = [0] * tiers
+    total_cost = 0
+    agree_steps = 0
+    whole = 0
+    steps = 0
+    for ep in episodes:
+        escalated_from = 0  # policy "rest": the lowest tier still acting
+        all_agree = True
+        for k, teacher_cost in enumerate(ep.teacher_cost):
+            steps += 1
+            chosen = tiers - 1
+            for s in range(escalated_from if policy == "rest" else 0, tiers - 1):
+                total_cost += ep.cost[s][k]
+                conf = ep.confidence[s][k]
+                if conf is not None and conf >= thresholds[s]:
+                    chosen = s
+                    break
+                if policy == "rest":
+                    escalated_from = s + 1
+            if chosen == tiers - 1:
+                total_cost += teacher_cost
+                agree = True
+            else:
+                agree = ep.agrees[chosen][k]
+            answered[chosen] += 1
+            agree_steps += agree
+            all_agree = all_agree and agree
+        whole += all_agree
+    n = len(episodes)
+    return {"thresholds": list(thresholds), "policy": policy, "episodes": n, "steps": steps,
+            "cost_per_episode_micro": total_cost / n if n else 0.0,
+            "share_answered": [a / steps if steps else 0.0 for a in answered],
+            "step_agreement": agree_steps / steps if steps else None,
+            "episode_agreement": whole / n if n else None}
+
+
+def sweep(episodes: list[EpisodeSteps], policy: str = "step", grid: int = 101) -> list[dict[str, Any]]:
+    """The two-tier cascade (the first student and the teacher) at every threshold of a grid, with
+    numpy: cost per episode and step agreement per threshold (the same figures as `simulate`)."""
+    if not episodes:
+        return []
+    ts = np.round(np.linspace(0.0, 1.0, grid), 6)  # the thresholds reported, exactly
+    n = len(episodes)
+    cost = np.zeros(grid)
+    agree = np.zeros(grid)
+    whole = np.zeros(grid)
+    steps = 0
+    for ep in episodes:
+        conf = np.array([-1.0 if c is None else c for c in ep.confidence[0]])
+        ok = np.array(ep.agrees[0], dtype=bool)
+        s_cost = np.array(ep.cost[0], dtype=float)
+        t_cost = np.array(ep.teacher_cost, dtype=float)
+        keep = conf[None, :] >= ts[:, None]  # [grid, steps]: the student's action is used
+        if policy == "rest":
+            keep = np.cumprod(keep, axis=1).astype(bool)  # once escalated, the teacher acts to the end
+            paid = np.concatenate([np.ones((grid, 1), bool), keep[:, :-1]], axis=1)  # the student tried
+        else:
+            paid = np.ones_like(keep)
+        cost += (paid * s_cost).sum(axis=1) + (~keep * t_cost).sum(axis=1)
+        step_ok = np.where(keep, ok[None, :], True)
+        agree += step_ok.sum(axis=1)
+        whole += step_ok.all(axis=1)
+        steps += len(ep.teacher_cost)
+    return [{"threshold": float(t), "cost_per_episode_micro": float(c / n),
+             "step_agreement": float(a / steps) if steps else None, "episode_agreement": float(w / n)}
+            for t, c, a, w in zip(ts, cost, agree, whole, strict=True)]
+
+
+def pareto(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The points no other point beats on both cost (lower) and step agreement (higher)."""
+    ordered = sorted(points, key=lambda p: (p["cost_per_episode_micro"], -(p["step_agreement"] or 0)))
+    out, best = [], -1.0
+    for p in ordered:
+        if (p["step_agreement"] or 0) > best + 1e-12:
+            out.append(p)
+            best = p["step_agreement"] or 0
+    return out

@@ -1,0 +1,181 @@
+"""Evaluating a student agent against its teacher (core.episode_eval for the rules):
+
+- teacher-forced steps: for every step of the teacher's episodes, the student's next action given
+  the teacher's conversation so far; one request per step, cheap and concurrent, stored beside the
+  episodes (episode key "forced:<teacher episode>:<student generation>") so they are paid once;
+- free-running episodes: the student's own episodes (a normal collection run of the student);
+- the per-step cascade's inputs (core.episode_eval.EpisodeSteps) for the trade-off sweep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import orjson
+
+from cascade_studio.core.episode import Episode, Step, conversation
+from cascade_studio.core.episode_eval import (
+    EpisodeSteps,
+    StepResult,
+    compare_step,
+    episode_side_summary,
+    episode_success,
+    step_summary,
+)
+from cascade_studio.core.tiers import Tier, generation_id, generation_keys
+from cascade_studio.core.trajectory import ResponseError, build_request, trajectory_from_response
+from cascade_studio.services.clients import describe_error, make_async_client
+from cascade_studio.services.evaluation import collect_missing
+from cascade_studio.services.secrets import SecretStore
+from cascade_studio.store.episodes import EpisodeRepository
+from cascade_studio.store.tasks import TaskRepository
+from cascade_studio.store.trajectories import TrajectoryRepository, now
+from cascade_studio.store.workspace import Workspace
+
+log = logging.getLogger(__name__)
+FORCED = "forced:"
+MODES = ("steps", "episodes", "both")
+
+
+def forced_key(teacher_episode: str, student: Tier) -> str:
+    return f"{FORCED}{teacher_episode}:{generation_id(student)}"
+
+
+def latest_episodes(ws: Workspace, tier: Tier, task_ids: list[str]) -> dict[str, Episode]:
+    """Task id -> the tier's latest ok episode of its current generation (tasks without one left out)."""
+    repo = TrajectoryRepository(ws)
+    latest = repo.latest_ok_ids(tier.tier, generation_keys(tier))
+    episodes = EpisodeRepository(ws)
+    out = {}
+    for task_id in task_ids:
+        if task_id in latest:
+            episode = episodes.of_trajectory(latest[task_id])
+            if episode is not None and episode.steps:
+                out[task_id] = episode
+    return out
+
+
+async def collect_forced(ws: Workspace, teacher: Tier, student: Tier, task_ids: list[str], secrets: SecretStore,
+                         *, concurrency: int | None = None) -> dict[str, Any]:
+    """The student's teacher-forced action at every step of the teacher's episodes that has none
+    yet. Returns {"requests", "failed", "message"}; nothing already stored is sent again."""
+    tasks = TaskRepository(ws)
+    repo = EpisodeRepository(ws)
+    todo: list[tuple[Any, Episode, int]] = []
+    for task_id, episode in latest_episodes(ws, teacher, task_ids).items():
+        task = tasks.get(task_id)
+        if task is None:
+            continue
+        have = {s.index for s in repo.steps(forced_key(episode.key, student))}
+        todo += [(task, episode, k) for k in range(len(episode.steps)) if k not in have]
+    if not todo:
+        return {"requests": 0, "failed": 0, "message": ""}
+    client = make_async_client(student, secrets, max_retries=4)
+    gate = asyncio.Semaphore(max(1, concurrency or student.max_concurrency))
+    failures: list[str] = []
+
+    async def one(task: Any, episode: Episode, k: int) -> None:
+        tools = episode.steps[0].call.request.get("tools") or task.tools
+        request = build_request(student, conversation(task.messages, episode.steps, upto=k), tools)
+        async with gate:
+            started, t0 = now(), time.perf_counter()
+            try:
+                raw = await client.post("/chat/completions", body=request, cast_to=bytes)
+                call = trajectory_from_response(task.id, student, request, orjson.loads(raw),
+                                                (time.perf_counter() - t0) * 1000, started_at=started,
+                                                finished_at=now())
+            except asyncio.CancelledError:
+                raise
+            except (ResponseError, orjson.JSONDecodeError) as exc:
+                failures.append(f"{task.id} step {k + 1}: {exc}")
+                return
+            except Exception as exc:  # noqa: BLE001 - in words, per step
+                failures.append(f"{task.id} step {k + 1}: {describe_error(exc, student)[1]}")
+                return
+        forced = Episode(task.id, student.tier, student.model, generation_id(student),
+                         forced_key(episode.key, student), environment=episode.environment)
+        repo.save_step(forced, Step(k, call), None)
+
+    async with client:
+        await asyncio.gather(*(one(*item) for item in todo))
+    message = f"{len(failures)} teacher-forced step(s) could not be collected; first: {failures[0]}" if failures else ""
+    return {"requests": len(todo), "failed": len(failures), "message": message}
+
+
+def step_results(ws: Workspace, teacher: Tier, student: Tier, task_ids: list[str]) -> list[StepResult]:
+    tasks = TaskRepository(ws)
+    repo = EpisodeRepository(ws)
+    out = []
+    for task_id, episode in latest_episodes(ws, teacher, task_ids).items():
+        forced = {s.index: s.call for s in repo.steps(forced_key(episode.key, student))}
+        task = tasks.get(task_id)
+        category = task.category if task else ""
+        out += [compare_step(task_id, category, s.index, s.call, forced[s.index])
+                for s in episode.steps if s.index in forced]
+    return out
+
+
+def episode_steps(ws: Workspace, teacher: Tier, students: list[Tier], task_ids: list[str]) -> list[EpisodeSteps]:
+    """The per-step cascade's inputs: teacher episodes where every student has every forced step."""
+    tasks = TaskRepository(ws)
+    repo = EpisodeRepository(ws)
+    out = []
+    for task_id, episode in latest_episodes(ws, teacher, task_ids).items():
+        task = tasks.get(task_id)
+        row = EpisodeSteps(task_id, task.category if task else "", [s.call.cost_micro for s in episode.steps])
+        complete = True
+        for student in students:
+            forced = {s.index: s.call for s in repo.steps(forced_key(episode.key, student))}
+            if len(forced) < len(episode.steps):
+                complete = False
+                break
+            method = student.confidence_method.value
+            row.confidence.append([forced[s.index].confidence(method) for s in episode.steps])
+            row.cost.append([forced[s.index].cost_micro for s in episode.steps])
+            row.agrees.append([compare_step(task_id, row.category, s.index, s.call, forced[s.index]).agrees
+                               for s in episode.steps])
+        if complete:
+            out.append(row)
+    return out
+
+
+def episode_comparison(ws: Workspace, teacher: Tier, student: Tier, task_ids: list[str]) -> dict[str, Any]:
+    """Free-running episodes side by side: success rate, steps, cost and wall time per episode."""
+    tasks = TaskRepository(ws)
+    t_eps = latest_episodes(ws, teacher, task_ids)
+    s_eps = latest_episodes(ws, student, task_ids)
+    common = [t for t in task_ids if t in t_eps and t in s_eps]
+    sides: dict[str, list[tuple[Episode, bool | None, str]]] = {"teacher": [], "student": []}
+    for task_id in common:
+        task = tasks.get(task_id)
+        expected = task.expected if task else None
+        teacher_answer = t_eps[task_id].final_answer
+        sides["teacher"].append((t_eps[task_id], *episode_success(t_eps[task_id], expected)))
+        sides["student"].append((s_eps[task_id], *episode_success(s_eps[task_id], expected, teacher_answer)))
+    return {"tasks": len(common), "missing": len([t for t in task_ids if t in t_eps]) - len(common),
+            "teacher": episode_side_summary(sides["teacher"]), "student": episode_side_summary(sides["student"])}
+
+
+async def evaluate_agents(ws: Workspace, teacher: Tier, student: Tier, task_ids: list[str], secrets: SecretStore, *,
+                          mode: str = "both", collect: bool = False) -> dict[str, Any]:
+    """`evaluate --mode`: step agreement and/or episode success for the episode tasks of `task_ids`."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}")
+    episode_ids = sorted(TaskRepository(ws).episode_ids(task_ids), key=task_ids.index)
+    out: dict[str, Any] = {"episode_tasks": len(episode_ids)}
+    if not episode_ids:
+        return out
+    if collect:
+        await collect_missing(ws, [teacher] if mode == "steps" else [teacher, student], episode_ids, secrets)
+    if mode in ("steps", "both"):
+        collected = await collect_forced(ws, teacher, student, episode_ids, secrets) if collect else None
+        results = step_results(ws, teacher, student, episode_ids)
+        out["step_agreement"] = {**step_summary(results), "estimate_basis": "teacher-forced steps"}
+        if collected and collected["message"]:
+            out["step_agreement"]["collection_problem"] = collected["message"]
+    if mode in ("episodes", "both"):
+        out["episodes"] = episode_comparison(ws, teacher, student, episode_ids)
+    return out
