@@ -9,7 +9,7 @@ Each line is one JSON object with `format` = FORMAT and `kind`:
   (a teacher shadow sample was scheduled), `error` (when every tier failed), `attempts` (one per tier
   tried: `tier`, `model`, `generation`, `status` ok/failed/unusable, `kept`, `confidence`,
   `latency_ms`, `tries`, token counts, `cost_micro`, `error`), `content`.
-- "shadow": `id` (the request's), `time`, `tier` (the tier that answered), `teacher` (an attempt),
+- "shadow": `id` (the request's), `time`, `category`, `tier` (the tier that answered), `teacher` (an attempt),
   `agree` (the answers agree: same tools and arguments; null when the teacher failed), `content`.
 
 `content` follows the privacy setting: "none" omits it, "hash" keeps SHA-256 digests of the messages,

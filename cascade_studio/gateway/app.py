@@ -242,7 +242,8 @@ class Gateway:
         message = ((attempt.response or {}).get("choices") or [{}])[0].get("message") if attempt.response else None
         if self.log is not None:
             self.log.write({
-                "format": FORMAT, "kind": "shadow", "id": request_id, "time": utc_now(), "tier": answer.tier.tier,
+                "format": FORMAT, "kind": "shadow", "id": request_id, "time": utc_now(),
+                "category": category_of(body.get("metadata")), "tier": answer.tier.tier,
                 "teacher": attempt.to_log(), "agree": agree,
                 "content": content_fields(self.config.log_content, body["messages"], body.get("tools") or [],
                                           message, {teacher.tier: attempt.response} if attempt.response else {}),
