@@ -28,8 +28,14 @@ from starlette.routing import Route
 
 from cascade_studio.core.errors import UserError
 from cascade_studio.core.policy import Policy
-from cascade_studio.core.traffic import CONTENT_MODES, DEFAULT_CONTENT, FORMAT, answers_agree, category_of, \
-    content_fields
+from cascade_studio.core.traffic import (
+    CONTENT_MODES,
+    DEFAULT_CONTENT,
+    FORMAT,
+    answers_agree,
+    category_of,
+    content_fields,
+)
 from cascade_studio.gateway.cascade import Cascade, Outcome, RequestProblem, check_request
 from cascade_studio.gateway.request_log import DEFAULT_MAX_BYTES, RequestLog, utc_now
 from cascade_studio.gateway.stream import sse_events

@@ -19,8 +19,14 @@ import orjson
 
 from cascade_studio.core.policy import CLIENT_FIELDS, Policy, keeps
 from cascade_studio.core.tiers import Tier, generation_id
-from cascade_studio.core.trajectory import ResponseError, Trajectory, Usage, build_request, cost_of, \
-    trajectory_from_response
+from cascade_studio.core.trajectory import (
+    ResponseError,
+    Trajectory,
+    Usage,
+    build_request,
+    cost_of,
+    trajectory_from_response,
+)
 from cascade_studio.services.clients import describe_error, make_async_client
 from cascade_studio.services.collector import backoff_delay, is_retryable, retry_after_seconds
 from cascade_studio.services.secrets import SecretStore
