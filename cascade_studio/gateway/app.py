@@ -177,6 +177,8 @@ class Gateway:
                    "x-cascade-confidence": "none" if conf is None else f"{conf:.6g}",
                    "x-cascade-tiers-tried": ",".join(str(a.tier.tier) for a in outcome.attempts),
                    "x-cascade-cost-usd": f"{outcome.cost_micro / 1e6:.6f}"}
+        if answer.fallback:
+            headers["x-cascade-fallback"] = "every higher tier failed"
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             return StreamingResponse(sse_events(response, include_usage=include_usage), headers=headers,

@@ -47,6 +47,7 @@ class Attempt:
     error: str | None = None
     upstream_status: int | None = None
     kept: bool = False
+    fallback: bool = False  # kept below its threshold because every tier above it failed
     started_ns: int = 0  # wall clock (time.time_ns) when the tier was first asked
 
     @property
@@ -60,7 +61,7 @@ class Attempt:
     def to_log(self) -> dict[str, Any]:
         usage = self.traj.usage if self.traj else Usage()
         out = {"tier": self.tier.tier, "model": self.tier.model, "generation": generation_id(self.tier),
-               "status": self.status, "kept": self.kept, "confidence": self.confidence,
+               "status": self.status, "kept": self.kept, "fallback": self.fallback, "confidence": self.confidence,
                "confidence_method": self.tier.confidence_method.value, "latency_ms": round(self.latency_ms, 3),
                "tries": self.tries, "prompt_tokens": usage.prompt_tokens,
                "completion_tokens": usage.completion_tokens, "cached_tokens": usage.cached_tokens,
@@ -148,6 +149,10 @@ class Cascade:
                 attempt.kept = keeps(tier, attempt.confidence, is_teacher=i == len(tiers) - 1)
                 if attempt.kept:
                     break
+        else:
+            answered = [a for a in outcome.attempts if a.status == "ok"]
+            if answered:  # every tier above failed: an unsure answer beats none
+                answered[-1].kept = answered[-1].fallback = True
         outcome.latency_ms = (time.perf_counter() - t0) * 1000
         return outcome
 

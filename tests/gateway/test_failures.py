@@ -85,3 +85,12 @@ async def test_a_bad_client_request_is_refused_without_asking_a_tier(tmp_path, s
         await client.close()
     assert caught.value.body["param"] == "messages"
     assert not list((tmp_path / "logs").glob("*.jsonl"))  # nothing was asked, nothing logged
+
+
+async def test_an_unsure_answer_beats_none_when_every_tier_above_failed(tmp_path, sandbox):
+    async with SandboxServer(SandboxConfig(latency_scale=0, faults=parse_faults("500=1"))) as broken:
+        policy = write(tmp_path / "p.json", tiers_at(sandbox.base_url, broken.base_url, threshold=1.0))
+        raw = await _ask(policy, tmp_path / "logs")
+    assert raw.headers["x-cascade-tier"] == "1" and raw.headers["x-cascade-fallback"]
+    (record,) = _records(tmp_path / "logs")
+    assert record["answered_by"] == 1 and record["attempts"][0]["fallback"] and record["attempts"][1]["status"] == "failed"
