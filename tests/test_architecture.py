@@ -17,7 +17,8 @@ def test_import_contracts_hold(monkeypatch):
 
 def test_core_store_services_and_sandbox_do_not_load_qt():
     code = ("import sys, cascade_studio.core.tiers, cascade_studio.store.tiers, cascade_studio.services.tier_service, "
-            "cascade_studio.services.connection, cascade_studio.sandbox.server, cascade_studio.cli; "
+            "cascade_studio.services.connection, cascade_studio.sandbox.server, cascade_studio.cli, "
+            "cascade_studio.gateway.server, cascade_studio.services.traffic; "
             "print(sorted(m for m in sys.modules if m.startswith(('PySide6', 'qasync', 'pyqtgraph'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})

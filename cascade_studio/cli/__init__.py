@@ -23,8 +23,10 @@ from cascade_studio.cli import (
     gui,
     keys,
     sandbox,
+    serve,
     tasks,
     tiers,
+    traffic,
     trajectories,
     whatif,
     workspace,
@@ -36,7 +38,7 @@ __all__ = ["CliError", "build_parser", "main"]
 
 # The order of `--help`'s command list.
 COMMAND_GROUPS = (gui, tiers, keys, env, tasks, collect, trajectories, evaluate, whatif, dataset, finetune, catalog,
-                  sandbox, demo, workspace)
+                  sandbox, demo, workspace, serve, traffic)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -47,7 +47,8 @@ def run_policy(args: argparse.Namespace) -> int:
             snippet = export_policy(tiers, Path(args.file))
         except OSError as exc:
             raise CliError(f"cannot write {args.file}: {exc.strerror}") from None
-    print(f"Wrote the policy to {args.file} (no keys) and a snippet that applies it to {snippet}")
+    print(f"Wrote the policy to {args.file} (no keys) and a snippet that applies it to {snippet}.\n"
+          f"Serve it in production: cascade-studio serve --policy {args.file} --log DIR")
     return 0
 
 

@@ -1,26 +1,39 @@
-"""Export the cascade policy: tiers, models, endpoints (never keys), thresholds, confidence
-methods, plus a short Python snippet that applies it to a live request."""
+"""Export and load the cascade policy (core.policy): tiers, models, endpoints (never keys), system
+prompts, temperatures, request parameters, logprobs, thresholds and confidence methods.
+
+Beside the JSON, export writes FILE_apply.py: a standalone snippet for quick trials. Its confidence
+functions are the app's own (`core.confidence`'s source, copied in when the snippet is written), and
+its requests carry each tier's system prompt, temperature, parameters and logprobs, so it decides
+as the app measured. For production, serve the policy with the gateway (`cascade-studio serve`)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import json
 from pathlib import Path
 from typing import Any
 
 from cascade_studio import __version__
-from cascade_studio.core.tiers import Tier, default_env_var, teacher_of
+from cascade_studio.core import confidence as confidence_module
+from cascade_studio.core.jsonl import JsonProblem, loads
+from cascade_studio.core.policy import FORMAT, Policy, PolicyError, policy_from_json, tier_entry
+from cascade_studio.core.tiers import Tier, teacher_of
+from cascade_studio.services.input_files import read_text
 from cascade_studio.services.output_files import write_text
 
 SNIPPET = '''"""Apply a Cascade Studio policy to a live request: ask tier 1, escalate while its confidence is
 below the tier's threshold.
+
+For production, serve the policy instead: `cascade-studio serve --policy {policy_name}` is an
+OpenAI-compatible gateway that applies it, logs every request and brings hard cases home.
 
 Keys never come from the policy file. Tier N's key is read from CASCADE_STUDIO_TIER<N>_API_KEY, or
 from a variable you name on the command line (--key-env N=VAR, or key_env={{N: "VAR"}} in code);
 OPENAI_API_KEY is used only for https://api.openai.com. A key is sent over plain http only to this
 machine (loopback).
 """
-import ipaddress, json, math, os, sys
+import ipaddress, json, os, sys
 from urllib.parse import urlparse
 from openai import OpenAI
 
@@ -51,42 +64,46 @@ def key_for(tier, key_env=None):
     return "sk-no-key"  # local servers that need no key accept any value
 
 
+# ---- the app's confidence functions (cascade_studio/core/confidence.py, copied when exported) ----
+{confidence_source}
+# ---------------------------------------------------------------------------------------------------
+
+
 def confidence(choice, method):
-    tokens = (choice.logprobs and choice.logprobs.content) or []
-    probs = [math.exp(t.logprob) for t in tokens]
-    if not probs:
-        return None
-    if method == "min_token_prob":
-        return min(probs)
-    if method == "tool_name_prob":
-        calls = choice.message.tool_calls or []
-        if not calls:
-            return probs[0]
-        text = "".join(t.token for t in tokens)
-        at = text.find(calls[0].function.name)
-        if at < 0:
-            return None
-        spans, pos = [], 0
-        for t in tokens:
-            spans.append((pos, pos + len(t.token), t.logprob))
-            pos += len(t.token)
-        end = at + len(calls[0].function.name)
-        return math.exp(sum(lp for s, e, lp in spans if e > at and s < end))
-    return sum(probs) / len(probs)
+    """The tier's confidence, computed by the app's own function over the answer's logprobs."""
+    tokens = [t.model_dump() for t in ((choice.logprobs and choice.logprobs.content) or [])] or None
+    calls = choice.message.tool_calls or []
+    return confidences(tokens, calls[0].function.name if calls else None)[method]
+
+
+def request_for(tier, messages, tools=None):
+    """The request the tier was evaluated with: its system prompt, temperature, parameters, logprobs."""
+    msgs = list(messages)
+    if tier["system_prompt"] and not any(m.get("role") in ("system", "developer") for m in msgs):
+        msgs.insert(0, {{"role": "system", "content": tier["system_prompt"]}})
+    body = dict(model=tier["model"], messages=msgs, temperature=tier["temperature"], **tier["params"])
+    if tier["logprobs"]:
+        body.update(logprobs=True, top_logprobs=tier["top_logprobs"])
+    if tools:
+        body["tools"] = tools
+    return body
+
+
+def keeps(tier, conf, is_last):
+    if is_last:
+        return True
+    if conf is None:
+        return tier["without_logprobs"] == "answer"
+    return conf >= tier["threshold"]
 
 
 def answer(messages, tools=None, key_env=None):
     tiers = sorted(policy["tiers"], key=lambda t: t["tier"])
     for tier in tiers:
-        client = OpenAI(base_url=tier["base_url"], api_key=key_for(tier, key_env))
-        kwargs = dict(model=tier["model"], messages=messages, logprobs=True, top_logprobs=5)
-        if tools:
-            kwargs["tools"] = tools
-        response = client.chat.completions.create(**kwargs)
-        choice = response.choices[0]
+        client = OpenAI(base_url=tier["base_url"], api_key=key_for(tier, key_env), timeout=tier["timeout_s"])
+        choice = client.chat.completions.create(**request_for(tier, messages, tools)).choices[0]
         conf = confidence(choice, tier["confidence_method"])
-        is_last = tier is tiers[-1]
-        if is_last or (conf is not None and conf >= tier["threshold"]):
+        if keeps(tier, conf, tier is tiers[-1]):
             return tier["tier"], conf, choice.message
 
 
@@ -101,24 +118,29 @@ if __name__ == "__main__":
 '''
 
 
-def policy_document(tiers: list[Tier], calibration: dict[int, dict[str, Any]] | None = None) -> dict[str, Any]:
+def policy_document(tiers: list[Tier], calibration: dict[int, dict[str, Any]] | None = None,
+                    params: dict[int, dict[str, Any]] | None = None, name: str = "cascade") -> dict[str, Any]:
     teacher = teacher_of(tiers)
     top = teacher.tier if teacher else 0
     return {
-        "format": "cascade-studio/policy@1",
+        "format": FORMAT,
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "app_version": __version__,
+        "name": name,
         "mode": "cascade",
         "rule": "Ask tier 1 first; escalate to the next tier while the answer's confidence is below the tier's "
                 "threshold; the top tier (the teacher) always answers.",
-        "tiers": [{
-            "tier": t.tier, "name": t.name, "role": "teacher" if t.tier == top else "student", "model": t.model,
-            "provider": t.provider.value, "base_url": t.base_url, "simulated": t.simulated,
-            "confidence_method": t.confidence_method.value, "threshold": None if t.tier == top else t.threshold,
-            "key_env_default": default_env_var(t.tier), "timeout_s": t.timeout_s,
-            "temperature": t.temperature, "calibration": (calibration or {}).get(t.tier),
-        } for t in sorted(tiers, key=lambda x: x.tier)],
+        "episode_rule": None,
+        "tiers": [tier_entry(t, teacher=t.tier == top, params=(params or {}).get(t.tier),
+                             calibration=(calibration or {}).get(t.tier))
+                  for t in sorted(tiers, key=lambda x: x.tier)],
     }
+
+
+def snippet_text(policy_name: str) -> str:
+    """The standalone snippet, with the app's confidence functions copied in."""
+    source = inspect.getsource(confidence_module).replace("from __future__ import annotations\n", "")
+    return SNIPPET.format(policy_name=policy_name, confidence_source=source.strip())
 
 
 def export_policy(tiers: list[Tier], target: Path, calibration: dict[int, dict[str, Any]] | None = None) -> Path:
@@ -126,6 +148,25 @@ def export_policy(tiers: list[Tier], target: Path, calibration: dict[int, dict[s
     target = Path(target)
     doc = policy_document(tiers, calibration)
     snippet = target.with_name(target.stem + "_apply.py")
-    for path, text in ((target, json.dumps(doc, indent=2)), (snippet, SNIPPET.format(policy_name=target.name))):
+    for path, text in ((target, json.dumps(doc, indent=2)), (snippet, snippet_text(target.name))):
         write_text(path, text)
     return snippet
+
+
+def load_policy(path: Path | str) -> Policy:
+    """Read and check a policy file; every problem is a PolicyError naming the file and the fix."""
+    path = Path(path)
+
+    def error(problem: str, line: int | None = None) -> PolicyError:
+        return PolicyError(f"{path}{f':{line}' if line else ''}: {problem}")
+
+    text = read_text(path, error)
+    try:
+        doc = loads(text)
+    except JsonProblem as exc:
+        raise error(f"not valid JSON ({exc.message}); export the policy with `cascade-studio policy export FILE`",
+                    exc.line) from None
+    try:
+        return policy_from_json(doc)
+    except PolicyError as exc:
+        raise error(str(exc)) from None

@@ -252,6 +252,27 @@ MIGRATIONS: list[str] = [
         updated_at TEXT NOT NULL
     );
     """,
+    # 15: production traffic brought home from the gateway's logs (`traffic import`): one row per
+    # request, with the tiers it tried and, when a shadow sample was taken, whether the teacher agreed
+    """
+    CREATE TABLE production_requests (
+        id                 TEXT PRIMARY KEY,    -- the gateway's request id
+        time               TEXT NOT NULL,       -- UTC, ISO 8601
+        category           TEXT NOT NULL,
+        task_id            TEXT,                -- NULL: the log kept no content (--log-content none/hash)
+        answered_by        INTEGER,             -- NULL: every tier failed
+        escalated          INTEGER NOT NULL,
+        tiers_tried        INTEGER NOT NULL,
+        latency_ms         REAL NOT NULL,
+        cost_micro         INTEGER NOT NULL,
+        teacher_only_micro INTEGER,
+        attempts           TEXT NOT NULL,       -- JSON: the log's attempts (tier, status, confidence, ...)
+        shadow_agree       INTEGER,             -- 1/0: the teacher's shadow answer agreed; NULL: no sample
+        source             TEXT NOT NULL        -- the log file it came from
+    );
+    CREATE INDEX production_requests_time ON production_requests(time);
+    CREATE INDEX production_requests_task ON production_requests(task_id);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -41,6 +41,7 @@ LAZY_PAGES = {
     "finetune": ("finetune_page", "FineTunePage", True),
     "evaluation": ("evaluation_page", "EvaluationPage", True),
     "tradeoffs": ("tradeoffs_page", "TradeoffsPage", False),
+    "production": ("production_page", "ProductionPage", True),
 }
 
 
@@ -81,6 +82,7 @@ class MainWindow(QMainWindow):
         self.add_lazy_page("Fine-tuning", "finetune")
         self.add_lazy_page("Evaluation", "evaluation")
         self.add_lazy_page("Trade-offs", "tradeoffs")
+        self.add_lazy_page("Production", "production")
         self.tiers_page.saved.connect(lambda: self._each_built("reload_choices"))
         self.nav.currentRowChanged.connect(self._navigate)
         self.nav.setCurrentRow(0)
@@ -189,6 +191,7 @@ class MainWindow(QMainWindow):
     finetune_page = _lazy_page("finetune")
     evaluation_page = _lazy_page("evaluation")
     tradeoffs_page = _lazy_page("tradeoffs")
+    production_page = _lazy_page("production")
 
     # -- menus ---------------------------------------------------------------------------
     def _build_menus(self) -> None:

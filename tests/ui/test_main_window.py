@@ -22,7 +22,8 @@ def test_status_bar_title_and_recent(qtbot, tmp_path):
     assert AppSettings().recent_workspaces[0] == str(tmp_path / "two")  # persisted
     window._fill_recent_menu()
     assert [a.text() for a in window.recent_menu.actions()][:2] == [str(tmp_path / "two"), str(tmp_path / "one")]
-    assert [window.nav.item(i).text() for i in range(window.nav.count())] == ["Tiers", "Tasks", "Trajectories", "Fine-tuning", "Evaluation", "Trade-offs"]
+    assert [window.nav.item(i).text() for i in range(window.nav.count())] == ["Tiers", "Tasks", "Trajectories", "Fine-tuning", "Evaluation", "Trade-offs",
+                                                                       "Production"]
 
 
 def test_damaged_workspace_shows_message_and_keeps_current(qtbot, tmp_path):
