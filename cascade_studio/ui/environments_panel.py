@@ -113,7 +113,7 @@ class EnvironmentsPanel(QWidget):
     """The workspace's environments with Add / Test / Remove."""
 
     changed = Signal()
-    COLUMNS = ["Name", "Kind", "Runs", "Tasks"]
+    COLUMNS = ["Name", "Kind", "Tasks", "Runs"]
 
     def __init__(self, secrets: SecretStore, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -125,7 +125,9 @@ class EnvironmentsPanel(QWidget):
         self.table.verticalHeader().hide()
         self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.table.horizontalHeader().setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
+        self.table.horizontalHeader().setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
+        for col, width in ((0, 110), (1, 52), (2, 48)):
+            self.table.setColumnWidth(col, width)
         self.add_button = QPushButton("Add…", objectName="envAdd")
         self.add_button.clicked.connect(self.add_dialog)
         self.remove_button = QPushButton("Remove", objectName="envRemove")
@@ -175,10 +177,10 @@ class EnvironmentsPanel(QWidget):
         rows = envs.list_environments(self.ws) if self.ws is not None else []
         self.table.setRowCount(len(rows))
         for r, row in enumerate(rows):
-            for c, value in enumerate((row["name"], row["kind"], row["target"], str(row["tasks"]))):
+            for c, value in enumerate((row["name"], row["kind"], str(row["tasks"]), row["target"])):
                 item = QTableWidgetItem(value)
                 item.setToolTip(value)
-                if c == 3:
+                if c == 2:
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(r, c, item)
         if rows and not self.table.selectedItems():

@@ -174,7 +174,7 @@ class TrajectoriesPage(Page):
         self.table.setWordWrap(False)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.table.horizontalHeader().setStretchLastSection(True)
-        for col, width in enumerate((120, 90, 34, 90, 45, 150, 75, 72, 80, 55, 70)):
+        for col, width in enumerate((120, 90, 34, 90, 45, 44, 78, 150, 75, 72, 80, 55, 70)):
             self.table.setColumnWidth(col, width)
         self.table.selectionModel().currentRowChanged.connect(lambda *_: self.show_current())
         self.detail = QTextBrowser(objectName="trajectoryDetail")
