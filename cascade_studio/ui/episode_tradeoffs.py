@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QSlider,
     QSpinBox,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -30,9 +31,20 @@ from cascade_studio.ui.background import Calls
 from cascade_studio.ui.style import INFO_STYLE
 
 
+def with_episode_tab(page: Any, single: QWidget) -> tuple[QTabWidget, EpisodeTradeoffs]:
+    """The Trade-offs page's two tabs: single requests (`single`) and agent episodes, loaded when shown."""
+    episodes = EpisodeTradeoffs(page)
+    tabs = QTabWidget(objectName="tradeTabs")
+    tabs.addTab(single, "Single requests")
+    tabs.addTab(episodes, "Agent episodes (per-step cascade)")
+    tabs.currentChanged.connect(lambda *_: episodes.reload())
+    return tabs, episodes
+
+
 class EpisodeTradeoffs(QWidget):
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
+    def __init__(self, page: Any) -> None:
+        super().__init__(page)
+        self.page = page
         import pyqtgraph as pg
 
         self.ws: Workspace | None = None
@@ -82,8 +94,14 @@ class EpisodeTradeoffs(QWidget):
         self.policy.currentIndexChanged.connect(lambda *_: self.recompute(sweep=True))
         self.volume.valueChanged.connect(lambda *_: self.recompute())
 
+    def reload(self) -> None:
+        """Load again when the tab is showing (the page's Refresh, a new category)."""
+        if self.isVisible():
+            page = self.page
+            self.load(page.ws, page.tiers(), page.category_combo.currentData())
+
     def load(self, ws: Workspace | None, tiers: list[Tier], category: str | None = None) -> None:
-        """Load the rows on a worker thread (each reads the episodes and their forced steps)."""
+        """Load the rows on a worker thread, with its own connection to the workspace."""
         self.ws, self.tiers = ws, tiers
         self._build_sliders()
         if ws is None or len(tiers) < 2:
@@ -91,8 +109,13 @@ class EpisodeTradeoffs(QWidget):
             self.summary.setText("Define a student and a teacher tier first.")
             return
         self.summary.setText("Loading the episodes…")
-        self.calls.start_in_thread("load", lambda: agent_tradeoffs.load_rows(ws, tiers, category),
-                                   on_done=self._loaded, on_error=lambda e: self.summary.setText(f"✖ {e}"))
+        path = ws.path
+
+        def work() -> tuple[list[Any], int]:
+            with Workspace.open(path, create=False, check="none") as own:
+                return agent_tradeoffs.load_rows(own, tiers, category)
+
+        self.calls.start_in_thread("load", work, on_done=self._loaded, on_error=lambda e: self.summary.setText(f"✖ {e}"))
 
     def _build_sliders(self) -> None:
         while self.sliders_form.rowCount():

@@ -39,6 +39,7 @@ from cascade_studio.core.tradeoffs import (
 )
 from cascade_studio.store.tiers import TierRepository
 from cascade_studio.store.workspace import Workspace
+from cascade_studio.ui.episode_tradeoffs import with_episode_tab
 from cascade_studio.ui.fit import tip_headers
 from cascade_studio.ui.page import Page, splitter
 from cascade_studio.ui.style import INFO_STYLE, TIER_COLORS
@@ -86,10 +87,11 @@ class TradeoffsPage(Page):
         rl.addWidget(whatif)
         rl.addWidget(QLabel("Saved scenarios"))
         rl.addWidget(self.scenario_table, 1)
+        self.tabs, self.episodes = with_episode_tab(self, splitter(Qt.Orientation.Horizontal, [left, right], [760, 460]))
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.status)
-        layout.addWidget(splitter(Qt.Orientation.Horizontal, [left, right], [760, 460]), 1)
+        layout.addWidget(self.tabs, 1)
         self._whatif_timer.timeout.connect(self.update_whatif)
         self.mode_combo.currentIndexChanged.connect(lambda *_: self.recompute())
         self.category_combo.currentIndexChanged.connect(lambda *_: self.refresh())
@@ -265,6 +267,7 @@ class TradeoffsPage(Page):
             self.say("Define at least two tiers (a student and the teacher) on the Tiers page.", error=True)
             return
         self.say("Loading outcomes…")
+        self.episodes.reload()
         self.loader = OutcomesThread(self.ws.path, tiers, self.category_combo.currentData(), parent=self)
         self.loader.progress.connect(self._loading)
         self.loader.finished.connect(self._loaded)
