@@ -432,8 +432,11 @@ def transport_problem(base_url: str, allow_insecure: bool = False) -> str | None
 # produced it; figures, datasets and skip decisions use the tier's current generation only.
 
 def generation_params(t: Tier) -> dict[str, Any]:
-    """The settings that decide a tier's answers: model, endpoint, system prompt, temperature."""
-    return {"model": t.model.strip(), "endpoint": normalized_endpoint(t.base_url), "system_prompt": t.system_prompt,
+    """The settings that decide a tier's answers: model, endpoint, system prompt, temperature. The
+    built-in sandbox answers the same wherever it listens (a new port every start), so its endpoint
+    is "sandbox": restarting the demo does not turn its answers into history."""
+    endpoint = "sandbox" if t.provider == Provider.SANDBOX else normalized_endpoint(t.base_url)
+    return {"model": t.model.strip(), "endpoint": endpoint, "system_prompt": t.system_prompt,
             "temperature": float(t.temperature)}
 
 

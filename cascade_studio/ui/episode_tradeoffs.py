@@ -45,6 +45,7 @@ class EpisodeTradeoffs(QWidget):
     def __init__(self, page: Any) -> None:
         super().__init__(page)
         self.page = page
+        self._stale = True
         import pyqtgraph as pg
 
         self.ws: Workspace | None = None
@@ -95,10 +96,18 @@ class EpisodeTradeoffs(QWidget):
         self.volume.valueChanged.connect(lambda *_: self.recompute())
 
     def reload(self) -> None:
-        """Load again when the tab is showing (the page's Refresh, a new category)."""
+        """Load again now if the tab is showing, else the next time it is shown (the page's Refresh,
+        a new category or workspace)."""
+        self._stale = True
         if self.isVisible():
+            self._stale = False
             page = self.page
             self.load(page.ws, page.tiers(), page.category_combo.currentData())
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().showEvent(event)
+        if self._stale:
+            self.reload()
 
     def load(self, ws: Workspace | None, tiers: list[Tier], category: str | None = None) -> None:
         """Load the rows on a worker thread, with its own connection to the workspace."""
