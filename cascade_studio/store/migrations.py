@@ -217,6 +217,15 @@ MIGRATIONS: list[str] = [
         top TEXT   -- JSON list of {token, logprob}; NULL: no decision token with alternatives
     );
     """,
+    # the last step when written (issue 13): which generation of teacher and student each evaluation
+    # measured (core.tiers.generation_id); older rows count as their models' legacy generations
+    """
+    ALTER TABLE evaluations ADD COLUMN teacher_generation TEXT;
+    ALTER TABLE evaluations ADD COLUMN student_generation TEXT;
+    UPDATE evaluations SET teacher_generation = 'legacy:' || teacher_model,
+                           student_generation = 'legacy:' || student_model;
+    CREATE INDEX evaluations_student_generation ON evaluations(student_tier, student_generation);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
