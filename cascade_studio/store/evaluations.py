@@ -9,7 +9,6 @@ from typing import Any
 
 from cascade_studio.store.workspace import Workspace
 
-
 _KEYS = ["id", "created_at", "teacher_tier", "teacher_model", "teacher_generation", "student_tier", "student_model",
          "student_generation", "category", "tasks", "agreement"]
 
