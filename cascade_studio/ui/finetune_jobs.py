@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 from cascade_studio.core.finetune import is_finished
 from cascade_studio.ui.finetune_dataset import fill_tier_combo
 from cascade_studio.ui.fit import tip_headers
-from cascade_studio.ui.style import ERROR_STYLE
+from cascade_studio.ui.style import ERROR_STYLE, OK_STYLE, styled_label
 
 if TYPE_CHECKING:
     from cascade_studio.ui.finetune_page import FineTunePage
@@ -51,6 +51,8 @@ class JobsPanel(QWidget):
 
         self.page = page
         self._notified: set[str] = set()
+        self.candidate_worker = None  # the evaluation before a switch, under way
+        self._comparison_job: str | None = None
         self.jobs = QTableWidget(0, 6, objectName="jobTable")
         self.jobs.setHorizontalHeaderLabels(["Job", "Status", "Base model", "Elapsed", "Trained tokens",
                                              "Fine-tuned model"])
@@ -77,6 +79,8 @@ class JobsPanel(QWidget):
         layout.addWidget(self.jobs, 1)
         layout.addLayout(self._build_controls())
         layout.addWidget(self.job_status)
+        self.comparison = styled_label("candidateComparison", OK_STYLE, hidden=True)
+        layout.addWidget(self.comparison)
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.plot)
         split.addWidget(self.events)
@@ -190,6 +194,7 @@ class JobsPanel(QWidget):
         job = store.get(job_id)
         if job is None:
             return
+        self.comparison.setVisible(job_id == self._comparison_job)  # the evaluation before a switch, of this job
         self.job_status.setText(_job_html(job))
         self.job_status.setOpenExternalLinks(True)
         self.job_status.setStyleSheet(ERROR_STYLE if job["error"] else "")
@@ -208,7 +213,7 @@ class JobsPanel(QWidget):
         self.cancel_button.setEnabled(running)
         self.pause_button.setEnabled(job["status"] == "running" and not paused)  # paused: only Resume and Cancel
         self.resume_button.setEnabled(paused)
-        self.use_button.setEnabled(job["status"] == "succeeded")
+        self.use_button.setEnabled(job["status"] == "succeeded" and self.candidate_worker is None)
 
     def confirm_cancel(self, job_id: str) -> bool:
         return _confirm(self, job_id)
@@ -236,16 +241,96 @@ class JobsPanel(QWidget):
         page.calls.start(f"control {job_id}", tracker.control(page.ws, job_id, action, page.secrets), done, failed)
 
     def use_as_tier(self) -> None:
+        """Offer to evaluate the job's model beside the tier's current one first (the validation tasks
+        of the newest dataset), show both, and switch when the user confirms."""
+        from cascade_studio.core.errors import UserError
+        from cascade_studio.services.datasets import validation_task_ids
+        from cascade_studio.services.promotion import candidate_and_teacher
+        from cascade_studio.ui.errors import ask_yes_no
+
+        page = self.page
+        job_id, tier_no = self.selected_job_id(), self.use_tier.currentData()
+        if page.ws is None or job_id is None or self.candidate_worker is not None:
+            return
+        try:
+            candidate, teacher, current = candidate_and_teacher(page.ws, job_id, tier_no)
+        except UserError as exc:  # e.g. the tier would be the teacher: nothing to compare with
+            log.info("No evaluation before the switch: %s", exc)
+            self.switch(job_id, tier_no)
+            return
+        except ValueError as exc:  # the job has not succeeded; the tier set would be invalid
+            page.say(str(exc), error=True)
+            return
+        split = validation_task_ids(page.ws)
+        if not split or not split[1]:
+            self.switch(job_id, tier_no)
+            return
+        beside = f", beside tier {tier_no}'s current model ({current.model})" if current else ""
+        if not ask_yes_no(self, "Evaluate before switching?",
+                          f"Evaluate {candidate.model} against the teacher (tier {teacher.tier}, {teacher.model}) on "
+                          f"the {len(split[1])} validation tasks of dataset {split[0]}{beside} before it takes tier "
+                          f"{tier_no}? Answers not collected yet are requested (up to "
+                          f"{len(split[1]) * (3 if current else 2)} requests).\n\nNo: switch now without evaluating."):
+            self.switch(job_id, tier_no)
+            return
+        self._evaluate_candidate(job_id, tier_no, split[0])
+
+    def _evaluate_candidate(self, job_id: str, tier_no: int, dataset_id: int) -> None:
+        from cascade_studio.services.promotion import evaluate_candidate
+        from cascade_studio.ui.run_thread import ServiceThread
+
+        secrets = self.page.secrets
+
+        async def work(ws):
+            return await evaluate_candidate(ws, job_id, tier_no, secrets, dataset_id=dataset_id)
+
+        self.use_button.setEnabled(False)
+        self.page.say(f"Evaluating {job_id}'s model against the teacher on dataset {dataset_id}'s validation tasks "
+                      "(collecting missing answers)…")
+        worker = self.candidate_worker = ServiceThread(self.page.ws.path, "candidate-evaluation", work, parent=self)
+        worker.finished.connect(lambda result, error: self._candidate_evaluated(worker, job_id, tier_no, result, error))
+        worker.start()
+
+    def _candidate_evaluated(self, worker, job_id: str, tier_no: int, comparison, error) -> None:
+        from cascade_studio.ui.errors import ask_yes_no
+
+        if worker is not self.candidate_worker:
+            return  # cancelled: the workspace changed or the page closed
+        self.candidate_worker.wait(5)
+        self.candidate_worker = None
+        self.show_job()
+        window = self.window()
+        if hasattr(window, "evaluation_page"):  # the two evaluations are in its history now
+            window.evaluation_page.refresh_drift()
+        if error:
+            self.page.say(f"The evaluation before the switch failed: {error.rstrip('.')}. Tier {tier_no} is "
+                          "unchanged; press Use as tier again to retry or to switch without evaluating.", error=True)
+            return
+        self.comparison.setText(comparison.sentence())
+        self._comparison_job = job_id
+        self.comparison.show()
+        if ask_yes_no(self, f"Put the model in tier {tier_no}?",
+                      f"{comparison.sentence()}\n\nPut {comparison.candidate.student.model} in tier {tier_no} now?"):
+            self.switch(job_id, tier_no)
+        else:
+            self.page.say(f"Tier {tier_no} is unchanged. {comparison.sentence()}")
+
+    def cancel_evaluation(self) -> None:
+        if self.candidate_worker is not None:
+            self.candidate_worker.cancel()
+            self.candidate_worker.wait(5)
+            self.candidate_worker = None
+            self.comparison.hide()
+            self._comparison_job = None
+
+    def switch(self, job_id: str, tier_no: int) -> None:
         from cascade_studio.services import catalog as catalog_svc
         from cascade_studio.services.finetune.tracker import JobStore, use_as_tier
         from cascade_studio.services.tier_service import TierServiceError
 
         page = self.page
-        job_id = self.selected_job_id()
-        if page.ws is None or job_id is None:
-            return
         try:
-            tier = use_as_tier(page.ws, job_id, self.use_tier.currentData())
+            tier = use_as_tier(page.ws, job_id, tier_no)
         except (TierServiceError, ValueError) as exc:
             page.say(str(exc), error=True)
             return
