@@ -61,6 +61,7 @@ class HistoryPanel(QGroupBox):
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(True)
         tip_headers(self.table)
+        self.table.setMinimumHeight(110)
         self.compare_button = QPushButton("Compare with previous generation", objectName="compareGenerations")
         self.compare_button.setToolTip("The student's current generation and its previous one (another model, "
                                        "prompt or endpoint), each against the teacher, on the tasks both answered")
@@ -95,7 +96,7 @@ class HistoryPanel(QGroupBox):
             self.plot.setYRange(0, 1.05)
             self.plot.showGrid(x=True, y=True, alpha=0.2)
             self.legend = self.plot.addLegend(offset=(10, 10))
-            self.plot.setMinimumHeight(120)
+            self.plot.setMinimumHeight(150)
             self._alert_line = pg.InfiniteLine(angle=0, pen=pg.mkPen("#d13438", style=Qt.PenStyle.DashLine))
             self.plot.addItem(self._alert_line)
             self._plot_holder.addWidget(self.plot)
@@ -158,6 +159,10 @@ class HistoryPanel(QGroupBox):
                                        name=f"tier {tier}")
                 self._curves[tier] = curve
             curve.setData(xs, ys)
+        times = [dt.datetime.fromisoformat(r["created_at"]).timestamp() for r in rows if r["agreement"] is not None]
+        if times:  # at least an hour in view: the date axis shows dates and times, not seconds
+            pad = max(1800.0, 0.05 * (max(times) - min(times)))
+            self.plot.setXRange(min(times) - pad, max(times) + pad, padding=0)
         for tier in set(self._curves) - set(by_tier):  # a workspace without this tier's evaluations
             self.plot.removeItem(self._curves.pop(tier))
         self.legend.setVisible(len(self._curves) > 1)  # one series needs no legend

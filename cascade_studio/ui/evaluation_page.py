@@ -37,7 +37,7 @@ from cascade_studio.store.tiers import TierRepository
 from cascade_studio.store.workspace import Workspace
 from cascade_studio.ui.errors import show_error
 from cascade_studio.ui.evaluation_history import HistoryPanel
-from cascade_studio.ui.page import Page, confidence_method_of, fill_confidence_methods, splitter
+from cascade_studio.ui.page import Page, confidence_method_of, fill_confidence_methods, scrolled, splitter
 from cascade_studio.ui.trajectory_model import heat_color
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ class EvaluationPage(Page):
         layout = QVBoxLayout(self)
         layout.addLayout(self._build_top())
         layout.addWidget(self.status)
-        layout.addWidget(splitter(Qt.Orientation.Horizontal, [left, right], [760, 420]), 1)
+        layout.addWidget(splitter(Qt.Orientation.Horizontal, [left, scrolled(right)], [760, 420]), 1)
         self.student_combo.currentIndexChanged.connect(self._student_changed)
 
     def _build_top(self) -> QVBoxLayout:

@@ -69,7 +69,7 @@ class JobsPanel(QWidget):
         self.plot = pg.PlotWidget(background="w", objectName="lossPlot")
         self.plot.setLabel("bottom", "step")
         self.plot.setLabel("left", "loss / accuracy")
-        self.plot.addLegend(offset=(-10, 10))
+        self.legend = self.plot.addLegend(offset=(-10, 10))
         self.plot.showGrid(x=True, y=True, alpha=0.2)
         self.curves = {key: self.plot.plot([], [], pen=pg.mkPen(color, width=width, style=style), name=name)
                        for key, (color, width, style, name) in CURVES.items()}
@@ -88,21 +88,30 @@ class JobsPanel(QWidget):
         self.poll_timer = QTimer(self, interval=3000)
         self.poll_timer.timeout.connect(self.poll)
 
-    def _build_controls(self) -> QHBoxLayout:
+    def _build_controls(self) -> QVBoxLayout:
+        """Job controls on one row, 'Use as tier' with its tier on the next (the tier's name stays
+        readable when the panel is narrow)."""
         self.cancel_button = QPushButton("Cancel", objectName="cancelJob")
         self.pause_button = QPushButton("Pause", objectName="pauseJob")
         self.resume_button = QPushButton("Resume", objectName="resumeJob")
         self.use_tier = QComboBox(objectName="useTier")
+        self.use_tier.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.use_button = QPushButton("Use as tier", objectName="useAsTier")
-        controls = QHBoxLayout()
+        self.use_button.setToolTip("Put the selected job's model in the chosen tier (after an evaluation beside the "
+                                   "tier's current model, if you wish)")
+        controls, use_row = QHBoxLayout(), QHBoxLayout()
         for b, action in ((self.cancel_button, "cancel"), (self.pause_button, "pause"), (self.resume_button, "resume")):
             b.clicked.connect(lambda _=False, a=action: self.control(a))
             controls.addWidget(b)
-        self.use_button.clicked.connect(self.use_as_tier)
         controls.addStretch(1)
-        controls.addWidget(self.use_tier)
-        controls.addWidget(self.use_button)
-        return controls
+        self.use_button.clicked.connect(self.use_as_tier)
+        use_row.addWidget(QLabel("Model to"))
+        use_row.addWidget(self.use_tier, 1)
+        use_row.addWidget(self.use_button)
+        rows = QVBoxLayout()
+        rows.addLayout(controls)
+        rows.addLayout(use_row)
+        return rows
 
     def reload_choices(self) -> None:
         fill_tier_combo(self.use_tier, self.page.tiers(), offer_new=True)
@@ -205,9 +214,13 @@ class JobsPanel(QWidget):
             for e in events[-300:]))
         self.events.verticalScrollBar().setValue(self.events.verticalScrollBar().maximum())
         metrics = store.metrics(job_id)
+        self.legend.clear()  # the series this job has: an OpenAI job has no distillation-loss parts
         for key, curve in self.curves.items():
             pts = [(m["step"], m[key]) for m in metrics if m.get(key) is not None]
             curve.setData([p[0] for p in pts], [p[1] for p in pts])
+            if pts:
+                self.legend.addItem(curve, CURVES[key][3])
+        self.legend.setVisible(len(self.legend.items) > 1)
         running = job["status"] in ("validating_files", "queued", "running")
         paused = job.get("shown_status") == "paused"
         self.cancel_button.setEnabled(running)

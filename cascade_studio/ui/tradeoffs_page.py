@@ -40,7 +40,7 @@ from cascade_studio.core.tradeoffs import (
 from cascade_studio.store.tiers import TierRepository
 from cascade_studio.store.workspace import Workspace
 from cascade_studio.ui.fit import tip_headers
-from cascade_studio.ui.page import Page, splitter
+from cascade_studio.ui.page import Page, scrolled, splitter
 from cascade_studio.ui.style import INFO_STYLE, TIER_COLORS
 from cascade_studio.ui.tradeoffs_parts import (
     OutcomesThread,
@@ -89,7 +89,7 @@ class TradeoffsPage(Page):
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.status)
-        layout.addWidget(splitter(Qt.Orientation.Horizontal, [left, right], [760, 460]), 1)
+        layout.addWidget(splitter(Qt.Orientation.Horizontal, [left, scrolled(right)], [760, 460]), 1)
         self._whatif_timer.timeout.connect(self.update_whatif)
         self.mode_combo.currentIndexChanged.connect(lambda *_: self.recompute())
         self.category_combo.currentIndexChanged.connect(lambda *_: self.refresh())
@@ -208,7 +208,7 @@ class TradeoffsPage(Page):
         self.save_button = QPushButton("Save scenario…", objectName="saveScenario")
         self.save_button.clicked.connect(self.save_scenario_dialog)
         wf = QGroupBox("What-if (monthly)")
-        wl = QFormLayout(wf)
+        wl = QFormLayout(wf, rowWrapPolicy=QFormLayout.RowWrapPolicy.WrapLongRows)  # narrow: labels above fields
         for label, field in (("Requests / month", self.volume), ("Price multipliers", self.price_row),
                              ("Batch discount", self.batch), ("Training cost ($)", self.training),
                              ("Amortise over (months)", self.months)):
