@@ -301,14 +301,17 @@ class JobsPanel(QWidget):
         self.page.say(f"Evaluating {job_id}'s model against the teacher on dataset {dataset_id}'s validation tasks "
                       "(collecting missing answers)…")
         worker = self.candidate_worker = ServiceThread(self.page.ws.path, "candidate-evaluation", work, parent=self)
-        worker.finished.connect(lambda result, error: self._candidate_evaluated(worker, job_id, tier_no, result, error))
+        worker.switch_to = (job_id, tier_no)
+        worker.finished.connect(self._candidate_evaluated)  # a method of this widget: delivered on the GUI thread
         worker.start()
 
-    def _candidate_evaluated(self, worker, job_id: str, tier_no: int, comparison, error) -> None:
+    def _candidate_evaluated(self, comparison, error) -> None:
         from cascade_studio.ui.errors import ask_yes_no
 
-        if worker is not self.candidate_worker:
+        worker = self.sender()
+        if worker is None or worker is not self.candidate_worker:
             return  # cancelled: the workspace changed or the page closed
+        job_id, tier_no = worker.switch_to
         self.candidate_worker.wait(5)
         self.candidate_worker = None
         self.show_job()
