@@ -40,12 +40,13 @@ def serve_headless(workspace: Path | None, *, reset: bool, once: bool = False,
                    stop: threading.Event | None = None) -> int:
     """What `ui.app.run_demo` does without importing the GUI: the sandbox serves the demo tiers
     until SIGINT/SIGTERM (or `stop` is set), unless `once`."""
+    from cascade_studio.sandbox.app import SandboxConfig
     from cascade_studio.sandbox.server import SandboxThread
     from cascade_studio.services.demo import prepare_demo
-    from cascade_studio.services.paths import demo_workspace
+    from cascade_studio.services.paths import demo_workspace, sandbox_dir
 
     stop = stop or threading.Event()
-    sandbox = SandboxThread()
+    sandbox = SandboxThread(SandboxConfig(data_dir=sandbox_dir()))  # its fine-tuned models outlive a restart
     base_url = sandbox.start()
     previous: dict[int, object] = {}
     try:

@@ -12,7 +12,7 @@ from cascade_studio.cli.common import CliError, open_ws, print_json, tier_or_tea
 def register(sub: argparse._SubParsersAction) -> None:
     ev = sub.add_parser("evaluate", help="compare a student tier with the teacher (agreement, accuracy, KL)")
     ev.add_argument("--teacher", type=int, help="default: the top tier")
-    ev.add_argument("--student", type=int, required=True)
+    ev.add_argument("--student", type=int, help="the student tier (required but with --history)")
     ev.add_argument("--category")
     ev.add_argument("--limit", type=int)
     ev.add_argument("--dataset", type=int, metavar="ID",
@@ -35,6 +35,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--mode", choices=["steps", "episodes", "both"],
                     help="agent episodes: step agreement (teacher-forced), episode success (free-running), or both "
                          "(default: both when the tasks include episodes)")
+    ev.add_argument("--compare-generations", action="store_true",
+                    help="compare the student's current generation (model, endpoint, prompt, temperature) with its "
+                         "previous one, both against the teacher, on the tasks both answered (recorded answers; "
+                         "--dataset, --category or --limit narrow the tasks)")
+    ev.add_argument("--previous", metavar="GENERATION", help="with --compare-generations: this generation id "
+                    "instead of the one before the current")
+    ev.add_argument("--history", action="store_true",
+                    help="list past evaluations (of --student, when given) with the generations they measured")
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(handler=run)
 
@@ -48,6 +56,10 @@ def run(args: argparse.Namespace) -> int:
     from cascade_studio.store.tiers import TierRepository
 
     with open_ws(args) as ws:
+        if args.history:
+            return _history(ws, args)
+        if args.student is None:
+            raise CliError("give --student N (the tier to compare with the teacher), or --history", code=2)
         tiers = TierRepository(ws).list()
         teacher = tier_or_teacher(tiers, args.teacher)
         student = next((t for t in tiers if t.tier == args.student), None)
@@ -55,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
             raise CliError(f"no such tier (teacher {args.teacher or 'top'}, student {args.student}); see `tiers list`")
         if teacher.tier == student.tier:
             raise CliError("the student must be another tier than the teacher", code=2)
+        if args.compare_generations:
+            return _compare_generations(ws, args, teacher, student)
         split = None
         if args.dataset is not None or not (args.all_tasks or args.category or args.limit):
             split = validation_task_ids(ws, args.dataset)
@@ -165,3 +179,49 @@ def _print_report(out: dict, report, teacher, student) -> None:
 
 def _pct(value) -> str:
     return "  —  " if value is None else f"{value:5.0%}"
+
+
+def _history(ws, args: argparse.Namespace) -> int:
+    from cascade_studio.services.evaluation import history
+
+    rows = history(ws, args.student)
+    if args.json:
+        print_json(rows)
+        return 0
+    if not rows:
+        print("No evaluations yet; run `cascade-studio evaluate --student N --collect`.")
+    for r in rows:
+        print(f"{r['id']:>4}  {r['created_at']}  tier {r['student_tier']} {r['student_model']} "
+              f"[{r['student_generation'] or 'unknown'}] vs tier {r['teacher_tier']} {r['teacher_model']} "
+              f"[{r['teacher_generation'] or 'unknown'}]  {r['tasks']} tasks  agreement {_fmt(r['agreement'])}")
+    return 0
+
+
+def _compare_generations(ws, args: argparse.Namespace, teacher, student) -> int:
+    from cascade_studio.services.collector import select_task_ids
+    from cascade_studio.services.datasets import validation_task_ids
+    from cascade_studio.services.generation_compare import compare_generations
+    from cascade_studio.services.secrets import SecretStore
+
+    task_ids = None
+    if args.dataset is not None:
+        split = validation_task_ids(ws, args.dataset)
+        if split is None:
+            raise CliError(f"dataset {args.dataset} does not exist or has no validation split")
+        task_ids = split[1]
+    elif args.category or args.limit:
+        task_ids = select_task_ids(ws, args.category, args.limit)
+    comparison = asyncio.run(compare_generations(ws, teacher, student, SecretStore(), task_ids=task_ids,
+                                                 previous=args.previous, use_embeddings=not args.no_embeddings,
+                                                 temperature=args.temperature))
+    if args.json:
+        print_json(comparison.to_json())
+        return 0
+    print(comparison.sentence())
+    for label, side in (("previous", comparison.previous), ("current", comparison.current)):
+        o = side.summary["overall"]
+        acc = o["accuracy"]
+        print(f"  {label:<8} {side.generation}  {side.model:<32} agreement {_pct(o['agreement'])}  tool "
+              f"{_pct(o['tool_agreement'])}  args {_pct(o['args_agreement'])}"
+              + (f"  accuracy {_pct(acc['student'])}" if acc else ""))
+    return 0

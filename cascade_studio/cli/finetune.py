@@ -33,6 +33,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     ft_use.add_argument("--tier", type=int, required=True)
     ft_use.add_argument("--base-url", help="the server the model is served by (a local job: default vLLM's "
                                           "http://localhost:8000/v1)")
+    ft_use.add_argument("--evaluate-first", action="store_true",
+                        help="first evaluate the new model and the tier's current one against the teacher on a "
+                             "dataset's validation tasks (collecting missing answers), print both, then switch")
+    ft_use.add_argument("--dataset", type=int, metavar="ID",
+                        help="with --evaluate-first: this dataset's validation split (default: the newest)")
+    ft_use.add_argument("--min-agreement", type=float, metavar="X",
+                        help="with --evaluate-first: switch only when the new model's agreement is at least X (0-1); "
+                             "else exit 3 and leave the tier as it is")
 
 
 def _register_start(actions: argparse._SubParsersAction) -> None:
@@ -215,22 +223,32 @@ def _watch(args: argparse.Namespace, ws, secrets) -> int:
 
 def _use(args: argparse.Namespace, ws, secrets) -> int:
     from cascade_studio.services.finetune.tracker import use_as_tier
-    from cascade_studio.store.evaluations import history
+    from cascade_studio.services.promotion import evaluate_candidate, figures, switch_evidence
     from cascade_studio.store.tiers import TierRepository
 
     before = TierRepository(ws).get(args.tier)
+    if args.evaluate_first:
+        with _service_errors():
+            comparison = asyncio.run(evaluate_candidate(ws, args.id, args.tier, secrets, dataset_id=args.dataset,
+                                                        base_url=args.base_url))
+        print(comparison.sentence())
+        agreement = comparison.candidate.summary["overall"]["agreement"]
+        if args.min_agreement is not None and (agreement is None or agreement < args.min_agreement):
+            print(f"Tier {args.tier} left as it is: the new model's agreement is below {args.min_agreement:.0%}.",
+                  file=sys.stderr)
+            return 3
     with _service_errors():
         tier = use_as_tier(ws, args.id, args.tier, args.base_url)
     print(f"Tier {tier.tier} now uses {tier.model} at {tier.base_url} (in ${tier.input_price}/1M, "
           f"out ${tier.output_price}/1M)")
     # the evidence, when there is some: the latest evaluation of each model as a student
-    evals = history(ws)
-    for label, model in (("before", before.model if before else None), ("now", tier.model)):
-        found = next((e for e in evals if model and e["student_model"] == model), None)
+    for label, model, found in switch_evidence(ws, before.model if before else None, tier.model):
         if found:
-            print(f"  {label}: {model}: agreement with the teacher {found['agreement']:.1%} on {found['tasks']} tasks "
-                  f"(evaluation {found['id']}, {found['created_at']})")
-        elif model:
+            from cascade_studio.store.evaluations import metrics_of
+
+            print(f"  {label}: {model}: {figures(metrics_of(ws, found['id']))} with the teacher on {found['tasks']} "
+                  f"tasks (evaluation {found['id']}, {found['created_at']})")
+        else:
             print(f"  {label}: {model}: not evaluated yet" + (
                 f"; run `cascade-studio evaluate --student {tier.tier} --collect --min-agreement X`"
                 if label == "now" else ""))

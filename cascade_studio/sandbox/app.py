@@ -4,11 +4,13 @@ OpenAI spec; the areas live in `cascade_studio.sandbox.routes`."""
 
 from __future__ import annotations
 
+import logging
 import random
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -31,8 +33,9 @@ from cascade_studio.sandbox.routes.embeddings import EmbeddingRoutes
 from cascade_studio.sandbox.routes.files import FileRoutes
 from cascade_studio.sandbox.routes.fine_tuning import FineTuningRoutes
 from cascade_studio.sandbox.routes.models import MODEL_CREATED, ModelRoutes
-from cascade_studio.sandbox.state import Batch, FineTuneJob, StoredFile
+from cascade_studio.sandbox.state import Batch, FineTuneJob, StoredFile, load_fine_tuned, save_fine_tuned
 
+log = logging.getLogger(__name__)
 __all__ = ["ROLES", "MODEL_CREATED", "ApiError", "DroppedResponse", "JSONResponse", "Sandbox", "SandboxConfig",
            "paginate"]
 
@@ -46,6 +49,7 @@ class SandboxConfig:
     api_keys: set[str] | None = None  # None: any non-empty key is accepted
     max_body_bytes: int = 32 * 1024 * 1024  # larger request bodies get 413, unread
     max_json_depth: int = 64  # JSON nested deeper gets 400
+    data_dir: Path | None = None  # where fine-tuned models are remembered across restarts (None: memory only)
 
 
 class Sandbox:
@@ -56,7 +60,7 @@ class Sandbox:
         self.files: dict[str, StoredFile] = {}
         self.jobs: dict[str, FineTuneJob] = {}
         self.batches: dict[str, Batch] = {}
-        self.fine_tuned: dict[str, str] = {}  # model id -> base model
+        self.fine_tuned: dict[str, str] = load_fine_tuned(self.config.data_dir)  # model id -> base model
         self.fault_rng = random.Random(self.config.seed)
         self.request_count = 0
         self.model_routes = ModelRoutes(self)
@@ -72,6 +76,14 @@ class Sandbox:
         self.app = Starlette(routes=routes, exception_handlers={ApiError: api_error_response,
                                                                 Exception: server_error_response})
 
+    def remember_fine_tuned(self, model: str, base: str) -> None:
+        """A job's model can be used from now on, and after a restart on the same data folder."""
+        self.fine_tuned[model] = base
+        try:
+            save_fine_tuned(self.config.data_dir, self.fine_tuned)
+        except OSError as exc:  # the model still works until the sandbox stops
+            log.warning("Cannot remember %s in %s: %s", model, self.config.data_dir, exc)
+
     def _guard(self, handler: Handler):
         config = self.config
 
@@ -80,7 +92,11 @@ class Sandbox:
             check_auth(request, config.api_keys)
             if request.method == "POST":
                 request = bounded(request, config.max_body_bytes)
-            result = await handler(request)
+            try:
+                result = await handler(request)
+            except ClientDisconnect:  # the client went away before its request was read: nobody to answer
+                log.debug("Client went away during %s %s", request.method, request.url.path)
+                return Response(status_code=499)  # never sent (uvicorn drops it): ends the request quietly
             if isinstance(result, Response):
                 return result
             return JSONResponse(result, headers=request_id_headers())

@@ -10,6 +10,7 @@ import signal
 import socket
 import sys
 import threading
+from pathlib import Path
 
 import uvicorn
 
@@ -120,7 +121,8 @@ class SandboxThread:
             self._thread.join(timeout=5)
 
 
-def serve_forever(*, host: str, port: int, seed: int, latency_scale: float, faults: str, job_seconds: float) -> int:
+def serve_forever(*, host: str, port: int, seed: int, latency_scale: float, faults: str, job_seconds: float,
+                  data_dir: Path | None = None) -> int:
     try:
         fault_spec = parse_faults(faults)
     except ValueError as exc:
@@ -129,7 +131,8 @@ def serve_forever(*, host: str, port: int, seed: int, latency_scale: float, faul
     if latency_scale < 0 or job_seconds <= 0:
         print("error: --latency-scale must be >= 0 and --job-seconds > 0", file=sys.stderr)
         return 2
-    config = SandboxConfig(seed=seed, latency_scale=latency_scale, job_seconds=job_seconds, faults=fault_spec)
+    config = SandboxConfig(seed=seed, latency_scale=latency_scale, job_seconds=job_seconds, faults=fault_spec,
+                           data_dir=data_dir)
 
     async def main() -> None:
         server = SandboxServer(config, host=host, port=port)

@@ -5,16 +5,24 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import logging
 import math
+import os
 import random
 import secrets
+import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from cascade_studio.core.jsonl import JsonProblem, iter_objects, split_lines
 
 ORG = "sandbox-org"
+STATE_FILE = "sandbox-state.json"  # in the sandbox's data folder: what outlives a restart
+STATE_FORMAT = "cascade-studio-sandbox-state/1"
+log = logging.getLogger(__name__)
 
 
 def new_id(prefix: str) -> str:
@@ -181,3 +189,49 @@ def metrics_csv(job: FineTuneJob) -> bytes:
 
 def now() -> float:
     return time.time()
+
+
+# -- what outlives a restart ---------------------------------------------------------------------
+# Fine-tuned models: a tier that uses one keeps answering after the sandbox restarts (the demo's
+# sandbox starts with the app). Files, jobs and batches stay in memory: they are the work of one run.
+
+def load_fine_tuned(data_dir: Path | None) -> dict[str, str]:
+    """{fine-tuned model: base model} remembered in `data_dir` (none: nothing remembered). A file that
+    cannot be read is reported and left as it is (the next save replaces it)."""
+    if data_dir is None:
+        return {}
+    path = Path(data_dir) / STATE_FILE
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        log.warning("Sandbox state %s cannot be read (%s); starting without remembered fine-tuned models", path, exc)
+        return {}
+    models = doc.get("fine_tuned") if isinstance(doc, dict) and doc.get("format") == STATE_FORMAT else None
+    if not isinstance(models, dict):
+        log.warning("Sandbox state %s is not a %s file; starting without remembered fine-tuned models", path,
+                    STATE_FORMAT)
+        return {}
+    return {m: b for m, b in models.items() if isinstance(m, str) and isinstance(b, str)}
+
+
+def save_fine_tuned(data_dir: Path | None, models: dict[str, str]) -> None:
+    """Remember `models` (with those another sandbox on the same folder remembered meanwhile), written
+    whole or not at all (a temporary file renamed into place)."""
+    if data_dir is None:
+        return
+    folder = Path(data_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    merged = {**load_fine_tuned(folder), **models}
+    fd, temp = tempfile.mkstemp(prefix=".sandbox-state-", suffix=".json", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump({"format": STATE_FORMAT, "fine_tuned": merged}, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, folder / STATE_FILE)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+

@@ -16,7 +16,7 @@ from cascade_studio.core.tiers import Tier, generation_id, generation_keys
 from cascade_studio.services.clients import make_async_client
 from cascade_studio.services.collector import CollectionRun, start_or_resume
 from cascade_studio.services.secrets import SecretStore
-from cascade_studio.store.evaluations import drift_warning, history  # noqa: F401 - re-exported
+from cascade_studio.store.evaluations import drift_warning, history, latest_of_model  # noqa: F401 - re-exported
 from cascade_studio.store.evaluations import record as record_evaluation
 from cascade_studio.store.tasks import TaskRepository
 from cascade_studio.store.trajectories import TrajectoryRepository
@@ -140,25 +140,18 @@ def _text_pairs(common: list[str], t_sides: dict[str, Side], s_sides: dict[str, 
     return pairs
 
 
-async def evaluate(ws: Workspace, teacher: Tier, student: Tier, task_ids: list[str], secrets: SecretStore, *,
-                   collect: bool = False, use_embeddings: bool = True, temperature: float = 2.0,
-                   record: bool = True, category: str | None = None) -> EvaluationReport:
-    """Compare the student with the teacher on `task_ids`, BATCH tasks at a time: memory holds the
-    per-task verdicts, never every trajectory (nor any full logprobs)."""
-    if collect:
-        await collect_missing(ws, [teacher, student], task_ids, secrets)
-    repo = TrajectoryRepository(ws)
-    t_latest = repo.latest_ok_ids(teacher.tier, generation_keys(teacher))
-    s_latest = repo.latest_ok_ids(student.tier, generation_keys(student))
-    tasks = TaskRepository(ws)
-    common = [t for t in task_ids if t in t_latest and t in s_latest]
-    missing = len(task_ids) - len(common)
-    similarity = _Similarity(student, secrets, use_embeddings)
+async def compare_on(ws: Workspace, teacher_ids: dict[str, int], student_ids: dict[str, int], task_ids: list[str],
+                     similarity: _Similarity, temperature: float = 2.0) -> list[TaskResult]:
+    """The verdicts on the tasks of `task_ids` that both sides answered ({task id: trajectory id}),
+    BATCH tasks at a time: memory holds the per-task verdicts, never every trajectory (nor any full
+    logprobs)."""
+    repo, tasks = TrajectoryRepository(ws), TaskRepository(ws)
+    common = [t for t in task_ids if t in teacher_ids and t in student_ids]
     results = []
     for start in range(0, len(common), BATCH):
         batch = common[start:start + BATCH]
-        t_sides = _sides(repo, [t_latest[t] for t in batch])
-        s_sides = _sides(repo, [s_latest[t] for t in batch])
+        t_sides = _sides(repo, [teacher_ids[t] for t in batch])
+        s_sides = _sides(repo, [student_ids[t] for t in batch])
         sims = await similarity.of(_text_pairs(batch, t_sides, s_sides))
         for task_id in batch:
             task = tasks.get(task_id)
@@ -166,11 +159,31 @@ async def evaluate(ws: Workspace, teacher: Tier, student: Tier, task_ids: list[s
                                    task.expected if task else None, answer_similarity=sims.get((task_id, "answer")),
                                    reasoning_similarity=sims.get((task_id, "reasoning")), temperature=temperature,
                                    tools=task.tools if task else None))
+    return results
+
+
+def similarity_for(student: Tier, secrets: SecretStore, use_embeddings: bool = True) -> _Similarity:
+    return _Similarity(student, secrets, use_embeddings)
+
+
+async def evaluate(ws: Workspace, teacher: Tier, student: Tier, task_ids: list[str], secrets: SecretStore, *,
+                   collect: bool = False, use_embeddings: bool = True, temperature: float = 2.0,
+                   record: bool = True, category: str | None = None) -> EvaluationReport:
+    """Compare the student's current generation with the teacher's on `task_ids`, and record the
+    aggregates with both generations (the evaluation history)."""
+    if collect:
+        await collect_missing(ws, [teacher, student], task_ids, secrets)
+    repo = TrajectoryRepository(ws)
+    similarity = _Similarity(student, secrets, use_embeddings)
+    results = await compare_on(ws, repo.latest_ok_ids(teacher.tier, generation_keys(teacher)),
+                               repo.latest_ok_ids(student.tier, generation_keys(student)), task_ids, similarity,
+                               temperature)
     summary = aggregate(results)
-    report = EvaluationReport(teacher, student, results, summary, missing, similarity.method())
+    report = EvaluationReport(teacher, student, results, summary, len(task_ids) - len(results), similarity.method())
     if record and results:
         report.evaluation_id = record_evaluation(
             ws, teacher_tier=teacher.tier, teacher_model=teacher.model, student_tier=student.tier,
             student_model=student.model, category=category, tasks=len(results),
-            agreement=summary["overall"]["agreement"], metrics=summary)
+            agreement=summary["overall"]["agreement"], metrics=summary,
+            teacher_generation=generation_id(teacher), student_generation=generation_id(student))
     return report

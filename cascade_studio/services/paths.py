@@ -41,6 +41,11 @@ def demo_workspace() -> Path:
     return data_dir() / "workspaces" / "demo"
 
 
+def sandbox_dir() -> Path:
+    """The built-in sandbox's data folder (the fine-tuned models it remembers across restarts)."""
+    return data_dir() / "sandbox"
+
+
 def resources_dir() -> Path:
     """Bundled data: inside a PyInstaller bundle, the installed package, or the source tree."""
     bundle = getattr(sys, "_MEIPASS", None)

@@ -59,6 +59,14 @@ def set_tier(ws: Workspace, catalog: PriceCatalog, tier_no: int, **options: Any)
 
     When the model changes (or the tier is new) and no price is given, prices come from the catalog.
     """
+    updated, tiers = planned_tier(ws, catalog, tier_no, **options)
+    TierRepository(ws).replace_all(tiers)
+    return updated
+
+
+def planned_tier(ws: Workspace, catalog: PriceCatalog, tier_no: int, **options: Any) -> tuple[Tier, list[Tier]]:
+    """What `set_tier` would make of tier `tier_no`, and the whole tier set then, checked, not saved
+    (e.g. to evaluate a model before it takes the tier)."""
     repo = TierRepository(ws)
     existing = repo.get(tier_no)
     base = existing or Tier(tier=tier_no, base_url=OPENAI_BASE_URL)
@@ -87,8 +95,7 @@ def set_tier(ws: Workspace, catalog: PriceCatalog, tier_no: int, **options: Any)
     problem = transport_problem(updated.base_url, updated.allow_insecure)
     if problem:
         raise TierServiceError(f"tier {tier_no} base_url {problem} (--allow-insecure).")
-    repo.replace_all(tiers)
-    return updated
+    return updated, tiers
 
 
 def export_tiers(ws: Workspace, target: Path) -> int:

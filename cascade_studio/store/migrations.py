@@ -273,6 +273,15 @@ MIGRATIONS: list[str] = [
     CREATE INDEX production_requests_time ON production_requests(time);
     CREATE INDEX production_requests_task ON production_requests(task_id);
     """,
+    # 16: (issue 13): which generation of teacher and student each evaluation
+    # measured (core.tiers.generation_id); older rows count as their models' legacy generations
+    """
+    ALTER TABLE evaluations ADD COLUMN teacher_generation TEXT;
+    ALTER TABLE evaluations ADD COLUMN student_generation TEXT;
+    UPDATE evaluations SET teacher_generation = 'legacy:' || teacher_model,
+                           student_generation = 'legacy:' || student_model;
+    CREATE INDEX evaluations_student_generation ON evaluations(student_tier, student_generation);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -86,11 +86,12 @@ def run_gui(workspace: Path | None = None, *, on_started: Callable[[object], Non
 
 
 def run_demo(workspace: Path | None = None, *, reset: bool = False, show_gui: bool = True) -> int:
+    from cascade_studio.sandbox.app import SandboxConfig
     from cascade_studio.sandbox.server import SandboxThread
     from cascade_studio.services.demo import prepare_demo
-    from cascade_studio.services.paths import demo_workspace
+    from cascade_studio.services.paths import demo_workspace, sandbox_dir
 
-    sandbox = SandboxThread()
+    sandbox = SandboxThread(SandboxConfig(data_dir=sandbox_dir()))  # its fine-tuned models outlive a restart
     base_url = sandbox.start()
     folder = workspace or demo_workspace()
     summary = prepare_demo(folder, base_url, reset=reset)

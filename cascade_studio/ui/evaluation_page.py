@@ -3,12 +3,10 @@ calibration, policy export, and agreement over time (drift)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import html
 import json
 import logging
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
@@ -38,8 +36,8 @@ from cascade_studio.store.tasks import TaskRepository
 from cascade_studio.store.tiers import TierRepository
 from cascade_studio.store.workspace import Workspace
 from cascade_studio.ui.errors import show_error
-from cascade_studio.ui.page import Page, confidence_method_of, fill_confidence_methods, splitter
-from cascade_studio.ui.style import PALETTE, WARN_STYLE, styled_label
+from cascade_studio.ui.evaluation_history import HistoryPanel
+from cascade_studio.ui.page import Page, confidence_method_of, fill_confidence_methods, scrolled, splitter
 from cascade_studio.ui.trajectory_model import heat_color
 
 log = logging.getLogger(__name__)
@@ -63,18 +61,17 @@ class EvaluationPage(Page):
         self.report = None
         self.worker = None  # the EvaluationThread under way
         self._calibration = None
-        self.plot = None  # pyqtgraph (and numpy) load when the page is first shown: ~1.5 s off startup
-        self._curves: dict[int, Any] = {}
         left = splitter(Qt.Orientation.Vertical, self._build_tables(), [200, 200, 300])
         right = QWidget()
         rl = QVBoxLayout(right)
         rl.setContentsMargins(0, 0, 0, 0)
         rl.addWidget(self._build_calibration())
-        rl.addWidget(self._build_drift(), 1)
+        self.history = HistoryPanel(self)
+        rl.addWidget(self.history, 1)
         layout = QVBoxLayout(self)
         layout.addLayout(self._build_top())
         layout.addWidget(self.status)
-        layout.addWidget(splitter(Qt.Orientation.Horizontal, [left, right], [760, 420]), 1)
+        layout.addWidget(splitter(Qt.Orientation.Horizontal, [left, scrolled(right)], [760, 420]), 1)
         self.student_combo.currentIndexChanged.connect(self._student_changed)
 
     def _build_top(self) -> QVBoxLayout:
@@ -151,41 +148,20 @@ class EvaluationPage(Page):
         cl.addLayout(_row(self.apply_button, self.export_button))
         return box
 
-    def _build_drift(self) -> QGroupBox:
-        self.alert_spin = QDoubleSpinBox(objectName="alertLevel", minimum=0, maximum=1, singleStep=0.05, value=0.8)
-        self.alert_spin.valueChanged.connect(lambda _: self.refresh_drift())
-        self.drift_warning = styled_label("driftWarning", WARN_STYLE, hidden=True)
-        self._plot_holder = QVBoxLayout()
-        box = QGroupBox("Agreement over time")
-        dl = QVBoxLayout(box)
-        ar = _row(QLabel("Alert below"), self.alert_spin)
-        ar.addStretch(1)
-        dl.addLayout(ar)
-        dl.addWidget(self.drift_warning)
-        dl.addLayout(self._plot_holder, 1)
-        return box
-
     def showEvent(self, event) -> None:  # noqa: N802
         super().showEvent(event)
-        if self.plot is None:
-            self._ensure_plot()
-            self.refresh_drift()
+        if self.history.plot is None:
+            self.history.ensure_plot()
+            self.history.refresh()
 
-    def _ensure_plot(self):
-        if self.plot is None:
-            import pyqtgraph as pg
+    # the history panel's parts, by the names the page has always offered
+    plot = property(lambda self: self.history.plot)
+    _curves = property(lambda self: self.history._curves)
+    alert_spin = property(lambda self: self.history.alert_spin)
+    drift_warning = property(lambda self: self.history.drift_warning)
 
-            self.plot = pg.PlotWidget(background="w", axisItems={"bottom": pg.DateAxisItem()})
-            self.plot.setObjectName("driftPlot")
-            self.plot.setLabel("left", "agreement with teacher")
-            self.plot.setYRange(0, 1.05)
-            self.plot.showGrid(x=True, y=True, alpha=0.2)
-            self.plot.addLegend(offset=(10, 10))
-            self.plot.setMinimumHeight(160)
-            self._alert_line = pg.InfiniteLine(angle=0, pen=pg.mkPen("#d13438", style=Qt.PenStyle.DashLine))
-            self.plot.addItem(self._alert_line)
-            self._plot_holder.addWidget(self.plot)
-        return self.plot
+    def refresh_drift(self) -> None:
+        self.history.refresh()
 
     # -- workspace -----------------------------------------------------------------------------
     def set_workspace(self, ws: Workspace | None) -> None:
@@ -193,6 +169,8 @@ class EvaluationPage(Page):
             self.worker.cancel()  # its result would belong to the previous workspace
             self.worker = None
             self.run_button.setEnabled(True)
+        if ws is not self.ws:
+            self.history.cancel()
         self.ws = ws
         self.report = None
         self.category_table.setRowCount(0)
@@ -232,7 +210,6 @@ class EvaluationPage(Page):
 
     # -- evaluation ----------------------------------------------------------------------------
     def run_evaluation(self) -> None:
-        from cascade_studio.services.collector import select_task_ids
         from cascade_studio.ui.run_thread import EvaluationThread
 
         if self.ws is None or self.worker is not None:
@@ -246,15 +223,7 @@ class EvaluationPage(Page):
             self.say("Choose two different tiers: a teacher and a student.", error=True)
             return
         student = students[0]
-        choice = self.category_combo.currentData()
-        if isinstance(choice, str) and choice.startswith("@dataset:"):
-            from cascade_studio.services.datasets import validation_task_ids
-
-            split = validation_task_ids(self.ws, int(choice.split(":")[1]))
-            task_ids = split[1][: self.limit_spin.value() or None] if split else []
-            choice = f"validation split of dataset {split[0]}" if split else None
-        else:
-            task_ids = select_task_ids(self.ws, choice, self.limit_spin.value() or None)
+        task_ids, choice = self.chosen_task_ids(), self.chosen_subset()
         if not task_ids:
             self.say("No tasks: import a task set on the Tasks page.", error=True)
             return
@@ -268,6 +237,25 @@ class EvaluationPage(Page):
         self.worker.progress.connect(self._evaluating)
         self.worker.finished.connect(self._evaluated)
         self.worker.start()
+
+    def chosen_task_ids(self) -> list[str]:
+        """The tasks the choices above name: a dataset's validation split, or a category (or all), up to the limit."""
+        from cascade_studio.services.collector import select_task_ids
+
+        choice, limit = self.category_combo.currentData(), self.limit_spin.value() or None
+        if isinstance(choice, str) and choice.startswith("@dataset:"):
+            from cascade_studio.services.datasets import validation_task_ids
+
+            split = validation_task_ids(self.ws, int(choice.split(":")[1]))
+            return split[1][:limit] if split else []
+        return select_task_ids(self.ws, choice, limit)
+
+    def chosen_subset(self) -> str | None:
+        """How the history names the chosen tasks (None: all tasks)."""
+        choice = self.category_combo.currentData()
+        if isinstance(choice, str) and choice.startswith("@dataset:"):
+            return f"validation split of dataset {choice.split(':')[1]}"
+        return choice
 
     def _evaluating(self, step) -> None:
         i, n, student = step
@@ -442,38 +430,3 @@ class EvaluationPage(Page):
             show_error("Policy not exported", f"Cannot write {name}: {exc.strerror}.", self)
             return
         self.say(f"Policy written to {name} (no keys) with a snippet that applies it: {snippet.name}")
-
-    # -- drift ---------------------------------------------------------------------------------
-    def refresh_drift(self) -> None:
-        from cascade_studio.store.evaluations import drift_warning, history
-
-        if self.ws is None:
-            return
-        warnings = []
-        rows = history(self.ws)
-        tiers_seen = sorted({r["student_tier"] for r in rows})
-        for tier in tiers_seen:
-            w = drift_warning(self.ws, tier, self.alert_spin.value())
-            if w:
-                warnings.append(w)
-        self.drift_warning.setText("\n".join(warnings))
-        self.drift_warning.setVisible(bool(warnings))
-        if self.plot is None:
-            return  # drawn when the page is first shown
-        import pyqtgraph as pg
-
-        self._alert_line.setValue(self.alert_spin.value())
-        by_tier: dict[int, list[dict[str, Any]]] = {}
-        for r in rows:
-            if r["agreement"] is not None:
-                by_tier.setdefault(r["student_tier"], []).append(r)
-        for i, (tier, points) in enumerate(sorted(by_tier.items())):
-            xs = [dt.datetime.fromisoformat(p["created_at"]).timestamp() for p in points]
-            ys = [p["agreement"] for p in points]
-            curve = self._curves.get(tier)
-            if curve is None:
-                color = PALETTE[i % len(PALETTE)]
-                curve = self.plot.plot([], [], pen=pg.mkPen(color, width=2), symbol="o", symbolBrush=color,
-                                       name=f"tier {tier}")
-                self._curves[tier] = curve
-            curve.setData(xs, ys)

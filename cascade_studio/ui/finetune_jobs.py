@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 from cascade_studio.core.finetune import is_finished
 from cascade_studio.ui.finetune_dataset import fill_tier_combo
 from cascade_studio.ui.fit import tip_headers
-from cascade_studio.ui.style import ERROR_STYLE
+from cascade_studio.ui.style import ERROR_STYLE, OK_STYLE, styled_label
 
 if TYPE_CHECKING:
     from cascade_studio.ui.finetune_page import FineTunePage
@@ -51,6 +51,8 @@ class JobsPanel(QWidget):
 
         self.page = page
         self._notified: set[str] = set()
+        self.candidate_worker = None  # the evaluation before a switch, under way
+        self._comparison_job: str | None = None
         self.jobs = QTableWidget(0, 6, objectName="jobTable")
         self.jobs.setHorizontalHeaderLabels(["Job", "Status", "Base model", "Elapsed", "Trained tokens",
                                              "Fine-tuned model"])
@@ -67,7 +69,7 @@ class JobsPanel(QWidget):
         self.plot = pg.PlotWidget(background="w", objectName="lossPlot")
         self.plot.setLabel("bottom", "step")
         self.plot.setLabel("left", "loss / accuracy")
-        self.plot.addLegend(offset=(-10, 10))
+        self.legend = self.plot.addLegend(offset=(-10, 10))
         self.plot.showGrid(x=True, y=True, alpha=0.2)
         self.curves = {key: self.plot.plot([], [], pen=pg.mkPen(color, width=width, style=style), name=name)
                        for key, (color, width, style, name) in CURVES.items()}
@@ -77,6 +79,8 @@ class JobsPanel(QWidget):
         layout.addWidget(self.jobs, 1)
         layout.addLayout(self._build_controls())
         layout.addWidget(self.job_status)
+        self.comparison = styled_label("candidateComparison", OK_STYLE, hidden=True)
+        layout.addWidget(self.comparison)
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.plot)
         split.addWidget(self.events)
@@ -84,21 +88,30 @@ class JobsPanel(QWidget):
         self.poll_timer = QTimer(self, interval=3000)
         self.poll_timer.timeout.connect(self.poll)
 
-    def _build_controls(self) -> QHBoxLayout:
+    def _build_controls(self) -> QVBoxLayout:
+        """Job controls on one row, 'Use as tier' with its tier on the next (the tier's name stays
+        readable when the panel is narrow)."""
         self.cancel_button = QPushButton("Cancel", objectName="cancelJob")
         self.pause_button = QPushButton("Pause", objectName="pauseJob")
         self.resume_button = QPushButton("Resume", objectName="resumeJob")
         self.use_tier = QComboBox(objectName="useTier")
+        self.use_tier.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.use_button = QPushButton("Use as tier", objectName="useAsTier")
-        controls = QHBoxLayout()
+        self.use_button.setToolTip("Put the selected job's model in the chosen tier (after an evaluation beside the "
+                                   "tier's current model, if you wish)")
+        controls, use_row = QHBoxLayout(), QHBoxLayout()
         for b, action in ((self.cancel_button, "cancel"), (self.pause_button, "pause"), (self.resume_button, "resume")):
             b.clicked.connect(lambda _=False, a=action: self.control(a))
             controls.addWidget(b)
-        self.use_button.clicked.connect(self.use_as_tier)
         controls.addStretch(1)
-        controls.addWidget(self.use_tier)
-        controls.addWidget(self.use_button)
-        return controls
+        self.use_button.clicked.connect(self.use_as_tier)
+        use_row.addWidget(QLabel("Model to"))
+        use_row.addWidget(self.use_tier, 1)
+        use_row.addWidget(self.use_button)
+        rows = QVBoxLayout()
+        rows.addLayout(controls)
+        rows.addLayout(use_row)
+        return rows
 
     def reload_choices(self) -> None:
         fill_tier_combo(self.use_tier, self.page.tiers(), offer_new=True)
@@ -190,6 +203,7 @@ class JobsPanel(QWidget):
         job = store.get(job_id)
         if job is None:
             return
+        self.comparison.setVisible(job_id == self._comparison_job)  # the evaluation before a switch, of this job
         self.job_status.setText(_job_html(job))
         self.job_status.setOpenExternalLinks(True)
         self.job_status.setStyleSheet(ERROR_STYLE if job["error"] else "")
@@ -200,15 +214,19 @@ class JobsPanel(QWidget):
             for e in events[-300:]))
         self.events.verticalScrollBar().setValue(self.events.verticalScrollBar().maximum())
         metrics = store.metrics(job_id)
+        self.legend.clear()  # the series this job has: an OpenAI job has no distillation-loss parts
         for key, curve in self.curves.items():
             pts = [(m["step"], m[key]) for m in metrics if m.get(key) is not None]
             curve.setData([p[0] for p in pts], [p[1] for p in pts])
+            if pts:
+                self.legend.addItem(curve, CURVES[key][3])
+        self.legend.setVisible(len(self.legend.items) > 1)
         running = job["status"] in ("validating_files", "queued", "running")
         paused = job.get("shown_status") == "paused"
         self.cancel_button.setEnabled(running)
         self.pause_button.setEnabled(job["status"] == "running" and not paused)  # paused: only Resume and Cancel
         self.resume_button.setEnabled(paused)
-        self.use_button.setEnabled(job["status"] == "succeeded")
+        self.use_button.setEnabled(job["status"] == "succeeded" and self.candidate_worker is None)
 
     def confirm_cancel(self, job_id: str) -> bool:
         return _confirm(self, job_id)
@@ -236,16 +254,99 @@ class JobsPanel(QWidget):
         page.calls.start(f"control {job_id}", tracker.control(page.ws, job_id, action, page.secrets), done, failed)
 
     def use_as_tier(self) -> None:
+        """Offer to evaluate the job's model beside the tier's current one first (the validation tasks
+        of the newest dataset), show both, and switch when the user confirms."""
+        from cascade_studio.core.errors import UserError
+        from cascade_studio.services.datasets import validation_task_ids
+        from cascade_studio.services.promotion import candidate_and_teacher
+        from cascade_studio.ui.errors import ask_yes_no
+
+        page = self.page
+        job_id, tier_no = self.selected_job_id(), self.use_tier.currentData()
+        if page.ws is None or job_id is None or self.candidate_worker is not None:
+            return
+        try:
+            candidate, teacher, current = candidate_and_teacher(page.ws, job_id, tier_no)
+        except UserError as exc:  # e.g. the tier would be the teacher: nothing to compare with
+            log.info("No evaluation before the switch: %s", exc)
+            self.switch(job_id, tier_no)
+            return
+        except ValueError as exc:  # the job has not succeeded; the tier set would be invalid
+            page.say(str(exc), error=True)
+            return
+        split = validation_task_ids(page.ws)
+        if not split or not split[1]:
+            self.switch(job_id, tier_no)
+            return
+        beside = f", beside tier {tier_no}'s current model ({current.model})" if current else ""
+        if not ask_yes_no(self, "Evaluate before switching?",
+                          f"Evaluate {candidate.model} against the teacher (tier {teacher.tier}, {teacher.model}) on "
+                          f"the {len(split[1])} validation tasks of dataset {split[0]}{beside} before it takes tier "
+                          f"{tier_no}? Answers not collected yet are requested (up to "
+                          f"{len(split[1]) * (3 if current else 2)} requests).\n\nNo: switch now without evaluating."):
+            self.switch(job_id, tier_no)
+            return
+        self._evaluate_candidate(job_id, tier_no, split[0])
+
+    def _evaluate_candidate(self, job_id: str, tier_no: int, dataset_id: int) -> None:
+        from cascade_studio.services.promotion import evaluate_candidate
+        from cascade_studio.ui.run_thread import ServiceThread
+
+        secrets = self.page.secrets
+
+        async def work(ws):
+            return await evaluate_candidate(ws, job_id, tier_no, secrets, dataset_id=dataset_id)
+
+        self.use_button.setEnabled(False)
+        self.page.say(f"Evaluating {job_id}'s model against the teacher on dataset {dataset_id}'s validation tasks "
+                      "(collecting missing answers)…")
+        worker = self.candidate_worker = ServiceThread(self.page.ws.path, "candidate-evaluation", work, parent=self)
+        worker.switch_to = (job_id, tier_no)
+        worker.finished.connect(self._candidate_evaluated)  # a method of this widget: delivered on the GUI thread
+        worker.start()
+
+    def _candidate_evaluated(self, comparison, error) -> None:
+        from cascade_studio.ui.errors import ask_yes_no
+
+        worker = self.sender()
+        if worker is None or worker is not self.candidate_worker:
+            return  # cancelled: the workspace changed or the page closed
+        job_id, tier_no = worker.switch_to
+        self.candidate_worker.wait(5)
+        self.candidate_worker = None
+        self.show_job()
+        window = self.window()
+        if hasattr(window, "evaluation_page"):  # the two evaluations are in its history now
+            window.evaluation_page.refresh_drift()
+        if error:
+            self.page.say(f"The evaluation before the switch failed: {error.rstrip('.')}. Tier {tier_no} is "
+                          "unchanged; press Use as tier again to retry or to switch without evaluating.", error=True)
+            return
+        self.comparison.setText(comparison.sentence())
+        self._comparison_job = job_id
+        self.comparison.show()
+        if ask_yes_no(self, f"Put the model in tier {tier_no}?",
+                      f"{comparison.sentence()}\n\nPut {comparison.candidate.student.model} in tier {tier_no} now?"):
+            self.switch(job_id, tier_no)
+        else:
+            self.page.say(f"Tier {tier_no} is unchanged. {comparison.sentence()}")
+
+    def cancel_evaluation(self) -> None:
+        if self.candidate_worker is not None:
+            self.candidate_worker.cancel()
+            self.candidate_worker.wait(5)
+            self.candidate_worker = None
+            self.comparison.hide()
+            self._comparison_job = None
+
+    def switch(self, job_id: str, tier_no: int) -> None:
         from cascade_studio.services import catalog as catalog_svc
         from cascade_studio.services.finetune.tracker import JobStore, use_as_tier
         from cascade_studio.services.tier_service import TierServiceError
 
         page = self.page
-        job_id = self.selected_job_id()
-        if page.ws is None or job_id is None:
-            return
         try:
-            tier = use_as_tier(page.ws, job_id, self.use_tier.currentData())
+            tier = use_as_tier(page.ws, job_id, tier_no)
         except (TierServiceError, ValueError) as exc:
             page.say(str(exc), error=True)
             return

@@ -59,6 +59,7 @@ class FineTunePage(Page):
         if ws is not self.ws:
             self.dataset_id = None  # a dataset id names a record of the previous workspace
             self.calls.cancel("poll")
+            self.jobs_panel.cancel_evaluation()
         self.ws = ws
         self.reload_choices()
         self.jobs_panel.refresh_jobs()

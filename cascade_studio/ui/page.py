@@ -9,8 +9,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QComboBox, QSplitter, QWidget
+from PySide6.QtCore import QEvent, QSize, Qt
+from PySide6.QtWidgets import QComboBox, QScrollArea, QSplitter, QWidget
 
 from cascade_studio.core.tiers import ConfidenceMethod, Tier, teacher_of
 from cascade_studio.store.tasks import TaskRepository
@@ -80,3 +80,31 @@ def splitter(orientation: Qt.Orientation, widgets: list[QWidget], sizes: list[in
         split.addWidget(w)
     split.setSizes(sizes)
     return split
+
+
+def scrolled(widget: QWidget) -> QScrollArea:
+    """A column in a frameless, vertically scrolling area: at the smallest window size a column taller
+    than its place scrolls instead of squeezing its parts; it keeps the width its parts need (a
+    splitter cannot squeeze it under that)."""
+    return _Column(widget)
+
+
+class _Column(QScrollArea):
+    def __init__(self, widget: QWidget) -> None:
+        super().__init__()
+        self.setWidgetResizable(True)
+        self.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setWidget(widget)
+        widget.installEventFilter(self)
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - the width of the parts, now (they change with the data)
+        from PySide6.QtWidgets import QStyle
+
+        bar = self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
+        return QSize(self.widget().minimumSizeHint().width() + bar, super().minimumSizeHint().height())
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802
+        if watched is self.widget() and event.type() == QEvent.Type.LayoutRequest:
+            self.updateGeometry()  # the parts' needs changed: the splitter asks again
+        return super().eventFilter(watched, event)

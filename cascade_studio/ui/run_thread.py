@@ -166,3 +166,16 @@ class EvaluationThread(Worker):
             reports.append(await evaluate(ws, self.teacher, student, self.task_ids, self.secrets,
                                           collect=self.collect, category=self.category))
         return reports
+
+
+class ServiceThread(Worker):
+    """One service call that may take long (`await work(ws)` with the thread's own connection):
+    the fine-tuned model's evaluation before it takes a tier, the comparison of two generations."""
+
+    def __init__(self, workspace_dir: Path, name: str, work: Callable[[Workspace], Any],
+                 parent: QObject | None = None) -> None:
+        super().__init__(workspace_dir, name, parent)
+        self._work = work
+
+    async def work(self, ws: Workspace) -> Any:
+        return await self._work(ws)

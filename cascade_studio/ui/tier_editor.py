@@ -213,7 +213,7 @@ class TierEditor(QWidget):
         self.issues_label.setStyleSheet(ERROR_STYLE)
         self.issues_label.hide()
 
-        columns = QHBoxLayout()
+        self.columns = columns = QHBoxLayout()  # side by side, or stacked when narrow (tiers_page)
         left = QVBoxLayout()
         left.addWidget(model_box)
         left.addWidget(price_box)

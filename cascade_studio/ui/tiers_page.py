@@ -9,6 +9,7 @@ from decimal import Decimal
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
+    QBoxLayout,
     QCheckBox,
     QDialog,
     QDialogButtonBox,
@@ -113,7 +114,7 @@ class TiersPage(QWidget):
 
         self.editor = TierEditor()
         self.editor.changed.connect(self._edited)
-        scroll = QScrollArea()
+        scroll = _EditorScroll()
         scroll.setWidgetResizable(True)
         scroll.setWidget(self.editor)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
@@ -121,6 +122,7 @@ class TiersPage(QWidget):
 
         self.key_label = QLabel(objectName="keyStatus")
         self.key_label.setStyleSheet(INFO_STYLE)
+        self.key_label.setWordWrap(True)  # beside the buttons at 1024 pixels: two lines, not a cut-off one
         self.set_key_button = QPushButton("Set API key…", objectName="setKey")
         self.set_key_button.clicked.connect(self.ask_for_key)
         self.test_button = QPushButton("Test connection", objectName="testConnection")
@@ -409,3 +411,18 @@ class TiersPage(QWidget):
             self.test_button.setEnabled(True)
         self.test_result.setStyleSheet(OK_STYLE if result.ok else ERROR_STYLE)
         self.test_result.setText(("✔ " if result.ok else "✖ ") + result.message)
+
+
+class _EditorScroll(QScrollArea):
+    """The tier editor's two columns side by side when the page is wide enough for both, else one
+    above the other (the area scrolls vertically): never cut off at the right edge."""
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        columns = self.widget().columns
+        need = columns.spacing() + sum(columns.itemAt(i).layout().minimumSize().width() for i in range(2))
+        bar = self.verticalScrollBar()
+        width = event.size().width() - (bar.sizeHint().width() if bar.isVisible() else 0)
+        wanted = QBoxLayout.Direction.LeftToRight if width >= need else QBoxLayout.Direction.TopToBottom
+        if columns.direction() != wanted:
+            columns.setDirection(wanted)
+        super().resizeEvent(event)

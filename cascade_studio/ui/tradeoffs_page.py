@@ -41,7 +41,7 @@ from cascade_studio.store.tiers import TierRepository
 from cascade_studio.store.workspace import Workspace
 from cascade_studio.ui.episode_tradeoffs import with_episode_tab
 from cascade_studio.ui.fit import tip_headers
-from cascade_studio.ui.page import Page, splitter
+from cascade_studio.ui.page import Page, scrolled, splitter
 from cascade_studio.ui.style import INFO_STYLE, TIER_COLORS
 from cascade_studio.ui.tradeoffs_parts import (
     OutcomesThread,
@@ -210,7 +210,7 @@ class TradeoffsPage(Page):
         self.save_button = QPushButton("Save scenario…", objectName="saveScenario")
         self.save_button.clicked.connect(self.save_scenario_dialog)
         wf = QGroupBox("What-if (monthly)")
-        wl = QFormLayout(wf)
+        wl = QFormLayout(wf, rowWrapPolicy=QFormLayout.RowWrapPolicy.WrapLongRows)  # narrow: labels above fields
         for label, field in (("Requests / month", self.volume), ("Price multipliers", self.price_row),
                              ("Batch discount", self.batch), ("Training cost ($)", self.training),
                              ("Amortise over (months)", self.months)):

@@ -78,3 +78,51 @@ def test_all_students_at_once(qtbot, tmp_path, qloop, sandbox_thread):
     run_until(qloop, lambda: page.worker is None and page.report is not None, timeout=60)
     assert "tier 1" in page.status.text() and "tier 2" in page.status.text()
     assert {r["student_tier"] for r in history(window.ws)} == {1, 2}
+
+
+def test_history_names_generations_and_compares_old_with_new(qtbot, tmp_path, qloop, sandbox_thread):
+    from cascade_studio.core.tiers import generation_id
+    from cascade_studio.services.demo import prepare_demo
+
+    prepare_demo(tmp_path, sandbox_thread.base_url)
+    window = MainWindow(SecretStore(), AppSettings())
+    qtbot.addWidget(window)
+    window.open_workspace(tmp_path)
+    window.show()
+    window.nav.setCurrentRow(4)
+    page = window.evaluation_page
+    history = page.history
+
+    def evaluate_tier1():
+        page.student_combo.setCurrentIndex(page.student_combo.findData(1))
+        page.category_combo.setCurrentIndex(page.category_combo.findData(None))
+        page.limit_spin.setValue(12)
+        page.run_button.click()
+        run_until(qloop, lambda: page.worker is None, timeout=60)
+
+    evaluate_tier1()
+    old = generation_id(TierRepository(window.ws).get(1))
+    assert history.table.rowCount() == 1 and history.table.item(0, 2).text() == old
+    assert not history.legend.isVisible()  # one series: no legend
+    history.compare_button.click()
+    run_until(qloop, lambda: history.worker is None, timeout=30)
+    assert "one generation only" in history.compare_result.text()
+
+    repo = TierRepository(window.ws)
+    repo.save(repo.get(1).replace(model="gpt-4.1-mini"))  # a new generation of the student
+    page.set_workspace(window.ws)
+    evaluate_tier1()
+    new = generation_id(TierRepository(window.ws).get(1))
+    assert [history.table.item(r, 2).text() for r in range(2)] == [new, old]  # newest first
+    assert "gpt-4.1-mini" in history.table.item(0, 1).text()
+    history.compare_button.click()
+    run_until(qloop, lambda: history.worker is None, timeout=30)
+    text = history.compare_result.text()
+    assert f"previous generation {old} (" in text
+    assert f"current generation {new} (gpt-4.1-mini)" in text and "on the same 12 tasks" in text
+    assert history.comparison.tasks == 12
+
+    page.student_combo.setCurrentIndex(page.student_combo.findData(2))  # a second student: a legend
+    page.run_button.click()
+    run_until(qloop, lambda: page.worker is None, timeout=60)
+    assert history.legend.isVisible() and len(page._curves) == 2

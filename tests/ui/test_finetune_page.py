@@ -13,7 +13,8 @@ from cascade_studio.ui.main_window import MainWindow
 from tests.ui.conftest import run_until
 
 
-def test_build_validate_start_follow_use(qtbot, tmp_path, qloop, sandbox_thread):
+def succeeded_job_page(qtbot, tmp_path, qloop, sandbox_thread):
+    """The Fine-tuning page with a dataset (with a validation split) built and its job succeeded."""
     sandbox_thread.config.job_seconds = 1.0
     prepare_demo(tmp_path / "ws", sandbox_thread.base_url)
     with Workspace.open(tmp_path / "ws") as ws:
@@ -44,10 +45,41 @@ def test_build_validate_start_follow_use(qtbot, tmp_path, qloop, sandbox_thread)
     page.show_job()
     assert len(page.curves["train_loss"].getData()[0]) > 0 and "successfully completed" in page.events.toPlainText()
     assert page.use_button.isEnabled()
+    return window, page
+
+
+def test_build_validate_start_follow_use(qtbot, tmp_path, qloop, sandbox_thread):
+    _, page = succeeded_job_page(qtbot, tmp_path, qloop, sandbox_thread)
     page.use_tier.setCurrentIndex(page.use_tier.findData(1))
-    page.use_button.click()
+    page.use_button.click()  # "evaluate first?" answered No (tests/ui/conftest.py): switched at once
     with Workspace.open(tmp_path / "ws") as ws:
         assert TierRepository(ws).get(1).model.startswith("ft:gpt-4o-mini")
+
+
+def test_use_as_tier_evaluates_first_and_shows_both(qtbot, tmp_path, qloop, sandbox_thread, monkeypatch):
+    from cascade_studio.store.evaluations import history
+    from cascade_studio.ui import errors
+
+    window, page = succeeded_job_page(qtbot, tmp_path, qloop, sandbox_thread)
+    panel = page.jobs_panel
+    questions: list[str] = []
+    answers = iter([True, False, True, True])  # evaluate? yes; switch? no; (again) evaluate? yes; switch? yes
+    monkeypatch.setattr(errors, "ask_yes_no", lambda parent, title, text: questions.append(text) or next(answers))
+    before = TierRepository(window.ws).get(1).model
+    page.use_tier.setCurrentIndex(page.use_tier.findData(1))
+    page.use_button.click()
+    assert "validation tasks of dataset" in questions[0] and f"current model ({before})" in questions[0]
+    assert not page.use_button.isEnabled()  # one evaluation at a time
+    run_until(qloop, lambda: panel.candidate_worker is None, timeout=60)
+    shown = panel.comparison.text()
+    assert panel.comparison.isVisible() and "validation tasks of dataset" in shown
+    assert "ft:gpt-4o-mini" in shown and f"now in tier 1: {before} agreement" in shown and shown in questions[1]
+    assert TierRepository(window.ws).get(1).model == before and "unchanged" in page.status.text()
+    rows = history(window.ws)
+    assert [r["student_model"][:14] for r in rows] == ["ft:gpt-4o-mini", before[:14]]
+    page.use_button.click()
+    run_until(qloop, lambda: panel.candidate_worker is None, timeout=60)
+    assert TierRepository(window.ws).get(1).model.startswith("ft:gpt-4o-mini") and "now uses" in page.status.text()
 
 
 def test_tracking_resumes_on_reopen(qtbot, tmp_path, qloop, sandbox_thread):

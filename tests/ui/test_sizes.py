@@ -1,12 +1,29 @@
 """Issue 19, every size: at 1024x700 (the smallest size supported) with the demo workspace, no visible
 button, check box, label or table header is narrower than its text needs, unless it says the whole text
-in a tooltip (elided text)."""
+in a tooltip (elided text); and no visible widget lies (partly) outside what its parents show: a widget
+cut off at a parent's edge is as unreadable as a clipped text."""
 
 import pytest
-from PySide6.QtWidgets import QAbstractButton, QCheckBox, QHeaderView, QLabel, QPushButton, QStyle, QTableView
+from PySide6.QtCore import QPoint, QRect
+from PySide6.QtWidgets import (
+    QAbstractButton,
+    QAbstractScrollArea,
+    QCheckBox,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QStyle,
+    QTableView,
+    QWidget,
+)
 
+from cascade_studio.core.finetune import JobState
+from cascade_studio.services.finetune.tracker import JobStore
 from cascade_studio.services.secrets import SecretStore
 from cascade_studio.services.settings import AppSettings
+from cascade_studio.store.evaluations import record
+from cascade_studio.store.workspace import Workspace
 from cascade_studio.ui.main_window import MainWindow
 from tests.ui.test_tradeoffs_page import collected
 
@@ -51,12 +68,66 @@ def clipped_widgets(window) -> list[str]:
     return out
 
 
+def _in_window(w: QWidget, window: QWidget) -> QRect:
+    return QRect(w.mapTo(window, QPoint(0, 0)), w.size())
+
+
+def outside_parents(window: QWidget) -> list[str]:
+    """Visible widgets not wholly inside the part of the window their parents show. Inside a scroll
+    area, a widget may extend beyond the viewport in a direction the area scrolls (its scroll bar is
+    shown), not in one it cannot (a horizontal scroll bar turned off cuts the content off); the
+    inside of a graphics view or an item view is theirs to draw."""
+    out = []
+    for w in window.findChildren(QWidget):
+        if not w.isVisible() or w.isWindow() or w.width() <= 0 or w.height() <= 0:
+            continue
+        rect = _in_window(w, window)
+        xs, ys = (0, window.width() - 1), (0, window.height() - 1)  # shown, each direction on its own
+        free_x = free_y = skip = False
+        parent = w.parentWidget()
+        while parent is not None and parent is not window:
+            area = parent.parentWidget()
+            if isinstance(area, QAbstractScrollArea) and parent is not area.viewport():
+                skip = True  # a scroll bar or corner widget of the area: the area's own parts
+                break
+            if isinstance(area, QAbstractScrollArea):
+                if not isinstance(area, QScrollArea):
+                    skip = True  # a table's editor, a graphics view's scene: drawn and clipped by the view
+                    break
+                free_x |= area.horizontalScrollBar().isVisible()
+                free_y |= area.verticalScrollBar().isVisible()
+            p = _in_window(parent, window)
+            xs, ys = (max(xs[0], p.left()), min(xs[1], p.right())), (max(ys[0], p.top()), min(ys[1], p.bottom()))
+            parent = parent.parentWidget()
+        if skip:
+            continue
+        inside_x = free_x or (rect.left() >= xs[0] - 1 and rect.right() <= xs[1] + 1)
+        inside_y = free_y or (rect.top() >= ys[0] - 1 and rect.bottom() <= ys[1] + 1)
+        if not (inside_x and inside_y):
+            name = w.objectName() or (w.text()[:30] if hasattr(w, "text") and callable(w.text) else "")
+            out.append(f"{type(w).__name__} {name!r} at {rect.getRect()} outside x {xs} y {ys}")
+    return out
+
+
 @pytest.fixture
 def demo_window(qtbot, tmp_path, sandbox_thread):
     collected(tmp_path / "ws", sandbox_thread.base_url, limit=10)
+    with Workspace.open(tmp_path / "ws") as ws:  # a finished job and an evaluation history to show
+        JobStore(ws).save(JobState("ftjob-sizes", "succeeded", "gpt-4o-mini-2024-07-18", "file-1",
+                                   "ft:gpt-4o-mini-2024-07-18:cascade-studio:distilled-v1:AbCdEf12", 123456,
+                                   hyperparameters={"n_epochs": 3, "batch_size": 1}), backend="openai", tier=3)
+        for agreement in (0.7, 0.8):
+            record(ws, teacher_tier=3, teacher_model="gpt-4o", student_tier=1, student_model="gpt-4.1-nano",
+                   category=None, tasks=10, agreement=agreement, metrics={}, teacher_generation="0123456789ab",
+                   student_generation="ba9876543210")
     window = MainWindow(SecretStore(), AppSettings())
     qtbot.addWidget(window)
     window.open_workspace(tmp_path / "ws")
+    jobs = window.finetune_page.jobs_panel  # as after an evaluation before a switch
+    jobs._comparison_job = "ftjob-sizes"
+    jobs.comparison.setText("On the 12 validation tasks of dataset 1, against teacher tier 3 (gpt-4o): "
+                            "ft:gpt-4o-mini-2024-07-18:cascade-studio:distilled-v1:AbCdEf12 agreement 83%, accuracy "
+                            "75%; now in tier 1: gpt-4.1-nano agreement 58%, accuracy 50%.")
     window.resize(*SIZE)
     window.show()
     return window
@@ -66,8 +137,11 @@ def test_every_page_fits_at_1024x700(qtbot, demo_window):
     problems = {}
     for row in range(demo_window.nav.count()):
         demo_window.nav.setCurrentRow(row)
+        page = demo_window.pages.currentWidget()
+        if hasattr(page, "wait_loaded"):
+            assert page.wait_loaded()  # its figures come from a worker thread: measure the page once they are in
         qtbot.wait(50)
-        found = clipped_widgets(demo_window)
+        found = clipped_widgets(demo_window) + outside_parents(demo_window)
         if demo_window.width() > SIZE[0] or demo_window.height() > SIZE[1]:
             found.append(f"the window grew to {demo_window.width()}x{demo_window.height()}")
         if found:

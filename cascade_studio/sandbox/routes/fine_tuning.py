@@ -157,7 +157,7 @@ class FineTuningRoutes:
         self._emit_steps(job, now)
         if status == "succeeded" and job.fine_tuned_model is None:
             job.fine_tuned_model = f"ft:{job.model}:{ORG}:{job.suffix or ''}:{job.id[-8:]}"
-            self.sandbox.fine_tuned[job.fine_tuned_model] = job.model
+            self.sandbox.remember_fine_tuned(job.fine_tuned_model, job.model)
             result = self.sandbox.file_routes.add_file("step_metrics.csv", "fine-tune-results", metrics_csv(job))
             job.result_file = result.id
             job.finished_at = now

@@ -161,6 +161,21 @@ def use_as_tier(ws: Workspace, job_id: str, tier_no: int, base_url: str | None =
     from cascade_studio.services import catalog as catalog_svc
     from cascade_studio.services.tier_service import set_tier
 
+    return set_tier(ws, catalog_svc.load_for_workspace(ws.path), tier_no, **_job_tier_options(ws, job_id, base_url))
+
+
+def candidate_tier(ws: Workspace, job_id: str, tier_no: int, base_url: str | None = None) -> tuple[Tier, list[Tier]]:
+    """What `use_as_tier` would make of tier `tier_no`, and the tier set then, not saved: the model
+    can be evaluated before it takes the tier."""
+    from cascade_studio.services import catalog as catalog_svc
+    from cascade_studio.services.tier_service import planned_tier
+
+    return planned_tier(ws, catalog_svc.load_for_workspace(ws.path), tier_no, **_job_tier_options(ws, job_id, base_url))
+
+
+def _job_tier_options(ws: Workspace, job_id: str, base_url: str | None) -> dict[str, Any]:
+    from cascade_studio.services import catalog as catalog_svc
+
     job = JobStore(ws).get(job_id)
     if job is None or job["status"] != "succeeded" or not job["fine_tuned_model"]:
         raise ValueError(f"job {job_id} has not succeeded (yet); see `finetune status {job_id}`")
@@ -183,4 +198,4 @@ def use_as_tier(ws: Workspace, job_id: str, tier_no: int, base_url: str | None =
     if price is not None:
         options.update(input_price=price.input_per_m, output_price=price.output_per_m,
                        cached_price=price.cached_input_per_m)
-    return set_tier(ws, catalog, tier_no, **options)
+    return options
