@@ -16,6 +16,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     pol_actions = pol.add_subparsers(dest="policy_cmd", metavar="ACTION", required=True)
     pol_exp = pol_actions.add_parser("export", help="write the policy JSON (no keys) and a Python snippet applying it")
     pol_exp.add_argument("file")
+    pol_exp.add_argument("--episode-policy", choices=["step", "rest"], default="step",
+                         help="agent episodes (each request a step): below its threshold a step escalates that step "
+                              "(step) or the rest of the episode (rest), as `whatif --episodes --policy` simulated")
 
     wi = sub.add_parser("whatif", help="per-tier figures, the cascade at given thresholds, sweeps and monthly costs")
     wi.add_argument("--volume", type=float, default=1_000_000, help="requests per month (default 1,000,000)")
@@ -44,7 +47,7 @@ def run_policy(args: argparse.Namespace) -> int:
         if not tiers:
             raise CliError("no tiers to export; define them with `cascade-studio tiers set`")
         try:
-            snippet = export_policy(tiers, Path(args.file))
+            snippet = export_policy(tiers, Path(args.file), episode_policy=args.episode_policy)
         except OSError as exc:
             raise CliError(f"cannot write {args.file}: {exc.strerror}") from None
     print(f"Wrote the policy to {args.file} (no keys) and a snippet that applies it to {snippet}.\n"

@@ -28,7 +28,8 @@ from cascade_studio.core.tiers import (
 )
 
 FORMAT = "cascade-studio/policy@1"
-MODES = ("cascade",)  # routing needs a trained router; the gateway applies the cascade
+MODES = ("cascade",)
+EPISODE_POLICIES = ("step", "rest")  # core.episode_eval.POLICIES: the rule the what-if simulated  # routing needs a trained router; the gateway applies the cascade
 # Request parameters a policy may fix per tier besides model, messages, temperature and logprobs.
 PARAMS = ("top_p", "max_tokens", "max_completion_tokens", "frequency_penalty", "presence_penalty", "seed",
           "stop", "reasoning_effort", "parallel_tool_calls", "service_tier")
@@ -47,7 +48,19 @@ class Policy:
     mode: str = "cascade"
     name: str = "cascade"  # the model name clients ask for (GET /v1/models)
     params: dict[int, dict[str, Any]] = field(default_factory=dict)  # per tier: PARAMS values
-    episode_rule: dict[str, Any] | None = None  # the per-step rule for agent episodes (not yet used)
+    # agent episodes (each request is a step): {"policy": "step"} cascades every step from the lowest
+    # tier; {"policy": "rest"}: once a step went up to tier N, the episode's later steps start at N
+    episode_rule: dict[str, Any] | None = None
+
+    @property
+    def episode_policy(self) -> str:
+        return (self.episode_rule or {}).get("policy", "step")
+
+    def tiers_from(self, floor: int | None) -> list[Tier]:
+        """The tiers a step starts with: all of them, or (policy "rest") those at or above `floor`."""
+        if self.episode_policy != "rest" or not floor:
+            return self.tiers
+        return [t for t in self.tiers if t.tier >= floor] or [self.teacher]
 
     @property
     def teacher(self) -> Tier:
@@ -137,7 +150,10 @@ def policy_from_json(doc: Any) -> Policy:
     if not isinstance(name, str):
         raise PolicyError("name: must be text (the model name clients ask for)")
     rule = doc.get("episode_rule")
-    return Policy(tiers, mode, name, params, rule if isinstance(rule, dict) else None)
+    if rule is not None and not (isinstance(rule, dict) and rule.get("policy", "step") in EPISODE_POLICIES):
+        raise PolicyError(f"episode_rule: {rule!r} is not {{\"policy\": \"step\"}} or {{\"policy\": \"rest\"}} (below "
+                          "its threshold a step escalates that step, or the rest of the episode)")
+    return Policy(tiers, mode, name, params, rule)
 
 
 def _env_hint(entry: dict[str, Any]) -> str:

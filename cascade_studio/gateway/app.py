@@ -16,6 +16,7 @@ import os
 import random
 import secrets as token_source
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -101,6 +102,9 @@ def _failure(outcome: Outcome) -> tuple[int, str, str, str]:
     return 502, f"Every tier of the cascade failed: {reasons}", "server_error", "all_tiers_failed"
 
 
+EPISODE_MEMORY = 100_000  # episodes whose floor one process remembers (policy "rest"), least recent dropped
+
+
 class Gateway:
     def __init__(self, config: GatewayConfig, *, policy: Policy | None = None, secrets: SecretStore | None = None,
                  telemetry: Any = None, rng: random.Random | None = None) -> None:
@@ -118,6 +122,7 @@ class Gateway:
         self.telemetry = telemetry
         self._rng = rng or random.Random()
         self._shadows: set[asyncio.Task] = set()
+        self._floors: OrderedDict[str, int] = OrderedDict()  # policy "rest": episode -> tier its steps start at
         self.shadows_skipped = 0
         self._closed = False
         self.client_key = os.environ.get(CLIENT_KEY_ENV) or None
@@ -161,7 +166,8 @@ class Gateway:
         except RequestProblem as exc:
             return error_response(400, str(exc), "invalid_request_error", "invalid_value", exc.param)
         request_id = "gw-" + token_source.token_hex(12)
-        outcome = await self.cascade.answer(body)
+        episode, floor = self._episode_floor(request)
+        outcome = await self.cascade.answer(body, self.policy.tiers_from(floor))
         answer = outcome.answer
         shadow = self._maybe_shadow(request_id, body, outcome)
         self._record(request_id, body, outcome, shadow, started_ns)
@@ -179,11 +185,32 @@ class Gateway:
                    "x-cascade-cost-usd": f"{outcome.cost_micro / 1e6:.6f}"}
         if answer.fallback:
             headers["x-cascade-fallback"] = "every higher tier failed"
+        if self.policy.episode_policy == "rest":  # the episode's next step starts at the tier that answered
+            headers["x-cascade-min-tier"] = str(answer.tier.tier)
+            if episode:
+                self._floors[episode] = answer.tier.tier
+                self._floors.move_to_end(episode)
+                while len(self._floors) > EPISODE_MEMORY:
+                    self._floors.popitem(last=False)
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             return StreamingResponse(sse_events(response, include_usage=include_usage), headers=headers,
                                      media_type="text/event-stream")
         return Response(orjson.dumps(response), headers=headers, media_type="application/json")
+
+    def _episode_floor(self, request: Request) -> tuple[str | None, int | None]:
+        """Policy "rest": the lowest tier this step may start at, from the client's x-cascade-min-tier
+        (stateless: the client echoes the header of its previous step) or from this process's memory
+        of the episode named by x-cascade-episode (with --workers N, route an episode to one process)."""
+        if self.policy.episode_policy != "rest":
+            return None, None
+        episode = request.headers.get("x-cascade-episode") or None
+        floor = self._floors.get(episode) if episode else None
+        try:
+            given = int(request.headers.get("x-cascade-min-tier", "0"))
+        except ValueError:
+            given = 0
+        return episode, max(floor or 0, given) or None
 
     def _denied(self, request: Request) -> Response | None:
         if self.client_key is None:

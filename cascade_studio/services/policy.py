@@ -119,7 +119,8 @@ if __name__ == "__main__":
 
 
 def policy_document(tiers: list[Tier], calibration: dict[int, dict[str, Any]] | None = None,
-                    params: dict[int, dict[str, Any]] | None = None, name: str = "cascade") -> dict[str, Any]:
+                    params: dict[int, dict[str, Any]] | None = None, name: str = "cascade",
+                    episode_policy: str = "step") -> dict[str, Any]:
     teacher = teacher_of(tiers)
     top = teacher.tier if teacher else 0
     return {
@@ -130,7 +131,8 @@ def policy_document(tiers: list[Tier], calibration: dict[int, dict[str, Any]] | 
         "mode": "cascade",
         "rule": "Ask tier 1 first; escalate to the next tier while the answer's confidence is below the tier's "
                 "threshold; the top tier (the teacher) always answers.",
-        "episode_rule": None,
+        "episode_rule": {"policy": episode_policy, "floor_header": "x-cascade-min-tier",
+                         "episode_header": "x-cascade-episode"},
         "tiers": [tier_entry(t, teacher=t.tier == top, params=(params or {}).get(t.tier),
                              calibration=(calibration or {}).get(t.tier))
                   for t in sorted(tiers, key=lambda x: x.tier)],
@@ -143,10 +145,11 @@ def snippet_text(policy_name: str) -> str:
     return SNIPPET.format(policy_name=policy_name, confidence_source=source.strip())
 
 
-def export_policy(tiers: list[Tier], target: Path, calibration: dict[int, dict[str, Any]] | None = None) -> Path:
+def export_policy(tiers: list[Tier], target: Path, calibration: dict[int, dict[str, Any]] | None = None, *,
+                  episode_policy: str = "step") -> Path:
     """Writes FILE (JSON) and FILE's stem + '_apply.py' next to it; returns the snippet's path."""
     target = Path(target)
-    doc = policy_document(tiers, calibration)
+    doc = policy_document(tiers, calibration, episode_policy=episode_policy)
     snippet = target.with_name(target.stem + "_apply.py")
     for path, text in ((target, json.dumps(doc, indent=2)), (snippet, snippet_text(target.name))):
         write_text(path, text)

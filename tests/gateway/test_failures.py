@@ -94,3 +94,32 @@ async def test_an_unsure_answer_beats_none_when_every_tier_above_failed(tmp_path
     assert raw.headers["x-cascade-tier"] == "1" and raw.headers["x-cascade-fallback"]
     (record,) = _records(tmp_path / "logs")
     assert record["answered_by"] == 1 and record["attempts"][0]["fallback"] and record["attempts"][1]["status"] == "failed"
+
+
+@pytest.mark.parametrize("rule", ["step", "rest"])
+async def test_the_per_step_rule_of_agent_episodes(tmp_path, sandbox, rule):
+    """Each request is a step of an episode. Policy "step": every step starts at tier 1; policy "rest":
+    once a step went up, the episode's later steps start where it answered (the rule the episode
+    what-if simulated), by the episode header or by the client echoing x-cascade-min-tier."""
+    from cascade_studio.services.policy import policy_document
+
+    tiers = tiers_at(sandbox.base_url, sandbox.base_url, threshold=1.0)  # the student (never sure) escalates
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(policy_document(tiers, episode_policy=rule)))
+    async with GatewayServer(GatewayConfig(str(path), port=0, log_dir=str(tmp_path / "logs"))) as gw:
+        client = openai.AsyncOpenAI(base_url=gw.base_url, api_key="k", max_retries=0)
+        try:
+            tried = []
+            for _ in range(2):
+                raw = await client.chat.completions.with_raw_response.create(
+                    model="cascade", messages=ASK, tools=[WEATHER_TOOL], extra_headers={"x-cascade-episode": "ep-1"})
+                tried.append(raw.headers["x-cascade-tiers-tried"])
+            echoed = await client.chat.completions.with_raw_response.create(
+                model="cascade", messages=ASK, tools=[WEATHER_TOOL],
+                extra_headers={"x-cascade-min-tier": raw.headers.get("x-cascade-min-tier", "0")})
+        finally:
+            await client.close()
+    if rule == "step":
+        assert tried == ["1,2", "1,2"] and echoed.headers["x-cascade-tiers-tried"] == "1,2"
+    else:
+        assert tried == ["1,2", "2"] and echoed.headers["x-cascade-tiers-tried"] == "2"
