@@ -348,6 +348,8 @@ class EvaluationPage(Page):
         task = TaskRepository(self.ws).get(result.task_id)
         if t is None or s is None:
             return
+        if task is not None and task.environment and self._show_episodes(task, t, s):
+            return
         diffs = argument_diff(t.tool_calls, s.tool_calls)
         bad = {(d["tool"], d["argument"]) for d in diffs}
 
@@ -378,6 +380,19 @@ class EvaluationPage(Page):
             f"<table width='100%' cellspacing='8'><tr><td valign='top' width='50%'>"
             f"{column(t, f'Teacher (tier {self.report.teacher.tier})')}</td><td valign='top'>"
             f"{column(s, f'Student (tier {self.report.student.tier})')}</td></tr></table>")
+
+    def _show_episodes(self, task, t, s) -> bool:
+        """An agent task: both episodes side by side, aligned by step (False: not both are episodes)."""
+        from cascade_studio.store.episodes import EpisodeRepository
+        from cascade_studio.ui.episode_pair import episode_pair_html
+
+        repo = EpisodeRepository(self.ws)
+        te, se = repo.of_trajectory(t.trajectory_id), repo.of_trajectory(s.trajectory_id)
+        if te is None or se is None:
+            return False
+        self.pair_view.setHtml(episode_pair_html(task, te, se, (f"Teacher (tier {self.report.teacher.tier})",
+                                                                f"Student (tier {self.report.student.tier})")))
+        return True
 
     # -- calibration ---------------------------------------------------------------------------
     def calibrate(self, how: str) -> None:
