@@ -213,3 +213,21 @@ def test_batch_is_not_for_episodes(tmp_path, capsys, sandbox_thread, flag):
     ws = setup(tmp_path, capsys, sandbox_thread.base_url, ["--python", str(folder / "desk_tools.py")])
     code, out, err = cli(capsys, ws, "collect", "--tier", "1", flag)
     assert code != 0 and "episode" in err.lower()
+
+
+def test_environment_secrets_live_in_the_keyring_not_the_workspace(tmp_path, capsys):
+    import keyring
+
+    folder = copy_tools(tmp_path)
+    ws = tmp_path / "ws"
+    code, _, err = cli(capsys, ws, "env", "add", "desk", "--python", str(folder / "desk_tools.py"),
+                       "--env", "DESK_TOKEN=s3cret-value", "--no-check")
+    assert code == 0, err
+    assert keyring.get_password("cascade-studio", "env:desk:env:DESK_TOKEN") == "s3cret-value"
+    with Workspace.open(ws) as w:
+        dump = "\n".join(w.conn.iterdump())
+    assert "s3cret-value" not in dump and "DESK_TOKEN" in dump  # the name is kept, never the value
+    code, out, _ = cli(capsys, ws, "env", "list", "--json")
+    assert "s3cret-value" not in out
+    assert cli(capsys, ws, "env", "remove", "desk")[0] == 0
+    assert keyring.get_password("cascade-studio", "env:desk:env:DESK_TOKEN") is None
