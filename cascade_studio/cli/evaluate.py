@@ -88,8 +88,10 @@ def run(args: argparse.Namespace) -> int:
         out = report.to_json()
         from cascade_studio.services.agent.evaluation import evaluate_agents
 
+        calibrate = (("rate", args.target_rate) if args.target_rate is not None else
+                     ("quality", args.target_quality) if args.target_quality is not None else None)
         agents = asyncio.run(evaluate_agents(ws, teacher, student, task_ids, SecretStore(), mode=args.mode or "both",
-                                             collect=args.collect))
+                                             collect=args.collect, calibrate=calibrate))
         if agents["episode_tasks"]:
             out.update(agents)
         elif args.mode:

@@ -34,6 +34,10 @@ def test_evaluate_agents_and_the_episode_whatif(tmp_path, capsys, sandbox_thread
     assert json.loads(out)["step_agreement"] == steps
     code, out, _ = cli(capsys, ws, *args)
     assert "Step agreement (teacher-forced" in out and "Episodes, student: success" in out
+    # calibration per step: the threshold that escalates about a quarter of the steps
+    code, out, _ = cli(capsys, ws, *args, "--target-rate", "0.25", "--json")
+    cal = json.loads(out)["step_agreement"]["calibration"]
+    assert code == 0 and 0 <= cal["threshold"] <= 1 and cal["tasks"] == steps["overall"]["steps"]
     # the per-step cascade: tier 2 needs its forced steps too
     assert cli(capsys, ws, "evaluate", "--student", "2", "--category", "travel-flights", "--no-embeddings",
                "--mode", "steps", "--collect")[0] == 0

@@ -160,7 +160,8 @@ def episode_comparison(ws: Workspace, teacher: Tier, student: Tier, task_ids: li
 
 
 async def evaluate_agents(ws: Workspace, teacher: Tier, student: Tier, task_ids: list[str], secrets: SecretStore, *,
-                          mode: str = "both", collect: bool = False) -> dict[str, Any]:
+                          mode: str = "both", collect: bool = False,
+                          calibrate: tuple[str, float] | None = None) -> dict[str, Any]:
     """`evaluate --mode`: step agreement and/or episode success for the episode tasks of `task_ids`."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}")
@@ -174,6 +175,14 @@ async def evaluate_agents(ws: Workspace, teacher: Tier, student: Tier, task_ids:
         collected = await collect_forced(ws, teacher, student, episode_ids, secrets) if collect else None
         results = step_results(ws, teacher, student, episode_ids)
         out["step_agreement"] = {**step_summary(results), "estimate_basis": "teacher-forced steps"}
+        if calibrate and results:  # the per-step threshold: each step escalates on its own confidence
+            from cascade_studio.core.evaluation import threshold_for_quality, threshold_for_rate
+
+            method = student.confidence_method.value
+            confs = [r.result.student_confidence.get(method) for r in results]
+            ok = [r.agrees for r in results]
+            how = threshold_for_rate if calibrate[0] == "rate" else threshold_for_quality
+            out["step_agreement"]["calibration"] = how(confs, ok, [True] * len(ok), calibrate[1]).to_json()
         if collected and collected["message"]:
             out["step_agreement"]["collection_problem"] = collected["message"]
     if mode in ("episodes", "both"):
