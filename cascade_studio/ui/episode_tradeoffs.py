@@ -70,12 +70,12 @@ class EpisodeTradeoffs(QWidget):
         self.plot.setBackground("w")
         self.plot.setLabel("bottom", "cost per episode ($)")
         self.plot.setLabel("left", "step agreement")
-        self.plot.addLegend(offset=(-10, 10))
-        self.curve = self.plot.plot([], [], pen=pg.mkPen("#0f6cbd", width=2), name="sweep (first student)")
+        self.plot.addLegend(offset=(-10, -10))  # bottom right: the curve climbs to the top right
+        self.curve = self.plot.plot([], [], pen=pg.mkPen("#0f6cbd", width=2), name="sweep: tier 1 and the teacher")
         self.front = self.plot.plot([], [], pen=None, symbol="o", symbolSize=5, symbolBrush="#0f6cbd",
                                     name="Pareto front")
         self.point = self.plot.plot([], [], pen=None, symbol="star", symbolSize=16, symbolBrush="#c50f1f",
-                                    name="operating point")
+                                    name="operating point (every tier at its threshold)")
         controls = QHBoxLayout()
         controls.addWidget(QLabel("Policy"))
         controls.addWidget(self.policy)

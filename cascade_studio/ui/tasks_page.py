@@ -195,7 +195,10 @@ class TasksPage(QWidget):
             content = m.get("content")
             text = content if isinstance(content, str) else json.dumps(content, indent=1)
             parts.append(f"<p><b>{html.escape(m.get('role', ''))}:</b> {html.escape(text or '')}</p>")
-        parts.append(f"<p><b>Tools ({len(task.tools)})</b></p><pre>{html.escape(json.dumps(task.tools, indent=2))}</pre>")
+        if task.environment and not task.tools:
+            parts.append(f"<p><b>Tools:</b> those of {html.escape(task.environment)} (List tools, below)</p>")
+        else:
+            parts.append(f"<p><b>Tools ({len(task.tools)})</b></p><pre>{html.escape(json.dumps(task.tools, indent=2))}</pre>")
         if task.expected is not None:
             label = "no function call" if task.expected == [] else json.dumps(task.expected, indent=2)
             parts.append(f"<p><b>Expected</b></p><pre>{html.escape(label)}</pre>")
