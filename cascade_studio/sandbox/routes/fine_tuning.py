@@ -194,6 +194,8 @@ class FineTuningRoutes:
     def _job_json(self, job: FineTuneJob) -> dict[str, Any]:
         now = time.time()
         status = job.status(now)
+        if status == "succeeded" and job.fine_tuned_model is None:  # finished since _advance looked
+            self._advance(job)
         error = None
         if status == "failed":
             error = {"code": "invalid_training_file", "message": job.validation_error, "param": "training_file"}
