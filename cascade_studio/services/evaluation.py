@@ -59,6 +59,7 @@ class EvaluationReport:
     missing: int
     similarity_method: str
     evaluation_id: int | None = None
+    agents: dict[str, Any] | None = None  # agent tasks: step agreement and episode success (services.agent.evaluation)
 
     def to_json(self) -> dict[str, Any]:
         return {"teacher": {"tier": self.teacher.tier, "model": self.teacher.model,

@@ -43,6 +43,26 @@ from cascade_studio.ui.trajectory_model import heat_color
 log = logging.getLogger(__name__)
 
 
+def agents_sentence(agents: dict | None) -> str:
+    """Agent tasks: where the student diverges (teacher-forced steps) and how often it succeeds alone."""
+    if not agents or not agents.get("episode_tasks"):
+        return ""
+    parts = []
+    steps = agents.get("step_agreement")
+    if steps and steps["overall"]["steps"]:
+        first = steps["first_divergence"]
+        where = (f"; it most often first diverges at step {first['most_common_step'] + 1}"
+                 if first["most_common_step"] is not None else "")
+        parts.append(f" Agent tasks: step agreement {_pct(steps['overall']['agreement'])} over "
+                     f"{steps['overall']['steps']} teacher-forced steps{where}.")
+    episodes = agents.get("episodes")
+    if episodes and episodes["tasks"]:
+        parts.append(f" Episodes on its own: success {_pct(episodes['student']['success_rate'])} (teacher "
+                     f"{_pct(episodes['teacher']['success_rate'])}), ${episodes['student']['cost_per_episode_usd']} "
+                     f"vs ${episodes['teacher']['cost_per_episode_usd']} per episode.")
+    return "".join(parts) or " Agent tasks: tick 'Collect missing' to ask the student at every step."
+
+
 def _pct(v: float | None) -> str:
     return "—" if v is None else f"{v:.0%}"
 
@@ -294,7 +314,8 @@ class EvaluationPage(Page):
         self.say(f"Tier {report.student.tier} ({report.student.model}) agrees with the teacher on "
                  f"{_pct(o['agreement'])} of {o['tasks']} tasks (tool {_pct(o['tool_agreement'])}, arguments "
                  f"{_pct(o['args_agreement'])}). Similarity: {report.similarity_method}."
-                 + (f" {report.missing} tasks lacked a trajectory." if report.missing else ""))
+                 + (f" {report.missing} tasks lacked a trajectory." if report.missing else "")
+                 + agents_sentence(report.agents))
         rows = [("All categories", o), *report.summary["categories"].items()]
         self.category_table.setRowCount(len(rows))
         for r, (name, b) in enumerate(rows):

@@ -163,8 +163,14 @@ class EvaluationThread(Worker):
         reports = []
         for i, student in enumerate(self.students):  # one evaluation per student tier, each recorded in the history
             self.emit_progress((i, len(self.students), student))
-            reports.append(await evaluate(ws, self.teacher, student, self.task_ids, self.secrets,
-                                          collect=self.collect, category=self.category))
+            report = await evaluate(ws, self.teacher, student, self.task_ids, self.secrets, collect=self.collect,
+                                    category=self.category)
+            from cascade_studio.services.agent.evaluation import evaluate_agents
+
+            # agent tasks: every step teacher-forced, and the free-running episodes side by side
+            report.agents = await evaluate_agents(ws, self.teacher, student, self.task_ids, self.secrets,
+                                                  collect=self.collect)
+            reports.append(report)
         return reports
 
 

@@ -24,6 +24,9 @@ def test_episode_drill_down(qtbot, tmp_path, qloop, sandbox_thread):
     page.run_button.click()
     run_until(qloop, lambda: page.report is not None, timeout=90)
     assert page.task_table.rowCount() >= 3
+    status = page.status.text()
+    assert "Agent tasks: step agreement" in status and "teacher-forced steps" in status
+    assert "Episodes on its own: success" in status
     texts = []
     for row in range(page.task_table.rowCount()):
         page.task_table.selectRow(row)
