@@ -128,16 +128,7 @@ class SecretStore:
             with self._lock:
                 self._session[ep] = key
             return "session"
-        info = self.info()
-        if not info.usable or not info.secure:
-            raise SecretStoreError(info.message)
-        import keyring.errors
-
-        try:
-            self.backend.set_password(SERVICE, ep, key)
-        except keyring.errors.KeyringError as exc:
-            raise SecretStoreError(f"The OS keyring refused to store the key ({type(exc).__name__}). "
-                                   "Unlock your keyring and try again, or use a session-only key.") from None
+        self._store(ep, key, "the key", " or use a session-only key")
         with self._lock:
             self._session.pop(ep, None)
         log.info("Stored an API key for %s in the OS keyring", ep)
@@ -159,6 +150,9 @@ class SecretStore:
     # -- other secrets (an environment's headers and variables) -------------------------
     def set_secret(self, account: str, value: str) -> None:
         """Store a secret that is not an API key (e.g. "env:NAME:header:Authorization") in the keyring."""
+        self._store(account, value, account)
+
+    def _store(self, account: str, value: str, what: str, alternative: str = "") -> None:
         info = self.info()
         if not info.usable or not info.secure:
             raise SecretStoreError(info.message)
@@ -167,8 +161,8 @@ class SecretStore:
         try:
             self.backend.set_password(SERVICE, account, value)
         except keyring.errors.KeyringError as exc:
-            raise SecretStoreError(f"The OS keyring refused to store {account} ({type(exc).__name__}). "
-                                   "Unlock your keyring and try again.") from None
+            raise SecretStoreError(f"The OS keyring refused to store {what} ({type(exc).__name__}). "
+                                   f"Unlock your keyring and try again{alternative}.") from None
 
     def get_secret(self, account: str) -> str | None:
         info = self.info()

@@ -344,13 +344,7 @@ def _transport(spec: EnvironmentSpec, secrets: SecretStore, stderr: Any) -> Any:
     if spec.kind == "http":
         from mcp.client.streamable_http import create_mcp_http_client, streamable_http_client
 
-        headers = {}
-        for key in spec.header_keys:
-            value = secrets.get_secret(f"env:{spec.name}:header:{key}")
-            if value is None:
-                raise EnvironmentError_(f"The environment {spec.name!r}'s header {key} is not in the keyring; add the "
-                                        f"environment again with --header {key}=VALUE.")
-            headers[key] = value
+        headers = _secret_values(secrets, spec, "header", spec.header_keys)
         if headers:
             why = transport_problem(spec.url, spec.allow_insecure)
             if why:
@@ -359,13 +353,7 @@ def _transport(spec: EnvironmentSpec, secrets: SecretStore, stderr: Any) -> Any:
     from mcp import StdioServerParameters
     from mcp.client.stdio import stdio_client
 
-    env = {}
-    for key in spec.env_keys:
-        value = secrets.get_secret(f"env:{spec.name}:env:{key}")
-        if value is None:
-            raise EnvironmentError_(f"The environment {spec.name!r}'s variable {key} is not in the keyring; add the "
-                                    f"environment again with --env {key}=VALUE.")
-        env[key] = value
+    env = _secret_values(secrets, spec, "env", spec.env_keys)
     if spec.kind == "python":
         command, args = sys.executable, ["-m", "cascade_studio.services.agent.module_server", spec.module]
     else:
@@ -374,6 +362,18 @@ def _transport(spec: EnvironmentSpec, secrets: SecretStore, stderr: Any) -> Any:
             command = sys.executable
     params = StdioServerParameters(command=command, args=args, env=env or None, cwd=spec.cwd or None)
     return stdio_client(params, errlog=stderr)
+
+
+def _secret_values(secrets: SecretStore, spec: EnvironmentSpec, kind: str, keys: list[str]) -> dict[str, str]:
+    """The values of an environment's variables (kind "env") or headers ("header") from the keyring."""
+    out = {}
+    for key in keys:
+        value = secrets.get_secret(f"env:{spec.name}:{kind}:{key}")
+        if value is None:
+            raise EnvironmentError_(f"The environment {spec.name!r}'s {'header' if kind == 'header' else 'variable'} "
+                                    f"{key} is not in the keyring; add the environment again with --{kind} {key}=VALUE.")
+        out[key] = value
+    return out
 
 
 @contextlib.asynccontextmanager
