@@ -90,11 +90,18 @@ class RunRepository:
 
     def totals(self, run_id: int) -> tuple[int, int, int]:
         """(ok trajectories, tokens, cost in micro-USD) of everything the run stored: the whole run,
-        across resumes."""
+        across resumes. Agent episodes count what they paid even when they ended in an error, and the
+        steps of episodes not finished yet (a cancelled or killed run) count too."""
         row = self.ws.conn.execute(
-            "SELECT count(*), coalesce(sum(prompt_tokens + completion_tokens), 0), coalesce(sum(cost_micro), 0) "
-            "FROM trajectories WHERE run_id = ? AND status = 'ok'", (run_id,)).fetchone()
-        return int(row[0]), int(row[1]), int(row[2])
+            "SELECT coalesce(sum(status = 'ok'), 0), coalesce(sum(prompt_tokens + completion_tokens), 0), "
+            "coalesce(sum(cost_micro), 0) FROM trajectories WHERE run_id = ? AND (status = 'ok' OR episode IS NOT NULL)",
+            (run_id,)).fetchone()
+        open_steps = self.ws.conn.execute(
+            "SELECT coalesce(sum(json_extract(call, '$.usage[0]') + json_extract(call, '$.usage[1]')), 0), "
+            "coalesce(sum(json_extract(call, '$.cost_micro')), 0) FROM episode_steps s WHERE s.run_id = ? "
+            "AND s.episode NOT LIKE 'forced:%' AND NOT EXISTS (SELECT 1 FROM trajectories t WHERE t.episode = s.episode)",
+            (run_id,)).fetchone()
+        return int(row[0]), int(row[1]) + int(open_steps[0]), int(row[2]) + int(open_steps[1])
 
     def set_status(self, run_id: int, status: str, message: str = "") -> None:
         self.ws.conn.execute("UPDATE runs SET status = ?, message = ?, updated_at = ? WHERE id = ?",

@@ -231,3 +231,15 @@ def test_environment_secrets_live_in_the_keyring_not_the_workspace(tmp_path, cap
     assert "s3cret-value" not in out
     assert cli(capsys, ws, "env", "remove", "desk")[0] == 0
     assert keyring.get_password("cascade-studio", "env:desk:env:DESK_TOKEN") is None
+
+
+def test_run_totals_count_what_episodes_paid(tmp_path, capsys, sandbox_thread):
+    """Honest totals: a crashed episode's paid steps count in the run's total, as in this session's."""
+    folder = copy_tools(tmp_path)
+    ws = setup(tmp_path, capsys, sandbox_thread.base_url, ["--stdio", f"{sys.executable} {folder / 'desk_server.py'}"],
+               rows=[("w1", "What is the weather in Paris?")])
+    (folder / "crash").touch()
+    code, out, _ = cli(capsys, ws, "collect", "--tier", "1", "--json")
+    summary = json.loads(out)
+    assert summary["failed"] == 1 and summary["tokens"] > 0
+    assert summary["run_tokens"] == summary["tokens"] and summary["run_cost_usd"] == summary["cost_usd"]
