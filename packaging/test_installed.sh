@@ -21,6 +21,8 @@ printf '%s\n' '{"messages": [{"role": "user", "content": "hi"}, {"role": "assist
 "$BIN" dataset validate /tmp/cs-one.jsonl --json > /tmp/cs-validate.json || true
 grep -q '"too_few_examples"' /tmp/cs-validate.json && grep -q '"billed_tokens"' /tmp/cs-validate.json
 rm -f /tmp/cs-one.jsonl /tmp/cs-validate.json
+# the demo's MCP server runs from the bundle (agent episodes need no separate Python)
+"$BIN" --run-module cascade_studio.sandbox.travel_desk --list-tools | grep -q search_flights
 WS="$(mktemp -d)"
 "$BIN" --workspace "$WS/ws" tiers list >/dev/null  # first run: create the workspace, warm the file cache
 for i in 1 2 3; do

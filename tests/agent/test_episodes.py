@@ -243,3 +243,11 @@ def test_run_totals_count_what_episodes_paid(tmp_path, capsys, sandbox_thread):
     summary = json.loads(out)
     assert summary["failed"] == 1 and summary["tokens"] > 0
     assert summary["run_tokens"] == summary["tokens"] and summary["run_cost_usd"] == summary["cost_usd"]
+
+
+def test_the_packaged_app_runs_python_environments_itself(monkeypatch):
+    from cascade_studio.services.agent.environments import python_command
+
+    assert python_command(["-m", "m", "x"]) == (sys.executable, ["-m", "m", "x"])
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    assert python_command(["-m", "m", "x"]) == (sys.executable, ["--run-module", "m", "x"])

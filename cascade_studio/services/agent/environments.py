@@ -355,13 +355,21 @@ def _transport(spec: EnvironmentSpec, secrets: SecretStore, stderr: Any) -> Any:
 
     env = _secret_values(secrets, spec, "env", spec.env_keys)
     if spec.kind == "python":
-        command, args = sys.executable, ["-m", "cascade_studio.services.agent.module_server", spec.module]
+        command, args = python_command(["-m", "cascade_studio.services.agent.module_server", spec.module])
+    elif spec.command == PYTHON_COMMAND:
+        command, args = python_command(list(spec.args))
     else:
         command, args = spec.command, list(spec.args)
-        if command == PYTHON_COMMAND:
-            command = sys.executable
     params = StdioServerParameters(command=command, args=args, env=env or None, cwd=spec.cwd or None)
     return stdio_client(params, errlog=stderr)
+
+
+def python_command(args: list[str]) -> tuple[str, list[str]]:
+    """The command line that runs `python ARGS` with the app's own Python; in the packaged app (no
+    separate interpreter) the program runs the module itself: `cascade-studio --run-module M ...`."""
+    if getattr(sys, "frozen", False) and args[:1] == ["-m"]:
+        return sys.executable, ["--run-module", *args[1:]]
+    return sys.executable, args
 
 
 def _secret_values(secrets: SecretStore, spec: EnvironmentSpec, kind: str, keys: list[str]) -> dict[str, str]:
