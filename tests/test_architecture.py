@@ -11,8 +11,15 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_import_contracts_hold(monkeypatch):
     from importlinter.cli import lint_imports
 
+    import logging
+
     monkeypatch.chdir(ROOT)
-    assert lint_imports(config_filename=str(ROOT / "pyproject.toml"), no_cache=True, no_logo=True) == 0
+    loggers = [lg for lg in logging.root.manager.loggerDict.values() if isinstance(lg, logging.Logger)]
+    try:
+        assert lint_imports(config_filename=str(ROOT / "pyproject.toml"), no_cache=True, no_logo=True) == 0
+    finally:  # import-linter's dictConfig disables every logger that existed: later tests need theirs
+        for lg in loggers:
+            lg.disabled = False
 
 
 def test_core_store_services_and_sandbox_do_not_load_qt():

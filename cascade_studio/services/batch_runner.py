@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 
 from cascade_studio.core.tiers import Tier, generation_keys
+from cascade_studio.services import events
 from cascade_studio.services.clients import describe_error, make_async_client
 from cascade_studio.services.collector import RunProgress
 from cascade_studio.services.run_lock import TierRunLock
@@ -171,5 +172,6 @@ class BatchCollection:
         _, self.progress.run_tokens, self.progress.run_cost_micro = self._runs.totals(self.run_record.id)
         self.progress.status, self.progress.message, self.progress.in_flight = status, message, 0
         self._runs.set_status(self.run_record.id, status, message)
+        events.publish(events.TRAJECTORIES, self.ws)
         self._emit()
         return self.progress

@@ -23,6 +23,7 @@ from cascade_studio.core.money import micro_to_usd
 from cascade_studio.core.tasks import Task
 from cascade_studio.core.tiers import LogprobsMode, Tier, generation_id, generation_keys, generation_params
 from cascade_studio.core.trajectory import ResponseError, Trajectory, build_request, trajectory_from_response
+from cascade_studio.services import events
 from cascade_studio.services.clients import describe_error, failure_summary, make_async_client
 from cascade_studio.services.rate_limits import (  # noqa: F401 - RETRYABLE_STATUS, RateLimiter: part of this API
     RETRYABLE_STATUS,
@@ -214,6 +215,7 @@ class CollectionRun:
         return self._finish("done", self._note)
 
     def _finish(self, status: str, message: str) -> RunProgress:
+        events.publish(events.TRAJECTORIES, self.ws)
         _, self.progress.run_tokens, self.progress.run_cost_micro = self._runs.totals(self.run_record.id)
         self.progress.status = status
         self.progress.message = message
@@ -398,6 +400,7 @@ class CollectionRun:
         self._logprobs_verdict = True
         self.tier = self.tier.replace(logprobs_unsupported=True)
         TierRepository(self.ws).mark_logprobs_unsupported(self.tier.tier)
+        events.publish(events.TIERS, self.ws)
         _, why = describe_error(exc, self.tier)
         self._note = self.progress.message = (f"{self.tier.base_url} fails when asked for logprobs ({why}); tier {self.tier.tier} "
                                  "now collects without them, so it has no confidence and "

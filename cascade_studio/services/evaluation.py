@@ -13,6 +13,7 @@ from cascade_studio.core.agreement import cosine, offline_embedding
 from cascade_studio.core.confidence import CONF_COLUMNS, by_method
 from cascade_studio.core.evaluation import Side, TaskResult, aggregate, compare
 from cascade_studio.core.tiers import Tier, generation_id, generation_keys
+from cascade_studio.services import events
 from cascade_studio.services.clients import make_async_client
 from cascade_studio.services.collector import CollectionRun, start_or_resume
 from cascade_studio.services.secrets import SecretStore
@@ -187,4 +188,5 @@ async def evaluate(ws: Workspace, teacher: Tier, student: Tier, task_ids: list[s
             student_model=student.model, category=category, tasks=len(results),
             agreement=summary["overall"]["agreement"], metrics=summary,
             teacher_generation=generation_id(teacher), student_generation=generation_id(student))
+        events.publish(events.EVALUATIONS, ws)
     return report

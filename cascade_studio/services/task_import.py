@@ -12,6 +12,7 @@ from cascade_studio.core.tasks import (
     parse_csv,
     parse_native,
 )
+from cascade_studio.services import events
 from cascade_studio.services.input_files import read_text
 from cascade_studio.store.tasks import ImportResult, TaskRepository
 from cascade_studio.store.workspace import Workspace
@@ -66,4 +67,6 @@ def import_tasks(ws: Workspace, path: Path, fmt: str | None = None, answers: Pat
                 t.environment = environment
             if max_steps is not None:
                 t.max_steps = max_steps
-    return TaskRepository(ws).upsert(tasks)
+    result = TaskRepository(ws).upsert(tasks)
+    events.publish(events.TASKS, ws)
+    return result

@@ -26,6 +26,7 @@ from cascade_studio.core.tiers import (
     transport_problem,
     validate_tier_set,
 )
+from cascade_studio.services import events
 from cascade_studio.services.input_files import read_text
 from cascade_studio.services.output_files import write_text
 from cascade_studio.services.secrets import SecretStore
@@ -60,8 +61,14 @@ def set_tier(ws: Workspace, catalog: PriceCatalog, tier_no: int, **options: Any)
     When the model changes (or the tier is new) and no price is given, prices come from the catalog.
     """
     updated, tiers = planned_tier(ws, catalog, tier_no, **options)
-    TierRepository(ws).replace_all(tiers)
+    save_tiers(ws, tiers)
     return updated
+
+
+def save_tiers(ws: Workspace, tiers: list[Tier]) -> None:
+    """Replace the workspace's tiers (the Tiers page's Save, `tiers set`, imports) and say so."""
+    TierRepository(ws).replace_all(tiers)
+    events.publish(events.TIERS, ws)
 
 
 def planned_tier(ws: Workspace, catalog: PriceCatalog, tier_no: int, **options: Any) -> tuple[Tier, list[Tier]]:
@@ -202,7 +209,7 @@ def import_tiers(ws: Workspace, source: Path, *, trust_key_settings: bool = Fals
     asked = key_settings_of(tiers)
     if not trust_key_settings:
         tiers = [t.replace(api_key_env="", allow_insecure=False) for t in tiers]
-    TierRepository(ws).replace_all(tiers)
+    save_tiers(ws, tiers)
     report = TierImport(tiers, asked, trust_key_settings)
     if secrets is not None:
         report.without_key = [t.tier for t in tiers if not secrets.resolve(t).found]

@@ -22,6 +22,7 @@ from cascade_studio.core.tasks import Task
 from cascade_studio.core.tiers import Tier, teacher_of
 from cascade_studio.core.traffic import DEFAULT_CATEGORY, HARD_CASE_TAG, TrafficLineError, check_line, digest
 from cascade_studio.core.trajectory import ResponseError, build_request, trajectory_from_response
+from cascade_studio.services import events
 from cascade_studio.services.input_files import open_lines
 from cascade_studio.store.evaluations import history
 from cascade_studio.store.production import ProductionRepository
@@ -182,6 +183,8 @@ def import_traffic(ws: Workspace, path: Path | str,
         one.store(result)
         if progress:
             progress(i + 1, len(files))
+    for kind in (events.TRAFFIC, events.TASKS, events.TRAJECTORIES):
+        events.publish(kind, ws)
     return result
 
 

@@ -15,6 +15,7 @@ from cascade_studio.core.jsonl import JsonProblem, is_number, iter_objects
 from cascade_studio.core.money import micro_to_usd
 from cascade_studio.core.tiers import Tier, generation_id, generation_keys
 from cascade_studio.core.trajectory import ResponseError, Trajectory, build_request, trajectory_from_response
+from cascade_studio.services import events
 from cascade_studio.services.input_files import open_lines
 from cascade_studio.services.output_files import atomic_text
 from cascade_studio.store.tasks import TaskRepository
@@ -175,6 +176,7 @@ def _import(ws: Workspace, path: Path, tier: Tier, to_item) -> TrajectoryImportR
         if not lines:
             raise TrajectoryImportError(f"{name}: the file holds no trajectories")
         added, updated, unchanged = store.counts()
+    events.publish(events.TRAJECTORIES, ws)
     return TrajectoryImportResult(name, tier.tier, added, updated, unchanged, lines)
 
 

@@ -27,6 +27,7 @@ from cascade_studio.core.episode import ANSWERED, STEP_LIMIT, Episode, Step, Too
 from cascade_studio.core.tasks import Task
 from cascade_studio.core.tiers import Tier, generation_id
 from cascade_studio.core.trajectory import Trajectory, Usage, cost_of, parse_tool_calls
+from cascade_studio.services import events
 from cascade_studio.services.trajectory_io import TrajectoryImportError, _rows
 from cascade_studio.store.episodes import EpisodeRepository
 from cascade_studio.store.tasks import TaskRepository
@@ -125,5 +126,7 @@ def import_transcripts(ws: Workspace, path: Path, tier: Tier, *, environment: st
         for step in episode.steps:
             repo.save_step(episode, step, run_id)
         repo.finish(run_id, episode, task.category)
+    events.publish(events.TASKS, ws)
+    events.publish(events.TRAJECTORIES, ws)
     return TranscriptImportResult(name, tier.tier, len(parsed), sum(len(e.steps) for _, e in parsed),
                                   tasks.count() - before, sum(e.generation != generation_id(tier) for _, e in parsed))

@@ -331,7 +331,10 @@ class EvaluationPage(Page):
                     item.setBackground(heat_color(b["agreement"]))
                     item.setForeground(QColor("#1b1b1b"))
                 self.category_table.setItem(r, c, item)
+        self.category_table.blockSignals(True)  # the same row again fires no change: fill the tasks below anyway
         self.category_table.selectRow(1 if len(rows) > 1 else 0)
+        self.category_table.blockSignals(False)
+        self._show_tasks()
         self.calibrate("rate")
         self.refresh_drift()
 
@@ -359,6 +362,9 @@ class EvaluationPage(Page):
                 self.task_table.setItem(i, c, item)
         if results:
             self.task_table.selectRow(0)
+        self._show_pair()  # row 0 again fires no change: the drill-down must follow the new list anyway
+        if not results:
+            self.pair_view.clear()
 
     def _show_pair(self) -> None:
         row = self.task_table.currentRow()

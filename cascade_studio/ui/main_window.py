@@ -76,6 +76,11 @@ class MainWindow(QMainWindow):
         self.tiers_page.saved.connect(lambda: self.statusBar().showMessage("Tiers saved", 3000))
         self.add_page("Tiers", self.tiers_page)
         self._lazy: dict[str, QWidget | None] = {}
+        from cascade_studio.ui.workspace_events import Followers, WorkspaceEvents
+
+        self.events = WorkspaceEvents(self)  # what the services changed, on the GUI thread
+        self.followers = Followers()
+        self.events.changed.connect(self._workspace_changed)
         self.add_lazy_page("Tasks", "tasks")
         # Heavier pages are built the first time they are shown (or used), not at startup.
         self.add_lazy_page("Trajectories", "trajectories")
@@ -185,6 +190,14 @@ class MainWindow(QMainWindow):
         if key:
             self._build(key)
         self.pages.setCurrentIndex(row)
+        self.followers.shown(self.pages.currentWidget())  # changes made while it was not on screen
+
+    def _workspace_changed(self, kind: str, folder: str) -> None:
+        """A service changed the open workspace: the pages that show that kind of data follow it."""
+        if self.ws is None or Path(folder) != Path(self.ws.path).resolve():
+            return
+        pages = [self.tiers_page, *(p for p in self._lazy.values() if p is not None)]
+        self.followers.changed(kind, pages, self.pages.currentWidget())
 
     tasks_page = _lazy_page("tasks")
     trajectories_page = _lazy_page("trajectories")
@@ -260,6 +273,7 @@ class MainWindow(QMainWindow):
             self.ws.close()
         self.ws = ws
         self.catalog = catalog
+        self.followers.pending.clear()  # every page reloads the new workspace below
         self.settings.add_recent(ws.path)
         self.tiers_page.set_workspace(ws, catalog)
         self._each_built("set_workspace", ws)

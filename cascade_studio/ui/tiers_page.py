@@ -172,6 +172,13 @@ class TiersPage(QWidget):
         self._set_dirty(False)
 
     # -- workspace -----------------------------------------------------------------------
+    def follow_change(self, kind: str) -> None:
+        """Tiers changed elsewhere (Use as tier, an import, a run that learned a server has no logprobs):
+        show them, unless the user is editing (then the Revert button brings them in)."""
+        if getattr(self, "_saving", False) or self.dirty or self.ws is None:
+            return
+        self.set_workspace(self.ws, self.catalog)
+
     def set_workspace(self, ws: Workspace | None, catalog: PriceCatalog) -> None:
         self.ws = ws
         self.catalog = catalog
@@ -307,7 +314,13 @@ class TiersPage(QWidget):
                 self.editor.show_issues([i for i in issues])
             return False
         try:
-            TierRepository(self.ws).replace_all(self.tiers)
+            from cascade_studio.services.tier_service import save_tiers
+
+            self._saving = True  # our own change: the event that follows needs no reload here
+            try:
+                save_tiers(self.ws, self.tiers)
+            finally:
+                self._saving = False
         except Exception as exc:  # disk full, locked database ...
             log.exception("Saving tiers failed")
             QMessageBox.warning(self, "Could not save tiers",

@@ -30,6 +30,7 @@ import anyio
 from cascade_studio.core.episode import DEFAULT_TOOL_TIMEOUT_S, ToolResult, environment_name_problem
 from cascade_studio.core.errors import UserError
 from cascade_studio.core.tiers import transport_problem
+from cascade_studio.services import events
 from cascade_studio.services.secrets import SecretStore
 from cascade_studio.store.environments import EnvironmentRepository
 from cascade_studio.store.tasks import TaskRepository
@@ -119,7 +120,9 @@ def add_environment(ws: Workspace, secrets: SecretStore, spec: EnvironmentSpec, 
     if old is not None:
         old_spec = EnvironmentSpec.from_json(spec.name, old[0], old[1])
         _forget(secrets, old_spec, keep_env=set(spec.env_keys), keep_headers=set(spec.header_keys))
-    return repo.put(spec.name, spec.kind, spec.to_json())
+    replaced = repo.put(spec.name, spec.kind, spec.to_json())
+    events.publish(events.ENVIRONMENTS, ws)
+    return replaced
 
 
 def _forget(secrets: SecretStore, spec: EnvironmentSpec, *, keep_env: set[str] = frozenset(),
@@ -152,7 +155,9 @@ def remove_environment(ws: Workspace, secrets: SecretStore, name: str) -> bool:
     if row is None:
         return False
     _forget(secrets, EnvironmentSpec.from_json(name, *row))
-    return EnvironmentRepository(ws).remove(name)
+    removed = EnvironmentRepository(ws).remove(name)
+    events.publish(events.ENVIRONMENTS, ws)
+    return removed
 
 
 # -- sessions ------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from cascade_studio.core.datasets import backend_refusal
 from cascade_studio.core.errors import UserError
 from cascade_studio.core.finetune import JobEvent, JobSpec, JobState
 from cascade_studio.core.tiers import Tier, teacher_of
+from cascade_studio.services import events
 from cascade_studio.services.finetune.openai_backend import OpenAIFineTuneBackend
 from cascade_studio.services.secrets import SecretStore
 from cascade_studio.store.jobs import JobStore
@@ -99,6 +100,7 @@ async def start_job(ws: Workspace, spec: JobSpec, tier_no: int | None, secrets: 
         valid_id = await backend.upload(spec.validation_file) if spec.validation_file else None
         state = await backend.start(spec, train_id, valid_id)
         JobStore(ws).save(state, backend=backend.name, base_url=base_url, tier=endpoint_tier, dataset_id=dataset_id)
+        events.publish(events.JOBS, ws)
         return state, warning
     finally:
         await backend.close()
@@ -130,6 +132,7 @@ async def control(ws: Workspace, job_id: str, action: str, secrets: SecretStore)
     finally:
         await backend.close()
     JobStore(ws).save(state)
+    events.publish(events.JOBS, ws)
     return state
 
 
