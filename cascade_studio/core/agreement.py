@@ -137,7 +137,8 @@ def offline_similarity(a: str, b: str, dims: int = 512) -> float | None:
     """`cosine(offline_embedding(a), offline_embedding(b))`, the same float, from the few non-zero
     entries rather than two dense vectors (an evaluation compares ~100k pairs): zeros add nothing
     to the sums, which run over the same entries in the same order."""
-    va, vb = _sparse_offline_embedding(a, dims), _sparse_offline_embedding(b, dims)
+    va = _sparse_offline_embedding(a, dims)
+    vb = va if b == a else _sparse_offline_embedding(b, dims)  # a student that agrees often says the same
     if not va or not vb:
         return None
     dot = sum(x * vb[i] for i, x in va.items() if i in vb)
