@@ -75,13 +75,14 @@ WRITER = """
 import random, sqlite3, sys, time
 conn = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
 rate, until, rng, i = float(sys.argv[2]), time.time() + float(sys.argv[3]), random.Random(1), 0
+tag = sys.argv[4]
 cats = ["simple_python", "multiple", "irrelevance", "parallel"]
 while time.time() < until:
     conf = rng.random() ** 0.3
     conn.execute("INSERT INTO trajectories (run_id, task_id, tier, model, status, category, tool_name, content, "
                  "tool_calls, request, prompt_tokens, completion_tokens, latency_ms, cost_micro, conf_mean, conf_min, "
                  "conf_tool) VALUES (1, ?, 1, 'gpt-4o', 'ok', ?, 'tool_1', 'x', '[]', '{}', 100, 50, 300.0, ?, ?, ?, ?)",
-                 (f"live_{i}", cats[i % 4], rng.randrange(20, 900), conf, conf / 2, conf))
+                 (f"{tag}_{i}", cats[i % 4], rng.randrange(20, 900), conf, conf / 2, conf))
     i += 1
     time.sleep(1 / rate)
 print(i)
@@ -94,7 +95,8 @@ def stall_during_run(app, page, folder: Path, seconds: float, live: bool) -> tup
 
     from PySide6.QtCore import QEventLoop, QTimer
 
-    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(folder / "workspace.sqlite"), "160", str(seconds)],
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(folder / "workspace.sqlite"), "160", str(seconds),
+                               f"live_{time.time_ns()}"],
                               stdout=subprocess.PIPE)
     longest, last = [0.0], [time.perf_counter()]
 
