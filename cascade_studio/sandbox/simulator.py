@@ -15,10 +15,11 @@ import random
 import re
 import struct
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
-from cascade_studio.sandbox.tokens import _tokenize, count_message_tokens, count_tokens
+from cascade_studio.sandbox.logprobs import token_logprobs as token_logprobs  # re-exported
+from cascade_studio.sandbox.logprobs import token_logprobs_json as token_logprobs_json  # re-exported
+from cascade_studio.sandbox.tokens import count_message_tokens, count_tokens
 
 CHAT_MODELS = [
     "gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano", "gpt-5", "gpt-5-mini", "gpt-5-nano",
@@ -388,78 +389,6 @@ def _plain_answer(text: str, profile: Profile, rng: random.Random) -> str:
         "If you need more detail, ask a follow-up question.",
     ]
     return " ".join(sentences[: 1 + profile.verbosity])
-
-
-# -- logprobs -------------------------------------------------------------------------------
-_CONF_RANGES = {"high": (0.0, 1.0), "medium": (0.45, 0.85), "low": (0.12, 0.5)}
-
-
-def token_logprobs(segments: list[Segment], profile: Profile, rng: random.Random, top_n: int) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    rand = rng.random
-    log = math.log
-    for seg in segments:
-        pieces = _tokenize(seg.text)
-        alt_pieces = _tokenize(seg.alternative) if seg.alternative else ()
-        high = seg.confidence == "high"
-        lo, hi = _CONF_RANGES[seg.confidence]
-        for index, piece in enumerate(pieces):
-            if high:
-                p = 1.0 - (1.0 - profile.confidence) * (rand() * 2.0)
-                p = 0.55 if p < 0.55 else (0.99995 if p > 0.99995 else p)
-            else:
-                p = lo + (hi - lo) * rand()
-                if index > 0 and seg.confidence == "medium":
-                    p = min(0.995, p + 0.3)  # the first token of a name carries the decision
-            top = [(piece, p)]
-            if top_n > 1:
-                remaining = 1.0 - p
-                share = 0.6
-                alt_first = alt_pieces[index] if index < len(alt_pieces) else None
-                k = 0
-                seen = {piece}
-                while len(top) < top_n and k < 40:
-                    cand = alt_first if (k == 0 and alt_first) else _variant(piece, k)
-                    k += 1
-                    if cand in seen:
-                        continue
-                    seen.add(cand)
-                    q = remaining * share
-                    top.append((cand, q if q > 1e-9 else 1e-9))
-                    remaining -= q
-                    share = 0.5
-                top.sort(key=lambda x: -x[1])
-            elif top_n == 0:
-                top = []
-            out.append({
-                "token": piece,
-                "logprob": log(p),
-                "bytes": _bytes(piece),
-                "top_logprobs": [{"token": t, "logprob": log(q), "bytes": _bytes(t)} for t, q in top],
-            })
-    return out
-
-
-@lru_cache(maxsize=65536)
-def _bytes_tuple(piece: str) -> tuple[int, ...]:
-    return tuple(piece.encode("utf-8"))
-
-
-def _bytes(piece: str) -> list[int]:
-    return list(_bytes_tuple(piece))
-
-
-@lru_cache(maxsize=65536)
-def _variant(piece: str, k: int) -> str:
-    core = piece.strip()
-    lead = piece[: len(piece) - len(piece.lstrip())]
-    if core.isdigit():
-        return lead + str((int(core) + k) % 1000)
-    if k == 1:
-        return lead + core.capitalize() if core != core.capitalize() else lead + core.lower()
-    if k == 2:
-        return (" " + core) if not lead else core
-    return lead + core[: max(1, len(core) - 1)] + chr(97 + (k % 26))
 
 
 # -- embeddings ------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from cascade_studio.core.agreement import cosine, offline_embedding
+from cascade_studio.core.agreement import cosine, offline_similarity
 from cascade_studio.core.confidence import CONF_COLUMNS, by_method
 from cascade_studio.core.evaluation import Side, TaskResult, aggregate, compare
 from cascade_studio.core.tiers import Tier, generation_id, generation_keys
@@ -113,8 +113,7 @@ class _Similarity:
             self.failed = vectors is None
         sims: dict[tuple[str, str], float | None] = {}
         for i, (task_id, kind, a, b) in enumerate(pairs):
-            va, vb = (vectors[2 * i], vectors[2 * i + 1]) if vectors else (offline_embedding(a), offline_embedding(b))
-            sims[(task_id, kind)] = cosine(va, vb)
+            sims[(task_id, kind)] = cosine(vectors[2 * i], vectors[2 * i + 1]) if vectors else offline_similarity(a, b)
         if vectors:
             self.embedded += len(pairs)
         else:
@@ -155,8 +154,9 @@ async def compare_on(ws: Workspace, teacher_ids: dict[str, int], student_ids: di
         t_sides = _sides(repo, [teacher_ids[t] for t in batch])
         s_sides = _sides(repo, [student_ids[t] for t in batch])
         sims = await similarity.of(_text_pairs(batch, t_sides, s_sides))
+        batch_tasks = tasks.get_many(batch)
         for task_id in batch:
-            task = tasks.get(task_id)
+            task = batch_tasks.get(task_id)
             results.append(compare(task_id, task.category if task else "", t_sides[task_id], s_sides[task_id],
                                    task.expected if task else None, answer_similarity=sims.get((task_id, "answer")),
                                    reasoning_similarity=sims.get((task_id, "reasoning")), temperature=temperature,

@@ -89,6 +89,17 @@ class TaskRepository:
         row = self.ws.conn.execute(f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = ?", (task_id,)).fetchone()
         return None if row is None else _task(row)
 
+    def get_many(self, ids: list[str]) -> dict[str, Task]:
+        """{task id: Task} for those of `ids` that exist, read in bounded chunks (one query per 500
+        ids rather than one per task)."""
+        out: dict[str, Task] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self.ws.conn.execute(f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id IN ({marks})", chunk):
+                out[row[0]] = _task(row)
+        return out
+
     def list(self, category: str | None = None, limit: int | None = None) -> list[Task]:
         where, args = _where(category, "")
         sql = f"SELECT {_TASK_COLUMNS} FROM tasks{where} ORDER BY category, rowid"

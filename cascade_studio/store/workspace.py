@@ -39,6 +39,7 @@ class Workspace:
 
     # -- lifecycle -----------------------------------------------------------------------
     deferred_check = False
+    is_reader = False  # a second connection (`reader`): closing it writes nothing
 
     @classmethod
     def open(cls, folder: str | Path, *, create: bool = True, check: str = "auto",
@@ -193,6 +194,9 @@ class Workspace:
             self._session = None
 
     def close(self) -> None:
+        if self.is_reader:
+            self.conn.close()
+            return
         try:
             if getattr(self, "_session", None):
                 self.conn.execute("DELETE FROM meta WHERE key = ?", (self._session,))
@@ -201,6 +205,14 @@ class Workspace:
         except sqlite3.Error:
             pass
         self.conn.close()
+
+    def reader(self) -> Workspace:
+        """A second connection to this workspace, for reading on another thread while this one
+        writes (WAL: the reader neither waits for writes nor blocks them). The schema is already
+        checked and migrated: no check, migration or session of its own. Close it when done."""
+        reader = Workspace(self.path, _connect(self.db_file))
+        reader.is_reader = True
+        return reader
 
     def __enter__(self) -> Workspace:
         return self

@@ -40,6 +40,7 @@ from cascade_studio.ui.errors import ask_yes_no
 from cascade_studio.ui.page import Page, confidence_method_of, fill_confidence_methods
 from cascade_studio.ui.style import INFO_STYLE, show_run_bar
 from cascade_studio.ui.trajectory_detail import detail_html, episode_filter_items
+from cascade_studio.ui.trajectory_live import LiveRefresh
 from cascade_studio.ui.trajectory_model import TrajectoryTableModel
 
 log = logging.getLogger(__name__)
@@ -229,8 +230,7 @@ class TrajectoriesPage(Page):
         for spin in (self.f_conf_min, self.f_conf_max, self.f_cost_max):
             spin.valueChanged.connect(lambda _=None: self._filter_timer.start())
         self.f_search.textChanged.connect(lambda _=None: self._filter_timer.start())
-        self._live_timer = QTimer(self, interval=1500)
-        self._live_timer.timeout.connect(self._live_refresh)
+        self.live = LiveRefresh(self)  # while a run writes rows: the view follows, read off the GUI thread
 
         for key, slot in (("A", lambda: self.curate("accepted")), ("R", lambda: self.curate("rejected")),
                           ("T", self.tag_dialog)):
@@ -294,8 +294,10 @@ class TrajectoriesPage(Page):
         self.detail.clear()
 
     def _update_count(self) -> None:
-        total = TrajectoryRepository(self.ws).count() if self.ws else 0
-        self.count_label.setText(f"{self.model.total:,} of {total:,} trajectories")
+        self.show_count(TrajectoryRepository(self.ws).count() if self.ws else 0)
+
+    def show_count(self, stored: int) -> None:
+        self.count_label.setText(f"{self.model.total:,} of {stored:,} trajectories")
 
     def selected_ids(self) -> list[int]:
         rows = sorted({i.row() for i in self.table.selectionModel().selectedRows()})
@@ -383,9 +385,9 @@ class TrajectoriesPage(Page):
         for w in (self.run_tier, self.run_category, self.run_limit, self.run_concurrency, self.run_batch, self.run_again):
             w.setEnabled(not running)
         if running:
-            self._live_timer.start()
+            self.live.start()
         else:
-            self._live_timer.stop()
+            self.live.stop()
 
     def start_run(self) -> None:
         from cascade_studio.services.collector import select_task_ids, start_or_resume
@@ -488,9 +490,3 @@ class TrajectoriesPage(Page):
         self.model.refresh()
         self._update_count()
         self.run_finished.emit(p)
-
-    def _live_refresh(self) -> None:
-        """While a run writes rows, refresh the view now and then (not on every row)."""
-        if self.ws is not None and not self.table.selectionModel().hasSelection():
-            self.model.refresh()
-            self._update_count()

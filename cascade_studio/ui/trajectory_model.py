@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from array import array
 from collections import OrderedDict
+from dataclasses import dataclass, field
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
@@ -30,6 +31,34 @@ _CONF_INDEX = {method: _ROW_NAMES.index(column) for method, column in CONF_COLUM
 MATERIALIZE_LIMIT = 50_000  # below this, keep every matching id (stable rows); above, page by offset
 
 
+@dataclass
+class ViewSnapshot:
+    """What the view shows for a filter: how many rows match, their ids (when few enough to keep)
+    and some blocks of rows already read."""
+
+    total: int = 0
+    ids: array | None = field(default_factory=lambda: array("q"))
+    blocks: dict[int, Any] = field(default_factory=dict)
+
+
+def read_view(ws: Workspace, flt: TrajectoryFilter, block_numbers: range = range(0)) -> ViewSnapshot:
+    """The snapshot of `flt` over `ws`, with the blocks `block_numbers` read too. Touches no Qt
+    object: a live refresh runs it on a pool thread over a connection of its own."""
+    total = count_matching(ws, flt)
+    ids = matching_ids(ws, flt) if total <= MATERIALIZE_LIMIT else None
+    if ids is not None:
+        total = len(ids)
+    blocks = {n: read_block(ws, flt, ids, n) for n in block_numbers if n * BLOCK < total}
+    return ViewSnapshot(total, ids, blocks)
+
+
+def read_block(ws: Workspace, flt: TrajectoryFilter, ids: array | None, block_no: int) -> Any:
+    """Rows of one block: by id ({id: row}) when the ids are kept, else by offset ([row, ...])."""
+    if ids is not None:
+        return rows_by_id(ws, list(ids[block_no * BLOCK:(block_no + 1) * BLOCK]))
+    return page_rows(ws, flt, block_no * BLOCK, BLOCK)
+
+
 class TrajectoryTableModel(QAbstractTableModel):
     COL_TASK, COL_CATEGORY, COL_TIER, COL_MODEL, COL_STATUS, COL_STEPS, COL_END, COL_TOOL, COL_CONF, COL_COST, \
         COL_LATENCY, COL_TOKENS, COL_CURATION, COL_TAGS = range(14)
@@ -46,6 +75,7 @@ class TrajectoryTableModel(QAbstractTableModel):
         self.ids: array | None = array("q")
         self.total = 0
         self._blocks: OrderedDict[int, Any] = OrderedDict()
+        self.stamp = 0  # changes whenever what the rows are read from changes (a live refresh checks it)
 
     # -- querying ------------------------------------------------------------------------------
     def set_workspace(self, ws: Workspace | None) -> None:
@@ -57,19 +87,19 @@ class TrajectoryTableModel(QAbstractTableModel):
         self.refresh()
 
     def refresh(self) -> None:
+        self.show(ViewSnapshot() if self.ws is None else read_view(self.ws, self.filter))
+
+    def show(self, view: ViewSnapshot) -> None:
+        """Show a snapshot read for the current filter (here or, by a live refresh, on a thread)."""
+        self.stamp += 1
         self.beginResetModel()
-        self._blocks.clear()
-        if self.ws is None:
-            self.ids, self.total = array("q"), 0
-        else:
-            self.total = count_matching(self.ws, self.filter)
-            self.ids = matching_ids(self.ws, self.filter) if self.total <= MATERIALIZE_LIMIT else None
-            if self.ids is not None:
-                self.total = len(self.ids)
+        self._blocks = OrderedDict(view.blocks)
+        self.total, self.ids = view.total, view.ids
         self.endResetModel()
 
     def reload_rows(self) -> None:
         """Re-read rows (after curation) and tell the view which columns changed."""
+        self.stamp += 1
         self._blocks.clear()
         if self.total:
             self.dataChanged.emit(self.index(0, self.COL_CURATION), self.index(self.total - 1, self.COL_TAGS))
@@ -85,11 +115,7 @@ class TrajectoryTableModel(QAbstractTableModel):
         block_no = row // BLOCK
         block = self._blocks.get(block_no)
         if block is None:
-            if self.ids is not None:
-                block = rows_by_id(self.ws, list(self.ids[block_no * BLOCK:(block_no + 1) * BLOCK]))
-            else:
-                block = page_rows(self.ws, self.filter, block_no * BLOCK, BLOCK)
-            self._blocks[block_no] = block
+            block = self._blocks[block_no] = read_block(self.ws, self.filter, self.ids, block_no)
             if len(self._blocks) > MAX_BLOCKS:
                 self._blocks.popitem(last=False)
         else:

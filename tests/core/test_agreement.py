@@ -176,3 +176,21 @@ def test_rate_calibration_tracks_the_target(rows, target):
     if distinct:
         assert abs(result.escalation_rate - target) <= 1 / len(confs) / 2 + 1e-9
     assert 0 <= result.expected_quality <= 1
+
+
+def test_offline_similarity_is_the_dense_cosine_exactly():
+    """Evaluation's sparse offline similarity gives the very float of the dense vectors' cosine."""
+    import random
+
+    rng = random.Random(5)
+    vocab = ["paris", "weather", "the", "call", "get_weather", "city", "10", "Ünï", "a", "b", "tax", "—", "rules"]
+    texts = ["", "   ", "!!!", "a a", "a b a b", "weather in Paris today", "Paris weather today"]
+    texts += [" ".join(rng.choice(vocab) for _ in range(rng.randint(1, 60))) for _ in range(300)]
+    for _ in range(600):
+        a, b = rng.choice(texts), rng.choice(texts)
+        assert ag.offline_similarity(a, b) == ag.cosine(ag.offline_embedding(a), ag.offline_embedding(b)), (a, b)
+    for dims in (4, 16):  # small vectors: many collisions and cancellations
+        for _ in range(200):
+            a, b = rng.choice(texts), rng.choice(texts)
+            assert ag.offline_similarity(a, b, dims) == ag.cosine(ag.offline_embedding(a, dims),
+                                                                  ag.offline_embedding(b, dims)), (a, b, dims)

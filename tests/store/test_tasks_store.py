@@ -23,6 +23,17 @@ def test_bfcl_import_with_answers_is_idempotent(tmp_path):
         assert len(repo.page(0, 10, "simple_python")) == 10
 
 
+
+def test_get_many_reads_what_get_reads_in_chunks(tmp_path):
+    with Workspace.open(tmp_path) as ws:
+        import_tasks(ws, BFCL / "BFCL_v4_simple_python.json")
+        repo = TaskRepository(ws)
+        ids = repo.ids() * 6 + ["no-such-task"]  # past one chunk of 500, with repeats and a missing id
+        many = repo.get_many(ids)
+        assert set(many) == set(repo.ids()) and "no-such-task" not in many
+        assert all(many[t] == repo.get(t) for t in repo.ids())
+        assert repo.get_many([]) == {}
+
 def test_changed_task_is_updated_not_duplicated(tmp_path):
     f = tmp_path / "t.jsonl"
     row = {"id": "a", "category": "c", "messages": [{"role": "user", "content": "v1"}], "tools": []}

@@ -10,6 +10,7 @@ import secrets
 import time
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from starlette.requests import Request
 
 from cascade_studio.sandbox import simulator as sim
@@ -151,8 +152,10 @@ class ChatRoutes:
             raise ApiError(404, f"The model `{model}` does not exist or you do not have access to it.",
                            code="model_not_found")
 
-    def complete(self, body: dict[str, Any]) -> tuple[dict[str, Any], float]:
-        """A chat completion and its simulated latency in seconds (before scaling)."""
+    def complete(self, body: dict[str, Any], *, logprobs_json: bool = False) -> tuple[dict[str, Any], float]:
+        """A chat completion and its simulated latency in seconds (before scaling). With `logprobs_json`
+        the logprobs' content is already JSON (an `orjson.Fragment`: only orjson can send it, with the
+        same bytes), which saves the list of dicts that would only be encoded again."""
         if not isinstance(body, dict):
             raise ApiError(400, "The request body must be a JSON object.")
         self.validate_chat(body)
@@ -168,7 +171,8 @@ class ChatRoutes:
         logprobs = None
         if body.get("logprobs"):
             rng = sim.rng_for(seed + 1, body["model"], body["messages"])
-            logprobs = {"content": sim.token_logprobs(gen.segments, profile, rng, int(body.get("top_logprobs") or 0)),
+            content = sim.token_logprobs_json(gen.segments, profile, rng, int(body.get("top_logprobs") or 0))
+            logprobs = {"content": orjson.Fragment(content) if logprobs_json else orjson.loads(content),
                         "refusal": None}
         message: dict[str, Any] = {"role": "assistant", "content": gen.content, "refusal": None, "annotations": []}
         if gen.tool_calls:
@@ -196,7 +200,7 @@ class ChatRoutes:
         if dropped is not None:
             return dropped
         started = time.perf_counter()
-        response, latency = self.complete(body)
+        response, latency = self.complete(body, logprobs_json=True)
         delay = latency * sandbox.config.latency_scale
         if delay > 0:
             await asyncio.sleep(delay)
