@@ -9,9 +9,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_import_contracts_hold(monkeypatch):
-    from importlinter.cli import lint_imports
-
     import logging
+
+    from importlinter.cli import lint_imports
 
     monkeypatch.chdir(ROOT)
     loggers = [lg for lg in logging.root.manager.loggerDict.values() if isinstance(lg, logging.Logger)]
