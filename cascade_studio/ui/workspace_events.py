@@ -34,8 +34,7 @@ class WorkspaceEvents(QObject):
 def _trajectories(page, kind: str) -> None:
     if kind == events.TRAJECTORIES:
         if page.runner is None:  # during its own run the page refreshes itself now and then
-            page.model.refresh()
-            page._update_count()
+            page.live.tick()  # read on a pool thread (a million rows take a second to count)
     else:
         page.reload_choices()
 
