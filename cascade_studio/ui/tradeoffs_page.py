@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -45,6 +46,7 @@ from cascade_studio.ui.page import Page, scrolled, splitter
 from cascade_studio.ui.style import INFO_STYLE, TIER_COLORS
 from cascade_studio.ui.tradeoffs_parts import (
     OutcomesThread,
+    bar_plots,
     basis_words,
     fill_mix,
     fill_scenario_table,
@@ -97,8 +99,6 @@ class TradeoffsPage(Page):
         self.mode_combo.currentIndexChanged.connect(lambda *_: self.recompute())
         self.category_combo.currentIndexChanged.connect(lambda *_: self.refresh())
         self.refresh_button.clicked.connect(self.refresh)
-        from PySide6.QtGui import QKeySequence, QShortcut
-
         QShortcut(QKeySequence("F5"), self, self.refresh)
 
     def _build_top(self) -> QHBoxLayout:
@@ -128,16 +128,7 @@ class TradeoffsPage(Page):
         self.tier_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         tip_headers(self.tier_table)
         self.tier_table.setMaximumHeight(120)
-        self.bar_plots = []
-        bars = QHBoxLayout()
-        for title in ("Cost per request ($)", "Latency p95 (ms)", "Quality"):
-            plot = pg.PlotWidget(background="w", title=title)
-            plot.setMaximumHeight(150)
-            plot.setMouseEnabled(False, False)
-            plot.getAxis("left").enableAutoSIPrefix(False)
-            plot.hideButtons()
-            bars.addWidget(plot)
-            self.bar_plots.append(plot)
+        bars, self.bar_plots = bar_plots(pg)
         return bars
 
     def _build_sweep_plot(self) -> None:
@@ -362,6 +353,7 @@ class TradeoffsPage(Page):
             ys = [f[key] or 0 for f in self.figures]
             plot.addItem(pg.BarGraphItem(x=xs, height=ys, width=0.6, brushes=TIER_COLORS[-len(xs):]))
             plot.getAxis("bottom").setTicks([[(i, f"tier {f['tier']}") for i, f in enumerate(self.figures)]])
+            plot.setXRange(-0.5, len(xs) - 0.5, padding=0.02)  # every tier's bar, however narrow the plot
         self.sw = sweep(o, np.linspace(0, 1, GRID), mode)
         cost, quality = np.ravel(self.sw.cost), np.ravel(self.sw.quality)
         self.cloud.setData(cost, quality)

@@ -8,7 +8,7 @@ from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QTableWidget, QTableWidgetItem
+from PySide6.QtWidgets import QHBoxLayout, QTableWidget, QTableWidgetItem
 
 from cascade_studio.core.tradeoffs import Outcomes
 from cascade_studio.store.workspace import Workspace
@@ -93,3 +93,21 @@ def fill_scenario_table(table: QTableWidget, items: list[dict[str, Any]], curren
             cell.setToolTip(f"Saved with Quality = {basis_words(s['quality_basis'])}; it is now "
                             f"{basis_words(current)}: not comparable")
     return other
+
+
+def bar_plots(pg) -> tuple[QHBoxLayout, list]:
+    """The per-tier bar charts (cost, latency p95, quality), side by side; short titles so three fit at
+    1024 px, the full ones as tooltips."""
+    plots = []
+    bars = QHBoxLayout()
+    for title, tip in (("Cost ($)", "Cost per request ($)"), ("p95 (ms)", "Latency p95 (ms)"), ("Quality", "Quality")):
+        plot = pg.PlotWidget(background="w", title=title)
+        plot.setToolTip(tip)
+        plot.setMaximumHeight(150)
+        plot.setMouseEnabled(False, False)
+        plot.getAxis("left").enableAutoSIPrefix(False)
+        plot.hideButtons()
+        bars.addWidget(plot)
+        plots.append(plot)
+    return bars, plots
+
