@@ -163,6 +163,9 @@ class HistoryPanel(QGroupBox):
         if times:  # at least an hour in view: the date axis shows dates and times, not seconds
             pad = max(1800.0, 0.05 * (max(times) - min(times)))
             self.plot.setXRange(min(times) - pad, max(times) + pad, padding=0)
+        else:  # nothing yet: the last day, so the empty axis reads as times, not "00.500"
+            now = dt.datetime.now(dt.UTC).timestamp()
+            self.plot.setXRange(now - 86400, now, padding=0)
         for tier in set(self._curves) - set(by_tier):  # a workspace without this tier's evaluations
             self.plot.removeItem(self._curves.pop(tier))
         self.legend.setVisible(len(self._curves) > 1)  # one series needs no legend

@@ -101,6 +101,9 @@ class ProductionPage(Page):
         self.plot.showGrid(x=True, y=True, alpha=0.2)
         self.bars = pg.BarGraphItem(x=[], height=[], width=3000, brush="#0f6cbd")
         self.plot.addItem(self.bars)
+        import time
+
+        self.plot.setXRange(time.time() - 86400, time.time(), padding=0)  # empty: the last day, read as times
         return self.plot
 
     def _build_tiers(self) -> QGroupBox:
