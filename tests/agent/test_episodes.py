@@ -251,3 +251,11 @@ def test_the_packaged_app_runs_python_environments_itself(monkeypatch):
     assert python_command(["-m", "m", "x"]) == (sys.executable, ["-m", "m", "x"])
     monkeypatch.setattr(sys, "frozen", True, raising=False)
     assert python_command(["-m", "m", "x"]) == (sys.executable, ["--run-module", "m", "x"])
+
+
+def test_a_command_that_is_not_an_mcp_server_fails_fast_in_words(tmp_path, capsys):
+    ws = tmp_path / "ws"
+    junk = f"{sys.executable} -c \"import time; print('Starting up...', flush=True); time.sleep(60)\""
+    code, _, err = cli(capsys, ws, "env", "add", "junk", "--stdio", junk)
+    # said as soon as it printed (not "did not answer within 30 s"), with what it printed
+    assert code == 1 and "does not speak MCP" in err and "'Starting up...'" in err

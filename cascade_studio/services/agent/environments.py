@@ -308,12 +308,32 @@ async def _session(spec: EnvironmentSpec, secrets: SecretStore, hidden: set[str]
     stderr = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")
     async with contextlib.AsyncExitStack() as stack:
         stack.callback(stderr.close)
+        garbage: list[Exception] = []  # what the server wrote that is not MCP (a wrong command, a log line)
+        spoke = anyio.Event()
+
+        async def on_message(message: Any) -> None:
+            if isinstance(message, Exception) and not garbage:
+                garbage.append(message)
+                spoke.set()
+
         try:
             read, write = await stack.enter_async_context(_transport(spec, secrets, stderr))
-            session = await stack.enter_async_context(ClientSession(read, write))
+            session = await stack.enter_async_context(ClientSession(read, write, message_handler=on_message))
+            tools = None
             with anyio.fail_after(START_TIMEOUT_S):
-                await session.initialize()
-                tools = await _all_tools(session)
+                async with anyio.create_task_group() as group:
+                    async def fail_fast() -> None:  # garbage before the handshake: do not wait 30 s for it
+                        await spoke.wait()
+                        group.cancel_scope.cancel()
+
+                    group.start_soon(fail_fast)
+                    await session.initialize()
+                    tools = await _all_tools(session)
+                    group.cancel_scope.cancel()
+            if tools is None:
+                raise EnvironmentError_(f"The environment {spec.name!r} ({spec.describe()}) does not speak MCP on its "
+                                        f"standard output: it printed {_printed(garbage[0])}. Check the command: it "
+                                        f"must start an MCP server over stdio. {_tail_hint(stderr)}")
         except EnvironmentError_:
             raise
         except TimeoutError:
@@ -326,6 +346,15 @@ async def _session(spec: EnvironmentSpec, secrets: SecretStore, hidden: set[str]
             raise EnvironmentError_(f"The environment {spec.name!r} ({spec.describe()}) could not be started or "
                                     f"reached: {type(exc).__name__}: {exc}. {_tail_hint(stderr)}") from None
         yield ToolSession(spec, session, tools, hidden, stderr)
+
+
+def _printed(exc: Exception) -> str:
+    """The line a server printed that is not a JSON-RPC message (from the SDK's parse error)."""
+    try:
+        found = exc.errors()[0].get("input")  # type: ignore[attr-defined] - a pydantic ValidationError
+    except (AttributeError, IndexError, TypeError):
+        found = None
+    return repr(str(found)[:120]) if found is not None else f"something else ({str(exc)[:120]})"
 
 
 def _tail_hint(stderr: Any) -> str:
