@@ -77,10 +77,12 @@ class TaskRepository:
         return self.ws.conn.execute("SELECT category, count(*) FROM tasks GROUP BY category ORDER BY category").fetchall()
 
     def page(self, offset: int, limit: int, category: str | None = None, search: str = "") -> list[tuple[Any, ...]]:
-        """Rows for the table view: id, category, tool_names, prompt, expected ('', 'yes' or 'no call')."""
+        """Rows for the table view: id, category, tool_names ("@ENV" for an agent task with only its
+        environment's tools), prompt, expected ('', 'yes' or 'no call')."""
         where, args = _where(category, search)
         return self.ws.conn.execute(
-            f"SELECT id, category, tool_names, prompt, "
+            f"SELECT id, category, CASE WHEN environment != '' AND tool_names = '' THEN '@' || environment "
+            "ELSE tool_names END, prompt, "
             "CASE WHEN expected IS NULL THEN '' WHEN expected = '[]' THEN 'no call' ELSE 'yes' END "
             f"FROM tasks{where} "
             "ORDER BY category, rowid LIMIT ? OFFSET ?", [*args, limit, offset]).fetchall()

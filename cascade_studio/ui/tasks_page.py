@@ -93,8 +93,8 @@ class TaskTableModel(QAbstractTableModel):
         if role == self.IdRole:
             return task_id
         if role == Qt.ItemDataRole.DisplayRole:
-            return [task_id, category, tools.replace(",", ", "), prompt.replace("\n", " "),
-                    expected][index.column()]
+            shown = f"agent: tools of {tools[1:]}" if tools.startswith("@") else tools.replace(",", ", ")
+            return [task_id, category, shown, prompt.replace("\n", " "), expected][index.column()]
         if role == Qt.ItemDataRole.ToolTipRole and index.column() in (self.COL_PROMPT, self.COL_TOOLS):
             return prompt if index.column() == self.COL_PROMPT else tools
         return None
