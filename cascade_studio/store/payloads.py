@@ -16,6 +16,7 @@ PAYLOAD_COLUMNS = ("request", "response", "logprobs")
 LEVEL = 6  # zlib level: 4.6x on real rows at ~0.9 ms a row (9: 4.7x at 2.7 ms; 1: 3.9x)
 MOVE_BATCH = 500  # rows read, compressed and written at once by the migration (~18 MB of JSON)
 ZLIB = 0x78
+CAN_DROP_COLUMN = sqlite3.sqlite_version_info >= (3, 35, 0)
 
 CREATE = """
 CREATE TABLE trajectory_payloads (
@@ -84,7 +85,7 @@ def move_payloads(conn: sqlite3.Connection, batch: int | None = None,
         last, moved = rows[-1][0], moved + len(rows)
         if progress is not None:
             progress(moved)
-    if sqlite3.sqlite_version_info >= (3, 35, 0):
+    if CAN_DROP_COLUMN:
         for column in PAYLOAD_COLUMNS:
             conn.execute(f"ALTER TABLE trajectories DROP COLUMN {column}")
     else:  # the columns stay, empty; nothing reads them
