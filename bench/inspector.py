@@ -1,10 +1,14 @@
-"""Inspector at scale: open a workspace of 1,000,000 trajectories in the Trajectories page and
-apply a filter; memory per 100,000 stored trajectories. A plain `SELECT count(*)` over the same
-table is timed in the same run as the floor.
+"""Inspector at scale with real-size rows: open a workspace of real trajectories (collected from the
+sandbox with logprobs, ~37 KB each as JSON, then replicated: bench/scale.py) in the Trajectories
+page, apply a filter, sort the filtered view, and make 50 scrollbar jumps in the sorted, filtered view.
+The baseline, in the same run: the same page on a workspace of as many slim rows (~300 bytes: no
+request, response or logprobs), the floor the payloads' storage should not raise. Each measurement
+runs in its own process, real and slim alternated; medians of --repeat rounds.
 
-Last line: `open_s=<..> filter_s=<..>` (goals: < 2 s and < 0.3 s; memory < 100 MB per 100,000).
+Last line: `open_s=<..> filter_s=<..> sort_s=<..> jump_ms=<..>` for the real rows (goals at 1M:
+< 0.5 s, < 0.3 s, < 1 s, < 50 ms a jump).
 
-    python bench/inspector.py [--rows 1000000] [--keep DIR]
+    python bench/inspector.py [--rows 1000000] [--work DIR] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -13,6 +17,9 @@ import argparse
 import os
 import random
 import resource
+import shutil
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -31,7 +38,8 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def populate(folder: Path, rows: int) -> None:
+def populate_slim(folder: Path, rows: int) -> None:
+    """`rows` slim trajectories (no payloads): the baseline."""
     from cascade_studio.store.workspace import Workspace
 
     rng = random.Random(0)
@@ -40,50 +48,40 @@ def populate(folder: Path, rows: int) -> None:
     ws = Workspace.open(folder)
     ws.conn.execute("INSERT INTO runs (id, tier, model, status, task_ids, params, created_at, updated_at) "
                     "VALUES (1, 3, 'gpt-4o', 'done', '[]', '{}', '', '')")
+    sql = ("INSERT INTO trajectories (run_id, task_id, tier, model, status, category, tool_name, content, "
+           "tool_calls, prompt_tokens, completion_tokens, latency_ms, cost_micro, conf_mean, conf_min, "
+           "conf_tool) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
     ws.conn.execute("BEGIN")
     batch = []
     for i in range(rows):
         conf = rng.random() ** 0.3
         batch.append((1, f"task_{i}", 1 + i % 3, "gpt-4o", "ok" if rng.random() > 0.01 else "error",
                       cats[i % len(cats)], tools[rng.randrange(200)], "The request matches a tool; I will call it.",
-                      "[]", "{}", 120 + rng.randrange(400), 40 + rng.randrange(120), rng.random() * 900,
+                      "[]", 120 + rng.randrange(400), 40 + rng.randrange(120), rng.random() * 900,
                       rng.randrange(20, 900), conf, conf * rng.random(), conf * 0.9))
         if len(batch) == 50_000:
-            ws.conn.executemany(
-                "INSERT INTO trajectories (run_id, task_id, tier, model, status, category, tool_name, content, "
-                "tool_calls, request, prompt_tokens, completion_tokens, latency_ms, cost_micro, conf_mean, conf_min, "
-                "conf_tool) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", batch)
+            ws.conn.executemany(sql, batch)
             batch.clear()
     if batch:
-        ws.conn.executemany(
-            "INSERT INTO trajectories (run_id, task_id, tier, model, status, category, tool_name, content, "
-            "tool_calls, request, prompt_tokens, completion_tokens, latency_ms, cost_micro, conf_mean, conf_min, "
-            "conf_tool) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", batch)
+        ws.conn.executemany(sql, batch)
     ws.conn.execute("COMMIT")
     ws.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     ws.close()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--keep", help="reuse/keep the generated workspace in this folder")
-    args = parser.parse_args()
-    folder = Path(args.keep) if args.keep else Path(tempfile.mkdtemp())
-    if not (folder / "workspace.sqlite").exists():
-        t = time.perf_counter()
-        populate(folder, args.rows)
-        print(f"generated {args.rows:,} trajectories in {time.perf_counter() - t:.1f} s", file=sys.stderr)
-    size_mb = (folder / "workspace.sqlite").stat().st_size / 1e6
+def populate_real(folder: Path, rows: int, work: Path) -> None:
+    """`rows` real trajectories: the sandbox's template (3 tiers), replicated."""
+    from bench.scale import collect_template, replicate
 
-    import sqlite3
+    template = work / "template"
+    if not (template / "workspace.sqlite").exists():
+        collect_template(template)
+    replicate(template, folder, max(rows // 3, 1))
 
-    t = time.perf_counter()
-    conn = sqlite3.connect(folder / "workspace.sqlite")
-    conn.execute("SELECT count(*) FROM trajectories").fetchone()
-    conn.close()
-    floor_s = time.perf_counter() - t
 
+def measure(folder: Path) -> None:
+    """One process: open, filter, sort, 50 jumps in the GUI; prints key=value."""
+    from PySide6.QtCore import Qt
     from PySide6.QtWidgets import QApplication
 
     from cascade_studio.services.secrets import SecretStore
@@ -103,8 +101,9 @@ def main() -> None:
     app.processEvents()
     open_s = time.perf_counter() - t
     rows = page.model.rowCount()
-    page.f_category.setCurrentIndex(page.f_category.findData("multiple"))
-    page.f_conf_min.setValue(0.8)
+    category = page.f_category.itemData(1)
+    page.f_category.setCurrentIndex(1)
+    page.f_conf_min.setValue(0.5)
     page._filter_timer.stop()  # the debounced apply is what a user triggers; time exactly one
     t = time.perf_counter()
     page.apply_filter()
@@ -112,16 +111,64 @@ def main() -> None:
     filter_s = time.perf_counter() - t
     filtered = page.model.rowCount()
     t = time.perf_counter()
-    page.model.sort(page.model.COL_COST, __import__("PySide6.QtCore", fromlist=["Qt"]).Qt.SortOrder.DescendingOrder)
+    page.model.sort(page.model.COL_COST, Qt.SortOrder.DescendingOrder)
     app.processEvents()
     sort_s = time.perf_counter() - t
+    bar, rng, jumps = page.table.verticalScrollBar(), random.Random(1), []
+    for _ in range(50):
+        t = time.perf_counter()
+        bar.setValue(rng.randrange(bar.maximum() + 1))
+        page.table.viewport().repaint()
+        app.processEvents()
+        jumps.append(time.perf_counter() - t)
     mem = rss_mb() - base_rss
-    print(f"workspace {size_mb:.0f} MB, {rows:,} rows shown; filter -> {filtered:,} rows; sort {sort_s:.2f} s; "
-          f"floor (count(*)) {floor_s:.3f} s; GUI memory +{mem:.0f} MB "
-          f"({mem / max(rows, 1) * 100_000:.1f} MB per 100,000)")
-    print(f"open_s={open_s:.2f} filter_s={filter_s:.3f}")
+    print(f"rows={rows} filtered={filtered} category={category} open_s={open_s:.3f} filter_s={filter_s:.3f} "
+          f"sort_s={sort_s:.3f} jump_ms={statistics.median(jumps) * 1000:.1f} jump_max_ms={max(jumps) * 1000:.1f} "
+          f"mem_mb={mem:.0f}")
     sys.stdout.flush()
     os._exit(0)  # skip Qt teardown (see bench/collect.py)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--work", help="reuse/keep the generated workspaces in this folder")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--measure", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        measure(Path(args.measure))
+        return
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="cascade-inspector-"))
+    folders = {"real": work / f"real-{args.rows}", "slim": work / f"slim-{args.rows}"}
+    for kind, folder in folders.items():
+        if not (folder / "workspace.sqlite").exists():
+            t = time.perf_counter()
+            populate_real(folder, args.rows, work) if kind == "real" else populate_slim(folder, args.rows)
+            print(f"generated {kind} ({(folder / 'workspace.sqlite').stat().st_size / 1e6:,.0f} MB) in "
+                  f"{time.perf_counter() - t:.0f} s", file=sys.stderr)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    results: dict[str, list[dict[str, float]]] = {"real": [], "slim": []}
+    for r in range(args.repeat):
+        for kind in (("real", "slim") if r % 2 == 0 else ("slim", "real")):
+            out = subprocess.run([sys.executable, __file__, "--measure", str(folders[kind])], env=env,
+                                 capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+            values = dict(x.split("=", 1) for x in out.split())
+            print(f"  round {r + 1} {kind}: {out}", file=sys.stderr)
+            results[kind].append({k: float(v) for k, v in values.items() if k != "category"})
+    med = {kind: {k: statistics.median(x[k] for x in rs) for k in rs[0]} for kind, rs in results.items()}
+    real, slim = med["real"], med["slim"]
+    for kind in ("real", "slim"):
+        size = (folders[kind] / "workspace.sqlite").stat().st_size
+        print(f"{kind}: {int(med[kind]['rows']):,} rows, {size / 1e6:,.0f} MB ({size / med[kind]['rows']:,.0f} bytes a "
+              f"row); filter -> {int(med[kind]['filtered']):,}; GUI memory +{med[kind]['mem_mb']:.0f} MB")
+    print(f"{'':<10} {'real':>9} {'slim':>9} {'real/slim':>10}")
+    for key, unit in (("open_s", "s"), ("filter_s", "s"), ("sort_s", "s"), ("jump_ms", "ms"), ("jump_max_ms", "ms")):
+        print(f"{key:<10} {real[key]:>8.3f}{unit[0]} {slim[key]:>8.3f}{unit[0]} {real[key] / slim[key]:>9.2f}x")
+    print(f"open_s={real['open_s']:.2f} filter_s={real['filter_s']:.3f} sort_s={real['sort_s']:.2f} "
+          f"jump_ms={real['jump_ms']:.1f}")
+    if not args.work:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
