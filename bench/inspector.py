@@ -72,11 +72,13 @@ def populate_slim(folder: Path, rows: int) -> None:
 def populate_real(folder: Path, rows: int, work: Path) -> None:
     """`rows` real trajectories: the sandbox's template (3 tiers), replicated."""
     from bench.scale import collect_template, replicate
+    from bench.storage import analyze
 
     template = work / "template"
     if not (template / "workspace.sqlite").exists():
         collect_template(template)
     replicate(template, folder, max(rows // 3, 1))
+    analyze(folder)
 
 
 def measure(folder: Path) -> None:
