@@ -145,11 +145,13 @@ _PAYLOADS_JOIN = " LEFT JOIN trajectory_payloads p ON p.id = t.id"
 
 
 def _columns(names: Sequence[str]) -> str:
-    """The SELECT list of `names` from `trajectories t` (payload columns from `trajectory_payloads p`)."""
+    """The SELECT list of `names` from `trajectories t` (payload columns from `trajectory_payloads p`;
+    a row without payloads, inserted by hand, reads as the old columns' defaults: request `{}`)."""
     unknown = [n for n in names if n not in _KNOWN_COLUMNS]
     if unknown:
         raise ValueError(f"not trajectory columns: {unknown}")
-    return ", ".join(("p." if n in PAYLOAD_COLUMNS else "t.") + n for n in names)
+    return ", ".join("coalesce(p.request, '{}')" if n == "request" else ("p." if n in PAYLOAD_COLUMNS else "t.") + n
+                     for n in names)
 
 
 def _source(names: Sequence[str]) -> str:

@@ -201,3 +201,11 @@ def test_round_trips_and_replacing_an_error_replaces_its_payloads(tmp_path):
 def test_a_payload_stored_as_plain_json_still_reads():
     assert payloads.unpack(b'{"a": 1}') == '{"a": 1}' and payloads.unpack('[1]') == "[1]"
     assert payloads.unpack(payloads.pack('{"a": "é"}')) == '{"a": "é"}' and payloads.pack(None) is None
+
+
+def test_a_row_without_payloads_reads_as_the_old_defaults(tmp_path):
+    with Workspace.open(tmp_path) as ws:
+        ws.conn.execute("INSERT INTO trajectories (task_id, tier, model, status) VALUES ('t', 1, 'm', 'ok')")
+        t, _ = TrajectoryRepository(ws).get(1)
+        assert (t.request, t.response, t.logprobs) == ({}, None, None)
+        assert list(TrajectoryRepository(ws).by_ids([1], ("id", "request", "logprobs"))) == [(1, "{}", None)]
