@@ -53,19 +53,19 @@ def populate(folder: Path, rows: int) -> None:
         conf = rng.random() ** 0.3
         batch.append((1, f"task_{i}", 1 + i % 3, "gpt-4o", "ok" if rng.random() > 0.01 else "error",
                       cats[i % len(cats)], tools[rng.randrange(200)], "The request matches a tool; I will call it.",
-                      "[]", "{}", 120 + rng.randrange(400), 40 + rng.randrange(120), rng.random() * 900,
+                      "[]", 120 + rng.randrange(400), 40 + rng.randrange(120), rng.random() * 900,
                       rng.randrange(20, 900), conf, conf * rng.random(), conf * 0.9))
         if len(batch) == 50_000:
             ws.conn.executemany(
                 "INSERT INTO trajectories (run_id, task_id, tier, model, status, category, tool_name, content, "
-                "tool_calls, request, prompt_tokens, completion_tokens, latency_ms, cost_micro, conf_mean, conf_min, "
-                "conf_tool) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", batch)
+                "tool_calls, prompt_tokens, completion_tokens, latency_ms, cost_micro, conf_mean, conf_min, "
+                "conf_tool) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", batch)
             batch.clear()
     if batch:
         ws.conn.executemany(
             "INSERT INTO trajectories (run_id, task_id, tier, model, status, category, tool_name, content, "
-            "tool_calls, request, prompt_tokens, completion_tokens, latency_ms, cost_micro, conf_mean, conf_min, "
-            "conf_tool) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", batch)
+            "tool_calls, prompt_tokens, completion_tokens, latency_ms, cost_micro, conf_mean, conf_min, "
+            "conf_tool) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", batch)
     ws.conn.execute("COMMIT")
     ws.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     ws.close()
@@ -80,8 +80,8 @@ cats = ["simple_python", "multiple", "irrelevance", "parallel"]
 while time.time() < until:
     conf = rng.random() ** 0.3
     conn.execute("INSERT INTO trajectories (run_id, task_id, tier, model, status, category, tool_name, content, "
-                 "tool_calls, request, prompt_tokens, completion_tokens, latency_ms, cost_micro, conf_mean, conf_min, "
-                 "conf_tool) VALUES (1, ?, 1, 'gpt-4o', 'ok', ?, 'tool_1', 'x', '[]', '{}', 100, 50, 300.0, ?, ?, ?, ?)",
+                 "tool_calls, prompt_tokens, completion_tokens, latency_ms, cost_micro, conf_mean, conf_min, "
+                 "conf_tool) VALUES (1, ?, 1, 'gpt-4o', 'ok', ?, 'tool_1', 'x', '[]', 100, 50, 300.0, ?, ?, ?, ?)",
                  (f"{tag}_{i}", cats[i % 4], rng.randrange(20, 900), conf, conf / 2, conf))
     i += 1
     time.sleep(1 / rate)

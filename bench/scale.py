@@ -303,10 +303,14 @@ def main() -> None:
         t = time.perf_counter()
         collect_template(template)
         print(f"collected the template in {time.perf_counter() - t:.0f} s", file=sys.stderr)
-    conn = sqlite3.connect(template / "workspace.sqlite")
-    n, size, lp = conn.execute("SELECT count(*), avg(length(request) + length(coalesce(response, '')) + "
-                               "length(coalesce(logprobs, ''))), avg(length(logprobs)) FROM trajectories").fetchone()
+    from cascade_studio.store.payloads import unpack
+
+    conn = sqlite3.connect(template / "workspace.sqlite")  # payloads: JSON text as written (schema 17: compressed)
+    sizes = [[len(unpack(x) or "") for x in r] for r in conn.execute(
+        "SELECT request, response, logprobs FROM trajectory_payloads")]
     conn.close()
+    n = len(sizes)
+    size, lp = sum(map(sum, sizes)) / max(n, 1), sum(r[2] for r in sizes) / max(n, 1)
     print(f"template: {n} trajectories, {size / 1024:.1f} KB each ({(lp or 0) / 1024:.1f} KB logprobs); "
           f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
     me = [sys.executable, str(Path(__file__).resolve())]

@@ -28,7 +28,7 @@ from cascade_studio.store.evaluations import history
 from cascade_studio.store.production import ProductionRepository
 from cascade_studio.store.tasks import TaskRepository
 from cascade_studio.store.tiers import TierRepository
-from cascade_studio.store.trajectories import TrajectoryImport
+from cascade_studio.store.trajectory_import import TrajectoryImport
 from cascade_studio.store.workspace import Workspace
 
 SHADOW_TAG = "shadow"

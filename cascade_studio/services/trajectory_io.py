@@ -20,7 +20,8 @@ from cascade_studio.services.input_files import open_lines
 from cascade_studio.services.output_files import atomic_text
 from cascade_studio.store.tasks import TaskRepository
 from cascade_studio.store.tiers import TierRepository
-from cascade_studio.store.trajectories import TrajectoryImport, TrajectoryRepository, now, restore_logprobs
+from cascade_studio.store.trajectories import TrajectoryRepository, now, restore_logprobs
+from cascade_studio.store.trajectory_import import TrajectoryImport
 from cascade_studio.store.workspace import Workspace
 
 

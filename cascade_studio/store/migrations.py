@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 
-MIGRATIONS: list[str] = [
+from cascade_studio.store.payloads import move_payloads
+
+# A step is an SQL script, or a function of the connection for what SQL alone cannot do (it runs
+# inside the step's transaction like a script).
+Step = str | Callable[[sqlite3.Connection], object]
+
+MIGRATIONS: list[Step] = [
     # 1: workspace metadata and tiers
     """
     CREATE TABLE meta (
@@ -282,6 +289,10 @@ MIGRATIONS: list[str] = [
                            student_generation = 'legacy:' || student_model;
     CREATE INDEX evaluations_student_generation ON evaluations(student_tier, student_generation);
     """,
+    # 17: (issue 22) storage shaped for the queries: request, response and logprobs (~37 KB of JSON a
+    # trajectory with logprobs, stored in the middle of the row) move to `trajectory_payloads`,
+    # zlib-compressed (store.payloads), in batches; `trajectories` keeps the narrow columns only
+    move_payloads,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -291,16 +302,21 @@ def current_version(conn: sqlite3.Connection) -> int:
     return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
 
-def migrate(conn: sqlite3.Connection) -> list[int]:
-    """Apply pending steps, each in its own transaction. Returns the versions applied."""
+def migrate(conn: sqlite3.Connection, target: int | None = None) -> list[int]:
+    """Apply pending steps (up to `target`, default all), each in its own transaction: a step
+    killed half-way leaves the workspace at the step before. Returns the versions applied."""
     applied: list[int] = []
     version = current_version(conn)
-    for index in range(version, SCHEMA_VERSION):
+    for index in range(version, SCHEMA_VERSION if target is None else min(target, SCHEMA_VERSION)):
         step = index + 1
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for statement in _split(MIGRATIONS[index]):
-                conn.execute(statement)
+            script = MIGRATIONS[index]
+            if callable(script):
+                script(conn)
+            else:
+                for statement in _split(script):
+                    conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {step}")
             conn.execute("COMMIT")
         except Exception:
@@ -308,6 +324,25 @@ def migrate(conn: sqlite3.Connection) -> list[int]:
             raise
         applied.append(step)
     return applied
+
+
+PAYLOADS_STEP = MIGRATIONS.index(move_payloads) + 1
+
+
+def compact_after(conn: sqlite3.Connection, applied: list[int]) -> bool:
+    """After the payloads step moved the wide columns (their pages are free now, but the file keeps
+    them): give the space back with a VACUUM when over half the file is free. Best effort (it needs
+    free disk space the size of what remains): the workspace is sound either way. Whether it ran."""
+    if PAYLOADS_STEP not in applied:
+        return False
+    free = conn.execute("PRAGMA freelist_count").fetchone()[0]
+    if free * 2 < conn.execute("PRAGMA page_count").fetchone()[0]:
+        return False
+    try:
+        conn.execute("VACUUM")
+    except sqlite3.Error:
+        return False
+    return True
 
 
 def _split(script: str) -> list[str]:

@@ -4,7 +4,6 @@ nothing done; (run_id, task_id) is unique, so a resumed run never duplicates a t
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
@@ -16,6 +15,8 @@ import orjson
 from cascade_studio.core.agreement import decision_top
 from cascade_studio.core.confidence import confidence_column
 from cascade_studio.core.trajectory import Trajectory, Usage
+from cascade_studio.store import payloads
+from cascade_studio.store.payloads import PAYLOAD_COLUMNS
 from cascade_studio.store.workspace import Workspace
 
 
@@ -130,23 +131,45 @@ def _run(row: tuple) -> Run:
     return Run(row[0], row[1], row[2], row[3], json.loads(row[4]), json.loads(row[5]), row[6], row[7], row[8])
 
 
-_COLUMNS = ("run_id, task_id, tier, model, status, category, tool_name, content, final_answer, tool_calls, request, "
-            "response, logprobs, prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, latency_ms, "
-            "cost_micro, conf_mean, conf_min, conf_tool, system_fingerprint, error, attempts, started_at, finished_at, "
-            "generation")
+# a trajectory as `get` reads it; request, response and logprobs live in trajectory_payloads (store.payloads)
+ROW_COLUMNS = ("run_id", "task_id", "tier", "model", "status", "category", "tool_name", "content", "final_answer",
+               "tool_calls", "request", "response", "logprobs", "prompt_tokens", "completion_tokens", "cached_tokens",
+               "reasoning_tokens", "latency_ms", "cost_micro", "conf_mean", "conf_min", "conf_tool",
+               "system_fingerprint", "error", "attempts", "started_at", "finished_at", "generation")
+_COLUMNS = ", ".join(c for c in ROW_COLUMNS if c not in PAYLOAD_COLUMNS)  # what `save` writes to `trajectories`
+
+_KNOWN_COLUMNS = frozenset(ROW_COLUMNS) | {"id", "curation", "tags", "episode", "steps", "end_reason"}
+_EXPORT_COLUMNS = ("task_id", "tier", "model", "status", "request", "response", "latency_ms", "finished_at", "error",
+                   "curation", "tags", "category", "logprobs")
+_PAYLOADS_JOIN = " LEFT JOIN trajectory_payloads p ON p.id = t.id"
 
 
-_KNOWN_COLUMNS = frozenset(c.strip() for c in _COLUMNS.split(",")) | {"id", "curation", "tags", "episode", "steps",
-                                                                      "end_reason"}
-_EXPORT_COLUMNS = ("task_id, tier, model, status, request, response, latency_ms, finished_at, error, curation, tags, "
-                   "category, logprobs")
-
-
-def _columns(names: Sequence[str], prefix: str = "") -> str:
+def _columns(names: Sequence[str]) -> str:
+    """The SELECT list of `names` from `trajectories t` (payload columns from `trajectory_payloads p`;
+    a row without payloads, inserted by hand, reads as the old columns' defaults: request `{}`)."""
     unknown = [n for n in names if n not in _KNOWN_COLUMNS]
     if unknown:
         raise ValueError(f"not trajectory columns: {unknown}")
-    return ", ".join(prefix + n for n in names)
+    return ", ".join("coalesce(p.request, '{}')" if n == "request" else ("p." if n in PAYLOAD_COLUMNS else "t.") + n
+                     for n in names)
+
+
+def _source(names: Sequence[str]) -> str:
+    """`trajectories t`, joined with the payloads only when `names` need them."""
+    return "trajectories t" + (_PAYLOADS_JOIN if any(n in PAYLOAD_COLUMNS for n in names) else "")
+
+
+def row_sql(names: Sequence[str]) -> tuple[str, Any]:
+    """("SELECT names FROM trajectories t [payloads]", a function that inflates a row's payloads):
+    add a WHERE on `t.` columns."""
+    return f"SELECT {_columns(names)} FROM {_source(names)}", payloads.unpacked(names)
+
+
+def _inflated(names: Sequence[str], rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
+    """`rows` of `names` with their payloads as JSON text (a cursor as it is when there are none)."""
+    if not any(n in PAYLOAD_COLUMNS for n in names):
+        return iter(rows)
+    return map(payloads.unpacked(names), rows)
 
 
 _CHUNK = 500  # ids per `IN (...)` query
@@ -198,10 +221,10 @@ class TrajectoryRepository:
         """`columns` of the latest successful trajectory of `tier` (of one of `generations`, when
         given: the tier's current generation) for each task, streamed."""
         gen, args = _generation_clause(generations)
-        return self.ws.conn.execute(
-            f"SELECT {_columns(columns, 't.')} FROM trajectories t JOIN (SELECT task_id, max(id) AS id FROM "
+        return _inflated(columns, self.ws.conn.execute(
+            f"SELECT {_columns(columns)} FROM {_source(columns)} JOIN (SELECT task_id, max(id) AS id FROM "
             f"trajectories WHERE tier = ? AND status = 'ok'{gen} GROUP BY task_id) last ON last.id = t.id",
-            (tier, *args))
+            (tier, *args)))
 
     def latest_ok_ids(self, tier: int, generations: Sequence[str] | None = None) -> dict[str, int]:
         """{task id: id of its latest successful trajectory of `tier` (of one of `generations`)}: the
@@ -213,10 +236,9 @@ class TrajectoryRepository:
 
     def by_ids(self, ids: Sequence[int], columns: Sequence[str]) -> Iterator[tuple[Any, ...]]:
         """`columns` of the trajectories `ids` (those that exist), read in chunks of 500, streamed."""
-        cols = _columns(columns)
+        sql = f"SELECT {_columns(columns)} FROM {_source(columns)} WHERE t.id IN "
         for chunk in _chunks(ids):
-            yield from self.ws.conn.execute(
-                f"SELECT {cols} FROM trajectories WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+            yield from _inflated(columns, self.ws.conn.execute(f"{sql}({','.join('?' * len(chunk))})", chunk))
 
     def decision_tops(self, ids: Sequence[int]) -> dict[int, list[dict[str, Any]] | None]:
         """{id: the alternatives of its first decision token (core.agreement.decision_top)} for `ids`,
@@ -233,10 +255,10 @@ class TrajectoryRepository:
                 else:
                     underived.append(tid)
         for chunk in _chunks(underived, DERIVE_BATCH):
-            derived = [(tid, _decision_top_json(None if lp is None else orjson.loads(lp), tool))
+            derived = [(tid, _decision_top_json(None if lp is None else orjson.loads(payloads.unpack(lp)), tool))
                        for tid, tool, lp in self.ws.conn.execute(
-                           "SELECT id, tool_name, logprobs FROM trajectories WHERE id IN "
-                           f"({','.join('?' * len(chunk))})", chunk)]
+                           "SELECT t.id, t.tool_name, p.logprobs FROM trajectories t LEFT JOIN trajectory_payloads p "
+                           f"ON p.id = t.id WHERE t.id IN ({','.join('?' * len(chunk))})", chunk)]
             self._store_decisions(derived)
             out.update((tid, None if top is None else orjson.loads(top)) for tid, top in derived)
         return out
@@ -322,56 +344,75 @@ class TrajectoryRepository:
         if generations:
             clauses.append(f"generation IN ({','.join('?' * len(generations))})")
             args.extend(generations)
-        return self.ws.conn.execute(
-            f"SELECT {_columns(columns)} FROM trajectories WHERE id IN (SELECT max(id) "
-            f"FROM trajectories WHERE {' AND '.join(clauses)} GROUP BY task_id) ORDER BY id", args)
+        return _inflated(columns, self.ws.conn.execute(
+            f"SELECT {_columns(columns)} FROM {_source(columns)} WHERE t.id IN (SELECT max(id) "
+            f"FROM trajectories WHERE {' AND '.join(clauses)} GROUP BY task_id) ORDER BY t.id", args))
 
     def logprobs_texts(self, ids: Sequence[int]) -> Iterator[tuple[int, str]]:
         """(id, stored logprobs JSON, unparsed) of those of `ids` that have logprobs, 500 ids at a time."""
         for chunk in _chunks(ids):
-            yield from self.ws.conn.execute(f"SELECT id, logprobs FROM trajectories WHERE id IN "
-                                            f"({','.join('?' * len(chunk))}) AND logprobs IS NOT NULL", chunk)
+            for tid, blob in self.ws.conn.execute(f"SELECT id, logprobs FROM trajectory_payloads WHERE id IN "
+                                                  f"({','.join('?' * len(chunk))}) AND logprobs IS NOT NULL", chunk):
+                yield tid, payloads.unpack(blob)
 
     def any_logprobs(self, ids: Sequence[int]) -> bool:
         """Whether any of `ids` has recorded logprobs (without reading them)."""
-        return any(self.ws.conn.execute(f"SELECT 1 FROM trajectories WHERE id IN ({','.join('?' * len(chunk))}) "
-                                        "AND logprobs IS NOT NULL LIMIT 1", chunk).fetchone()
+        return any(self.ws.conn.execute(f"SELECT 1 FROM trajectory_payloads WHERE id IN "
+                                        f"({','.join('?' * len(chunk))}) AND logprobs IS NOT NULL LIMIT 1",
+                                        chunk).fetchone()
                    for chunk in _chunks(ids))
 
     def export_rows(self, tier: int | None = None) -> Iterator[tuple[Any, ...]]:
         """The export's columns (_EXPORT_COLUMNS) of every trajectory (of `tier`), in id order, streamed."""
-        where, args = ("WHERE tier = ?", [tier]) if tier is not None else ("", [])
-        return self.ws.conn.execute(f"SELECT {_EXPORT_COLUMNS} FROM trajectories {where} ORDER BY id", args)
+        where, args = (" WHERE t.tier = ?", [tier]) if tier is not None else ("", [])
+        sql, _ = row_sql(_EXPORT_COLUMNS)
+        return _inflated(_EXPORT_COLUMNS, self.ws.conn.execute(f"{sql}{where} ORDER BY t.id", args))
 
     def save(self, run_id: int | None, t: Trajectory, category: str = "") -> int:
         """Insert, or replace an earlier error for the same (run, task); commits at once.
 
         The response is stored without its logprobs (they have their own column), so they are
         not stored twice; `get` and the exports put them back. The first decision token's
-        alternatives go to trajectory_decisions (what evaluation reads instead of the logprobs)."""
+        alternatives go to trajectory_decisions (what evaluation reads instead of the logprobs). The
+        row, its payloads (compressed, in trajectory_payloads) and its decision token are written in
+        one transaction (the caller's, when it has one open)."""
         values = (run_id, t.task_id, t.tier, t.model, t.status, category, t.tool_name, t.content, t.final_answer,
-                  _dumps(t.tool_calls), _dumps(t.request), None if t.response is None else _dumps(_strip(t.response)),
-                  None if t.logprobs is None else _dumps(t.logprobs), t.usage.prompt_tokens,
+                  _dumps(t.tool_calls), t.usage.prompt_tokens,
                   t.usage.completion_tokens, t.usage.cached_tokens, t.usage.reasoning_tokens, t.latency_ms,
                   t.cost_micro, t.conf_mean, t.conf_min, t.conf_tool, t.system_fingerprint, t.error, t.attempts,
                   t.started_at, t.finished_at, t.generation)
         placeholders = ", ".join("?" * len(values))
         updates = ", ".join(f"{c.strip()} = excluded.{c.strip()}" for c in _COLUMNS.split(",")[2:])
-        cur = self.ws.conn.execute(
-            f"INSERT INTO trajectories ({_COLUMNS}) VALUES ({placeholders}) ON CONFLICT(run_id, task_id) DO UPDATE SET "
-            f"{updates} WHERE trajectories.status != 'ok' RETURNING id", values)
-        stored = cur.fetchall()  # all of it: the statement (and its implicit transaction) ends here
-        if stored:  # inserted, or replaced an error: its decision token beside it
-            self.ws.conn.execute(
-                "INSERT INTO trajectory_decisions (id, top) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET "
-                "top = excluded.top", (stored[0][0], _decision_top_json(t.logprobs, t.tool_name)))
+        conn = self.ws.conn
+        own = not conn.in_transaction
+        if own:
+            conn.execute("BEGIN IMMEDIATE")
+        try:
+            cur = conn.execute(
+                f"INSERT INTO trajectories ({_COLUMNS}) VALUES ({placeholders}) ON CONFLICT(run_id, task_id) DO UPDATE "
+                f"SET {updates} WHERE trajectories.status != 'ok' RETURNING id", values)
+            stored = cur.fetchall()  # all of it: the statement ends here
+            if stored:  # inserted, or replaced an error: its payloads and decision token beside it
+                payloads.store(conn, stored[0][0], orjson.dumps(t.request),
+                               None if t.response is None else orjson.dumps(_strip(t.response)),
+                               None if t.logprobs is None else orjson.dumps(t.logprobs))
+                conn.execute(
+                    "INSERT INTO trajectory_decisions (id, top) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET "
+                    "top = excluded.top", (stored[0][0], _decision_top_json(t.logprobs, t.tool_name)))
+            if own:
+                conn.execute("COMMIT")
+        except BaseException:
+            if own and conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
         return cur.lastrowid
 
     def get(self, traj_id: int) -> tuple[Trajectory, dict[str, Any]] | None:
-        row = self.ws.conn.execute(
-            f"SELECT {_COLUMNS}, id, curation, tags FROM trajectories WHERE id = ?", (traj_id,)).fetchone()
+        sql, inflate = row_sql((*ROW_COLUMNS, "id", "curation", "tags"))
+        row = self.ws.conn.execute(f"{sql} WHERE t.id = ?", (traj_id,)).fetchone()
         if row is None:
             return None
+        row = inflate(row)
         t = Trajectory(
             task_id=row[1], tier=row[2], model=row[3], status=row[4], content=row[7], final_answer=row[8],
             tool_calls=orjson.loads(row[9]), request=orjson.loads(row[10]),
@@ -427,63 +468,3 @@ class TrajectoryRepository:
             marks = ",".join("?" * len(chunk))
             out.update(self.ws.conn.execute(f"SELECT id, {column} FROM trajectories WHERE id IN ({marks})", chunk))
         return out
-
-
-class TrajectoryImport:
-    """One trajectory file imported into one run (per tier and file name), in one transaction: every
-    line or none. `put` stores a trajectory, replacing the run's row for the same task in place (its
-    id is kept); `counts` says, per task, whether it was added, updated or left unchanged compared
-    with what was stored before the import, by comparing the stored rows themselves."""
-
-    def __init__(self, ws: Workspace, tier: int, model: str, source: str) -> None:
-        self.ws, self.tier, self.model, self.source = ws, tier, model, source
-        self.repo = TrajectoryRepository(ws)
-        self.run_id: int | None = None
-        self._seen: dict[str, list[bytes | None]] = {}  # task id -> digests of [the row before, the row now]
-        self._finished = [c.strip() for c in _COLUMNS.split(",")].index("finished_at")
-
-    def __enter__(self) -> TrajectoryImport:
-        self.ws.conn.execute("BEGIN IMMEDIATE")
-        try:
-            self.run_id = RunRepository(self.ws).import_run(self.tier, self.model, self.source)
-        except BaseException:
-            self.ws.conn.execute("ROLLBACK")
-            raise
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        self.ws.conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
-
-    def _stored(self, task_id: str) -> tuple[Any, ...] | None:
-        return self.ws.conn.execute(f"SELECT {_COLUMNS}, curation, tags, id FROM trajectories WHERE run_id = ? AND "
-                                    "task_id = ?", (self.run_id, task_id)).fetchone()
-
-    def put(self, t: Trajectory, category: str, *, curation: str | None = None, tags: str | None = None) -> None:
-        """Store `t`; an empty `finished_at` keeps the stored time (now for a new row); curation and
-        tags None keep what is stored."""
-        before = self._stored(t.task_id)
-        if before is not None:
-            if not t.finished_at:
-                t.finished_at = before[self._finished]
-            # `save` replaces only a row that is not "ok": mark the old row so the same id is reused
-            self.ws.conn.execute("UPDATE trajectories SET status = 'replacing' WHERE id = ?", (before[-1],))
-        elif not t.finished_at:
-            t.finished_at = now()
-        self.repo.save(self.run_id, t, category)
-        if curation is not None or tags is not None:
-            self.ws.conn.execute(
-                "UPDATE trajectories SET curation = coalesce(?, curation), tags = coalesce(?, tags) WHERE run_id = ? "
-                "AND task_id = ?", (curation, tags, self.run_id, t.task_id))
-        after = self._stored(t.task_id)
-        seen = self._seen.setdefault(t.task_id, [None if before is None else _digest(before), None])
-        seen[1] = _digest(after)
-
-    def counts(self) -> tuple[int, int, int]:
-        """(added, updated, unchanged) trajectories, one per task id of the file."""
-        added = sum(1 for before, _ in self._seen.values() if before is None)
-        unchanged = sum(1 for before, after in self._seen.values() if before is not None and before == after)
-        return added, len(self._seen) - added - unchanged, unchanged
-
-
-def _digest(row: tuple[Any, ...]) -> bytes:
-    return hashlib.sha256(orjson.dumps(list(row))).digest()

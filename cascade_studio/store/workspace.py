@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from cascade_studio.store.migrations import SCHEMA_VERSION, current_version, migrate
+from cascade_studio.store.migrations import SCHEMA_VERSION, compact_after, current_version, migrate
 
 DB_NAME = "workspace.sqlite"
 FULL_CHECK_LIMIT = 64 * 1024 * 1024  # bytes; a full integrity_check takes ~10 s per 250 MB
@@ -94,7 +94,9 @@ class Workspace:
                 )
             if version < SCHEMA_VERSION and version > 0:
                 cls._backup_before_migration(conn, db_file, version)
-            migrate(conn)
+                if announce is not None and size > FULL_CHECK_LIMIT:
+                    announce(f"Upgrading the workspace {db_file} ({size / 1e9:.1f} GB) to schema {SCHEMA_VERSION}…")
+            compact_after(conn, migrate(conn))
             ws = cls(folder, conn)
             ws.deferred_check = check == "defer" and mode == "none" and bool(due)
             ws._set_meta_default("created_at", _now())
@@ -142,6 +144,7 @@ class Workspace:
         backup_path = db_file.with_name(f"{db_file.stem}.v{version}.bak.sqlite")
         if backup_path.exists():
             return
+        os.close(os.open(backup_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # private, as the workspace
         dest = sqlite3.connect(backup_path)
         try:
             conn.backup(dest)

@@ -14,9 +14,10 @@ from tests.services.test_evaluation_streaming import collected
 
 
 def reference(ws, f: dsvc.DatasetFilters):
-    rows = ws.conn.execute(
-        "SELECT id, task_id, category, request, content, tool_calls, logprobs FROM trajectories WHERE id IN "
-        "(SELECT max(id) FROM trajectories WHERE tier = 3 AND status = 'ok' GROUP BY task_id) ORDER BY id").fetchall()
+    latest = sorted(r[0] for r in ws.conn.execute(
+        "SELECT max(id) FROM trajectories WHERE tier = 3 AND status = 'ok' GROUP BY task_id"))
+    rows = sorted(TrajectoryRepository(ws).by_ids(latest, ("id", "task_id", "category", "request", "content",
+                                                           "tool_calls", "logprobs")))
     trajs = [SourceTrajectory(r[1], r[2], orjson.loads(r[3])["messages"], orjson.loads(r[3]).get("tools") or [], r[4],
                               orjson.loads(r[5])) for r in rows]
     kept: list[str] = []
@@ -37,6 +38,9 @@ def test_streamed_build_equals_the_in_memory_steps(tmp_path, sandbox_thread, mon
     cols = [r[1] for r in ws.conn.execute("PRAGMA table_info(trajectories)") if r[1] not in ("id", "task_id")]
     ws.conn.execute(f"INSERT INTO trajectories (task_id, {', '.join(cols)}) SELECT task_id || '-again', "
                     f"{', '.join(cols)} FROM trajectories WHERE tier = 3 ORDER BY id LIMIT 3")
+    ws.conn.execute("INSERT INTO trajectory_payloads (id, request, response, logprobs) SELECT n.id, p.request, "
+                    "p.response, p.logprobs FROM trajectories n JOIN trajectories o ON n.task_id = o.task_id || '-again' "
+                    "AND n.tier = o.tier AND n.run_id IS o.run_id JOIN trajectory_payloads p ON p.id = o.id")
     f = dsvc.DatasetFilters(validation_share=0.25, seed=5, system_prompt="Be exact", strategy="reasoning")
     train, valid, train_lp, valid_tasks, dropped, ids = reference(ws, f)
     assert dropped == 3

@@ -65,9 +65,9 @@ def test_older_rows_are_derived_in_batches_and_batches_change_nothing(tmp_path, 
     assert second.summary == first.summary and second.similarity_method == first.similarity_method
     derived = ws.conn.execute("SELECT count(*) FROM trajectory_decisions").fetchone()[0]
     assert derived == 2 * len(first.results)  # the rows evaluation needed, stored for next time
-    assert any("logprobs FROM trajectories" in s for s in statements)
+    assert any("p.logprobs FROM trajectories" in s for s in statements)  # from its payloads
     statements.clear()
     third = evaluate(ws)
     assert [r.to_json() for r in third.results] == [r.to_json() for r in first.results]
     # derived once: now nothing reads the logprobs column
-    assert not [s for s in statements if "trajectories" in s and "logprobs" in s]
+    assert not [s for s in statements if "trajector" in s and "logprobs" in s]
