@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import functools
-import itertools
+import logging
+import sqlite3
 from collections.abc import Callable
 from typing import Any
 
@@ -19,33 +19,34 @@ from cascade_studio.store.tasks import TaskRepository
 from cascade_studio.store.trajectories import TrajectoryRepository
 from cascade_studio.store.workspace import Workspace
 
+log = logging.getLogger(__name__)
 _NUMERIC = ("cost_micro", "latency_ms", "prompt_tokens", "completion_tokens")
 _BATCH = 20_000  # rows fetched at a time
 
 
 class _TierRows:
     """One tier's latest successful trajectory per task, as arrays sorted by task id: the numeric
-    columns in float64 (a missing confidence is NaN) and the raw tool_calls JSON (parsed only
-    where a comparison needs it)."""
+    columns in float64 (a missing confidence is NaN), the kept verdict against the expected answer
+    (NaN: not computed yet) and the trajectory ids; the tool calls' JSON is read only when needed."""
 
     def __init__(self, ws: Workspace, tier: Tier) -> None:
+        self.ws = ws
         conf = confidence_column(tier.confidence_method.value)
-        cur = TrajectoryRepository(ws).latest_ok(tier.tier, ["task_id", *_NUMERIC, conf, "tool_calls"],
+        cur = TrajectoryRepository(ws).latest_ok(tier.tier, ["task_id", *_NUMERIC, conf, "correct", "id"],
                                                  generation_keys(tier))
-        cols: list[list[Any]] = [[] for _ in range(len(_NUMERIC) + 3)]
-        while batch := list(itertools.islice(cur, _BATCH)):
-            for col, values in zip(cols, zip(*batch, strict=True), strict=True):
-                col.extend(values)
-        ids = np.array(cols[0], dtype=str)
-        order = np.argsort(ids, kind="stable")
-        self.ids = ids[order]
-        self.numeric = {name: np.array(values, dtype=float)[order]
-                        for name, values in zip((*_NUMERIC, "confidence"), cols[1:-1], strict=True)}
-        self.calls = np.array(cols[-1], dtype=object)[order]
+        table = np.array(list(cur), dtype=object).reshape(-1, len(_NUMERIC) + 4)  # one C-level pass, no per-row loop
+        self.ids: list[str] = table[:, 0].tolist()
+        self.numeric = {name: table[:, 1 + k].astype(float)  # None (no confidence, no verdict yet) -> NaN
+                        for k, name in enumerate((*_NUMERIC, "confidence", "correct"))}
+        self.traj_ids = table[:, -1].astype(np.int64)
 
-    def at(self, ids: np.ndarray) -> np.ndarray:
-        """Row positions of `ids` (all present)."""
-        return np.searchsorted(self.ids, ids)
+    def calls(self, rows: np.ndarray) -> np.ndarray:
+        """The tool calls' JSON (unparsed) of the trajectories at `rows`, read in batches."""
+        wanted = self.traj_ids[rows].tolist()
+        found: dict[int, str] = {}
+        for start in range(0, len(wanted), _BATCH):
+            found.update(TrajectoryRepository(self.ws).by_ids(wanted[start:start + _BATCH], ["id", "tool_calls"]))
+        return np.array([found[i] for i in wanted], dtype=object)
 
 
 def _agreement(teacher_calls: np.ndarray, calls: np.ndarray) -> np.ndarray:
@@ -58,20 +59,30 @@ def _agreement(teacher_calls: np.ndarray, calls: np.ndarray) -> np.ndarray:
     return out
 
 
-def _accuracy(calls: list[np.ndarray], task_ids: np.ndarray, meta: dict[str, tuple],
-              tools: dict[str, Any]) -> np.ndarray:
-    """1.0 where a tier's calls are correct against the task's expected answer; a tier whose JSON is
-    identical to a cheaper tier's for the same task takes that tier's verdict without parsing."""
-    out = np.zeros((len(task_ids), len(calls)))
-    for j, col in enumerate(calls):
-        todo = np.ones(len(task_ids), dtype=bool)
-        for prev in range(j):
-            same = todo & (col == calls[prev])
-            out[same, j] = out[same, prev]
-            todo &= ~same
-        for i in np.flatnonzero(todo):
+def _accuracy(ws: Workspace, per_tier: list[_TierRows], rows: list[np.ndarray], task_ids: np.ndarray) -> np.ndarray:
+    """1.0 where a tier's calls are correct against the task's expected answer. Verdicts are kept
+    with the trajectories (`correct`): only those not computed yet are, once, and then stored."""
+    out = np.column_stack([p.numeric["correct"][r] for p, r in zip(per_tier, rows, strict=True)])
+    todo = np.isnan(out)
+    if not todo.any():
+        return out
+    tasks = TaskRepository(ws)
+    need = sorted({task_ids[i] for i in np.flatnonzero(todo.any(axis=1))})
+    expected, tools = tasks.expected_of(need), tasks.tools_of(need)
+    verdicts: list[tuple[int, bool]] = []
+    for j, (p, r) in enumerate(zip(per_tier, rows, strict=True)):
+        at = np.flatnonzero(todo[:, j])
+        if not len(at):
+            continue
+        for i, raw in zip(at, p.calls(r[at]), strict=True):
             t = task_ids[i]
-            out[i, j] = float(bfcl_correct(orjson.loads(col[i]), meta[t][1], tools.get(t)))
+            ok = bfcl_correct(orjson.loads(raw), expected[t], tools.get(t))
+            out[i, j] = float(ok)
+            verdicts.append((int(p.traj_ids[r[i]]), ok))
+    try:
+        TrajectoryRepository(ws).set_correct(verdicts)
+    except sqlite3.OperationalError as exc:  # busy or read-only: computed again next time
+        log.info("Trade-offs: verdicts not kept (%s)", exc)
     return out
 
 
@@ -89,22 +100,28 @@ def load_outcomes(ws: Workspace, tiers: list[Tier], category: str | None = None,
         per_tier.append(_TierRows(ws, t))
         if progress:
             progress(j + 1, steps)
-    meta = TaskRepository(ws).categories_and_expected()
-    if per_tier:
-        all_ids = functools.reduce(np.union1d, [p.ids for p in per_tier])
-        common = functools.reduce(lambda a, b: np.intersect1d(a, b, assume_unique=True), [p.ids for p in per_tier])
-    else:
-        all_ids = common = np.array([], dtype=str)
+    meta = TaskRepository(ws).categories_and_expected_lists()
+    # align the tiers on integer codes of the task ids (no string set operations over 100k ids)
+    codes: dict[str, int] = {}
+    for p in per_tier:
+        p.codes = np.fromiter((codes.setdefault(t, len(codes)) for t in p.ids), dtype=np.int64, count=len(p.ids))
+    names = np.array(list(codes), dtype=object)
+    present = np.zeros((len(codes), k), dtype=bool)
+    position = np.full((len(codes), k), -1, dtype=np.int64)
+    for j, p in enumerate(per_tier):
+        present[p.codes, j] = True
+        position[p.codes, j] = np.arange(len(p.codes))
+    wanted = np.ones(len(codes), dtype=bool)
     if category:
-        common = common[np.array([meta.get(t, ("",))[0] == category for t in common.tolist()], dtype=bool)]
-        n_all = sum(1 for t in all_ids.tolist() if meta.get(t, ("",))[0] == category)
-    else:
-        n_all = len(all_ids)
-    task_ids: list[str] = common.tolist()
-    task_ids_arr = np.array(task_ids, dtype=object)
+        wanted = np.array([meta.get(t, ("",))[0] == category for t in names.tolist()], dtype=bool)
+    n_all = int(wanted.sum())
+    common = np.flatnonzero(wanted & present.all(axis=1)) if k else np.array([], dtype=np.int64)
+    common = common[np.argsort(names[common].astype(str), kind="stable")]  # by task id, as before
+    task_ids: list[str] = names[common].tolist()
+    task_ids_arr = names[common]
     excluded = n_all - len(task_ids)
     n = len(task_ids)
-    rows = [p.at(common) for p in per_tier]
+    rows = [position[common, j] for j in range(k)]
 
     def column(name: str) -> np.ndarray:
         return np.column_stack([p.numeric[name][r] for p, r in zip(per_tier, rows, strict=True)]) if k else \
@@ -113,14 +130,13 @@ def load_outcomes(ws: Workspace, tiers: list[Tier], category: str | None = None,
     cost, lat, conf = column("cost_micro") / 1e6, column("latency_ms"), column("confidence")
     lat = np.where(lat > 0, lat, np.nan)  # no real-time latency (Batch API results): left out of latency figures
     ptok, ctok = column("prompt_tokens"), column("completion_tokens")
-    expected_everywhere = n > 0 and all(isinstance(meta.get(t, ("", None))[1], list) for t in task_ids)
+    expected_everywhere = n > 0 and all(meta.get(t, ("", False))[1] for t in task_ids)
     qual = np.zeros((n, k))
     if n:
-        calls = [p.calls[r] for p, r in zip(per_tier, rows, strict=True)]
         if expected_everywhere:
-            tools = TaskRepository(ws).tools_of(task_ids)
-            qual[:, :] = _accuracy(calls, task_ids_arr, meta, tools)
+            qual[:, :] = _accuracy(ws, per_tier, rows, task_ids_arr)
         else:
+            calls = [p.calls(r) for p, r in zip(per_tier, rows, strict=True)]
             qual[:, k - 1] = 1.0
             for j in range(k - 1):
                 qual[:, j] = _agreement(calls[-1], calls[j])

@@ -293,6 +293,14 @@ MIGRATIONS: list[Step] = [
     # trajectory with logprobs, stored in the middle of the row) move to `trajectory_payloads`,
     # zlib-compressed (store.payloads), in batches; `trajectories` keeps the narrow columns only
     move_payloads,
+    # 18: each trajectory's verdict against its task's expected calls (BFCL rules), computed once by
+    # the first trade-off load that needs it and kept (NULL: not computed yet); a task whose content
+    # changes clears its trajectories' verdicts (store.tasks.TaskRepository.upsert); an index that
+    # answers "the latest ok trajectory of each task" (evaluation, trade-offs, datasets) from itself
+    """
+    ALTER TABLE trajectories ADD COLUMN correct INTEGER;
+    CREATE INDEX trajectories_latest ON trajectories(tier, status, generation, task_id);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -53,6 +53,11 @@ class TaskRepository:
                 rows.append((t.id, t.category, json.dumps(t.messages), json.dumps(t.tools),
                              None if t.expected is None else json.dumps(t.expected), t.prompt[:2000],
                              ",".join(t.tool_names), t.source, h, now, t.environment, t.max_steps))
+            changed = [r[0] for r in rows if r[0] in existing]
+            for start in range(0, len(changed), 500):  # their trajectories' verdicts no longer hold
+                chunk = changed[start:start + 500]
+                conn.execute(f"UPDATE trajectories SET correct = NULL WHERE task_id IN ({','.join('?' * len(chunk))})",
+                             chunk)
             conn.executemany(
                 "INSERT INTO tasks (id, category, messages, tools, expected, prompt, tool_names, source, content_hash, "
                 "imported_at, environment, max_steps) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -138,6 +143,23 @@ class TaskRepository:
         """{task id: (category, expected answer or None)} for every task."""
         return {r[0]: (r[1], None if r[2] is None else orjson.loads(r[2]))
                 for r in self.ws.conn.execute("SELECT id, category, expected FROM tasks")}
+
+    def categories_and_expected_lists(self) -> dict[str, tuple[str, bool]]:
+        """{task id: (category, whether its expected answer is a list of calls)}, without parsing them."""
+        return {r[0]: (r[1], bool(r[2])) for r in self.ws.conn.execute(
+            "SELECT id, category, expected IS NOT NULL AND json_valid(expected) AND json_type(expected) = 'array' "
+            "FROM tasks")}
+
+    def expected_of(self, ids: list[str]) -> dict[str, Any]:
+        """{task id: its expected answer} for `ids`, read in bounded chunks."""
+        out: dict[str, Any] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for task_id, expected in self.ws.conn.execute(
+                    f"SELECT id, expected FROM tasks WHERE id IN ({marks})", chunk):
+                out[task_id] = None if expected is None else orjson.loads(expected)
+        return out
 
     def tools_of(self, ids: list[str]) -> dict[str, list[dict[str, Any]]]:
         """{task id: its tool definitions}, read in bounded chunks (the accuracy check's type rules)."""

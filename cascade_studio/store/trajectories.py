@@ -138,7 +138,7 @@ ROW_COLUMNS = ("run_id", "task_id", "tier", "model", "status", "category", "tool
                "system_fingerprint", "error", "attempts", "started_at", "finished_at", "generation")
 _COLUMNS = ", ".join(c for c in ROW_COLUMNS if c not in PAYLOAD_COLUMNS)  # what `save` writes to `trajectories`
 
-_KNOWN_COLUMNS = frozenset(ROW_COLUMNS) | {"id", "curation", "tags", "episode", "steps", "end_reason"}
+_KNOWN_COLUMNS = frozenset(ROW_COLUMNS) | {"id", "curation", "tags", "episode", "steps", "end_reason", "correct"}
 _EXPORT_COLUMNS = ("task_id", "tier", "model", "status", "request", "response", "latency_ms", "finished_at", "error",
                    "curation", "tags", "category", "logprobs")
 _PAYLOADS_JOIN = " LEFT JOIN trajectory_payloads p ON p.id = t.id"
@@ -225,6 +225,17 @@ class TrajectoryRepository:
             f"SELECT {_columns(columns)} FROM {_source(columns)} JOIN (SELECT task_id, max(id) AS id FROM "
             f"trajectories WHERE tier = ? AND status = 'ok'{gen} GROUP BY task_id) last ON last.id = t.id",
             (tier, *args)))
+
+    def set_correct(self, verdicts: Iterable[tuple[int, bool]]) -> None:
+        """Keep the verdicts (trajectory id, correct) computed against the tasks' expected answers."""
+        conn = self.ws.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany("UPDATE trajectories SET correct = ? WHERE id = ?", ((int(ok), i) for i, ok in verdicts))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
     def latest_ok_ids(self, tier: int, generations: Sequence[str] | None = None) -> dict[str, int]:
         """{task id: id of its latest successful trajectory of `tier` (of one of `generations`)}: the
