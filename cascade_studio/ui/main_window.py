@@ -416,6 +416,7 @@ class MainWindow(QMainWindow):
             page.cancel_run()
             event.ignore()
             return
+        self.events.close()  # no more change events for a window on its way out (they come from any thread)
         if self.ws is not None:
             self.tiers_page.ws = None
             self._each_built("set_workspace", None)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import shiboken6
 from PySide6.QtCore import QObject, Signal
 
 from cascade_studio.services import events
@@ -24,9 +25,12 @@ class WorkspaceEvents(QObject):
         self._unsubscribe()
 
     def _relay(self, kind: str, folder: Path) -> None:
+        if not shiboken6.isValid(self):  # the window is gone: nobody to tell
+            self._unsubscribe()
+            return
         try:
             self.changed.emit(kind, str(folder))
-        except RuntimeError:  # the window is gone: nobody to tell
+        except RuntimeError:
             self._unsubscribe()
 
 
