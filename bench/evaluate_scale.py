@@ -60,11 +60,14 @@ def main() -> None:
     template = work / "template"
     if not (template / "workspace.sqlite").exists():
         collect_template(template, codes.get("baseline", ROOT))
-    conn = sqlite3.connect(template / "workspace.sqlite")
-    n, size = conn.execute("SELECT count(*), avg(length(request) + length(coalesce(response, '')) + "
-                           "length(coalesce(logprobs, ''))) FROM trajectories").fetchone()
-    lp = conn.execute("SELECT avg(length(logprobs)) FROM trajectories").fetchone()[0] or 0
+    from cascade_studio.store.payloads import unpack
+
+    conn = sqlite3.connect(template / "workspace.sqlite")  # payloads: JSON text as written (schema 17: compressed)
+    sizes = [[len(unpack(x) or "") for x in r] for r in conn.execute(
+        "SELECT request, response, logprobs FROM trajectory_payloads")]
     conn.close()
+    n = len(sizes)
+    size, lp = sum(map(sum, sizes)) / max(n, 1), sum(r[2] for r in sizes) / max(n, 1)
     print(f"template: {n} trajectories, {size / 1024:.1f} KB each on average ({lp / 1024:.1f} KB logprobs)")
     table = []
     for tasks in a.sizes:
