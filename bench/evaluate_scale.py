@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import os
 import resource
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -25,7 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bench.scale import collect_template, replicate  # noqa: E402 - the same template and replication
+from bench.scale import collect_template, payload_sizes, replicate  # noqa: E402 - the same template and replication
 
 
 def measure(code: Path, args: list[str], cap_gb: float) -> tuple[float, float, int]:
@@ -60,14 +59,7 @@ def main() -> None:
     template = work / "template"
     if not (template / "workspace.sqlite").exists():
         collect_template(template, codes.get("baseline", ROOT))
-    from cascade_studio.store.payloads import unpack
-
-    conn = sqlite3.connect(template / "workspace.sqlite")  # payloads: JSON text as written (schema 17: compressed)
-    sizes = [[len(unpack(x) or "") for x in r] for r in conn.execute(
-        "SELECT request, response, logprobs FROM trajectory_payloads")]
-    conn.close()
-    n = len(sizes)
-    size, lp = sum(map(sum, sizes)) / max(n, 1), sum(r[2] for r in sizes) / max(n, 1)
+    n, size, lp = payload_sizes(template)
     print(f"template: {n} trajectories, {size / 1024:.1f} KB each on average ({lp / 1024:.1f} KB logprobs)")
     table = []
     for tasks in a.sizes:

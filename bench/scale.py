@@ -281,6 +281,19 @@ def measure(cmd: list[str], cap_gb: float) -> tuple[float, float, int, str]:
     return seconds, usage.ru_maxrss / 1024, rc, text
 
 
+def payload_sizes(folder: Path) -> tuple[int, float, float]:
+    """(trajectories, mean bytes of request + response + logprobs as JSON, mean bytes of logprobs) of a
+    workspace (schema 17: the payloads compressed in trajectory_payloads, measured as the JSON written)."""
+    from cascade_studio.store.payloads import unpack
+
+    conn = sqlite3.connect(Path(folder) / "workspace.sqlite")
+    sizes = [[len(unpack(x) or "") for x in r] for r in conn.execute(
+        "SELECT request, response, logprobs FROM trajectory_payloads")]
+    conn.close()
+    n = len(sizes)
+    return n, sum(map(sum, sizes)) / max(n, 1), sum(r[2] for r in sizes) / max(n, 1)
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--work", help="folder for the workspaces (default: a temporary one, removed after)")
@@ -303,14 +316,7 @@ def main() -> None:
         t = time.perf_counter()
         collect_template(template)
         print(f"collected the template in {time.perf_counter() - t:.0f} s", file=sys.stderr)
-    from cascade_studio.store.payloads import unpack
-
-    conn = sqlite3.connect(template / "workspace.sqlite")  # payloads: JSON text as written (schema 17: compressed)
-    sizes = [[len(unpack(x) or "") for x in r] for r in conn.execute(
-        "SELECT request, response, logprobs FROM trajectory_payloads")]
-    conn.close()
-    n = len(sizes)
-    size, lp = sum(map(sum, sizes)) / max(n, 1), sum(r[2] for r in sizes) / max(n, 1)
+    n, size, lp = payload_sizes(template)
     print(f"template: {n} trajectories, {size / 1024:.1f} KB each ({(lp or 0) / 1024:.1f} KB logprobs); "
           f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
     me = [sys.executable, str(Path(__file__).resolve())]

@@ -128,6 +128,7 @@ class CollectionRun:
         self._connection_failures = 0  # consecutive; any success resets it
         self._note = ""  # something the user should know about a run that succeeded
         self._unsaved = 0  # answers received (and paid for) that a full disk kept from being saved
+        self.environments: dict[str, Any] = {}  # agent episodes: the environments' specs, read once per run
         # "auto" logprobs: None until a request that asked for them fails in a way that could be
         # about them; then one probe without them decides (True: the server cannot give them).
         self._logprobs_verdict: bool | None = None if tier.logprobs == LogprobsMode.AUTO and tier.wants_logprobs \

@@ -41,6 +41,7 @@ from cascade_studio.services.agent.environments import (
     get_environment,
     open_session,
 )
+from cascade_studio.services.collector import Failed
 from cascade_studio.store.episodes import EpisodeRepository
 from cascade_studio.store.trajectories import now
 
@@ -94,10 +95,9 @@ async def run_check(session: ToolSession, task: Task, episode: Episode) -> None:
 
 
 def _spec(run: CollectionRun, name: str) -> EnvironmentSpec:
-    cache = run.__dict__.setdefault("_environments", {})
-    if name not in cache:
-        cache[name] = get_environment(run.ws, name)
-    return cache[name]
+    if name not in run.environments:  # read once per run
+        run.environments[name] = get_environment(run.ws, name)
+    return run.environments[name]
 
 
 async def _replay(session: ToolSession, spec: EnvironmentSpec, episode: Episode) -> None:
@@ -134,8 +134,6 @@ async def _loop(run: CollectionRun, task: Task, session: ToolSession, episode: E
         messages = conversation(task.messages, episode.steps)
         started_at = now()
         sent = await run.send(task.id, messages, tools)
-        from cascade_studio.services.collector import Failed
-
         if isinstance(sent, Failed):
             if sent.message:  # a model call that failed after its retries ends the episode in words
                 episode.end_reason = ERROR
