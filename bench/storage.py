@@ -84,26 +84,25 @@ def inspector(db: Path, rng: random.Random) -> dict[str, float]:
     out: dict[str, float] = {}
     t = time.perf_counter()
     flt = tq.TrajectoryFilter()
-    n = tq.count_matching(ws, flt)
     ids = tq.matching_ids(ws, flt)
-    tq.rows_by_id(ws, list(ids[:200]))
+    tq.rows_by_id(ws, ids[:200].tolist())
     out["open"] = time.perf_counter() - t
-    assert n == len(ids) > 0
+    assert len(ids) > 0
     category = tq.distinct_values(ws, "category")[0]
     t = time.perf_counter()
     flt = tq.TrajectoryFilter(category=category, conf_min=0.5)
     ids = tq.matching_ids(ws, flt)
-    tq.rows_by_id(ws, list(ids[:200]))
+    tq.rows_by_id(ws, ids[:200].tolist())
     out["filter"] = time.perf_counter() - t
     t = time.perf_counter()
     flt.sort, flt.descending = "cost_micro", True
     ids = tq.matching_ids(ws, flt)
-    tq.rows_by_id(ws, list(ids[:200]))
+    tq.rows_by_id(ws, ids[:200].tolist())
     out["sort"] = time.perf_counter() - t
     t = time.perf_counter()
     for _ in range(50):
         at = rng.randrange(max(len(ids) - 200, 1))
-        tq.rows_by_id(ws, list(ids[at:at + 200]))
+        tq.rows_by_id(ws, ids[at:at + 200].tolist())
     out["50 jumps"] = time.perf_counter() - t
     conn.close()
     return out

@@ -1,12 +1,21 @@
 """Filtered, sorted views of the trajectories table for the inspector: the matching ids are
-fetched once (a compact array), rows are fetched by id a block at a time, so a million rows stay
-cheap to scroll."""
+fetched once (a compact numpy array), rows are fetched by id a block at a time, so a million rows
+stay cheap to scroll and any scrollbar jump costs one block read.
+
+At a million rows the planner's own choices are the cost: a range filter (confidence, cost) or an
+ORDER BY walked through a single-column index fetches every row at random (1.7-2.5 s). So range
+terms are written `+column` (no index: the rows are read in order), the filter's columns are
+covered by one index (`trajectories_inspect`, migration 19: scanning it reads ~140 bytes a row,
+not the table's ~570), and numeric sorts are done in numpy on (id, key) pairs read in one
+aggregate (`group_concat`: a C-level pass, no Python tuple per row)."""
 
 from __future__ import annotations
 
-from array import array
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from cascade_studio.core.confidence import CONF_COLUMNS, confidence_column  # noqa: F401 - CONF_COLUMNS re-exported
 from cascade_studio.store.workspace import Workspace
@@ -45,7 +54,9 @@ class TrajectoryFilter:
         clauses: list[str] = []
         args: list[Any] = []
         conf = confidence_column(self.confidence)
-        for column, value in (("category", self.category), ("tier", self.tier), ("status", self.status),
+        # status as +status: (tier, status) would match trajectories_latest, whose rows come out of
+        # rowid order (random reads); tier alone leads the covering index
+        for column, value in (("category", self.category), ("tier", self.tier), ("+status", self.status),
                               ("tool_name", self.tool)):
             if value not in (None, ""):
                 clauses.append(f"{column} = ?")
@@ -56,16 +67,16 @@ class TrajectoryFilter:
             clauses.append("curation = ?")
             args.append(self.curation)
         if self.conf_min is not None:
-            clauses.append(f"{conf} >= ?")
+            clauses.append(f"+{conf} >= ?")
             args.append(self.conf_min)
         if self.conf_max is not None:
-            clauses.append(f"{conf} <= ?")
+            clauses.append(f"+{conf} <= ?")
             args.append(self.conf_max)
         if self.cost_min_micro is not None:
-            clauses.append("cost_micro >= ?")
+            clauses.append("+cost_micro >= ?")
             args.append(self.cost_min_micro)
         if self.cost_max_micro is not None:
-            clauses.append("cost_micro <= ?")
+            clauses.append("+cost_micro <= ?")
             args.append(self.cost_max_micro)
         if self.generations:  # rows of a tier that is no longer defined have no current generation: shown
             parts = []
@@ -83,7 +94,7 @@ class TrajectoryFilter:
             clauses.append("end_reason = ?")
             args.append(self.episode)
         if self.min_steps is not None:
-            clauses.append("steps >= ?")
+            clauses.append("+steps >= ?")
             args.append(self.min_steps)
         if self.search:
             clauses.append("(task_id LIKE ? OR tool_name LIKE ? OR content LIKE ? OR tags LIKE ?)")
@@ -91,24 +102,50 @@ class TrajectoryFilter:
             args += [like] * 4
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
 
-    def order(self) -> str:
-        column = SORTABLE.get(self.sort) or "id"
+    def sort_key(self) -> str | None:
+        """The SQL expression the view is sorted by (None: by id)."""
         if self.sort == "confidence":
-            column = confidence_column(self.confidence)
-        direction = "DESC" if self.descending else "ASC"
-        return f" ORDER BY {column} {direction}, id {direction}" if column != "id" else f" ORDER BY id {direction}"
+            return confidence_column(self.confidence)
+        column = SORTABLE.get(self.sort) or "id"
+        return None if column == "id" else column
 
 
-def matching_ids(ws: Workspace, flt: TrajectoryFilter) -> array:
+# sorted in numpy (their values read as numbers); the others (text) by SQLite
+NUMERIC_SORTS = frozenset({"id", "tier", "cost_micro", "latency_ms", "tokens", "steps", "confidence"})
+
+
+def _numbers(text: str | None, dtype: type) -> np.ndarray | None:
+    """The numbers of a group_concat (None: one of them is not a number)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", DeprecationWarning)  # numpy < 2.3 warns on unparsed text
+            return np.fromstring(text, dtype=dtype, sep=",") if text else np.zeros(0, dtype=dtype)
+    except (ValueError, DeprecationWarning):
+        return None
+
+
+def matching_ids(ws: Workspace, flt: TrajectoryFilter) -> np.ndarray:
+    """The ids of the rows `flt` matches, in its order (ties by id; NULLs first ascending, as SQLite)."""
     where, args = flt.where()
-    ids = array("q")
-    cursor = ws.conn.execute(f"SELECT id FROM trajectories{where}{flt.order()}", args)
-    while True:
-        chunk = cursor.fetchmany(65536)
-        if not chunk:
-            break
-        ids.extend(r[0] for r in chunk)
-    return ids
+    key = flt.sort_key()
+    if key is None or flt.sort in NUMERIC_SORTS:
+        extra = "" if key is None else f", group_concat(ifnull({key}, 'nan'))"
+        row = ws.conn.execute(f"SELECT group_concat(id){extra} FROM trajectories{where}", args).fetchone()
+        ids = _numbers(row[0], np.int64)
+        values = None if key is None else _numbers(row[1], np.float64)
+        if ids is not None and (key is None or (values is not None and len(values) == len(ids))):
+            if values is None:
+                ids.sort()
+            else:
+                values[np.isnan(values)] = -np.inf
+                ids = ids[np.lexsort((ids, values))]
+            return ids[::-1].copy() if flt.descending else ids
+    direction = "DESC" if flt.descending else "ASC"
+    cursor = ws.conn.execute(f"SELECT id FROM trajectories{where} ORDER BY +{key} {direction}, id {direction}", args)
+    chunks = []
+    while chunk := cursor.fetchmany(65536):
+        chunks.append(np.fromiter((r[0] for r in chunk), dtype=np.int64, count=len(chunk)))
+    return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int64)
 
 
 def rows_by_id(ws: Workspace, ids: list[int]) -> dict[int, tuple[Any, ...]]:
@@ -125,14 +162,3 @@ def distinct_values(ws: Workspace, column: str, limit: int = 2000) -> list[Any]:
            f"SELECT (SELECT min({column}) FROM trajectories WHERE {column} > v.x), n + 1 FROM v "
            f"WHERE v.x IS NOT NULL AND n < ?) SELECT x FROM v WHERE x IS NOT NULL")
     return [r[0] for r in ws.conn.execute(sql, (limit,))]
-
-
-def count_matching(ws: Workspace, flt: TrajectoryFilter) -> int:
-    where, args = flt.where()
-    return ws.conn.execute(f"SELECT count(*) FROM trajectories{where}", args).fetchone()[0]
-
-
-def page_rows(ws: Workspace, flt: TrajectoryFilter, offset: int, limit: int) -> list[tuple[Any, ...]]:
-    where, args = flt.where()
-    return ws.conn.execute(f"SELECT {ROW_COLUMNS} FROM trajectories{where}{flt.order()} LIMIT ? OFFSET ?",
-                           [*args, limit, offset]).fetchall()

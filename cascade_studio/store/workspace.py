@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from cascade_studio.store.migrations import SCHEMA_VERSION, compact_after, current_version, migrate
+from cascade_studio.store.migrations import SCHEMA_VERSION, compact_after, current_version, migrate, needs_backup
 
 DB_NAME = "workspace.sqlite"
 FULL_CHECK_LIMIT = 64 * 1024 * 1024  # bytes; a full integrity_check takes ~10 s per 250 MB
@@ -93,7 +93,8 @@ class Workspace:
                     f"knows {SCHEMA_VERSION}). Update Cascade Studio to open it; nothing was changed."
                 )
             if version < SCHEMA_VERSION and version > 0:
-                cls._backup_before_migration(conn, db_file, version)
+                if needs_backup(version):
+                    cls._backup_before_migration(conn, db_file, version)
                 if announce is not None and size > FULL_CHECK_LIMIT:
                     announce(f"Upgrading the workspace {db_file} ({size / 1e9:.1f} GB) to schema {SCHEMA_VERSION}…")
             compact_after(conn, migrate(conn))

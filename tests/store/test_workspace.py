@@ -57,6 +57,21 @@ def test_forward_migration_applies_and_keeps_a_backup(tmp_path, monkeypatch):
     assert len(backups) == 1
 
 
+def test_an_index_only_upgrade_makes_no_backup(tmp_path):
+    """Upgrading through steps that only add an index (19: the inspector's covering index) copies
+    nothing: on a 10 GB workspace the copy would cost minutes and 10 GB of disk."""
+    Workspace.open(tmp_path).close()
+    conn = sqlite3.connect(tmp_path / "workspace.sqlite", isolation_level=None)
+    conn.execute("DROP INDEX trajectories_inspect")
+    conn.execute("PRAGMA user_version = 18")
+    conn.close()
+    assert not migrations.needs_backup(18) and migrations.needs_backup(17)
+    with Workspace.open(tmp_path) as ws:
+        assert ws.schema_version == migrations.SCHEMA_VERSION
+        assert ws.conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'trajectories_inspect'").fetchone()[0]
+    assert not list(tmp_path.glob("*.bak.sqlite"))
+
+
 def test_failed_migration_rolls_back(tmp_path, monkeypatch):
     Workspace.open(tmp_path).close()
     monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, "CREATE TABLE x (a); SELEC broken;"])

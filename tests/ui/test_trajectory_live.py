@@ -31,11 +31,9 @@ def page(qtbot, tmp_path):
     return window.trajectories_page
 
 
-@pytest.mark.parametrize("materialize_limit", [50_000, 100])  # ids kept / paged by offset
-def test_live_refresh_reads_off_the_gui_thread(qtbot, page, monkeypatch, materialize_limit):
+def test_live_refresh_reads_off_the_gui_thread(qtbot, page, monkeypatch):
     import cascade_studio.ui.trajectory_model as tm
 
-    monkeypatch.setattr(tm, "MATERIALIZE_LIMIT", materialize_limit)
     page.f_category.setCurrentIndex(page.f_category.findData("a"))
     page.apply_filter()
     assert page.model.rowCount() == 150
