@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import Callable
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,7 @@ from cascade_studio.store.workspace import Workspace
 log = logging.getLogger(__name__)
 _NUMERIC = ("cost_micro", "latency_ms", "prompt_tokens", "completion_tokens")
 _BATCH = 20_000  # rows fetched at a time
+VERDICT_BATCH = 5_000  # tasks whose missing verdicts are computed (and stored) together
 
 
 class _TierRows:
@@ -32,12 +34,17 @@ class _TierRows:
     def __init__(self, ws: Workspace, tier: Tier) -> None:
         self.ws = ws
         conf = confidence_column(tier.confidence_method.value)
-        cur = TrajectoryRepository(ws).latest_ok(tier.tier, ["task_id", *_NUMERIC, conf, "correct", "id"],
-                                                 generation_keys(tier))
+        repo, names = TrajectoryRepository(ws), (*_NUMERIC, "confidence", "correct")
+        arrays = repo.latest_ok_arrays(tier.tier, [*_NUMERIC, conf, "correct"], generation_keys(tier))
+        if arrays is not None:  # one aggregate pass, parsed by numpy
+            self.ids, values, self.traj_ids = arrays
+            self.numeric = dict(zip(names, values.values(), strict=True))
+            return
+        cur = repo.latest_ok(tier.tier, ["task_id", *_NUMERIC, conf, "correct", "id"], generation_keys(tier))
         table = np.array(list(cur), dtype=object).reshape(-1, len(_NUMERIC) + 4)  # one C-level pass, no per-row loop
         self.ids: list[str] = table[:, 0].tolist()
         self.numeric = {name: table[:, 1 + k].astype(float)  # None (no confidence, no verdict yet) -> NaN
-                        for k, name in enumerate((*_NUMERIC, "confidence", "correct"))}
+                        for k, name in enumerate(names)}
         self.traj_ids = table[:, -1].astype(np.int64)
 
     def calls(self, rows: np.ndarray) -> np.ndarray:
@@ -61,28 +68,29 @@ def _agreement(teacher_calls: np.ndarray, calls: np.ndarray) -> np.ndarray:
 
 def _accuracy(ws: Workspace, per_tier: list[_TierRows], rows: list[np.ndarray], task_ids: np.ndarray) -> np.ndarray:
     """1.0 where a tier's calls are correct against the task's expected answer. Verdicts are kept
-    with the trajectories (`correct`): only those not computed yet are, once, and then stored."""
+    with the trajectories (`correct`): only those not computed yet are, once, VERDICT_BATCH tasks at
+    a time (their expected answers, tools and calls read for that batch only: memory stays flat at
+    any size) and stored after each batch (an interrupted first load keeps what it computed)."""
     out = np.column_stack([p.numeric["correct"][r] for p, r in zip(per_tier, rows, strict=True)])
     todo = np.isnan(out)
-    if not todo.any():
-        return out
+    pending = np.flatnonzero(todo.any(axis=1))
     tasks = TaskRepository(ws)
-    need = sorted({task_ids[i] for i in np.flatnonzero(todo.any(axis=1))})
-    expected, tools = tasks.expected_of(need), tasks.tools_of(need)
-    verdicts: list[tuple[int, bool]] = []
-    for j, (p, r) in enumerate(zip(per_tier, rows, strict=True)):
-        at = np.flatnonzero(todo[:, j])
-        if not len(at):
-            continue
-        for i, raw in zip(at, p.calls(r[at]), strict=True):
-            t = task_ids[i]
-            ok = bfcl_correct(orjson.loads(raw), expected[t], tools.get(t))
-            out[i, j] = float(ok)
-            verdicts.append((int(p.traj_ids[r[i]]), ok))
-    try:
-        TrajectoryRepository(ws).set_correct(verdicts)
-    except sqlite3.OperationalError as exc:  # busy or read-only: computed again next time
-        log.info("Trade-offs: verdicts not kept (%s)", exc)
+    for start in range(0, len(pending), VERDICT_BATCH):
+        batch = pending[start:start + VERDICT_BATCH]
+        need = sorted({task_ids[i] for i in batch.tolist()})
+        expected, tools = tasks.expected_of(need), tasks.tools_of(need)
+        verdicts: list[tuple[int, bool]] = []
+        for j, (p, r) in enumerate(zip(per_tier, rows, strict=True)):
+            at = batch[todo[batch, j]]
+            for i, raw in zip(at.tolist(), p.calls(r[at]), strict=True):
+                t = task_ids[i]
+                ok = bfcl_correct(orjson.loads(raw), expected[t], tools.get(t))
+                out[i, j] = float(ok)
+                verdicts.append((int(p.traj_ids[r[i]]), ok))
+        try:
+            TrajectoryRepository(ws).set_correct(verdicts)
+        except sqlite3.OperationalError as exc:  # busy or read-only: computed again next time
+            log.info("Trade-offs: verdicts not kept (%s)", exc)
     return out
 
 
@@ -100,20 +108,31 @@ def load_outcomes(ws: Workspace, tiers: list[Tier], category: str | None = None,
         per_tier.append(_TierRows(ws, t))
         if progress:
             progress(j + 1, steps)
-    meta = TaskRepository(ws).categories_and_expected_lists()
+    tasks = TaskRepository(ws)
+    meta = tasks.categories_and_expected_arrays()
+    if meta is None:  # an id holding the separator: the dictionary (slower, the same result)
+        lists = tasks.categories_and_expected_lists()
+        meta = list(lists), [c for c, _ in lists.values()], np.array([e for _, e in lists.values()], dtype=bool)
+    names_list, cat_list, listed = meta
     # align the tiers on integer codes of the task ids (no string set operations over 100k ids)
-    codes: dict[str, int] = {}
+    codes = dict(zip(names_list, range(len(names_list)), strict=True))
     for p in per_tier:
-        p.codes = np.fromiter((codes.setdefault(t, len(codes)) for t in p.ids), dtype=np.int64, count=len(p.ids))
-    names = np.array(list(codes), dtype=object)
+        p.codes = np.fromiter(map(codes.get, p.ids, repeat(-1)), dtype=np.int64, count=len(p.ids))
+        for i in np.flatnonzero(p.codes < 0).tolist():  # trajectories of tasks no longer in the workspace
+            code = p.codes[i] = codes.setdefault(p.ids[i], len(codes))
+            if code == len(names_list):
+                names_list.append(p.ids[i])
+                cat_list.append("")
+    names, categories = np.array(names_list, dtype=object), np.array(cat_list, dtype=object)
+    listed = np.concatenate([listed, np.zeros(len(names) - len(listed), dtype=bool)])
     present = np.zeros((len(codes), k), dtype=bool)
     position = np.full((len(codes), k), -1, dtype=np.int64)
     for j, p in enumerate(per_tier):
         present[p.codes, j] = True
         position[p.codes, j] = np.arange(len(p.codes))
-    wanted = np.ones(len(codes), dtype=bool)
+    wanted = present.any(axis=1)  # tasks some tier answered
     if category:
-        wanted = np.array([meta.get(t, ("",))[0] == category for t in names.tolist()], dtype=bool)
+        wanted &= categories == category
     n_all = int(wanted.sum())
     common = np.flatnonzero(wanted & present.all(axis=1)) if k else np.array([], dtype=np.int64)
     common = common[np.argsort(names[common].astype(str), kind="stable")]  # by task id, as before
@@ -130,7 +149,7 @@ def load_outcomes(ws: Workspace, tiers: list[Tier], category: str | None = None,
     cost, lat, conf = column("cost_micro") / 1e6, column("latency_ms"), column("confidence")
     lat = np.where(lat > 0, lat, np.nan)  # no real-time latency (Batch API results): left out of latency figures
     ptok, ctok = column("prompt_tokens"), column("completion_tokens")
-    expected_everywhere = n > 0 and all(meta.get(t, ("", False))[1] for t in task_ids)
+    expected_everywhere = n > 0 and bool(listed[common].all())
     qual = np.zeros((n, k))
     if n:
         if expected_everywhere:
@@ -142,7 +161,7 @@ def load_outcomes(ws: Workspace, tiers: list[Tier], category: str | None = None,
                 qual[:, j] = _agreement(calls[-1], calls[j])
     if progress:
         progress(steps, steps)
-    return Outcomes(task_ids, [meta.get(t, ("",))[0] for t in task_ids], [t.tier for t in tiers],
+    return Outcomes(task_ids, categories[common].tolist(), [t.tier for t in tiers],
                     cost, lat, qual, conf, ptok, ctok, excluded, "accuracy" if expected_everywhere else "agreement",
                     [t.without_logprobs == WithoutLogprobs.ANSWER for t in tiers])
 

@@ -303,8 +303,12 @@ MIGRATIONS: list[Step] = [
     """,
     # 19: (issue 22) the inspector at a million rows: every column its filters and sorts read, in one
     # covering index (store.trajectory_query): a filter or sort scans ~140 bytes a row, not the table's
-    # ~570, and never fetches rows at random through a single-column index; ~5 s at a million rows
+    # ~570, and never fetches rows at random through a single-column index; ~5 s at a million rows.
+    # "The latest ok trajectory per task" carries the numbers trade-offs read (latest_ok_arrays)
     """
+    DROP INDEX trajectories_latest;
+    CREATE INDEX trajectories_latest ON trajectories(tier, status, generation, task_id, cost_micro, latency_ms,
+        prompt_tokens, completion_tokens, conf_mean, conf_min, conf_tool, correct);
     CREATE INDEX trajectories_inspect ON trajectories(tier, generation, category, status, tool_name, curation,
         conf_mean, conf_min, conf_tool, cost_micro, latency_ms, prompt_tokens, completion_tokens, steps,
         end_reason, episode, task_id, model, tags);

@@ -7,9 +7,11 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import orjson
 
 from cascade_studio.core.tasks import Task
+from cascade_studio.store.numbers import parse_numbers
 from cascade_studio.store.workspace import Workspace
 
 
@@ -149,6 +151,19 @@ class TaskRepository:
         return {r[0]: (r[1], bool(r[2])) for r in self.ws.conn.execute(
             "SELECT id, category, expected IS NOT NULL AND json_valid(expected) AND json_type(expected) = 'array' "
             "FROM tasks")}
+
+    def categories_and_expected_arrays(self) -> tuple[list[str], list[str], np.ndarray] | None:
+        """categories_and_expected_lists as (task ids, categories, whether each expected answer is a
+        list of calls), read in one aggregate pass. None when an id or category holds the separator."""
+        n, ids, cats, listed = self.ws.conn.execute(
+            "SELECT count(*), group_concat(id, char(31)), group_concat(category, char(31)), group_concat("
+            "expected IS NOT NULL AND json_valid(expected) AND json_type(expected) = 'array') FROM tasks").fetchone()
+        if not n:
+            return [], [], np.zeros(0, dtype=bool)
+        ids, cats, flags = ids.split("\x1f"), (cats or "").split("\x1f"), parse_numbers(listed, np.int64)
+        if len(ids) != n or len(cats) != n or flags is None or len(flags) != n:
+            return None
+        return ids, cats, flags.astype(bool)
 
     def expected_of(self, ids: list[str]) -> dict[str, Any]:
         """{task id: its expected answer} for `ids`, read in bounded chunks."""

@@ -10,12 +10,14 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import orjson
 
 from cascade_studio.core.agreement import decision_top
 from cascade_studio.core.confidence import confidence_column
 from cascade_studio.core.trajectory import Trajectory, Usage
 from cascade_studio.store import payloads
+from cascade_studio.store.numbers import number_text, parse_numbers
 from cascade_studio.store.payloads import PAYLOAD_COLUMNS
 from cascade_studio.store.workspace import Workspace
 
@@ -225,6 +227,33 @@ class TrajectoryRepository:
             f"SELECT {_columns(columns)} FROM {_source(columns)} JOIN (SELECT task_id, max(id) AS id FROM "
             f"trajectories WHERE tier = ? AND status = 'ok'{gen} GROUP BY task_id) last ON last.id = t.id",
             (tier, *args)))
+
+    def latest_ok_arrays(self, tier: int, numeric: Sequence[str], generations: Sequence[str] | None = None
+                         ) -> tuple[list[str], dict[str, np.ndarray], np.ndarray] | None:
+        """What `latest_ok` reads, as arrays, in one aggregate pass (no Python tuple per row: 100k rows
+        in ~0.1 s instead of ~0.35 s): (task ids, {column: float64 values, NULL as NaN}, trajectory
+        ids). None when a task id holds the separator or a value is not a number (use `latest_ok`)."""
+        unknown = [c for c in numeric if c not in _KNOWN_COLUMNS or c in PAYLOAD_COLUMNS]
+        if unknown:
+            raise ValueError(f"not numeric trajectory columns: {unknown}")
+        gen, args = _generation_clause(generations)
+        values = "".join(f", group_concat({number_text(c)})" for c in numeric)
+        # max(id) with bare columns: SQLite takes them from the row holding the max, so the columns come
+        # straight out of the covering index trajectories_latest (migration 19), no row fetched by id.
+        # Named: with two generations (current and legacy) the planner walks (tier, task_id) instead, to
+        # skip sorting for the GROUP BY, and fetches every row (340 ms a tier at 100k instead of 205)
+        row = self.ws.conn.execute(
+            f"SELECT count(*), group_concat(task_id, char(31)), group_concat(id){values} FROM (SELECT task_id, "
+            f"max(id) AS id, {', '.join(numeric)} FROM trajectories INDEXED BY trajectories_latest "
+            f"WHERE tier = ? AND status = 'ok'{gen} "
+            f"GROUP BY task_id)", (tier, *args)).fetchone()
+        n = row[0]
+        task_ids = row[1].split("\x1f") if n else []
+        ids = parse_numbers(row[2], np.int64)
+        arrays = {c: parse_numbers(text, np.float64) for c, text in zip(numeric, row[3:], strict=True)}
+        if len(task_ids) != n or ids is None or len(ids) != n or any(a is None or len(a) != n for a in arrays.values()):
+            return None
+        return task_ids, arrays, ids  # type: ignore[return-value]
 
     def set_correct(self, verdicts: Iterable[tuple[int, bool]]) -> None:
         """Keep the verdicts (trajectory id, correct) computed against the tasks' expected answers."""

@@ -11,13 +11,13 @@ aggregate (`group_concat`: a C-level pass, no Python tuple per row)."""
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from cascade_studio.core.confidence import CONF_COLUMNS, confidence_column  # noqa: F401 - CONF_COLUMNS re-exported
+from cascade_studio.store.numbers import number_text, parse_numbers
 from cascade_studio.store.workspace import Workspace
 
 SORTABLE = {"id": "id", "task_id": "task_id", "category": "category", "tier": "tier", "model": "model",
@@ -114,25 +114,15 @@ class TrajectoryFilter:
 NUMERIC_SORTS = frozenset({"id", "tier", "cost_micro", "latency_ms", "tokens", "steps", "confidence"})
 
 
-def _numbers(text: str | None, dtype: type) -> np.ndarray | None:
-    """The numbers of a group_concat (None: one of them is not a number)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", DeprecationWarning)  # numpy < 2.3 warns on unparsed text
-            return np.fromstring(text, dtype=dtype, sep=",") if text else np.zeros(0, dtype=dtype)
-    except (ValueError, DeprecationWarning):
-        return None
-
-
 def matching_ids(ws: Workspace, flt: TrajectoryFilter) -> np.ndarray:
     """The ids of the rows `flt` matches, in its order (ties by id; NULLs first ascending, as SQLite)."""
     where, args = flt.where()
     key = flt.sort_key()
     if key is None or flt.sort in NUMERIC_SORTS:
-        extra = "" if key is None else f", group_concat(ifnull({key}, 'nan'))"
+        extra = "" if key is None else f", group_concat({number_text(key)})"
         row = ws.conn.execute(f"SELECT group_concat(id){extra} FROM trajectories{where}", args).fetchone()
-        ids = _numbers(row[0], np.int64)
-        values = None if key is None else _numbers(row[1], np.float64)
+        ids = parse_numbers(row[0], np.int64)
+        values = None if key is None else parse_numbers(row[1], np.float64)
         if ids is not None and (key is None or (values is not None and len(values) == len(ids))):
             if values is None:
                 ids.sort()

@@ -13,7 +13,13 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from cascade_studio.store.migrations import SCHEMA_VERSION, compact_after, current_version, migrate, needs_backup
+from cascade_studio.store.migrations import (
+    SCHEMA_VERSION,
+    compact_after,
+    current_version,
+    migrate,
+    needs_backup,
+)
 
 DB_NAME = "workspace.sqlite"
 FULL_CHECK_LIMIT = 64 * 1024 * 1024  # bytes; a full integrity_check takes ~10 s per 250 MB

@@ -55,3 +55,31 @@ def test_array_load_equals_the_loop(tmp_path, sandbox_thread):
         assert new.quality_basis == "agreement" and 0 < new.quality[:, 0].mean() < 1
         same(load_outcomes(ws, tiers[1:]), baseline_load_outcomes(ws, tiers[1:]))
         same(load_outcomes(ws, tiers, "no such category"), baseline_load_outcomes(ws, tiers, "no such category"))
+
+
+def test_odd_ids_deleted_tasks_and_small_verdict_batches(tmp_path, sandbox_thread, monkeypatch):
+    """The aggregate reads fall back when an id holds their separator; trajectories of a task no longer
+    in the workspace count as before; verdicts computed a few tasks at a time equal the loop's."""
+    import cascade_studio.services.tradeoffs as tr
+    from cascade_studio.store.tasks import TaskRepository
+    from cascade_studio.store.trajectories import TrajectoryRepository
+
+    prepare_demo(tmp_path, sandbox_thread.base_url)
+    with Workspace.open(tmp_path) as ws:
+        ids = select_task_ids(ws, limit=24)
+        tiers = TierRepository(ws).list()
+        for tier in tiers:
+            run, _ = start_or_resume(ws, tier, ids, {})
+            asyncio.run(CollectionRun(ws, tier, SecretStore(), run).run())
+        monkeypatch.setattr(tr, "VERDICT_BATCH", 5)
+        same(load_outcomes(ws, tiers), baseline_load_outcomes(ws, tiers))
+        assert ws.conn.execute("SELECT count(*) FROM trajectories WHERE correct IS NULL AND status = 'ok'"
+                               ).fetchone()[0] == 0  # every batch stored its verdicts
+        ws.conn.execute("DELETE FROM tasks WHERE id = ?", (ids[0],))  # its trajectories stay
+        same(load_outcomes(ws, tiers), baseline_load_outcomes(ws, tiers))
+        odd = ids[1] + "\x1fodd"
+        ws.conn.execute("UPDATE tasks SET id = ? WHERE id = ?", (odd, ids[1]))
+        ws.conn.execute("UPDATE trajectories SET task_id = ? WHERE task_id = ?", (odd, ids[1]))
+        assert TaskRepository(ws).categories_and_expected_arrays() is None
+        assert TrajectoryRepository(ws).latest_ok_arrays(1, ["cost_micro"]) is None
+        same(load_outcomes(ws, tiers), baseline_load_outcomes(ws, tiers))

@@ -9,6 +9,7 @@ import random
 import pytest
 
 from cascade_studio.store import trajectory_query as tq
+from cascade_studio.store.numbers import number_text
 from cascade_studio.store.workspace import Workspace
 
 
@@ -85,7 +86,7 @@ def test_filters_and_sorts_read_the_covering_index(ws):
             flt = tq.TrajectoryFilter(sort=sort, **options)
             where, args = flt.where()
             key = flt.sort_key()
-            extra = "" if key is None else f", group_concat(ifnull({key}, 'nan'))"
+            extra = "" if key is None else f", group_concat({number_text(key)})"
             plan = " ".join(r[3] for r in ws.conn.execute(
                 f"EXPLAIN QUERY PLAN SELECT group_concat(id){extra} FROM trajectories{where}", args))
             # a covering scan is fine (it fetches no row), and so is a single-column index searched for one
