@@ -45,6 +45,18 @@ def create_main_window(workspace: Path | None, secrets: SecretStore | None = Non
     return window
 
 
+def warn_about_the_binding(window) -> None:
+    """Say so, once at start, when the Qt binding is one known to crash the app (ui/qt_binding.py)."""
+    from cascade_studio.ui.qt_binding import binding_problem
+
+    problem = binding_problem()
+    if problem:
+        from PySide6.QtWidgets import QMessageBox
+
+        log.error("%s", problem)
+        QMessageBox.warning(window, "Qt binding", problem)
+
+
 def run_gui(workspace: Path | None = None, *, on_started: Callable[[object], None] | None = None,
             extra_cleanup: Callable[[], None] | None = None) -> int:
     """Show the window first, then load the async machinery (qasync/asyncio) and run the loop."""
@@ -52,6 +64,7 @@ def run_gui(workspace: Path | None = None, *, on_started: Callable[[object], Non
     install_exception_hooks()
     window = create_main_window(workspace)
     window.show()
+    warn_about_the_binding(window)
     app.processEvents()  # paint the first frame before the ~70 ms asyncio/qasync import
     if on_started:
         on_started(window)

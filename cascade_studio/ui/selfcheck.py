@@ -59,6 +59,16 @@ def run_self_check() -> int:
             w.close()
             return f"{len(pages)} pages: {', '.join(pages)}"
 
+        def qt_binding() -> str:
+            import PySide6
+
+            from cascade_studio.ui.qt_binding import binding_problem
+
+            problem = binding_problem()
+            if problem:
+                raise RuntimeError(problem)
+            return f"PySide6 {PySide6.__version__} keeps its references"
+
         def keyring_backend() -> str:
             from cascade_studio.services.secrets import SecretStore
 
@@ -88,6 +98,7 @@ def run_self_check() -> int:
 
         ok = step("resources", resources)
         ok &= step("main window (offscreen)", window)
+        ok &= step("Qt binding", qt_binding)
         step("keyring backend", keyring_backend)  # informative: a missing keyring is not a failure
         ok &= step("sandbox round trip", sandbox_round_trip)
     for name, passed, detail in steps:
