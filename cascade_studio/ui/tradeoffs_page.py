@@ -251,7 +251,9 @@ class TradeoffsPage(Page):
         """Load the outcomes on a worker thread (its own workspace connection; a big workspace takes
         seconds); the figures follow in `_loaded`. A newer refresh supersedes a load under way."""
         self.outcomes = None
-        self.loader = None  # a load under way is superseded: its result is ignored
+        if self.loader is not None:  # a load under way is superseded: it stops, its result is ignored
+            self.loader.supersede()
+        self.loader = None
         if self.ws is None:
             return
         tiers = TierRepository(self.ws).list()

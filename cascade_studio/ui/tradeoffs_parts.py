@@ -3,6 +3,7 @@ and saved-scenario tables."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +35,22 @@ class OutcomesThread(Worker):
     def __init__(self, workspace_dir: Path, tiers: list, category: str | None, parent=None) -> None:
         super().__init__(workspace_dir, "trade-offs", parent)
         self.tiers, self.category = tiers, category
+        self.superseded = False  # set from the GUI thread: the load stops at its next step
+
+    def supersede(self) -> None:
+        """A newer load replaces this one: stop at the next step instead of reading on for nothing
+        (two loads at once each take twice as long on two cores)."""
+        self.superseded = True
 
     async def work(self, ws: Workspace) -> Outcomes:
         from cascade_studio.services.tradeoffs import load_outcomes
 
-        return load_outcomes(ws, self.tiers, self.category, progress=lambda done, of: self.emit_progress((done, of)))
+        def progress(done: int, of: int) -> None:
+            if self.superseded:
+                raise asyncio.CancelledError
+            self.emit_progress((done, of))
+
+        return load_outcomes(ws, self.tiers, self.category, progress=progress)
 
 
 def fill_mix(table: QTableWidget, o: Outcomes) -> None:
