@@ -159,6 +159,23 @@ class Workspace:
             dest.close()
 
     @staticmethod
+    def pending_upgrade(folder: str | Path) -> tuple[int, int] | None:
+        """(its schema version, its size in bytes) when the workspace in `folder` needs an upgrade;
+        None when it is current, new or unreadable (`open` then says what is wrong). Read-only."""
+        db_file = Path(folder).expanduser() / DB_NAME
+        if not db_file.is_file():
+            return None
+        try:
+            conn = sqlite3.connect(f"{db_file.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)
+            try:
+                version = current_version(conn)
+            finally:
+                conn.close()
+        except (sqlite3.Error, ValueError):
+            return None
+        return (version, db_file.stat().st_size) if 0 < version < SCHEMA_VERSION else None
+
+    @staticmethod
     def check_integrity(folder: str | Path, *, quick: bool = False) -> str | None:
         """Full (or quick) integrity check on a separate connection (safe to run in a worker
         thread), remembered in `meta` as the last check. Returns None when the file is sound, else a

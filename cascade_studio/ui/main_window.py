@@ -32,6 +32,7 @@ from cascade_studio.store.workspace import Workspace, WorkspaceError
 from cascade_studio.ui.background import run_in_thread
 from cascade_studio.ui.errors import show_error
 from cascade_studio.ui.tiers_page import TiersPage
+from cascade_studio.ui.workspace_upgrade import upgrade_in_background
 
 log = logging.getLogger(__name__)
 # The pages built the first time they are shown or used: key -> (module in ui/, class, takes the secrets)
@@ -255,6 +256,11 @@ class MainWindow(QMainWindow):
     # -- workspace -----------------------------------------------------------------------
     def open_workspace(self, folder: Path, *, create: bool = True) -> bool:
         if not self._confirm_discard():
+            return False
+        problem = upgrade_in_background(folder, self)  # a big one behind this schema: on a thread
+        if problem:
+            log.warning("Cannot upgrade workspace %s: %s", folder, problem)
+            show_error("Cannot open workspace", problem, self)
             return False
         try:
             ws = Workspace.open(folder, create=create, check="defer")
