@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -19,6 +20,11 @@ from cascade_studio.sandbox.server import SandboxServer, SandboxThread
 settings.register_profile("stable", derandomize=True, deadline=None)
 settings.register_profile("explore", derandomize=False, deadline=None, max_examples=500)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "stable"))
+# CASCADE_STUDIO_TEST_GC=100,2,2 (tools/stress_ui.sh): the cyclic GC runs far more often, on every thread.
+# A Qt object freed by it on a thread not its own is how issue 19's segfault happened (about one stress
+# round in twenty at the default thresholds; far more often at these).
+if os.environ.get("CASCADE_STUDIO_TEST_GC"):
+    gc.set_threshold(*(int(n) for n in os.environ["CASCADE_STUDIO_TEST_GC"].split(",")))
 
 
 class MemoryKeyring(keyring.backend.KeyringBackend):

@@ -12,8 +12,28 @@ def qloop(qapp):
     loop = qasync.QEventLoop(qapp)
     asyncio.set_event_loop(loop)
     yield loop
-    loop.close()  # joins qasync's executor threads; a live QThread at exit aborts the process
+    close_qloop(loop)  # pytest-qt has closed and deleted the test's windows by now
     asyncio.set_event_loop(None)
+
+
+def close_qloop(loop) -> None:
+    """Close a qasync loop and delete its Qt objects here, on the GUI thread (issue 19's segfault).
+
+    qasync's close() only flags its timer object: every callback scheduled and not run yet keeps a
+    Qt timer registered with the GUI thread's dispatcher (a cancelled timeout stays until it would
+    have fired: hundreds after a test that made HTTP requests), and the object stays in a reference
+    cycle (timer -> handle -> loop -> timer). The cyclic GC runs on whichever thread happens to
+    allocate (the sandbox server, a worker); there Qt cannot unregister the timers ("QObject::~QObject:
+    Timers cannot be stopped from another thread"), so the next one due delivers a QTimerEvent to freed
+    memory: a segfault in the GUI thread's event loop, in some later test."""
+    import shiboken6
+
+    loop.close()  # joins qasync's executor threads; a live QThread at exit aborts the process
+    timer = loop._timer
+    timer._SimpleTimer__callbacks.clear()  # the handles (and through them the loop) go now, by refcount
+    for qobject in (timer, getattr(loop, "_QEventLoop__call_soon_signaller", None)):
+        if qobject is not None and shiboken6.isValid(qobject):
+            shiboken6.delete(qobject)  # ~QObject on its own thread unregisters its timers
 
 
 def run_until(loop, predicate, timeout=10.0):
