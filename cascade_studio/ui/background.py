@@ -56,6 +56,7 @@ def run_in_thread(fn: Callable[[], Any], on_done: Callable[[Any, BaseException |
 
     def finish(result: Any, error: BaseException | None) -> None:
         _alive.discard(job)
+        job.relay.deleteLater()  # on the GUI thread, where it lives (else one QObject leaks per call)
         if error is not None:
             log.warning("Background call failed: %s", error)
         if owner is not None and not shiboken6.isValid(owner):
