@@ -342,7 +342,8 @@ def main() -> None:
                     print(f"{tasks} {job} {variant} round {r + 1}: {res[0]:.2f} s, {res[1]:.0f} MB, exit {res[2]} "
                           f"{res[3].strip()}", file=sys.stderr)
         heavy = {"evaluate": ["-w", ws, "evaluate", "--student", "1", "--no-embeddings", "--all-tasks", "--json"],
-                 "dataset build": ["-w", ws, "dataset", "build", "--out", str(work / "ds.jsonl"), "--json"],
+                 "dataset build": ["-w", ws, "dataset", "build", "--out", str(work / "ds.jsonl"), "--no-dedupe",
+                                   "--json"],  # replicas share their prompts: dedupe would keep 200
                  "tiers list": ["-w", ws, "tiers", "list"]}
         for _ in range(a.repeat_heavy):
             for job, args in heavy.items():
