@@ -247,6 +247,9 @@ class TrajectoriesPage(Page):
         self.undo_stack.clear()
         self.reload_choices()
         self._tier_filter_changed()
+        if ws is not None:  # read once, with the filter the choices just set (not again when the debounce fires)
+            self.model.filter = self.current_filter()
+        self._filter_timer.stop()
         self.model.set_workspace(ws)
         self._update_count()
 
