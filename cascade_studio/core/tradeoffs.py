@@ -370,14 +370,38 @@ class WhatIf:
         return asdict(self)
 
 
+_CODES: list[tuple[list[str], list[str], np.ndarray]] = []  # the last few (categories, names, codes)
+
+
+def category_codes(categories: list[str]) -> tuple[list[str], np.ndarray]:
+    """(the distinct categories in order of first appearance, each row's index into them). Kept for
+    the last few lists seen: a slider move re-prices the same outcomes (100k rows: ~20 ms once, then
+    nothing, instead of ~110 ms of dictionary lookups per move)."""
+    for seen, names, codes in _CODES:
+        if seen is categories:
+            return names, codes
+    index: dict[str, int] = {}
+    codes = np.fromiter((index.setdefault(c, len(index)) for c in categories), dtype=np.int64, count=len(categories))
+    _CODES.insert(0, (categories, list(index), codes))
+    del _CODES[4:]
+    return list(index), codes
+
+
+def category_counts(categories: list[str]) -> dict[str, int]:
+    """{category: how many rows}, in order of first appearance."""
+    names, codes = category_codes(categories)
+    return dict(zip(names, np.bincount(codes, minlength=len(names)).tolist(), strict=True))
+
+
 def mix_weights(o: Outcomes, mix: dict[str, float] | None) -> np.ndarray:
+    """Per-row weights that give each category its share of `mix` (None: as recorded)."""
     if not mix:
         return np.ones(o.n)
-    counts: dict[str, int] = {}
-    for c in o.categories:
-        counts[c] = counts.get(c, 0) + 1
-    total = sum(v for k, v in mix.items() if k in counts) or 1.0
-    return np.array([mix.get(c, 0.0) / total / counts[c] * o.n for c in o.categories])
+    names, codes = category_codes(o.categories)
+    counts = np.bincount(codes, minlength=len(names)).astype(float)
+    total = sum(v for k, v in mix.items() if k in set(names)) or 1.0
+    per_category = np.array([mix.get(c, 0.0) for c in names], dtype=float) / total / np.maximum(counts, 1) * o.n
+    return per_category[codes] if len(codes) else np.zeros(0)
 
 
 def what_if(o: Outcomes, thresholds: list[float], scenario: WhatIf, mode: str = "cascade") -> dict[str, Any]:

@@ -11,7 +11,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QHBoxLayout, QTableWidget, QTableWidgetItem
 
-from cascade_studio.core.tradeoffs import Outcomes
+from cascade_studio.core.tradeoffs import Outcomes, category_counts
 from cascade_studio.store.workspace import Workspace
 from cascade_studio.ui.run_thread import Worker
 
@@ -55,9 +55,7 @@ class OutcomesThread(Worker):
 
 def fill_mix(table: QTableWidget, o: Outcomes) -> None:
     """One row per category with its share of the tasks (editable: the what-if's traffic mix)."""
-    counts: dict[str, int] = {}
-    for c in o.categories:
-        counts[c] = counts.get(c, 0) + 1
+    counts = category_counts(o.categories)
     table.blockSignals(True)
     table.setRowCount(len(counts))
     for r, (cat, n) in enumerate(sorted(counts.items())):
