@@ -14,7 +14,7 @@ import orjson
 from cascade_studio.core.agreement import args_agreement, bfcl_correct, tool_agreement
 from cascade_studio.core.confidence import confidence_column
 from cascade_studio.core.tiers import Tier, WithoutLogprobs, generation_keys
-from cascade_studio.core.tradeoffs import Outcomes
+from cascade_studio.core.tradeoffs import Outcomes, category_codes
 from cascade_studio.store.scenarios import ScenarioRepository
 from cascade_studio.store.tasks import TaskRepository
 from cascade_studio.store.trajectories import TrajectoryRepository
@@ -161,7 +161,9 @@ def load_outcomes(ws: Workspace, tiers: list[Tier], category: str | None = None,
                 qual[:, j] = _agreement(calls[-1], calls[j])
     if progress:
         progress(steps, steps)
-    return Outcomes(task_ids, categories[common].tolist(), [t.tier for t in tiers],
+    shown = categories[common].tolist()
+    category_codes(shown)  # computed here, on the loading thread, and kept for the page's what-ifs
+    return Outcomes(task_ids, shown, [t.tier for t in tiers],
                     cost, lat, qual, conf, ptok, ctok, excluded, "accuracy" if expected_everywhere else "agreement",
                     [t.without_logprobs == WithoutLogprobs.ANSWER for t in tiers])
 
