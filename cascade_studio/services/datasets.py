@@ -214,40 +214,42 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _remove_stale_temps(folder: Path) -> None:
-    """Temporary files of builds whose process is gone (killed before they were complete)."""
+def _remove_stale_temps(folder: Path, ws: Workspace) -> None:
+    """Temporary files of builds whose process is gone (killed before they were complete), except
+    those a recorded build still has to rename into place: those are complete, and removing one
+    would leave the record counting examples its files do not hold. Whether the builder is gone is
+    checked before its record is read: a builder found dead recorded all it ever will."""
     try:
         names = os.listdir(folder)
     except OSError:
         return
-    for name in names:
-        match = _TEMP.match(name)
-        if match and not process_alive(int(match.group(1))):
+    dead = [name for name in names if (m := _TEMP.match(name)) and not process_alive(int(m.group(1)))]
+    if not dead:
+        return
+    recorded = {os.path.realpath(tmp) for p in DatasetRepository(ws).pending_files() for tmp, _ in p["renames"]}
+    for name in dead:
+        if os.path.realpath(folder / name) not in recorded:
             (folder / name).unlink(missing_ok=True)
-    return True
 
 
 def _put_in_place(pending: dict[str, Any]) -> None:
     """Rename the build's complete temporary files over the old ones and remove the old files the
-    new build has none of (an older logprobs file would no longer line up). Safe to repeat."""
+    new build has none of (an older logprobs file would no longer line up). Safe to repeat, and to
+    run in two processes at once (a temporary file already renamed is skipped)."""
     for tmp, final in pending["renames"]:
-        if os.path.lexists(tmp):
+        try:
             os.replace(tmp, final)
+        except FileNotFoundError:
+            pass  # renamed already (an earlier, interrupted completion, or another process)
     for stale in pending["remove"]:
         Path(stale).unlink(missing_ok=True)
     _fsync_dir(Path(pending["folder"]))
 
 
 def complete_interrupted_build(ws: Workspace) -> int | None:
-    """Finish putting in place the files of a build that was recorded but interrupted (killed)
-    while renaming them; returns its dataset id, None when there was none."""
-    repo = DatasetRepository(ws)
-    pending = repo.pending_files()
-    if pending is None:
-        return None
-    _put_in_place(pending)
-    repo.clear_pending_files()
-    return pending.get("dataset")
+    """Finish putting in place the files of the builds that were recorded but interrupted (killed)
+    while renaming them; returns the newest one's dataset id, None when there was none."""
+    return DatasetRepository(ws).complete_pending(_put_in_place)
 
 
 def _build_files(repo: DatasetRepository, out: Path, planned: dict[Path, Iterable[str]],
@@ -256,6 +258,8 @@ def _build_files(repo: DatasetRepository, out: Path, planned: dict[Path, Iterabl
     renames still to do) in one database transaction, then rename them into place. A failure before
     the record leaves the old files and no temporary ones; a kill after it is completed by
     `complete_interrupted_build` on the next use of the workspace's datasets."""
+    out = Path(os.path.abspath(out))  # the record's paths must not depend on the working directory
+    planned = {Path(os.path.abspath(p)): lines for p, lines in planned.items()}
     folder = out.parent
     siblings = [out, _validation_path(out), teacher_logprobs_path(out), teacher_logprobs_path(_validation_path(out))]
     temps: list[tuple[Path, Path]] = []
@@ -270,8 +274,7 @@ def _build_files(repo: DatasetRepository, out: Path, planned: dict[Path, Iterabl
         for tmp, _ in temps:
             tmp.unlink(missing_ok=True)
         raise
-    _put_in_place(pending)
-    repo.clear_pending_files()
+    repo.complete_pending(_put_in_place, dataset_id)  # nothing to do if a newer build superseded this one
     return dataset_id
 
 
@@ -307,7 +310,7 @@ def build_dataset(ws: Workspace, out: Path, f: DatasetFilters, fmt: str = "opena
     convert = to_sharegpt if fmt == "sharegpt" else (lambda e: e)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temps(out.parent)
+    _remove_stale_temps(out.parent, ws)
     valid_path = _validation_path(out) if valid_idx else None
     planned: dict[Path, Iterable[str]] = {out: _examples(ws, train_ids, f, convert)}
     if valid_path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,10 @@ class DatasetRepository:
             pending_files: dict[str, Any] | None = None) -> int:
         """Record a built dataset (paths stored resolved); returns its id. `pending_files` (the
         build's renames and removals) is recorded in the same transaction, so a build whose files
-        were not all put in place is completed from it (`pending_files`, `clear_pending_files`)."""
+        were not all put in place is completed from it (`complete_pending`).
+        An older pending build writing any of the same files (one killed while another ran) is
+        superseded: its temporary files join this build's removals, so completing the two never
+        puts the older build's files over this one's."""
         if pending_files is None:
             return self._insert(path, validation_path, fmt, filters, examples, validation_examples, trajectory_ids,
                                 validation_task_ids)
@@ -31,20 +35,58 @@ class DatasetRepository:
         try:
             dataset_id = self._insert(path, validation_path, fmt, filters, examples, validation_examples,
                                       trajectory_ids, validation_task_ids)
-            conn.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET "
-                         "value = excluded.value", (PENDING_KEY, json.dumps({**pending_files, "dataset": dataset_id})))
+            mine = {final for _, final in pending_files["renames"]} | set(pending_files["remove"])
+            kept, remove = [], list(pending_files["remove"])
+            for other in self.pending_files():
+                if mine & ({final for _, final in other["renames"]} | set(other["remove"])):
+                    remove += [tmp for tmp, _ in other["renames"]]
+                else:
+                    kept.append(other)
+            self._set_pending(kept + [{**pending_files, "remove": remove, "dataset": dataset_id}])
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         return dataset_id
 
-    def pending_files(self) -> dict[str, Any] | None:
+    def pending_files(self) -> list[dict[str, Any]]:
+        """The recorded builds whose files may not all be in place yet, oldest first."""
         row = self.ws.conn.execute("SELECT value FROM meta WHERE key = ?", (PENDING_KEY,)).fetchone()
-        return None if row is None else json.loads(row[0])
+        if row is None:
+            return []
+        value = json.loads(row[0])
+        return [value] if isinstance(value, dict) else value  # a dict: one build, as recorded before lists
 
-    def clear_pending_files(self) -> None:
-        self.ws.conn.execute("DELETE FROM meta WHERE key = ?", (PENDING_KEY,))
+    def complete_pending(self, put_in_place: Callable[[dict[str, Any]], None],
+                         dataset_id: int | None = None) -> int | None:
+        """Put in place the files of the pending builds (only dataset `dataset_id`'s, when given),
+        oldest first, and forget them, holding the workspace's write lock throughout: no build
+        records (and so supersedes one of these) while its files are being renamed, and a build
+        superseded before this began is no longer listed, so its files never go over a newer
+        build's. Returns the newest completed dataset id, None when there was none."""
+        if not any(dataset_id in (None, p.get("dataset")) for p in self.pending_files()):
+            return None  # the common case: a plain read, no write lock
+        conn = self.ws.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            pending, done = self.pending_files(), None
+            for p in pending:
+                if dataset_id in (None, p.get("dataset")):
+                    put_in_place(p)
+                    done = p.get("dataset")
+            self._set_pending([p for p in pending if dataset_id not in (None, p.get("dataset"))])
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return done
+
+    def _set_pending(self, pending: list[dict[str, Any]]) -> None:
+        if not pending:
+            self.ws.conn.execute("DELETE FROM meta WHERE key = ?", (PENDING_KEY,))
+            return
+        self.ws.conn.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET "
+                             "value = excluded.value", (PENDING_KEY, json.dumps(pending)))
 
     def _insert(self, path: Path, validation_path: Path | None, fmt: str, filters: dict[str, Any], examples: int,
                 validation_examples: int, trajectory_ids: list[int], validation_task_ids: list[str]) -> int:

@@ -110,6 +110,10 @@ def assert_complete_set(out: Path, ws):
     lp = out.with_name("train.logprobs.jsonl")
     if lp.exists():
         assert len(lp.read_text().splitlines()) == len(train)
+    vlp = out.with_name("train.validation.logprobs.jsonl")
+    if vlp.exists():
+        assert valid.exists() and len(vlp.read_text().splitlines()) == len(valid.read_text().splitlines())
+    assert DatasetRepository(ws).pending_files() == []
 
 
 @pytest.mark.parametrize("fail_at", [1, 2, 3, 4])
@@ -176,6 +180,125 @@ def test_sigkill_of_dataset_build_leaves_one_complete_set(tmp_path):
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        dsvc.build_dataset.__globals__["_remove_stale_temps"](out.parent)  # what the next build does first
+        # the next build sweeps the dead build's temporary files; sweeping before completing an
+        # interrupted rename must keep the temporary files its record still names
+        dsvc._remove_stale_temps(out.parent, ws)
         assert_complete_set(out, ws)
+    ws.close()
+
+
+# A build (or the completion of an interrupted one) that SIGKILLs itself right after a named step,
+# so every window is covered without depending on when a timer fires.
+KILL_AT = r"""
+import os, signal, sys
+from pathlib import Path
+from cascade_studio.services import datasets as dsvc
+from cascade_studio.store.datasets import DatasetRepository
+from cascade_studio.store.workspace import Workspace
+
+wsdir, out, step, k = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+calls = [0]
+
+
+def after(real):
+    def wrapped(*args, **kwargs):
+        result = real(*args, **kwargs)
+        calls[0] += 1
+        if calls[0] == k:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return result
+    return wrapped
+
+
+if step == "temp":
+    dsvc._write_temp = after(dsvc._write_temp)
+elif step == "record":
+    DatasetRepository.add = after(DatasetRepository.add)
+elif step == "rename":
+    os.replace = after(os.replace)
+elif step == "in_place":
+    dsvc._put_in_place = after(dsvc._put_in_place)
+ws = Workspace.open(wsdir)
+if sys.argv[5] == "build":
+    dsvc.build_dataset(ws, out, dsvc.DatasetFilters(validation_share=0.5, seed=7), fmt=sys.argv[6])
+else:
+    dsvc.complete_interrupted_build(ws)
+"""
+
+
+def run_killed(wsdir, out, step, k, what="build", fmt="openai"):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", KILL_AT, str(wsdir), str(out), step, str(k), what, fmt],
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+                          capture_output=True, text=True, timeout=120)
+    return proc.returncode
+
+
+@pytest.fixture(scope="module")
+def built_once(tmp_path_factory):
+    """A workspace with one dataset built (2400 + 600 examples), copied for each kill."""
+    root = tmp_path_factory.mktemp("built")
+    ws = Workspace.open(root / "w")
+    TierRepository(ws).replace_all([TIER])
+    built_workspace(ws, root, n=3000)
+    dsvc.build_dataset(ws, root / "ds" / "train.jsonl", dsvc.DatasetFilters(validation_share=0.2))
+    ws.close()
+    return root
+
+
+STEPS = [("temp", 1), ("temp", 3), ("temp", 4), ("record", 1), ("rename", 1), ("rename", 2), ("rename", 3),
+         ("rename", 4), ("in_place", 1)]
+
+
+@pytest.mark.parametrize(("step", "k"), STEPS, ids=[f"{s}{k}" for s, k in STEPS])
+def test_a_kill_after_each_step_leaves_one_complete_set(built_once, tmp_path, step, k):
+    import shutil
+
+    shutil.copytree(built_once, tmp_path / "c")
+    wsdir, out = tmp_path / "c" / "w", tmp_path / "c" / "ds" / "train.jsonl"
+    ws = Workspace.open(wsdir)
+    before = len(DatasetRepository(ws).list())
+    # sharegpt: the new build's files differ from the old ones at every size
+    assert run_killed(wsdir, out, step, k, fmt="sharegpt") == -9
+    recorded = len(DatasetRepository(ws).list()) > before
+    assert recorded == (step != "temp")
+    dsvc._remove_stale_temps(out.parent, ws)  # the next build's sweep, before anything completes the rename
+    assert_complete_set(out, ws)
+    assert ("conversations" in out.read_text()) == recorded  # the new build entirely, or the old one
+    ws.close()
+
+
+@pytest.mark.parametrize("k", [1, 2, 4])
+def test_a_kill_while_completing_an_interrupted_build_is_completed_next_time(built_once, tmp_path, k):
+    import shutil
+
+    shutil.copytree(built_once, tmp_path / "c")
+    wsdir, out = tmp_path / "c" / "w", tmp_path / "c" / "ds" / "train.jsonl"
+    assert run_killed(wsdir, out, "record", 1, fmt="sharegpt") == -9  # recorded, nothing renamed
+    assert run_killed(wsdir, out, "rename", k, what="complete") == -9  # its completion killed after rename k
+    ws = Workspace.open(wsdir)
+    assert len(DatasetRepository(ws).pending_files()) == 1
+    dsvc._remove_stale_temps(out.parent, ws)
+    assert_complete_set(out, ws)
+    assert "conversations" in out.read_text()
+    ws.close()
+
+
+def test_a_build_recorded_while_another_was_pending_supersedes_it(built_once, tmp_path, monkeypatch):
+    """Build A is recorded and killed after the build B had completed the interrupted builds it
+    found: B's record takes A's place (A's files never go over B's) and A's temporary files go."""
+    import shutil
+
+    shutil.copytree(built_once, tmp_path / "c")
+    wsdir, out = tmp_path / "c" / "w", tmp_path / "c" / "ds" / "train.jsonl"
+    assert run_killed(wsdir, out, "record", 1, fmt="sharegpt") == -9  # A
+    ws = Workspace.open(wsdir)
+    monkeypatch.setattr(dsvc, "complete_interrupted_build", lambda ws: None)  # B began before A's record
+    built = dsvc.build_dataset(ws, out, dsvc.DatasetFilters(validation_share=0.1))
+    monkeypatch.undo()
+    assert DatasetRepository(ws).list()[0]["id"] == built.id
+    assert_complete_set(out, ws)
+    assert "conversations" not in out.read_text() and built.examples == 2700
     ws.close()
