@@ -118,6 +118,6 @@ class DatasetRepository:
     def find_by_path(self, path: Path) -> tuple[int, str | None] | None:
         """(id, validation path) of the dataset recorded for this training file, for a file the user
         chose rather than built in this session."""
-        row = self.ws.conn.execute("SELECT id, validation_path FROM datasets WHERE path = ?",
+        row = self.ws.conn.execute("SELECT id, validation_path FROM datasets WHERE path = ? ORDER BY id DESC LIMIT 1",
                                    (str(Path(path).resolve()),)).fetchone()
         return None if row is None else (row[0], row[1])

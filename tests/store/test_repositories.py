@@ -37,6 +37,8 @@ def test_datasets_record_find_and_split(tmp_path):
         assert repo.validation_task_ids() == (first, ["t1"])  # the newest dataset *with* a split
         assert repo.validation_task_ids(second) is None
         assert [d["id"] for d in repo.list()] == [second, first] and repo.list()[1]["filters"] == {"tier": None}
+        rebuilt = repo.add(tmp_path / "a.jsonl", None, "openai", {}, 4, 0, [4], [])  # the same file built again
+        assert repo.find_by_path(tmp_path / "a.jsonl") == (rebuilt, None)  # the record of what the file holds now
 
 
 def test_scenarios_replace_by_name(tmp_path):
