@@ -22,8 +22,8 @@ from cascade_studio.store.trajectory_query import (
 )
 from cascade_studio.store.workspace import Workspace
 
-BLOCK = 256
-MAX_BLOCKS = 64
+BLOCK = 64
+MAX_BLOCKS = 256
 _ROW_NAMES = [c.strip() for c in ROW_COLUMNS.split(",")]
 # the row index of each confidence method's column, from the one method <-> column map
 _CONF_INDEX = {method: _ROW_NAMES.index(column) for method, column in CONF_COLUMNS.items()}
