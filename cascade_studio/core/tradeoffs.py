@@ -382,9 +382,10 @@ def category_codes(categories: list[str]) -> tuple[list[str], np.ndarray]:
             return names, codes
     index: dict[str, int] = {}
     codes = np.fromiter((index.setdefault(c, len(index)) for c in categories), dtype=np.int64, count=len(categories))
-    _CODES.insert(0, (categories, list(index), codes))
+    names = list(index)
+    _CODES.insert(0, (categories, names, codes))
     del _CODES[4:]
-    return list(index), codes
+    return names, codes
 
 
 def category_counts(categories: list[str]) -> dict[str, int]:
@@ -399,7 +400,8 @@ def mix_weights(o: Outcomes, mix: dict[str, float] | None) -> np.ndarray:
         return np.ones(o.n)
     names, codes = category_codes(o.categories)
     counts = np.bincount(codes, minlength=len(names)).astype(float)
-    total = sum(v for k, v in mix.items() if k in set(names)) or 1.0
+    known = set(names)
+    total = sum(v for k, v in mix.items() if k in known) or 1.0
     per_category = np.array([mix.get(c, 0.0) for c in names], dtype=float) / total / np.maximum(counts, 1) * o.n
     return per_category[codes] if len(codes) else np.zeros(0)
 
