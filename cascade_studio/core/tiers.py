@@ -23,6 +23,10 @@ MAX_TIERS = 3
 OPENAI_HOST = "api.openai.com"
 OPENAI_BASE_URL = f"https://{OPENAI_HOST}/v1"
 OPENAI_KEY_ENV = "OPENAI_API_KEY"
+# Together AI: its API root and the hosts it answers on (the spec names .ai, its SDKs .xyz)
+TOGETHER_HOSTS = ("api.together.xyz", "api.together.ai")
+TOGETHER_BASE_URL = "https://api.together.xyz/v1"
+TOGETHER_KEY_ENV = "TOGETHER_API_KEY"
 
 
 class Provider(StrEnum):
@@ -81,7 +85,7 @@ ENDPOINT_PRESETS: dict[str, str] = {
     "vLLM (local)": "http://localhost:8000/v1",
     "Ollama (local)": "http://localhost:11434/v1",
     "LM Studio (local)": "http://localhost:1234/v1",
-    "Together": "https://api.together.xyz/v1",
+    "Together": TOGETHER_BASE_URL,
 }
 
 
@@ -370,6 +374,27 @@ def is_openai_url(url: str) -> bool:
         return False
     return (parsed.scheme.lower() == "https" and (parsed.hostname or "") == OPENAI_HOST
             and parsed.username is None and parsed.password is None and port in (None, 443))
+
+
+def is_together_url(url: str) -> bool:
+    """True only for https://api.together.xyz|api.together.ai[:443]/..., with no user info."""
+    try:
+        parsed = urlparse(url.strip())
+        port = parsed.port
+    except ValueError:
+        return False
+    return (parsed.scheme.lower() == "https" and (parsed.hostname or "") in TOGETHER_HOSTS
+            and parsed.username is None and parsed.password is None and port in (None, 443))
+
+
+def is_loopback_url(url: str) -> bool:
+    """http(s) to this machine, without user info (a local test server given explicitly)."""
+    try:
+        parsed = urlparse(url.strip())
+    except ValueError:
+        return False
+    return (parsed.scheme.lower() in ("http", "https") and is_loopback_host(parsed.hostname or "")
+            and parsed.username is None and parsed.password is None)
 
 
 def is_loopback_host(host: str) -> bool:

@@ -33,6 +33,7 @@ from cascade_studio.sandbox.routes.embeddings import EmbeddingRoutes
 from cascade_studio.sandbox.routes.files import FileRoutes
 from cascade_studio.sandbox.routes.fine_tuning import FineTuningRoutes
 from cascade_studio.sandbox.routes.models import MODEL_CREATED, ModelRoutes
+from cascade_studio.sandbox.routes.together import TogetherRoutes
 from cascade_studio.sandbox.state import Batch, FineTuneJob, StoredFile, load_fine_tuned, save_fine_tuned
 
 log = logging.getLogger(__name__)
@@ -69,8 +70,9 @@ class Sandbox:
         self.file_routes = FileRoutes(self)
         self.fine_tuning_routes = FineTuningRoutes(self)
         self.batch_routes = BatchRoutes(self)
+        self.together_routes = TogetherRoutes(self)  # Together AI's fine-tuning API (its own paths)
         areas = (self.model_routes, self.chat_routes, self.embedding_routes, self.file_routes,
-                 self.fine_tuning_routes, self.batch_routes)
+                 self.fine_tuning_routes, self.batch_routes, self.together_routes)
         routes = [Route(path, self._guard(handler), methods=[method])
                   for area in areas for path, method, handler in area.routes()]
         self.app = Starlette(routes=routes, exception_handlers={ApiError: api_error_response,

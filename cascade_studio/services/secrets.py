@@ -7,7 +7,7 @@ the tier) -> the keyring -> a session-only key -> OPENAI_API_KEY (for https://ap
 Before any of that, the destination is checked: a key goes over https, or over plain http only to
 this machine, unless the user allowed plain http for the tier (`core.tiers.transport_problem`).
 OPENAI_API_KEY is bound to OpenAI's host whichever way it is named, so a tier file that names it as
-its key variable cannot send it elsewhere.
+its key variable cannot send it elsewhere; TOGETHER_API_KEY likewise to Together's https hosts.
 """
 
 from __future__ import annotations
@@ -23,11 +23,14 @@ from cascade_studio.core.errors import UserError
 from cascade_studio.core.tiers import (
     NO_KEY_PLACEHOLDER,
     OPENAI_KEY_ENV,
+    TOGETHER_KEY_ENV,
     Provider,
     Tier,
     default_env_var,
     is_loopback_host,
+    is_loopback_url,
     is_openai_url,
+    is_together_url,
     key_destination,
     normalized_endpoint,
     transport_problem,
@@ -39,6 +42,7 @@ if TYPE_CHECKING:  # keyring is imported on first use: loading its backends cost
 log = logging.getLogger(__name__)
 SERVICE = "cascade-studio"
 SANDBOX_KEY = "sk-sandbox-not-a-secret"  # the built-in sandbox accepts any non-empty key
+TOGETHER_HOST_NAMES = "api.together.xyz or api.together.ai"
 
 
 class SecretStoreError(UserError):
@@ -202,10 +206,11 @@ class SecretStore:
         if problem:
             return KeySource(None, "refused", f"Tier {tier.tier}'s base URL {problem}.")
         openai_host = is_openai_url(tier.base_url)
+        together_host = is_together_url(tier.base_url)
         env_names = [n for n in (tier.api_key_env, default_env_var(tier.tier)) if n]
         for name in env_names:
-            if name == OPENAI_KEY_ENV and not openai_host:
-                continue  # the OpenAI key goes to OpenAI only, whoever names it
+            if (name == OPENAI_KEY_ENV and not openai_host) or (name == TOGETHER_KEY_ENV and not together_host):
+                continue  # the OpenAI (Together) key goes to OpenAI (Together) only, whoever names it
             value = self._environ.get(name)
             if value:
                 return KeySource(value.strip(), f"env:{name}")
@@ -216,14 +221,33 @@ class SecretStore:
             session = self._session.get(endpoint_id(tier.base_url))
         if session:
             return KeySource(session, "session")
-        if openai_host:
-            value = self._environ.get(OPENAI_KEY_ENV)
+        for bound_env, bound_host in ((OPENAI_KEY_ENV, openai_host), (TOGETHER_KEY_ENV, together_host)):
+            value = self._environ.get(bound_env) if bound_host else None
             if value:
-                return KeySource(value.strip(), f"env:{OPENAI_KEY_ENV}")
+                return KeySource(value.strip(), f"env:{bound_env}")
         if tier.provider == Provider.SANDBOX:
             return KeySource(SANDBOX_KEY, "sandbox")
         if tier.no_key and is_loopback_host(urlparse(tier.base_url.strip()).hostname or ""):
             return KeySource(NO_KEY_PLACEHOLDER, "not needed")
+        return KeySource(None, "none")
+
+    def together_key(self, base_url: str) -> KeySource:
+        """The key for Together's fine-tuning API at `base_url`: only Together's https host, or a server
+        on this machine named explicitly (a test server), is given one. The keyring (per endpoint) or a
+        session key first; TOGETHER_API_KEY only for Together's own host."""
+        if not (is_together_url(base_url) or is_loopback_url(base_url)):
+            return KeySource(None, "refused", f"{base_url} is not Together's API (https://{TOGETHER_HOST_NAMES}) "
+                                              "or a server on this machine; a Together key is sent nowhere else.")
+        stored = self.keyring_key(base_url)
+        if stored:
+            return KeySource(stored, "keyring")
+        with self._lock:
+            session = self._session.get(endpoint_id(base_url))
+        if session:
+            return KeySource(session, "session")
+        value = self._environ.get(TOGETHER_KEY_ENV) if is_together_url(base_url) else None
+        if value and value.strip():
+            return KeySource(value.strip(), f"env:{TOGETHER_KEY_ENV}")
         return KeySource(None, "none")
 
     def status(self, tiers: list[Tier]) -> list[dict[str, object]]:
@@ -271,7 +295,7 @@ class RedactSecrets(logging.Filter):
 
     import re as _re
 
-    _PATTERN = _re.compile(r"\b(sk-[A-Za-z0-9_\-]{8,}|Bearer\s+[A-Za-z0-9_\-\.]{8,})")
+    _PATTERN = _re.compile(r"\b(sk-[A-Za-z0-9_\-]{8,}|tgp_v1_[A-Za-z0-9_\-]{8,}|Bearer\s+[A-Za-z0-9_\-\.]{8,})")
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:

@@ -14,6 +14,16 @@ OPENAI_FT_CUTOFF = dt.date(2027, 1, 6)
 OPENAI_4O_RETIREMENT = dt.date(2027, 1, 14)
 
 
+def today() -> dt.date:
+    """The date the deadline rules are read against (tests replace this clock)."""
+    return dt.date.today()
+
+
+def openai_takes_jobs(day: dt.date) -> bool:
+    """OpenAI takes new self-serve fine-tuning jobs up to and including OPENAI_FT_CUTOFF."""
+    return day <= OPENAI_FT_CUTOFF
+
+
 class FineTuneBackend(Protocol):
     name: str
 
@@ -43,7 +53,7 @@ def openai_deprecation(base_url: str, model: str, today: dt.date) -> str | None:
     if not is_openai_url(base_url):
         return None
     parts = []
-    if today <= OPENAI_FT_CUTOFF:
+    if openai_takes_jobs(today):
         parts.append(f"OpenAI accepts no new fine-tuning jobs after {OPENAI_FT_CUTOFF.isoformat()} "
                      f"({(OPENAI_FT_CUTOFF - today).days} days from now).")
     else:

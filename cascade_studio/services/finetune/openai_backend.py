@@ -11,6 +11,7 @@ from typing import Any
 from cascade_studio.core.errors import UserError
 from cascade_studio.core.tiers import Tier
 from cascade_studio.services.clients import make_async_client
+from cascade_studio.services.finetune import backend as _backend
 from cascade_studio.services.finetune.backend import JobEvent, JobSpec, JobState, openai_deprecation
 from cascade_studio.services.secrets import SecretStore
 
@@ -78,7 +79,7 @@ class OpenAIFineTuneBackend:
         self.client = make_async_client(tier, secrets, max_retries=3)
 
     def deprecation_notice(self, today: dt.date | None = None) -> str | None:
-        return openai_deprecation(self.tier.base_url, self.tier.model, today or dt.date.today())
+        return openai_deprecation(self.tier.base_url, self.tier.model, today or _backend.today())
 
     def _endpoint(self, method: str, path: str) -> str:
         return f"{method} {self.tier.base_url.rstrip('/')}{path}"

@@ -4,7 +4,9 @@ unfinished job is in the workspace: store.jobs.JobStore, re-exported here)."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -21,15 +23,45 @@ from cascade_studio.store.tiers import TierRepository
 from cascade_studio.store.workspace import Workspace
 
 
-def backends() -> list[dict[str, Any]]:
-    """The backends this app knows, with whether each can be used here and why not."""
+def backends(day: dt.date | None = None) -> list[dict[str, Any]]:
+    """The backends this app knows: whether each can be used here, whether it can start a job today
+    (`day`, default backend.today()), the date it stops taking jobs when it has one, and why."""
     from cascade_studio.services.finetune import local_backend
+    from cascade_studio.services.finetune.backend import OPENAI_FT_CUTOFF, openai_takes_jobs, today
 
+    day = day or today()
     local = local_backend.availability()
+    cutoff = OPENAI_FT_CUTOFF.isoformat()
+    if openai_takes_jobs(day):
+        left = (OPENAI_FT_CUTOFF - day).days
+        openai_msg = (f"api.openai.com takes new fine-tuning jobs until {cutoff} ({left} day{'s' if left != 1 else ''} "
+                      "left); after that use Together or the local trainer. Other OpenAI-compatible endpoints are "
+                      "not affected.")
+    else:
+        openai_msg = (f"api.openai.com stopped taking new fine-tuning jobs on {cutoff}: use Together or the local "
+                      "trainer (the same dataset, no rebuild). Other OpenAI-compatible endpoints still work.")
     return [{"name": "openai", "label": "OpenAI-compatible endpoint (a tier's)", "available": True,
-             "message": "Sends the job to the fine-tuning API of a tier's endpoint."},
+             "starts_jobs_today": openai_takes_jobs(day), "closes_on": cutoff, "message": openai_msg},
+            {"name": "together", "label": "Together AI (LoRA or full, SFT or DPO)", "available": True,
+             "starts_jobs_today": True, "closes_on": None,
+             "message": "Sends the job to Together AI's fine-tuning API (https://api.together.xyz/v1) with a Together "
+                        "key (`keys set https://api.together.xyz/v1` or TOGETHER_API_KEY); the price is estimated "
+                        "before it starts."},
             {"name": "local", "label": "Local trainer (this machine)", "available": local.available,
-             "message": local.message}]
+             "starts_jobs_today": local.available, "closes_on": None, "message": local.message}]
+
+
+def backends_line(day: dt.date | None = None) -> str:
+    """One line for the page: per backend, whether it can start a job today."""
+    parts = []
+    for b in backends(day):
+        name = {"openai": "OpenAI", "together": "Together", "local": "Local"}[b["name"]]
+        if b["name"] == "openai":
+            state = (f"until {b['closes_on']}" if b["starts_jobs_today"] else f"closed since {b['closes_on']}")
+        else:
+            state = "yes" if b["starts_jobs_today"] else "not installed"
+        parts.append(f"{name}: {state}")
+    return "Starts jobs today — " + " · ".join(parts)
 
 
 def backend_for(ws: Workspace, tier_no: int | None, secrets: SecretStore) -> tuple[OpenAIFineTuneBackend, Tier]:
@@ -43,6 +75,10 @@ def backend_for(ws: Workspace, tier_no: int | None, secrets: SecretStore) -> tup
 
 
 def backend_of_job(ws: Workspace, job: dict[str, Any], secrets: SecretStore) -> Any:
+    if job["backend"] == "together":
+        from cascade_studio.services.finetune.together_backend import TogetherFineTuneBackend
+
+        return TogetherFineTuneBackend(job["base_url"], secrets)
     if job["backend"] == "local":
         from cascade_studio.services.finetune.local_backend import LocalFineTuneBackend
 
@@ -75,18 +111,122 @@ def check_dataset(spec: JobSpec, backend_name: str, workspace_dir: Path | None =
             raise DatasetRefused(f"Not started: the {label} file {Path(path).name}: {why}. Nothing was uploaded.")
 
 
+def check_together_dataset(spec: JobSpec) -> dict[str, Any]:
+    """The training (and validation) file by Together's rules, as it will be uploaded (an OpenAI-format
+    file converted): refused with the first problems, before anything is uploaded. {label: report}."""
+    from cascade_studio.core.together_format import check_lines, converted_lines
+
+    reports = {}
+    for label, path in (("training", spec.training_file), ("validation", spec.validation_file)):
+        if path is None:
+            continue
+        try:
+            with open(path, "rb") as fh:
+                content, _ = converted_lines(fh)
+        except OSError as exc:
+            raise DatasetRefused(f"The {label} file cannot be read: {exc.strerror or exc}") from None
+        report = check_lines(content.splitlines(), size=Path(path).stat().st_size)
+        if not report.ok:
+            raise DatasetRefused(f"Not started: the {label} file {Path(path).name} does not follow Together's rules: "
+                                 f"{report.summary()}. Nothing was uploaded.")
+        reports[label] = report
+    return reports
+
+
+@dataclass
+class PreparedJob:
+    """A Together job whose files are uploaded and whose price is known, waiting for a yes."""
+
+    spec: JobSpec
+    base_url: str
+    training_file_id: str
+    validation_file_id: str | None
+    estimate: Any  # together_backend.PriceEstimate
+    dataset_id: int | None = None
+
+
+async def prepare_together(spec: JobSpec, secrets: SecretStore, base_url: str | None = None,
+                           dataset_id: int | None = None) -> PreparedJob:
+    """Everything before Together bills anything: the files checked by Together's rules, the model's
+    limits (`models/limits`), the upload, and the price (`estimate-price`)."""
+    from cascade_studio.core.together_format import limit_problems
+    from cascade_studio.services.finetune.together_backend import TogetherError, TogetherFineTuneBackend
+
+    reports = check_together_dataset(spec)
+    backend = TogetherFineTuneBackend(base_url, secrets)
+    try:
+        limits = await backend.model_limits(spec.base_model)
+        if spec.validation_file is not None and "n_evals" not in spec.options:
+            most = limits.get("max_num_evals")
+            spec.options["n_evals"] = min(5, most) if isinstance(most, int) else 5
+        problems = [p for label, report in reports.items()
+                    for p in limit_problems(limits, backend.run(spec), report if label == "training" else None)]
+        if problems:
+            raise DatasetRefused(f"Not started: {'; '.join(dict.fromkeys(problems))}. Nothing was uploaded.")
+        train_id = await backend.upload(spec.training_file)
+        valid_id = await backend.upload(spec.validation_file) if spec.validation_file else None
+        estimate = await backend.estimate_price(spec, train_id, valid_id)
+    finally:
+        await backend.close()
+    if estimate.allowed is False:
+        raise TogetherError(f"Not started: {estimate.sentence()} Together does not allow this job on your account "
+                            "(over its credit limit?). The files are uploaded; nothing is billed.")
+    return PreparedJob(spec, backend.base_url, train_id, valid_id, estimate, dataset_id)
+
+
+async def launch_together(ws: Workspace, prepared: PreparedJob, secrets: SecretStore) -> JobState:
+    """Create the prepared job (this is what Together bills) and keep it in the workspace."""
+    from cascade_studio.services.finetune.together_backend import TogetherFineTuneBackend
+
+    backend = TogetherFineTuneBackend(prepared.base_url, secrets)
+    try:
+        state = await backend.start(prepared.spec, prepared.training_file_id, prepared.validation_file_id)
+    finally:
+        await backend.close()
+    if prepared.estimate is not None and prepared.estimate.price is not None:
+        state.hyperparameters["estimated_price_usd"] = str(prepared.estimate.price)
+    JobStore(ws).save(state, backend="together", base_url=prepared.base_url, tier=None, dataset_id=prepared.dataset_id)
+    events.publish(events.JOBS, ws)
+    return state
+
+
+class OverPrice(UserError):
+    """Together's estimate is above the price the user allowed; nothing was started."""
+
+
 async def start_job(ws: Workspace, spec: JobSpec, tier_no: int | None, secrets: SecretStore,
-                    dataset_id: int | None = None, backend_name: str = "openai") -> tuple[JobState, str | None]:
+                    dataset_id: int | None = None, backend_name: str = "openai", *, base_url: str | None = None,
+                    max_price: Decimal | None = None,
+                    on_estimate: Callable[[Any], None] | None = None) -> tuple[JobState, str | None]:
+    """Start a job on `backend_name`: "openai" (a tier's endpoint), "together" (`base_url`, default
+    Together's API; refused when its estimate is above `max_price`) or "local"."""
+    if backend_name == "together":
+        prepared = await prepare_together(spec, secrets, base_url, dataset_id)
+        if on_estimate is not None:
+            on_estimate(prepared.estimate)
+        price = prepared.estimate.price
+        if max_price is not None and (price is None or price > max_price):
+            raise OverPrice(f"Not started: {prepared.estimate.sentence()} That is above your limit of ${max_price:,.2f} "
+                            "(--max-price). The files are uploaded; nothing is billed.")
+        return await launch_together(ws, prepared, secrets), None
     if backend_name == "local":
         from cascade_studio.services.finetune.local_backend import LocalFineTuneBackend
 
         backend: Any = LocalFineTuneBackend(ws.path)
         base_url, endpoint_tier = "", None
     elif backend_name == "openai":
+        from cascade_studio.core.tiers import is_openai_url
+        from cascade_studio.services.finetune.backend import OPENAI_FT_CUTOFF, openai_takes_jobs, today
+
         backend, tier = backend_for(ws, tier_no, secrets)
         base_url, endpoint_tier = tier.base_url, tier.tier
+        if is_openai_url(base_url) and not openai_takes_jobs(today()):
+            await backend.close()
+            raise UserError(f"Not started: OpenAI stopped taking new fine-tuning jobs on {OPENAI_FT_CUTOFF.isoformat()}. "
+                            "Send the same dataset to Together (`--backend together`) or train it on this machine "
+                            "(`--backend local`); no rebuild is needed.")
     else:
-        raise ValueError(f"unknown backend {backend_name!r}: openai or local")
+        raise ValueError(f"unknown backend {backend_name!r}: openai, together or local")
     try:
         if backend_name == "local":
             from cascade_studio.services.finetune.local_backend import availability
@@ -186,7 +326,22 @@ def _job_tier_options(ws: Workspace, job_id: str, base_url: str | None) -> dict[
     source = TierRepository(ws).get(job["tier_endpoint"]) if job["tier_endpoint"] else None
     price = catalog.lookup("ft:" + job["base_model"])
     options: dict[str, Any] = {"model": job["fine_tuned_model"], "name": f"Fine-tuned {job['base_model']}"}
-    if job["backend"] == "local":
+    if job["backend"] == "together":
+        from cascade_studio.core.tiers import Provider
+
+        # Together serves its fine-tunes at its OpenAI-compatible API, under the job's output name
+        options.update(base_url=base_url or job["base_url"], provider=Provider.COMPATIBLE,
+                       name=f"Fine-tuned {job['base_model'].split('/')[-1]} (Together)")
+        base = job["base_model"]
+        price = next((p for p in (catalog.lookup(f"together_ai/{base}"),
+                                  catalog.lookup(f"together_ai/{base.removesuffix('-Reference')}"),
+                                  catalog.lookup(base)) if p is not None), None)
+        if price is None:
+            raise ValueError(f"The price catalog does not know {base} on Together, so the tier's prices would be "
+                             "wrong. Set the tier by hand: `cascade-studio tiers set N --model "
+                             f"{job['fine_tuned_model']} --base-url {options['base_url']} --input-price X "
+                             "--output-price Y` (USD per 1M tokens).")
+    elif job["backend"] == "local":
         from cascade_studio.core.serving import VLLM_PORT
         from cascade_studio.core.tiers import Provider
 
