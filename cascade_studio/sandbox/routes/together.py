@@ -283,7 +283,9 @@ class TogetherRoutes:
                "training_file": job.training_file, "model": job.model, "model_output_name": job.output_name,
                "n_epochs": job.n_epochs, "n_evals": job.n_evals, "n_checkpoints": job.n_checkpoints,
                "batch_size": job.batch_size, "learning_rate": job.learning_rate, "training_type": job.training_type,
-               "training_method": job.training_method, "random_seed": job.seed}
+               "training_method": job.training_method}
+        if job.seed is not None:  # the spec's `nullable` is OpenAPI 3.0's: a 3.1 reader takes no null here
+            out["random_seed"] = job.seed
         if job.validation_file:
             out["validation_file"] = job.validation_file
         if job.suffix:
@@ -308,11 +310,7 @@ class TogetherRoutes:
         return out
 
     async def retrieve(self, request: Request) -> Any:
-        job = self._job(request)
-        out = self._full(job)
-        if job.cancel_requested_at is not None:
-            job.cancel_seen = True  # the next read sees the cancel done
-        return out
+        return self._full(self._job(request))
 
     async def list_jobs(self, request: Request) -> Any:
         for job in self.jobs.values():
@@ -350,7 +348,9 @@ class TogetherRoutes:
             raise ApiError(400, f"Job {job.id} has already finished.", param="id")
         job.cancel_requested_at = time.time()
         self._advance(job)
-        return self._truncated(job)
+        out = self._truncated(job)  # cancel_requested in this answer; cancelled from the next read on
+        job.cancel_seen = True
+        return out
 
     # -- models ----------------------------------------------------------------------------------
     async def supported(self, request: Request) -> Any:
