@@ -51,7 +51,7 @@ def isolated_app_dirs(tmp_path, monkeypatch):
     for name in ("DATA", "CONFIG", "LOG"):
         path = tmp_path / f"app-{name.lower()}"
         monkeypatch.setenv(f"CASCADE_STUDIO_{name}_DIR", str(path))
-    for var in ("OPENAI_API_KEY", "CASCADE_STUDIO_TIER1_API_KEY", "CASCADE_STUDIO_TIER2_API_KEY",
+    for var in ("OPENAI_API_KEY", "TOGETHER_API_KEY", "CASCADE_STUDIO_TIER1_API_KEY", "CASCADE_STUDIO_TIER2_API_KEY",
                 "CASCADE_STUDIO_TIER3_API_KEY"):
         monkeypatch.delenv(var, raising=False)
     import cascade_studio.services.logging_setup as ls

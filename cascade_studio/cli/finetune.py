@@ -1,4 +1,5 @@
-"""`finetune`: start, follow and control fine-tune jobs (a tier's fine-tuning API, or local training)."""
+"""`finetune`: start, follow and control fine-tune jobs (a tier's fine-tuning API, Together AI's, or local
+training)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     ft.set_defaults(handler=run)
     actions = ft.add_subparsers(dest="ft_cmd", metavar="ACTION", required=True)
     _register_start(actions)
-    actions.add_parser("backends", help="fine-tune backends and whether each can be used here")
+    ft_backends = actions.add_parser("backends", help="fine-tune backends: whether each can be used here and start "
+                                                      "jobs today, and when OpenAI's closes")
+    ft_backends.add_argument("--json", action="store_true")
+    ft_models = actions.add_parser("models", help="the base models Together fine-tunes (GET /fine-tunes/models/supported)")
+    ft_models.add_argument("--backend", choices=["together"], default="together")
+    ft_models.add_argument("--base-url", metavar="URL", help="Together's API root (default https://api.together.xyz/v1)")
+    ft_models.add_argument("--json", action="store_true")
     ft_list = actions.add_parser("list", help="jobs in the workspace (refreshes unfinished ones first)")
     ft_list.add_argument("--json", action="store_true")
     ft_status = actions.add_parser("status", help="one job, refreshed")
@@ -44,13 +51,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _register_start(actions: argparse._SubParsersAction) -> None:
-    ft_start = actions.add_parser("start", help="start a supervised fine-tune job (on a tier's endpoint, or locally)")
+    ft_start = actions.add_parser("start", help="start a fine-tune job (on a tier's endpoint, on Together AI, or locally)")
     ft_start.add_argument("--dataset", required=True, metavar="FILE")
     ft_start.add_argument("--base-model", required=True, metavar="M",
                           help="a model id (remote) or a local Hugging Face model folder (--backend local)")
-    ft_start.add_argument("--backend", choices=["openai", "local"], default="openai",
-                          help="openai: the fine-tuning API of a tier's endpoint; local: train on this machine "
-                               "(needs `pip install 'cascade-studio[local]'`)")
+    ft_start.add_argument("--backend", choices=["openai", "together", "local"], default="openai",
+                          help="openai: the fine-tuning API of a tier's endpoint (api.openai.com takes no new jobs "
+                               "after 2027-01-06); together: Together AI's fine-tuning API; local: train on this "
+                               "machine (needs `pip install 'cascade-studio[local]'`)")
     ft_start.add_argument("--tier-endpoint", type=int, metavar="N",
                           help="send the job to tier N's endpoint (default: the teacher's)")
     ft_start.add_argument("--validation", metavar="FILE")
@@ -59,8 +67,22 @@ def _register_start(actions: argparse._SubParsersAction) -> None:
     ft_start.add_argument("--learning-rate-multiplier", type=float)
     ft_start.add_argument("--suffix")
     ft_start.add_argument("--seed", type=int)
-    local = ft_start.add_argument_group("local backend")
-    local.add_argument("--method", choices=["lora", "full"], default="lora")
+    ft_start.add_argument("--method", choices=["lora", "full", "sft", "dpo"],
+                          help="lora (default) or full: what is trained; sft (default) or dpo: how (dpo: a preference "
+                               "file, Together only for now)")
+    kind = ft_start.add_mutually_exclusive_group()
+    kind.add_argument("--lora", dest="training_type", action="store_const", const="lora", help="train a LoRA adapter")
+    kind.add_argument("--full", dest="training_type", action="store_const", const="full", help="train all weights")
+    together = ft_start.add_argument_group("together backend")
+    together.add_argument("--base-url", metavar="URL", help="Together's API root (default https://api.together.xyz/v1; "
+                                                            "a server on this machine for tests)")
+    together.add_argument("--from-checkpoint", metavar="JOB[:STEP]",
+                          help="continue from a Together job's checkpoint (e.g. DPO after SFT: the SFT job's id)")
+    together.add_argument("--dpo-beta", type=float, metavar="B", help="DPO's beta (Together's default 0.1)")
+    together.add_argument("--n-checkpoints", type=int, metavar="N", help="checkpoints to keep (Together's default 1)")
+    together.add_argument("--max-price", type=str, metavar="USD",
+                          help="start only if Together's estimate is at most this many dollars")
+    local = ft_start.add_argument_group("local backend (--lora-rank and --learning-rate: Together too)")
     local.add_argument("--alpha", type=float, default=0.5, metavar="A",
                        help="weight of the hard-label cross-entropy; 1 - A goes to the teacher's soft labels (default 0.5)")
     local.add_argument("--temperature", type=float, default=2.0, metavar="T", help="distillation temperature (default 2)")
@@ -101,15 +123,32 @@ def _service_errors() -> Iterator[None]:
 def run(args: argparse.Namespace) -> int:
     from cascade_studio.services.secrets import SecretStore
 
-    action = {"start": _start, "backends": _backends, "list": _list, "status": _status, "cancel": _control,
+    action = {"start": _start, "backends": _backends, "models": _models, "list": _list, "status": _status, "cancel": _control,
               "pause": _control, "resume": _control, "watch": _watch, "use": _use}[args.ft_cmd]
     secrets = SecretStore()
     with open_ws(args) as ws:
         return action(args, ws, secrets)
 
 
+def _training_type(args: argparse.Namespace) -> str:
+    if args.training_type and args.method in ("lora", "full") and args.training_type != args.method:
+        raise CliError(f"--{args.training_type} and --method {args.method} disagree")
+    return args.training_type or (args.method if args.method in ("lora", "full") else "lora")
+
+
+def _together_options(args: argparse.Namespace) -> dict:
+    options: dict = {"training_type": _training_type(args), "training_method": "dpo" if args.method == "dpo" else "sft"}
+    for key in ("from_checkpoint", "dpo_beta", "n_checkpoints", "learning_rate", "lora_rank"):
+        value = getattr(args, key)
+        if value is not None and not (key == "lora_rank" and options["training_type"] == "full"):
+            options[key] = value
+    return options
+
+
 def _local_options(args: argparse.Namespace) -> dict:
-    options = {"method": args.method, "alpha": args.alpha, "temperature": args.temperature,
+    if args.method == "dpo":
+        raise CliError("--method dpo trains on Together for now (`--backend together`)")
+    options = {"method": _training_type(args), "alpha": args.alpha, "temperature": args.temperature,
                "mass": args.mass, "soft_labels": args.soft_labels, "device": args.device,
                "lora_rank": args.lora_rank, "max_length": args.max_length, "merge": not args.no_merge}
     if not 0 <= args.alpha <= 1 or args.temperature <= 0:
@@ -133,17 +172,29 @@ def _start(args: argparse.Namespace, ws, secrets) -> int:
     if not dataset.exists():
         raise CliError(f"{dataset} does not exist; build one with `cascade-studio dataset build`")
     row = DatasetRepository(ws).find_by_path(dataset)  # (id, validation path) of a dataset built here
-    validation = args.validation or (row[1] if row and args.backend == "local" else None)
-    options = _local_options(args) if args.backend == "local" else {}
+    validation = args.validation or (row[1] if row and args.backend in ("local", "together") else None)
+    if args.backend != "together" and (args.base_url or args.from_checkpoint or args.max_price):
+        raise CliError("--base-url, --from-checkpoint and --max-price are for --backend together")
+    options = (_local_options(args) if args.backend == "local" else _together_options(args)
+               if args.backend == "together" else {})
+    max_price = None
+    if args.max_price is not None:
+        from decimal import Decimal, InvalidOperation
+
+        try:
+            max_price = Decimal(args.max_price)
+        except InvalidOperation:
+            raise CliError(f"--max-price {args.max_price!r} is not a number of dollars") from None
     spec = JobSpec(base_model=args.base_model, training_file=dataset,
                    validation_file=Path(validation) if validation else None, options=options,
                    n_epochs=args.epochs or "auto", batch_size=args.batch_size or "auto",
                    learning_rate_multiplier=args.learning_rate_multiplier or "auto", suffix=args.suffix,
                    seed=args.seed, metadata={"cascade_studio_dataset": str(row[0]) if row else ""})
     with _service_errors():
-        state, warning = asyncio.run(tracker.start_job(ws, spec, args.tier_endpoint, secrets,
-                                                       dataset_id=row[0] if row else None,
-                                                       backend_name=args.backend))
+        state, warning = asyncio.run(tracker.start_job(
+            ws, spec, args.tier_endpoint, secrets, dataset_id=row[0] if row else None, backend_name=args.backend,
+            base_url=args.base_url, max_price=max_price,
+            on_estimate=lambda e: print(e.sentence(), file=sys.stderr)))
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
     if args.json:
@@ -156,9 +207,34 @@ def _start(args: argparse.Namespace, ws, secrets) -> int:
 
 def _backends(args: argparse.Namespace, ws, secrets) -> int:
     from cascade_studio.services.finetune import tracker
+    from cascade_studio.services.finetune.backend import today
 
-    for b in tracker.backends():
-        print(f"{b['name']:<8} {'available' if b['available'] else 'unavailable':<12} {b['message']}")
+    rows = tracker.backends()
+    if args.json:
+        print_json({"today": today().isoformat(), "backends": rows})
+        return 0
+    for b in rows:
+        when = "starts jobs today" if b["starts_jobs_today"] else "starts no jobs today"
+        closes = f", closes {b['closes_on']}" if b["closes_on"] else ""
+        print(f"{b['name']:<9} {'available' if b['available'] else 'unavailable':<12} {when}{closes}: {b['message']}")
+    return 0
+
+
+def _models(args: argparse.Namespace, ws, secrets) -> int:
+    from cascade_studio.services.finetune.together_backend import TogetherFineTuneBackend
+
+    async def supported() -> list[str]:
+        backend = TogetherFineTuneBackend(args.base_url, secrets)
+        try:
+            return await backend.supported_models()
+        finally:
+            await backend.close()
+
+    models = asyncio.run(supported())
+    if args.json:
+        print_json(models)
+    else:
+        print("\n".join(models))
     return 0
 
 
@@ -241,6 +317,11 @@ def _use(args: argparse.Namespace, ws, secrets) -> int:
         tier = use_as_tier(ws, args.id, args.tier, args.base_url)
     print(f"Tier {tier.tier} now uses {tier.model} at {tier.base_url} (in ${tier.input_price}/1M, "
           f"out ${tier.output_price}/1M)")
+    job = tracker_job(ws, args.id)
+    if job and job["backend"] == "together":
+        from cascade_studio.services.finetune.together_backend import serving_note
+
+        print(serving_note(job))
     # the evidence, when there is some: the latest evaluation of each model as a student
     for label, model, found in switch_evidence(ws, before.model if before else None, tier.model):
         if found:
@@ -253,6 +334,12 @@ def _use(args: argparse.Namespace, ws, secrets) -> int:
                 f"; run `cascade-studio evaluate --student {tier.tier} --collect --min-agreement X`"
                 if label == "now" else ""))
     return 0
+
+
+def tracker_job(ws, job_id: str) -> dict | None:
+    from cascade_studio.services.finetune.tracker import JobStore
+
+    return JobStore(ws).get(job_id)
 
 
 def _job_line(state, shown: str | None = None) -> str:

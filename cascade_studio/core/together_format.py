@@ -231,7 +231,8 @@ class TogetherRun:
 
 def limit_problems(limits: dict[str, Any], run: TogetherRun, report: TogetherReport | None = None) -> list[str]:
     """Why `run` (and a file described by `report`) does not fit the model's limits; [] when it fits.
-    A limit the answer leaves out is not checked (unknown is not a limit)."""
+    A model whose answer has no `lora_training` (`full_training`) does not offer that training type,
+    as Together's client reads it; any other limit the answer leaves out is not checked."""
     model = limits.get("model_name") or "the model"
     problems: list[str] = []
     kind = "full_training" if run.training_type == "full" else "lora_training"

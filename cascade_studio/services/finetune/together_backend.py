@@ -185,8 +185,9 @@ class TogetherFineTuneBackend:
             raise TogetherError(f"{model} is not a model Together fine-tunes. Some that it does: {', '.join(near)}"
                                 f"{' …' if len(supported) > len(near) else ''} (all: `cascade-studio finetune models "
                                 "--backend together`).")
-        if not isinstance(limits, dict):
-            raise TogetherError(f"GET {self.base_url}/fine-tunes/models/limits answered without the model's limits.")
+        if not isinstance(limits, dict) or not isinstance(limits.get("model_name"), str):
+            raise TogetherError(f"GET {self.base_url}/fine-tunes/models/limits answered without the model's limits "
+                                "(no model_name). Check that the API root is Together's. Nothing was uploaded.")
         return limits
 
     async def supported_models(self) -> list[str]:
