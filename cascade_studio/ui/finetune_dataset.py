@@ -162,7 +162,10 @@ class DatasetPanel(QGroupBox):
         if t:
             parts.append(f"<br>Tokens per example: {t['min']}–{t['max']} (mean {t['mean']:.0f}); "
                          f"{r.over_limit} over {r.token_limit:,}.")
-        if self.page.launcher.is_local():
+        if self.page.launcher.is_together():
+            parts.append("<br>Together: converted on upload if needed (no rebuild); the price is quoted by Together "
+                         "(estimate-price) before the job starts, and you confirm it.")
+        elif self.page.launcher.is_local():
             parts.append(f"<br>{r.n_epochs} epochs by default → {r.billed_tokens:,} tokens to train on this machine "
                          "(no per-token price).")
         else:

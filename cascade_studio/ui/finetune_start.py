@@ -1,5 +1,5 @@
-"""Fine-tuning page, part 2: where a job trains (a tier's fine-tuning API or this machine, with the
-local trainer's settings) and the Start button."""
+"""Fine-tuning page, part 2: where a job trains (a tier's fine-tuning API, Together AI's, or this
+machine, with each one's settings), which backends start jobs today, and the Start button."""
 
 from __future__ import annotations
 
@@ -29,6 +29,9 @@ if TYPE_CHECKING:
     from cascade_studio.ui.finetune_page import FineTunePage
 
 FINE_TUNABLE = ["gpt-4o-mini", "gpt-4o", "gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano"]
+# suggestions only: the model's limits are asked of Together before anything is uploaded
+TOGETHER_MODELS = ["meta-llama/Meta-Llama-3.1-8B-Instruct-Reference", "meta-llama/Llama-3.2-1B-Instruct",
+                   "Qwen/Qwen2.5-7B-Instruct", "meta-llama/Llama-3.3-70B-Instruct-Reference"]
 
 
 def _form(widget: QWidget, rows: list[tuple[str, Any]]) -> QFormLayout:
@@ -63,13 +66,18 @@ class JobStartPanel(QGroupBox):
         self.start_button = QPushButton("Start fine-tune", objectName="startJob")
         self.start_button.clicked.connect(self.start_job)
         self.deprecation = styled_label("ftDeprecation", WARN_STYLE, hidden=True)
+        self.backends_line = QLabel(objectName="ftBackends")  # which backends start jobs today (the deadline)
+        self.backends_line.setWordWrap(True)
         self.remote_box = QWidget(objectName="remoteBox")
         _form(self.remote_box, [("Base model", self.base_model), ("Endpoint of tier", self.endpoint_tier)])
+        self.together_box = self._build_together_box()
         self.local_box = self._build_local_box()
         form = QFormLayout(self)
+        form.addRow(self.backends_line)
         form.addRow("Backend", self.backend)
         form.addRow(self.backend_note)
         form.addRow(self.remote_box)
+        form.addRow(self.together_box)
         form.addRow(self.local_box)
         form.addRow("Epochs", self.epochs)
         form.addRow("Suffix", self.suffix)
@@ -79,6 +87,29 @@ class JobStartPanel(QGroupBox):
         self._backend_changed()
         self.endpoint_tier.currentIndexChanged.connect(lambda *_: self.update_deprecation())
         self.base_model.currentTextChanged.connect(lambda *_: self.update_deprecation())
+
+    def _build_together_box(self) -> QWidget:
+        """Together AI's settings: the model, the API root, LoRA or full, SFT or DPO."""
+        from cascade_studio.core.tiers import TOGETHER_BASE_URL
+
+        self.together_model = QComboBox(objectName="togetherModel", editable=True)
+        self.together_model.addItems(TOGETHER_MODELS)
+        self.together_url = QLineEdit(TOGETHER_BASE_URL, objectName="togetherUrl")
+        self.together_url.setToolTip("Together's API root; the key for it: `cascade-studio keys set URL` or "
+                                     "TOGETHER_API_KEY (sent to Together's https host only)")
+        self.together_type = QComboBox(objectName="togetherType")
+        self.together_type.addItem("LoRA adapter", "lora")
+        self.together_type.addItem("Full fine-tuning (needs a dedicated endpoint to serve)", "full")
+        self.together_method = QComboBox(objectName="togetherMethod")
+        self.together_method.addItem("Supervised (SFT)", "sft")
+        self.together_method.addItem("Preference (DPO; a preference file)", "dpo")
+        self.together_checkpoint = QLineEdit(objectName="togetherCheckpoint")
+        self.together_checkpoint.setPlaceholderText("optional: a job id[:step] to continue from (DPO after SFT)")
+        box = QWidget(objectName="togetherBox")
+        _form(box, [("Base model", self.together_model), ("API root", self.together_url),
+                    ("Training", self.together_type), ("Method", self.together_method),
+                    ("From checkpoint", self.together_checkpoint)])
+        return box
 
     def _build_local_box(self) -> QWidget:
         """The local trainer's settings."""
@@ -111,15 +142,32 @@ class JobStartPanel(QGroupBox):
 
     def reload_choices(self) -> None:
         fill_tier_combo(self.endpoint_tier, self.page.tiers())
+        self.update_backends_line()
         self.update_deprecation()
+
+    def update_backends_line(self) -> None:
+        """Per backend, whether it starts a job today (the same rows as `finetune backends`)."""
+        from cascade_studio.services.finetune.tracker import backends, backends_line
+
+        rows = backends()
+        self.backends = {b["name"]: b for b in rows}
+        self.backends_line.setText(backends_line())
+        self.backends_line.setToolTip("\n".join(f"{b['label']}: {b['message']}" for b in rows))
+        closed = not self.backends["openai"]["starts_jobs_today"]
+        self.backends_line.setStyleSheet(WARN_STYLE if closed else "")
+        self._backend_changed()
 
     def is_local(self) -> bool:
         return self.backend.currentData() == "local"
 
+    def is_together(self) -> bool:
+        return self.backend.currentData() == "together"
+
     def _backend_changed(self) -> None:
         b = self.backends.get(self.backend.currentData(), {})
-        local = self.is_local()
-        self.remote_box.setVisible(not local)
+        local, together = self.is_local(), self.is_together()
+        self.remote_box.setVisible(not local and not together)
+        self.together_box.setVisible(together)
         self.local_box.setVisible(local)
         self.backend_note.setText(b.get("message", ""))
         self.backend_note.setStyleSheet("" if b.get("available", True) else WARN_STYLE)
@@ -139,7 +187,7 @@ class JobStartPanel(QGroupBox):
     def update_deprecation(self) -> None:
         from cascade_studio.services.finetune.backend import openai_deprecation
 
-        if self.is_local():
+        if self.is_local() or self.is_together():
             self.deprecation.hide()
             return
         tier = self.page.tier(self.endpoint_tier.currentData())
@@ -161,6 +209,9 @@ class JobStartPanel(QGroupBox):
         if page.ws is None or page.dataset_path is None or page.calls.running("start"):
             if page.dataset_path is None:
                 page.say("Build or choose a dataset first.", error=True)
+            return
+        if self.is_together():
+            self._prepare_together()
             return
         local = self.is_local()
         options = {}
@@ -184,6 +235,58 @@ class JobStartPanel(QGroupBox):
         started = tracker.start_job(page.ws, spec, self.endpoint_tier.currentData(), page.secrets,
                                     dataset_id=page.dataset_id, backend_name="local" if local else "openai")
         if not page.calls.start("start", started, self._started, self._not_started):
+            self._not_started(RuntimeError("no event loop is running"))
+
+    # -- Together: upload and quote, ask, then create ---------------------------------------------
+    def together_spec(self) -> Any:
+        from cascade_studio.services.finetune.backend import JobSpec
+
+        page = self.page
+        options: dict[str, Any] = {"training_type": self.together_type.currentData(),
+                                   "training_method": self.together_method.currentData()}
+        if self.together_checkpoint.text().strip():
+            options["from_checkpoint"] = self.together_checkpoint.text().strip()
+        return JobSpec(self.together_model.currentText().strip(), page.dataset_path, page.validation_path,
+                       n_epochs=self.epochs.value() or "auto", suffix=self.suffix.text().strip() or None,
+                       options=options)
+
+    def _prepare_together(self) -> None:
+        from cascade_studio.services.finetune import tracker
+
+        page = self.page
+        page.say(f"Checking {page.dataset_path.name} by Together's rules and the model's limits, uploading it and "
+                 "asking Together for the price…")
+        self.start_button.setEnabled(False)
+        prepared = tracker.prepare_together(self.together_spec(), page.secrets, self.together_url.text().strip() or None,
+                                            dataset_id=page.dataset_id)
+        if not page.calls.start("start", prepared, self._quoted, self._not_started):
+            self._not_started(RuntimeError("no event loop is running"))
+
+    def confirm_price(self, prepared: Any) -> bool:
+        from cascade_studio.ui.errors import ask_yes_no
+
+        spec = prepared.spec
+        return ask_yes_no(self, "Start the Together job?",
+                          f"{prepared.estimate.sentence()}\n\nTrain {spec.base_model} "
+                          f"({spec.options.get('training_type', 'lora')}, {spec.options.get('training_method', 'sft')}) "
+                          f"on {Path(spec.training_file).name}? Together bills the job once it starts.")
+
+    def _quoted(self, prepared: Any) -> None:
+        from PySide6.QtCore import QTimer
+
+        QTimer.singleShot(0, lambda: self._ask_and_launch(prepared))  # the dialog from Qt's loop, not a task callback
+
+    def _ask_and_launch(self, prepared: Any) -> None:
+        from cascade_studio.services.finetune import tracker
+
+        page = self.page
+        if page.ws is None or not self.confirm_price(prepared):
+            self.update_start()
+            page.say(f"Not started. {prepared.estimate.sentence()} (The files are uploaded to Together; nothing is "
+                     "billed.)")
+            return
+        launched = tracker.launch_together(page.ws, prepared, page.secrets)
+        if not page.calls.start("start", launched, lambda state: self._started((state, None)), self._not_started):
             self._not_started(RuntimeError("no event loop is running"))
 
     def _started(self, result: Any) -> None:

@@ -246,6 +246,13 @@ async def start_job(ws: Workspace, spec: JobSpec, tier_no: int | None, secrets: 
         await backend.close()
 
 
+def _keep_chosen(job: dict[str, Any], state: JobState) -> None:
+    """A Together job's settings as chosen and quoted at the start (the price estimate, the training
+    type by name) are not in Together's later answers: keep them beside what Together says now."""
+    if job["backend"] == "together":
+        state.hyperparameters = {**job["hyperparameters"], **state.hyperparameters}
+
+
 async def refresh(ws: Workspace, job_id: str, secrets: SecretStore) -> tuple[JobState, list[JobEvent]]:
     store = JobStore(ws)
     job = store.get(job_id)
@@ -257,6 +264,7 @@ async def refresh(ws: Workspace, job_id: str, secrets: SecretStore) -> tuple[Job
         new = await backend.events(job_id, store.event_ids(job_id))
     finally:
         await backend.close()
+    _keep_chosen(job, state)
     store.save(state)
     store.add_events(job_id, new)
     return state, new
@@ -271,6 +279,7 @@ async def control(ws: Workspace, job_id: str, action: str, secrets: SecretStore)
         state = await getattr(backend, action)(job_id)
     finally:
         await backend.close()
+    _keep_chosen(job, state)
     JobStore(ws).save(state)
     events.publish(events.JOBS, ws)
     return state
