@@ -358,8 +358,11 @@ class JobsPanel(QWidget):
                      f"{' && '.join(serve.get('commands', []))} (other servers: SERVE.md; edit the tier's URL "
                      "on the Tiers page if you use one).")
         else:
+            from cascade_studio.services.finetune.together_backend import serving_note
+
+            note = f" {serving_note(job)}" if job and job["backend"] == "together" else ""  # a dedicated endpoint?
             page.say(f"Tier {tier.tier} now uses {tier.model} (${tier.input_price} in / ${tier.output_price} out "
-                     "per 1M).")
+                     f"per 1M).{note}")
         window = self.window()
         if hasattr(window, "tiers_page"):  # show the new model on the Tiers page at once
             window.tiers_page.set_workspace(page.ws, catalog)

@@ -78,3 +78,13 @@ def test_together_from_the_page(qtbot, tmp_path, qloop, sandbox_thread, monkeypa
     assert len(page.curves["train_loss"].getData()[0]) > 0 and "completed" in page.events.toPlainText()
     assert "together" in page.job_status.text() and "estimated_price_usd" in page.job_status.text()
     assert page.use_button.isEnabled()
+
+    # use as tier: Together's OpenAI-compatible endpoint, and what must exist before requests work
+    from cascade_studio.ui import errors as ui_errors
+
+    monkeypatch.setattr(ui_errors, "ask_yes_no", lambda *a, **k: False)  # no evaluation first: switch now
+    page.use_tier.setCurrentIndex(page.use_tier.findData(1))
+    page.use_button.click()
+    tier = TierRepository(window.ws).get(1)
+    assert tier.model.startswith("sandbox-user/Llama-3.2-1B-Instruct-gui-") and tier.base_url == sandbox_thread.base_url
+    assert "LoRA adapter" in page.status.text() and "dedicated endpoint" in page.status.text()
