@@ -36,7 +36,9 @@ def test_backends_show_the_deadline(tmp_path, capsys, monkeypatch, day, opens, w
     assert rows["together"]["starts_jobs_today"] is True and rows["together"]["closes_on"] is None
     assert main(["-w", str(tmp_path / "ws"), "finetune", "backends"]) == 0
     text = capsys.readouterr().out
-    assert ("openai    available    starts jobs today, closes 2027-01-06" in text) is opens
+    assert text.startswith("openai   available    ")
+    assert ("[starts jobs today, closes 2027-01-06]" in text) is opens
+    assert ("[starts no jobs today, closes 2027-01-06]" in text) is not opens
 
 
 def test_openai_refused_after_its_closing_date(tmp_path, capsys, monkeypatch):

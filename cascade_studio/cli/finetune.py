@@ -216,7 +216,7 @@ def _backends(args: argparse.Namespace, ws, secrets) -> int:
     for b in rows:
         when = "starts jobs today" if b["starts_jobs_today"] else "starts no jobs today"
         closes = f", closes {b['closes_on']}" if b["closes_on"] else ""
-        print(f"{b['name']:<9} {'available' if b['available'] else 'unavailable':<12} {when}{closes}: {b['message']}")
+        print(f"{b['name']:<8} {'available' if b['available'] else 'unavailable':<12} {b['message']} [{when}{closes}]")
     return 0
 
 

@@ -185,6 +185,8 @@ def describe_error(exc: BaseException, tier: Tier | None = None) -> tuple[str, s
                             "to it.")
     if isinstance(exc, openai.APIStatusError):
         return "server_error", f"{exc.status_code} from {where}: {_short(exc)}"
+    if isinstance(exc, UserError) and str(exc):  # already worded for the user (e.g. Together's backend)
+        return "error", str(exc)
     return "error", f"{type(exc).__name__}: {exc}"
 
 
