@@ -175,6 +175,11 @@ def _start(args: argparse.Namespace, ws, secrets) -> int:
     validation = args.validation or (row[1] if row and args.backend in ("local", "together") else None)
     if args.backend != "together" and (args.base_url or args.from_checkpoint or args.max_price):
         raise CliError("--base-url, --from-checkpoint and --max-price are for --backend together")
+    if args.backend == "openai" and (args.method in ("dpo", "full") or args.training_type == "full"):
+        raise CliError("the OpenAI backend starts supervised LoRA-style jobs only; --method dpo and --full are for "
+                       "--backend together (or local)")
+    if args.backend == "together" and args.learning_rate_multiplier is not None:
+        raise CliError("Together takes an absolute learning rate: use --learning-rate")
     options = (_local_options(args) if args.backend == "local" else _together_options(args)
                if args.backend == "together" else {})
     max_price = None
