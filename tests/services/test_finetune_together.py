@@ -210,3 +210,13 @@ def test_the_spec_check_is_not_vacuous():
                 {"model": MODEL, "training_file": "file-1", "training_method": {"method": "sft"}}):
         with pytest.raises(AssertionError, match="request POST"):
             spec_check.validate_exchange(*exchange(bad))
+
+
+def test_serving_note_says_when_a_dedicated_endpoint_comes_first():
+    def note(**hp):
+        return serving_note({"fine_tuned_model": "me/m-x", "hyperparameters": hp})
+
+    assert "a full fine-tune" in note(training_type="full") and "dedicated endpoint. Create one first" in note(
+        training_type="full")
+    assert "merged into its base" in note(training_type="lora", merged_lora=True)
+    assert "serverless" in note(training_type="lora") and "Create one first" not in note(training_type="lora")

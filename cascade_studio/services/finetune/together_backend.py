@@ -94,7 +94,8 @@ def serving_note(job: dict[str, Any]) -> str:
     hp = job.get("hyperparameters") or {}
     model = job.get("fine_tuned_model") or hp.get("output_name") or "the model"
     if hp.get("training_type") == "full" or hp.get("merged_lora"):
-        return (f"{model} is a full model: Together serves it only from a dedicated endpoint. Create one first "
+        kind = "a full fine-tune" if hp.get("training_type") == "full" else "a LoRA merged into its base (a full model)"
+        return (f"{model} is {kind}: Together serves it only from a dedicated endpoint. Create one first "
                 f"(Together's dashboard, or POST /v1/endpoints with model={model}); until it is running, requests "
                 "to the tier fail.")
     return (f"{model} is a LoRA adapter: Together runs it serverless when its base model supports serverless LoRA "
@@ -274,7 +275,10 @@ class TogetherFineTuneBackend:
         body = self._job_body(spec, training_file_id, validation_file_id)
         job = await self._call("POST", "/fine-tunes", json=body)
         state = self._state(job, "POST /fine-tunes", training_file_id)
+        state.base_model = state.base_model or spec.base_model  # the spec's answer may leave `model` out
         state.hyperparameters = {**self._chosen(body), **state.hyperparameters}
+        if {**self.options, **spec.options}.get("merge_output_lora"):
+            state.hyperparameters["merged_lora"] = True  # the model's limits say its LoRA output is merged
         return state
 
     @staticmethod

@@ -156,6 +156,8 @@ async def prepare_together(spec: JobSpec, secrets: SecretStore, base_url: str | 
     backend = TogetherFineTuneBackend(base_url, secrets)
     try:
         limits = await backend.model_limits(spec.base_model)
+        if limits.get("merge_output_lora") is True:
+            spec.options["merge_output_lora"] = True  # served as a full model: a dedicated endpoint
         if spec.validation_file is not None and "n_evals" not in spec.options:
             most = limits.get("max_num_evals")
             spec.options["n_evals"] = min(5, most) if isinstance(most, int) else 5
