@@ -53,11 +53,16 @@ def backends(day: dt.date | None = None) -> list[dict[str, Any]]:
 
 def backends_line(day: dt.date | None = None) -> str:
     """One line for the page: per backend, whether it can start a job today."""
+    from cascade_studio.services.finetune.backend import today
+
+    day = day or today()
     parts = []
     for b in backends(day):
         name = {"openai": "OpenAI", "together": "Together", "local": "Local"}[b["name"]]
         if b["name"] == "openai":
-            state = (f"until {b['closes_on']}" if b["starts_jobs_today"] else f"closed since {b['closes_on']}")
+            left = (dt.date.fromisoformat(b["closes_on"]) - day).days
+            state = (f"until {b['closes_on']} ({left} days left)" if b["starts_jobs_today"]
+                     else f"closed since {b['closes_on']}")
         else:
             state = "yes" if b["starts_jobs_today"] else "not installed"
         parts.append(f"{name}: {state}")
