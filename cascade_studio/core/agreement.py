@@ -147,6 +147,12 @@ def offline_similarity(a: str, b: str, dims: int = 512) -> float | None:
     return dot / (na * nb) if na and nb else None
 
 
+def sparse_offline_embedding(text: str, dims: int = 512) -> dict[int, float]:
+    """offline_embedding's non-zero entries ({slot: value}, increasing slots): the index that
+    prompt-distilled students' nearest demonstrations are chosen by (core.demonstrations)."""
+    return _sparse_offline_embedding(text, dims)
+
+
 def _sparse_offline_embedding(text: str, dims: int) -> dict[int, float]:
     """offline_embedding's non-zero entries, {index: value} in increasing index order."""
     words = normalise_text(text).split()

@@ -95,6 +95,9 @@ def tier_entry(t: Tier, *, teacher: bool, params: dict[str, Any] | None = None,
         "input_price": str(t.input_price), "output_price": str(t.output_price),
         "cached_price": None if t.cached_price is None else str(t.cached_price),
         "calibration": calibration,
+        # a prompt-distilled student: its demonstrations (and, "nearest", the index they are chosen
+        # by), applied by the gateway as collection applied them (core.demonstrations)
+        "demonstrations": None if t.demonstrations is None else t.demonstrations.to_json(index=True),
     }
 
 

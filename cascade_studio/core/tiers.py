@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import urlparse
 
+from cascade_studio.core.demonstrations import DemonstrationsError, PromptProgram
 from cascade_studio.core.errors import UserError
 from cascade_studio.core.money import to_decimal
 
@@ -115,6 +116,8 @@ class Tier:
     without_logprobs: WithoutLogprobs = WithoutLogprobs.ESCALATE
     no_key: bool = False  # a local server (loopback) that needs no key: a placeholder is sent
     extra: dict[str, Any] = field(default_factory=dict)
+    # a prompt-distilled generation: demonstrations placed before each task (core.demonstrations)
+    demonstrations: PromptProgram | None = None
 
     @property
     def display_name(self) -> str:
@@ -160,6 +163,7 @@ class Tier:
             "without_logprobs": self.without_logprobs.value,
             "no_key": self.no_key,
             "simulated": self.simulated,
+            **({} if self.demonstrations is None else {"demonstrations": self.demonstrations.to_json(index=True)}),
         }
 
     @classmethod
@@ -229,7 +233,17 @@ class Tier:
             logprobs_unsupported=data.get("logprobs_unsupported") is True,
             without_logprobs=choice("without_logprobs", WithoutLogprobs, WithoutLogprobs.ESCALATE),
             no_key=data.get("no_key") is True,
+            demonstrations=_program(data.get("demonstrations")),
         )
+
+
+def _program(doc: Any) -> PromptProgram | None:
+    if doc is None:
+        return None
+    try:
+        return PromptProgram.from_json(doc)
+    except DemonstrationsError as exc:
+        raise TierError("demonstrations", str(exc)) from None
 
 
 class TierError(UserError, ValueError):
@@ -461,8 +475,12 @@ def generation_params(t: Tier) -> dict[str, Any]:
     built-in sandbox answers the same wherever it listens (a new port every start), so its endpoint
     is "sandbox": restarting the demo does not turn its answers into history."""
     endpoint = "sandbox" if t.provider == Provider.SANDBOX else normalized_endpoint(t.base_url)
-    return {"model": t.model.strip(), "endpoint": endpoint, "system_prompt": t.system_prompt,
-            "temperature": float(t.temperature)}
+    params: dict[str, Any] = {"model": t.model.strip(), "endpoint": endpoint, "system_prompt": t.system_prompt,
+                              "temperature": float(t.temperature)}
+    if t.demonstrations is not None:  # a prompt-distilled generation (tiers without keep their ids)
+        params["demonstrations"] = t.demonstrations.fingerprint()
+        params["demonstrations_mode"] = f"{t.demonstrations.mode}, k={t.demonstrations.k}"
+    return params
 
 
 def generation_id(t: Tier) -> str:
@@ -480,6 +498,9 @@ def legacy_generation(model: str) -> str:
     return LEGACY_PREFIX + model.strip()
 
 
-def generation_keys(t: Tier) -> tuple[str, str]:
-    """The generation values that belong to the tier's current generation."""
+def generation_keys(t: Tier) -> tuple[str, ...]:
+    """The generation values that belong to the tier's current generation (a prompt-distilled one
+    never claims the model's legacy rows: those were answered without its demonstrations)."""
+    if t.demonstrations is not None:
+        return (generation_id(t),)
     return generation_id(t), legacy_generation(t.model)

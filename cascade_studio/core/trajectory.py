@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from cascade_studio.core.confidence import confidences
+from cascade_studio.core.demonstrations import apply_demonstrations
 from cascade_studio.core.money import cost_micro_usd
 from cascade_studio.core.tiers import Tier, generation_id
 
@@ -192,6 +193,8 @@ def build_request(tier: Tier, messages: list[dict[str, Any]], tools: list[dict[s
     msgs = list(messages)
     if tier.system_prompt and not any(m.get("role") in ("system", "developer") for m in msgs):
         msgs.insert(0, {"role": "system", "content": tier.system_prompt})
+    if tier.demonstrations is not None:  # a prompt-distilled generation: its few-shot turns, one home
+        msgs = apply_demonstrations(tier.demonstrations, msgs)
     body: dict[str, Any] = {"model": tier.model, "messages": msgs, "temperature": tier.temperature}
     if tier.wants_logprobs if logprobs is None else logprobs:
         body["logprobs"] = True

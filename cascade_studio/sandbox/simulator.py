@@ -266,6 +266,55 @@ def _perturb(args: dict[str, Any], rng: random.Random) -> tuple[dict[str, Any], 
     return out, key
 
 
+# -- demonstrations -------------------------------------------------------------------------
+# Few-shot turns before the task help a simulated model as they help a real one, when they are
+# relevant: a worked example that calls a tool whose name shares a word with one of the request's
+# tools' names, or whose question shares at least DEMO_OVERLAP of its words (Jaccard) with the request. With one or more relevant examples the model
+# makes DEMO_MISTAKE_FACTOR of its usual mistakes (tool choice, arguments, calling a tool when none
+# fits); irrelevant examples change nothing but the prompt's length (and so its cost).
+DEMO_OVERLAP = 0.2
+DEMO_MISTAKE_FACTOR = 0.25
+
+
+def relevant_demonstrations(messages: list[dict[str, Any]], tools: list[dict[str, Any]], text: str) -> int:
+    """How many worked examples before the last user turn are relevant to it (see above)."""
+    last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=-1)
+    offered = set().union(*(_name_words(_tool_name(t)) for t in tools)) if tools else set()
+    asked = words(text)
+    count, question = 0, ""
+    for m in messages[:max(last_user, 0)]:
+        role = m.get("role")
+        if role == "user":
+            question = _last_user_text([m])
+        elif role == "assistant" and question:
+            names = set().union(set(), *(_name_words(str((c.get("function") or {}).get("name", "")))
+                                         for c in (m.get("tool_calls") or []) if isinstance(c, dict)))
+            shown = words(question)
+            overlap = len(asked & shown) / max(1, len(asked | shown))
+            if names & offered or overlap >= DEMO_OVERLAP:
+                count += 1
+            question = ""
+    return count
+
+
+def _without_demonstrations(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The request's own turns: its system messages and everything from its last user turn on."""
+    last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=0)
+    return [m for m in messages[:last_user] if m.get("role") in ("system", "developer")] + messages[last_user:]
+
+
+def _name_words(name: str) -> set[str]:
+    return words(re.sub(r"([a-z])([A-Z])", r"\1 \2", name).replace("_", " ").replace(".", " "))
+
+
+def _with_demonstrations(profile: Profile, relevant: int) -> Profile:
+    if not relevant:
+        return profile
+    skill = 1 - (1 - profile.skill) * DEMO_MISTAKE_FACTOR
+    return Profile(skill, profile.confidence, profile.base_ms, profile.ms_per_token, profile.verbosity,
+                   profile.reasoning_model)
+
+
 def generate_chat(request: dict[str, Any], *, seed: int) -> Generation:
     model = request["model"]
     profile = profile_for(model)
@@ -274,15 +323,20 @@ def generate_chat(request: dict[str, Any], *, seed: int) -> Generation:
     tool_choice = request.get("tool_choice", "auto" if tools else "none")
     parallel = request.get("parallel_tool_calls", True) is not False
     key_model = model.split(":")[1] if model.startswith("ft:") else model
-    rng = rng_for(seed, key_model if model.startswith("ft:") else model, {"m": messages, "t": [_tool_name(t) for t in tools]})
     text = _last_user_text(messages)
     last = messages[-1] if messages else {}
+    helped = relevant_demonstrations(messages, tools, text) if last.get("role") != "tool" else 0
+    # with worked examples, the model draws the same chances as without them (keyed on the task's
+    # own turns), so examples only ever remove mistakes: their effect is DEMO_MISTAKE_FACTOR, not noise
+    keyed = _without_demonstrations(messages) if helped else messages
+    rng = rng_for(seed, key_model if model.startswith("ft:") else model, {"m": keyed, "t": [_tool_name(t) for t in tools]})
 
     # Tool results came back (an agent episode): call the next tool, retry, or answer.
     if last.get("role") == "tool":
         from cascade_studio.sandbox.episode_policy import next_action
 
         return next_action(request, profile, rng)
+    profile = _with_demonstrations(profile, helped)
 
     if tools and tool_choice != "none":
         forced = tool_choice.get("function", {}).get("name") if isinstance(tool_choice, dict) else None

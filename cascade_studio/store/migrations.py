@@ -313,6 +313,11 @@ MIGRATIONS: list[Step] = [
         conf_mean, conf_min, conf_tool, cost_micro, latency_ms, prompt_tokens, completion_tokens, steps,
         end_reason, episode, task_id, model, tags);
     """,
+    # (issue 31) prompt distillation: a student tier's generation may carry demonstrations from the
+    # teacher's trajectories (core.demonstrations: a JSON document; NULL: none)
+    """
+    ALTER TABLE tiers ADD COLUMN demonstrations TEXT;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
