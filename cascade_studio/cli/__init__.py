@@ -25,6 +25,7 @@ from cascade_studio.cli import (
     keys,
     sandbox,
     serve,
+    strategies,
     tasks,
     tiers,
     traffic,
@@ -38,8 +39,8 @@ from cascade_studio.core.errors import UserError
 __all__ = ["CliError", "build_parser", "main"]
 
 # The order of `--help`'s command list.
-COMMAND_GROUPS = (gui, tiers, keys, env, tasks, collect, trajectories, evaluate, whatif, dataset, finetune, distil,
-                  catalog, sandbox, demo, workspace, serve, traffic)
+COMMAND_GROUPS = (gui, tiers, keys, env, tasks, collect, trajectories, evaluate, whatif, strategies, dataset, finetune,
+                  distil, catalog, sandbox, demo, workspace, serve, traffic)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from itertools import repeat
 from typing import Any
 
@@ -31,16 +31,17 @@ class _TierRows:
     columns in float64 (a missing confidence is NaN), the kept verdict against the expected answer
     (NaN: not computed yet) and the trajectory ids; the tool calls' JSON is read only when needed."""
 
-    def __init__(self, ws: Workspace, tier: Tier) -> None:
+    def __init__(self, ws: Workspace, tier: Tier, generations: Sequence[str] | None = None) -> None:
         self.ws = ws
         conf = confidence_column(tier.confidence_method.value)
         repo, names = TrajectoryRepository(ws), (*_NUMERIC, "confidence", "correct")
-        arrays = repo.latest_ok_arrays(tier.tier, [*_NUMERIC, conf, "correct"], generation_keys(tier))
+        generations = generation_keys(tier) if generations is None else generations
+        arrays = repo.latest_ok_arrays(tier.tier, [*_NUMERIC, conf, "correct"], generations)
         if arrays is not None:  # one aggregate pass, parsed by numpy
             self.ids, values, self.traj_ids = arrays
             self.numeric = dict(zip(names, values.values(), strict=True))
             return
-        cur = repo.latest_ok(tier.tier, ["task_id", *_NUMERIC, conf, "correct", "id"], generation_keys(tier))
+        cur = repo.latest_ok(tier.tier, ["task_id", *_NUMERIC, conf, "correct", "id"], generations)
         table = np.array(list(cur), dtype=object).reshape(-1, len(_NUMERIC) + 4)  # one C-level pass, no per-row loop
         self.ids: list[str] = table[:, 0].tolist()
         self.numeric = {name: table[:, 1 + k].astype(float)  # None (no confidence, no verdict yet) -> NaN
@@ -95,17 +96,19 @@ def _accuracy(ws: Workspace, per_tier: list[_TierRows], rows: list[np.ndarray], 
 
 
 def load_outcomes(ws: Workspace, tiers: list[Tier], category: str | None = None,
-                  progress: Callable[[int, int], None] | None = None) -> Outcomes:
+                  progress: Callable[[int, int], None] | None = None, *,
+                  generations: dict[int, Sequence[str]] | None = None) -> Outcomes:
     """Per-task outcomes of `tiers` (cheapest first, teacher last). Tasks missing any tier are
     excluded and counted. Quality is accuracy against expected answers when every task has one,
     otherwise agreement with the teacher (tool choice and arguments). One query per tier into
-    arrays; `progress(done, of)` hears each step (a tier read, the quality computed)."""
+    arrays; `progress(done, of)` hears each step (a tier read, the quality computed). `generations`
+    ({tier: generation ids}) reads another generation of a tier than its current one."""
     tiers = sorted(tiers, key=lambda t: t.tier)
     k = len(tiers)
     steps = k + 1
     per_tier: list[_TierRows] = []
     for j, t in enumerate(tiers):
-        per_tier.append(_TierRows(ws, t))
+        per_tier.append(_TierRows(ws, t, (generations or {}).get(t.tier)))
         if progress:
             progress(j + 1, steps)
     tasks = TaskRepository(ws)
