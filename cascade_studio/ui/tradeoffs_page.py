@@ -44,6 +44,7 @@ from cascade_studio.ui.episode_tradeoffs import with_episode_tab
 from cascade_studio.ui.fit import tip_headers
 from cascade_studio.ui.page import Page, scrolled, splitter
 from cascade_studio.ui.style import INFO_STYLE, TIER_COLORS
+from cascade_studio.ui.strategies_tab import add_strategies_tab
 from cascade_studio.ui.tradeoffs_parts import (
     OutcomesThread,
     bar_plots,
@@ -91,6 +92,7 @@ class TradeoffsPage(Page):
         rl.addWidget(self.scenario_table, 1)
         single = splitter(Qt.Orientation.Horizontal, [left, scrolled(right)], [760, 460])
         self.tabs, self.episodes = with_episode_tab(self, single)
+        self.strategies = add_strategies_tab(self, self.tabs)  # issue 31: the four approaches side by side
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.status)
