@@ -43,8 +43,8 @@ from cascade_studio.store.workspace import Workspace
 from cascade_studio.ui.episode_tradeoffs import with_episode_tab
 from cascade_studio.ui.fit import tip_headers
 from cascade_studio.ui.page import Page, scrolled, splitter
-from cascade_studio.ui.style import INFO_STYLE, TIER_COLORS
 from cascade_studio.ui.strategies_tab import add_strategies_tab
+from cascade_studio.ui.style import INFO_STYLE, TIER_COLORS
 from cascade_studio.ui.tradeoffs_parts import (
     OutcomesThread,
     bar_plots,
