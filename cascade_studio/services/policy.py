@@ -78,6 +78,9 @@ def confidence(choice, method):
 
 def request_for(tier, messages, tools=None):
     """The request the tier was evaluated with: its system prompt, temperature, parameters, logprobs."""
+    if tier.get("demonstrations"):
+        raise SystemExit(f"tier {{tier['tier']}} is prompt-distilled: its demonstrations are applied by the gateway "
+                         f"(cascade-studio serve --policy {policy_name}), not by this snippet")
     msgs = list(messages)
     if tier["system_prompt"] and not any(m.get("role") in ("system", "developer") for m in msgs):
         msgs.insert(0, {{"role": "system", "content": tier["system_prompt"]}})

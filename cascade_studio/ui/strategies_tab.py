@@ -62,6 +62,7 @@ class StrategiesTab(QWidget):
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
+        self.table.setWordWrap(True)
         self.refresh_button = QPushButton("Refresh", objectName="refreshStrategies")
         self.refresh_button.clicked.connect(self.reload)
         layout = QVBoxLayout(self)
@@ -112,6 +113,8 @@ class StrategiesTab(QWidget):
             if not row["available"]:
                 self.table.setSpan(r, 1, 1, len(COLUMNS) - 1)
         self.table.resizeColumnsToContents()
+        self.table.setColumnWidth(1, min(self.table.columnWidth(1), 280))  # not the width of a spanned hint
+        self.table.resizeRowsToContents()
 
     def wait_loaded(self, timeout: float = 60.0) -> bool:
         """Block until the computation under way has been shown (tests)."""
