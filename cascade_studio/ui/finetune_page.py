@@ -16,6 +16,7 @@ from cascade_studio.ui.finetune_dataset import DatasetPanel
 from cascade_studio.ui.finetune_jobs import JobsPanel
 from cascade_studio.ui.finetune_start import FINE_TUNABLE, JobStartPanel
 from cascade_studio.ui.page import Page, splitter
+from cascade_studio.ui.prompt_distill_panel import PromptDistillPanel
 
 log = logging.getLogger(__name__)
 __all__ = ["FINE_TUNABLE", "FineTunePage"]
@@ -36,6 +37,8 @@ class FineTunePage(Page):
         ll.setContentsMargins(0, 0, 0, 0)
         ll.addWidget(self.dataset)
         ll.addWidget(self.launcher)
+        self.prompt_panel = PromptDistillPanel(self)  # issue 31: prompt distillation, the third way
+        ll.addWidget(self.prompt_panel)
         ll.addStretch(1)
         layout = QVBoxLayout(self)
         layout.addWidget(self.status)
@@ -69,6 +72,7 @@ class FineTunePage(Page):
     def reload_choices(self) -> None:
         self.dataset.reload_choices()
         self.launcher.reload_choices()
+        self.prompt_panel.reload_choices()
         self.jobs_panel.reload_choices()
 
     def is_local(self) -> bool:
