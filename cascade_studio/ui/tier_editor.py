@@ -175,6 +175,7 @@ class TierEditor(QWidget):
         learned_row.addWidget(self.learned_label, 1)
         learned_row.addWidget(self.ask_again_button)
         self._logprobs_unsupported = False
+        self._demonstrations = None  # a prompt-distilled generation's (distil prompt): kept through an edit
         self._prices_auto = False  # the prices shown are the catalog's for the typed id (not typed by hand)
         behaviour_box = QGroupBox("Behaviour")
         bform = QFormLayout(behaviour_box)
@@ -417,6 +418,7 @@ class TierEditor(QWidget):
             self.without_combo.setCurrentIndex(self.without_combo.findData(tier.without_logprobs.value))
             self.without_combo.setEnabled(not is_teacher)
             self._logprobs_unsupported = tier.logprobs_unsupported
+            self._demonstrations = tier.demonstrations
             self._prices_auto = False
             self._update_learned()
             self.key_env_edit.setPlaceholderText(f"default: {default_env_var(tier.tier)}")
@@ -477,6 +479,7 @@ class TierEditor(QWidget):
             logprobs=LogprobsMode(self.logprobs_combo.currentData()),
             top_logprobs=self.top_logprobs_spin.value(),
             logprobs_unsupported=self._logprobs_unsupported,
+            demonstrations=self._demonstrations,
             without_logprobs=WithoutLogprobs(self.without_combo.currentData()),
         )
         parsed_fields = {i.field for i in issues}

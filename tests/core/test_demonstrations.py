@@ -66,3 +66,4 @@ def test_fixed_choice_is_stratified_and_prefers_disagreements():
     assert "a3" in chosen and "c0" in chosen
     assert choose_fixed(candidates, 4, seed=1) == chosen
     assert len(choose_fixed(candidates, 50)) == len(candidates)
+
