@@ -29,11 +29,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     pr.add_argument("--force", action="store_true", help="with --evaluate-first: change the tier whatever it shows")
     pr.add_argument("--no-embeddings", action="store_true", help="evaluate with the offline similarity")
     pr.add_argument("--remove", action="store_true", help="back to the plain student (no demonstrations)")
+    pr.add_argument("--draft-instruction", action="store_true",
+                    help="ask the teacher (one request, paid) for an instruction from the student's disagreements; "
+                         "read and edit it, then pass it with --instruction FILE")
+    pr.add_argument("--out", metavar="FILE", help="with --draft-instruction: write the draft to FILE")
+    pr.add_argument("--instruction", metavar="FILE", help="an instruction (e.g. the edited draft) placed before the "
+                                                          "demonstrations")
     pr.add_argument("--json", action="store_true")
 
 
 def run_distil(args: argparse.Namespace) -> int:
-    from cascade_studio.services.prompt_distill import distil_prompt, remove_prompt
+    from pathlib import Path
+
+    from cascade_studio.services.input_files import read_text
+    from cascade_studio.services.output_files import write_text
+    from cascade_studio.services.prompt_distill import distil_prompt, draft_instruction, remove_prompt
     from cascade_studio.services.secrets import SecretStore
 
     with open_ws(args) as ws:
@@ -41,12 +51,30 @@ def run_distil(args: argparse.Namespace) -> int:
             tier = remove_prompt(ws, args.student)
             print(f"Tier {tier.tier} ({tier.model}) answers without demonstrations again.")
             return 0
+        if args.draft_instruction:
+            draft = asyncio.run(draft_instruction(ws, args.student, SecretStore(), dataset_id=args.dataset))
+            if args.out:
+                write_text(Path(args.out), draft.text + "\n")
+            if args.json:
+                print_json(draft.to_json())
+            else:
+                print(draft.text)
+                print(f"(drafted by the teacher from {draft.cases} disagreements, 1 request"
+                      + ("" if draft.cost_micro is None else f", ${draft.to_json()['cost_usd']}") + "; edit it, then "
+                      f"run distil prompt --student {args.student} --instruction {args.out or 'FILE'})")
+            return 0
+        instruction = ""
+        if args.instruction:
+            instruction = read_text(Path(args.instruction), lambda problem, line=None: CliError(
+                f"{args.instruction}: {problem}")).strip()
+            if not instruction:
+                raise CliError(f"{args.instruction} is empty; write the instruction in it", code=2)
         if args.force and not args.evaluate_first:
             raise CliError("--force only applies with --evaluate-first", code=2)
         result = asyncio.run(distil_prompt(ws, args.student, args.k, args.mode, SecretStore(),
                                            dataset_id=args.dataset, reasoning=args.reasoning, seed=args.seed,
                                            evaluate_first=args.evaluate_first, force=args.force,
-                                           use_embeddings=not args.no_embeddings))
+                                           use_embeddings=not args.no_embeddings, instruction=instruction))
     if args.json:
         print_json(result.to_json())
     else:

@@ -230,3 +230,26 @@ def choose_fixed(candidates: list[tuple[str, str, bool]], k: int, seed: int = 0)
                 chosen.append(q[depth][2])
         depth += 1
     return chosen
+
+
+INSTRUCTION_SYSTEM = (
+    "You write instructions for a smaller model that answers the same tasks as you. Below are tasks where its "
+    "answer differed from yours. Write one short instruction (at most 10 bullet points, no preamble) that would "
+    "make it answer as you did: which tool to choose when, how to fill arguments, when to call no tool. Do not "
+    "mention these particular tasks.")
+
+
+def answer_text(tool_calls: list[dict[str, Any]], text: str | None) -> str:
+    """A recorded answer in one line: its calls (name and arguments) or its text."""
+    if tool_calls:
+        return "; ".join(f"{c.get('name')}({json.dumps(c.get('arguments') or {}, ensure_ascii=False)})"
+                         for c in tool_calls)
+    return (text or "").strip() or "(no answer)"
+
+
+def instruction_request(cases: list[tuple[str, str, str]]) -> list[dict[str, Any]]:
+    """The messages of the one request asking the teacher for an instruction, from (task text,
+    teacher's answer, student's answer) of tasks the student answered otherwise."""
+    body = "\n\n".join(f"Task {i + 1}: {task}\nYour answer: {teacher}\nThe smaller model's answer: {student}"
+                       for i, (task, teacher, student) in enumerate(cases))
+    return [{"role": "system", "content": INSTRUCTION_SYSTEM}, {"role": "user", "content": body}]

@@ -11,20 +11,28 @@ takes the tier only when it agrees at least as often (the promotion gate), unles
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from cascade_studio.core.demonstrations import (
     FIXED,
     MAX_K,
     MODES,
     PromptProgram,
+    answer_text,
     choose_fixed,
     demonstration_from,
+    instruction_request,
 )
 from cascade_studio.core.errors import UserError
+from cascade_studio.core.money import micro_to_usd
 from cascade_studio.core.tiers import Tier, generation_id, generation_keys, teacher_of
+from cascade_studio.core.trajectory import Usage, cost_of, response_problem
 from cascade_studio.services import events
+from cascade_studio.services.clients import describe_error, make_async_client
 from cascade_studio.services.evaluation import evaluate, latest_sides
 from cascade_studio.services.promotion import CandidateComparison, validation_split
 from cascade_studio.services.secrets import SecretStore
@@ -115,13 +123,15 @@ async def build_candidate(ws: Workspace, student_no: int, k: int, mode: str, *, 
         chosen = pool if len(pool) <= MAX_POOL else choose_fixed([(t, tasks[t].category, False) for t in pool],
                                                                    MAX_POOL, seed)
     sides = latest_sides(ws, teacher, chosen)
+    # choosing reads recorded answers only; an instruction the teacher drafted cost its request
+    requests, cost_micro = drafting_cost(ws, student_no) if instruction else (0, 0)
     demos = [demonstration_from(t, tasks[t].category, tasks[t].messages, sides[t].tool_calls,
                                 sides[t].reasoning if sides[t].tool_calls else sides[t].answer,
                                 reasoning=reasoning, index=i)
              for i, t in enumerate(chosen) if t in sides]
     made = {"dataset": dataset, "validation_tasks_excluded": len(held_out), "teacher_tier": teacher.tier,
             "teacher_generation": generation_id(teacher), "seed": seed, "reasoning": reasoning,
-            "requests": 0, "cost_micro": 0, "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+            "requests": requests, "cost_micro": cost_micro, "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
     program = PromptProgram(mode, min(k, len(demos)), tuple(demos), instruction, made)
     base = student.replace(demonstrations=None)
     return PromptCandidate(base.replace(demonstrations=program), teacher, dataset, len(held_out), len(pool),
@@ -142,11 +152,12 @@ async def _disagreements(ws: Workspace, teacher: Tier, student: Tier, pool: list
 async def distil_prompt(ws: Workspace, student_no: int, k: int, mode: str, secrets: SecretStore, *,
                         dataset_id: int | None = None, reasoning: bool = False, seed: int = 0,
                         evaluate_first: bool = False, force: bool = False,
-                        use_embeddings: bool = True) -> PromptCandidate:
+                        use_embeddings: bool = True, instruction: str = "") -> PromptCandidate:
     """Build the program and give the tier its new generation; with `evaluate_first`, only when the
     evaluation on the validation split shows it agrees with the teacher at least as often as the
     tier's current generation (or `force`)."""
-    candidate = await build_candidate(ws, student_no, k, mode, dataset_id=dataset_id, reasoning=reasoning, seed=seed)
+    candidate = await build_candidate(ws, student_no, k, mode, dataset_id=dataset_id, reasoning=reasoning, seed=seed,
+                                      instruction=instruction)
     if evaluate_first:
         _, task_ids = validation_split(ws, candidate.dataset_id)
         category = f"validation split of dataset {candidate.dataset_id}"
@@ -188,3 +199,72 @@ def remove_prompt(ws: Workspace, student_no: int) -> Tier:
     plain = current.replace(demonstrations=None)
     save_generation(ws, plain)
     return plain
+
+
+# -- an instruction drafted by the teacher --------------------------------------------------------
+DRAFT_KEY = "instruction_draft:{tier}"  # meta: the newest draft for a student tier and what it cost
+
+
+@dataclass
+class InstructionDraft:
+    text: str
+    cases: int  # disagreements shown to the teacher
+    requests: int
+    cost_micro: int | None  # None: the teacher's answer had no usage
+
+    def to_json(self) -> dict[str, Any]:
+        return {"instruction": self.text, "cases": self.cases, "requests": self.requests,
+                "cost_usd": None if self.cost_micro is None else str(micro_to_usd(self.cost_micro))}
+
+
+async def draft_instruction(ws: Workspace, student_no: int, secrets: SecretStore, *, dataset_id: int | None = None,
+                            limit: int = 8) -> InstructionDraft:
+    """One request to the teacher with up to `limit` tasks (outside the validation split) where the
+    student's plain model answered otherwise; the draft is for the user to read and edit, then to
+    pass to `distil prompt --instruction FILE`. Its cost counts in what the generation cost to make."""
+    tiers = TierRepository(ws).list()
+    teacher = teacher_of(tiers)
+    student = next((t for t in tiers if t.tier == student_no), None)
+    if student is None or teacher is None or student.tier == teacher.tier:
+        raise UserError(f"tier {student_no} is not a student tier; see `tiers list`", code=2)
+    _, valid = validation_split(ws, dataset_id)
+    held_out = set(valid)
+    repo = TrajectoryRepository(ws)
+    pool = sorted(t for t in repo.latest_ok_ids(teacher.tier, generation_keys(teacher)) if t not in held_out)
+    tasks = TaskRepository(ws).get_many(pool)
+    pool = [t for t in pool if t in tasks and not tasks[t].is_episode]
+    disagreed = await _disagreements(ws, teacher, student, pool) or {}
+    chosen = [t for t in pool if disagreed.get(t)][:limit]
+    if not chosen:
+        raise UserError(f"tier {student_no}'s plain model has no recorded answer that differs from the teacher's "
+                        "outside the validation split; collect it on more tasks first", code=1)
+    base = student.replace(demonstrations=None)
+    t_sides, s_sides = latest_sides(ws, teacher, chosen), latest_sides(ws, base, chosen)
+    cases = [(tasks[t].prompt, answer_text(t_sides[t].tool_calls, t_sides[t].answer),
+              answer_text(s_sides[t].tool_calls, s_sides[t].answer)) for t in chosen]
+    request = {"model": teacher.model, "messages": instruction_request(cases), "temperature": 0.0}
+    client = make_async_client(teacher, secrets)
+    async with client:
+        try:
+            raw = await client.post("/chat/completions", body=request, cast_to=bytes)
+        except Exception as exc:  # noqa: BLE001 - said in words
+            _, message = describe_error(exc, teacher)
+            raise UserError(f"the teacher did not answer: {message}") from None
+    data = orjson.loads(raw)
+    problem = response_problem(data)
+    if problem:
+        raise UserError(problem)
+    text = (data["choices"][0]["message"].get("content") or "").strip()
+    cost = cost_of(Usage.from_json(data.get("usage")), teacher) if isinstance(data.get("usage"), dict) else None
+    draft = InstructionDraft(text, len(cases), 1, cost)
+    ws.set_meta(DRAFT_KEY.format(tier=student_no), json.dumps({**draft.to_json(), "cost_micro": cost}))
+    return draft
+
+
+def drafting_cost(ws: Workspace, student_no: int) -> tuple[int, int | None]:
+    """(requests, micro-dollars) of the newest instruction draft for the tier; (0, 0) when none."""
+    raw = ws.get_meta(DRAFT_KEY.format(tier=student_no))
+    if raw is None:
+        return 0, 0
+    doc = json.loads(raw)
+    return int(doc.get("requests") or 0), doc.get("cost_micro")

@@ -196,9 +196,11 @@ class _MakingCosts:
         program = current.demonstrations if current is not None and generation_id(current) == generation else None
         if program is not None or "demonstrations" in (self.params(generation) or {}):
             made = program.made if program is not None else {}
-            micro, requests = int(made.get("cost_micro") or 0), int(made.get("requests") or 0)
-            return {"cost_to_make_usd": float(micro_to_usd(micro)),
-                    "cost_to_make_note": f"{requests} requests (demonstrations chosen from recorded answers)"}
+            micro, requests = made.get("cost_micro", 0), int(made.get("requests") or 0)
+            note = (f"{requests} requests (demonstrations chosen from recorded answers"
+                    + (", an instruction drafted by the teacher)" if requests else ")"))
+            return {"cost_to_make_usd": None if micro is None else float(micro_to_usd(int(micro))),
+                    "cost_to_make_note": note if micro is not None else note + "; the draft's cost is unknown"}
         job = self.jobs.get(tier.model)
         if job is None:
             if not tier.model.startswith("ft:"):

@@ -98,6 +98,21 @@ def test_fixed_mode_stratifies_and_cli(tmp_path, sandbox_thread, capsys):
     assert main(["-w", str(folder), "distil", "prompt", "--student", "1", "--remove"]) == 0
     with Workspace.open(folder) as ws:
         assert TierRepository(ws).get(1).demonstrations is None
+    # an instruction the teacher drafts from the disagreements (one request), edited by the user, then used
+    capsys.readouterr()
+    draft = tmp_path / "instruction.txt"
+    assert main(["-w", str(folder), "distil", "prompt", "--student", "1", "--draft-instruction", "--out",
+                 str(draft), "--json"]) == 0
+    drafted = json.loads(capsys.readouterr().out)
+    assert drafted["requests"] == 1 and drafted["cases"] > 0 and drafted["instruction"] == draft.read_text().strip()
+    draft.write_text("Prefer the tool whose name matches the question's main noun.\n")
+    assert main(["-w", str(folder), "distil", "prompt", "--student", "1", "--k", "2", "--instruction", str(draft),
+                 "--json"]) == 0
+    used = json.loads(capsys.readouterr().out)
+    assert used["made"]["requests"] == 1 and used["made"]["cost_micro"] > 0
+    with Workspace.open(folder) as ws:
+        program = TierRepository(ws).get(1).demonstrations
+        assert program.instruction == "Prefer the tool whose name matches the question's main noun."
 
 
 def teacher_tasks(ws: Workspace) -> set[str]:
