@@ -268,8 +268,9 @@ def _perturb(args: dict[str, Any], rng: random.Random) -> tuple[dict[str, Any], 
 
 # -- demonstrations -------------------------------------------------------------------------
 # Few-shot turns before the task help a simulated model as they help a real one, when they are
-# relevant: a worked example that calls a tool whose name shares a word with one of the request's
-# tools' names, or whose question shares at least DEMO_OVERLAP of its words (Jaccard) with the request. With one or more relevant examples the model
+# relevant: a worked example (a question, a tool call and its results, then the next question) that
+# calls a tool whose name shares a word with one of the request's tools' names, or whose question
+# shares at least DEMO_OVERLAP of its words (Jaccard) with the request. With one or more relevant examples the model
 # makes DEMO_MISTAKE_FACTOR of its usual mistakes (tool choice, arguments, calling a tool when none
 # fits); irrelevant examples change nothing but the prompt's length (and so its cost).
 DEMO_OVERLAP = 0.2
@@ -277,23 +278,30 @@ DEMO_MISTAKE_FACTOR = 0.25
 
 
 def relevant_demonstrations(messages: list[dict[str, Any]], tools: list[dict[str, Any]], text: str) -> int:
-    """How many worked examples before the last user turn are relevant to it (see above)."""
+    """How many worked examples before the last user turn are relevant to it (see above). A worked
+    example is a question, a tool call and its results followed directly by the next question (in a
+    conversation the model answers its tool results before the user speaks again: those turns are the
+    conversation itself, not examples)."""
     last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=-1)
     offered = set().union(*(_name_words(_tool_name(t)) for t in tools)) if tools else set()
     asked = words(text)
-    count, question = 0, ""
-    for m in messages[:max(last_user, 0)]:
+    count, question, names = 0, "", None
+    for m in messages[:max(last_user, 0) + 1]:
         role = m.get("role")
         if role == "user":
-            question = _last_user_text([m])
-        elif role == "assistant" and question:
-            names = set().union(set(), *(_name_words(str((c.get("function") or {}).get("name", "")))
-                                         for c in (m.get("tool_calls") or []) if isinstance(c, dict)))
-            shown = words(question)
-            overlap = len(asked & shown) / max(1, len(asked | shown))
-            if names & offered or overlap >= DEMO_OVERLAP:
-                count += 1
-            question = ""
+            if names is not None:  # the example's results went straight on to the next question
+                shown = words(question)
+                overlap = len(asked & shown) / max(1, len(asked | shown))
+                count += bool(names & offered or overlap >= DEMO_OVERLAP)
+            question, names = _last_user_text([m]), None
+        elif role == "assistant":
+            calls = [c for c in (m.get("tool_calls") or []) if isinstance(c, dict)]
+            names = set().union(set(), *(_name_words(str((c.get("function") or {}).get("name", ""))) for c in calls)) \
+                if calls and question else None
+            if not calls:
+                question = ""
+        elif role != "tool":
+            names = None
     return count
 
 

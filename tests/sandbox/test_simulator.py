@@ -138,3 +138,20 @@ def test_fault_spec_parsing():
     for bad in ("429", "429=x", "404=0.1", "429=2", "429=0.7,500=0.7"):
         with pytest.raises(ValueError):
             parse_faults(bad)
+
+
+def test_relevant_worked_examples_count_but_a_conversation_is_no_example():
+    from cascade_studio.sandbox.simulator import DEMO_MISTAKE_FACTOR, relevant_demonstrations
+
+    tool = {"type": "function", "function": {"name": "get_weather", "description": "weather in a city",
+                                             "parameters": {"type": "object", "properties": {}}}}
+    call = {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
+    example = [{"role": "user", "content": "Weather in Rome?"}, {"role": "assistant", "content": None,
+                                                               "tool_calls": [call]},
+               {"role": "tool", "tool_call_id": "c1", "content": "(example)"}]
+    ask = {"role": "user", "content": "What is the weather in Paris?"}
+    assert relevant_demonstrations([*example, ask], [tool], ask["content"]) == 1
+    conversation = [*example, {"role": "assistant", "content": "It is sunny in Rome."}, ask]
+    assert relevant_demonstrations(conversation, [tool], ask["content"]) == 0
+    assert relevant_demonstrations([ask], [tool], ask["content"]) == 0
+    assert 0 < DEMO_MISTAKE_FACTOR < 1
