@@ -11,6 +11,13 @@ from cascade_studio.store.payloads import move_payloads
 # inside the step's transaction like a script).
 Step = str | Callable[[sqlite3.Connection], object]
 
+
+
+def add_tier_demonstrations(conn: sqlite3.Connection) -> None:
+    """tiers.demonstrations (issue 31), added only where it is missing."""
+    if "demonstrations" not in {r[1] for r in conn.execute("PRAGMA table_info(tiers)")}:
+        conn.execute("ALTER TABLE tiers ADD COLUMN demonstrations TEXT")
+
 MIGRATIONS: list[Step] = [
     # 1: workspace metadata and tiers
     """
@@ -315,12 +322,13 @@ MIGRATIONS: list[Step] = [
     """,
     # (issue 31) prompt distillation: a student tier's generation may carry demonstrations from the
     # teacher's trajectories (core.demonstrations: a JSON document; NULL: none)
-    """
-    ALTER TABLE tiers ADD COLUMN demonstrations TEXT;
-    """,
+    add_tier_demonstrations,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
+# steps that only add a nullable column (no row is rewritten; a step killed half-way leaves the
+# schema as it was): named by their function, so reordering steps at a merge keeps them right
+COLUMN_ONLY_STEPS = frozenset({add_tier_demonstrations})
 # steps that only add an index: nothing in the data changes, and a step killed half-way leaves the
 # previous schema as it was, so upgrading through them alone needs no backup (a copy of a 10 GB file)
 INDEX_ONLY_STEPS = frozenset({19})
@@ -328,7 +336,8 @@ INDEX_ONLY_STEPS = frozenset({19})
 
 def needs_backup(version: int) -> bool:
     """Whether upgrading from `version` runs a step that changes data (worth a copy first)."""
-    return any(step not in INDEX_ONLY_STEPS for step in range(version + 1, SCHEMA_VERSION + 1))
+    return any(step not in INDEX_ONLY_STEPS and MIGRATIONS[step - 1] not in COLUMN_ONLY_STEPS
+               for step in range(version + 1, SCHEMA_VERSION + 1))
 
 
 def current_version(conn: sqlite3.Connection) -> int:
