@@ -84,6 +84,10 @@ def _list(args: argparse.Namespace, ws, repo) -> int:
         for t in tiers:
             row = t.to_json()
             row["teacher"] = t.tier == teacher.tier
+            if t.demonstrations is not None:  # its summary (`tiers export` carries the whole program)
+                p = t.demonstrations
+                row["demonstrations"] = {"mode": p.mode, "k": p.k, "count": len(p.demonstrations),
+                                         "instruction": bool(p.instruction), "fingerprint": p.fingerprint()}
             price = catalog.lookup(t.model)
             row["deprecation"] = price.deprecation_notice(dt.date.today()) if price else None
             rows.append(row)
@@ -94,6 +98,7 @@ def _list(args: argparse.Namespace, ws, repo) -> int:
         for t in tiers:
             role = "teacher" if t.tier == teacher.tier else "student"
             sim = " [simulated]" if t.simulated else ""
+            sim += f" [prompt-distilled: {t.demonstrations.summary()}]" if t.demonstrations else ""
             print(f"{t.tier}  {t.display_name:<22} {t.model:<28} {t.base_url}  in ${t.input_price}/1M  "
                   f"out ${t.output_price}/1M  ({role}){sim}")
     return 0

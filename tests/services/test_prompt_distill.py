@@ -118,3 +118,21 @@ def test_fixed_mode_stratifies_and_cli(tmp_path, sandbox_thread, capsys):
 def teacher_tasks(ws: Workspace) -> set[str]:
     teacher = TierRepository(ws).list()[-1]
     return set(TrajectoryRepository(ws).latest_ok_ids(teacher.tier, generation_keys(teacher)))
+
+
+def test_tiers_list_summarises_a_prompt_distilled_tier(tmp_path, capsys):
+    from cascade_studio.core.demonstrations import PromptProgram
+    from tests.core.test_demonstrations import demo
+
+    with Workspace.open(tmp_path / "ws") as ws:
+        prepare_demo(tmp_path / "ws", "http://127.0.0.1:9/v1")
+        tier = TierRepository(ws).get(1)
+        program = PromptProgram("nearest", 2, tuple(demo(i, f"question {i}") for i in range(5)))
+        TierRepository(ws).save(tier.replace(demonstrations=program))
+    assert main(["-w", str(tmp_path / "ws"), "tiers", "list", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0]["demonstrations"] == {"mode": "nearest", "k": 2, "count": 5, "instruction": False,
+                                         "fingerprint": program.fingerprint()}
+    assert "demonstrations" not in rows[1]
+    assert main(["-w", str(tmp_path / "ws"), "tiers", "list"]) == 0
+    assert "[prompt-distilled: the 2 nearest of 5 demonstrations]" in capsys.readouterr().out
