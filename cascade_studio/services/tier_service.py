@@ -84,6 +84,8 @@ def planned_tier(ws: Workspace, catalog: PriceCatalog, tier_no: int, **options: 
         changes["logprobs_unsupported"] = False  # a new server, model or explicit choice: ask again
     updated = base.replace(**changes)
     model_changed = existing is None or ("model" in changes and changes["model"] != existing.model)
+    if model_changed and "demonstrations" not in changes:
+        updated = updated.replace(demonstrations=None)  # another model starts plain (distil prompt it again)
     if model_changed and not {"input_price", "output_price"} & changes.keys():
         priced = apply_catalog_prices(updated, catalog)
         if priced is updated and existing is None:

@@ -136,3 +136,18 @@ def test_tiers_list_summarises_a_prompt_distilled_tier(tmp_path, capsys):
     assert "demonstrations" not in rows[1]
     assert main(["-w", str(tmp_path / "ws"), "tiers", "list"]) == 0
     assert "[prompt-distilled: the 2 nearest of 5 demonstrations]" in capsys.readouterr().out
+
+
+def test_a_new_model_in_the_tier_starts_without_demonstrations(tmp_path):
+    from cascade_studio.core.demonstrations import PromptProgram
+    from cascade_studio.services import catalog as catalog_svc
+    from cascade_studio.services.tier_service import set_tier
+    from tests.core.test_demonstrations import demo
+
+    with Workspace.open(tmp_path / "ws") as ws:
+        prepare_demo(tmp_path / "ws", "http://127.0.0.1:9/v1")
+        program = PromptProgram("fixed", 1, (demo(0, "question"),))
+        TierRepository(ws).save(TierRepository(ws).get(1).replace(demonstrations=program))
+        catalog = catalog_svc.load_bundled()
+        assert set_tier(ws, catalog, 1, threshold=0.4).demonstrations == program  # other settings: kept
+        assert set_tier(ws, catalog, 1, model="gpt-4o-mini").demonstrations is None
