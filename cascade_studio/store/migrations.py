@@ -313,6 +313,35 @@ MIGRATIONS: list[Step] = [
         conf_mean, conf_min, conf_tool, cost_micro, latency_ms, prompt_tokens, completion_tokens, steps,
         end_reason, episode, task_id, model, tags);
     """,
+    # (issue 30) judges: workspace entries (endpoint, model, prices, template), their verdicts keyed by
+    # (judge generation, template version, inputs' hash) so none is paid twice, and people's ratings of
+    # stored trajectories (good / bad / a score) that judges are calibrated against
+    """
+    CREATE TABLE judges (
+        name            TEXT PRIMARY KEY,
+        spec            TEXT NOT NULL,   -- JSON: core.judges.Judge (never a key)
+        updated_at      TEXT NOT NULL
+    );
+    CREATE TABLE judge_verdicts (
+        judge_generation  TEXT NOT NULL,
+        template_version  TEXT NOT NULL,
+        inputs_hash       TEXT NOT NULL,
+        judge_name        TEXT NOT NULL,
+        kind              TEXT NOT NULL,
+        verdict           TEXT NOT NULL,   -- a value of the kind, or 'unparseable'
+        reason            TEXT NOT NULL DEFAULT '',
+        prompt_tokens     INTEGER,
+        completion_tokens INTEGER,
+        cost_micro        INTEGER,         -- NULL: unknown (no usage reported)
+        created_at        TEXT NOT NULL,
+        PRIMARY KEY (judge_generation, template_version, inputs_hash)
+    );
+    CREATE TABLE trajectory_ratings (
+        trajectory_id   INTEGER PRIMARY KEY REFERENCES trajectories(id) ON DELETE CASCADE,
+        rating          TEXT NOT NULL,   -- good, bad, or a score on a judge's scale
+        rated_at        TEXT NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
