@@ -174,11 +174,18 @@ def expected_state(desk: data.TravelDesk) -> tuple[list[dict[str, Any]], list[di
 def episode_achieved(request: str, calls: list[tuple[str, dict[str, Any]]]) -> bool:
     """The sandbox's truth for "did the agent achieve the user's goal": the episode's calls, replayed
     on a fresh desk, pass the state check whose expectations an ideal agent's run sets."""
-    bookings, weather = expected_state(ideal_desk(request))
+    bookings, weather = json.loads(_ideal_expectations(request))
     desk = data.TravelDesk()
     for name, args in calls:
         _run_tool(desk, name, args if isinstance(args, dict) else {})
     return bool(desk.check_state(bookings, weather)["passed"])
+
+
+@functools.lru_cache(maxsize=512)
+def _ideal_expectations(request: str) -> str:
+    """expected_state of the ideal run on `request`, as JSON (cached: a judge asks about the same
+    request for every tier, every template version and every error rate)."""
+    return json.dumps(expected_state(ideal_desk(request)))
 
 
 _CALL_LINE = re.compile(r"^CALL (\w+) (\{.*\})\s*$", re.M)

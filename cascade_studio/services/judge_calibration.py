@@ -87,7 +87,7 @@ def labelled_inputs(ws: Workspace, judge: Judge) -> tuple[list[_Labelled], dict[
             continue
         own_teacher = teacher is not None and tier == teacher.tier
         reference = _reference(task.expected, None if own_teacher else teacher_answers.get(task_id))
-        episode = episodes.of_trajectory(traj_id) if task.is_episode else None
+        episode = episodes.of_trajectory(traj_id, with_logprobs=False) if task.is_episode else None
         if episode is not None and episode.steps and judge.kind == JudgeKind.RUBRIC:
             inputs = episode_inputs(task.prompt, episode, reference)
         else:

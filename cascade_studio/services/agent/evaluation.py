@@ -44,7 +44,7 @@ def forced_key(teacher_episode: str, student: Tier) -> str:
     return f"{FORCED}{teacher_episode}:{generation_id(student)}"
 
 
-def latest_episodes(ws: Workspace, tier: Tier, task_ids: list[str]) -> dict[str, Episode]:
+def latest_episodes(ws: Workspace, tier: Tier, task_ids: list[str], *, with_logprobs: bool = True) -> dict[str, Episode]:
     """Task id -> the tier's latest ok episode of its current generation (tasks without one left out)."""
     repo = TrajectoryRepository(ws)
     latest = repo.latest_ok_ids(tier.tier, generation_keys(tier))
@@ -52,7 +52,7 @@ def latest_episodes(ws: Workspace, tier: Tier, task_ids: list[str]) -> dict[str,
     out = {}
     for task_id in task_ids:
         if task_id in latest:
-            episode = episodes.of_trajectory(latest[task_id])
+            episode = episodes.of_trajectory(latest[task_id], with_logprobs=with_logprobs)
             if episode is not None and episode.steps:
                 out[task_id] = episode
     return out
@@ -198,8 +198,8 @@ async def evaluate_agents(ws: Workspace, teacher: Tier, student: Tier, task_ids:
             from cascade_studio.services.judged_evaluation import judged_episode_success
 
             judged, judge_report = await judged_episode_success(
-                ws, judge, {"teacher": latest_episodes(ws, teacher, episode_ids),
-                            "student": latest_episodes(ws, student, episode_ids)},
+                ws, judge, {"teacher": latest_episodes(ws, teacher, episode_ids, with_logprobs=False),
+                            "student": latest_episodes(ws, student, episode_ids, with_logprobs=False)},
                 secrets, include_checked=judge_checked, dry_run=dry_run)
         out["episodes"] = episode_comparison(ws, teacher, student, episode_ids, judged)
         if judge is not None:

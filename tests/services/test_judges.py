@@ -1,0 +1,211 @@
+"""Issue 30 on the sandbox, end to end through the CLI: judges as workspace entries, judged answer
+agreement and episode success, verdicts never paid twice, pairwise in both orders, unparseable never
+a pass, and calibration against people's labels (kappa checked by hand and by scikit-learn)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cascade_studio.cli import main
+from cascade_studio.core.tiers import ConfidenceMethod, Provider, Tier
+from cascade_studio.sandbox.app import SandboxConfig
+from cascade_studio.sandbox.server import SandboxThread
+from cascade_studio.services.demo import DEMO_ENVIRONMENT, DEMO_TIERS, add_demo_environment
+from cascade_studio.services.paths import resources_dir
+from cascade_studio.store.environments import EnvironmentRepository
+from cascade_studio.store.tiers import TierRepository
+from cascade_studio.store.workspace import Workspace
+
+ROOT = Path(__file__).resolve().parents[2]
+PLAIN = ["Explain how compound interest differs from simple interest for a savings account.",
+         "Summarise why unit tests help when refactoring a large codebase.",
+         "Describe the water cycle in a few sentences for a school project."]
+
+
+def cli(capsys, ws, *args) -> tuple[int, str, str]:
+    code = main(["-w", str(ws), *args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def cli_json(capsys, ws, *args) -> dict:
+    code, out, err = cli(capsys, ws, *args, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+@pytest.fixture(scope="module")
+def desk(tmp_path_factory):
+    """A workspace on the sandbox: the travel desk's 16 episode tasks, copies of the hotel tasks
+    without their state check and expected answer, and three plain questions (free-text answers)."""
+    thread = SandboxThread(SandboxConfig(latency_scale=0, judge_error_rate=0.0))
+    thread.start()
+    sandbox = thread.server
+    desk_url, desk_proc = _http_desk()
+    ws = tmp_path_factory.mktemp("judges") / "ws"
+    with Workspace.open(ws) as w:
+        TierRepository(w).replace_all([
+            Tier(tier=n, name=name, provider=Provider.SANDBOX, base_url=sandbox.base_url, model=model,
+                 max_concurrency=16, threshold=threshold, confidence_method=ConfidenceMethod.TOOL_NAME_PROB)
+            for n, name, model, threshold in DEMO_TIERS])
+        add_demo_environment(w)  # the tasks; the desk itself is served once over HTTP (a desk per session)
+        EnvironmentRepository(w).put(DEMO_ENVIRONMENT, "http", {"url": desk_url, "header_keys": [],
+                                                                 "allow_insecure": False})
+    rows = [json.loads(line) for line in (resources_dir() / "demo" / "travel_desk_tasks.jsonl").read_text().splitlines()]
+    copies = [{**r, "id": r["id"] + "-nocheck", "category": "hotels-nocheck", "expected": None}
+              for r in rows if r["category"] == "travel-hotels"]
+    plain = [{"id": f"plain-{i}", "category": "plain", "messages": [{"role": "user", "content": p}], "tools": []}
+             for i, p in enumerate(PLAIN)]
+    extra = ws.parent / "extra.jsonl"
+    extra.write_text("".join(json.dumps(r) + "\n" for r in [*copies, *plain]))
+    assert main(["-w", str(ws), "tasks", "import", str(extra)]) == 0
+    for name, kind, model in (("ep", "rubric", "judge-sim-0"), ("ref", "reference", "judge-sim-0"),
+                              ("pair", "pairwise", "judge-sim-0"), ("babble", "reference", "judge-sim-babble"),
+                              ("noisy", "rubric", "judge-sim-20")):
+        assert main(["-w", str(ws), "judge", "add", name, "--tier", "3", "--model", model, "--kind", kind,
+                     "--input-price", "2.5", "--output-price", "10"]) == 0
+    yield ws, sandbox
+    thread.stop()
+    desk_proc.terminate()
+    desk_proc.wait(timeout=10)
+
+
+def _http_desk() -> tuple[str, subprocess.Popen]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "cascade_studio.sandbox.travel_desk", "--http", "--port", str(port)],
+                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return f"http://127.0.0.1:{port}/mcp", proc
+        except OSError:
+            time.sleep(0.1)
+    proc.terminate()
+    pytest.fail("the travel desk did not start listening")
+
+
+def _episodes(capsys, ws, category: str, judge: str = "ep", *extra: str) -> dict:
+    return cli_json(capsys, ws, "evaluate", "--student", "1", "--all-tasks", "--category", category,
+                    "--no-embeddings", "--mode", "episodes", "--judge", judge, *extra)
+
+
+def test_episode_success_by_judge_equals_the_state_checks(desk, capsys):
+    ws, sandbox = desk
+    for category in ("travel-hotels", "hotels-nocheck"):
+        assert cli(capsys, ws, "evaluate", "--student", "1", "--all-tasks", "--category", category,
+                   "--no-embeddings", "--mode", "episodes", "--collect")[0] == 0
+    checked = _episodes(capsys, ws, "travel-hotels", "ep", "--judge-checked")["episodes"]
+    against = checked["judge"]["against_state_checks"]
+    assert against["episodes"] == 8 and against["agreement"] == 1.0  # error rate 0: the judge equals the checks
+    assert against["judged_success"] == against["check_success"]
+    assert checked["teacher"]["judged_by"] == {"check": 4}  # a state check outranks the judge
+    # the same requests without a check or an expected answer: the judge is the basis
+    copies = _episodes(capsys, ws, "hotels-nocheck")["episodes"]
+    for side in ("teacher", "student"):
+        assert copies[side]["judged_by"] == {"judge": 4} and copies[side]["success_rate"] is not None
+    judge = copies["judge"]
+    assert judge["judge"] == "ep" and judge["template_version"] and judge["unparseable"] == 0
+    assert judge["basis"].startswith("judge ep (judge-sim-0, template ")
+    # a second run sends no request: every verdict is stored
+    logged, sent = len(sandbox.sandbox.judge_log), sandbox.sandbox.request_count
+    again = _episodes(capsys, ws, "hotels-nocheck")
+    assert len(sandbox.sandbox.judge_log) == logged and sandbox.sandbox.request_count == sent
+    assert again["judge_totals"]["requests"] == 0 and again["judge_totals"]["reused"] == 8
+    assert again["episodes"]["student"]["success_rate"] == copies["student"]["success_rate"]
+
+
+def test_answer_agreement_pairwise_unparseable_and_cost(desk, capsys):
+    ws, sandbox = desk
+    base = ["evaluate", "--student", "1", "--all-tasks", "--category", "plain", "--no-embeddings"]
+    assert cli(capsys, ws, *base, "--collect")[0] == 0
+    # --dry-run: an estimate, nothing sent
+    logged = len(sandbox.sandbox.judge_log)
+    dry = cli_json(capsys, ws, *base, "--judge", "ref", "--dry-run")
+    assert len(sandbox.sandbox.judge_log) == logged
+    assert dry["judge_totals"]["estimate"] is True and dry["judge_totals"]["requests"] == 3
+    assert float(dry["judge_totals"]["cost_usd"]) > 0
+    # the reference judge: the student's shorter answers say what the teacher's say; text match does not see it
+    out = cli_json(capsys, ws, *base, "--judge", "ref", "--per-task")
+    judged = out["judged"]
+    assert judged["text_tasks"] == 3 and judged["judged_tasks"] == 3 and judged["answer_agreement"] == 1.0
+    assert judged["text_match_on_judged_tasks"] == 0.0 and out["overall"]["answer_agreement"] == 0.0
+    assert judged["requests"] == 3 and judged["structured_outputs"] is True
+    assert float(out["judge_totals"]["cost_usd"]) > 0 and out["judge_totals"]["cost_unknown_requests"] == 0
+    assert judged["agreement_mixed"] == {"value": 1.0, "judged": 3, "matched": 0,
+                                         "note": "text answers judged, tool calls matched exactly"}
+    assert len(sandbox.sandbox.judge_log) == logged + 3
+    # pairwise: every pair asked in both orders
+    logged = len(sandbox.sandbox.judge_log)
+    pair = cli_json(capsys, ws, *base, "--judge", "pair")["judged"]
+    asked = sandbox.sandbox.judge_log[logged:]
+    assert pair["requests"] == 6 and len(asked) == 6
+    firsts = {e["prompt"] for e in asked}
+    assert len(firsts) == 6  # three pairs, each in two orders
+    assert pair["answer_agreement"] is not None
+    # an answer without a verdict is unparseable: counted, named, never a pass
+    babble = cli_json(capsys, ws, *base, "--judge", "babble")["judged"]
+    assert babble["unparseable"] == 3 and babble["judged_tasks"] == 0 and babble["answer_agreement"] is None
+    assert babble["agreement_mixed"]["judged"] == 0
+    # the text report names the judge, its template version and the unparseable count
+    code, text, _ = cli(capsys, ws, *base, "--judge", "babble")
+    assert code == 0 and "judge babble (judge-sim-babble, template " in text and "3 unparseable" in text
+    assert "3 verdicts reused" in text
+
+
+def _label_episodes(capsys, ws) -> dict[int, bool]:
+    """People's labels: each travel episode rated (or curated) as its state check found."""
+    with Workspace.open(ws) as w:
+        truth = {tid: bool(ok) for tid, ok in w.conn.execute(
+            "SELECT id, check_passed FROM trajectories WHERE status = 'ok' AND check_passed IS NOT NULL")}
+    good = [i for i, ok in truth.items() if ok]
+    bad = [i for i, ok in truth.items() if not ok]
+    half = len(good) // 2
+    assert cli(capsys, ws, "trajectories", "rate", *map(str, good[:half]), "good")[0] == 0
+    assert cli(capsys, ws, "trajectories", "curate", *map(str, good[half:]), "--accept")[0] == 0
+    assert cli(capsys, ws, "trajectories", "rate", *map(str, bad), "bad")[0] == 0
+    return truth
+
+
+def test_calibration_against_people(desk, capsys):
+    from sklearn.metrics import cohen_kappa_score, confusion_matrix
+
+    ws, _ = desk
+    assert cli(capsys, ws, "evaluate", "--student", "1", "--all-tasks", "--no-embeddings", "--mode", "episodes",
+               "--collect")[0] == 0  # every travel episode of both sides (those of the other tests are kept)
+    truth = _label_episodes(capsys, ws)
+    assert len(truth) >= 30 and 0 < sum(truth.values()) < len(truth)
+    exact = cli_json(capsys, ws, "judge", "calibrate", "ep")
+    assert exact["judged"] == len(truth) and exact["accuracy"] == 1.0 and exact["kappa"] == 1.0
+    assert exact["disagreements"] == [] and exact["trusted"] and exact["warnings"] == []
+    noisy = cli_json(capsys, ws, "judge", "calibrate", "noisy")
+    rows = [r for r in noisy["per_label"] if r["verdict_passes"] is not None]
+    people = [r["label_passes"] for r in rows]
+    judge = [r["verdict_passes"] for r in rows]
+    assert people == [truth[r["trajectory_id"]] for r in rows]
+    # by hand: observed agreement against the agreement two raters with these margins reach by chance
+    n = len(rows)
+    tp = sum(p and j for p, j in zip(people, judge, strict=True))
+    tn = sum(not p and not j for p, j in zip(people, judge, strict=True))
+    observed = (tp + tn) / n
+    chance = (sum(people) * sum(judge) + (n - sum(people)) * (n - sum(judge))) / n ** 2
+    assert 0 < n - tp - tn < n  # the 20% judge got some wrong
+    assert noisy["kappa"] == pytest.approx((observed - chance) / (1 - chance), abs=1e-12)
+    assert noisy["accuracy"] == pytest.approx(observed)
+    assert len(noisy["disagreements"]) == n - tp - tn
+    # and scikit-learn agrees
+    assert noisy["kappa"] == pytest.approx(cohen_kappa_score(people, judge), abs=1e-12)
+    assert noisy["confusion_matrix"]["matrix"] == confusion_matrix(people, judge, labels=[False, True]).tolist()
+    code, text, err = cli(capsys, ws, "judge", "calibrate", "noisy", "--min-kappa", "0.99")
+    assert code == 0 and "kappa" in text and "below 0.99" in err
