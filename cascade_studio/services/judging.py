@@ -31,8 +31,14 @@ from cascade_studio.core.judges import (
     render,
 )
 from cascade_studio.core.money import cost_micro_usd, micro_to_usd
+from cascade_studio.core.tiers import transport_problem
 from cascade_studio.core.trajectory import Usage
-from cascade_studio.services.clients import describe_error, make_async_client
+from cascade_studio.services.clients import (
+    KeyWithheldError,
+    MissingKeyError,
+    describe_error,
+    make_async_client,
+)
 from cascade_studio.services.secrets import SecretStore
 from cascade_studio.store.judges import StoredVerdict, VerdictRepository
 from cascade_studio.store.workspace import Workspace
@@ -69,6 +75,20 @@ class JudgeTotals:
         """How a judged figure names its judge: "judge NAME (model, template vX, N unparseable)"."""
         return (f"judge {self.judge.name} ({self.judge.model}, template {self.judge.template_version}, "
                 f"{self.unparseable} unparseable)")
+
+
+def judge_client(judge: Judge, secrets: SecretStore) -> openai.AsyncOpenAI:
+    """A client for the judge's endpoint under the tiers' key rules (core.tiers.transport_problem, the
+    keyring entry per endpoint, the judge's own environment variable); errors name the judge."""
+    tier = judge.connection_tier()
+    try:
+        return make_async_client(tier, secrets, max_retries=2)
+    except KeyWithheldError:
+        raise KeyWithheldError(f"Judge {judge.name}'s base URL {transport_problem(tier.base_url, tier.allow_insecure)}"
+                               " No request was sent.") from None
+    except MissingKeyError:
+        raise MissingKeyError(f"Judge {judge.name} has no API key for {judge.base_url}. Set one with "
+                              f"`cascade-studio keys set {judge.base_url}`, or export {tier.api_key_env}.") from None
 
 
 @dataclass
@@ -123,7 +143,7 @@ class Judging:
                                        + cost_micro_usd(OUTPUT_TOKENS_ESTIMATE, self.judge.output_price))
 
     async def _ask_all(self, todo: dict[str, list[_Ask]]) -> None:
-        client = make_async_client(self.judge.connection_tier(), self.secrets, max_retries=2)
+        client = judge_client(self.judge, self.secrets)
         gate = asyncio.Semaphore(self.judge.max_concurrency)
 
         async def one(group: list[_Ask]) -> None:

@@ -209,3 +209,53 @@ def test_calibration_against_people(desk, capsys):
     assert noisy["confusion_matrix"]["matrix"] == confusion_matrix(people, judge, labels=[False, True]).tolist()
     code, text, err = cli(capsys, ws, "judge", "calibrate", "noisy", "--min-kappa", "0.99")
     assert code == 0 and "kappa" in text and "below 0.99" in err
+
+
+def test_judge_entries_on_the_cli(tmp_path, capsys, monkeypatch):
+    ws = tmp_path / "ws"
+    assert cli(capsys, ws, "judge", "add", "gpt-ref", "--model", "gpt-4o", "--base-url",
+               "https://api.openai.com/v1", "--input-price", "2.5", "--output-price", "10")[0] == 0
+    code, _, err = cli(capsys, ws, "judge", "add", "gpt-ref", "--model", "gpt-4o-mini")
+    assert code == 2 and "exists" in err
+    code, _, err = cli(capsys, ws, "judge", "add", "rub", "--model", "m", "--kind", "rubric", "--scale", "only")
+    assert code == 2 and "scale:" in err
+    listed = cli_json(capsys, ws, "judge", "list")
+    assert [j["name"] for j in listed] == ["gpt-ref"] and listed[0]["provider"] == "openai"
+    assert listed[0]["api_key_env"] == "CASCADE_STUDIO_JUDGE_GPT_REF_API_KEY" and "key" not in listed[0]
+    shown = cli_json(capsys, ws, "judge", "show", "gpt-ref")
+    assert "{candidate}" in shown["template"] and not shown["template_edited"]
+    template = tmp_path / "t.txt"
+    template.write_text("Same as {reference}? {candidate}\nVERDICT: pass or fail")
+    code, out, _ = cli(capsys, ws, "judge", "template", "gpt-ref", "--file", str(template))
+    assert code == 0 and f"-> {cli_json(capsys, ws, 'judge', 'show', 'gpt-ref')['template_version']}" in out
+    assert cli(capsys, ws, "judge", "template", "gpt-ref")[1].startswith("Same as {reference}?")
+    template.write_text("no inputs named")
+    assert cli(capsys, ws, "judge", "template", "gpt-ref", "--file", str(template))[0] == 2
+    assert cli(capsys, ws, "judge", "template", "gpt-ref", "--reset")[0] == 0
+    assert cli_json(capsys, ws, "judge", "show", "gpt-ref")["template_version"] == shown["template_version"]
+    assert cli(capsys, ws, "judge", "set", "gpt-ref", "--kind", "rubric", "--scale", "1-5")[0] == 0
+    assert cli_json(capsys, ws, "judge", "show", "gpt-ref")["pass_at"] == "4"
+    # people's labels: unknown trajectories and ratings are refused
+    code, _, err = cli(capsys, ws, "trajectories", "rate", "99", "good")
+    assert code == 1 and "no trajectory 99" in err
+    assert cli(capsys, ws, "judge", "remove", "gpt-ref")[0] == 0 and cli_json(capsys, ws, "judge", "list") == []
+
+
+async def test_a_judges_key_follows_the_tiers_rules(tmp_path, sandbox, monkeypatch):
+    """Plain http to another machine is refused before anything is sent; the judge's own variable
+    (or the keyring entry of its endpoint) supplies the key."""
+    from cascade_studio.core.judges import Judge, JudgeKind
+    from cascade_studio.services.judging import Judging
+    from cascade_studio.services.secrets import SecretStore
+
+    with Workspace.open(tmp_path / "ws") as w:
+        remote = Judge("far", JudgeKind.REFERENCE, Provider.COMPATIBLE, "http://judge.example.com/v1", "m")
+        with pytest.raises(Exception, match="clear text"):
+            await Judging(w, remote, SecretStore()).verdicts([{"candidate": "a", "reference": "b"}])
+        local = Judge("near", JudgeKind.REFERENCE, Provider.COMPATIBLE, sandbox.base_url, "judge-sim-0")
+        with pytest.raises(Exception, match="CASCADE_STUDIO_JUDGE_NEAR_API_KEY"):
+            await Judging(w, local, SecretStore()).verdicts([{"candidate": "a", "reference": "b"}])
+        monkeypatch.setenv("CASCADE_STUDIO_JUDGE_NEAR_API_KEY", "sk-judge-test-key")
+        session = Judging(w, local, SecretStore())
+        assert await session.verdicts([{"candidate": "a b", "reference": "a b"}]) == ["pass"]
+        assert session.totals.asked == 1
