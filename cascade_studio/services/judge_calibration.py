@@ -103,22 +103,27 @@ def labelled_inputs(ws: Workspace, judge: Judge) -> tuple[list[_Labelled], dict[
 
 
 async def calibrate(ws: Workspace, judge: Judge, secrets: SecretStore, *, dry_run: bool = False,
-                    min_kappa: float = DEFAULT_MIN_KAPPA) -> dict[str, Any]:
-    """The judge's agreement with people's labels (the figures of `judge calibrate --json`)."""
+                    min_kappa: float = DEFAULT_MIN_KAPPA, stored_only: bool = False) -> dict[str, Any]:
+    """The judge's agreement with people's labels (the figures of `judge calibrate --json`). With
+    `dry_run` nothing is sent: the figures cover the labels already judged (`pending`: the others),
+    and `stored_only` skips the cost estimate too (the Evaluation page's look, free and quick)."""
     items, skipped = labelled_inputs(ws, judge)
-    session = Judging(ws, judge, secrets, dry_run=dry_run)
+    session = Judging(ws, judge, secrets, dry_run=dry_run or stored_only, stored_only=stored_only)
     verdicts = await session.verdicts([i.inputs for i in items])
     truth: list[bool] = []
     predicted: list[bool] = []
     disagreements = []
     per_label = []
-    unparseable = failed = 0
+    unparseable = failed = pending = 0
     for item, verdict in zip(items, verdicts, strict=True):
         passed = None if verdict is None else judge.passes(verdict)
         per_label.append({"trajectory_id": item.trajectory_id, "task_id": item.task_id, "label": item.label,
                           "label_passes": item.human, "verdict": verdict, "verdict_passes": passed})
         if verdict is None:
-            failed += 1
+            if session.dry_run:
+                pending += 1
+            else:
+                failed += 1
             continue
         if verdict == UNPARSEABLE or passed is None:
             unparseable += 1
@@ -139,7 +144,7 @@ async def calibrate(ws: Workspace, judge: Judge, secrets: SecretStore, *, dry_ru
     return {
         **session.totals.to_json(),
         "labels": len(items) + sum(skipped.values()), "judged": n, "unparseable": unparseable, "failed": failed,
-        "skipped": skipped,
+        "pending": pending, "skipped": skipped,
         "accuracy": (sum(t == p for t, p in zip(truth, predicted, strict=True)) / n) if n else None,
         "kappa": kappa, "min_kappa": min_kappa,
         "confusion_matrix": {"labels": ["fail", "pass"], "rows": "people", "columns": "judge",

@@ -106,6 +106,7 @@ class Judging:
     judge: Judge
     secrets: SecretStore
     dry_run: bool = False
+    stored_only: bool = False  # with dry_run: read stored verdicts, estimate nothing (a page's quick look)
     totals: JudgeTotals = field(init=False)
 
     def __post_init__(self) -> None:
@@ -126,7 +127,8 @@ class Judging:
             else:
                 todo.setdefault(a.hash, []).append(a)
         if self.dry_run:
-            self._estimate([group[0] for group in todo.values()])
+            if not self.stored_only:
+                self._estimate([group[0] for group in todo.values()])
             return [a.verdict for a in asks]
         if todo:
             await self._ask_all(todo)

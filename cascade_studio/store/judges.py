@@ -107,6 +107,20 @@ class RatingRepository:
             "ON CONFLICT(trajectory_id) DO UPDATE SET rating = excluded.rating, rated_at = excluded.rated_at",
             [(i, rating, stamp) for i in ids])
 
+    def ratings_of(self, ids: list[int]) -> dict[int, str | None]:
+        """Each trajectory's rating (None: none), for undo."""
+        out: dict[int, str | None] = dict.fromkeys(ids)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            out.update(self.ws.conn.execute(
+                f"SELECT trajectory_id, rating FROM trajectory_ratings WHERE trajectory_id IN ({','.join('?' * len(chunk))})",
+                chunk))
+        return out
+
+    def restore(self, previous: dict[int, str | None]) -> None:
+        for rating in set(previous.values()):
+            self.rate([i for i, r in previous.items() if r == rating], rating)
+
     def labels(self) -> list[tuple[int, str, int, str, str | None, str | None]]:
         """(trajectory id, task id, tier, generation, rating, curation) of every trajectory a person
         rated or curated, oldest first."""
