@@ -86,6 +86,7 @@ async def judged_episode_success(ws: Workspace, judge: Judge, sides: dict[str, d
     the state checks on episodes that have both)."""
     tasks = TaskRepository(ws).get_many(sorted({t for eps in sides.values() for t in eps}))
     items: dict[str, tuple[str, Episode, str | None]] = {}
+    no_reference = 0
     for side, episodes in sides.items():
         for task_id, episode in episodes.items():
             task = tasks.get(task_id)
@@ -93,13 +94,17 @@ async def judged_episode_success(ws: Workspace, judge: Judge, sides: dict[str, d
                 continue
             teacher = sides.get("teacher", {}).get(task_id)
             reference = teacher.final_answer if side != "teacher" and teacher is not None else None
+            if judge.kind == JudgeKind.REFERENCE and not reference:
+                no_reference += 1  # a reference judge has nothing to compare the teacher's own answer with
+                continue
             items[f"{side}\t{task_id}"] = (task.prompt, episode, reference)
     verdicts, totals = await judge_episodes(ws, judge, items, secrets, dry_run=dry_run)
     out: dict[str, dict[str, bool | None]] = {side: {} for side in sides}
     for key, verdict in verdicts.items():
         side, task_id = key.split("\t", 1)
         out[side][task_id] = verdict
-    report = {**totals.to_json(), "basis": totals.named(), "episodes_judged": len(items)}
+    report = {**totals.to_json(), "basis": totals.named(), "episodes_judged": len(items),
+              "without_reference": no_reference}
     if include_checked:
         both = [(v, sides[s][t].check_passed) for s, vs in out.items() for t, v in vs.items()
                 if v is not None and sides[s][t].check_passed is not None]

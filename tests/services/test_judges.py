@@ -259,3 +259,36 @@ async def test_a_judges_key_follows_the_tiers_rules(tmp_path, sandbox, monkeypat
         session = Judging(w, local, SecretStore())
         assert await session.verdicts([{"candidate": "a b", "reference": "a b"}]) == ["pass"]
         assert session.totals.asked == 1
+
+
+async def test_structured_outputs_or_a_parsed_answer(tmp_path, sandbox, monkeypatch):
+    """A server that refuses `response_format` (400) gets plain prompts for the rest of the run and
+    the verdict is read from the answer's `VERDICT:` line; `--structured off` never asks."""
+    from cascade_studio.core.judges import Judge, JudgeKind, Structured
+    from cascade_studio.sandbox.routes.common import ApiError
+    from cascade_studio.services.judging import Judging
+    from cascade_studio.services.secrets import SecretStore
+
+    routes = sandbox.sandbox.chat_routes
+    plain_validate = routes.validate_chat
+
+    def refuse_response_format(body):
+        if "response_format" in body:
+            raise ApiError(400, "Invalid parameter: 'response_format' is not supported by this model.",
+                           param="response_format", code="unsupported_parameter")
+        plain_validate(body)
+
+    monkeypatch.setattr(routes, "validate_chat", refuse_response_format)
+    inputs = [{"question": "q", "reference": f"Booked BK-100{i} for Ana Silva.", "candidate": f"BK-100{i}, Ana Silva"}
+              for i in range(3)]
+    with Workspace.open(tmp_path / "ws") as w:
+        judge = Judge("old", JudgeKind.REFERENCE, Provider.SANDBOX, sandbox.base_url, "judge-sim-0")
+        session = Judging(w, judge, SecretStore())
+        assert await session.verdicts(inputs) == ["pass"] * 3
+        assert session.totals.structured is False and session.totals.failed == 0
+        assert all(not e["structured"] for e in sandbox.sandbox.judge_log)  # refused requests never reached it
+        strict = Judging(w, judge.replace(name="strict", structured=Structured.ON, model="judge-sim-1"), SecretStore())
+        assert await strict.verdicts(inputs[:1]) == [None]  # "on": the refusal is a failure, not a fallback
+        assert strict.totals.failed == 1 and "response_format" in strict.totals.last_error
+        off = Judging(w, judge.replace(name="off", structured=Structured.OFF, model="judge-sim-2"), SecretStore())
+        assert await off.verdicts(inputs[:1]) == ["pass"] and off.totals.structured is False
