@@ -165,7 +165,7 @@ def _judge_totals(out: dict) -> dict:
     """The judge's part of the run's totals: requests sent, verdicts reused, cost (both uses)."""
     from decimal import Decimal
 
-    parts = [p for p in (out.get("judged"), (out.get("episodes") or {}).get("judge")) if p]
+    parts = [p for p in (out.get("judged"), (out.get("episodes") or {}).get("judge")) if p and "requests" in p]
     return {"judge": parts[0]["judge"] if parts else None, "requests": sum(p["requests"] for p in parts),
             "reused": sum(p["reused"] for p in parts), "failed": sum(p["failed"] for p in parts),
             "unparseable": sum(p["unparseable"] for p in parts),
@@ -184,7 +184,9 @@ def _print_judged(out: dict) -> None:
         else:
             print("Answer agreement by judge: no task where both answered in text")
     episode_judge = (out.get("episodes") or {}).get("judge")
-    if episode_judge is not None:
+    if episode_judge is not None and "note" in episode_judge:
+        print(f"Episodes: not judged ({episode_judge['note']})")
+    elif episode_judge is not None:
         print(f"Episodes judged by {episode_judge['basis']}: {episode_judge['episodes_judged']}"
               + (f" ({episode_judge['failed']} failed: {episode_judge['last_error']})" if episode_judge["failed"]
                  else ""))

@@ -84,6 +84,10 @@ async def judged_episode_success(ws: Workspace, judge: Judge, sides: dict[str, d
     state checks). The student's episodes get the teacher's final answer as a reference.
     Returns ({side: {task: verdict}}, the judge's totals and, with include_checked, its agreement with
     the state checks on episodes that have both)."""
+    if judge.kind == JudgeKind.PAIRWISE:
+        return {side: {} for side in sides}, {"judge": judge.name, "episodes_judged": 0,
+                                               "note": "a pairwise judge compares answers; episode success needs "
+                                                       "a rubric or reference judge"}
     tasks = TaskRepository(ws).get_many(sorted({t for eps in sides.values() for t in eps}))
     items: dict[str, tuple[str, Episode, str | None]] = {}
     no_reference = 0
