@@ -49,6 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--judge-checked", action="store_true",
                     help="with --judge: also judge episodes that have a state check, and report the judge's "
                          "agreement with the checks")
+    ev.add_argument("--judge-batch", action="store_true",
+                    help="with --judge: send the judge's requests through the Batch API (half price; waits for it)")
     ev.add_argument("--dry-run", action="store_true",
                     help="with --judge: estimate what judging would cost and send nothing (no embeddings either)")
     ev.add_argument("--json", action="store_true")
@@ -104,12 +106,14 @@ def run(args: argparse.Namespace) -> int:
             from cascade_studio.services.judged_evaluation import judged_answer_agreement
 
             out["judged"] = asyncio.run(judged_answer_agreement(ws, judge, teacher, student, report.results,
-                                                                SecretStore(), dry_run=args.dry_run))
+                                                                SecretStore(), dry_run=args.dry_run,
+                                                                batch=args.judge_batch))
             if not args.per_task:
                 out["judged"].pop("per_task")
         agents = asyncio.run(evaluate_agents(ws, teacher, student, task_ids, SecretStore(), mode=args.mode or "both",
                                              collect=args.collect, calibrate=calibrate, judge=judge,
-                                             judge_checked=args.judge_checked, dry_run=args.dry_run))
+                                             judge_checked=args.judge_checked, dry_run=args.dry_run,
+                                             judge_batch=args.judge_batch))
         if agents["episode_tasks"]:
             out.update(agents)
         elif args.mode:
@@ -147,8 +151,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _judge(ws, args: argparse.Namespace):
     if args.judge is None:
-        if args.dry_run or args.judge_checked:
-            raise CliError("--dry-run and --judge-checked go with --judge NAME", code=2)
+        if args.dry_run or args.judge_checked or args.judge_batch:
+            raise CliError("--dry-run, --judge-checked and --judge-batch go with --judge NAME", code=2)
         return None
     if args.dry_run and args.collect:
         raise CliError("--dry-run estimates the judge's cost from recorded answers; run --collect without it first",

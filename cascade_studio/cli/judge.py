@@ -33,6 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     j_cal.add_argument("name")
     j_cal.add_argument("--min-kappa", type=float, default=0.6, help="warn below this kappa (default 0.6)")
     j_cal.add_argument("--dry-run", action="store_true", help="estimate the cost; send nothing")
+    j_cal.add_argument("--batch", action="store_true", help="send through the Batch API (half price; waits for it)")
     j_cal.add_argument("--json", action="store_true")
 
 
@@ -175,7 +176,8 @@ def _calibrate(args: argparse.Namespace, ws, repo) -> int:
     from cascade_studio.services.secrets import SecretStore
 
     judge = _get(repo, args.name)
-    report = asyncio.run(calibrate(ws, judge, SecretStore(), dry_run=args.dry_run, min_kappa=args.min_kappa))
+    report = asyncio.run(calibrate(ws, judge, SecretStore(), dry_run=args.dry_run, min_kappa=args.min_kappa,
+                                   batch=args.batch))
     if args.json:
         print_json(report)
         return 0

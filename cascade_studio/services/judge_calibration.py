@@ -103,12 +103,13 @@ def labelled_inputs(ws: Workspace, judge: Judge) -> tuple[list[_Labelled], dict[
 
 
 async def calibrate(ws: Workspace, judge: Judge, secrets: SecretStore, *, dry_run: bool = False,
-                    min_kappa: float = DEFAULT_MIN_KAPPA, stored_only: bool = False) -> dict[str, Any]:
+                    min_kappa: float = DEFAULT_MIN_KAPPA, stored_only: bool = False,
+                    batch: bool = False) -> dict[str, Any]:
     """The judge's agreement with people's labels (the figures of `judge calibrate --json`). With
     `dry_run` nothing is sent: the figures cover the labels already judged (`pending`: the others),
     and `stored_only` skips the cost estimate too (the Evaluation page's look, free and quick)."""
     items, skipped = labelled_inputs(ws, judge)
-    session = Judging(ws, judge, secrets, dry_run=dry_run or stored_only, stored_only=stored_only)
+    session = Judging(ws, judge, secrets, dry_run=dry_run or stored_only, stored_only=stored_only, batch=batch)
     verdicts = await session.verdicts([i.inputs for i in items])
     truth: list[bool] = []
     predicted: list[bool] = []

@@ -32,7 +32,7 @@ def _mean(values: list[bool]) -> float | None:
 
 async def judged_answer_agreement(ws: Workspace, judge: Judge, teacher: Tier, student: Tier,
                                   results: list[TaskResult], secrets: SecretStore, *,
-                                  dry_run: bool = False) -> dict[str, Any]:
+                                  dry_run: bool = False, batch: bool = False) -> dict[str, Any]:
     """The student's answer agreement with the teacher by `judge`, on the tasks both answered in text
     (tool calls stay with exact matching, which is right for them). A reference or rubric judge
     grades the student's answer with the teacher's as the reference; a pairwise judge compares the
@@ -42,7 +42,7 @@ async def judged_answer_agreement(ws: Workspace, judge: Judge, teacher: Tier, st
     t_sides, s_sides = latest_sides(ws, teacher, ids), latest_sides(ws, student, ids)
     tasks = TaskRepository(ws).get_many(ids)
     ids = [t for t in ids if t in t_sides and t in s_sides]
-    session = Judging(ws, judge, secrets, dry_run=dry_run)
+    session = Judging(ws, judge, secrets, dry_run=dry_run, batch=batch)
     questions = {t: tasks[t].prompt if t in tasks else "" for t in ids}
     if judge.kind == JudgeKind.PAIRWISE:
         pairs = [{"question": questions[t], "answer_a": t_sides[t].answer or "", "answer_b": s_sides[t].answer or ""}
@@ -78,7 +78,7 @@ def needs_judge(episode: Episode, expected: Any) -> bool:
 
 async def judged_episode_success(ws: Workspace, judge: Judge, sides: dict[str, dict[str, Episode]],
                                  secrets: SecretStore, *, include_checked: bool = False,
-                                 dry_run: bool = False) -> tuple[dict[str, dict[str, bool | None]], dict[str, Any]]:
+                                 dry_run: bool = False, batch: bool = False) -> tuple[dict[str, dict[str, bool | None]], dict[str, Any]]:
     """Episode success by `judge` for each side ({"teacher": {task: Episode}, "student": ...}), on the
     episodes `needs_judge` picks (all of them with `include_checked`, to measure the judge against the
     state checks). The student's episodes get the teacher's final answer as a reference.
@@ -102,7 +102,7 @@ async def judged_episode_success(ws: Workspace, judge: Judge, sides: dict[str, d
                 no_reference += 1  # a reference judge has nothing to compare the teacher's own answer with
                 continue
             items[f"{side}\t{task_id}"] = (task.prompt, episode, reference)
-    verdicts, totals = await judge_episodes(ws, judge, items, secrets, dry_run=dry_run)
+    verdicts, totals = await judge_episodes(ws, judge, items, secrets, dry_run=dry_run, batch=batch)
     out: dict[str, dict[str, bool | None]] = {side: {} for side in sides}
     for key, verdict in verdicts.items():
         side, task_id = key.split("\t", 1)

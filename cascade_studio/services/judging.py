@@ -10,8 +10,10 @@ is counted as failed and asked again next time); an answer without a clear verdi
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import openai
@@ -40,6 +42,7 @@ from cascade_studio.services.clients import (
     make_async_client,
 )
 from cascade_studio.services.secrets import SecretStore
+from cascade_studio.services.trajectory_io import BATCH_DISCOUNT
 from cascade_studio.store.judges import StoredVerdict, VerdictRepository
 from cascade_studio.store.workspace import Workspace
 
@@ -107,6 +110,8 @@ class Judging:
     secrets: SecretStore
     dry_run: bool = False
     stored_only: bool = False  # with dry_run: read stored verdicts, estimate nothing (a page's quick look)
+    batch: bool = False  # send through the Batch API (half price, results within 24 h)
+    poll_s: float = 5.0
     totals: JudgeTotals = field(init=False)
 
     def __post_init__(self) -> None:
@@ -130,9 +135,75 @@ class Judging:
             if not self.stored_only:
                 self._estimate([group[0] for group in todo.values()])
             return [a.verdict for a in asks]
-        if todo:
+        if todo and self.batch:
+            await self._ask_batch(todo)
+        elif todo:
             await self._ask_all(todo)
         return [a.verdict for a in asks]
+
+    async def _ask_batch(self, todo: dict[str, list[_Ask]]) -> None:
+        """All of `todo` in one Batch API job (custom_id: the inputs' hash). The batch id is kept in the
+        workspace until its results are stored, so a run that stops and starts again polls the same
+        batch instead of paying twice."""
+        import io
+
+        key = f"judge_batch:{self.judge.generation}:{self.judge.template_version}"
+        client = judge_client(self.judge, self.secrets)
+        async with client:
+            batch_id = self.ws.get_meta(key)
+            if not batch_id:
+                lines = [json.dumps({"custom_id": h, "method": "POST", "url": "/v1/chat/completions",
+                                     "body": build_request(self.judge, render(self.judge.prompt_template, g[0].inputs),
+                                                           structured=self._structured)})
+                         for h, g in todo.items()]
+                upload = await client.files.create(file=("cascade-judge.jsonl", io.BytesIO(
+                    ("\n".join(lines) + "\n").encode())), purpose="batch")
+                batch = await client.batches.create(input_file_id=upload.id, endpoint="/v1/chat/completions",
+                                                    completion_window="24h",
+                                                    metadata={"cascade_studio_judge": self.judge.name})
+                batch_id = batch.id
+                self.ws.set_meta(key, batch_id)
+            while True:
+                batch = await client.batches.retrieve(batch_id)
+                if batch.status in ("completed", "failed", "expired", "cancelled"):
+                    break
+                await asyncio.sleep(self.poll_s)
+            for file_id in (batch.output_file_id, batch.error_file_id):
+                if file_id:
+                    text = (await client.files.content(file_id)).text
+                    for line in text.splitlines():
+                        if line.strip():
+                            self._store_batch_line(json.loads(line), todo)
+            self.ws.set_meta(key, "")
+        for group in todo.values():
+            if group[0].verdict is None:
+                self.totals.failed += 1
+                self.totals.last_error = self.totals.last_error or f"batch {batch_id} ended {batch.status}"
+
+    def _store_batch_line(self, row: dict[str, Any], todo: dict[str, list[_Ask]]) -> None:
+        group = todo.get(str(row.get("custom_id")))
+        body = (row.get("response") or {}).get("body") or {}
+        if group is None or (row.get("response") or {}).get("status_code") != 200 or not body.get("choices"):
+            return
+        self.totals.asked += 1
+        self.totals.structured = self._structured
+        verdict = parse_verdict(self.judge, body["choices"][0].get("message", {}).get("content"))
+        usage = Usage.from_json(body.get("usage")) if body.get("usage") else None
+        cost = None
+        if usage is not None:
+            cost = int((Decimal(cost_micro_usd(usage.prompt_tokens, self.judge.input_price)
+                                + cost_micro_usd(usage.completion_tokens, self.judge.output_price))
+                        * BATCH_DISCOUNT).to_integral_value())
+            self.totals.cost_micro += cost
+        else:
+            self.totals.cost_unknown += 1
+        self.totals.unparseable += not verdict.parsed
+        self._repo.put(self.judge.generation, self.judge.template_version, group[0].hash, self.judge.name,
+                       self.judge.kind.value, StoredVerdict(verdict.value, verdict.reason, cost,
+                                                            usage.prompt_tokens if usage else None,
+                                                            usage.completion_tokens if usage else None))
+        for a in group:
+            a.verdict = verdict.value
 
     def _estimate(self, asks: list[_Ask]) -> None:
         from cascade_studio.services.tokenizer import token_counter
@@ -141,8 +212,9 @@ class Judging:
         for a in asks:
             prompt = render(self.judge.prompt_template, a.inputs)
             self.totals.asked += 1
-            self.totals.cost_micro += (cost_micro_usd(count(prompt) + 8, self.judge.input_price)
-                                       + cost_micro_usd(OUTPUT_TOKENS_ESTIMATE, self.judge.output_price))
+            cost = (cost_micro_usd(count(prompt) + 8, self.judge.input_price)
+                    + cost_micro_usd(OUTPUT_TOKENS_ESTIMATE, self.judge.output_price))
+            self.totals.cost_micro += int((Decimal(cost) * BATCH_DISCOUNT).to_integral_value()) if self.batch else cost
 
     async def _ask_all(self, todo: dict[str, list[_Ask]]) -> None:
         client = judge_client(self.judge, self.secrets)
@@ -267,12 +339,13 @@ def with_scale(judge: Judge, inputs: dict[str, str]) -> dict[str, str]:
 
 
 async def judge_episodes(ws: Workspace, judge: Judge, items: dict[str, tuple[str, Any, str | None]],
-                         secrets: SecretStore, *, dry_run: bool = False) -> tuple[dict[str, bool | None], JudgeTotals]:
+                         secrets: SecretStore, *, dry_run: bool = False,
+                         batch: bool = False) -> tuple[dict[str, bool | None], JudgeTotals]:
     """Episode success by judge (issue 30): {key: (the user's request, Episode, reference answer or None)}
     -> {key: True/False, or None when the verdict is unparseable or the request failed}. A rubric judge
     asks "did the agent achieve the user's goal?"; a reference judge compares the final answer with
     the reference. Verdicts are stored and reused (never paid twice)."""
-    session = Judging(ws, judge, secrets, dry_run=dry_run)
+    session = Judging(ws, judge, secrets, dry_run=dry_run, batch=batch)
     keys = list(items)
     if judge.kind == JudgeKind.PAIRWISE:
         raise JudgeKindError("episode success needs a rubric or reference judge, not a pairwise one")

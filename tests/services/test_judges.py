@@ -292,3 +292,29 @@ async def test_structured_outputs_or_a_parsed_answer(tmp_path, sandbox, monkeypa
         assert strict.totals.failed == 1 and "response_format" in strict.totals.last_error
         off = Judging(w, judge.replace(name="off", structured=Structured.OFF, model="judge-sim-2"), SecretStore())
         assert await off.verdicts(inputs[:1]) == ["pass"] and off.totals.structured is False
+
+
+async def test_judging_through_the_batch_api(tmp_path, sandbox):
+    """One batch for every judgement not stored yet, at half price; the verdicts are stored, so a
+    second run creates no batch."""
+    from decimal import Decimal
+
+    from cascade_studio.core.judges import Judge, JudgeKind
+    from cascade_studio.services.judging import Judging
+    from cascade_studio.services.secrets import SecretStore
+
+    inputs = [{"question": "q", "reference": f"Booked BK-100{i} for Ana Silva.", "candidate": c}
+              for i, c in enumerate(["BK-1000 for Ana Silva", "BK-1001, Ana Silva", "Sorry, no booking."])]
+    judge = Judge("b", JudgeKind.REFERENCE, Provider.SANDBOX, sandbox.base_url, "judge-sim-0",
+                  input_price=Decimal("2.5"), output_price=Decimal("10"))
+    with Workspace.open(tmp_path / "ws") as w:
+        batched = Judging(w, judge, SecretStore(), batch=True, poll_s=0.2)
+        assert await batched.verdicts(inputs) == ["pass", "pass", "fail"]
+        assert len(sandbox.sandbox.batches) == 1 and batched.totals.asked == 3 and batched.totals.failed == 0
+        assert not w.get_meta(f"judge_batch:{judge.generation}:{judge.template_version}")
+        direct = Judging(w, judge.replace(model="judge-sim-1"), SecretStore())
+        assert await direct.verdicts(inputs) == ["pass", "pass", "fail"]
+        assert batched.totals.cost_micro * 2 == pytest.approx(direct.totals.cost_micro, abs=3)  # half price
+        again = Judging(w, judge, SecretStore(), batch=True, poll_s=0.2)
+        assert await again.verdicts(inputs) == ["pass", "pass", "fail"]
+        assert len(sandbox.sandbox.batches) == 1 and again.totals.reused == 3

@@ -168,7 +168,8 @@ def episode_comparison(ws: Workspace, teacher: Tier, student: Tier, task_ids: li
 async def evaluate_agents(ws: Workspace, teacher: Tier, student: Tier, task_ids: list[str], secrets: SecretStore, *,
                           mode: str = "both", collect: bool = False,
                           calibrate: tuple[str, float] | None = None, judge: Any = None,
-                          judge_checked: bool = False, dry_run: bool = False) -> dict[str, Any]:
+                          judge_checked: bool = False, dry_run: bool = False,
+                          judge_batch: bool = False) -> dict[str, Any]:
     """`evaluate --mode`: step agreement and/or episode success for the episode tasks of `task_ids`."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}")
@@ -200,7 +201,7 @@ async def evaluate_agents(ws: Workspace, teacher: Tier, student: Tier, task_ids:
             judged, judge_report = await judged_episode_success(
                 ws, judge, {"teacher": latest_episodes(ws, teacher, episode_ids, with_logprobs=False),
                             "student": latest_episodes(ws, student, episode_ids, with_logprobs=False)},
-                secrets, include_checked=judge_checked, dry_run=dry_run)
+                secrets, include_checked=judge_checked, dry_run=dry_run, batch=judge_batch)
         out["episodes"] = episode_comparison(ws, teacher, student, episode_ids, judged)
         if judge is not None:
             out["episodes"]["judge"] = judge_report
