@@ -116,3 +116,43 @@ async def judged_episode_success(ws: Workspace, judge: Judge, sides: dict[str, d
             "episodes": len(both), "agreement": _mean([v == c for v, c in both]),
             "judged_success": _mean([bool(v) for v, _ in both]), "check_success": _mean([bool(c) for _, c in both])}
     return out, report
+
+
+async def judge_outcomes(ws: Workspace, judge: Judge, tiers: list[Tier], outcomes: Any, secrets: SecretStore, *,
+                         dry_run: bool = False, batch: bool = False) -> dict[str, Any]:
+    """Trade-offs with quality = judged (issue 30): on an agreement basis, each student tier's quality
+    on the tasks where it and the teacher both answered in text becomes the judge's verdict (its answer
+    against the teacher's); tool calls keep exact matching, and unparseable or failed verdicts keep the
+    text match. `outcomes` (services.tradeoffs.load_outcomes) is changed in place and its basis
+    becomes "judged". Returns what was judged, for the figure's name."""
+    if outcomes.quality_basis != "agreement" or outcomes.n == 0:
+        return {"applied": False, "note": f"quality is {outcomes.quality_basis}: nothing for a judge to replace"}
+    tiers = sorted(tiers, key=lambda t: t.tier)
+    teacher = tiers[-1]
+    row = {t: i for i, t in enumerate(outcomes.task_ids)}
+    t_sides = latest_sides(ws, teacher, outcomes.task_ids)
+    text_tasks = [t for t in outcomes.task_ids if t in t_sides and not t_sides[t].tool_calls and t_sides[t].answer]
+    questions = {t: task.prompt for t, task in TaskRepository(ws).get_many(text_tasks).items()}
+    session = Judging(ws, judge, secrets, dry_run=dry_run, batch=batch)
+    per_tier: dict[str, dict[str, int]] = {}
+    for j, tier in enumerate(tiers[:-1]):
+        s_sides = latest_sides(ws, tier, text_tasks)
+        ids = [t for t in text_tasks if t in s_sides and not s_sides[t].tool_calls and s_sides[t].answer]
+        if judge.kind == JudgeKind.PAIRWISE:
+            verdicts = [agreement_of_pair(v) for v in await session.pairwise(
+                [{"question": questions.get(t, ""), "answer_a": t_sides[t].answer or "",
+                  "answer_b": s_sides[t].answer or ""} for t in ids])]
+        else:
+            verdicts = await session.passes([with_scale(judge, answer_inputs(
+                judge, questions.get(t, ""), s_sides[t].answer or "", t_sides[t].answer or "")) for t in ids])
+        judged = 0
+        for task_id, verdict in zip(ids, verdicts, strict=True):
+            if verdict is not None:
+                outcomes.quality[row[task_id], j] = float(verdict)
+                judged += 1
+        per_tier[str(tier.tier)] = {"text_tasks": len(ids), "judged": judged, "matched": outcomes.n - judged}
+    applied = any(v["judged"] for v in per_tier.values())
+    if applied:
+        outcomes.quality_basis = "judged"
+    return {"applied": applied, **session.totals.to_json(), "basis": session.totals.named(), "tiers": per_tier,
+            "note": "text answers judged against the teacher's; tool calls and unjudged answers matched"}

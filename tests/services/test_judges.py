@@ -158,6 +158,17 @@ def test_answer_agreement_pairwise_unparseable_and_cost(desk, capsys):
     babble = cli_json(capsys, ws, *base, "--judge", "babble")["judged"]
     assert babble["unparseable"] == 3 and babble["judged_tasks"] == 0 and babble["answer_agreement"] is None
     assert babble["agreement_mixed"]["judged"] == 0
+    # trade-offs with quality = judged: the students' text answers graded against the teacher's
+    assert cli(capsys, ws, "collect", "--tier", "2", "--category", "plain")[0] == 0
+    matched = cli_json(capsys, ws, "whatif", "--category", "plain")
+    judged_whatif = cli_json(capsys, ws, "whatif", "--category", "plain", "--judge", "ref")
+    assert matched["quality_basis"] == "agreement" and judged_whatif["quality_basis"] == "judged"
+    assert {t["tier"]: t["quality"] for t in judged_whatif["tiers"]}[1] == 1.0
+    qj = judged_whatif["quality_judge"]
+    assert qj["judge"] == "ref" and qj["tiers"]["1"] == {"text_tasks": 3, "judged": 3, "matched": 0}
+    # tier 1's verdicts were stored by `evaluate --judge ref`, and tier 2 answered word for word as tier 1:
+    # the same inputs, the same stored verdicts
+    assert qj["reused"] == 6 and qj["requests"] == 0
     # the text report names the judge, its template version and the unparseable count
     code, text, _ = cli(capsys, ws, *base, "--judge", "babble")
     assert code == 0 and "judge babble (judge-sim-babble, template " in text and "3 unparseable" in text
