@@ -61,7 +61,7 @@ def desk(tmp_path_factory):
                                                                  "allow_insecure": False})
     rows = [json.loads(line) for line in (resources_dir() / "demo" / "travel_desk_tasks.jsonl").read_text().splitlines()]
     copies = [{**r, "id": r["id"] + "-nocheck", "category": "hotels-nocheck", "expected": None}
-              for r in rows if r["category"] == "travel-hotels"]
+              for r in rows if r["category"] == "travel-hotels"][:2]
     plain = [{"id": f"plain-{i}", "category": "plain", "messages": [{"role": "user", "content": p}], "tools": []}
              for i, p in enumerate(PLAIN)]
     extra = ws.parent / "extra.jsonl"
@@ -114,7 +114,7 @@ def test_episode_success_by_judge_equals_the_state_checks(desk, capsys):
     # the same requests without a check or an expected answer: the judge is the basis
     copies = _episodes(capsys, ws, "hotels-nocheck")["episodes"]
     for side in ("teacher", "student"):
-        assert copies[side]["judged_by"] == {"judge": 4} and copies[side]["success_rate"] is not None
+        assert copies[side]["judged_by"] == {"judge": 2} and copies[side]["success_rate"] is not None
     judge = copies["judge"]
     assert judge["judge"] == "ep" and judge["template_version"] and judge["unparseable"] == 0
     assert judge["basis"].startswith("judge ep (judge-sim-0, template ")
@@ -122,7 +122,7 @@ def test_episode_success_by_judge_equals_the_state_checks(desk, capsys):
     logged, sent = len(sandbox.sandbox.judge_log), sandbox.sandbox.request_count
     again = _episodes(capsys, ws, "hotels-nocheck")
     assert len(sandbox.sandbox.judge_log) == logged and sandbox.sandbox.request_count == sent
-    assert again["judge_totals"]["requests"] == 0 and again["judge_totals"]["reused"] == 8
+    assert again["judge_totals"]["requests"] == 0 and again["judge_totals"]["reused"] == 4
     assert again["episodes"]["student"]["success_rate"] == copies["student"]["success_rate"]
 
 
@@ -193,13 +193,15 @@ def test_calibration_against_people(desk, capsys):
     from sklearn.metrics import cohen_kappa_score, confusion_matrix
 
     ws, _ = desk
-    assert cli(capsys, ws, "evaluate", "--student", "1", "--all-tasks", "--no-embeddings", "--mode", "episodes",
-               "--collect")[0] == 0  # every travel episode of both sides (those of the other tests are kept)
+    for category in ("travel-flights", "travel-trips"):  # with travel-hotels: 24 episodes with a state check
+        assert cli(capsys, ws, "evaluate", "--student", "1", "--all-tasks", "--category", category,
+                   "--no-embeddings", "--mode", "episodes", "--collect")[0] == 0
     truth = _label_episodes(capsys, ws)
-    assert len(truth) >= 30 and 0 < sum(truth.values()) < len(truth)
+    assert len(truth) == 24 and 0 < sum(truth.values()) < len(truth)
     exact = cli_json(capsys, ws, "judge", "calibrate", "ep")
     assert exact["judged"] == len(truth) and exact["accuracy"] == 1.0 and exact["kappa"] == 1.0
-    assert exact["disagreements"] == [] and exact["trusted"] and exact["warnings"] == []
+    assert exact["disagreements"] == [] and not exact["trusted"]
+    assert exact["warnings"] == ["only 24 labels were judged; at least 30 are needed before the judge is trusted"]
     noisy = cli_json(capsys, ws, "judge", "calibrate", "noisy")
     rows = [r for r in noisy["per_label"] if r["verdict_passes"] is not None]
     people = [r["label_passes"] for r in rows]
