@@ -151,6 +151,7 @@ class Judging:
         client = judge_client(self.judge, self.secrets)
         async with client:
             batch_id = self.ws.get_meta(key)
+            resumed = bool(batch_id)  # a batch an earlier run created and did not finish reading
             if not batch_id:
                 lines = [json.dumps({"custom_id": h, "method": "POST", "url": "/v1/chat/completions",
                                      "body": build_request(self.judge, render(self.judge.prompt_template, g[0].inputs),
@@ -175,15 +176,20 @@ class Judging:
                         if line.strip():
                             self._store_batch_line(json.loads(line), todo)
             self.ws.set_meta(key, "")
+        remaining = {h: g for h, g in todo.items() if g[0].verdict is None}
+        if resumed and remaining:  # the earlier batch held other judgements: ask for these now
+            await self._ask_batch(remaining)
+            return
         for group in todo.values():
             if group[0].verdict is None:
                 self.totals.failed += 1
                 self.totals.last_error = self.totals.last_error or f"batch {batch_id} ended {batch.status}"
 
     def _store_batch_line(self, row: dict[str, Any], todo: dict[str, list[_Ask]]) -> None:
-        group = todo.get(str(row.get("custom_id")))
+        inputs_key = str(row.get("custom_id"))
+        group = todo.get(inputs_key) or []  # a resumed batch may hold judgements this run did not ask for
         body = (row.get("response") or {}).get("body") or {}
-        if group is None or (row.get("response") or {}).get("status_code") != 200 or not body.get("choices"):
+        if (row.get("response") or {}).get("status_code") != 200 or not body.get("choices"):
             return
         self.totals.asked += 1
         self.totals.structured = self._structured
@@ -198,7 +204,7 @@ class Judging:
         else:
             self.totals.cost_unknown += 1
         self.totals.unparseable += not verdict.parsed
-        self._repo.put(self.judge.generation, self.judge.template_version, group[0].hash, self.judge.name,
+        self._repo.put(self.judge.generation, self.judge.template_version, inputs_key, self.judge.name,
                        self.judge.kind.value, StoredVerdict(verdict.value, verdict.reason, cost,
                                                             usage.prompt_tokens if usage else None,
                                                             usage.completion_tokens if usage else None))

@@ -331,3 +331,42 @@ async def test_judging_through_the_batch_api(tmp_path, sandbox):
         again = Judging(w, judge, SecretStore(), batch=True, poll_s=0.2)
         assert await again.verdicts(inputs) == ["pass", "pass", "fail"]
         assert len(sandbox.sandbox.batches) == 1 and again.totals.reused == 3
+
+
+async def test_a_batch_left_behind_is_read_not_paid_again(tmp_path, sandbox, monkeypatch):
+    """A run that stopped while its batch ran: the next run reads that batch's results (stored, even
+    those it did not ask for) and sends a new batch only for what the old one did not hold."""
+    import cascade_studio.services.judging as judging
+    from cascade_studio.core.judges import Judge, JudgeKind
+    from cascade_studio.services.secrets import SecretStore
+
+    inputs = [{"question": "q", "reference": f"BK-100{i} for Ana Silva", "candidate": f"BK-100{i}, Ana Silva"}
+              for i in range(3)]
+    judge = Judge("b", JudgeKind.REFERENCE, Provider.SANDBOX, sandbox.base_url, "judge-sim-0")
+    key = f"judge_batch:{judge.generation}:{judge.template_version}"
+    make_client = judging.judge_client
+
+    class Stopped(Exception):
+        pass
+
+    def dies_while_waiting(j, secrets):  # the first run stops once its batch is created
+        client = make_client(j, secrets)
+
+        async def stop(*args, **kwargs):
+            raise Stopped
+
+        client.batches.retrieve = stop
+        return client
+
+    with Workspace.open(tmp_path / "ws") as w:
+        monkeypatch.setattr(judging, "judge_client", dies_while_waiting)
+        with pytest.raises(Stopped):
+            await judging.Judging(w, judge, SecretStore(), batch=True).verdicts(inputs[:2])
+        monkeypatch.setattr(judging, "judge_client", make_client)
+        assert w.get_meta(key) and len(sandbox.sandbox.batches) == 1
+        second = judging.Judging(w, judge, SecretStore(), batch=True, poll_s=0.2)
+        assert await second.verdicts(inputs[1:]) == ["pass", "pass"]
+        assert len(sandbox.sandbox.batches) == 2  # the old one read, a new one for inputs[2] only
+        assert not w.get_meta(key)
+        third = judging.Judging(w, judge, SecretStore(), batch=True)
+        assert await third.verdicts(inputs) == ["pass"] * 3 and third.totals.reused == 3  # inputs[0] too
