@@ -28,6 +28,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     j_tpl.add_argument("--reset", action="store_true", help="go back to the kind's default template")
     j_rm = actions.add_parser("remove", help="remove a judge (its stored verdicts are kept)")
     j_rm.add_argument("name")
+    j_sample = actions.add_parser("sample", help="propose trajectories for a person to rate (unlabelled ones, "
+                                  "drawn at random), to calibrate judges on")
+    j_sample.add_argument("--n", type=int, default=30, help="how many (default 30, the least calibration trusts)")
+    j_sample.add_argument("--tier", type=int)
+    j_sample.add_argument("--category")
+    j_sample.add_argument("--seed", type=int, default=0)
+    j_sample.add_argument("--json", action="store_true")
     j_cal = actions.add_parser("calibrate", help="the judge's agreement with people's labels (trajectories rate "
                                "and curate): accuracy, Cohen's kappa, confusion matrix, disagreements")
     j_cal.add_argument("name")
@@ -64,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     from cascade_studio.store.judges import JudgeRepository
 
     action = {"list": _list, "set": _set, "add": _set, "show": _show, "template": _template, "remove": _remove,
-              "calibrate": _calibrate}[args.judge_cmd]
+              "calibrate": _calibrate, "sample": _sample}[args.judge_cmd]
     with open_ws(args) as ws:
         return action(args, ws, JudgeRepository(ws))
 
@@ -136,12 +143,19 @@ def _set(args: argparse.Namespace, ws, repo) -> int:
 
 
 def _show(args: argparse.Namespace, ws, repo) -> int:
+    from cascade_studio.core.tiers import key_destination
+    from cascade_studio.services.secrets import SecretStore, transport_label
+
     judge = _get(repo, args.name)
+    tier = judge.connection_tier()
+    source = SecretStore().resolve(tier)
+    key = {"has_key": source.found, "source": source.source, "sends_to": key_destination(judge.base_url),
+           "transport": transport_label(tier)}  # where the key comes from and goes; never the key
     if args.json:
-        print_json({**judge.to_json(), "template": judge.prompt_template})
+        print_json({**judge.to_json(), "key": key, "template": judge.prompt_template})
         return 0
-    for key, value in judge.to_json().items():
-        print(f"{key:<18} {value}")
+    for name, value in {**judge.to_json(), **{f"key_{k}": v for k, v in key.items()}}.items():
+        print(f"{name:<18} {value}")
     print("\nTemplate:\n" + judge.prompt_template)
     return 0
 
@@ -168,6 +182,25 @@ def _remove(args: argparse.Namespace, ws, repo) -> int:
     if not repo.remove(args.name):
         raise CliError(f"no judge {args.name!r}")
     print(f"Removed judge {args.name} (its stored verdicts are kept)")
+    return 0
+
+
+def _sample(args: argparse.Namespace, ws, repo) -> int:
+    import random
+
+    from cascade_studio.store.judges import RatingRepository
+
+    pool = RatingRepository(ws).unlabelled(args.tier, args.category)
+    ids = sorted(random.Random(args.seed).sample(pool, min(max(args.n, 0), len(pool))))
+    if args.json:
+        print_json({"ids": ids, "unlabelled": len(pool)})
+        return 0
+    if not ids:
+        print("No unlabelled trajectories; collect some, or every one is rated or curated already.")
+        return 0
+    print(f"{len(ids)} of {len(pool)} unlabelled trajectories to rate (see each with `trajectories show ID`):")
+    print(" ".join(map(str, ids)))
+    print("Then: cascade-studio trajectories rate ID... good|bad|SCORE, and `judge calibrate NAME`.")
     return 0
 
 

@@ -129,6 +129,20 @@ class RatingRepository:
             "LEFT JOIN trajectory_ratings r ON r.trajectory_id = t.id "
             "WHERE r.rating IS NOT NULL OR t.curation IS NOT NULL ORDER BY t.id").fetchall()
 
+    def unlabelled(self, tier: int | None = None, category: str | None = None) -> list[int]:
+        """Ids of the ok trajectories no person rated or curated (candidates to label)."""
+        clauses, args = ["t.status = 'ok'", "t.curation IS NULL", "r.rating IS NULL",
+                         "t.episode NOT LIKE 'forced:%' OR t.episode IS NULL"], []
+        if tier is not None:
+            clauses.append("t.tier = ?")
+            args.append(tier)
+        if category:
+            clauses.append("t.category = ?")
+            args.append(category)
+        return [r[0] for r in self.ws.conn.execute(
+            "SELECT t.id FROM trajectories t LEFT JOIN trajectory_ratings r ON r.trajectory_id = t.id WHERE "
+            + " AND ".join(f"({c})" for c in clauses) + " ORDER BY t.id", args)]
+
     def rating_of(self, trajectory_id: int) -> str | None:
         row = self.ws.conn.execute("SELECT rating FROM trajectory_ratings WHERE trajectory_id = ?",
                                    (trajectory_id,)).fetchone()

@@ -196,8 +196,11 @@ def test_calibration_against_people(desk, capsys):
     for category in ("travel-flights", "travel-trips"):  # with travel-hotels: 24 episodes with a state check
         assert cli(capsys, ws, "evaluate", "--student", "1", "--all-tasks", "--category", category,
                    "--no-embeddings", "--mode", "episodes", "--collect")[0] == 0
+    proposed = cli_json(capsys, ws, "judge", "sample", "--n", "5", "--category", "travel-flights")
+    assert len(proposed["ids"]) == 5 and proposed["unlabelled"] == 8  # 4 tasks, 2 tiers
     truth = _label_episodes(capsys, ws)
-    assert len(truth) == 24 and 0 < sum(truth.values()) < len(truth)
+    assert len(truth) == 24
+    assert cli_json(capsys, ws, "judge", "sample", "--category", "travel-flights")["unlabelled"] == 0 and 0 < sum(truth.values()) < len(truth)
     exact = cli_json(capsys, ws, "judge", "calibrate", "ep")
     assert exact["judged"] == len(truth) and exact["accuracy"] == 1.0 and exact["kappa"] == 1.0
     assert exact["disagreements"] == [] and not exact["trusted"]
@@ -237,6 +240,12 @@ def test_judge_entries_on_the_cli(tmp_path, capsys, monkeypatch):
     assert listed[0]["api_key_env"] == "CASCADE_STUDIO_JUDGE_GPT_REF_API_KEY" and "key" not in listed[0]
     shown = cli_json(capsys, ws, "judge", "show", "gpt-ref")
     assert "{candidate}" in shown["template"] and not shown["template_edited"]
+    assert shown["key"] == {"has_key": False, "source": "none", "sends_to": "https://api.openai.com:443",
+                            "transport": "https"}
+    monkeypatch.setenv("CASCADE_STUDIO_JUDGE_GPT_REF_API_KEY", "sk-judge-test-key")
+    assert cli_json(capsys, ws, "judge", "show", "gpt-ref")["key"]["source"] == \
+        "env:CASCADE_STUDIO_JUDGE_GPT_REF_API_KEY"
+    assert "sk-judge-test-key" not in cli(capsys, ws, "judge", "show", "gpt-ref")[1]
     template = tmp_path / "t.txt"
     template.write_text("Same as {reference}? {candidate}\nVERDICT: pass or fail")
     code, out, _ = cli(capsys, ws, "judge", "template", "gpt-ref", "--file", str(template))
