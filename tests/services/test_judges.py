@@ -379,3 +379,18 @@ async def test_a_batch_left_behind_is_read_not_paid_again(tmp_path, sandbox, mon
         assert not w.get_meta(key)
         third = judging.Judging(w, judge, SecretStore(), batch=True)
         assert await third.verdicts(inputs) == ["pass"] * 3 and third.totals.reused == 3  # inputs[0] too
+
+
+def test_the_demo_has_simulated_judges(tmp_path):
+    from cascade_studio.services.demo import prepare_demo
+    from cascade_studio.store.judges import JudgeRepository
+
+    prepare_demo(tmp_path, "http://127.0.0.1:1111/v1")
+    with Workspace.open(tmp_path) as w:
+        first = {j.name: j for j in JudgeRepository(w).list()}
+    prepare_demo(tmp_path, "http://127.0.0.1:2222/v1")  # the next start's sandbox listens elsewhere
+    with Workspace.open(tmp_path) as w:
+        judges = {j.name: j for j in JudgeRepository(w).list()}
+    assert set(judges) == {"sandbox-reference", "sandbox-episodes"}
+    assert all(j.base_url == "http://127.0.0.1:2222/v1" and j.simulated for j in judges.values())
+    assert all(judges[n].generation == first[n].generation for n in judges)  # its verdicts stay valid
