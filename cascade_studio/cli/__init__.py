@@ -21,6 +21,7 @@ from cascade_studio.cli import (
     evaluate,
     finetune,
     gui,
+    judge,
     keys,
     sandbox,
     serve,
@@ -37,7 +38,7 @@ from cascade_studio.core.errors import UserError
 __all__ = ["CliError", "build_parser", "main"]
 
 # The order of `--help`'s command list.
-COMMAND_GROUPS = (gui, tiers, keys, env, tasks, collect, trajectories, evaluate, whatif, dataset, finetune, catalog,
+COMMAND_GROUPS = (gui, tiers, keys, env, tasks, collect, trajectories, evaluate, judge, whatif, dataset, finetune, catalog,
                   sandbox, demo, workspace, serve, traffic)
 
 
