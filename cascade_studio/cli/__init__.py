@@ -22,6 +22,7 @@ from cascade_studio.cli import (
     evaluate,
     finetune,
     gui,
+    judge,
     keys,
     sandbox,
     serve,
@@ -39,8 +40,8 @@ from cascade_studio.core.errors import UserError
 __all__ = ["CliError", "build_parser", "main"]
 
 # The order of `--help`'s command list.
-COMMAND_GROUPS = (gui, tiers, keys, env, tasks, collect, trajectories, evaluate, whatif, strategies, dataset, finetune,
-                  distil, catalog, sandbox, demo, workspace, serve, traffic)
+COMMAND_GROUPS = (gui, tiers, keys, env, tasks, collect, trajectories, evaluate, judge, whatif, strategies, dataset,
+                  finetune, distil, catalog, sandbox, demo, workspace, serve, traffic)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -43,6 +43,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "instead of the one before the current")
     ev.add_argument("--history", action="store_true",
                     help="list past evaluations (of --student, when given) with the generations they measured")
+    ev.add_argument("--judge", metavar="NAME",
+                    help="grade answers that are not tool calls, and episodes without a state check or expected "
+                         "answer, with this judge (see `judge list`); verdicts are stored and never paid twice")
+    ev.add_argument("--judge-checked", action="store_true",
+                    help="with --judge: also judge episodes that have a state check, and report the judge's "
+                         "agreement with the checks")
+    ev.add_argument("--judge-batch", action="store_true",
+                    help="with --judge: send the judge's requests through the Batch API (half price; waits for it)")
+    ev.add_argument("--dry-run", action="store_true",
+                    help="with --judge: estimate what judging would cost and send nothing (no embeddings either)")
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(handler=run)
 
@@ -67,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
             raise CliError(f"no such tier (teacher {args.teacher or 'top'}, student {args.student}); see `tiers list`")
         if teacher.tier == student.tier:
             raise CliError("the student must be another tier than the teacher", code=2)
+        judge = _judge(ws, args)
         if args.compare_generations:
             return _compare_generations(ws, args, teacher, student)
         split = None
@@ -80,8 +91,9 @@ def run(args: argparse.Namespace) -> int:
         if split:
             print(f"Evaluating on the validation split of dataset {split[0]} ({len(task_ids)} tasks)", file=sys.stderr)
         report = asyncio.run(evaluate(ws, teacher, student, task_ids, SecretStore(), collect=args.collect,
-                                      use_embeddings=not args.no_embeddings, temperature=args.temperature,
-                                      category=args.category))
+                                      use_embeddings=not (args.no_embeddings or args.dry_run),
+                                      temperature=args.temperature, category=args.category,
+                                      record=not args.dry_run))
         if not report.results:
             raise CliError(f"no task has trajectories of both tier {teacher.tier} and tier {student.tier}; "
                            "add --collect to collect them")
@@ -90,12 +102,24 @@ def run(args: argparse.Namespace) -> int:
 
         calibrate = (("rate", args.target_rate) if args.target_rate is not None else
                      ("quality", args.target_quality) if args.target_quality is not None else None)
+        if judge is not None:
+            from cascade_studio.services.judged_evaluation import judged_answer_agreement
+
+            out["judged"] = asyncio.run(judged_answer_agreement(ws, judge, teacher, student, report.results,
+                                                                SecretStore(), dry_run=args.dry_run,
+                                                                batch=args.judge_batch))
+            if not args.per_task:
+                out["judged"].pop("per_task")
         agents = asyncio.run(evaluate_agents(ws, teacher, student, task_ids, SecretStore(), mode=args.mode or "both",
-                                             collect=args.collect, calibrate=calibrate))
+                                             collect=args.collect, calibrate=calibrate, judge=judge,
+                                             judge_checked=args.judge_checked, dry_run=args.dry_run,
+                                             judge_batch=args.judge_batch))
         if agents["episode_tasks"]:
             out.update(agents)
         elif args.mode:
             print("No agent episodes among these tasks: --mode has nothing to measure.", file=sys.stderr)
+        if judge is not None:
+            out["judge_totals"] = _judge_totals(out)
         method = student.confidence_method.value
         confs = [r.student_confidence.get(method) for r in report.results]
         student_ok = [r.agrees for r in report.results]
@@ -117,11 +141,69 @@ def run(args: argparse.Namespace) -> int:
         else:
             _print_report(out, report, teacher, student)
             _print_agents(out)
+            _print_judged(out)
         if shortfalls:
             print(f"Promotion gate: tier {student.tier} ({student.model}) falls short: " + "; ".join(shortfalls),
                   file=sys.stderr)
             return 3
         return 0
+
+
+def _judge(ws, args: argparse.Namespace):
+    if args.judge is None:
+        if args.dry_run or args.judge_checked or args.judge_batch:
+            raise CliError("--dry-run, --judge-checked and --judge-batch go with --judge NAME", code=2)
+        return None
+    if args.dry_run and args.collect:
+        raise CliError("--dry-run estimates the judge's cost from recorded answers; run --collect without it first",
+                       code=2)
+    from cascade_studio.store.judges import JudgeRepository
+
+    judge = JudgeRepository(ws).get(args.judge)
+    if judge is None:
+        raise CliError(f"no judge {args.judge!r}; see `cascade-studio judge list`")
+    return judge
+
+
+def _judge_totals(out: dict) -> dict:
+    """The judge's part of the run's totals: requests sent, verdicts reused, cost (both uses)."""
+    from decimal import Decimal
+
+    parts = [p for p in (out.get("judged"), (out.get("episodes") or {}).get("judge")) if p and "requests" in p]
+    return {"judge": parts[0]["judge"] if parts else None, "requests": sum(p["requests"] for p in parts),
+            "reused": sum(p["reused"] for p in parts), "failed": sum(p["failed"] for p in parts),
+            "unparseable": sum(p["unparseable"] for p in parts),
+            "cost_usd": str(sum((Decimal(p["cost_usd"]) for p in parts), Decimal(0))),
+            "cost_unknown_requests": sum(p["cost_unknown_requests"] for p in parts),
+            "estimate": any(p["estimate"] for p in parts)}
+
+
+def _print_judged(out: dict) -> None:
+    judged = out.get("judged")
+    if judged is not None:
+        if judged["text_tasks"]:
+            print(f"Answer agreement by {judged['basis']}: {_pct(judged['answer_agreement'])} on "
+                  f"{judged['judged_tasks']} of {judged['text_tasks']} text answers (text match on the same: "
+                  f"{_pct(judged['text_match_on_judged_tasks'])}); {judged['failed']} failed")
+        else:
+            print("Answer agreement by judge: no task where both answered in text")
+    episode_judge = (out.get("episodes") or {}).get("judge")
+    if episode_judge is not None and "note" in episode_judge:
+        print(f"Episodes: not judged ({episode_judge['note']})")
+    elif episode_judge is not None:
+        print(f"Episodes judged by {episode_judge['basis']}: {episode_judge['episodes_judged']}"
+              + (f" ({episode_judge['failed']} failed: {episode_judge['last_error']})" if episode_judge["failed"]
+                 else ""))
+        check = episode_judge.get("against_state_checks")
+        if check:
+            print(f"  against the state checks on {check['episodes']} episodes: agreement {_pct(check['agreement'])}"
+                  f", judged success {_pct(check['judged_success'])}, checked {_pct(check['check_success'])}")
+    totals = out.get("judge_totals")
+    if totals is not None:
+        word = "would cost about" if totals["estimate"] else "cost"
+        print(f"Judging {word} ${totals['cost_usd']}: {totals['requests']} requests"
+              f"{' to send' if totals['estimate'] else ' sent'}, {totals['reused']} verdicts reused"
+              + (f", {totals['cost_unknown_requests']} of unknown cost" if totals["cost_unknown_requests"] else ""))
 
 
 def _print_agents(out: dict) -> None:

@@ -13,6 +13,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     sb.add_argument("--latency-scale", type=float, default=1.0)
     sb.add_argument("--faults", default="", metavar="SPEC", help="e.g. 429=0.1,500=0.02,503=0.02,slow=0.05,drop=0.01")
     sb.add_argument("--job-seconds", type=float, default=6.0)
+    sb.add_argument("--judge-error-rate", type=float, default=0.1, metavar="F",
+                    help="share of wrong verdicts of the judge model judge-sim (judge-sim-NN: NN%% wrong), 0-1")
     sb.add_argument("--data-dir", metavar="DIR",
                     help="where the fine-tuned models it makes are remembered across restarts (default: the app's "
                          "sandbox folder, the one the demo uses)")
@@ -28,4 +30,5 @@ def run(args: argparse.Namespace) -> int:
 
     data_dir = None if args.forget else Path(args.data_dir).expanduser() if args.data_dir else sandbox_dir()
     return serve_forever(host=args.host, port=args.port, seed=args.seed, latency_scale=args.latency_scale,
-                         faults=args.faults, job_seconds=args.job_seconds, data_dir=data_dir)
+                         faults=args.faults, job_seconds=args.job_seconds, data_dir=data_dir,
+                         judge_error_rate=args.judge_error_rate)

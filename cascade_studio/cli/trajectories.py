@@ -31,12 +31,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     tr_imp.add_argument("--format", choices=["native", "batch", "transcripts"], default="native")
     tr_imp.add_argument("--env", metavar="NAME", help="transcripts: the environment their tasks run in")
     tr_imp.add_argument("--json", action="store_true")
+    tr_rate = actions.add_parser("rate", help="a person's rating of trajectories (what judges are calibrated "
+                                 "against): good, bad, a score on a judge's scale, or clear")
+    tr_rate.add_argument("ids", type=int, nargs="+", metavar="ID")
+    tr_rate.add_argument("rating", metavar="good|bad|SCORE|clear")
+    tr_cur = actions.add_parser("curate", help="accept or reject trajectories (curation labels, also read by "
+                                "`judge calibrate`)")
+    tr_cur.add_argument("ids", type=int, nargs="+", metavar="ID")
+    how = tr_cur.add_mutually_exclusive_group(required=True)
+    how.add_argument("--accept", dest="curation", action="store_const", const="accepted")
+    how.add_argument("--reject", dest="curation", action="store_const", const="rejected")
+    how.add_argument("--clear", dest="curation", action="store_const", const="clear")
 
 
 def run(args: argparse.Namespace) -> int:
     from cascade_studio.store.tiers import TierRepository
 
     with open_ws(args) as ws:
+        if args.traj_cmd in ("rate", "curate"):
+            return _label(args, ws)
         if args.traj_cmd == "import" or (args.traj_cmd == "export" and args.format == "batch"):
             tier = tier_or_teacher(TierRepository(ws).list(), args.tier)
             if tier is None:
@@ -139,3 +152,41 @@ def _export(args: argparse.Namespace, ws) -> int:
         raise CliError(f"cannot write {target}: {exc.strerror}") from None
     print(f"Exported {count} trajectories to {target}")
     return 0
+
+
+def _label(args: argparse.Namespace, ws) -> int:
+    """`rate` and `curate`: people's labels on stored trajectories (issue 30)."""
+    from cascade_studio.store.judges import RatingRepository
+    from cascade_studio.store.trajectories import TrajectoryRepository
+
+    ratings = RatingRepository(ws)
+    ids = list(dict.fromkeys(args.ids))
+    missing = sorted(set(ids) - ratings.existing_ids(ids))
+    if missing:
+        raise CliError(f"no trajectory {', '.join(map(str, missing))}; see `cascade-studio trajectories list`")
+    if args.traj_cmd == "curate":
+        value = None if args.curation == "clear" else args.curation
+        TrajectoryRepository(ws).set_curation(ids, value)
+        print(f"{'Cleared the curation of' if value is None else value.capitalize()} {len(ids)} trajectories")
+    else:
+        rating = args.rating.strip().lower()
+        if rating not in ("good", "bad", "clear") and not _is_score(ws, rating):
+            raise CliError(f"{args.rating!r} is not a rating: give good, bad, a score (e.g. 4), a value of a "
+                           "judge's scale, or clear", code=2)
+        ratings.rate(ids, None if rating == "clear" else rating)
+        print(f"{'Cleared the rating of' if rating == 'clear' else f'Rated {rating}:'} {len(ids)} trajectories")
+    from cascade_studio.services import events
+
+    events.publish(events.TRAJECTORIES, ws)
+    return 0
+
+
+def _is_score(ws, text: str) -> bool:
+    """A number, or a value of a judge's scale ("partial" on a "fail,partial,pass" rubric)."""
+    from cascade_studio.store.judges import JudgeRepository
+
+    try:
+        float(text)
+    except ValueError:
+        return any(text in [v.lower() for v in j.scale_values] for j in JudgeRepository(ws).list())
+    return True

@@ -34,6 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                          "episodes per month")
     wi.add_argument("--policy", choices=["step", "rest"], default="step",
                     help="episodes: below the threshold escalate that step (step) or the rest of the episode (rest)")
+    wi.add_argument("--judge", metavar="NAME", help="quality = judged: a student's text answers graded against the "
+                    "teacher's by this judge (tool calls stay matched); verdicts are stored and never paid twice")
+    wi.add_argument("--dry-run", action="store_true", help="with --judge: estimate the judging cost, send nothing")
     wi.add_argument("--json", action="store_true")
     wi.set_defaults(handler=run_whatif)
 
@@ -69,6 +72,7 @@ def run_whatif(args: argparse.Namespace) -> int:
         outcomes = load_outcomes(ws, tiers, args.category)
         if outcomes.n == 0:
             raise CliError("no task has trajectories of every tier; run `cascade-studio collect --tier N` for each tier")
+        judged = _judge_quality(ws, args, tiers, outcomes)
         students = sorted(tiers, key=lambda t: t.tier)[:-1]
         if args.thresholds:
             try:
@@ -82,6 +86,8 @@ def run_whatif(args: argparse.Namespace) -> int:
         scenario = WhatIf(monthly_volume=args.volume, batch_discount=args.batch_discount,
                           training_cost_usd=args.training_cost, amortize_months=args.amortize_months)
         out = tradeoff_report(outcomes, thresholds, scenario, args.mode, with_sweep=args.sweep)
+        if judged is not None:
+            out["quality_judge"] = judged
     if args.json:
         print_json(out)
     else:
@@ -89,8 +95,32 @@ def run_whatif(args: argparse.Namespace) -> int:
     return 0
 
 
+def _judge_quality(ws, args: argparse.Namespace, tiers, outcomes) -> dict[str, Any] | None:
+    if args.judge is None:
+        if args.dry_run:
+            raise CliError("--dry-run goes with --judge NAME", code=2)
+        return None
+    import asyncio
+
+    from cascade_studio.services.judged_evaluation import judge_outcomes
+    from cascade_studio.services.secrets import SecretStore
+    from cascade_studio.store.judges import JudgeRepository
+
+    judge = JudgeRepository(ws).get(args.judge)
+    if judge is None:
+        raise CliError(f"no judge {args.judge!r}; see `cascade-studio judge list`")
+    return asyncio.run(judge_outcomes(ws, judge, tiers, outcomes, SecretStore(), dry_run=args.dry_run))
+
+
 def _print_whatif(out: dict[str, Any], outcomes, thresholds: list[float], args: argparse.Namespace) -> None:
     print(f"{outcomes.n} tasks with every tier ({outcomes.excluded} excluded); quality = {outcomes.quality_basis}")
+    judged = out.get("quality_judge")
+    if judged is not None and judged.get("applied"):
+        print(f"  judged by {judged['basis']}: " + ", ".join(
+            f"tier {k} {v['judged']} judged, {v['matched']} matched" for k, v in judged["tiers"].items())
+            + f"; judging cost ${judged['cost_usd']} ({judged['requests']} requests, {judged['reused']} reused)")
+    elif judged is not None:
+        print(f"  judge not applied: {judged['note']}")
     for f in out["tiers"]:
         print(f"  tier {f['tier']}: ${f['cost_per_request_usd']:.6f}/request, p50 {f['latency_p50_ms']:.0f} ms, "
               f"p95 {f['latency_p95_ms']:.0f} ms, quality {f['quality']:.0%}")

@@ -105,13 +105,18 @@ def step_summary(results: list[StepResult]) -> dict[str, Any]:
 
 
 # -- free-running episodes --------------------------------------------------------------------------
-def episode_success(episode: Episode, expected: Any, teacher_answer: str | None = None) -> tuple[bool | None, str]:
-    """(success, what judged it): "check", "expected_answer", "teacher_answer", or "none"."""
+def episode_success(episode: Episode, expected: Any, teacher_answer: str | None = None,
+                    judged: bool | None = None) -> tuple[bool | None, str]:
+    """(success, what judged it): "check", "expected_answer", "judge", "teacher_answer", or "none".
+    `judged` is a judge's verdict on the episode (services.judged_evaluation), used only where no state
+    check ran and no answer is expected; None: not judged (or unparseable)."""
     if episode.check_passed is not None:
         return episode.check_passed, "check"
     answer = episode.final_answer
     if isinstance(expected, dict) and isinstance(expected.get("final_answer"), str) and expected["final_answer"]:
         return (answer is not None and expected["final_answer"].lower() in answer.lower()), "expected_answer"
+    if judged is not None:
+        return judged, "judge"
     if teacher_answer is not None:
         return (answer is not None and ag.answers_match(answer, teacher_answer)), "teacher_answer"
     return None, "none"

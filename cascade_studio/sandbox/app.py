@@ -50,6 +50,7 @@ class SandboxConfig:
     api_keys: set[str] | None = None  # None: any non-empty key is accepted
     max_body_bytes: int = 32 * 1024 * 1024  # larger request bodies get 413, unread
     max_json_depth: int = 64  # JSON nested deeper gets 400
+    judge_error_rate: float = 0.1  # the share of wrong verdicts of the judge model `judge-sim` (issue 30)
     data_dir: Path | None = None  # where fine-tuned models are remembered across restarts (None: memory only)
 
 
@@ -64,6 +65,7 @@ class Sandbox:
         self.fine_tuned: dict[str, str] = load_fine_tuned(self.config.data_dir)  # model id -> base model
         self.fault_rng = random.Random(self.config.seed)
         self.request_count = 0
+        self.judge_log: list[dict[str, object]] = []  # every judge model request (model, prompt, structured)
         self.model_routes = ModelRoutes(self)
         self.chat_routes = ChatRoutes(self)
         self.embedding_routes = EmbeddingRoutes(self)

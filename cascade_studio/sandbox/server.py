@@ -122,17 +122,17 @@ class SandboxThread:
 
 
 def serve_forever(*, host: str, port: int, seed: int, latency_scale: float, faults: str, job_seconds: float,
-                  data_dir: Path | None = None) -> int:
+                  data_dir: Path | None = None, judge_error_rate: float = 0.1) -> int:
     try:
         fault_spec = parse_faults(faults)
     except ValueError as exc:
         print(f"error: --faults: {exc}", file=sys.stderr)
         return 2
-    if latency_scale < 0 or job_seconds <= 0:
-        print("error: --latency-scale must be >= 0 and --job-seconds > 0", file=sys.stderr)
+    if latency_scale < 0 or job_seconds <= 0 or not 0 <= judge_error_rate <= 1:
+        print("error: --latency-scale must be >= 0, --job-seconds > 0 and --judge-error-rate 0-1", file=sys.stderr)
         return 2
     config = SandboxConfig(seed=seed, latency_scale=latency_scale, job_seconds=job_seconds, faults=fault_spec,
-                           data_dir=data_dir)
+                           data_dir=data_dir, judge_error_rate=judge_error_rate)
 
     async def main() -> None:
         server = SandboxServer(config, host=host, port=port)

@@ -42,6 +42,7 @@ def prepare_demo(folder: Path, base_url: str, *, reset: bool = False) -> str:
                         max_concurrency=16, threshold=threshold, confidence_method=ConfidenceMethod.TOOL_NAME_PROB)
             tiers.append(apply_catalog_prices(tier, catalog))
         repo.replace_all(tiers)
+        add_demo_judges(ws, base_url)
         ws.set_meta("demo", "true")
         total = 0
         for name in BFCL_FILES:
@@ -50,6 +51,27 @@ def prepare_demo(folder: Path, base_url: str, *, reset: bool = False) -> str:
         tasks = TaskRepository(ws)
         bfcl = tasks.count() - sum(tasks.environments().values())
     return f"{len(tiers)} simulated tiers, {bfcl} BFCL sample tasks, {agent} travel-desk agent tasks (MCP)"
+
+
+DEMO_JUDGES = [  # (name, kind, sandbox model): issue 30's judges, simulated (10% wrong, see `sandbox`)
+    ("sandbox-reference", "reference", "judge-sim"),
+    ("sandbox-episodes", "rubric", "judge-sim"),
+]
+
+
+def add_demo_judges(ws: Workspace, base_url: str) -> None:
+    """The demo's simulated judges (kept, with the user's edits, and pointed at the new sandbox)."""
+    from cascade_studio.core.judges import Judge, JudgeKind
+    from cascade_studio.store.judges import JudgeRepository
+
+    judges = JudgeRepository(ws)
+    for name, kind, model in DEMO_JUDGES:
+        old = judges.get(name)
+        if old is not None and old.provider != Provider.SANDBOX:
+            continue  # the user made it a real judge
+        judge = old.replace(base_url=base_url) if old is not None else Judge(
+            name, JudgeKind(kind), Provider.SANDBOX, base_url, model)
+        judges.save(judge)
 
 
 def add_demo_environment(ws: Workspace) -> int:

@@ -50,9 +50,11 @@ class EpisodeRepository:
              _call_json(c), None if c.logprobs is None else orjson.dumps(c.logprobs).decode(),
              orjson.dumps([r.to_json() for r in step.results]).decode(), now()))
 
-    def steps(self, key: str) -> list[Step]:
+    def steps(self, key: str, *, with_logprobs: bool = True) -> list[Step]:
+        """The episode's steps; without logprobs (a judge reads none) ~10x less to decode."""
         rows = self.ws.conn.execute(
-            "SELECT step, call, logprobs, results FROM episode_steps WHERE episode = ? ORDER BY step", (key,))
+            f"SELECT step, call, {'logprobs' if with_logprobs else 'NULL'}, results FROM episode_steps "
+            "WHERE episode = ? ORDER BY step", (key,))
         return [Step(r[0], _call(r[1], r[2]), [ToolResult.from_json(x) for x in orjson.loads(r[3])]) for r in rows]
 
     def unfinished(self, task_id: str, tier: int, generations: Sequence[str]) -> str | None:
@@ -86,7 +88,7 @@ class EpisodeRepository:
             raise
         return traj_id
 
-    def of_trajectory(self, traj_id: int) -> Episode | None:
+    def of_trajectory(self, traj_id: int, *, with_logprobs: bool = True) -> Episode | None:
         row = self.ws.conn.execute(
             "SELECT episode, task_id, tier, model, generation, end_reason, error, latency_ms, check_passed, check_detail "
             "FROM trajectories WHERE id = ?", (traj_id,)).fetchone()
@@ -95,7 +97,7 @@ class EpisodeRepository:
         env = self.ws.conn.execute("SELECT environment FROM episode_steps WHERE episode = ? LIMIT 1",
                                    (row[0],)).fetchone()
         return Episode(task_id=row[1], tier=row[2], model=row[3], generation=row[4], key=row[0],
-                       steps=self.steps(row[0]), end_reason=row[5], error=row[6], wall_ms=row[7] or 0.0,
+                       steps=self.steps(row[0], with_logprobs=with_logprobs), end_reason=row[5], error=row[6], wall_ms=row[7] or 0.0,
                        environment=env[0] if env else "", check_passed=None if row[8] is None else bool(row[8]),
                        check_detail=row[9])
 

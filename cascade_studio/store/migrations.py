@@ -320,6 +320,35 @@ MIGRATIONS: list[Step] = [
         conf_mean, conf_min, conf_tool, cost_micro, latency_ms, prompt_tokens, completion_tokens, steps,
         end_reason, episode, task_id, model, tags);
     """,
+    # (issue 30) judges: workspace entries (endpoint, model, prices, template), their verdicts keyed by
+    # (judge generation, template version, inputs' hash) so none is paid twice, and people's ratings of
+    # stored trajectories (good / bad / a score) that judges are calibrated against (JUDGES_STEP)
+    """
+    CREATE TABLE IF NOT EXISTS judges (
+        name            TEXT PRIMARY KEY,
+        spec            TEXT NOT NULL,   -- JSON: core.judges.Judge (never a key)
+        updated_at      TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS judge_verdicts (
+        judge_generation  TEXT NOT NULL,
+        template_version  TEXT NOT NULL,
+        inputs_hash       TEXT NOT NULL,
+        judge_name        TEXT NOT NULL,
+        kind              TEXT NOT NULL,
+        verdict           TEXT NOT NULL,   -- a value of the kind, or 'unparseable'
+        reason            TEXT NOT NULL DEFAULT '',
+        prompt_tokens     INTEGER,
+        completion_tokens INTEGER,
+        cost_micro        INTEGER,         -- NULL: unknown (no usage reported)
+        created_at        TEXT NOT NULL,
+        PRIMARY KEY (judge_generation, template_version, inputs_hash)
+    );
+    CREATE TABLE IF NOT EXISTS trajectory_ratings (
+        trajectory_id   INTEGER PRIMARY KEY REFERENCES trajectories(id) ON DELETE CASCADE,
+        rating          TEXT NOT NULL,   -- good, bad, or a score on a judge's scale
+        rated_at        TEXT NOT NULL
+    );
+    """,
     # (issue 31) prompt distillation: a student tier's generation may carry demonstrations from the
     # teacher's trajectories (core.demonstrations: a JSON document; NULL: none)
     add_tier_demonstrations,
@@ -332,11 +361,15 @@ COLUMN_ONLY_STEPS = frozenset({add_tier_demonstrations})
 # steps that only add an index: nothing in the data changes, and a step killed half-way leaves the
 # previous schema as it was, so upgrading through them alone needs no backup (a copy of a 10 GB file)
 INDEX_ONLY_STEPS = frozenset({19})
+# steps that only create new tables: no existing row changes either (found by content, not number,
+# so that appending steps on other branches cannot make this point at the wrong one)
+ADDITIVE_STEPS = frozenset(i + 1 for i, step in enumerate(MIGRATIONS)
+                           if isinstance(step, str) and "CREATE TABLE IF NOT EXISTS judges (" in step)
 
 
 def needs_backup(version: int) -> bool:
     """Whether upgrading from `version` runs a step that changes data (worth a copy first)."""
-    return any(step not in INDEX_ONLY_STEPS and MIGRATIONS[step - 1] not in COLUMN_ONLY_STEPS
+    return any(step not in INDEX_ONLY_STEPS | ADDITIVE_STEPS and MIGRATIONS[step - 1] not in COLUMN_ONLY_STEPS
                for step in range(version + 1, SCHEMA_VERSION + 1))
 
 

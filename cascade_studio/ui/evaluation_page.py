@@ -37,6 +37,7 @@ from cascade_studio.store.tiers import TierRepository
 from cascade_studio.store.workspace import Workspace
 from cascade_studio.ui.errors import show_error
 from cascade_studio.ui.evaluation_history import HistoryPanel
+from cascade_studio.ui.judge_panel import JudgePanel
 from cascade_studio.ui.page import Page, confidence_method_of, fill_confidence_methods, scrolled, splitter
 from cascade_studio.ui.trajectory_model import heat_color
 
@@ -86,6 +87,8 @@ class EvaluationPage(Page):
         rl = QVBoxLayout(right)
         rl.setContentsMargins(0, 0, 0, 0)
         rl.addWidget(self._build_calibration())
+        self.judge_panel = JudgePanel(secrets, self)  # issue 30: a judge's agreement with people
+        rl.addWidget(self.judge_panel)
         self.history = HistoryPanel(self)
         rl.addWidget(self.history, 1)
         layout = QVBoxLayout(self)
@@ -198,6 +201,7 @@ class EvaluationPage(Page):
         self.pair_view.clear()
         self.reload_choices()
         self.refresh_drift()
+        self.judge_panel.set_workspace(ws)
         self.say("Pick a student tier and press Evaluate. Missing trajectories are collected first.")
 
     def reload_choices(self) -> None:

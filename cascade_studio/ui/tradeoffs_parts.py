@@ -20,7 +20,8 @@ def money_text(v: float | None, places: int = 6) -> str:
     return "—" if v is None else f"${v:,.{places}f}"
 
 
-BASIS_WORDS = {"accuracy": "accuracy", "agreement": "agreement with teacher"}
+BASIS_WORDS = {"accuracy": "accuracy", "agreement": "agreement with teacher",
+               "judged": "agreement with teacher, text answers judged"}  # judged: `whatif --judge` (issue 30)
 
 
 def basis_words(basis: str | None) -> str:

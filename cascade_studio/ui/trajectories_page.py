@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QInputDialog,
     QLabel,
     QLineEdit,
+    QMenu,
     QProgressBar,
     QPushButton,
     QSpinBox,
@@ -192,6 +193,15 @@ class TrajectoriesPage(Page):
         self.reject_button = QPushButton("Reject", objectName="reject")
         self.reject_button.setToolTip("Reject the selected trajectories (R)")
         self.clear_button = QPushButton("Clear", objectName="clearCuration")
+        self.rate_button = QPushButton("Rate…", objectName="rate")
+        self.rate_button.setToolTip("Your rating of the selected trajectories (good, bad or a score): the labels "
+                                    "a judge is calibrated against")
+        rate_menu = QMenu(self.rate_button)
+        for text, value in (("Good", "good"), ("Bad", "bad")):
+            rate_menu.addAction(text, lambda v=value: self.rate(v))
+        rate_menu.addAction("Score…", self.score_dialog)
+        rate_menu.addAction("Clear rating", lambda: self.rate(None))
+        self.rate_button.setMenu(rate_menu)
         self.tag_button = QPushButton("Tag…", objectName="tag")
         self.tag_button.setToolTip("Add a tag to the selected trajectories (T)")
         self.undo_button = QPushButton("Undo", objectName="undo")
@@ -205,7 +215,8 @@ class TrajectoriesPage(Page):
         self.undo_button.setEnabled(False)
         crow = QHBoxLayout()
         crow.addWidget(self.count_label, 1)
-        for b in (self.accept_button, self.reject_button, self.clear_button, self.tag_button, self.undo_button):
+        for b in (self.accept_button, self.reject_button, self.clear_button, self.rate_button, self.tag_button,
+                  self.undo_button):
             crow.addWidget(b)
         left = QWidget()
         ll = QVBoxLayout(left)
@@ -343,6 +354,20 @@ class TrajectoriesPage(Page):
         ids = self.selected_ids()
         if ids and self.ws is not None:
             self.undo_stack.push(CurationCommand(self, ids, "curation", value))
+
+    def rate(self, value: str | None) -> None:
+        ids = self.selected_ids()
+        if ids and self.ws is not None:
+            self.undo_stack.push(CurationCommand(self, ids, "rating", value))
+
+    def score_dialog(self) -> None:
+        ids = self.selected_ids()
+        if not ids:
+            return
+        score, ok = QInputDialog.getText(self, "Rate trajectories", f"Score for {len(ids)} selected trajectories "
+                                         "(a number, or a value of a judge's scale):")
+        if ok and score.strip():
+            self.rate(score.strip().lower())
 
     def tag_dialog(self) -> None:
         ids = self.selected_ids()

@@ -35,8 +35,11 @@ def legacy_copy(src: Path, dst: Path) -> None:
     conn.create_function("unpack", 1, payloads.unpack)
     conn.execute("ATTACH ? AS src", (str(src / DB_NAME),))
     conn.execute("BEGIN")
+    old_tables = {r[0] for r in conn.execute("SELECT name FROM main.sqlite_master WHERE type = 'table'")}
     for (name,) in conn.execute("SELECT name FROM src.sqlite_master WHERE type = 'table' AND name NOT LIKE "
                                 "'sqlite%' AND name != 'trajectory_payloads'").fetchall():
+        if name not in old_tables:  # a table of a later step (judges, ...): nothing of it existed then
+            continue
         if name == "trajectories":
             old = {r[1] for r in conn.execute("PRAGMA main.table_info(trajectories)")}
             cols = [r[1] for r in conn.execute("PRAGMA src.table_info(trajectories)") if r[1] in old]

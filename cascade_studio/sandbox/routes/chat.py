@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from starlette.requests import Request
 
+from cascade_studio.sandbox import judging
 from cascade_studio.sandbox import simulator as sim
 from cascade_studio.sandbox.routes.common import (
     ApiError,
@@ -148,7 +149,7 @@ class ChatRoutes:
         _check_top_logprobs(body)
         _check_tool_choice(body.get("tool_choice"), _tool_names(body.get("tools")))
         expect_metadata(body.get("metadata"))
-        if not sim.is_known_chat_model(model, set(self.sandbox.fine_tuned)):
+        if not sim.is_known_chat_model(model, set(self.sandbox.fine_tuned)) and not judging.is_judge_model(model):
             raise ApiError(404, f"The model `{model}` does not exist or you do not have access to it.",
                            code="model_not_found")
 
@@ -160,7 +161,13 @@ class ChatRoutes:
             raise ApiError(400, "The request body must be a JSON object.")
         self.validate_chat(body)
         seed = self.sandbox.config.seed
-        gen = sim.generate_chat(body, seed=seed)
+        if judging.is_judge_model(body["model"]):
+            text = judging.judge_answer(body, seed=seed, default_error_rate=self.sandbox.config.judge_error_rate)
+            self.sandbox.judge_log.append({"model": body["model"], "prompt": sim._last_user_text(body["messages"]),
+                                           "structured": "response_format" in body})
+            gen = sim.Generation(text, [], [sim.Segment(text, "high")], 0, "stop")
+        else:
+            gen = sim.generate_chat(body, seed=seed)
         profile = sim.profile_for(body["model"])
         prefix = hashlib.sha1(json.dumps([body["model"], body["messages"][:-1], body.get("tools")],
                                          sort_keys=True).encode()).hexdigest()

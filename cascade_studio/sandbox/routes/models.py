@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 
 from cascade_studio.sandbox import simulator as sim
+from cascade_studio.sandbox.judging import BABBLE, JUDGE_PREFIX
 from cascade_studio.sandbox.routes.common import ApiError, Handler
 from cascade_studio.sandbox.state import ORG
 
@@ -14,6 +15,7 @@ if TYPE_CHECKING:
     from cascade_studio.sandbox.app import Sandbox
 
 MODEL_CREATED = 1715367049
+JUDGE_MODELS = [JUDGE_PREFIX, f"{JUDGE_PREFIX}-0", f"{JUDGE_PREFIX}-20", BABBLE]  # judge-sim-NN: any NN% wrong
 
 
 class ModelRoutes:
@@ -25,7 +27,7 @@ class ModelRoutes:
 
     def all_models(self) -> list[dict[str, Any]]:
         out = [{"id": m, "object": "model", "created": MODEL_CREATED, "owned_by": "system"}
-               for m in [*sim.CHAT_MODELS, *sim.EMBEDDING_MODELS]]
+               for m in [*sim.CHAT_MODELS, *sim.EMBEDDING_MODELS, *JUDGE_MODELS]]
         out += [{"id": m, "object": "model", "created": MODEL_CREATED, "owned_by": ORG}
                 for m in self.sandbox.fine_tuned]
         return out

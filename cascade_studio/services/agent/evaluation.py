@@ -44,7 +44,7 @@ def forced_key(teacher_episode: str, student: Tier) -> str:
     return f"{FORCED}{teacher_episode}:{generation_id(student)}"
 
 
-def latest_episodes(ws: Workspace, tier: Tier, task_ids: list[str]) -> dict[str, Episode]:
+def latest_episodes(ws: Workspace, tier: Tier, task_ids: list[str], *, with_logprobs: bool = True) -> dict[str, Episode]:
     """Task id -> the tier's latest ok episode of its current generation (tasks without one left out)."""
     repo = TrajectoryRepository(ws)
     latest = repo.latest_ok_ids(tier.tier, generation_keys(tier))
@@ -52,7 +52,7 @@ def latest_episodes(ws: Workspace, tier: Tier, task_ids: list[str]) -> dict[str,
     out = {}
     for task_id in task_ids:
         if task_id in latest:
-            episode = episodes.of_trajectory(latest[task_id])
+            episode = episodes.of_trajectory(latest[task_id], with_logprobs=with_logprobs)
             if episode is not None and episode.steps:
                 out[task_id] = episode
     return out
@@ -142,26 +142,34 @@ def episode_steps(ws: Workspace, teacher: Tier, students: list[Tier], task_ids: 
     return out
 
 
-def episode_comparison(ws: Workspace, teacher: Tier, student: Tier, task_ids: list[str]) -> dict[str, Any]:
-    """Free-running episodes side by side: success rate, steps, cost and wall time per episode."""
+def episode_comparison(ws: Workspace, teacher: Tier, student: Tier, task_ids: list[str],
+                       judged: dict[str, dict[str, bool | None]] | None = None) -> dict[str, Any]:
+    """Free-running episodes side by side: success rate, steps, cost and wall time per episode.
+    `judged`: a judge's verdicts ({"teacher"|"student": {task: verdict}}, services.judged_evaluation),
+    the basis where no state check ran and no answer is expected."""
     tasks = TaskRepository(ws)
     t_eps = latest_episodes(ws, teacher, task_ids)
     s_eps = latest_episodes(ws, student, task_ids)
     common = [t for t in task_ids if t in t_eps and t in s_eps]
     sides: dict[str, list[tuple[Episode, bool | None, str]]] = {"teacher": [], "student": []}
+    judged = judged or {}
     for task_id in common:
         task = tasks.get(task_id)
         expected = task.expected if task else None
         teacher_answer = t_eps[task_id].final_answer
-        sides["teacher"].append((t_eps[task_id], *episode_success(t_eps[task_id], expected)))
-        sides["student"].append((s_eps[task_id], *episode_success(s_eps[task_id], expected, teacher_answer)))
+        sides["teacher"].append((t_eps[task_id], *episode_success(
+            t_eps[task_id], expected, judged=judged.get("teacher", {}).get(task_id))))
+        sides["student"].append((s_eps[task_id], *episode_success(
+            s_eps[task_id], expected, teacher_answer, judged=judged.get("student", {}).get(task_id))))
     return {"tasks": len(common), "missing": len([t for t in task_ids if t in t_eps]) - len(common),
             "teacher": episode_side_summary(sides["teacher"]), "student": episode_side_summary(sides["student"])}
 
 
 async def evaluate_agents(ws: Workspace, teacher: Tier, student: Tier, task_ids: list[str], secrets: SecretStore, *,
                           mode: str = "both", collect: bool = False,
-                          calibrate: tuple[str, float] | None = None) -> dict[str, Any]:
+                          calibrate: tuple[str, float] | None = None, judge: Any = None,
+                          judge_checked: bool = False, dry_run: bool = False,
+                          judge_batch: bool = False) -> dict[str, Any]:
     """`evaluate --mode`: step agreement and/or episode success for the episode tasks of `task_ids`."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}")
@@ -186,5 +194,15 @@ async def evaluate_agents(ws: Workspace, teacher: Tier, student: Tier, task_ids:
         if collected and collected["message"]:
             out["step_agreement"]["collection_problem"] = collected["message"]
     if mode in ("episodes", "both"):
-        out["episodes"] = episode_comparison(ws, teacher, student, episode_ids)
+        judged = None
+        if judge is not None:  # issue 30: a judge where no state check ran and no answer is expected
+            from cascade_studio.services.judged_evaluation import judged_episode_success
+
+            judged, judge_report = await judged_episode_success(
+                ws, judge, {"teacher": latest_episodes(ws, teacher, episode_ids, with_logprobs=False),
+                            "student": latest_episodes(ws, student, episode_ids, with_logprobs=False)},
+                secrets, include_checked=judge_checked, dry_run=dry_run, batch=judge_batch)
+        out["episodes"] = episode_comparison(ws, teacher, student, episode_ids, judged)
+        if judge is not None:
+            out["episodes"]["judge"] = judge_report
     return out
