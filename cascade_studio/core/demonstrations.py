@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +23,7 @@ FORMAT = "cascade-studio/demonstrations@1"
 FIXED, NEAREST = "fixed", "nearest"
 MODES = (FIXED, NEAREST)
 MAX_K = 32
+EMBEDDING_DIMS = 512  # core.agreement.offline_embedding's default
 # the content of the tool results after a demonstration's calls: the API wants every call answered,
 # and the teacher's demonstration is its decision, not what the tool returned
 TOOL_RESULT_NOTE = "(example only: the result of this call is not part of the demonstration)"
@@ -129,15 +129,34 @@ class PromptProgram:
             object.__setattr__(self, "_vectors", index)
         return index
 
+    def _matrix(self) -> Any:
+        """The index as a dense (demonstrations x slots) numpy array, built once."""
+        import numpy as np  # here: core.tiers imports this module, and most commands never need numpy
+
+        matrix = self.__dict__.get("_matrix_cache")
+        if matrix is None:
+            matrix = np.zeros((len(self.demonstrations), EMBEDDING_DIMS))
+            for d, vector in enumerate(self._index()):
+                matrix[d, list(vector)] = list(vector.values())
+            object.__setattr__(self, "_matrix_cache", matrix)
+        return matrix
+
     def select(self, messages: list[dict[str, Any]]) -> list[Demonstration]:
         """The demonstrations placed before this request: all of them ("fixed"), or the k most
-        similar to its user text ("nearest"; ties: the earlier in the pool; in pool order)."""
+        similar to its user text by cosine ("nearest"), in pool order. Scores are rounded to 9
+        decimals before ranking and ties go to the earlier in the pool, so the choice does not hang on
+        the last bits of a float sum (the gateway and the collector may run on other machines)."""
         if self.mode == FIXED:
             return list(self.demonstrations)
         query = sparse_offline_embedding(query_text(messages))
-        scored = [(-_dot(query, v), i) for i, v in enumerate(self._index())]
-        chosen = sorted(i for _, i in sorted(scored)[: self.k])
-        return [self.demonstrations[i] for i in chosen]
+        if not query:
+            return list(self.demonstrations[: self.k])
+        import numpy as np
+
+        slots = list(query)
+        scores = np.round((self._matrix()[:, slots] * np.array(list(query.values()))).sum(axis=1), 9)
+        chosen = np.argsort(-scores, kind="stable")[: self.k]
+        return [self.demonstrations[i] for i in sorted(chosen.tolist())]
 
     # -- documents -----------------------------------------------------------------------------
     def to_json(self, *, index: bool = False) -> dict[str, Any]:
@@ -203,14 +222,6 @@ def apply_demonstrations(program: PromptProgram | None, messages: list[dict[str,
     for demo in program.select(messages[head:]):
         added += demo.messages()
     return [*messages[:head], *added, *messages[head:]]
-
-
-def _dot(a: dict[int, float], b: dict[int, float]) -> float:
-    """Cosine of two L2-normalised sparse vectors (0 when either is empty)."""
-    if len(b) < len(a):
-        a, b = b, a
-    total = math.fsum(x * b[i] for i, x in a.items() if i in b)
-    return total
 
 
 def choose_fixed(candidates: list[tuple[str, str, bool]], k: int, seed: int = 0) -> list[str]:
