@@ -66,11 +66,15 @@ class EpisodeTradeoffs(QWidget):
         self.sliders_box = QGroupBox("Thresholds (per student tier)")
         self.sliders_form = QFormLayout(self.sliders_box)
         self.sliders: list[tuple[QSlider, QLabel]] = []
-        self.plot = pg.PlotWidget(objectName="episodeSweep")
+        from cascade_studio.ui.plot_axes import clean_axes, legend_label
+
+        self.plot = pg.PlotWidget(objectName="episodeSweep", axisItems=clean_axes(pg))
         self.plot.setBackground("w")
         self.plot.setLabel("bottom", "cost per episode ($)")
         self.plot.setLabel("left", "step agreement")
-        self.plot.addLegend(offset=(-10, -10))  # bottom right: the curve climbs to the top right
+        self.plot.setLimits(minYRange=0.05, minXRange=1e-6)
+        self.legend = legend_label([("━", "#0f6cbd", "sweep: tier 1 and the teacher"), ("●", "#0f6cbd", "Pareto front"),
+                                    ("★", "#c50f1f", "operating point (every tier at its threshold)")], "episodeLegend")
         self.curve = self.plot.plot([], [], pen=pg.mkPen("#0f6cbd", width=2), name="sweep: tier 1 and the teacher")
         self.front = self.plot.plot([], [], pen=None, symbol="o", symbolSize=5, symbolBrush="#0f6cbd",
                                     name="Pareto front")
@@ -85,8 +89,11 @@ class EpisodeTradeoffs(QWidget):
         right = QVBoxLayout()
         right.addWidget(self.sliders_box)
         right.addWidget(self.summary, 1)
+        plot_box = QVBoxLayout()
+        plot_box.addWidget(self.plot, 1)
+        plot_box.addWidget(self.legend)
         body = QHBoxLayout()
-        body.addWidget(self.plot, 3)
+        body.addLayout(plot_box, 3)
         body.addLayout(right, 2)
         layout = QVBoxLayout(self)
         layout.addLayout(controls)

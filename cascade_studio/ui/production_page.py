@@ -95,7 +95,10 @@ class ProductionPage(Page):
     def _build_plot(self) -> QWidget:
         import pyqtgraph as pg
 
-        self.plot = pg.PlotWidget(objectName="requestsPlot", axisItems={"bottom": pg.DateAxisItem()})
+        from cascade_studio.ui.plot_axes import clean_axes
+
+        self.plot = pg.PlotWidget(objectName="requestsPlot",
+                                  axisItems={"left": clean_axes(pg)["left"], "bottom": pg.DateAxisItem()})
         self.plot.setBackground("w")
         self.plot.setLabel("left", "requests per hour")
         self.plot.showGrid(x=True, y=True, alpha=0.2)
