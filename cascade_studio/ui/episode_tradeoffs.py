@@ -63,6 +63,8 @@ class EpisodeTradeoffs(QWidget):
         self.basis.setStyleSheet(INFO_STYLE)
         self.summary = QLabel(objectName="episodeSummary", wordWrap=True)
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.measured = QLabel(objectName="episodeMeasured", wordWrap=True)  # beside the estimates, as the CLI
+        self.measured.setStyleSheet(INFO_STYLE)
         self.sliders_box = QGroupBox("Thresholds (per student tier)")
         self.sliders_form = QFormLayout(self.sliders_box)
         self.sliders: list[tuple[QSlider, QLabel]] = []
@@ -88,7 +90,9 @@ class EpisodeTradeoffs(QWidget):
         controls.addStretch(1)
         right = QVBoxLayout()
         right.addWidget(self.sliders_box)
-        right.addWidget(self.summary, 1)
+        right.addWidget(self.summary)
+        right.addWidget(self.measured)
+        right.addStretch(1)
         plot_box = QVBoxLayout()
         plot_box.addWidget(self.plot, 1)
         plot_box.addWidget(self.legend)
@@ -127,9 +131,10 @@ class EpisodeTradeoffs(QWidget):
         self.summary.setText("Loading the episodes…")
         path = ws.path
 
-        def work() -> tuple[list[Any], int]:
+        def work() -> tuple[list[Any], int, dict[str, Any] | None]:
             with Workspace.open(path, create=False, check="none") as own:
-                return agent_tradeoffs.load_rows(own, tiers, category)
+                rows, tasks = agent_tradeoffs.load_rows(own, tiers, category)
+                return rows, tasks, agent_tradeoffs.measured_free_running(own, tiers, rows) if rows else None
 
         self.calls.start_in_thread("load", work, on_done=self._loaded, on_error=lambda e: self.summary.setText(f"✖ {e}"))
 
@@ -149,8 +154,12 @@ class EpisodeTradeoffs(QWidget):
             self.sliders_form.addRow(f"Tier {tier.tier} ({tier.model})", row)
             self.sliders.append((slider, label))
 
-    def _loaded(self, result: tuple[list[Any], int]) -> None:
-        self.rows, tasks = result
+    def _loaded(self, result: tuple[list[Any], int, dict[str, Any] | None]) -> None:
+        self.rows, tasks, measured = result
+        self.measured.setText("" if measured is None else
+                              f"Measured, free-running: tier {measured['tier']} succeeds on "
+                              f"{measured['student_success_rate']:.0%} of {measured['tasks']} episodes (teacher "
+                              f"{measured['teacher_success_rate']:.0%}).")
         if not tasks:
             self.summary.setText("No agent episode tasks in this workspace (tasks that name an environment).")
         elif not self.rows:

@@ -157,10 +157,10 @@ class ProductionPage(Page):
             saved = f"{f['savings_share']:.0%} less" if f["savings_share"] is not None else "n/a"
             p95 = "n/a" if f["latency_p95_ms"] is None else f"{f['latency_p95_ms']:.0f} ms"
             self.summary.setText(
-                f"{f['requests']:,} requests ({f['failed']} failed), {f['escalated']:,} escalated. Cost "
+                f"{f['requests']:,} requests ({f['failed']} failed), {f['escalated']:,} requests escalated. Cost "
                 f"${float(f['cost_usd']):,.4f} against ${float(f['teacher_only_usd']):,.4f} teacher-only ({saved}). "
-                f"Latency p95 {p95}. {f['hard_cases']} hard cases"
-                + (f" ({f['hard_cases_without_content']} more logged without content)"
+                f"Latency p95 {p95}. {f['hard_cases']} hard cases (tasks with an escalated request)"
+                + (f"; {f['hard_cases_without_content']} more escalated requests logged without content"
                    if f["hard_cases_without_content"] else "") + ".")
         self.drift_warning.setText("\n".join(f["drift_warnings"]))
         self.drift_warning.setVisible(bool(f["drift_warnings"]))
