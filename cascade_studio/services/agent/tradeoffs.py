@@ -67,7 +67,7 @@ def figures(rows: list[EpisodeSteps], tiers: list[Tier], thresholds: list[float]
 def episode_whatif(ws: Workspace, tiers: list[Tier], *, thresholds: list[float] | None = None, policy: str = "step",
                    volume: float = 100_000, category: str | None = None, with_sweep: bool = False) -> dict[str, Any]:
     """The per-step cascade at `thresholds` (default: the students' own) over the episode tasks."""
-    teacher, students = tiers[-1], tiers[:-1]
+    students = tiers[:-1]
     thresholds = thresholds or [t.threshold for t in students]
     if len(thresholds) != len(students):
         raise ValueError(f"give one threshold per student tier ({len(students)})")
