@@ -5,10 +5,11 @@ and the comparison of a student's current generation with its previous one on th
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
+    QComboBox,
     QDoubleSpinBox,
     QGroupBox,
     QHBoxLayout,
@@ -22,12 +23,27 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from cascade_studio.core.tiers import generation_keys
+from cascade_studio.core.tiers import Tier, generation_keys
+from cascade_studio.services.secrets import SecretStore
+from cascade_studio.store.workspace import Workspace
 from cascade_studio.ui.fit import tip_headers
 from cascade_studio.ui.style import PALETTE, WARN_STYLE, show_status, styled_label
 
-if TYPE_CHECKING:
-    from cascade_studio.ui.evaluation_page import EvaluationPage
+
+class EvaluationChoices(Protocol):
+    """What the history needs of its page (the Evaluation page): the workspace, the tiers and the
+    teacher, student and tasks chosen there. No more: this module does not import that page."""
+
+    ws: Workspace | None
+    secrets: SecretStore
+    teacher_combo: QComboBox
+    student_combo: QComboBox
+
+    def tiers(self) -> list[Tier]: ...
+
+    def tier(self, number: int | None) -> Tier | None: ...
+
+    def chosen_task_ids(self) -> list[str]: ...
 
 HEADERS = ["When", "Student", "Generation", "Teacher", "Tasks", "Agreement"]
 
@@ -42,7 +58,7 @@ def local_time(created_at: str) -> str:
 
 
 class HistoryPanel(QGroupBox):
-    def __init__(self, page: EvaluationPage) -> None:
+    def __init__(self, page: EvaluationChoices) -> None:
         super().__init__("Agreement over time")
         self.page = page
         self.plot = None  # pyqtgraph (and numpy) load when the page is first shown: ~1.5 s off startup
