@@ -23,6 +23,8 @@ def tick_strings(values: list[float], scale: float, spacing: float) -> list[str]
     out = []
     for v in values:
         vs = v * scale
+        if abs(vs) < step * 1e-6:
+            vs = 0.0  # a tick at zero computed as -1e-17
         if vs != 0 and (abs(vs) >= 1e5 or round(abs(vs), places) == 0):
             text = f"{vs:.3g}"
         else:
