@@ -472,6 +472,12 @@ def sweep_report(o: Outcomes, mode: str = "cascade", grid_points: int = SWEEP_PO
     return {"sweep": {"grid": sw.grid.tolist(), "points": points}, "metrics": router_metrics(o, mode)}
 
 
+def operating_point(o: Outcomes, thresholds: list[float], scenario: WhatIf, mode: str = "cascade") -> dict[str, Any]:
+    """The report's part that moves with the thresholds and the scenario: the cascade at `thresholds`
+    and the monthly what-if (the Trade-offs page recomputes only this when a slider rests)."""
+    return {"cascade": simulate(o, thresholds, mode).to_json(), "whatif": what_if(o, thresholds, scenario, mode)}
+
+
 def tradeoff_report(o: Outcomes, thresholds: list[float], scenario: WhatIf, mode: str = "cascade",
                     with_sweep: bool = False) -> dict[str, Any]:
     """Per-tier figures, the cascade at `thresholds`, the monthly what-if and (optionally) the sweep
@@ -479,8 +485,7 @@ def tradeoff_report(o: Outcomes, thresholds: list[float], scenario: WhatIf, mode
     out: dict[str, Any] = {
         "tasks": o.n, "excluded": o.excluded, "quality_basis": o.quality_basis,
         "tiers": tier_figures(o),
-        "cascade": simulate(o, thresholds, mode).to_json(),
-        "whatif": what_if(o, thresholds, scenario, mode),
+        **operating_point(o, thresholds, scenario, mode),
     }
     if with_sweep:
         out.update(sweep_report(o, mode))

@@ -4,6 +4,7 @@ sliders that move the operating point live, router metrics, and monthly what-if 
 from __future__ import annotations
 
 import logging
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +35,8 @@ from cascade_studio.core.tradeoffs import (
     pareto_front,
     router_metrics,
     sweep,
+    operating_point,
     tier_figures,
-    tradeoff_report,
 )
 from cascade_studio.store.tiers import TierRepository
 from cascade_studio.store.workspace import Workspace
@@ -462,11 +463,13 @@ class TradeoffsPage(Page):
         return args
 
     def update_whatif(self) -> dict[str, Any] | None:
-        """The operating point and the monthly what-if, from `tradeoff_report` (what `whatif --json`
-        prints for the same inputs: `cli_arguments`)."""
+        """The operating point and the monthly what-if, from `tradeoff_report`'s own parts (what
+        `whatif --json` prints for the same inputs: `cli_arguments`)."""
         if self.outcomes is None:
             return None
-        self.report = tradeoff_report(self.outcomes, self.thresholds(), self.scenario(), self.mode_combo.currentData())
+        # tradeoff_report's parts: the tier figures (`recompute`) and the part that moves with the sliders
+        self.report = {"tiers": self.figures,
+                       **operating_point(self.outcomes, self.thresholds(), self.scenario(), self.mode_combo.currentData())}
         self._show_point_details(self.report["cascade"])
         result = self.report["whatif"]
         be = "never (no saving)" if result["break_even_month"] is None else (
@@ -477,6 +480,8 @@ class TradeoffsPage(Page):
             f"{_money(result['teacher_only_monthly_usd'], 2)}: saves <b>{_money(result['monthly_savings_usd'], 2)}"
             f"</b> a month; break-even {be}. Latency p95 {_ms(result['latency_p95_ms'])}; quality "
             f"{result['quality']:.1%} (teacher {result['teacher_quality']:.1%}).")
+        self.whatif_label.setToolTip("The same figures from the command line:\ncascade-studio "
+                                     + " ".join(shlex.quote(a) for a in self.cli_arguments()) + " --json")
         self.last_whatif = result
         return result
 
