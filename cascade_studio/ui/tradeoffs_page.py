@@ -32,10 +32,10 @@ from PySide6.QtWidgets import (
 from cascade_studio.core.tradeoffs import (
     Outcomes,
     WhatIf,
+    operating_point,
     pareto_front,
     router_metrics,
     sweep,
-    operating_point,
     tier_figures,
 )
 from cascade_studio.store.tiers import TierRepository
