@@ -87,6 +87,7 @@ class HistoryPanel(QGroupBox):
         self._plot_holder.setContentsMargins(0, 0, 0, 0)
         holder = QWidget()
         holder.setLayout(self._plot_holder)
+        holder.setMinimumHeight(150)  # the plot comes later (first shown): the splitter must not size it to 0
         self.split = QSplitter(Qt.Orientation.Vertical)
         self.split.addWidget(holder)
         self.split.addWidget(self.table)

@@ -189,6 +189,7 @@ class TradeoffsPage(Page):
         self.point_label = QLabel(objectName="pointFigures")
         self.point_label.setWordWrap(True)
         self.metrics_label = QLabel(objectName="routerMetrics")
+        self.metrics_label.setTextFormat(Qt.TextFormat.PlainText)
         self.metrics_label.setWordWrap(True)
         self.metrics_label.setStyleSheet(INFO_STYLE)
         self.apply_button = QPushButton("Save thresholds to tiers", objectName="saveThresholds")

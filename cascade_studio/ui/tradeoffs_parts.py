@@ -37,7 +37,7 @@ def metrics_text(m: dict[str, Any]) -> str:
     text = (f"APGR {num(m['apgr'])} · CPT(50%) {share(m['cpt50'])} · CPT(80%) {share(m['cpt80'])} · "
             f"AIQ {num(m['aiq'])}" + (" (cheapest tier vs teacher)" if m.get("note") else ""))
     if m.get("unstable"):
-        text += f"<br><b>Unstable:</b> {m['unstable']}."
+        text += f"\nUnstable: {m['unstable']}."
     return text
 
 
