@@ -126,7 +126,9 @@ def _print_whatif(out: dict[str, Any], outcomes, thresholds: list[float], args: 
           f"${w['teacher_only_monthly_usd']:,.2f} -> saves ${w['monthly_savings_usd']:,.2f}/month; break-even {be}")
     if "metrics" in out:
         m = out["metrics"]
-        print("  " + ", ".join(f"{k} {v:.3f}" for k, v in m.items() if isinstance(v, float)))
+        print("  " + ", ".join(f"{k} {v:.2f}" for k, v in m.items() if isinstance(v, float)))
+        if m.get("unstable"):
+            print(f"  unstable: {m['unstable']}")
 
 
 def _episodes(args: argparse.Namespace, ws, tiers) -> int:
