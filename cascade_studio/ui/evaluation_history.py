@@ -112,11 +112,15 @@ class HistoryPanel(QGroupBox):
             self.plot.setLabel("left", "agreement")
             self.plot.setYRange(0, 1.05)
             self.plot.showGrid(x=True, y=True, alpha=0.2)
-            self.legend = self.plot.addLegend(offset=(10, 10))
             self.plot.setMinimumHeight(150)
             self._alert_line = pg.InfiniteLine(angle=0, pen=pg.mkPen("#d13438", style=Qt.PenStyle.DashLine))
             self.plot.addItem(self._alert_line)
             self._plot_holder.addWidget(self.plot)
+            from cascade_studio.ui.plot_axes import legend_label
+
+            self.legend = legend_label([], "driftLegend")  # under the plot: never over the points
+            self.legend.hide()
+            self._plot_holder.addWidget(self.legend)
         return self.plot
 
     def refresh(self) -> None:
@@ -172,8 +176,8 @@ class HistoryPanel(QGroupBox):
             curve = self._curves.get(tier)
             if curve is None:
                 color = PALETTE[i % len(PALETTE)]
-                curve = self.plot.plot([], [], pen=pg.mkPen(color, width=2), symbol="o", symbolBrush=color,
-                                       name=f"tier {tier}")
+                curve = self.plot.plot([], [], pen=pg.mkPen(color, width=2), symbol="o", symbolBrush=color)
+                curve.color = color
                 self._curves[tier] = curve
             curve.setData(xs, ys)
         times = [dt.datetime.fromisoformat(r["created_at"]).timestamp() for r in rows if r["agreement"] is not None]
@@ -185,6 +189,9 @@ class HistoryPanel(QGroupBox):
             self.plot.setXRange(now - 86400, now, padding=0)
         for tier in set(self._curves) - set(by_tier):  # a workspace without this tier's evaluations
             self.plot.removeItem(self._curves.pop(tier))
+        from cascade_studio.ui.plot_axes import set_legend
+
+        set_legend(self.legend, [("━●", c.color, f"tier {t}") for t, c in sorted(self._curves.items())])
         self.legend.setVisible(len(self._curves) > 1)  # one series needs no legend
 
     # -- old generation against new --------------------------------------------------------------

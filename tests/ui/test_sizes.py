@@ -176,6 +176,8 @@ def test_every_page_fits_at_1024x700(qtbot, demo_window):
         page = demo_window.pages.currentWidget()
         if hasattr(page, "wait_loaded"):
             assert page.wait_loaded()  # its figures come from a worker thread: measure the page once they are in
+        if hasattr(page, "_whatif_timer"):  # the what-if follows the sliders' rest: measure it settled
+            qtbot.waitUntil(lambda p=page: not p._whatif_timer.isActive())
         qtbot.wait(50)
         found = clipped_widgets(demo_window) + outside_parents(demo_window) + hidden_columns(demo_window)
         if demo_window.width() > SIZE[0] or demo_window.height() > SIZE[1]:
