@@ -70,7 +70,8 @@ def clipped_widgets(window) -> list[str]:
 
 # The tables whose every column must be wholly visible, its header and cells unelided (issue 27): a column
 # behind a horizontal scroll bar, or "$0.000…" under a "Latenc…" header, is a figure nobody reads.
-WHOLE_TABLES = {"categoryTable", "evalTaskTable", "tierFigures", "mixTable", "answeredShare", "hardCases"}
+# (The trajectory inspector's 14 columns scroll sideways by design: a grid to browse, not figures to read.)
+WHOLE_TABLES = {"categoryTable", "evalTaskTable", "tierFigures", "mixTable", "answeredShare", "hardCases", "taskTable"}
 CELLS_READ = {"categoryTable", "tierFigures", "answeredShare"}  # their cells too (the others elide long ids)
 
 
