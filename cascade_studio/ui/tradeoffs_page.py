@@ -388,7 +388,8 @@ class TradeoffsPage(Page):
             self.plot.removeItem(label)
         self.tier_labels = []
         for f in self.figures:
-            label = pg.TextItem(f"tier {f['tier']}", color="#333", anchor=(0, 1))
+            right = f is not self.figures[-1]  # beside its point; the teacher's (top right) on its left
+            label = pg.TextItem(f"tier {f['tier']}", color="#333", anchor=(-0.15, 0.5) if right else (1.15, 0.5))
             label.setPos(f["cost_per_request_usd"], f["quality"])
             self.plot.addItem(label)
             self.tier_labels.append(label)
