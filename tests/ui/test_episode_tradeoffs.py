@@ -61,3 +61,25 @@ def test_episode_tab_sweeps_and_answers_the_sliders(qtbot, tmp_path, sandbox_thr
     measured = out["measured_free_running"]
     assert (f"tier {measured['tier']} succeeds on {measured['student_success_rate']:.0%} of {measured['tasks']} "
             f"episodes (teacher {measured['teacher_success_rate']:.0%})") in tab.measured.text()
+
+    # and the Evaluation page's agent sentence is `evaluate --json`'s step agreement and episodes
+    from cascade_studio.ui.evaluation_page import _pct
+
+    window.nav.setCurrentRow(4)
+    evaluation = window.evaluation_page
+    evaluation.student_combo.setCurrentIndex(evaluation.student_combo.findData(1))
+    evaluation.category_combo.setCurrentIndex(evaluation.category_combo.findData("travel-flights"))
+    evaluation.collect_check.setChecked(False)  # all recorded above: nothing to collect
+    evaluation.run_button.click()
+    qtbot.waitUntil(lambda: evaluation.worker is None and evaluation.report is not None, timeout=30_000)
+    capsys.readouterr()
+    assert main(["-w", str(ws), "evaluate", "--student", "1", "--category", "travel-flights", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    steps, episodes = out["step_agreement"], out["episodes"]
+    text = evaluation.status.text()
+    assert (f"step agreement {_pct(steps['overall']['agreement'])} over {steps['overall']['steps']} teacher-forced "
+            f"steps") in text, text
+    assert (f"success {_pct(episodes['student']['success_rate'])} (teacher {_pct(episodes['teacher']['success_rate'])}"
+            f"), ${episodes['student']['cost_per_episode_usd']} vs ${episodes['teacher']['cost_per_episode_usd']} "
+            "per episode") in text, text
+    assert json.loads(json.dumps(evaluation.report.agents, default=str))["step_agreement"] == steps
