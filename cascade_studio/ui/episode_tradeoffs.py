@@ -126,9 +126,11 @@ class EpisodeTradeoffs(QWidget):
         self._build_sliders()
         if ws is None or len(tiers) < 2:
             self.rows = []
+            self.measured.setText("")
             self.summary.setText("Define a student and a teacher tier first.")
             return
         self.summary.setText("Loading the episodes…")
+        self.measured.setText("")  # the previous load's line would read as this one's
         path = ws.path
 
         def work() -> tuple[list[Any], int, dict[str, Any] | None]:
