@@ -12,7 +12,7 @@ import copy
 from typing import Protocol
 
 import numpy as np
-from PySide6.QtCore import QItemSelectionModel, QObject, QTimer
+from PySide6.QtCore import QItemSelection, QItemSelectionModel, QObject, QTimer
 from PySide6.QtWidgets import QTableView
 
 from cascade_studio.store.trajectories import TrajectoryRepository
@@ -96,27 +96,28 @@ def visible_blocks(table: QTableView) -> range:
 
 
 def _selected_ids(page: LiveView) -> list[int]:
+    """The selected trajectories' ids, the current one first (when it is selected)."""
     rows = sorted({i.row() for i in page.table.selectionModel().selectedRows()})
     current = page.table.currentIndex()
-    first = [page.model.trajectory_id(current.row())] if current.isValid() else []
-    return [i for i in first + [page.model.trajectory_id(r) for r in rows] if i is not None]
+    if current.isValid() and current.row() in rows:
+        rows.remove(current.row())
+        rows.insert(0, current.row())
+    return [i for i in (page.model.trajectory_id(r) for r in rows) if i is not None]
 
 
 def _select_ids(page: LiveView, ids: list[int]) -> None:
-    """Select the rows that hold `ids` now (the first one current), those still shown."""
-    where = {int(t): r for r, t in enumerate(page.model.ids.tolist())} if len(ids) > 64 else None
-    rows = []
-    for t in ids:
-        if where is not None:
-            r = where.get(t)
-        else:
-            hits = np.flatnonzero(page.model.ids == t)
-            r = int(hits[0]) if len(hits) else None
-        if r is not None:
-            rows.append(r)
+    """Select the rows that hold `ids` now (the first one current), those still shown: one range per run
+    of adjacent rows, not one selection change per row."""
+    rows = np.flatnonzero(np.isin(page.model.ids, np.asarray(ids, dtype=np.int64)))
+    if not len(rows):
+        return
+    selection = QItemSelection()
+    last = page.model.columnCount() - 1
+    breaks = np.flatnonzero(np.diff(rows) > 1)
+    for start, end in zip(np.r_[0, breaks + 1], np.r_[breaks, len(rows) - 1], strict=True):
+        selection.select(page.model.index(int(rows[start]), 0), page.model.index(int(rows[end]), last))
     sel = page.table.selectionModel()
-    for r in dict.fromkeys(rows):
-        sel.select(page.model.index(r, 0), QItemSelectionModel.SelectionFlag.Select
-                   | QItemSelectionModel.SelectionFlag.Rows)
-    if rows:
-        sel.setCurrentIndex(page.model.index(rows[0], 0), QItemSelectionModel.SelectionFlag.NoUpdate)
+    sel.select(selection, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows)
+    hits = np.flatnonzero(page.model.ids == ids[0])
+    if len(hits):
+        sel.setCurrentIndex(page.model.index(int(hits[0]), 0), QItemSelectionModel.SelectionFlag.NoUpdate)

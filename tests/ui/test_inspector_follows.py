@@ -49,8 +49,9 @@ def test_counts_follow_the_workspace_and_export_writes_what_the_page_says(qtbot,
     qtbot.waitUntil(lambda: label.text() == "18 of 18 trajectories")
 
     # a row selected, then an in-process change event: the counts follow and the selection stays
-    page.table.selectRow(0)
+    page.select_rows([0, 2])
     chosen = page.selected_ids()
+    assert len(chosen) == 2
     total = collect(ws_dir, 1, 8)  # publishes its change events
     assert total == 20
     qtbot.waitUntil(lambda: label.text() == "20 of 20 trajectories", timeout=5000)
