@@ -22,6 +22,8 @@ def money_text(v: float | None, places: int = 6) -> str:
 
 BASIS_WORDS = {"accuracy": "accuracy", "agreement": "agreement with teacher",
                "judged": "agreement with teacher, text answers judged"}  # judged: `whatif --judge` (issue 30)
+
+
 def ms_text(v: float | None) -> str:
     """A latency in milliseconds; unknown (None or NaN: no real-time latency) is said, not shown as 0."""
     return "unknown" if v is None or v != v else f"{v:,.0f} ms"
