@@ -29,6 +29,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     wi.add_argument("--batch-discount", type=float, default=0.0, help="fraction off every price, e.g. 0.5")
     wi.add_argument("--training-cost", type=float, default=0.0, help="fine-tune training cost in USD")
     wi.add_argument("--amortize-months", type=int, default=12)
+    wi.add_argument("--mix", metavar="CAT=SHARE,...",
+                    help="traffic mix by category, e.g. simple=0.7,multiple=0.3 or a JSON object (default: as "
+                         "recorded); categories left out get no traffic")
+    wi.add_argument("--price-scale", metavar="TIER=X,...",
+                    help="multiply a tier's recorded prices, e.g. 1=0.5,3=1.2 (default: 1 for every tier)")
     wi.add_argument("--episodes", action="store_true",
                     help="agent episodes: the per-step cascade (estimated from teacher-forced steps); --volume is then "
                          "episodes per month")
@@ -83,8 +88,10 @@ def run_whatif(args: argparse.Namespace) -> int:
             thresholds = [t.threshold for t in students]
         if len(thresholds) != len(tiers) - 1:
             raise CliError(f"{len(tiers)} tiers need {len(tiers) - 1} thresholds", code=2)
-        scenario = WhatIf(monthly_volume=args.volume, batch_discount=args.batch_discount,
-                          training_cost_usd=args.training_cost, amortize_months=args.amortize_months)
+        scenario = WhatIf(monthly_volume=args.volume, mix=_pairs(args.mix, "--mix", str),
+                          price_scale=_pairs(args.price_scale, "--price-scale", int),
+                          batch_discount=args.batch_discount, training_cost_usd=args.training_cost,
+                          amortize_months=args.amortize_months)
         out = tradeoff_report(outcomes, thresholds, scenario, args.mode, with_sweep=args.sweep)
         if judged is not None:
             out["quality_judge"] = judged
@@ -110,6 +117,21 @@ def _judge_quality(ws, args: argparse.Namespace, tiers, outcomes) -> dict[str, A
     if judge is None:
         raise CliError(f"no judge {args.judge!r}; see `cascade-studio judge list`")
     return asyncio.run(judge_outcomes(ws, judge, tiers, outcomes, SecretStore(), dry_run=args.dry_run))
+def _pairs(text: str | None, option: str, key_type: type) -> dict[Any, float] | None:
+    """`a=0.5,b=0.5` (or a JSON object) as {key: number}; None when not given."""
+    if not text:
+        return None
+    import json
+
+    try:
+        if text.lstrip().startswith("{"):
+            raw = json.loads(text)
+            return {key_type(k): float(v) for k, v in raw.items()}
+        pairs = (item.rsplit("=", 1) for item in text.split(",") if item.strip())
+        return {key_type(k.strip()): float(v) for k, v in pairs}
+    except (ValueError, TypeError, AttributeError):
+        raise CliError(f"{option} takes KEY=NUMBER pairs separated by commas (or a JSON object), not {text!r}",
+                       code=2) from None
 
 
 def _print_whatif(out: dict[str, Any], outcomes, thresholds: list[float], args: argparse.Namespace) -> None:
@@ -132,7 +154,9 @@ def _print_whatif(out: dict[str, Any], outcomes, thresholds: list[float], args: 
           f"${w['teacher_only_monthly_usd']:,.2f} -> saves ${w['monthly_savings_usd']:,.2f}/month; break-even {be}")
     if "metrics" in out:
         m = out["metrics"]
-        print("  " + ", ".join(f"{k} {v:.3f}" for k, v in m.items() if isinstance(v, float)))
+        print("  " + ", ".join(f"{k} {v:.2f}" for k, v in m.items() if isinstance(v, float)))
+        if m.get("unstable"):
+            print(f"  unstable: {m['unstable']}")
 
 
 def _episodes(args: argparse.Namespace, ws, tiers) -> int:

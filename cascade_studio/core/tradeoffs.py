@@ -309,13 +309,16 @@ def router_metrics(o: Outcomes, mode: str = "cascade") -> dict[str, Any]:
     the smallest share of strong-model calls whose PGR reaches x. AIQ as in RouterBench (Hu et al.
     2024): the area under the non-decreasing upper hull of the cost-quality points, divided by the
     cost range. With more than two tiers: the cheapest tier against the teacher."""
-    out: dict[str, Any] = {"apgr": None, "cpt50": None, "cpt80": None, "aiq": None}
+    out: dict[str, Any] = {"apgr": None, "cpt50": None, "cpt80": None, "aiq": None, "quality_gap": None,
+                           "unstable": None}
     if len(o.tiers) < 2 or o.n == 0:
         return out
     w, s = 0, len(o.tiers) - 1
     q_weak, q_strong = float(np.mean(o.quality[:, w])), float(np.mean(o.quality[:, s]))
     curve = router_curve(o, mode)
     gap = q_strong - q_weak
+    out["quality_gap"] = gap
+    out["unstable"] = metrics_unstable(gap, o.n)
     if abs(gap) > 1e-12:
         pgr = (curve.quality - q_weak) / gap
         out["apgr"] = float(np.trapezoid(pgr, curve.share)) if hasattr(np, "trapezoid") else \
@@ -329,6 +332,21 @@ def router_metrics(o: Outcomes, mode: str = "cascade") -> dict[str, Any]:
     if len(o.tiers) > 2:
         out["note"] = "APGR/CPT/AIQ for the cheapest tier vs the teacher (two-tier definitions)"
     return out
+
+
+STABLE_GAP_TASKS = 10  # PGR divides by the weak-strong gap: below this many tasks, one task moves APGR by > 0.1
+
+
+def metrics_unstable(gap: float, tasks: int) -> str | None:
+    """Why APGR and CPT are not to be trusted here (None: they are): PGR is (quality - weak) / (strong -
+    weak), so when the two tiers differ on a handful of tasks, each task moves the metrics by a lot."""
+    gap_tasks = abs(gap) * tasks
+    if gap_tasks >= STABLE_GAP_TASKS - 1e-9:
+        return None
+    if gap_tasks < 0.5:
+        return "the cheapest tier and the teacher score the same: APGR and CPT are undefined"
+    return (f"the cheapest tier and the teacher differ by {abs(gap):.1%} (about {gap_tasks:.0f} of {tasks} tasks): "
+            f"one task more or less moves APGR by about {1 / gap_tasks:.2f}; APGR and CPT are unstable here")
 
 
 def _upper_hull(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -454,6 +472,12 @@ def sweep_report(o: Outcomes, mode: str = "cascade", grid_points: int = SWEEP_PO
     return {"sweep": {"grid": sw.grid.tolist(), "points": points}, "metrics": router_metrics(o, mode)}
 
 
+def operating_point(o: Outcomes, thresholds: list[float], scenario: WhatIf, mode: str = "cascade") -> dict[str, Any]:
+    """The report's part that moves with the thresholds and the scenario: the cascade at `thresholds`
+    and the monthly what-if (the Trade-offs page recomputes only this when a slider rests)."""
+    return {"cascade": simulate(o, thresholds, mode).to_json(), "whatif": what_if(o, thresholds, scenario, mode)}
+
+
 def tradeoff_report(o: Outcomes, thresholds: list[float], scenario: WhatIf, mode: str = "cascade",
                     with_sweep: bool = False) -> dict[str, Any]:
     """Per-tier figures, the cascade at `thresholds`, the monthly what-if and (optionally) the sweep
@@ -461,8 +485,7 @@ def tradeoff_report(o: Outcomes, thresholds: list[float], scenario: WhatIf, mode
     out: dict[str, Any] = {
         "tasks": o.n, "excluded": o.excluded, "quality_basis": o.quality_basis,
         "tiers": tier_figures(o),
-        "cascade": simulate(o, thresholds, mode).to_json(),
-        "whatif": what_if(o, thresholds, scenario, mode),
+        **operating_point(o, thresholds, scenario, mode),
     }
     if with_sweep:
         out.update(sweep_report(o, mode))

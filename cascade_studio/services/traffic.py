@@ -46,17 +46,19 @@ class TrafficImportResult:
     shadows: int = 0
     tasks: int = 0
     trajectories: int = 0
-    hard_cases: int = 0
+    hard_cases: int = 0  # tasks with an escalated request (what the Production page and `traffic report` count)
+    escalated: int = 0  # requests escalated (a task asked twice counts twice)
     without_content: int = 0
     notes: list[str] = field(default_factory=list)
+    hard_case_ids: set[str] = field(default_factory=set, repr=False)
 
     def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {k: v for k, v in self.__dict__.items() if k != "hard_case_ids"}
 
     def __str__(self) -> str:
         text = (f"{self.requests} requests ({self.new_requests} new) and {self.shadows} shadow samples from "
-                f"{self.files} file(s): {self.tasks} tasks, {self.trajectories} trajectories, {self.hard_cases} "
-                "hard cases")
+                f"{self.files} file(s): {self.tasks} tasks, {self.trajectories} trajectories; {self.escalated} "
+                f"requests escalated, on {self.hard_cases} tasks (hard cases)")
         if self.without_content:
             text += (f"; {self.without_content} requests were logged without content (--log-content none or hash), "
                      "so they count in the figures but make no tasks")
@@ -167,7 +169,9 @@ class _FileImport:
         result.new_requests += sum(1 for r in self.requests if r["id"] not in known)
         result.shadows += len(self.shadows)
         result.tasks += len(self.tasks)
-        result.hard_cases += sum(1 for r in self.requests if r["escalated"] and r["task_id"])
+        result.escalated += sum(1 for r in self.requests if r["escalated"])
+        result.hard_case_ids.update(r["task_id"] for r in self.requests if r["escalated"] and r["task_id"])
+        result.hard_cases = len(result.hard_case_ids)
         result.without_content += sum(1 for r in self.requests if r["task_id"] is None)
 
 

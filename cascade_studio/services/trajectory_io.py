@@ -25,14 +25,14 @@ from cascade_studio.store.trajectory_import import TrajectoryImport
 from cascade_studio.store.workspace import Workspace
 
 
-def list_rows(ws: Workspace, tier: int | None = None) -> list[dict[str, Any]]:
+def list_rows(ws: Workspace, tier: int | None = None, ids: list[int] | None = None) -> list[dict[str, Any]]:
     """One object per trajectory: task_id, tier, model, status, tool, confidence (the tier's
     method), the three confidences, cost_usd, latency_ms, tokens, curation, tags."""
     tiers = TierRepository(ws).list()
     methods = {t.tier: t.confidence_method.value for t in tiers}
     current = {t.tier: set(generation_keys(t)) for t in tiers}
     out = []
-    for r in TrajectoryRepository(ws).summary_rows(tier):
+    for r in TrajectoryRepository(ws).summary_rows(tier, ids):
         method = methods.get(r["tier"], "mean_token_prob")
         conf = by_method([r[column] for column in CONF_COLUMNS.values()])
         out.append({
@@ -81,10 +81,11 @@ def _atomic_write(target: Path, write) -> int:
         return write(fh)
 
 
-def export_native(ws: Workspace, target: Path, tier: int | None = None) -> int:
+def export_native(ws: Workspace, target: Path, tier: int | None = None, ids: list[int] | None = None) -> int:
     """Native trajectory JSONL: task_id, tier, model, request, response (a chat.completion with
-    usage), latency_ms, created_at, plus status, error, curation and tags."""
-    rows = TrajectoryRepository(ws).export_rows(tier)
+    usage), latency_ms, created_at, plus status, error, curation and tags. `ids`: only those (the
+    trajectories a filtered view shows)."""
+    rows = TrajectoryRepository(ws).export_rows(tier, ids)
 
     def write(fh) -> int:
         n = 0
@@ -102,8 +103,8 @@ def export_native(ws: Workspace, target: Path, tier: int | None = None) -> int:
     return _atomic_write(Path(target), write)
 
 
-def export_csv(ws: Workspace, target: Path, tier: int | None = None) -> int:
-    rows = list_rows(ws, tier)
+def export_csv(ws: Workspace, target: Path, tier: int | None = None, ids: list[int] | None = None) -> int:
+    rows = list_rows(ws, tier, ids)
     columns = ["task_id", "tier", "model", "status", "category", "tool", "confidence", "mean_token_prob",
                "min_token_prob", "tool_name_prob", "cost_usd", "latency_ms", "prompt_tokens", "completion_tokens",
                "curation"]

@@ -175,6 +175,11 @@ def _inflated(names: Sequence[str], rows: Iterable[tuple[Any, ...]]) -> Iterator
 
 
 _CHUNK = 500  # ids per `IN (...)` query
+
+
+def _chunks(ids: list[int]) -> Iterator[list[int]]:
+    for start in range(0, len(ids), _CHUNK):
+        yield ids[start:start + _CHUNK]
 DERIVE_BATCH = 100  # full logprobs parsed at once when deriving decision tokens of older rows
 
 
@@ -402,10 +407,14 @@ class TrajectoryRepository:
                                         chunk).fetchone()
                    for chunk in _chunks(ids))
 
-    def export_rows(self, tier: int | None = None) -> Iterator[tuple[Any, ...]]:
-        """The export's columns (_EXPORT_COLUMNS) of every trajectory (of `tier`), in id order, streamed."""
-        where, args = (" WHERE t.tier = ?", [tier]) if tier is not None else ("", [])
+    def export_rows(self, tier: int | None = None, ids: Sequence[int] | None = None) -> Iterator[tuple[Any, ...]]:
+        """The export's columns (_EXPORT_COLUMNS) of every trajectory (of `tier`; or those of `ids`: what
+        a filtered view shows), in id order, streamed."""
         sql, _ = row_sql(_EXPORT_COLUMNS)
+        if ids is not None:
+            return (row for chunk in _chunks(sorted(ids)) for row in _inflated(_EXPORT_COLUMNS, self.ws.conn.execute(
+                f"{sql} WHERE t.id IN ({','.join('?' * len(chunk))}) ORDER BY t.id", chunk)))
+        where, args = (" WHERE t.tier = ?", [tier]) if tier is not None else ("", [])
         return _inflated(_EXPORT_COLUMNS, self.ws.conn.execute(f"{sql}{where} ORDER BY t.id", args))
 
     def save(self, run_id: int | None, t: Trajectory, category: str = "") -> int:
@@ -463,16 +472,26 @@ class TrajectoryRepository:
             attempts=row[24], started_at=row[25], finished_at=row[26], generation=row[27])
         return t, {"id": row[28], "run_id": row[0], "category": row[5], "curation": row[29], "tags": row[30]}
 
-    def summary_rows(self, tier: int | None = None) -> list[dict[str, Any]]:
-        where, args = ("WHERE tier = ?", [tier]) if tier is not None else ("", [])
-        rows = self.ws.conn.execute(
-            "SELECT id, task_id, tier, model, status, category, tool_name, conf_mean, conf_min, conf_tool, cost_micro, "
-            f"latency_ms, prompt_tokens, completion_tokens, curation, tags, run_id, generation, steps, end_reason "
-            f"FROM trajectories {where} ORDER BY id", args).fetchall()
+    def summary_rows(self, tier: int | None = None, ids: Sequence[int] | None = None) -> list[dict[str, Any]]:
+        """One summary per trajectory (of `tier`; or those of `ids`), in id order."""
+        select = ("SELECT id, task_id, tier, model, status, category, tool_name, conf_mean, conf_min, conf_tool, "
+                  "cost_micro, latency_ms, prompt_tokens, completion_tokens, curation, tags, run_id, generation, steps, "
+                  "end_reason FROM trajectories")
+        if ids is not None:
+            rows = [r for chunk in _chunks(sorted(ids)) for r in self.ws.conn.execute(
+                f"{select} WHERE id IN ({','.join('?' * len(chunk))}) ORDER BY id", chunk)]
+        else:
+            where, args = ("WHERE tier = ?", [tier]) if tier is not None else ("", [])
+            rows = self.ws.conn.execute(f"{select} {where} ORDER BY id", args).fetchall()
         keys = ["id", "task_id", "tier", "model", "status", "category", "tool_name", "conf_mean", "conf_min", "conf_tool",
                 "cost_micro", "latency_ms", "prompt_tokens", "completion_tokens", "curation", "tags", "run_id",
                 "generation", "steps", "end_reason"]
         return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    def data_version(self) -> int:
+        """SQLite's data_version of this connection: it changes when another connection (a worker thread,
+        the CLI, another window) commits to the workspace, so a view can tell it has changes to read."""
+        return self.ws.conn.execute("PRAGMA data_version").fetchone()[0]
 
     def count(self, where: str = "", args: list[Any] | None = None) -> int:
         return self.ws.conn.execute(f"SELECT count(*) FROM trajectories {where}", args or []).fetchone()[0]

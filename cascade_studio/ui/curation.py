@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from PySide6.QtGui import QUndoCommand
 
 from cascade_studio.store.judges import RatingRepository
 from cascade_studio.store.trajectories import TrajectoryRepository
+from cascade_studio.store.workspace import Workspace
+from cascade_studio.ui.trajectory_model import TrajectoryTableModel
 
-if TYPE_CHECKING:
-    from cascade_studio.ui.trajectories_page import TrajectoriesPage
+
+class CuratedView(Protocol):
+    """What a curation needs of the page it happens on (the Trajectories page), and no more: this
+    module does not import that page."""
+
+    ws: Workspace | None
+    model: TrajectoryTableModel
+
+    def show_current(self) -> None: ...
 
 
 class CurationCommand(QUndoCommand):
     """Accept / reject / clear / tag a set of trajectories; undo restores what each had."""
 
-    def __init__(self, page: TrajectoriesPage, ids: list[int], action: str, value: str | None) -> None:
+    def __init__(self, page: CuratedView, ids: list[int], action: str, value: str | None) -> None:
         label = {"curation": f"{value or 'clear'} {len(ids)} trajectories", "tag": f"tag {len(ids)} as {value}",
                  "rating": f"rate {len(ids)} trajectories {value or 'clear'}"}
         super().__init__(label[action])

@@ -63,14 +63,20 @@ class EpisodeTradeoffs(QWidget):
         self.basis.setStyleSheet(INFO_STYLE)
         self.summary = QLabel(objectName="episodeSummary", wordWrap=True)
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.measured = QLabel(objectName="episodeMeasured", wordWrap=True)  # beside the estimates, as the CLI
+        self.measured.setStyleSheet(INFO_STYLE)
         self.sliders_box = QGroupBox("Thresholds (per student tier)")
         self.sliders_form = QFormLayout(self.sliders_box)
         self.sliders: list[tuple[QSlider, QLabel]] = []
-        self.plot = pg.PlotWidget(objectName="episodeSweep")
+        from cascade_studio.ui.plot_axes import clean_axes, legend_label
+
+        self.plot = pg.PlotWidget(objectName="episodeSweep", axisItems=clean_axes(pg))
         self.plot.setBackground("w")
         self.plot.setLabel("bottom", "cost per episode ($)")
         self.plot.setLabel("left", "step agreement")
-        self.plot.addLegend(offset=(-10, -10))  # bottom right: the curve climbs to the top right
+        self.plot.setLimits(minYRange=0.05, minXRange=1e-6)
+        self.legend = legend_label([("━", "#0f6cbd", "sweep: tier 1 and the teacher"), ("●", "#0f6cbd", "Pareto front"),
+                                    ("★", "#c50f1f", "operating point (every tier at its threshold)")], "episodeLegend")
         self.curve = self.plot.plot([], [], pen=pg.mkPen("#0f6cbd", width=2), name="sweep: tier 1 and the teacher")
         self.front = self.plot.plot([], [], pen=None, symbol="o", symbolSize=5, symbolBrush="#0f6cbd",
                                     name="Pareto front")
@@ -84,9 +90,14 @@ class EpisodeTradeoffs(QWidget):
         controls.addStretch(1)
         right = QVBoxLayout()
         right.addWidget(self.sliders_box)
-        right.addWidget(self.summary, 1)
+        right.addWidget(self.summary)
+        right.addWidget(self.measured)
+        right.addStretch(1)
+        plot_box = QVBoxLayout()
+        plot_box.addWidget(self.plot, 1)
+        plot_box.addWidget(self.legend)
         body = QHBoxLayout()
-        body.addWidget(self.plot, 3)
+        body.addLayout(plot_box, 3)
         body.addLayout(right, 2)
         layout = QVBoxLayout(self)
         layout.addLayout(controls)
@@ -115,14 +126,17 @@ class EpisodeTradeoffs(QWidget):
         self._build_sliders()
         if ws is None or len(tiers) < 2:
             self.rows = []
+            self.measured.setText("")
             self.summary.setText("Define a student and a teacher tier first.")
             return
         self.summary.setText("Loading the episodes…")
+        self.measured.setText("")  # the previous load's line would read as this one's
         path = ws.path
 
-        def work() -> tuple[list[Any], int]:
+        def work() -> tuple[list[Any], int, dict[str, Any] | None]:
             with Workspace.open(path, create=False, check="none") as own:
-                return agent_tradeoffs.load_rows(own, tiers, category)
+                rows, tasks = agent_tradeoffs.load_rows(own, tiers, category)
+                return rows, tasks, agent_tradeoffs.measured_free_running(own, tiers, rows) if rows else None
 
         self.calls.start_in_thread("load", work, on_done=self._loaded, on_error=lambda e: self.summary.setText(f"✖ {e}"))
 
@@ -142,8 +156,12 @@ class EpisodeTradeoffs(QWidget):
             self.sliders_form.addRow(f"Tier {tier.tier} ({tier.model})", row)
             self.sliders.append((slider, label))
 
-    def _loaded(self, result: tuple[list[Any], int]) -> None:
-        self.rows, tasks = result
+    def _loaded(self, result: tuple[list[Any], int, dict[str, Any] | None]) -> None:
+        self.rows, tasks, measured = result
+        self.measured.setText("" if measured is None else
+                              f"Measured, free-running: tier {measured['tier']} succeeds on "
+                              f"{measured['student_success_rate']:.0%} of {measured['tasks']} episodes (teacher "
+                              f"{measured['teacher_success_rate']:.0%}).")
         if not tasks:
             self.summary.setText("No agent episode tasks in this workspace (tasks that name an environment).")
         elif not self.rows:

@@ -5,10 +5,11 @@ and the comparison of a student's current generation with its previous one on th
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
+    QComboBox,
     QDoubleSpinBox,
     QGroupBox,
     QHBoxLayout,
@@ -22,12 +23,27 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from cascade_studio.core.tiers import generation_keys
+from cascade_studio.core.tiers import Tier, generation_keys
+from cascade_studio.services.secrets import SecretStore
+from cascade_studio.store.workspace import Workspace
 from cascade_studio.ui.fit import tip_headers
 from cascade_studio.ui.style import PALETTE, WARN_STYLE, show_status, styled_label
 
-if TYPE_CHECKING:
-    from cascade_studio.ui.evaluation_page import EvaluationPage
+
+class EvaluationChoices(Protocol):
+    """What the history needs of its page (the Evaluation page): the workspace, the tiers and the
+    teacher, student and tasks chosen there. No more: this module does not import that page."""
+
+    ws: Workspace | None
+    secrets: SecretStore
+    teacher_combo: QComboBox
+    student_combo: QComboBox
+
+    def tiers(self) -> list[Tier]: ...
+
+    def tier(self, number: int | None) -> Tier | None: ...
+
+    def chosen_task_ids(self) -> list[str]: ...
 
 HEADERS = ["When", "Student", "Generation", "Teacher", "Tasks", "Agreement"]
 
@@ -42,7 +58,7 @@ def local_time(created_at: str) -> str:
 
 
 class HistoryPanel(QGroupBox):
-    def __init__(self, page: EvaluationPage) -> None:
+    def __init__(self, page: EvaluationChoices) -> None:
         super().__init__("Agreement over time")
         self.page = page
         self.plot = None  # pyqtgraph (and numpy) load when the page is first shown: ~1.5 s off startup
@@ -71,6 +87,7 @@ class HistoryPanel(QGroupBox):
         self._plot_holder.setContentsMargins(0, 0, 0, 0)
         holder = QWidget()
         holder.setLayout(self._plot_holder)
+        holder.setMinimumHeight(150)  # the plot comes later (first shown): the splitter must not size it to 0
         self.split = QSplitter(Qt.Orientation.Vertical)
         self.split.addWidget(holder)
         self.split.addWidget(self.table)
@@ -95,11 +112,15 @@ class HistoryPanel(QGroupBox):
             self.plot.setLabel("left", "agreement")
             self.plot.setYRange(0, 1.05)
             self.plot.showGrid(x=True, y=True, alpha=0.2)
-            self.legend = self.plot.addLegend(offset=(10, 10))
             self.plot.setMinimumHeight(150)
             self._alert_line = pg.InfiniteLine(angle=0, pen=pg.mkPen("#d13438", style=Qt.PenStyle.DashLine))
             self.plot.addItem(self._alert_line)
             self._plot_holder.addWidget(self.plot)
+            from cascade_studio.ui.plot_axes import legend_label
+
+            self.legend = legend_label([], "driftLegend")  # under the plot: never over the points
+            self.legend.hide()
+            self._plot_holder.addWidget(self.legend)
         return self.plot
 
     def refresh(self) -> None:
@@ -155,8 +176,8 @@ class HistoryPanel(QGroupBox):
             curve = self._curves.get(tier)
             if curve is None:
                 color = PALETTE[i % len(PALETTE)]
-                curve = self.plot.plot([], [], pen=pg.mkPen(color, width=2), symbol="o", symbolBrush=color,
-                                       name=f"tier {tier}")
+                curve = self.plot.plot([], [], pen=pg.mkPen(color, width=2), symbol="o", symbolBrush=color)
+                curve.color = color
                 self._curves[tier] = curve
             curve.setData(xs, ys)
         times = [dt.datetime.fromisoformat(r["created_at"]).timestamp() for r in rows if r["agreement"] is not None]
@@ -168,6 +189,9 @@ class HistoryPanel(QGroupBox):
             self.plot.setXRange(now - 86400, now, padding=0)
         for tier in set(self._curves) - set(by_tier):  # a workspace without this tier's evaluations
             self.plot.removeItem(self._curves.pop(tier))
+        from cascade_studio.ui.plot_axes import set_legend
+
+        set_legend(self.legend, [("━●", c.color, f"tier {t}") for t, c in sorted(self._curves.items())])
         self.legend.setVisible(len(self._curves) > 1)  # one series needs no legend
 
     # -- old generation against new --------------------------------------------------------------

@@ -82,7 +82,8 @@ class EvaluationPage(Page):
         self.report = None
         self.worker = None  # the EvaluationThread under way
         self._calibration = None
-        left = splitter(Qt.Orientation.Vertical, self._build_tables(), [200, 200, 300])
+        categories, tasks, pair = self._build_tables()
+        left = splitter(Qt.Orientation.Vertical, [tasks, pair], [200, 300])
         right = QWidget()
         rl = QVBoxLayout(right)
         rl.setContentsMargins(0, 0, 0, 0)
@@ -94,7 +95,10 @@ class EvaluationPage(Page):
         layout = QVBoxLayout(self)
         layout.addLayout(self._build_top())
         layout.addWidget(self.status)
-        layout.addWidget(splitter(Qt.Orientation.Horizontal, [left, scrolled(right)], [760, 420]), 1)
+        # the categories across the whole width: every column readable at 1024 px (beside the calibration
+        # column, half of them sat behind a scroll bar)
+        body = splitter(Qt.Orientation.Horizontal, [left, scrolled(right)], [760, 420])
+        layout.addWidget(splitter(Qt.Orientation.Vertical, [categories, body], [150, 450]), 1)
         self.student_combo.currentIndexChanged.connect(self._student_changed)
 
     def _build_top(self) -> QVBoxLayout:
@@ -134,10 +138,14 @@ class EvaluationPage(Page):
             table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         header = self.category_table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header.setStretchLastSection(True)
         header.setMinimumSectionSize(60)
+        self.category_table.setMinimumHeight(110)
         self.category_table.currentCellChanged.connect(lambda *_: self._show_tasks())
-        self.task_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        tasks_header = self.task_table.horizontalHeader()
+        tasks_header.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        for col in (1, 4):  # "NO" and "0.756" need little; the task and tool names get the rest
+            tasks_header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
         self.task_table.currentCellChanged.connect(lambda *_: self._show_pair())
         self.pair_view = QTextBrowser(objectName="pairView")
         self.pair_view.setPlaceholderText("Pick a task to see teacher and student side by side.")

@@ -95,7 +95,10 @@ class ProductionPage(Page):
     def _build_plot(self) -> QWidget:
         import pyqtgraph as pg
 
-        self.plot = pg.PlotWidget(objectName="requestsPlot", axisItems={"bottom": pg.DateAxisItem()})
+        from cascade_studio.ui.plot_axes import clean_axes
+
+        self.plot = pg.PlotWidget(objectName="requestsPlot",
+                                  axisItems={"left": clean_axes(pg)["left"], "bottom": pg.DateAxisItem()})
         self.plot.setBackground("w")
         self.plot.setLabel("left", "requests per hour")
         self.plot.showGrid(x=True, y=True, alpha=0.2)
@@ -154,10 +157,10 @@ class ProductionPage(Page):
             saved = f"{f['savings_share']:.0%} less" if f["savings_share"] is not None else "n/a"
             p95 = "n/a" if f["latency_p95_ms"] is None else f"{f['latency_p95_ms']:.0f} ms"
             self.summary.setText(
-                f"{f['requests']:,} requests ({f['failed']} failed), {f['escalated']:,} escalated. Cost "
+                f"{f['requests']:,} requests ({f['failed']} failed), {f['escalated']:,} requests escalated. Cost "
                 f"${float(f['cost_usd']):,.4f} against ${float(f['teacher_only_usd']):,.4f} teacher-only ({saved}). "
-                f"Latency p95 {p95}. {f['hard_cases']} hard cases"
-                + (f" ({f['hard_cases_without_content']} more logged without content)"
+                f"Latency p95 {p95}. {f['hard_cases']} hard cases (tasks with an escalated request)"
+                + (f"; {f['hard_cases_without_content']} more escalated requests logged without content"
                    if f["hard_cases_without_content"] else "") + ".")
         self.drift_warning.setText("\n".join(f["drift_warnings"]))
         self.drift_warning.setVisible(bool(f["drift_warnings"]))

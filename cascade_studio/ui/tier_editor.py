@@ -305,9 +305,15 @@ class TierEditor(QWidget):
         needs = bool(url) and transport_problem(url, False) is not None and url.lower().startswith("http://")
         checked = self.insecure_check.isChecked()
         self.insecure_check.setVisible(needs or checked)
-        self.insecure_check.setText(
-            f"Send the API key over plain http to {key_destination(url)} (INSECURE: readable on the network)"
-            if needs else "Allow plain http to another machine (INSECURE)")
+        # a short text (the destination is in the URL field above and in the tooltip): a check box does not
+        # wrap, and a long one widened the editor past its scroll area at 1024 px
+        host = key_destination(url).split("://", 1)[-1]
+        self.insecure_check.setText(f"Send the key to {host} over plain http (INSECURE)" if needs
+                                    else "Allow plain http to another machine (INSECURE)")
+        self.insecure_check.setToolTip(
+            (f"The key would go to {key_destination(url)} over plain http, readable by anyone on the network. "
+             if needs else "") + "Keys go over https, or over plain http only to this machine. Tick this only for "
+            "a trusted network: anyone on the path can read the key.")
         self.insecure_check.setStyleSheet(INSECURE_STYLE if checked else "")
 
     def _prices_unset(self) -> bool:

@@ -33,6 +33,7 @@ from cascade_studio.core.tiers import (
     Tier,
     key_destination,
     teacher_of,
+    transport_problem,
     validate_tier_set,
 )
 from cascade_studio.services.secrets import SecretStore, SecretStoreError, endpoint_id, transport_label
@@ -139,8 +140,8 @@ class TiersPage(QWidget):
         self.save_button.setToolTip("Save all tiers (Ctrl+S)")
         self.save_button.clicked.connect(self.save)
 
-        actions = QHBoxLayout()
-        actions.addWidget(self.key_label, 1)
+        actions = QHBoxLayout()  # the key's status on a line of its own: beside the buttons a refusal was ~150 px wide
+        actions.addStretch(1)
         actions.addWidget(self.set_key_button)
         actions.addWidget(self.test_button)
         actions.addSpacing(24)
@@ -150,6 +151,7 @@ class TiersPage(QWidget):
         right = QVBoxLayout()
         right.addWidget(scroll, 1)
         right.addWidget(self.test_result)
+        right.addWidget(self.key_label)
         right.addLayout(actions)
         right_widget = QWidget()
         right_widget.setLayout(right)
@@ -312,6 +314,7 @@ class TiersPage(QWidget):
                 row = next(k for k, t in enumerate(self.tiers) if t.tier == bad_tiers[0])
                 self.list.setCurrentRow(row)
                 self.editor.show_issues([i for i in issues])
+            self._update_key_label()  # a refusal the issues now name is said once, there
             return False
         try:
             from cascade_studio.services.tier_service import save_tiers
@@ -367,7 +370,10 @@ class TiersPage(QWidget):
                 return
             if source.source == "refused":
                 self.key_label.setStyleSheet(ERROR_STYLE)
-                self.key_label.setText(f"Key withheld: {source.reason}")
+                problem = transport_problem(tier.base_url, tier.allow_insecure) or source.reason
+                shown = self.editor.issues_label.isVisible() and problem in self.editor.issues_label.text()
+                self.key_label.setText("Key withheld: see the base URL problem above" if shown  # said once
+                                       else f"Key withheld: {source.reason}")
                 return
             self.key_label.setStyleSheet(INFO_STYLE)
             where = {

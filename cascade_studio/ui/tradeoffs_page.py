@@ -4,6 +4,7 @@ sliders that move the operating point live, router metrics, and monthly what-if 
 from __future__ import annotations
 
 import logging
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +32,11 @@ from PySide6.QtWidgets import (
 from cascade_studio.core.tradeoffs import (
     Outcomes,
     WhatIf,
+    operating_point,
     pareto_front,
     router_metrics,
-    simulate,
     sweep,
     tier_figures,
-    what_if,
 )
 from cascade_studio.store.tiers import TierRepository
 from cascade_studio.store.workspace import Workspace
@@ -51,9 +51,14 @@ from cascade_studio.ui.tradeoffs_parts import (
     basis_words,
     fill_mix,
     fill_scenario_table,
+    metrics_text,
+    mix_argument,
+    ms_text,
     read_mix,
 )
 from cascade_studio.ui.tradeoffs_parts import money_text as _money
+
+_ms = ms_text
 
 log = logging.getLogger(__name__)
 GRID = 101
@@ -79,9 +84,9 @@ class TradeoffsPage(Page):
         left = QWidget()
         ll = QVBoxLayout(left)
         ll.setContentsMargins(0, 0, 0, 0)
-        ll.addWidget(self.tier_table)
         ll.addLayout(bars)
         ll.addWidget(self.plot, 1)
+        ll.addWidget(self.plot_legend)
         ll.addLayout(self._build_export_row())
         right = QWidget()
         rl = QVBoxLayout(right)
@@ -90,7 +95,11 @@ class TradeoffsPage(Page):
         rl.addWidget(whatif)
         rl.addWidget(QLabel("Saved scenarios"))
         rl.addWidget(self.scenario_table, 1)
-        single = splitter(Qt.Orientation.Horizontal, [left, scrolled(right)], [760, 460])
+        single = QWidget()  # the tier table across the whole width (every column readable at 1024 px)
+        sl = QVBoxLayout(single)
+        sl.setContentsMargins(0, 0, 0, 0)
+        sl.addWidget(self.tier_table)
+        sl.addWidget(splitter(Qt.Orientation.Horizontal, [left, scrolled(right)], [760, 460]), 1)
         self.tabs, self.episodes = with_episode_tab(self, single)
         self.strategies = add_strategies_tab(self, self.tabs)  # issue 31: the four approaches side by side
         layout = QVBoxLayout(self)
@@ -127,21 +136,27 @@ class TradeoffsPage(Page):
                                                    "Latency p95", "Quality"])
         self.tier_table.verticalHeader().hide()
         self.tier_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.tier_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        header = self.tier_table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)  # no "$0.000…", no two "Latenc…"
+        header.setStretchLastSection(True)
         tip_headers(self.tier_table)
-        self.tier_table.setMaximumHeight(120)
+        self.tier_table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.tier_table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         bars, self.bar_plots = bar_plots(pg)
         return bars
 
     def _build_sweep_plot(self) -> None:
         pg = self.pg
-        self.plot = pg.PlotWidget(background="w", objectName="sweepPlot")
+        from cascade_studio.ui.plot_axes import clean_axes, legend_label
+
+        self.plot = pg.PlotWidget(background="w", objectName="sweepPlot", axisItems=clean_axes(pg))
         self.plot.setLabel("bottom", "cost per request ($)")
         self.plot.setLabel("left", "quality")
         self.plot.showGrid(x=True, y=True, alpha=0.2)
-        self.plot.addLegend(offset=(-10, -10))  # bottom right: the expensive, good corner stays clear
-        for axis in ("left", "bottom"):
-            self.plot.getAxis(axis).enableAutoSIPrefix(False)
+        self.plot.setLimits(minYRange=0.05, minXRange=1e-6)  # one point or equal tiers: readable ticks
+        self.plot_legend = legend_label([("●", "#969696", "thresholds"), ("━", "#0b5a08", "Pareto frontier"),
+                                         ("┅", "#888888", "random routing"), ("■", "#333333", "single tier"),
+                                         ("★", "#d13438", "operating point")], "sweepLegend")
         self.cloud = pg.ScatterPlotItem(size=4, pen=None, brush=pg.mkBrush(150, 150, 150, 70), name="thresholds")
         self.front = pg.PlotDataItem(pen=pg.mkPen("#0b5a08", width=2), name="Pareto frontier")
         self.random_line = pg.PlotDataItem(pen=pg.mkPen("#888", style=Qt.PenStyle.DashLine), name="random routing")
@@ -176,6 +191,7 @@ class TradeoffsPage(Page):
         self.point_label = QLabel(objectName="pointFigures")
         self.point_label.setWordWrap(True)
         self.metrics_label = QLabel(objectName="routerMetrics")
+        self.metrics_label.setTextFormat(Qt.TextFormat.PlainText)
         self.metrics_label.setWordWrap(True)
         self.metrics_label.setStyleSheet(INFO_STYLE)
         self.apply_button = QPushButton("Save thresholds to tiers", objectName="saveThresholds")
@@ -348,15 +364,18 @@ class TradeoffsPage(Page):
         self.tier_table.setRowCount(len(self.figures))
         for r, f in enumerate(self.figures):
             for c, v in enumerate([f"Tier {f['tier']}", str(f["requests"]), _money(f["cost_per_request_usd"]),
-                                   _money(f["cost_p95_usd"]), f"{f['latency_p50_ms']:.0f} ms",
-                                   f"{f['latency_p95_ms']:.0f} ms", f"{f['quality']:.0%}"]):
+                                   _money(f["cost_p95_usd"]), _ms(f["latency_p50_ms"]),
+                                   _ms(f["latency_p95_ms"]), f"{f['quality']:.0%}"]):
                 self.tier_table.setItem(r, c, QTableWidgetItem(v))
+        self.tier_table.resizeRowsToContents()
+        self.tier_table.setFixedHeight(self.tier_table.horizontalHeader().sizeHint().height()
+                                       + self.tier_table.verticalHeader().length() + 2 * self.tier_table.frameWidth())
         for plot, key in zip(self.bar_plots, ("cost_per_request_usd", "latency_p95_ms", "quality"), strict=True):
             plot.clear()
             xs = np.arange(len(self.figures))
             ys = [f[key] or 0 for f in self.figures]
             plot.addItem(pg.BarGraphItem(x=xs, height=ys, width=0.6, brushes=TIER_COLORS[-len(xs):]))
-            plot.getAxis("bottom").setTicks([[(i, f"tier {f['tier']}") for i, f in enumerate(self.figures)]])
+            plot.getAxis("bottom").setTicks([[(i, f"T{f['tier']}") for i, f in enumerate(self.figures)]])
             plot.setXRange(-0.5, len(xs) - 0.5, padding=0.02)  # every tier's bar, however narrow the plot
         self.sw = sweep(o, np.linspace(0, 1, GRID), mode)
         cost, quality = np.ravel(self.sw.cost), np.ravel(self.sw.quality)
@@ -371,16 +390,13 @@ class TradeoffsPage(Page):
             self.plot.removeItem(label)
         self.tier_labels = []
         for f in self.figures:
-            label = pg.TextItem(f"tier {f['tier']}", color="#333", anchor=(0, 1))
+            right = f is not self.figures[-1]  # beside its point; the teacher's (top right) on its left
+            label = pg.TextItem(f"tier {f['tier']}", color="#333", anchor=(-0.15, 0.5) if right else (1.15, 0.5))
             label.setPos(f["cost_per_request_usd"], f["quality"])
             self.plot.addItem(label)
             self.tier_labels.append(label)
         self.metrics = router_metrics(o, mode)
-        m = self.metrics
-        fmt = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
-        note = "" if len(o.tiers) == 2 else " (cheapest tier vs teacher)"
-        self.metrics_label.setText(f"APGR {fmt(m['apgr'])} · CPT(50%) {fmt(m['cpt50'])} · CPT(80%) "
-                                   f"{fmt(m['cpt80'])} · AIQ {fmt(m['aiq'])}{note}")
+        self.metrics_label.setText(metrics_text(self.metrics))
         self._slider_moved()
 
     def thresholds(self) -> list[float]:
@@ -403,14 +419,12 @@ class TradeoffsPage(Page):
             f"{float(self.sw.escalation[at]):.0%}")
         self._whatif_timer.start()
 
-    def _show_point_details(self) -> None:
-        th = self.thresholds()
-        sim = simulate(self.outcomes, th, self.mode_combo.currentData())
+    def _show_point_details(self, c: dict[str, Any]) -> None:
         self.point_label.setText(
-            f"<b>{_money(sim.cost_per_request_usd)}</b> per request · quality <b>{sim.quality:.1%}</b> · latency "
-            f"p95 <b>{sim.latency_p95_ms:,.0f} ms</b> · escalated past each tier: "
-            + ", ".join(f"{e:.0%}" for e in sim.escalation_rate)
-            + " · answered by each tier: " + ", ".join(f"{a:.0%}" for a in sim.answered_share))
+            f"<b>{_money(c['cost_per_request_usd'])}</b> per request · quality <b>{c['quality']:.1%}</b> · latency "
+            f"p95 <b>{_ms(c['latency_p95_ms'])}</b> · escalated past each tier: "
+            + ", ".join(f"{e:.0%}" for e in c["escalation_rate"])
+            + " · answered by each tier: " + ", ".join(f"{a:.0%}" for a in c["answered_share"]))
 
     # -- what-if -------------------------------------------------------------------------------
     def _build_price_spins(self, tiers: list[int]) -> None:
@@ -429,25 +443,49 @@ class TradeoffsPage(Page):
         fill_mix(self.mix_table, o)
 
     def scenario(self) -> WhatIf:
-        mix = read_mix(self.mix_table)
-        return WhatIf(monthly_volume=self.volume.value(), mix=mix or None,
-                      price_scale={t: s.value() for t, s in self.price_spins.items()},
+        """The what-if's inputs, as `whatif` takes them: an unedited mix and unit prices are the
+        CLI's defaults (None), not their rounded display."""
+        scale = {t: s.value() for t, s in self.price_spins.items() if s.value() != 1.0}
+        return WhatIf(monthly_volume=self.volume.value(), mix=read_mix(self.mix_table), price_scale=scale or None,
                       batch_discount=self.batch.value(), training_cost_usd=self.training.value(),
                       amortize_months=self.months.value())
 
+    def cli_arguments(self) -> list[str]:
+        """The `whatif` arguments that print this page's figures (`whatif ... --json`)."""
+        sc, args = self.scenario(), ["whatif", "--mode", self.mode_combo.currentData()]
+        args += ["--thresholds", ",".join(f"{t:g}" for t in self.thresholds()), "--volume", f"{sc.monthly_volume:.0f}"]
+        if self.category_combo.currentData():
+            args += ["--category", self.category_combo.currentData()]
+        if sc.mix is not None:
+            args += ["--mix", mix_argument(sc.mix)]
+        if sc.price_scale:
+            args += ["--price-scale", ",".join(f"{t}={v:g}" for t, v in sc.price_scale.items())]
+        if sc.batch_discount:
+            args += ["--batch-discount", f"{sc.batch_discount:g}"]
+        if sc.training_cost_usd:
+            args += ["--training-cost", f"{sc.training_cost_usd:g}", "--amortize-months", str(sc.amortize_months)]
+        return args
+
     def update_whatif(self) -> dict[str, Any] | None:
+        """The operating point and the monthly what-if, from `tradeoff_report`'s own parts (what
+        `whatif --json` prints for the same inputs: `cli_arguments`)."""
         if self.outcomes is None:
             return None
-        self._show_point_details()
-        result = what_if(self.outcomes, self.thresholds(), self.scenario(), self.mode_combo.currentData())
+        # tradeoff_report's parts: the tier figures (`recompute`) and the part that moves with the sliders
+        self.report = {"tiers": self.figures,
+                       **operating_point(self.outcomes, self.thresholds(), self.scenario(), self.mode_combo.currentData())}
+        self._show_point_details(self.report["cascade"])
+        result = self.report["whatif"]
         be = "never (no saving)" if result["break_even_month"] is None else (
             "immediately" if result["break_even_month"] == 0 else f"month {result['break_even_month']}")
         self.whatif_label.setText(
             f"Monthly cost <b>{_money(result['monthly_cost_usd'], 2)}</b> (run {_money(result['monthly_run_cost_usd'], 2)}"
             f" + training {_money(result['monthly_training_usd'], 2)}) vs teacher-only "
             f"{_money(result['teacher_only_monthly_usd'], 2)}: saves <b>{_money(result['monthly_savings_usd'], 2)}"
-            f"</b> a month; break-even {be}. Latency p95 {result['latency_p95_ms']:,.0f} ms; quality "
+            f"</b> a month; break-even {be}. Latency p95 {_ms(result['latency_p95_ms'])}; quality "
             f"{result['quality']:.1%} (teacher {result['teacher_quality']:.1%}).")
+        self.whatif_label.setToolTip("The same figures from the command line:\ncascade-studio "
+                                     + " ".join(shlex.quote(a) for a in self.cli_arguments()) + " --json")
         self.last_whatif = result
         return result
 

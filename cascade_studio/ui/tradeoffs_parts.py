@@ -24,6 +24,29 @@ BASIS_WORDS = {"accuracy": "accuracy", "agreement": "agreement with teacher",
                "judged": "agreement with teacher, text answers judged"}  # judged: `whatif --judge` (issue 30)
 
 
+def ms_text(v: float | None) -> str:
+    """A latency in milliseconds; unknown (None or NaN: no real-time latency) is said, not shown as 0."""
+    return "unknown" if v is None or v != v else f"{v:,.0f} ms"
+
+
+def metrics_text(m: dict[str, Any]) -> str:
+    """The router metrics in words: APGR and AIQ to two places (a third is noise at these task counts),
+    CPT as a share of requests sent to the teacher, and why they are unstable when they are."""
+    def num(v: float | None) -> str:
+        return "—" if v is None else f"{v:.2f}"
+
+    def share(v: float | None) -> str:
+        return "—" if v is None else f"{v:.0%}"
+
+    text = (f"APGR {num(m['apgr'])} · CPT(50%) {share(m['cpt50'])} · CPT(80%) {share(m['cpt80'])} · "
+            f"AIQ {num(m['aiq'])}" + (" (cheapest tier vs teacher)" if m.get("note") else ""))
+    if m.get("unstable"):
+        text += f"\nUnstable: {m['unstable']}."
+    return text
+
+
+
+
 def basis_words(basis: str | None) -> str:
     """What a Quality figure measures, in words (None: a scenario saved before the basis was kept)."""
     return "basis not recorded" if basis is None else BASIS_WORDS.get(basis, basis)
@@ -55,25 +78,54 @@ class OutcomesThread(Worker):
 
 
 def fill_mix(table: QTableWidget, o: Outcomes) -> None:
-    """One row per category with its share of the tasks (editable: the what-if's traffic mix)."""
+    """One row per category with its share of the tasks (editable: the what-if's traffic mix). Each
+    share cell keeps the exact recorded share beside its two-decimal text: a cell the user has not
+    edited means "as recorded", never its rounded display (a small category would read as 0.00)."""
     counts = category_counts(o.categories)
     table.blockSignals(True)
     table.setRowCount(len(counts))
     for r, (cat, n) in enumerate(sorted(counts.items())):
         table.setItem(r, 0, QTableWidgetItem(cat))
         table.item(r, 0).setFlags(Qt.ItemFlag.ItemIsEnabled)
-        table.setItem(r, 1, QTableWidgetItem(f"{n / o.n:.2f}"))
+        share = QTableWidgetItem(_share_text(n / o.n))
+        share.setData(RECORDED, n / o.n)
+        share.setToolTip(f"Recorded share: {n} of {o.n} tasks ({n / o.n:.4%}); edit to ask 'what if'")
+        table.setItem(r, 1, share)
     table.blockSignals(False)
 
 
-def read_mix(table: QTableWidget) -> dict[str, float]:
-    mix = {}
+RECORDED = Qt.ItemDataRole.UserRole + 1  # a share cell's exact recorded share
+
+
+def _share_text(share: float) -> str:
+    return f"{share:.2f}"
+
+
+def read_mix(table: QTableWidget) -> dict[str, float] | None:
+    """The traffic mix the table asks for: None while no share was edited (the recorded mix, as the
+    CLI's `whatif` uses by default); otherwise every category's share, the edited ones as typed and
+    the others at their exact recorded share."""
+    mix: dict[str, float] = {}
+    edited = False
     for r in range(table.rowCount()):
-        try:
-            mix[table.item(r, 0).text()] = max(0.0, float(table.item(r, 1).text()))
-        except (ValueError, AttributeError):
+        cat, cell = table.item(r, 0), table.item(r, 1)
+        if cat is None or cell is None:
             continue
-    return mix
+        recorded = cell.data(RECORDED)
+        if recorded is not None and cell.text().strip() == _share_text(recorded):
+            mix[cat.text()] = float(recorded)
+            continue
+        try:
+            mix[cat.text()] = max(0.0, float(cell.text()))
+            edited = True
+        except ValueError:
+            continue
+    return mix if edited else None
+
+
+def mix_argument(mix: dict[str, float] | None) -> str | None:
+    """The mix as `whatif --mix` takes it (None: the recorded mix, no option)."""
+    return None if mix is None else ",".join(f"{k}={v!r}" for k, v in mix.items())
 
 
 def fill_scenario_table(table: QTableWidget, items: list[dict[str, Any]], current: str | None) -> list[str]:
@@ -111,12 +163,13 @@ def bar_plots(pg) -> tuple[QHBoxLayout, list]:
     1024 px, the full ones as tooltips."""
     plots = []
     bars = QHBoxLayout()
+    from cascade_studio.ui.plot_axes import clean_axes
+
     for title, tip in (("Cost ($)", "Cost per request ($)"), ("p95 (ms)", "Latency p95 (ms)"), ("Quality", "Quality")):
-        plot = pg.PlotWidget(background="w", title=title)
+        plot = pg.PlotWidget(background="w", title=title, axisItems=clean_axes(pg))
         plot.setToolTip(tip)
         plot.setMaximumHeight(150)
         plot.setMouseEnabled(False, False)
-        plot.getAxis("left").enableAutoSIPrefix(False)
         plot.hideButtons()
         bars.addWidget(plot)
         plots.append(plot)

@@ -45,6 +45,7 @@ from cascade_studio.ui.trajectory_live import LiveRefresh
 from cascade_studio.ui.trajectory_model import TrajectoryTableModel
 
 log = logging.getLogger(__name__)
+VERSION_POLL_MS = 3000
 
 
 class TrajectoriesPage(Page):
@@ -241,7 +242,13 @@ class TrajectoriesPage(Page):
         for spin in (self.f_conf_min, self.f_conf_max, self.f_cost_max):
             spin.valueChanged.connect(lambda _=None: self._filter_timer.start())
         self.f_search.textChanged.connect(lambda _=None: self._filter_timer.start())
-        self.live = LiveRefresh(self)  # while a run writes rows: the view follows, read off the GUI thread
+        self.live = LiveRefresh(self, self)  # while a run writes rows: the view follows, read off the GUI thread
+        # Writes from elsewhere (the CLI, another window) publish no event here: SQLite's data_version
+        # says another connection committed; looked at every few seconds while the page is on screen.
+        self._data_version: int | None = None
+        self._version_timer = QTimer(self, interval=VERSION_POLL_MS)
+        self._version_timer.timeout.connect(self._check_data_version)
+        QShortcut(QKeySequence("F5"), self, self.refresh_view)
 
         for key, slot in (("A", lambda: self.curate("accepted")), ("R", lambda: self.curate("rejected")),
                           ("T", self.tag_dialog)):
@@ -286,6 +293,38 @@ class TrajectoriesPage(Page):
         if self.ws is not None:
             method = confidence_method_of(self.tiers(), self.f_tier.currentData())
             self.f_method.setCurrentIndex(max(0, self.f_method.findData(method)))
+
+    # -- following the workspace -----------------------------------------------------------------
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().showEvent(event)
+        self._version_timer.start()
+        self.refresh_view()  # what changed while another page was shown
+
+    def hideEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().hideEvent(event)
+        self._version_timer.stop()
+
+    def refresh_view(self) -> None:
+        """Read the rows and both counts again (F5, the page shown, a change made elsewhere), off the GUI
+        thread, keeping the selection; during the page's own run the live refresh does this."""
+        if self.ws is None or self.runner is not None:
+            return
+        self._data_version = self._read_data_version()
+        self._fill_filters()
+        self.live.tick(keep_selection=True)
+
+    def _read_data_version(self) -> int | None:
+        try:
+            return TrajectoryRepository(self.ws).data_version() if self.ws is not None else None
+        except Exception:  # noqa: BLE001 - a closed or busy connection: look again at the next tick
+            return None
+
+    def _check_data_version(self) -> None:
+        if self.ws is None or self.runner is not None:
+            return
+        version = self._read_data_version()
+        if version is not None and version != self._data_version:
+            self.refresh_view()
 
     # -- filtering -----------------------------------------------------------------------------
     def current_filter(self) -> TrajectoryFilter:

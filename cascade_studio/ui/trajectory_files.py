@@ -40,9 +40,6 @@ def export_dialog(page) -> None:
     """Export trajectories (JSONL, CSV summary) or a Batch API input file of the tasks."""
     from PySide6.QtWidgets import QFileDialog
 
-    from cascade_studio.services import trajectory_io as tio
-    from cascade_studio.services.collector import select_task_ids
-
     if page.ws is None:
         return
     filters = {"Trajectory JSONL (*.jsonl)": "native", "CSV summary (*.csv)": "csv",
@@ -51,19 +48,30 @@ def export_dialog(page) -> None:
     if not name:
         return
     fmt = filters.get(chosen, "native")
-    tier_no = page.f_tier.currentData()
+    export_to(page, Path(name), fmt)
+
+
+def export_to(page, path: Path, fmt: str) -> int | None:
+    """Write what the page says: the trajectories its filter shows, read again now, so the file and the
+    "N of M" line (brought up to date at the same time) name the same rows."""
+    from cascade_studio.services import trajectory_io as tio
+    from cascade_studio.services.collector import select_task_ids
+
     try:
         if fmt == "batch":
             tier = page._selected_tier()
             if tier is None:
-                return
-            count = tio.export_batch_input(page.ws, Path(name), tier, select_task_ids(page.ws))
-        elif fmt == "csv":
-            count = tio.export_csv(page.ws, Path(name), tier_no)
+                return None
+            count = tio.export_batch_input(page.ws, path, tier, select_task_ids(page.ws))
         else:
-            count = tio.export_native(page.ws, Path(name), tier_no)
+            page.model.refresh()
+            page._update_count()
+            ids = page.model.ids.tolist()
+            count = (tio.export_csv if fmt == "csv" else tio.export_native)(page.ws, path, ids=ids)
     except OSError as exc:
-        show_error("Export failed", f"Cannot write {name}: {exc.strerror}. Choose another folder or free disk "
+        show_error("Export failed", f"Cannot write {path}: {exc.strerror}. Choose another folder or free disk "
                                     "space.", page)
-        return
-    page.say(f"Exported {count} {'requests' if fmt == 'batch' else 'trajectories'} to {name}")
+        return None
+    page.say(f"Exported {count} requests to {path}" if fmt == "batch" else
+             f"Exported {count} trajectories, what the filter shows ({page.count_label.text()}), to {path}")
+    return count

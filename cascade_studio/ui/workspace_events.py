@@ -37,8 +37,9 @@ class WorkspaceEvents(QObject):
 # -- what each page shows, and how it follows a change ------------------------------------------------
 def _trajectories(page, kind: str) -> None:
     if kind == events.TRAJECTORIES:
-        if page.runner is None:  # during its own run the page refreshes itself now and then
-            page.live.tick()  # read on a pool thread (a million rows take a second to count)
+        # read on a pool thread (a million rows take a second to count), the selection kept; during its own
+        # run the page refreshes itself now and then
+        page.refresh_view()
     else:
         page.reload_choices()
 

@@ -57,7 +57,8 @@ async def test_traffic_import_round_trip(tmp_path, sandbox):
     with Workspace.open(tmp_path / "ws") as ws:
         result = import_traffic(ws, tmp_path / "logs")
         assert (result.requests, result.new_requests, result.shadows) == (25, 25, len(shadows))
-        assert result.hard_cases == len(escalated) and result.without_content == 0
+        assert result.escalated == len(escalated) and result.without_content == 0
+        assert result.hard_cases == len({_task_id(r) for r in escalated})  # tasks, as the report counts them
         prod = [t for t in TaskRepository(ws).list() if t.source == "production"]
         assert len(prod) == 25 and {t.category for t in prod} == {"weather"}
         rows = [r for r in list_rows(ws) if r["task_id"].startswith("prod-")]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from cascade_studio.cli import main
 from cascade_studio.services.demo import prepare_demo
 from cascade_studio.services.secrets import SecretStore
@@ -12,8 +14,8 @@ from cascade_studio.ui.main_window import MainWindow
 def test_episode_tab_sweeps_and_answers_the_sliders(qtbot, tmp_path, sandbox_thread, capsys):
     ws = tmp_path / "ws"
     prepare_demo(ws, sandbox_thread.base_url)
-    for student in ("1", "2"):
-        assert main(["-w", str(ws), "evaluate", "--student", student, "--category", "travel-flights", "--mode", "steps",
+    for student, mode in (("1", "both"), ("2", "steps")):  # tier 1's free-running episodes: the measured line
+        assert main(["-w", str(ws), "evaluate", "--student", student, "--category", "travel-flights", "--mode", mode,
                      "--collect", "--no-embeddings"]) == 0
     capsys.readouterr()
     window = MainWindow(SecretStore(), AppSettings())
@@ -35,3 +37,49 @@ def test_episode_tab_sweeps_and_answers_the_sliders(qtbot, tmp_path, sandbox_thr
     assert tab.point.getData()[0][0] < cost_before
     tab.policy.setCurrentIndex(1)  # "rest" recomputes the sweep
     assert "rest" == tab.policy.currentData() and len(tab.curve.getData()[0]) == 101
+    tab.policy.setCurrentIndex(0)
+
+    # issue 27, one truth per figure: every figure of the tab is `whatif --episodes --json`'s, written the tab's way
+    tab.sliders[0][0].setValue(60)
+    tab.sliders[1][0].setValue(70)
+    tab.volume.setValue(250_000)
+    shown = tab.recompute()
+    capsys.readouterr()
+    assert main(["-w", str(ws), "whatif", "--episodes", "--thresholds", "0.6,0.7", "--volume", "250000", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    for key in ("cascade", "teacher_only", "whatif"):
+        assert json.loads(json.dumps(shown[key], default=str)) == out[key], key
+    c, w = out["cascade"], out["whatif"]
+    text = tab.summary.text()
+    assert f"<b>{out['episodes']} episodes</b>" in text
+    assert f"${c['cost_per_episode_usd']} per episode (teacher only ${out['teacher_only']['cost_per_episode_usd']})" \
+        in text
+    assert "Steps answered: " + ", ".join(f"tier {k} {v:.0%}" for k, v in c["share_answered"].items()) in text
+    assert f"Step agreement {c['step_agreement']:.1%}" in text and f"agreeing {c['episode_agreement']:.1%}" in text
+    assert (f"{w['volume_episodes_per_month']:,.0f} episodes a month: ${float(w['monthly_cost_usd']):,.2f}</b> "
+            f"(teacher only ${float(w['teacher_only_monthly_cost_usd']):,.2f})") in text
+    measured = out["measured_free_running"]
+    assert (f"tier {measured['tier']} succeeds on {measured['student_success_rate']:.0%} of {measured['tasks']} "
+            f"episodes (teacher {measured['teacher_success_rate']:.0%})") in tab.measured.text()
+
+    # and the Evaluation page's agent sentence is `evaluate --json`'s step agreement and episodes
+    from cascade_studio.ui.evaluation_page import _pct
+
+    window.nav.setCurrentRow(4)
+    evaluation = window.evaluation_page
+    evaluation.student_combo.setCurrentIndex(evaluation.student_combo.findData(1))
+    evaluation.category_combo.setCurrentIndex(evaluation.category_combo.findData("travel-flights"))
+    evaluation.collect_check.setChecked(False)  # all recorded above: nothing to collect
+    evaluation.run_button.click()
+    qtbot.waitUntil(lambda: evaluation.worker is None and evaluation.report is not None, timeout=30_000)
+    capsys.readouterr()
+    assert main(["-w", str(ws), "evaluate", "--student", "1", "--category", "travel-flights", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    steps, episodes = out["step_agreement"], out["episodes"]
+    text = evaluation.status.text()
+    assert (f"step agreement {_pct(steps['overall']['agreement'])} over {steps['overall']['steps']} teacher-forced "
+            f"steps") in text, text
+    assert (f"success {_pct(episodes['student']['success_rate'])} (teacher {_pct(episodes['teacher']['success_rate'])}"
+            f"), ${episodes['student']['cost_per_episode_usd']} vs ${episodes['teacher']['cost_per_episode_usd']} "
+            "per episode") in text, text
+    assert json.loads(json.dumps(evaluation.report.agents, default=str))["step_agreement"] == steps

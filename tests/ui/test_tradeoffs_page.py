@@ -75,6 +75,8 @@ def test_whatif_cli(tmp_path, capsys, sandbox_thread):
     assert out["cascade"]["thresholds"] == [0.5, 0.6] and out["whatif"]["scenario"]["monthly_volume"] == 500000
     assert set(out["metrics"]) >= {"apgr", "cpt50", "cpt80", "aiq"} and out["sweep"]["points"]
     assert main(["-w", str(tmp_path / "ws"), "whatif", "--thresholds", "0.5"]) == 2
+    assert main(["-w", str(tmp_path / "ws"), "whatif", "--mix", "simple"]) == 2  # KEY=NUMBER pairs
+    assert main(["-w", str(tmp_path / "ws"), "whatif", "--price-scale", "one=2"]) == 2
     assert main(["-w", str(tmp_path / "ws"), "whatif", "--mode", "routing"]) == 0
 
 

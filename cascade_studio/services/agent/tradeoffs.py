@@ -67,7 +67,7 @@ def figures(rows: list[EpisodeSteps], tiers: list[Tier], thresholds: list[float]
 def episode_whatif(ws: Workspace, tiers: list[Tier], *, thresholds: list[float] | None = None, policy: str = "step",
                    volume: float = 100_000, category: str | None = None, with_sweep: bool = False) -> dict[str, Any]:
     """The per-step cascade at `thresholds` (default: the students' own) over the episode tasks."""
-    teacher, students = tiers[-1], tiers[:-1]
+    students = tiers[:-1]
     thresholds = thresholds or [t.threshold for t in students]
     if len(thresholds) != len(students):
         raise ValueError(f"give one threshold per student tier ({len(students)})")
@@ -77,9 +77,18 @@ def episode_whatif(ws: Workspace, tiers: list[Tier], *, thresholds: list[float] 
         out["message"] = NO_ROWS
         return out
     out.update(figures(rows, tiers, thresholds, policy, volume, with_sweep))
-    measured = episode_comparison(ws, teacher, students[0], [r.task_id for r in rows])
-    if measured["tasks"]:
-        out["measured_free_running"] = {"tier": students[0].tier, "tasks": measured["tasks"],
-                                        "student_success_rate": measured["student"]["success_rate"],
-                                        "teacher_success_rate": measured["teacher"]["success_rate"]}
+    measured = measured_free_running(ws, tiers, rows)
+    if measured:
+        out["measured_free_running"] = measured
     return out
+
+
+def measured_free_running(ws: Workspace, tiers: list[Tier], rows: list[EpisodeSteps]) -> dict[str, Any] | None:
+    """The cheapest student's measured free-running success beside the teacher's, on the rows' tasks
+    (None: it has run none of them), as `whatif --episodes` prints it and the Trade-offs tab shows it."""
+    measured = episode_comparison(ws, tiers[-1], tiers[0], [r.task_id for r in rows])
+    if not measured["tasks"]:
+        return None
+    return {"tier": tiers[0].tier, "tasks": measured["tasks"],
+            "student_success_rate": measured["student"]["success_rate"],
+            "teacher_success_rate": measured["teacher"]["success_rate"]}
