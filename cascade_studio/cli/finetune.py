@@ -47,7 +47,8 @@ def _register_start(actions: argparse._SubParsersAction) -> None:
     ft_start = actions.add_parser("start", help="start a supervised fine-tune job (on a tier's endpoint, or locally)")
     ft_start.add_argument("--dataset", required=True, metavar="FILE")
     ft_start.add_argument("--base-model", required=True, metavar="M",
-                          help="a model id (remote) or a local Hugging Face model folder (--backend local)")
+                          help="a model id (remote) or a local Hugging Face model folder (--backend local; or a "
+                               "succeeded local job's id: its model, e.g. DPO after SFT)")
     ft_start.add_argument("--backend", choices=["openai", "local"], default="openai",
                           help="openai: the fine-tuning API of a tier's endpoint; local: train on this machine "
                                "(needs `pip install 'cascade-studio[local]'`)")
@@ -60,7 +61,20 @@ def _register_start(actions: argparse._SubParsersAction) -> None:
     ft_start.add_argument("--suffix")
     ft_start.add_argument("--seed", type=int)
     local = ft_start.add_argument_group("local backend")
-    local.add_argument("--method", choices=["lora", "full"], default="lora")
+    local.add_argument("--method", choices=["lora", "full", "dpo", "dpo-full"], default="lora",
+                       help="lora/full: supervised distillation; dpo (LoRA) / dpo-full: DPO on a preference file "
+                            "(`dataset build --format preference`), e.g. from an SFT job's model (--base-model JOB_ID)")
+    local.add_argument("--beta", type=float, metavar="B", help="DPO's beta (default 0.1)")
+    local.add_argument("--devices", type=int, default=1, metavar="N",
+                       help="train on N devices (GPUs; CPU processes with --device cpu) with torchrun, data-parallel; "
+                            "the batch size is the global one")
+    local.add_argument("--nodes", type=int, default=1, metavar="M",
+                       help="machines taking part (this one is node 0; the others' command goes to the job's NODES.md)")
+    local.add_argument("--rdzv-endpoint", metavar="HOST:PORT", help="with --nodes: this machine's address and a free port")
+    local.add_argument("--checkpoint-every", type=int, metavar="K", help="write a resumable checkpoint every K steps")
+    local.add_argument("--resume-from", metavar="JOB|FOLDER",
+                       help="go on from a stopped local job's latest checkpoint (or a checkpoint folder), on any "
+                            "number of devices; same dataset, batch size, epochs and method")
     local.add_argument("--alpha", type=float, default=0.5, metavar="A",
                        help="weight of the hard-label cross-entropy; 1 - A goes to the teacher's soft labels (default 0.5)")
     local.add_argument("--temperature", type=float, default=2.0, metavar="T", help="distillation temperature (default 2)")
@@ -109,7 +123,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _local_options(args: argparse.Namespace) -> dict:
-    options = {"method": args.method, "alpha": args.alpha, "temperature": args.temperature,
+    dpo = args.method.startswith("dpo")
+    options = {"method": "full" if args.method.endswith("full") else "lora", "alpha": args.alpha,
+               "temperature": args.temperature,
                "mass": args.mass, "soft_labels": args.soft_labels, "device": args.device,
                "lora_rank": args.lora_rank, "max_length": args.max_length, "merge": not args.no_merge}
     if not 0 <= args.alpha <= 1 or args.temperature <= 0:
@@ -118,9 +134,17 @@ def _local_options(args: argparse.Namespace) -> dict:
         if not Path(args.teacher_logprobs).is_file():
             raise CliError(f"{args.teacher_logprobs} does not exist")
         options["teacher_logprobs"] = str(Path(args.teacher_logprobs).resolve())
-    for key in ("learning_rate", "max_steps"):
+    for key in ("learning_rate", "max_steps", "checkpoint_every", "resume_from", "rdzv_endpoint"):
         if getattr(args, key) is not None:
             options[key] = getattr(args, key)
+    if dpo:
+        options["objective"] = "dpo"
+        if args.beta is not None:
+            if args.beta <= 0:
+                raise CliError("--beta is above 0")
+            options["dpo_beta"] = args.beta
+    if args.devices > 1 or args.nodes > 1:
+        options.update(devices=args.devices, nodes=args.nodes)
     return options
 
 
