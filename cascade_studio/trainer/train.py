@@ -131,6 +131,10 @@ def train(spec: dict[str, Any], job_dir: Path, progress: Progress, control: Cont
         if run.reference is None:
             progress.event("Computing the reference model's log-probabilities of every answer…")
             run.reference = reference_logps(objective, model, data.train + data.valid, schedule.batch_size, dist)
+        elif len(run.reference) != 2 * (len(data.train) + len(data.valid)):
+            raise DataError(f"the checkpoint {spec['resume_from']} holds reference log-probs for "
+                            f"{len(run.reference) // 2} pairs, not {len(data.train) + len(data.valid)}: resume with "
+                            "the same training and validation files")
         else:
             attach_reference(data.train + data.valid, run.reference)
     _announce(progress, model, data, schedule, method, device, dist.world, objective.name)

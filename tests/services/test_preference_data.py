@@ -113,3 +113,15 @@ def test_prompt_assistant_turns_are_not_trained():
     chosen, rejected = as_chat_pair(row)
     assert chosen["messages"][1]["weight"] == 0 and chosen["messages"][-1]["content"] == "yes"
     assert rejected["messages"][-1]["content"] == "no" and chosen["tools"] == rejected["tools"]
+
+
+def test_preference_files_go_to_dpo_jobs_only():
+    from cascade_studio.core.datasets import ValidationReport, backend_refusal
+
+    pref, chat = ValidationReport(), ValidationReport()
+    pref.format = "preference"
+    assert "supervised jobs only" in backend_refusal(pref, "openai", "dpo")
+    assert "--method dpo" in backend_refusal(pref, "local", "lora")
+    assert backend_refusal(pref, "local", "dpo") is None
+    assert "--format preference" in backend_refusal(chat, "local", "dpo")
+    assert backend_refusal(chat, "local", "lora") is None and backend_refusal(chat, "openai") is None
