@@ -6,6 +6,7 @@ from its checkpoint, on the same curve."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -90,3 +91,21 @@ def test_torchrun_commands():
     assert "--nnodes=2" in cmd and "--node-rank=1" in cmd and "--master-addr=10.0.0.1" in cmd
     with pytest.raises(ValueError, match="--rdzv-endpoint HOST:PORT"):
         local_backend.torchrun_command("py", "/j", 8, nodes=2)
+
+
+def test_a_succeeded_job_is_a_base_model_and_a_checkpoint_source(tmp_path):
+    import json
+
+    backend = local_backend.LocalFineTuneBackend(tmp_path)
+    folder = backend.job_dir("ftlocal-0a1b2c")
+    folder.mkdir(parents=True)
+    ck = folder / "output" / "checkpoints" / "step-4"
+    lines = [{"t": 1, "type": "checkpoint", "step": 2, "path": str(folder / "x")},  # an adapter only (before resume.pt)
+             {"t": 2, "type": "checkpoint", "step": 4, "path": str(ck), "resumable": True},
+             {"t": 3, "type": "result", "output": {"merged": str(folder / "output" / "merged")}}]
+    (folder / "progress.jsonl").write_text("".join(json.dumps(d) + "\n" for d in lines))
+    assert backend.model_folder("ftlocal-0a1b2c") == folder / "output" / "merged"
+    assert backend.resumable_checkpoint("ftlocal-0a1b2c") == ck
+    assert backend.model_folder("~/models/x") == Path("~/models/x").expanduser()
+    with pytest.raises(ValueError, match="not a resumable checkpoint folder"):
+        backend.resumable_checkpoint(str(tmp_path))
