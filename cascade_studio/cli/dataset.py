@@ -27,7 +27,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     ds_build.add_argument("--no-dedupe", action="store_true")
     ds_build.add_argument("--last-turn-only", action="store_true",
                           help="episodes: train on each episode's last assistant turn only (earlier turns weight 0)")
-    ds_build.add_argument("--format", choices=["openai", "sharegpt"], default="openai")
+    ds_build.add_argument("--format", choices=["openai", "sharegpt", "preference"], default="openai",
+                          help="preference: DPO pairs where the teacher (--tier) and a student (--student) disagreed "
+                               "on a task, the teacher's answer preferred (Together's preference format)")
+    ds_build.add_argument("--student", type=int, metavar="N",
+                          help="--format preference: the student tier (default: the lowest tier but the teacher)")
     ds_build.add_argument("--json", action="store_true")
     ds_val = actions.add_parser("validate", help="check a chat fine-tuning JSONL file (exit 1 on errors)")
     ds_val.add_argument("file")
@@ -77,7 +81,7 @@ def _build(args: argparse.Namespace) -> int:
                                 min_confidence=args.min_confidence, tool=args.tool, strategy=args.reasoning,
                                 system_prompt=args.system_prompt, dedupe=not args.no_dedupe,
                                 validation_share=args.validation_share, seed=args.seed,
-                                last_turn_only=args.last_turn_only)
+                                last_turn_only=args.last_turn_only, student=args.student)
         if f.tier is not None or f.min_confidence is not None:
             # The confidence column follows the chosen tier's method (the GUI's dataset page chooses it too).
             tiers = TierRepository(ws).list()
@@ -96,6 +100,13 @@ def _build(args: argparse.Namespace) -> int:
         print(f"Dataset {built.id}: {built.examples} training examples -> {built.path}"
               + (f", {built.validation_examples} validation -> {built.validation_path}" if built.validation_path else "")
               + (f" ({built.duplicates_dropped} duplicates dropped)" if built.duplicates_dropped else ""))
+        if built.preference:
+            p = built.preference
+            print(f"Preference pairs: tier {p['teacher_tier']} (preferred) against tier {p['student_tier']} "
+                  f"({p['student_model']}): {p['pairs']} disagreements kept, {p['agreed_dropped']} agreements dropped"
+                  + (f", {p['no_student_answer']} tasks without a student answer" if p['no_student_answer'] else "")
+                  + (f", {p['episodes_skipped']} agent episodes skipped" if p['episodes_skipped'] else "")
+                  + f". Train with `cascade-studio finetune start --backend local --method dpo --dataset {built.path}`")
         if built.teacher_logprobs:
             print(f"The teacher's logprobs (soft labels for `finetune start --backend local`) -> {built.teacher_logprobs}")
     return 0

@@ -54,7 +54,8 @@ def _register_start(actions: argparse._SubParsersAction) -> None:
     ft_start = actions.add_parser("start", help="start a fine-tune job (on a tier's endpoint, on Together AI, or locally)")
     ft_start.add_argument("--dataset", required=True, metavar="FILE")
     ft_start.add_argument("--base-model", required=True, metavar="M",
-                          help="a model id (remote) or a local Hugging Face model folder (--backend local)")
+                          help="a model id (remote) or a local Hugging Face model folder (--backend local; or a "
+                               "succeeded local job's id: its model, e.g. DPO after SFT)")
     ft_start.add_argument("--backend", choices=["openai", "together", "local"], default="openai",
                           help="openai: the fine-tuning API of a tier's endpoint (api.openai.com takes no new jobs "
                                "after 2027-01-06); together: Together AI's fine-tuning API; local: train on this "
@@ -67,9 +68,10 @@ def _register_start(actions: argparse._SubParsersAction) -> None:
     ft_start.add_argument("--learning-rate-multiplier", type=float)
     ft_start.add_argument("--suffix")
     ft_start.add_argument("--seed", type=int)
-    ft_start.add_argument("--method", choices=["lora", "full", "sft", "dpo"],
+    ft_start.add_argument("--method", choices=["lora", "full", "sft", "dpo", "dpo-full"],
                           help="lora (default) or full: what is trained; sft (default) or dpo: how (dpo: a preference "
-                               "file, Together only for now)")
+                               "file from `dataset build --format preference`; dpo-full: DPO training every weight; "
+                               "local: e.g. from an SFT job's model, --base-model JOB_ID)")
     kind = ft_start.add_mutually_exclusive_group()
     kind.add_argument("--lora", dest="training_type", action="store_const", const="lora", help="train a LoRA adapter")
     kind.add_argument("--full", dest="training_type", action="store_const", const="full", help="train all weights")
@@ -83,6 +85,17 @@ def _register_start(actions: argparse._SubParsersAction) -> None:
     together.add_argument("--max-price", type=str, metavar="USD",
                           help="start only if Together's estimate is at most this many dollars")
     local = ft_start.add_argument_group("local backend (--lora-rank and --learning-rate: Together too)")
+    local.add_argument("--beta", type=float, metavar="B", help="DPO's beta (default 0.1)")
+    local.add_argument("--devices", type=int, default=1, metavar="N",
+                       help="train on N devices (GPUs; CPU processes with --device cpu) with torchrun, data-parallel; "
+                            "the batch size is the global one")
+    local.add_argument("--nodes", type=int, default=1, metavar="M",
+                       help="machines taking part (this one is node 0; the others' command goes to the job's NODES.md)")
+    local.add_argument("--rdzv-endpoint", metavar="HOST:PORT", help="with --nodes: this machine's address and a free port")
+    local.add_argument("--checkpoint-every", type=int, metavar="K", help="write a resumable checkpoint every K steps")
+    local.add_argument("--resume-from", metavar="JOB|FOLDER",
+                       help="go on from a stopped local job's latest checkpoint (or a checkpoint folder), on any "
+                            "number of devices; same dataset, batch size, epochs and method")
     local.add_argument("--alpha", type=float, default=0.5, metavar="A",
                        help="weight of the hard-label cross-entropy; 1 - A goes to the teacher's soft labels (default 0.5)")
     local.add_argument("--temperature", type=float, default=2.0, metavar="T", help="distillation temperature (default 2)")
@@ -133,11 +146,15 @@ def run(args: argparse.Namespace) -> int:
 def _training_type(args: argparse.Namespace) -> str:
     if args.training_type and args.method in ("lora", "full") and args.training_type != args.method:
         raise CliError(f"--{args.training_type} and --method {args.method} disagree")
+    if args.method == "dpo-full":
+        if args.training_type == "lora":
+            raise CliError("--lora and --method dpo-full disagree")
+        return "full"
     return args.training_type or (args.method if args.method in ("lora", "full") else "lora")
 
 
 def _together_options(args: argparse.Namespace) -> dict:
-    options: dict = {"training_type": _training_type(args), "training_method": "dpo" if args.method == "dpo" else "sft"}
+    options: dict = {"training_type": _training_type(args), "training_method": "dpo" if args.method in ("dpo", "dpo-full") else "sft"}
     for key in ("from_checkpoint", "dpo_beta", "n_checkpoints", "learning_rate", "lora_rank"):
         value = getattr(args, key)
         if value is not None and not (key == "lora_rank" and options["training_type"] == "full"):
@@ -146,8 +163,8 @@ def _together_options(args: argparse.Namespace) -> dict:
 
 
 def _local_options(args: argparse.Namespace) -> dict:
-    if args.method == "dpo":
-        raise CliError("--method dpo trains on Together for now (`--backend together`)")
+    method = args.method or "lora"
+    dpo = method.startswith("dpo")
     options = {"method": _training_type(args), "alpha": args.alpha, "temperature": args.temperature,
                "mass": args.mass, "soft_labels": args.soft_labels, "device": args.device,
                "lora_rank": args.lora_rank, "max_length": args.max_length, "merge": not args.no_merge}
@@ -157,9 +174,17 @@ def _local_options(args: argparse.Namespace) -> dict:
         if not Path(args.teacher_logprobs).is_file():
             raise CliError(f"{args.teacher_logprobs} does not exist")
         options["teacher_logprobs"] = str(Path(args.teacher_logprobs).resolve())
-    for key in ("learning_rate", "max_steps"):
+    for key in ("learning_rate", "max_steps", "checkpoint_every", "resume_from", "rdzv_endpoint"):
         if getattr(args, key) is not None:
             options[key] = getattr(args, key)
+    if dpo:
+        options["objective"] = "dpo"
+        if args.beta is not None:
+            if args.beta <= 0:
+                raise CliError("--beta is above 0")
+            options["dpo_beta"] = args.beta
+    if args.devices > 1 or args.nodes > 1:
+        options.update(devices=args.devices, nodes=args.nodes)
     return options
 
 
@@ -175,7 +200,7 @@ def _start(args: argparse.Namespace, ws, secrets) -> int:
     validation = args.validation or (row[1] if row and args.backend in ("local", "together") else None)
     if args.backend != "together" and (args.base_url or args.from_checkpoint or args.max_price):
         raise CliError("--base-url, --from-checkpoint and --max-price are for --backend together")
-    if args.backend == "openai" and (args.method in ("dpo", "full") or args.training_type == "full"):
+    if args.backend == "openai" and (args.method in ("dpo", "dpo-full", "full") or args.training_type == "full"):
         raise CliError("the OpenAI backend starts supervised LoRA-style jobs only; --method dpo and --full are for "
                        "--backend together (or local)")
     if args.backend == "together" and args.learning_rate_multiplier is not None:

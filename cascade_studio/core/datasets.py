@@ -330,9 +330,17 @@ def _parsed_lines(text: str, report: ValidationReport) -> Iterator[tuple[int, An
             report.add_error(number, "invalid_json", exc.message[:200])
 
 
-def backend_refusal(report: ValidationReport, backend: str) -> str | None:
+def backend_refusal(report: ValidationReport, backend: str, method: str | None = None) -> str | None:
     """Why a fine-tune backend must not be given this dataset (None: it may): checked before anything
-    is uploaded or started."""
+    is uploaded or started. `method` "dpo" trains on preference pairs, anything else on chat examples."""
+    if report.format == "preference" and backend == "openai":
+        return ("the dataset holds preference pairs (DPO); the app sends supervised jobs only to OpenAI-compatible "
+                "endpoints: train them with --backend local --method dpo (or another backend's DPO)")
+    if report.format == "preference" and method != "dpo":
+        return "the dataset holds preference pairs: train them with --method dpo"
+    if method == "dpo" and report.format != "preference":
+        return ("DPO trains on preference pairs (input, preferred_output, non_preferred_output): build them with "
+                "`dataset build --format preference`")
     if report.format == "sharegpt":
         return ("the dataset is in ShareGPT format, which neither OpenAI's fine-tuning API nor the local "
                 "trainer reads; build it with --format openai (ShareGPT is for LLaMA-Factory or Axolotl)")

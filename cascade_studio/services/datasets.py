@@ -31,6 +31,7 @@ from cascade_studio.core.errors import UserError
 from cascade_studio.core.finetune import teacher_logprobs_path
 from cascade_studio.core.jsonl import JsonProblem
 from cascade_studio.core.jsonl import loads as safe_loads
+from cascade_studio.core.preference import detect_preference, validate_preference
 from cascade_studio.core.tiers import generation_keys, teacher_of
 from cascade_studio.services.input_files import read_text
 from cascade_studio.services.paths import resources_dir
@@ -52,6 +53,7 @@ class DatasetFilters:
     strategy: str = "final"  # or "reasoning"
     last_turn_only: bool = False  # episodes: train on the last assistant turn only (the others weight 0)
     system_prompt: str | None = None
+    student: int | None = None  # format "preference": the student tier (default: the lowest other than the teacher)
     dedupe: bool = True
     validation_share: float = 0.1
     seed: int = 0
@@ -70,9 +72,10 @@ class BuiltDataset:
     duplicates_dropped: int
     trajectory_ids: list[int] = field(default_factory=list)
     teacher_logprobs: Path | None = None  # FILE.logprobs.jsonl, for the local trainer's soft labels
+    preference: dict[str, Any] | None = None  # format "preference": the student, pairs kept and dropped
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "path": str(self.path),
+        return {**({"preference": self.preference} if self.preference is not None else {}),"id": self.id, "path": str(self.path),
                 "teacher_logprobs": None if self.teacher_logprobs is None else str(self.teacher_logprobs),
                 "validation_path": None if self.validation_path is None else str(self.validation_path),
                 "examples": self.examples, "validation_examples": self.validation_examples,
@@ -300,6 +303,10 @@ def build_dataset(ws: Workspace, out: Path, f: DatasetFilters, fmt: str = "opena
     one build appear together, with the record, or not at all (see `_build_files`). Two passes over
     the trajectories, neither holding them all: pass 1 selects, dedupes and splits on hashes and
     categories; pass 2 writes each file BATCH rows at a time."""
+    if fmt == "preference":
+        from cascade_studio.services.preference_data import build_preference_dataset
+
+        return build_preference_dataset(ws, out, f)
     complete_interrupted_build(ws)
     sel = _select(ws, f)
     if not sel.ids:
@@ -363,4 +370,5 @@ def validate_file(path: Path, model: str = "gpt-4o-mini", workspace_dir: Path | 
 
     text = read_text(Path(path), lambda problem, line: DatasetError(f"{path}{f':{line}' if line else ''}: {problem}"))
     prices = training_prices(workspace_dir)
-    return validate_jsonl(text, token_counter(model), model=model, training_price_per_m=training_price(prices, model))
+    check = validate_preference if detect_preference(text) else validate_jsonl
+    return check(text, token_counter(model), model=model, training_price_per_m=training_price(prices, model))

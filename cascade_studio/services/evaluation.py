@@ -43,6 +43,11 @@ def _sides(repo: TrajectoryRepository, ids: list[int]) -> dict[str, Side]:
     return out
 
 
+def sides_of(ws: Workspace, ids: list[int]) -> dict[str, Side]:
+    """The Sides of the trajectories `ids`, by task id (what evaluation compares)."""
+    return _sides(TrajectoryRepository(ws), ids)
+
+
 def latest_sides(ws: Workspace, tier: Tier, task_ids: list[str] | None = None) -> dict[str, Side]:
     """The most recent successful trajectory of the tier's current generation for each task."""
     repo = TrajectoryRepository(ws)

@@ -6,5 +6,7 @@ It talks to the app through files in its job folder only, so it outlives the GUI
   progress.jsonl  JSON lines it appends: state, event, metrics, checkpoint, result
   cancel, pause   flag files the app creates; SIGTERM also cancels
   trainer.log     its stdout/stderr
+On several devices or machines the app starts it under torchrun (see trainer/distributed.py): every
+process trains its share of each batch, and rank 0 alone writes the progress file.
 Imports core only (import-linter contract), never the app's services, store or Qt.
 """

@@ -56,3 +56,23 @@ def kd_token_losses(logits: torch.Tensor, labels: torch.Tensor, soft_ids: torch.
     kl = torch.where(has_soft, kl, torch.zeros_like(kl))
     total = torch.where(has_soft, alpha * ce + (1 - alpha) * T * T * kl, ce)
     return total, ce, kl
+
+
+def sequence_logps(logits: torch.Tensor, labels: torch.Tensor, rows: torch.Tensor, n_rows: int) -> torch.Tensor:
+    """log p(response | prompt) per sequence: the sum of the target tokens' log-probabilities.
+    logits [N, V] at target positions, labels [N], rows [N] (which sequence each target is in)."""
+    token_lp = -F.cross_entropy(logits.float(), labels, reduction="none")
+    return torch.zeros(n_rows, dtype=token_lp.dtype, device=token_lp.device).index_add(0, rows, token_lp)
+
+
+def dpo_losses(chosen: torch.Tensor, rejected: torch.Tensor, ref_chosen: torch.Tensor, ref_rejected: torch.Tensor,
+               beta: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Direct Preference Optimization (Rafailov et al. 2023), per pair, from sequence log-probs of
+    the policy and the frozen reference:
+
+        loss = -log σ(β · [(log π(y_w) - log π_ref(y_w)) - (log π(y_l) - log π_ref(y_l))])
+
+    Returns (loss, chosen reward, rejected reward), the rewards being β · (log π - log π_ref)."""
+    chosen_reward = beta * (chosen - ref_chosen)
+    rejected_reward = beta * (rejected - ref_rejected)
+    return -F.logsigmoid(chosen_reward - rejected_reward), chosen_reward.detach(), rejected_reward.detach()

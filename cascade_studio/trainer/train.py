@@ -7,7 +7,6 @@ import errno
 import json
 import math
 import os
-import random
 import signal
 import sys
 import time
@@ -18,8 +17,19 @@ from typing import Any
 
 from cascade_studio.core.datasets import default_epochs
 from cascade_studio.core.serving import serve_markdown, serve_recipes
-from cascade_studio.trainer.data import CHATML_TEMPLATE, DataError, Encoded
-from cascade_studio.trainer.prepare import TrainingData, build_data
+from cascade_studio.trainer import checkpoint
+from cascade_studio.trainer.batch import collate as _collate  # noqa: F401 - kept importable here
+from cascade_studio.trainer.data import CHATML_TEMPLATE, DataError
+from cascade_studio.trainer.distributed import Dist, NullProgress
+from cascade_studio.trainer.loop import Run, loop_state, train_loop
+from cascade_studio.trainer.objectives import (
+    DpoObjective,
+    SftObjective,
+    attach_reference,
+    build_preference_data,
+    reference_logps,
+)
+from cascade_studio.trainer.prepare import build_data
 from cascade_studio.trainer.progress import Progress
 
 
@@ -28,24 +38,37 @@ class Cancelled(Exception):
 
 
 class Control:
-    """Cancel (flag file or SIGTERM) and pause (flag file), checked between steps."""
+    """Cancel (flag file or SIGTERM) and pause (flag file), checked between steps. With several
+    processes every rank takes the same decision at the same step (the flags are OR-ed over the
+    ranks), and a pause holds them all in short collectives."""
 
-    def __init__(self, job_dir: Path, progress: Progress) -> None:
+    def __init__(self, job_dir: Path, progress: Progress, dist: Any = None, device: str = "cpu") -> None:
         self.job_dir, self.progress, self.term = job_dir, progress, False
+        self.dist, self.device = dist, device
         signal.signal(signal.SIGTERM, self._on_term)
 
     def _on_term(self, *_: Any) -> None:
         self.term = True
 
+    def _flags(self) -> tuple[bool, bool]:
+        flags = [self.term or (self.job_dir / "cancel").exists(), (self.job_dir / "pause").exists()]
+        if self.dist is not None:
+            flags = self.dist.any_flags(flags, self.device)
+        return flags[0], flags[1]
+
     def check(self, step: int) -> None:
-        if self.term or (self.job_dir / "cancel").exists():
+        cancel, pause = self._flags()
+        if cancel:
             raise Cancelled
-        if (self.job_dir / "pause").exists():
+        if pause:
             self.progress.event(f"Paused at step {step}; the model stays in memory until resumed or cancelled.")
-            while (self.job_dir / "pause").exists():
-                if self.term or (self.job_dir / "cancel").exists():
+            while pause:
+                if cancel:
                     raise Cancelled
                 time.sleep(0.3)
+                cancel, pause = self._flags()
+            if cancel:
+                raise Cancelled
             self.progress.event(f"Resumed at step {step}.")
 
 
@@ -64,65 +87,6 @@ def pick_device(wanted: str) -> str:
     return "cpu"
 
 
-def _collate(batch: list[Encoded], pad_id: int, device: str) -> dict[str, Any]:
-    import numpy as np
-    import torch
-
-    B, L = len(batch), max(len(e.ids) for e in batch)
-    ids = torch.full((B, L), pad_id, dtype=torch.long)
-    attn = torch.zeros((B, L), dtype=torch.long)
-    rows, cols, labels, soft_rows = [], [], [], []  # soft_rows: (target index, example, row in its soft arrays)
-    K = max((e.soft_ids.shape[1] for e in batch if e.soft_ids is not None), default=0)
-    n = 0
-    for b, e in enumerate(batch):
-        ids[b, :len(e.ids)] = torch.from_numpy(e.ids.astype(np.int64))
-        attn[b, :len(e.ids)] = 1
-        pos = np.flatnonzero(e.labels)
-        pos = pos[pos >= 1]
-        rows.append(np.full(len(pos), b))
-        cols.append(pos - 1)
-        labels.append(e.ids[pos])
-        if e.soft_pos is not None:
-            at = np.searchsorted(pos, e.soft_pos)  # soft positions are target positions
-            soft_rows += [(n + int(i), b, k) for k, i in enumerate(at)]
-        n += len(pos)
-    rows_t = torch.from_numpy(np.concatenate(rows))
-    cols_np = np.concatenate(cols)
-    soft_ids = torch.zeros((n, K), dtype=torch.long)
-    soft_lp = torch.full((n, K), float("-inf"))
-    has_soft = torch.zeros(n, dtype=torch.bool)
-    for i, b, k in soft_rows:
-        e = batch[b]
-        w = e.soft_ids.shape[1]
-        soft_ids[i, :w] = torch.from_numpy(e.soft_ids[k].astype(np.int64))
-        soft_lp[i, :w] = torch.from_numpy(e.soft_lp[k])
-        has_soft[i] = True
-    keep, col_index = np.unique(cols_np, return_inverse=True)
-    return {"input_ids": ids.to(device), "attention_mask": attn.to(device), "rows": rows_t.to(device),
-            "cols": torch.from_numpy(col_index.reshape(-1)).to(device), "keep": torch.from_numpy(keep).to(device),
-            "labels": torch.from_numpy(np.concatenate(labels).astype(np.int64)).to(device),
-            "soft_ids": soft_ids.to(device), "soft_lp": soft_lp.to(device), "has_soft": has_soft.to(device),
-            "tokens": int(attn.sum())}
-
-
-def _forward(model: Any, batch: dict[str, Any], spec: dict[str, Any], autocast: Any) -> tuple[Any, ...]:
-    from cascade_studio.trainer.loss import kd_token_losses
-
-    with autocast():
-        try:  # logits only where there are targets (a long tool list costs no vocabulary-sized rows)
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                           logits_to_keep=batch["keep"]).logits
-            picked = logits[batch["rows"], batch["cols"]]
-        except TypeError:
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-            picked = logits[batch["rows"], batch["keep"][batch["cols"]]]
-    total, ce, kl = kd_token_losses(picked, batch["labels"], batch["soft_ids"], batch["soft_lp"], batch["has_soft"],
-                                    float(spec.get("alpha", 0.5)), float(spec.get("temperature", 2.0)),
-                                    spec.get("mass", "drop"))
-    acc = (picked.argmax(-1) == batch["labels"]).float().mean()
-    return total.mean(), ce.mean(), kl, batch["has_soft"], acc
-
-
 @dataclass
 class Schedule:
     """How long and how fast: the step budget, the optimizer and its learning-rate schedule."""
@@ -136,7 +100,7 @@ class Schedule:
     scheduler: Any
 
 
-def train(spec: dict[str, Any], job_dir: Path, progress: Progress, control: Control) -> None:
+def train(spec: dict[str, Any], job_dir: Path, progress: Progress, control: Control, dist: Dist) -> None:
     progress.event("Loading torch and transformers…")
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: F401 - loaded now, as the event says
@@ -145,22 +109,44 @@ def train(spec: dict[str, Any], job_dir: Path, progress: Progress, control: Cont
     torch.manual_seed(seed)
     base = _base_model_folder(spec)
     tok = _load_tokenizer(base, progress)
-    data = build_data(spec, tok, progress)
-    device = pick_device(spec.get("device", "auto"))
+    dpo = spec.get("objective") == "dpo"
+    data = build_preference_data(spec, tok, progress) if dpo else build_data(spec, tok, progress)
+    device = dist.start(pick_device(spec.get("device", "auto")))
+    control.device = device
     method = spec.get("method", "lora")
     bf16 = device.startswith("cuda") and torch.cuda.is_bf16_supported()
     model, model_type, rank = _load_model(spec, base, device, method, bf16, progress)
-    schedule = _schedule(spec, model, len(data.train), method)
+    schedule = _schedule(spec, model, len(data.train), method, dist.world)
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if (bf16 and method == "full") \
         else contextlib.nullcontext
-    _announce(progress, model, data, schedule, method, device)
-    out_dir = job_dir / "output"
-    step, tokens_done = _train_loop(model, tok.pad_token_id, data, schedule, spec, device, autocast, method,
-                                    out_dir, seed, progress, control)
+    objective = (DpoObjective if dpo else SftObjective)(spec, tok.pad_token_id, device, autocast)
+    run = Run(model, model, objective, data.train, data.valid, schedule, spec, dist, device, method,
+              job_dir / "output", seed, progress, control)
+    if spec.get("resume_from"):
+        state, run.reference = checkpoint.load(spec["resume_from"], model, schedule, loop_state(run, 0, 0), device)
+        run.start_step, run.tokens_done = int(state["step"]), int(state["tokens_done"])
+        progress.event(f"Resuming at step {run.start_step} of {schedule.total_steps} from {spec['resume_from']} "
+                       f"(taken on {state.get('world', 1)} process(es), now {dist.world}).")
+    if dpo:
+        if run.reference is None:
+            progress.event("Computing the reference model's log-probabilities of every answer…")
+            run.reference = reference_logps(objective, model, data.train + data.valid, schedule.batch_size, dist)
+        elif len(run.reference) != 2 * (len(data.train) + len(data.valid)):
+            raise DataError(f"the checkpoint {spec['resume_from']} holds reference log-probs for "
+                            f"{len(run.reference) // 2} pairs, not {len(data.train) + len(data.valid)}: resume with "
+                            "the same training and validation files")
+        else:
+            attach_reference(data.train + data.valid, run.reference)
+    _announce(progress, model, data, schedule, method, device, dist.world, objective.name)
+    run.model = dist.wrap(model, device)
+    step, tokens_done = train_loop(run)
     control.check(step)
+    dist.barrier()
+    if not dist.main:
+        return
     progress.event("Training done; saving the model…")
-    adapter, merged = _save_model(model, tok, method, bool(spec.get("merge", True)), out_dir)
-    _write_result(spec, out_dir, base, model_type, rank, adapter, merged, tokens_done, progress)
+    adapter, merged = _save_model(model, tok, method, bool(spec.get("merge", True)), run.out_dir)
+    _write_result(spec, run.out_dir, base, model_type, rank, adapter, merged, tokens_done, progress)
 
 
 def _base_model_folder(spec: dict[str, Any]) -> Path:
@@ -209,13 +195,14 @@ def _load_model(spec: dict[str, Any], base: Path, device: str, method: str, bf16
     return model, model_type, rank
 
 
-def _schedule(spec: dict[str, Any], model: Any, n: int, method: str) -> Schedule:
+def _schedule(spec: dict[str, Any], model: Any, n: int, method: str, world: int = 1) -> Schedule:
     import torch
 
     epochs = spec.get("n_epochs")
     epochs = default_epochs(n) if epochs in (None, "auto") else int(epochs)
     bs = spec.get("batch_size")
-    bs = max(1, min(8, n // 16 or 1)) if bs in (None, "auto") else int(bs)
+    # the global batch, split over the processes (auto: at least one example for each)
+    bs = max(world, min(8, n // 16 or 1)) if bs in (None, "auto") else int(bs)
     lr_mult = spec.get("learning_rate_multiplier")
     lr = float(spec.get("learning_rate") or (2e-4 if method == "lora" else 2e-5))
     lr *= 1.0 if lr_mult in (None, "auto") else float(lr_mult)
@@ -230,72 +217,26 @@ def _schedule(spec: dict[str, Any], model: Any, n: int, method: str) -> Schedule
     return Schedule(epochs, bs, lr, steps_per_epoch, total, optim, sched)
 
 
-def _announce(progress: Progress, model: Any, data: TrainingData, schedule: Schedule, method: str,
-              device: str) -> None:
+def _announce(progress: Progress, model: Any, data: Any, schedule: Schedule, method: str, device: str,
+              world: int, objective: str) -> None:
     """The running state with the resolved hyperparameters, and the plan in words."""
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total_params = sum(p.numel() for p in model.parameters())
     s = schedule
     hp = {"n_epochs": s.epochs, "batch_size": s.batch_size, "learning_rate": s.learning_rate, "method": method,
-          "alpha": data.alpha, "temperature": data.temperature, "soft_labels": data.soft, "device": device,
-          "total_steps": s.total_steps, "trainable_params": trainable}
+          "objective": objective, "device": device, "devices": world, "total_steps": s.total_steps,
+          "trainable_params": trainable}
+    hp.update({"beta": data.beta} if objective == "dpo" else
+              {"alpha": data.alpha, "temperature": data.temperature, "soft_labels": data.soft})
     progress.state("running", hyperparameters=hp)
-    progress.event(f"{len(data.train)} training and {len(data.valid)} validation examples; {s.epochs} epochs × "
-                   f"{s.steps_per_epoch} steps of {s.batch_size} = {s.total_steps} steps; {trainable:,} of "
+    unit = "pairs" if objective == "dpo" else "examples"
+    where = f" on {world} processes ({-(-s.batch_size // world)} a step each)" if world > 1 else ""
+    progress.event(f"{len(data.train)} training and {len(data.valid)} validation {unit}; {s.epochs} epochs × "
+                   f"{s.steps_per_epoch} steps of {s.batch_size} = {s.total_steps} steps{where}; {trainable:,} of "
                    f"{total_params:,} parameters trained.")
-
-
-def _train_loop(model: Any, pad_id: int, data: TrainingData, schedule: Schedule, spec: dict[str, Any], device: str,
-                autocast: Any, method: str, out_dir: Path, seed: int, progress: Progress,
-                control: Control) -> tuple[int, int]:
-    """Train for the schedule's steps, writing metrics each step, validation each epoch and LoRA
-    checkpoints between epochs. Returns (steps done, tokens trained on)."""
-    import torch
-
-    s, n = schedule, len(data.train)
-    rng = random.Random(seed)
-    step, tokens_done, started = 0, 0, time.monotonic()
-    step_time = None
-    for epoch in range(s.epochs):
-        order = list(range(n))
-        rng.shuffle(order)
-        for b in range(s.steps_per_epoch):
-            if step >= s.total_steps:
-                break
-            control.check(step)
-            t0 = time.monotonic()
-            batch = _collate([data.train[i] for i in order[b * s.batch_size:(b + 1) * s.batch_size]], pad_id, device)
-            loss, ce, kl, has_soft, acc = _forward(model, batch, spec, autocast)
-            s.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
-            s.optimizer.step()
-            lr_now = s.scheduler.get_last_lr()[0]
-            s.scheduler.step()
-            step += 1
-            dt_ = time.monotonic() - t0
-            step_time = dt_ if step_time is None else 0.8 * step_time + 0.2 * dt_
-            tokens_done += batch["tokens"]
-            kd = float(kl.detach()[has_soft].mean()) if bool(has_soft.any()) else None
-            progress.write("metrics", step=step, total_steps=s.total_steps,
-                           epoch=round(epoch + (b + 1) / s.steps_per_epoch, 3),
-                           train_loss=round(float(loss), 5), ce_loss=round(float(ce), 5),
-                           kd_loss=None if kd is None else round(kd, 5), learning_rate=lr_now,
-                           train_mean_token_accuracy=round(float(acc), 4),
-                           tokens_per_s=round(batch["tokens"] / dt_, 1) if dt_ > 0 else None,
-                           eta_s=round(step_time * (s.total_steps - step), 1),
-                           elapsed_s=round(time.monotonic() - started, 2), trained_tokens=tokens_done)
-        if data.valid:
-            vloss, vacc = _evaluate(model, data.valid, s.batch_size, pad_id, device, spec, autocast)
-            progress.write("metrics", step=step, total_steps=s.total_steps, epoch=epoch + 1,
-                           valid_loss=round(vloss, 5), valid_mean_token_accuracy=round(vacc, 4))
-        if method == "lora" and step < s.total_steps and epoch < s.epochs - 1:
-            ck = out_dir / "checkpoints" / f"step-{step}"
-            model.save_pretrained(str(ck))
-            progress.write("checkpoint", step=step, path=str(ck))
-        if step >= s.total_steps:
-            break
-    return step, tokens_done
+    if s.batch_size < world:
+        progress.event(f"The batch size ({s.batch_size}) is below the number of processes ({world}): some of them "
+                       "idle every step; raise --batch-size.", level="warn")
 
 
 def _save_model(model: Any, tok: Any, method: str, merge: bool, out_dir: Path) -> tuple[Path | None, Path | None]:
@@ -334,33 +275,15 @@ def _write_result(spec: dict[str, Any], out_dir: Path, base: Path, model_type: s
     progress.state("succeeded")
 
 
-def _evaluate(model: Any, data: list[Encoded], bs: int, pad_id: int, device: str, spec: dict[str, Any],
-              autocast: Any) -> tuple[float, float]:
-    import torch
-
-    model.eval()
-    loss_sum = acc_sum = 0.0
-    count = 0
-    with torch.no_grad():
-        for i in range(0, len(data), bs):
-            batch = _collate(data[i:i + bs], pad_id, device)
-            loss, _ce, _kl, _s, acc = _forward(model, batch, spec, autocast)
-            k = len(batch["labels"])
-            loss_sum += float(loss) * k
-            acc_sum += float(acc) * k
-            count += k
-    model.train()
-    return loss_sum / max(1, count), acc_sum / max(1, count)
-
-
 def main(job_dir: str | os.PathLike) -> int:
     job_dir = Path(job_dir)
-    progress = Progress(job_dir / "progress.jsonl")
-    control = Control(job_dir, progress)
+    dist = Dist()
+    progress: Any = Progress(job_dir / "progress.jsonl") if dist.main else NullProgress()  # one progress stream
+    control = Control(job_dir, progress, dist)
     progress.state("validating_files", pid=os.getpid())
     try:
         spec = json.loads((job_dir / "spec.json").read_text(encoding="utf-8"))
-        train(spec, job_dir, progress, control)
+        train(spec, job_dir, progress, control, dist)
         return 0
     except Cancelled:
         progress.event("Cancelled; nothing was saved.", level="warn")
@@ -392,4 +315,5 @@ def main(job_dir: str | os.PathLike) -> int:
         return 1
     finally:
         progress.close()
+        dist.stop()
         sys.stdout.flush()

@@ -64,6 +64,8 @@ class DatasetPanel(QGroupBox):
         self.ds_format = QComboBox(objectName="dsFormat")
         self.ds_format.addItem("OpenAI chat JSONL", "openai")
         self.ds_format.addItem("ShareGPT (Unsloth, Axolotl, LLaMA-Factory)", "sharegpt")
+        self.ds_format.addItem("Preference pairs (DPO): the tier against the lowest other tier, where they disagree",
+                               "preference")
         self.build_button = QPushButton("Build dataset…", objectName="buildDataset")
         self.build_button.clicked.connect(self.build_dialog)
         self.validate_button = QPushButton("Validate a file…", objectName="validateDataset")
@@ -116,8 +118,11 @@ class DatasetPanel(QGroupBox):
                  f"from {len(built.trajectory_ids)} trajectories" +
                  (f" ({built.duplicates_dropped} duplicates dropped)" if built.duplicates_dropped else "") + "." +
                  (f" The teacher's logprobs are beside it ({built.teacher_logprobs.name}) for the local trainer's "
-                  "soft labels." if built.teacher_logprobs else ""))
-        if self.ds_format.currentData() == "openai":
+                  "soft labels." if built.teacher_logprobs else "") +
+                 (f" Preference pairs against tier {built.preference['student_tier']}: {built.preference['pairs']} "
+                  f"disagreements kept, {built.preference['agreed_dropped']} agreements dropped; train them with DPO "
+                  "(`finetune start --backend local --method dpo`)." if built.preference else ""))
+        if self.ds_format.currentData() in ("openai", "preference"):
             self.validate(built.path)
 
     # -- validate ------------------------------------------------------------------------------

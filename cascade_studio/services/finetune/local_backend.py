@@ -151,13 +151,22 @@ class LocalFineTuneBackend:
         avail = availability()
         if not avail.available:
             raise ValueError(avail.message)
-        base = Path(spec.base_model).expanduser()
+        base = self.model_folder(spec.base_model)
         if not (base / "config.json").is_file():
             raise ValueError(f"{base} is not a Hugging Face model folder (no config.json). Local jobs need a local "
                              "folder with config.json, the tokenizer files and the weights; nothing is downloaded.")
         opts = {**self.options, **spec.options}
+        devices, nodes = int(opts.get("devices") or 1), int(opts.get("nodes") or 1)
+        if devices < 1 or nodes < 1:
+            raise ValueError("--devices and --nodes are at least 1")
+        if opts.get("resume_from"):
+            opts["resume_from"] = str(self.resumable_checkpoint(str(opts["resume_from"])))
         job_id = f"ftlocal-{secrets.token_hex(6)}"
         folder = self.job_dir(job_id)
+        python = trainer_python() or sys.executable  # availability() checked it
+        command = [python, "-m", "cascade_studio.trainer", str(folder)]
+        if devices > 1 or nodes > 1:  # one process per device, started by torchrun
+            command = torchrun_command(python, str(folder), devices, nodes, opts.get("rdzv_endpoint"), node_rank=0)
         folder.mkdir(parents=True)
         teacher = opts.pop("teacher_logprobs", None) or teacher_logprobs_for(Path(training_file_id))
         vteacher = teacher_logprobs_for(Path(validation_file_id)) if validation_file_id else None
@@ -174,7 +183,14 @@ class LocalFineTuneBackend:
             "device": "auto", "lora_rank": 16, "max_length": 2048, "merge": True, **opts,
         }
         (folder / "spec.json").write_text(json.dumps(body, indent=2), encoding="utf-8")
-        python = trainer_python() or sys.executable  # availability() checked it
+        if nodes > 1:
+            others = [" ".join(torchrun_command("python", str(folder), devices, nodes, opts.get("rdzv_endpoint"),
+                                                node_rank=k)) for k in range(1, nodes)]
+            (folder / "NODES.md").write_text(
+                f"# {job_id} on {nodes} machines\n\nThis machine is node 0. On each other machine, with Cascade Studio "
+                f"and the local extra installed, the base model and the dataset at the same paths, and this job "
+                f"folder's spec.json copied to {folder}, run:\n\n" + "\n".join(f"    {c}" for c in others) + "\n",
+                encoding="utf-8")
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONUNBUFFERED": "1",
                "TOKENIZERS_PARALLELISM": "false"}
         kwargs: dict[str, Any] = {}
@@ -184,7 +200,7 @@ class LocalFineTuneBackend:
             kwargs["start_new_session"] = True  # not killed with the GUI's process group
         try:
             with open(folder / "trainer.log", "ab") as log:
-                proc = subprocess.Popen([python, "-m", "cascade_studio.trainer", str(folder)], cwd=folder, env=env,
+                proc = subprocess.Popen(command, cwd=folder, env=env,
                                         stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, **kwargs)
         except OSError as exc:
             import shutil
@@ -195,6 +211,31 @@ class LocalFineTuneBackend:
         (folder / "pid").write_text(str(proc.pid))
         return JobState(id=job_id, status="validating_files", base_model=str(base.resolve()),
                         training_file=training_file_id, hyperparameters=_public(body), created_at=body["created_at"])
+
+    def model_folder(self, base_model: str) -> Path:
+        """A base model folder, or a succeeded local job's id: its model (DPO after SFT starts there)."""
+        if re.fullmatch(r"ftlocal-[0-9a-f]+", base_model):
+            result = next((d for d in self._lines(base_model) if d.get("type") == "result"), None)
+            output = (result or {}).get("output") or {}
+            folder = output.get("merged")
+            if not folder:
+                raise ValueError(f"local job {base_model} has no merged model to start from (not succeeded, or "
+                                 "trained with --no-merge): give its model folder")
+            return Path(folder)
+        return Path(base_model).expanduser()
+
+    def resumable_checkpoint(self, source: str) -> Path:
+        """A local job id (its latest resumable checkpoint) or a checkpoint folder."""
+        if re.fullmatch(r"ftlocal-[0-9a-f]+", source):
+            found = [d for d in self._lines(source) if d.get("type") == "checkpoint" and d.get("resumable")]
+            if not found:
+                raise ValueError(f"local job {source} wrote no resumable checkpoint (they are written every "
+                                 "--checkpoint-every steps and, with LoRA, after each epoch)")
+            return Path(found[-1]["path"])
+        path = Path(source).expanduser().resolve()
+        if not (path / "resume.pt").is_file():
+            raise ValueError(f"{path} is not a resumable checkpoint folder (no resume.pt)")
+        return path
 
     # -- reading the progress file --------------------------------------------------------------
     def _lines(self, job_id: str) -> list[dict[str, Any]]:
@@ -289,6 +330,8 @@ class LocalFineTuneBackend:
                     eta = d.get("eta_s")
                     msg = (f"Step {d['step']}/{d['total_steps']}: training loss={d['train_loss']:.4f}"
                            + (f" (CE {d['ce_loss']:.4f}, KD {d['kd_loss']:.4f})" if d.get("kd_loss") is not None else "")
+                           + (f" (DPO; reward accuracy {d['reward_accuracy']:.0%}, margin {d['reward_margin']:.3f})"
+                              if d.get("reward_accuracy") is not None else "")
                            + (f", {d['tokens_per_s']:,.0f} tokens/s" if d.get("tokens_per_s") else "")
                            + (f", ETA {_duration(eta)}" if eta is not None else ""))
                 out.append(JobEvent(eid, t, "info", "metrics", msg, data))
@@ -299,7 +342,8 @@ class LocalFineTuneBackend:
                        "failed": f"The job failed: {(d.get('error') or {}).get('message', '')}"}.get(d["status"], d["status"])
                 out.append(JobEvent(eid, t, "error" if d["status"] == "failed" else "info", "message", msg))
             elif kind == "checkpoint":
-                out.append(JobEvent(eid, t, "info", "message", f"Checkpoint at step {d['step']}: {d['path']}"))
+                resume = f" (resume with --resume-from {job_id})" if d.get("resumable") else ""
+                out.append(JobEvent(eid, t, "info", "message", f"Checkpoint at step {d['step']}: {d['path']}{resume}"))
             elif kind == "result":
                 cmds = "; ".join(f"{r['server']}: {' && '.join(r['commands'])}" for r in (d.get("serve") or [])[:1])
                 out.append(JobEvent(eid, t, "info", "message", f"New model: {d.get('fine_tuned_model')} in "
@@ -348,8 +392,26 @@ class LocalFineTuneBackend:
 
 def _public(spec: dict[str, Any]) -> dict[str, Any]:
     keys = ("method", "n_epochs", "batch_size", "learning_rate_multiplier", "alpha", "temperature", "mass",
-            "soft_labels", "device", "lora_rank", "max_steps", "learning_rate")
+            "soft_labels", "device", "lora_rank", "max_steps", "learning_rate", "objective", "dpo_beta", "devices",
+            "nodes", "checkpoint_every", "resume_from")
     return {k: spec[k] for k in keys if spec.get(k) is not None}
+
+
+def torchrun_command(python: str, job_dir: str, devices: int, nodes: int = 1, rdzv_endpoint: str | None = None,
+                     node_rank: int | None = None) -> list[str]:
+    """The torchrun (torch.distributed.run) command that starts the trainer as `devices` processes on
+    each of `nodes` machines meeting at `rdzv_endpoint` (HOST:PORT); one machine: --standalone."""
+    cmd = [python, "-m", "torch.distributed.run", f"--nproc-per-node={devices}"]
+    if nodes > 1:
+        host, _, port = (rdzv_endpoint or "").rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError("several machines (--nodes) need --rdzv-endpoint HOST:PORT, this machine's address and "
+                             "a free port that every machine reaches")
+        # static rendezvous: node 0 (this machine) holds global rank 0, the one that writes the progress file
+        cmd += [f"--nnodes={nodes}", f"--node-rank={node_rank or 0}", f"--master-addr={host}", f"--master-port={port}"]
+    else:
+        cmd.append("--standalone")
+    return [*cmd, "-m", "cascade_studio.trainer", job_dir]
 
 
 def _duration(s: float) -> str:

@@ -111,7 +111,7 @@ def check_dataset(spec: JobSpec, backend_name: str, workspace_dir: Path | None =
         if label == "validation" or backend_name == "local":  # OpenAI's 10-example minimum is for its training files
             report.errors = [e for e in report.errors if e["kind"] != "too_few_examples"]
             report.error_counts.pop("too_few_examples", None)
-        why = backend_refusal(report, backend_name)
+        why = backend_refusal(report, backend_name, spec.options.get("objective") or spec.options.get("method"))
         if why:
             raise DatasetRefused(f"Not started: the {label} file {Path(path).name}: {why}. Nothing was uploaded.")
 
