@@ -14,8 +14,10 @@ pooled client of our own (the gateway) get the same rules by building their clie
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx2
 import orjson
@@ -39,6 +41,20 @@ def max_answer_bytes() -> int:
     except (TypeError, ValueError):
         mb = DEFAULT_MAX_ANSWER_MB
     return int(mb * 1024 * 1024) if mb > 0 else DEFAULT_MAX_ANSWER_MB * 1024 * 1024
+
+
+_cap_override: contextvars.ContextVar[int | None] = contextvars.ContextVar("answer_cap_override", default=None)
+
+
+@contextlib.contextmanager
+def answers_up_to(max_bytes: int) -> Iterator[None]:
+    """Within this block (this task), answers up to max_bytes are read: for a download whose size the
+    caller chose (a batch's result file), not for answers a server sizes as it likes."""
+    token = _cap_override.set(max_bytes)
+    try:
+        yield
+    finally:
+        _cap_override.reset(token)
 
 
 class WholeRequestTimeout(httpx2.ReadTimeout):
@@ -130,6 +146,7 @@ class BoundedTransport(httpx2.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         total = _total_seconds(request)
+        cap = _cap_override.get() or self.max_bytes
         loop = asyncio.get_running_loop()
         # Our own body (a training file) gets time for its size: we know it, the server did not declare it.
         upload = _declared(request.headers) or 0
@@ -143,11 +160,10 @@ class BoundedTransport(httpx2.AsyncBaseTransport):
                 raise
             raise _timed_out(request, total, "waiting for the answer") from exc
         declared = _declared(response.headers)
-        if declared is not None and declared > self.max_bytes:
+        if declared is not None and declared > cap:
             await response.aclose()
-            return _refusal(request, too_large_message(request, f"{_mb(declared)} declared", self.max_bytes),
-                            response.extensions)
-        stream = _BoundedStream(response.stream, deadline, request, total, self.max_bytes)  # type: ignore[arg-type]
+            return _refusal(request, too_large_message(request, f"{_mb(declared)} declared", cap), response.extensions)
+        stream = _BoundedStream(response.stream, deadline, request, total, cap)  # type: ignore[arg-type]
         if "text/event-stream" in response.headers.get("content-type", ""):
             return httpx2.Response(response.status_code, headers=response.headers, stream=stream,
                                    extensions=response.extensions)

@@ -157,3 +157,16 @@ async def test_the_gateway_escalates_past_a_hostile_tier(tmp_path, sandbox, decl
     first = record["attempts"][0]
     assert first["status"] == "failed"
     assert ("larger than the 32 MB limit" if declared == GB100 else "Timed out") in first["error"]
+
+
+async def test_a_download_the_caller_sized_may_exceed_the_cap():
+    """A batch's result file is as large as the run: `answers_up_to` lets that one download through."""
+    from cascade_studio.services.bounded_http import answers_up_to
+
+    inner = httpx2.MockTransport(lambda request: httpx2.Response(200, content=b"x" * 50_000))
+    async with httpx2.AsyncClient(transport=BoundedTransport(inner, max_bytes=10_000), timeout=5) as client:
+        refused = await client.get("http://127.0.0.1:9/v1/files/f/content")
+        with answers_up_to(100_000):
+            allowed = await client.get("http://127.0.0.1:9/v1/files/f/content")
+    assert refused.status_code == 502 and refused.headers["x-should-retry"] == "false"
+    assert allowed.status_code == 200 and len(allowed.content) == 50_000
