@@ -203,10 +203,14 @@ class SecretStore:
             return KeySource(None, "refused", f"Tier {tier.tier}'s base URL {problem}.")
         openai_host = is_openai_url(tier.base_url)
         env_names = [n for n in (tier.api_key_env, default_env_var(tier.tier)) if n]
+        withheld = ""
         for name in env_names:
             if name == OPENAI_KEY_ENV and not openai_host:
                 continue  # the OpenAI key goes to OpenAI only, whoever names it
             value = self._environ.get(name)
+            if value and tier.key_origin_pending:
+                withheld = withheld or name  # a key variable follows the tier, not the host: not to a new one
+                continue
             if value:
                 return KeySource(value.strip(), f"env:{name}")
         stored = self.keyring_key(tier.base_url)
@@ -224,6 +228,8 @@ class SecretStore:
             return KeySource(SANDBOX_KEY, "sandbox")
         if tier.no_key and is_loopback_host(urlparse(tier.base_url.strip()).hostname or ""):
             return KeySource(NO_KEY_PLACEHOLDER, "not needed")
+        if withheld:
+            return KeySource(None, "refused", origin_pending_reason(tier, withheld))
         return KeySource(None, "none")
 
     def status(self, tiers: list[Tier]) -> list[dict[str, object]]:
@@ -253,6 +259,12 @@ class SecretStore:
         """Session keys, for the log redaction filter."""
         with self._lock:
             return list(self._session.values())
+
+
+def origin_pending_reason(t: Tier, variable: str) -> str:
+    return (f"Tier {t.tier} was moved to {key_destination(t.base_url)} by a tier file import; the key in "
+            f"{variable} is withheld from that new origin until you confirm it (`cascade-studio tiers "
+            f"confirm-origin {t.tier}`, or import again with --allow-new-origin).")
 
 
 def transport_label(t: Tier) -> str:

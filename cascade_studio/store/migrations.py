@@ -313,12 +313,15 @@ MIGRATIONS: list[Step] = [
         conf_mean, conf_min, conf_tool, cost_micro, latency_ms, prompt_tokens, completion_tokens, steps,
         end_reason, episode, task_id, model, tags);
     """,
+    # tiers moved to a new origin by an import: their key variables wait for the user's confirmation
+    KEY_ORIGIN_PENDING_STEP := "ALTER TABLE tiers ADD COLUMN key_origin_pending INTEGER NOT NULL DEFAULT 0;",
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
-# steps that only add an index: nothing in the data changes, and a step killed half-way leaves the
-# previous schema as it was, so upgrading through them alone needs no backup (a copy of a 10 GB file)
-INDEX_ONLY_STEPS = frozenset({19})
+# steps that only add an index (or a column with a constant default): nothing in the data changes, and
+# a step killed half-way leaves the previous schema as it was, so upgrading through them alone needs no
+# backup (a copy of a 10 GB file)
+INDEX_ONLY_STEPS = frozenset({19, MIGRATIONS.index(KEY_ORIGIN_PENDING_STEP) + 1})
 
 
 def needs_backup(version: int) -> bool:

@@ -18,7 +18,7 @@ from cascade_studio.store.workspace import Workspace
 _COLUMNS = (
     "tier, name, provider, base_url, model, input_price, output_price, cached_price, timeout_s, "
     "max_concurrency, rpm_limit, tpm_limit, temperature, system_prompt, confidence_method, threshold, api_key_env, "
-    "allow_insecure, logprobs, top_logprobs, logprobs_unsupported, without_logprobs, no_key"
+    "allow_insecure, logprobs, top_logprobs, logprobs_unsupported, without_logprobs, no_key, key_origin_pending"
 )
 
 
@@ -61,13 +61,14 @@ class TierRepository:
 
     def _insert(self, t: Tier) -> None:
         self.ws.conn.execute(
-            f"INSERT INTO tiers ({_COLUMNS}, updated_at) VALUES ({', '.join('?' * 24)})",
+            f"INSERT INTO tiers ({_COLUMNS}, updated_at) VALUES ({', '.join('?' * 25)})",
             (
                 t.tier, t.name, t.provider.value, t.base_url.strip(), t.model.strip(), str(t.input_price),
                 str(t.output_price), None if t.cached_price is None else str(t.cached_price), t.timeout_s,
                 t.max_concurrency, t.rpm_limit, t.tpm_limit, t.temperature, t.system_prompt,
                 t.confidence_method.value, t.threshold, t.api_key_env, int(t.allow_insecure),
                 t.logprobs.value, t.top_logprobs, int(t.logprobs_unsupported), t.without_logprobs.value, int(t.no_key),
+                int(t.key_origin_pending),
                 dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             ),
         )
@@ -82,4 +83,5 @@ def _row_to_tier(r: tuple) -> Tier:
         confidence_method=ConfidenceMethod(r[14]), threshold=r[15], api_key_env=r[16],
         allow_insecure=bool(r[17]), logprobs=LogprobsMode(r[18]), top_logprobs=r[19],
         logprobs_unsupported=bool(r[20]), without_logprobs=WithoutLogprobs(r[21]), no_key=bool(r[22]),
+        key_origin_pending=bool(r[23]),
     )

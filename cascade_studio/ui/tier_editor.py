@@ -175,6 +175,7 @@ class TierEditor(QWidget):
         learned_row.addWidget(self.learned_label, 1)
         learned_row.addWidget(self.ask_again_button)
         self._logprobs_unsupported = False
+        self._pending_origin: str | None = None  # the base URL an import moved the tier to, unconfirmed
         self._prices_auto = False  # the prices shown are the catalog's for the typed id (not typed by hand)
         behaviour_box = QGroupBox("Behaviour")
         bform = QFormLayout(behaviour_box)
@@ -417,6 +418,7 @@ class TierEditor(QWidget):
             self.without_combo.setCurrentIndex(self.without_combo.findData(tier.without_logprobs.value))
             self.without_combo.setEnabled(not is_teacher)
             self._logprobs_unsupported = tier.logprobs_unsupported
+            self._pending_origin = tier.base_url.strip() if tier.key_origin_pending else None
             self._prices_auto = False
             self._update_learned()
             self.key_env_edit.setPlaceholderText(f"default: {default_env_var(tier.tier)}")
@@ -478,6 +480,9 @@ class TierEditor(QWidget):
             top_logprobs=self.top_logprobs_spin.value(),
             logprobs_unsupported=self._logprobs_unsupported,
             without_logprobs=WithoutLogprobs(self.without_combo.currentData()),
+            # an address the user typed here is confirmed; the imported one stays unconfirmed
+            key_origin_pending=self._pending_origin is not None
+            and self.base_url_edit.text().strip() == self._pending_origin,
         )
         parsed_fields = {i.field for i in issues}
         issues += [i for i in validate_tier(tier) if i.field not in parsed_fields]
