@@ -83,3 +83,76 @@ def test_typing_the_address_is_a_confirmation(tmp_path, capsys, monkeypatch):
         assert main(["-w", ws, "tiers", "set", "1", "--base-url", other.base_url]) == 0
         assert main(["-w", ws, "tiers", "test", "1"]) == 0 and _hits(other) >= 1
     capsys.readouterr()
+
+
+# -- *.localhost is this machine only if it resolves there (checked, not assumed) -----------------
+
+def _resolver(monkeypatch, answers: dict[str, list[list[str]]]):
+    """Each lookup of a name takes the next answer from its list (the last one repeats)."""
+    from cascade_studio.services import loopback
+
+    real = loopback._getaddrinfo
+
+    def fake(host, port):
+        if host in answers:
+            queue = answers[host]
+            return queue.pop(0) if len(queue) > 1 else queue[0]
+        return real(host, port)
+
+    monkeypatch.setattr(loopback, "_getaddrinfo", fake)
+
+
+def test_a_localhost_name_resolving_elsewhere_is_not_this_machine(tmp_path, capsys, monkeypatch):
+    _resolver(monkeypatch, {"evil.localhost": [["203.0.113.7"]]})
+    ws = str(tmp_path / "ws")
+    with WitnessServer() as witness:
+        url = f"http://evil.localhost:{witness.base_url.rsplit(':', 1)[1]}"
+        assert main(["-w", ws, "tiers", "set", "1", "--model", "m", "--base-url", url,
+                     "--input-price", "1", "--output-price", "1"]) == 0
+        capsys.readouterr()
+        from cascade_studio.services.secrets import SecretStore, transport_label
+        from cascade_studio.store.tiers import TierRepository
+        from cascade_studio.store.workspace import Workspace
+
+        SecretStore().set_key(url, KEY)
+        with Workspace.open(tmp_path / "ws") as w:
+            tier = TierRepository(w).get(1)
+        assert transport_label(tier) == "refused"
+        source = SecretStore().resolve(tier)
+        assert source.source == "refused" and "resolves to 203.0.113.7, which is not this machine" in source.reason
+        assert main(["-w", ws, "tiers", "test", "1"]) != 0
+        assert witness.requests == []
+    capsys.readouterr()
+
+
+def test_a_localhost_name_is_checked_again_when_connecting(tmp_path, monkeypatch):
+    """DNS rebinding: loopback when the key is looked up, another host when connecting: not connected."""
+    import asyncio
+
+    from cascade_studio.core.tiers import Provider, Tier
+    from cascade_studio.services.connection import test_connection
+    from cascade_studio.services.secrets import SecretStore
+
+    with WitnessServer() as witness:
+        port = witness.base_url.rsplit(":", 1)[1]
+        url = f"http://app.localhost:{port}"
+        tier = Tier(tier=1, model="m", base_url=url, provider=Provider.COMPATIBLE, timeout_s=5)
+        store = SecretStore(environ={})
+        store.set_key(url, KEY)
+        _resolver(monkeypatch, {"app.localhost": [["127.0.0.1"]]})
+        ok = asyncio.run(test_connection(tier, store))
+        assert ok.ok and _hits(witness) >= 1  # a name that is this machine works
+        before = len(witness.requests)
+        from cascade_studio.services import loopback
+
+        lookups = []
+
+        def rebinding(host, port):  # the key's check asks without a port, the connection with one
+            lookups.append(port)
+            return ["127.0.0.1"] if port is None else ["127.0.0.1", "198.51.100.9"]
+
+        monkeypatch.setattr(loopback, "_getaddrinfo", rebinding)
+        result = asyncio.run(test_connection(tier, store))
+        assert not result.ok and "198.51.100.9, which is not this machine" in result.message
+        assert None in lookups and int(port.split("/")[0]) in lookups  # checked twice: key lookup, connection
+        assert len(witness.requests) == before

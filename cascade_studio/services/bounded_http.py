@@ -182,9 +182,21 @@ class BoundedTransport(httpx2.AsyncBaseTransport):
         await self.inner.aclose()
 
 
-def bounded_transport(base_url: str, *, max_bytes: int | None = None, **transport_kwargs: object) -> BoundedTransport:
+def bounded_transport(base_url: str, *, max_bytes: int | None = None, loopback_only: bool = False,
+                      **transport_kwargs: object) -> BoundedTransport:
     """The transport for requests to a tier. Plain http needs no TLS: skip building a CA-verifying SSL
-    context (~70 ms of CPU each time a client is made)."""
+    context (~70 ms of CPU each time a client is made). `loopback_only`: connect only to this machine,
+    checked when connecting (a key sent over plain http without the user's leave for another host)."""
     if base_url.strip().lower().startswith("http://"):
         transport_kwargs.setdefault("verify", False)
-    return BoundedTransport(httpx2.AsyncHTTPTransport(**transport_kwargs), max_bytes)  # type: ignore[arg-type]
+    inner = httpx2.AsyncHTTPTransport(**transport_kwargs)  # type: ignore[arg-type]
+    if loopback_only:
+        from cascade_studio.services.loopback import LoopbackOnlyBackend
+
+        inner._pool._network_backend = LoopbackOnlyBackend()  # type: ignore[union-attr]  # httpcore's one seam for it
+    return BoundedTransport(inner, max_bytes)
+
+
+def needs_loopback(base_url: str, allow_insecure: bool) -> bool:
+    """Whether requests to this URL may go to this machine only: plain http, without the user's leave."""
+    return base_url.strip().lower().startswith("http://") and not allow_insecure

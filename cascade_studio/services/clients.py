@@ -14,6 +14,7 @@ from cascade_studio.services.bounded_http import (
     AnswerTooLarge,
     WholeRequestTimeout,
     bounded_transport,
+    needs_loopback,
 )
 from cascade_studio.services.secrets import SecretStore
 
@@ -35,13 +36,15 @@ def warm_up() -> None:
     del client
 
 
-def http_client(base_url: str, *, max_answer_bytes: int | None = None) -> openai.DefaultAsyncHttpxClient:
+def http_client(base_url: str, *, max_answer_bytes: int | None = None,
+                loopback_only: bool = False) -> openai.DefaultAsyncHttpxClient:
     """The HTTP client for a tier: redirects are not followed, so a request (and its key) only
     ever goes to the URL the user typed; a redirect becomes an error naming the new address. The
     request's timeout bounds the whole request, reading the answer included, and an answer over the
     cap is refused unread (bounded_http)."""
     return openai.DefaultAsyncHttpxClient(
-        transport=bounded_transport(base_url, max_bytes=max_answer_bytes, limits=DEFAULT_CONNECTION_LIMITS),
+        transport=bounded_transport(base_url, max_bytes=max_answer_bytes, loopback_only=loopback_only,
+                                    limits=DEFAULT_CONNECTION_LIMITS),
         follow_redirects=False)
 
 
@@ -57,7 +60,7 @@ def make_async_client(tier: Tier, secrets: SecretStore, *, max_retries: int = 0)
         )
     return openai.AsyncOpenAI(
         api_key=source.key, base_url=tier.base_url.rstrip("/"), timeout=tier.timeout_s, max_retries=max_retries,
-        http_client=http_client(tier.base_url),
+        http_client=http_client(tier.base_url, loopback_only=needs_loopback(tier.base_url, tier.allow_insecure)),
     )
 
 

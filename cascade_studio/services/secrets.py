@@ -198,7 +198,7 @@ class SecretStore:
             return None
 
     def resolve(self, tier: Tier) -> KeySource:
-        problem = transport_problem(tier.base_url, tier.allow_insecure)
+        problem = transport_problem(tier.base_url, tier.allow_insecure) or plain_http_problem(tier)
         if problem:
             return KeySource(None, "refused", f"Tier {tier.tier}'s base URL {problem}.")
         openai_host = is_openai_url(tier.base_url)
@@ -267,9 +267,25 @@ def origin_pending_reason(t: Tier, variable: str) -> str:
             f"confirm-origin {t.tier}`, or import again with --allow-new-origin).")
 
 
+def plain_http_problem(t: Tier) -> str | None:
+    """For plain http without the user's leave: whether the host really is this machine now (a name
+    like evil.localhost is resolved, not trusted; the connection checks again, `loopback`)."""
+    from cascade_studio.services.bounded_http import needs_loopback
+    from cascade_studio.services.loopback import not_loopback_reason
+
+    if not needs_loopback(t.base_url, t.allow_insecure):
+        return None
+    parsed = urlparse(t.base_url.strip())
+    reason = not_loopback_reason(parsed.hostname or "")
+    if reason is None:
+        return None
+    return (f"would send the API key in clear text over http: {reason}; use https, or allow plain http for "
+            "this tier explicitly (insecure)")
+
+
 def transport_label(t: Tier) -> str:
     """How the key travels: "https", "http (this machine)", "http (INSECURE, allowed)" or "refused"."""
-    if transport_problem(t.base_url, t.allow_insecure):
+    if transport_problem(t.base_url, t.allow_insecure) or plain_http_problem(t):
         return "refused"
     if t.base_url.strip().lower().startswith("https://"):
         return "https"
