@@ -143,9 +143,17 @@ class Gateway:
 
     # -- routes ----------------------------------------------------------------------------------
     async def health(self, request: Request) -> Response:
-        return Response(orjson.dumps({"status": "ok", "policy": self.policy.name, "pid": os.getpid(),
+        """Liveness for anyone (the gateway answers even when its log cannot be written: log_failed
+        counts the records lost); the details (PID, models, the log's state) only with the gateway key,
+        when one is set."""
+        log_state = self.log.status() if self.log is not None else None
+        public = {"status": "ok", "log_failed": log_state["failed"] if log_state else 0}
+        if self.client_key is not None and self._denied(request) is not None:
+            return Response(orjson.dumps(public), media_type="application/json")
+        return Response(orjson.dumps({**public, "policy": self.policy.name, "pid": os.getpid(),
                                       "tiers": [{"tier": t.tier, "model": t.model} for t in self.policy.tiers],
-                                      "shadows_pending": len(self._shadows)}), media_type="application/json")
+                                      "shadows_pending": len(self._shadows), "log": log_state}),
+                        media_type="application/json")
 
     async def models(self, request: Request) -> Response:
         if (denied := self._denied(request)) is not None:
@@ -215,8 +223,9 @@ class Gateway:
     def _denied(self, request: Request) -> Response | None:
         if self.client_key is None:
             return None
-        given = request.headers.get("authorization", "")
-        if token_source.compare_digest(given.encode(), f"Bearer {self.client_key}".encode()):
+        scheme, _, given = request.headers.get("authorization", "").strip().partition(" ")
+        # the scheme is case-insensitive (RFC 7235); the token is compared in constant time
+        if scheme.lower() == "bearer" and token_source.compare_digest(given.strip().encode(), self.client_key.encode()):
             return None
         return error_response(401, f"Incorrect API key for this gateway: send the key in {CLIENT_KEY_ENV} as "
                               "a bearer token.", "invalid_request_error", "invalid_api_key")
