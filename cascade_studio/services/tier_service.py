@@ -131,7 +131,7 @@ def parse_tier_file(source: Path) -> list[Tier]:
     try:
         doc = safe_loads(text)
     except JsonProblem as exc:
-        raise TierServiceError(f"{source} is not valid JSON: {exc.message}.") from None
+        raise TierServiceError(f"{source}{f':{exc.line}' if exc.line else ''} is not valid JSON: {exc.message}.") from None
     items = doc.get("tiers") if isinstance(doc, dict) else doc
     if not isinstance(items, list) or not items:
         raise TierServiceError(f"{source}: expected a 'tiers' list (as written by `tiers export`).")

@@ -118,7 +118,7 @@ class _FileImport:
         try:
             row = loads(text)
         except JsonProblem as exc:
-            if not text.lstrip().startswith("{"):
+            if not exc.syntax or not text.lstrip().startswith("{"):
                 raise self.fail(number, exc.message) from None
             self.torn.append(number)
             glued = self._glued(text)
