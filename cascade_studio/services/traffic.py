@@ -30,6 +30,7 @@ from cascade_studio.store.production import ProductionRepository
 from cascade_studio.store.tasks import TaskRepository
 from cascade_studio.store.tiers import TierRepository
 from cascade_studio.store.trajectory_import import TrajectoryImport
+from cascade_studio.store.transactions import write_transaction
 from cascade_studio.store.workspace import Workspace
 
 SHADOW_TAG = "shadow"
@@ -183,6 +184,11 @@ class _FileImport:
         self.trajs.setdefault(tier.tier, []).append((traj, task.category, tags))
 
     def store(self, result: TrafficImportResult) -> None:
+        """The file's tasks, trajectories and requests in one transaction: a kill leaves all or none."""
+        with write_transaction(self.ws.conn):
+            self._store(result)
+
+    def _store(self, result: TrafficImportResult) -> None:
         production = ProductionRepository(self.ws)
         known = production.known_ids(r["id"] for r in self.requests)
         if self.tasks:

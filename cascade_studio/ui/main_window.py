@@ -27,6 +27,7 @@ from cascade_studio.services import tier_service
 from cascade_studio.services.paths import log_file
 from cascade_studio.services.secrets import SecretStore
 from cascade_studio.services.settings import AppSettings
+from cascade_studio.store.datasets import DatasetRepository
 from cascade_studio.store.jobs import JobStore
 from cascade_studio.store.workspace import Workspace, WorkspaceError
 from cascade_studio.ui.background import run_in_thread
@@ -279,6 +280,11 @@ class MainWindow(QMainWindow):
             self.ws.close()
         self.ws = ws
         self.catalog = catalog
+        if DatasetRepository(ws).pending_files():  # a dataset build killed while putting its files in place
+            from cascade_studio.services.datasets import finish_on_open
+
+            if (finished := finish_on_open(ws)) is not None:
+                self.statusBar().showMessage(finished, 10000)
         self.followers.pending.clear()  # every page reloads the new workspace below
         self.settings.add_recent(ws.path)
         self.tiers_page.set_workspace(ws, catalog)

@@ -116,3 +116,41 @@ def test_traffic_import_skips_a_torn_line_and_imports_the_rest(tmp_path, capsys)
     (tmp_path / "junk.jsonl").write_text("{not json\n{neither\n")
     assert main(["-w", ws, "traffic", "import", str(tmp_path / "junk.jsonl")]) != 0
     assert "junk.jsonl:1" in capsys.readouterr().err
+
+
+async def test_traffic_import_is_all_or_nothing_per_file(tmp_path, sandbox, monkeypatch):
+    """Issue 33: a kill between a file's tasks and its requests left requests without their tasks (or
+    tasks without requests) until re-run; a file's tasks, trajectories and requests are one transaction."""
+    from cascade_studio.services.demo import prepare_demo
+    from cascade_studio.services.traffic import import_traffic
+    from cascade_studio.store.production import ProductionRepository
+    from cascade_studio.store.tasks import TaskRepository
+    from cascade_studio.store.workspace import Workspace
+    from tests.gateway.conftest import write_policy
+    from tests.gateway.test_traffic_import import serve_tasks
+
+    prepare_demo(tmp_path / "ws", sandbox.base_url)
+    policy = write_policy(tmp_path / "ws", tmp_path / "policy.json")
+    with Workspace.open(tmp_path / "ws") as ws:
+        tasks = TaskRepository(ws).list(limit=3)
+        before_tasks = TaskRepository(ws).count()
+    await serve_tasks(policy, tmp_path / "logs", tasks, shadow_rate=0)
+
+    def killed(self, rows, shadows):
+        raise KeyboardInterrupt  # the process dies after the tasks and trajectories were written
+
+    monkeypatch.setattr(ProductionRepository, "put_all", killed)
+    with Workspace.open(tmp_path / "ws") as ws:
+        trajectories = ws.conn.execute("SELECT count(*) FROM trajectories").fetchone()[0]
+        try:
+            import_traffic(ws, tmp_path / "logs")
+        except KeyboardInterrupt:
+            pass
+        assert not ws.conn.in_transaction
+        assert TaskRepository(ws).count() == before_tasks
+        assert ws.conn.execute("SELECT count(*) FROM trajectories").fetchone()[0] == trajectories
+        assert ProductionRepository(ws).count() == 0
+    monkeypatch.undo()
+    with Workspace.open(tmp_path / "ws") as ws:
+        assert import_traffic(ws, tmp_path / "logs").requests == 3
+        assert ws.conn.execute("SELECT count(*) FROM trajectories").fetchone()[0] > trajectories
