@@ -22,6 +22,8 @@ from typing import Any
 
 import orjson
 
+from cascade_studio.services.paths import owner_only_folder
+
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 PATTERN = "requests-*.jsonl"
 REPORT_EVERY_S = 60.0  # stderr says so at the first failure, then at most once a minute
@@ -33,6 +35,7 @@ class RequestLog:
     def __init__(self, folder: Path | str, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        owner_only_folder(self.folder)  # the log holds prompts and answers: owner only, as its files
         self.max_bytes = max_bytes
         self._fd: int | None = None
         self._size = 0
