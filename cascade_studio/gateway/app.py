@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
@@ -124,18 +124,26 @@ class Gateway:
         self._shadows: set[asyncio.Task] = set()
         self._floors: OrderedDict[str, int] = OrderedDict()  # policy "rest": episode -> tier its steps start at
         self.shadows_skipped = 0
+        self.disconnects = 0  # clients that hung up before their request was whole
         self._closed = False
         self.client_key = os.environ.get(CLIENT_KEY_ENV) or None
         self.app = Starlette(routes=[
             Route("/v1/chat/completions", self.chat, methods=["POST"]),
             Route("/v1/models", self.models, methods=["GET"]),
             Route("/healthz", self.health, methods=["GET"]),
-        ], lifespan=self._lifespan, exception_handlers={Exception: self._unexpected})
+        ], lifespan=self._lifespan, exception_handlers={ClientDisconnect: self._disconnected,
+                                                        Exception: self._unexpected})
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
         yield
         await self.aclose()
+
+    async def _disconnected(self, request: Request, exc: Exception) -> Response:
+        """The client hung up before its request was whole: nobody to answer, nothing went wrong here."""
+        self.disconnects += 1
+        log.info("A client disconnected before its request was whole (%s %s)", request.method, request.url.path)
+        return Response(status_code=499)
 
     async def _unexpected(self, request: Request, exc: Exception) -> Response:
         log.exception("Gateway error", exc_info=exc)

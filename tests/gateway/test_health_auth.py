@@ -34,3 +34,27 @@ async def test_health_without_a_gateway_key_shows_details(tmp_path, sandbox):
         async with httpx2.AsyncClient() as http:
             health = (await http.get(gw.base_url.removesuffix("/v1") + "/healthz")).json()
     assert health["pid"] and health["log"] is None
+
+
+async def test_a_client_that_hangs_up_mid_request_costs_no_traceback(tmp_path, sandbox, caplog, capfd):
+    import asyncio
+    import logging
+
+    caplog.set_level(logging.INFO)
+    policy = write(tmp_path / "p.json", tiers_at(sandbox.base_url, sandbox.base_url))
+    async with GatewayServer(GatewayConfig(policy, port=0)) as gw:
+        host, port = gw.base_url.split("//")[1].split("/")[0].split(":")
+        _, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 1000\r\n\r\n{\"model\":")
+        await writer.drain()
+        await asyncio.sleep(0.2)
+        writer.close()
+        for _ in range(50):
+            if gw.gateway.disconnects:
+                break
+            await asyncio.sleep(0.05)
+    assert gw.gateway.disconnects == 1
+    assert not [r for r in caplog.records if r.exc_info or "Exception in ASGI" in r.getMessage()]
+    assert "Traceback" not in capfd.readouterr().err
+    assert any("disconnected before its request was whole" in r.getMessage() for r in caplog.records)
