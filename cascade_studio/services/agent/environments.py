@@ -343,9 +343,27 @@ async def _session(spec: EnvironmentSpec, secrets: SecretStore, hidden: set[str]
             raise EnvironmentError_(f"The environment {spec.name!r} cannot start: {exc.filename or spec.command!r} "
                                     "was not found. Give the full path of the command, or install it.") from None
         except Exception as exc:  # noqa: BLE001 - any failure to start is reported in words
-            raise EnvironmentError_(f"The environment {spec.name!r} ({spec.describe()}) could not be started or "
-                                    f"reached: {type(exc).__name__}: {exc}. {_tail_hint(stderr)}") from None
+            raise EnvironmentError_(_start_failure(spec, exc, stderr)) from None
         yield ToolSession(spec, session, tools, hidden, stderr)
+
+
+def _start_failure(spec: EnvironmentSpec, exc: BaseException, stderr: Any) -> str:
+    """Why a session could not start, in words: the SDK's task groups wrap the cause in exception groups."""
+    from mcp.shared.exceptions import MCPError
+
+    if isinstance(exc, BaseExceptionGroup):
+        exc = _single(exc) or exc
+    where = f"The environment {spec.name!r} ({spec.describe()})"
+    if isinstance(exc, ToolListError):
+        return f"{where} cannot be used: {exc}. Check the server's tools/list paging. {_tail_hint(stderr)}"
+    closed = isinstance(exc, anyio.ClosedResourceError | anyio.BrokenResourceError | anyio.EndOfStream) or (
+        isinstance(exc, MCPError) and "closed" in str(exc).lower())
+    if closed:
+        gone = "exited" if spec.kind != "http" else "closed the connection"
+        said = _tail_hint(stderr)
+        return (f"{where}: the server {gone} before listing its tools. {said + '.' if said else 'It printed nothing.'} "
+                "Run the command on its own to see why.")
+    return f"{where} could not be started or reached: {type(exc).__name__}: {exc}. {_tail_hint(stderr)}"
 
 
 def _printed(exc: Exception) -> str:
@@ -362,16 +380,31 @@ def _tail_hint(stderr: Any) -> str:
     return f"Its output: {tail}" if tail else ""
 
 
+MAX_TOOL_PAGES = 100  # a server whose tool list has more pages than this is paging forever
+
+
+class ToolListError(Exception):
+    """The server's tool list cannot be read to its end (said in words by `_session`)."""
+
+
 async def _all_tools(session: Any) -> list[Any]:
+    from mcp.types import PaginatedRequestParams
+
     tools: list[Any] = []
     cursor = None
-    for _ in range(100):
-        page = await session.list_tools(cursor=cursor) if cursor else await session.list_tools()
+    seen: set[str] = set()
+    for _ in range(MAX_TOOL_PAGES):
+        page = await session.list_tools(params=PaginatedRequestParams(cursor=cursor)) if cursor \
+            else await session.list_tools()
         tools.extend(page.tools)
         cursor = getattr(page, "next_cursor", None) or getattr(page, "nextCursor", None)
         if not cursor:
-            break
-    return tools
+            return tools
+        if cursor in seen:
+            raise ToolListError(f"its tool list repeats a page (cursor {cursor[:40]!r}): it never ends")
+        seen.add(cursor)
+    raise ToolListError(f"its tool list goes on past {MAX_TOOL_PAGES} pages ({len(tools)} tools so far): it "
+                        "seems never to end")
 
 
 def _transport(spec: EnvironmentSpec, secrets: SecretStore, stderr: Any) -> Any:
