@@ -156,3 +156,19 @@ def test_a_localhost_name_is_checked_again_when_connecting(tmp_path, monkeypatch
         assert not result.ok and "198.51.100.9, which is not this machine" in result.message
         assert None in lookups and int(port.split("/")[0]) in lookups  # checked twice: key lookup, connection
         assert len(witness.requests) == before
+
+
+def test_the_exported_snippet_checks_a_localhost_name_too(tmp_path, monkeypatch):
+    import socket
+
+    from cascade_studio.services.policy import export_policy
+    from tests.gateway.helpers import tiers_at
+
+    snippet = export_policy(tiers_at("http://127.0.0.1:9/v1", "http://127.0.0.1:9/v1"), tmp_path / "policy.json")
+    namespace: dict = {"__file__": str(snippet), "__name__": "policy_apply"}
+    exec(compile(snippet.read_text(), str(snippet), "exec"), namespace)
+    answers = {"evil.localhost": "203.0.113.7", "app.localhost": "127.0.0.1"}
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, port, *a, **k: [(2, 1, 6, "", (answers[host], 0))])
+    loopback = namespace["_loopback"]
+    assert loopback("127.0.0.1") and loopback("app.localhost") and not loopback("evil.localhost")
+    assert not loopback("example.com")
