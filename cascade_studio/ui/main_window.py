@@ -355,7 +355,7 @@ class MainWindow(QMainWindow):
         trust = self.confirm_key_settings(asked) if asked else False
         if trust is None:
             return
-        moved = [c for c in tier_service.origin_changes(self.ws, parsed) if c.old is not None]
+        moved = tier_service.origin_changes(self.ws, parsed)
         allow = self.confirm_new_origins(moved) if moved else False
         if allow is None:
             return
@@ -375,7 +375,7 @@ class MainWindow(QMainWindow):
         """Send (True) or withhold (False, the default) the moved tiers' key variables, or cancel (None)."""
         box = QMessageBox(QMessageBox.Icon.Warning, "Tiers move to other hosts",
                           "This file points tiers at other hosts:\n\n"
-                          + "\n".join(f"• tier {c.tier}: {c.old} → {c.new}" for c in moved)
+                          + "\n".join(f"• tier {c.tier}: {c.old or '(new here)'} → {c.new}" for c in moved)
                           + "\n\nThe keys these tiers read from environment variables would go to the new hosts. "
                           "Send them only if you trust every host named. Withholding them imports the tiers; "
                           "keys you stored for a host are not affected.", parent=self)

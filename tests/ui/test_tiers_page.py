@@ -258,6 +258,9 @@ def test_import_withholds_keys_from_moved_tiers_until_confirmed(qtbot, tmp_path,
     window.tiers_page.set_workspace(window.ws, window.catalog)
     editor = window.tiers_page.editor
     editor.set_tier(TierRepository(window.ws).get(1), is_teacher=False)
-    assert editor.read()[0].key_origin_pending
+    assert editor.read()[0].key_origin_pending and editor.confirm_origin_button.isVisibleTo(editor)
     editor.base_url_edit.setText("https://api.openai.com/v1")
     assert not editor.read()[0].key_origin_pending
+    editor.set_tier(TierRepository(window.ws).get(1), is_teacher=False)
+    editor.confirm_origin_button.click()  # or confirm the imported host as it is
+    assert not editor.read()[0].key_origin_pending and not editor.confirm_origin_button.isVisibleTo(editor)
