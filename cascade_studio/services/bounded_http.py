@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import contextvars
 import os
+import zlib
 from collections.abc import AsyncIterator, Iterator
 
 import httpx2
@@ -145,6 +146,8 @@ class BoundedTransport(httpx2.AsyncBaseTransport):
         self.max_bytes = max_bytes if max_bytes is not None else max_answer_bytes()
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        # only encodings this transport inflates within the cap (a 32 MB gzip can hold 32 GB)
+        request.headers["accept-encoding"] = "gzip, deflate"
         total = _total_seconds(request)
         cap = _cap_override.get() or self.max_bytes
         loop = asyncio.get_running_loop()
@@ -175,11 +178,36 @@ class BoundedTransport(httpx2.AsyncBaseTransport):
             return _refusal(request, str(exc), response.extensions)
         finally:
             await stream.aclose()
-        return httpx2.Response(response.status_code, headers=response.headers, content=bytes(body),
+        headers = httpx2.Headers(response.headers)
+        encoding = headers.get("content-encoding", "").strip().lower()
+        if encoding in ("gzip", "x-gzip", "deflate"):
+            try:
+                data = _inflate(bytes(body), encoding, cap)
+            except zlib.error:
+                data = None  # not what it says it is: leave it to httpx, which says so
+            if data is None:
+                pass
+            elif len(data) > cap:
+                return _refusal(request, too_large_message(request, f"more than {_mb(cap)} once inflated", cap),
+                                response.extensions)
+            else:
+                body = bytearray(data)
+                del headers["content-encoding"]
+                headers.pop("content-length", None)
+        return httpx2.Response(response.status_code, headers=headers, content=bytes(body),
                                extensions=response.extensions)
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+
+def _inflate(data: bytes, encoding: str, cap: int) -> bytes:
+    """The body inflated, at most cap + 1 bytes of it (more means over the cap)."""
+    if encoding == "deflate" and data[:1] != b"\x78":
+        inflater = zlib.decompressobj(-zlib.MAX_WBITS)  # raw deflate, as some servers send it
+    else:
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS if encoding != "deflate" else zlib.MAX_WBITS)
+    return inflater.decompress(data, cap + 1)
 
 
 def bounded_transport(base_url: str, *, max_bytes: int | None = None, loopback_only: bool = False,

@@ -172,3 +172,25 @@ async def test_a_download_the_caller_sized_may_exceed_the_cap():
             allowed = await client.get("http://127.0.0.1:9/v1/files/f/content")
     assert refused.status_code == 502 and refused.headers["x-should-retry"] == "false"
     assert allowed.status_code == 200 and len(allowed.content) == 50_000
+
+
+async def test_a_compressed_answer_is_inflated_within_the_cap():
+    """A gzip of 50 KB can hold 50 MB: the cap applies to what it inflates to, and only encodings the
+    transport bounds are asked for."""
+    import gzip
+
+    asked = []
+
+    def answer(request):
+        asked.append(request.headers.get("accept-encoding"))
+        size = 50_000_000 if request.url.path.endswith("bomb") else 1000
+        return httpx2.Response(200, headers={"content-encoding": "gzip", "content-type": "application/json"},
+                               content=gzip.compress(b'"' + b"x" * size + b'"'))
+
+    async with httpx2.AsyncClient(transport=BoundedTransport(httpx2.MockTransport(answer), max_bytes=10_000_000),
+                                  timeout=5) as client:
+        bomb = await client.get("http://127.0.0.1:9/v1/bomb")
+        fine = await client.get("http://127.0.0.1:9/v1/fine")
+    assert bomb.status_code == 502 and "once inflated" in bomb.json()["error"]["message"]
+    assert fine.status_code == 200 and fine.json() == "x" * 1000
+    assert asked == ["gzip, deflate", "gzip, deflate"]
