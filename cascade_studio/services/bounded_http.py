@@ -58,6 +58,15 @@ def answers_up_to(max_bytes: int) -> Iterator[None]:
         _cap_override.reset(token)
 
 
+def stored_answer_problem(text: str | None) -> str | None:
+    """Why an imported answer is not stored (larger than the cap a collected one may be), or None."""
+    cap = max_answer_bytes()
+    if text is None or len(text) <= cap // 4 or len(text.encode("utf-8", "surrogatepass")) <= cap:
+        return None
+    return (f"the answer is larger than the {_mb(cap)} limit answers are held to; it was not stored "
+            f"(raise it with {MAX_ANSWER_ENV} if it is right)")
+
+
 class WholeRequestTimeout(httpx2.ReadTimeout):
     """The request's timeout ran out before the whole answer arrived. The SDK turns this (an httpx
     timeout) into `openai.APITimeoutError`, retried and described like any other timeout."""

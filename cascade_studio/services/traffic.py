@@ -24,6 +24,7 @@ from cascade_studio.core.tiers import Tier, teacher_of
 from cascade_studio.core.traffic import DEFAULT_CATEGORY, HARD_CASE_TAG, TrafficLineError, check_line, digest
 from cascade_studio.core.trajectory import ResponseError, build_request, trajectory_from_response
 from cascade_studio.services import events
+from cascade_studio.services.bounded_http import stored_answer_problem
 from cascade_studio.services.input_files import open_lines
 from cascade_studio.store.evaluations import history
 from cascade_studio.store.production import ProductionRepository
@@ -178,6 +179,8 @@ class _FileImport:
         request = build_request(tier, task.messages, task.tools)
         traj = trajectory_from_response(task.id, tier, request, response, float(attempt.get("latency_ms") or 0),
                                         finished_at=time)
+        if problem := stored_answer_problem(traj.content):
+            raise TrafficLineError(problem)
         traj.model = str(attempt.get("model") or traj.model)
         traj.generation = str(attempt.get("generation") or traj.generation)  # the generation that answered
         traj.cost_micro = int(attempt.get("cost_micro", traj.cost_micro))  # as billed in production

@@ -47,3 +47,23 @@ def test_a_large_final_answer_unlike_its_content_is_compressed_on_its_own():
     assert payloads.pack_answer("a" * 70_000, "b" * 70_000)[:1] == bytes([payloads.ZLIB])
     assert payloads.pack_answer("a" * 70_000, "a" * 70_000) == payloads.SAME_AS_CONTENT
     assert payloads.pack_answer("short", "short") == "short"
+
+
+def test_an_imported_answer_over_the_cap_is_refused_in_words(tmp_path, monkeypatch):
+    import json
+
+    import pytest
+
+    from cascade_studio.core.errors import UserError
+    from cascade_studio.store.tiers import TierRepository
+
+    monkeypatch.setenv("CASCADE_STUDIO_MAX_ANSWER_MB", "1")
+    lines = [json.dumps({"task_id": f"t{i}", "model": "m", "latency_ms": 1, "response": _answer(text)})
+             for i, text in enumerate(["fine", "y" * (2 * 1024 * 1024)])]
+    (tmp_path / "big.jsonl").write_text("\n".join(lines) + "\n")
+    with Workspace.open(tmp_path / "ws") as ws:
+        TierRepository(ws).replace_all([TIER])
+        with pytest.raises(UserError) as caught:
+            tio.import_native(ws, tmp_path / "big.jsonl", TIER)
+        assert ws.conn.execute("SELECT count(*) FROM trajectories").fetchone()[0] == 0
+    assert "big.jsonl:2: the answer is larger than the 1 MB limit" in str(caught.value)
