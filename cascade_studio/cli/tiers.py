@@ -90,6 +90,7 @@ def _list(args: argparse.Namespace, ws, repo) -> int:
         for t in tiers:
             row = t.to_json()
             row["teacher"] = t.tier == teacher.tier
+            row["key_origin_pending"] = t.key_origin_pending  # moved by an import; `tiers confirm-origin N`
             price = catalog.lookup(t.model)
             row["deprecation"] = price.deprecation_notice(dt.date.today()) if price else None
             rows.append(row)
@@ -100,6 +101,7 @@ def _list(args: argparse.Namespace, ws, repo) -> int:
         for t in tiers:
             role = "teacher" if t.tier == teacher.tier else "student"
             sim = " [simulated]" if t.simulated else ""
+            sim += " [new host: keys withheld, see `tiers confirm-origin`]" if t.key_origin_pending else ""
             print(f"{t.tier}  {t.display_name:<22} {t.model:<28} {t.base_url}  in ${t.input_price}/1M  "
                   f"out ${t.output_price}/1M  ({role}){sim}")
     return 0
