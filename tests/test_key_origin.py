@@ -43,6 +43,7 @@ def test_an_imported_tier_file_does_not_move_a_key(tmp_path, capsys, monkeypatch
         assert row["source"] == "refused" and "confirm" in row["hint"] and not row["has_key"]
         main(["-w", ws, "collect", "--tier", "1", "--limit", "2"])
         assert _hits(other) == 0
+        capsys.readouterr()
         assert main(["-w", ws, "tiers", "list", "--json"]) == 0
         assert json.loads(capsys.readouterr().out)[0]["key_origin_pending"] is True
         # importing the same file again does not confirm it either
