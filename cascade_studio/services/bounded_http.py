@@ -179,19 +179,20 @@ class BoundedTransport(httpx2.AsyncBaseTransport):
         if "text/event-stream" in response.headers.get("content-type", ""):
             return httpx2.Response(response.status_code, headers=response.headers, stream=stream,
                                    extensions=response.extensions)
-        body = bytearray()
+        chunks: list[bytes] = []
         try:
             async for chunk in stream:
-                body += chunk
+                chunks.append(chunk)
         except AnswerTooLarge as exc:
             return _refusal(request, str(exc), response.extensions)
         finally:
             await stream.aclose()
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         headers = httpx2.Headers(response.headers)
         encoding = headers.get("content-encoding", "").strip().lower()
         if encoding in ("gzip", "x-gzip", "deflate"):
             try:
-                data = _inflate(bytes(body), encoding, cap)
+                data = _inflate(body, encoding, cap)
             except zlib.error:
                 data = None  # not what it says it is: leave it to httpx, which says so
             if data is None:
@@ -200,10 +201,10 @@ class BoundedTransport(httpx2.AsyncBaseTransport):
                 return _refusal(request, too_large_message(request, f"more than {_mb(cap)} once inflated", cap),
                                 response.extensions)
             else:
-                body = bytearray(data)
+                body = data
                 del headers["content-encoding"]
                 headers.pop("content-length", None)
-        return httpx2.Response(response.status_code, headers=headers, content=bytes(body),
+        return httpx2.Response(response.status_code, headers=headers, content=body,
                                extensions=response.extensions)
 
     async def aclose(self) -> None:
