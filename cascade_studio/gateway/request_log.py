@@ -45,6 +45,7 @@ class RequestLog:
         self.failures = 0
         self.last_error: str | None = None
         self._reported_at: float | None = None
+        self._failing = False
 
     def _open(self) -> None:
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
@@ -66,6 +67,10 @@ class RequestLog:
                 return False
             self._size += len(line)
             self.written += 1
+            if self._failing:
+                self._failing = False
+                print(f"cascade-studio gateway: the request log is written again ({self.failures} record(s) lost "
+                      "in all).", file=sys.stderr, flush=True)
             return True
 
     def _append(self, line: bytes) -> None:
@@ -90,6 +95,7 @@ class RequestLog:
 
     def _failed(self, exc: OSError) -> None:
         self.failures += 1
+        self._failing = True
         self.last_error = f"{exc.strerror or exc}" + (f" ({self.path})" if self.path else "")
         now = time.monotonic()
         if self._reported_at is None or now - self._reported_at >= REPORT_EVERY_S:

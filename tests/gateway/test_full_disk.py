@@ -53,6 +53,7 @@ def test_a_line_the_disk_took_only_part_of_is_cut_back(tmp_path, monkeypatch, ca
     assert log.status()["failed"] == 2 and log.status()["written"] == 1
     disk.room = 10**6  # space again
     assert log.write({"n": 4})
+    assert "the request log is written again (2 record(s) lost" in capsys.readouterr().err
     log.close()
     lines = log.path.read_bytes().split(b"\n")
     assert lines[-1] == b"" and [json.loads(x)["n"] for x in lines[:-1]] == [1, 4]
