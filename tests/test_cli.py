@@ -70,8 +70,11 @@ def test_export_import_round_trip_without_keys(tmp_path, capsys, monkeypatch):
     assert "sk-export-secret-999" not in target.read_text()
     code, out, err = run(capsys, "-w", ws2, "tiers", "import", str(target))
     assert code == 0, err
-    assert json.loads(run(capsys, "-w", ws1, "tiers", "list", "--json")[1]) == json.loads(
-        run(capsys, "-w", ws2, "tiers", "list", "--json")[1])
+    imported = json.loads(run(capsys, "-w", ws2, "tiers", "list", "--json")[1])
+    assert all(t.pop("key_origin_pending") for t in imported)  # new here: key variables wait for confirmation
+    original = json.loads(run(capsys, "-w", ws1, "tiers", "list", "--json")[1])
+    assert not any(t.pop("key_origin_pending") for t in original)
+    assert original == imported
 
 
 def test_import_bad_file_changes_nothing(tmp_path, capsys):

@@ -108,6 +108,8 @@ def test_repro_imported_tier_file_chooses_the_secret(tmp_path, capsys, monkeypat
         tier_file(tmp_path / "t.json", witness.base_url, "AWS_SECRET_ACCESS_KEY")
         assert main(["-w", ws, "tiers", "import", str(tmp_path / "t.json"), "--trust-key-env"]) == 0
         assert "Kept" in capsys.readouterr().err
+        # (the first import made these tiers: their origin is new until confirmed, issue 33)
+        assert main(["-w", ws, "tiers", "confirm-origin", "1"]) == 0
         assert main(["-w", ws, "collect", "--tier", "1", "--limit", "2"]) == 0
         assert len(bearer_hits(witness, AWS_KEY)) == 2
         # ...but OPENAI_API_KEY never leaves for another host, trusted or not

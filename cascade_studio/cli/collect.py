@@ -52,6 +52,9 @@ def run(args: argparse.Namespace) -> int:
             else:
                 print(f"Would send {plan.sentence()}; output estimated from the {plan.output_basis}.")
             return 0
+        from cascade_studio.services.run_lock import TierRunLock
+
+        TierRunLock.refuse_if_busy(ws.path, tier.tier)  # refused before "Resuming run N" is said
         print(plan.sentence() + (" (collecting again on purpose)" if args.again else ""), file=sys.stderr)
         run, resumed = start_or_resume(ws, tier, task_ids, {"category": args.category, "limit": args.limit,
                                                             "concurrency": args.concurrency, "batch": args.batch},

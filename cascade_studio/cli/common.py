@@ -43,10 +43,18 @@ def open_ws(args: argparse.Namespace, *, create: bool = True):
     from cascade_studio.store.workspace import Workspace, WorkspaceError
 
     try:  # a big workspace is checked on a schedule (daily, after a crash), not on every command
-        return Workspace.open(workspace_path(args), create=create,
-                              announce=lambda sentence: print(sentence, file=sys.stderr, flush=True))
+        ws = Workspace.open(workspace_path(args), create=create,
+                            announce=lambda sentence: print(sentence, file=sys.stderr, flush=True))
     except WorkspaceError as exc:
         raise CliError(str(exc)) from None
+    from cascade_studio.store.datasets import DatasetRepository
+
+    if DatasetRepository(ws).pending_files():  # a build killed while putting its files in place
+        from cascade_studio.services.datasets import finish_on_open
+
+        if (sentence := finish_on_open(ws)) is not None:
+            print(sentence, file=sys.stderr, flush=True)
+    return ws
 
 
 def print_json(data: Any) -> None:

@@ -58,6 +58,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     t_imp.add_argument("--trust-key-env", action="store_true",
                        help="keep the file's key variables (api_key_env) and plain-http permissions; "
                             "without it they are dropped")
+    t_imp.add_argument("--allow-new-origin", action="store_true",
+                       help="send the key variables of tiers the file moves to another host there too; without it "
+                            "they are withheld until `tiers confirm-origin N`")
+    t_conf = actions.add_parser("confirm-origin",
+                                help="let tier N's key variables go to the host an import moved it to")
+    t_conf.add_argument("n", type=int, metavar="N")
     t_test = actions.add_parser("test", help="test the connection of tier N")
     t_test.add_argument("n", type=int, metavar="N")
     t_test.add_argument("--json", action="store_true")
@@ -67,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from cascade_studio.store.tiers import TierRepository
 
     action = {"list": _list, "set": _set, "remove": _remove, "export": _export, "import": _import,
-              "test": _test}[args.tiers_cmd]
+              "test": _test, "confirm-origin": _confirm_origin}[args.tiers_cmd]
     with open_ws(args) as ws:
         return action(args, ws, TierRepository(ws))
 
@@ -88,6 +94,7 @@ def _list(args: argparse.Namespace, ws, repo) -> int:
                 p = t.demonstrations
                 row["demonstrations"] = {"mode": p.mode, "k": p.k, "count": len(p.demonstrations),
                                          "instruction": bool(p.instruction), "fingerprint": p.fingerprint()}
+            row["key_origin_pending"] = t.key_origin_pending  # moved by an import; `tiers confirm-origin N`
             price = catalog.lookup(t.model)
             row["deprecation"] = price.deprecation_notice(dt.date.today()) if price else None
             rows.append(row)
@@ -99,6 +106,7 @@ def _list(args: argparse.Namespace, ws, repo) -> int:
             role = "teacher" if t.tier == teacher.tier else "student"
             sim = " [simulated]" if t.simulated else ""
             sim += f" [prompt-distilled: {t.demonstrations.summary()}]" if t.demonstrations else ""
+            sim += " [new host: keys withheld, see `tiers confirm-origin`]" if t.key_origin_pending else ""
             print(f"{t.tier}  {t.display_name:<22} {t.model:<28} {t.base_url}  in ${t.input_price}/1M  "
                   f"out ${t.output_price}/1M  ({role}){sim}")
     return 0
@@ -159,11 +167,24 @@ def _import(args: argparse.Namespace, ws, repo) -> int:
     from cascade_studio.services import tier_service as svc
     from cascade_studio.services.secrets import SecretStore
 
-    report = svc.import_tiers(ws, Path(args.file), trust_key_settings=args.trust_key_env, secrets=SecretStore())
+    report = svc.import_tiers(ws, Path(args.file), trust_key_settings=args.trust_key_env,
+                              allow_new_origin=args.allow_new_origin, secrets=SecretStore())
     first, *rest = report.summary(Path(args.file))
     print(first)
     for line in rest:
         print(f"note: {line}", file=sys.stderr)
+    return 0
+
+
+def _confirm_origin(args: argparse.Namespace, ws, repo) -> int:
+    from cascade_studio.core.tiers import key_destination
+    from cascade_studio.services import tier_service as svc
+
+    try:
+        tier = svc.confirm_origin(ws, args.n)
+    except svc.TierServiceError as exc:
+        raise CliError(str(exc)) from None
+    print(f"Tier {tier.tier}'s key variables may now be sent to {key_destination(tier.base_url)}")
     return 0
 
 

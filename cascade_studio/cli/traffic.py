@@ -38,6 +38,8 @@ def run_import(args: argparse.Namespace) -> int:
         print_json(result.to_json())
     else:
         print(f"Imported {result}.")
+    for note in result.notes:
+        print(f"warning: {note}", file=sys.stderr)
     return 0
 
 

@@ -115,6 +115,9 @@ class Tier:
     logprobs_unsupported: bool = False  # learned in "auto" mode: the server failed when asked for them
     without_logprobs: WithoutLogprobs = WithoutLogprobs.ESCALATE
     no_key: bool = False  # a local server (loopback) that needs no key: a placeholder is sent
+    # An import moved the tier to an origin the user has not confirmed: its key variables (the
+    # tier's own and CASCADE_STUDIO_TIER<N>_API_KEY) are withheld from it until they do.
+    key_origin_pending: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
     # a prompt-distilled generation: demonstrations placed before each task (core.demonstrations)
     demonstrations: PromptProgram | None = None

@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
@@ -124,18 +124,26 @@ class Gateway:
         self._shadows: set[asyncio.Task] = set()
         self._floors: OrderedDict[str, int] = OrderedDict()  # policy "rest": episode -> tier its steps start at
         self.shadows_skipped = 0
+        self.disconnects = 0  # clients that hung up before their request was whole
         self._closed = False
         self.client_key = os.environ.get(CLIENT_KEY_ENV) or None
         self.app = Starlette(routes=[
             Route("/v1/chat/completions", self.chat, methods=["POST"]),
             Route("/v1/models", self.models, methods=["GET"]),
             Route("/healthz", self.health, methods=["GET"]),
-        ], lifespan=self._lifespan, exception_handlers={Exception: self._unexpected})
+        ], lifespan=self._lifespan, exception_handlers={ClientDisconnect: self._disconnected,
+                                                        Exception: self._unexpected})
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
         yield
         await self.aclose()
+
+    async def _disconnected(self, request: Request, exc: Exception) -> Response:
+        """The client hung up before its request was whole: nobody to answer, nothing went wrong here."""
+        self.disconnects += 1
+        log.info("A client disconnected before its request was whole (%s %s)", request.method, request.url.path)
+        return Response(status_code=499)
 
     async def _unexpected(self, request: Request, exc: Exception) -> Response:
         log.exception("Gateway error", exc_info=exc)
@@ -143,9 +151,17 @@ class Gateway:
 
     # -- routes ----------------------------------------------------------------------------------
     async def health(self, request: Request) -> Response:
-        return Response(orjson.dumps({"status": "ok", "policy": self.policy.name, "pid": os.getpid(),
+        """Liveness for anyone (the gateway answers even when its log cannot be written: log_failed
+        counts the records lost); the details (PID, models, the log's state) only with the gateway key,
+        when one is set."""
+        log_state = self.log.status() if self.log is not None else None
+        public = {"status": "ok", "log_failed": log_state["failed"] if log_state else 0}
+        if self.client_key is not None and self._denied(request) is not None:
+            return Response(orjson.dumps(public), media_type="application/json")
+        return Response(orjson.dumps({**public, "policy": self.policy.name, "pid": os.getpid(),
                                       "tiers": [{"tier": t.tier, "model": t.model} for t in self.policy.tiers],
-                                      "shadows_pending": len(self._shadows)}), media_type="application/json")
+                                      "shadows_pending": len(self._shadows), "log": log_state}),
+                        media_type="application/json")
 
     async def models(self, request: Request) -> Response:
         if (denied := self._denied(request)) is not None:
@@ -215,8 +231,9 @@ class Gateway:
     def _denied(self, request: Request) -> Response | None:
         if self.client_key is None:
             return None
-        given = request.headers.get("authorization", "")
-        if token_source.compare_digest(given.encode(), f"Bearer {self.client_key}".encode()):
+        scheme, _, given = request.headers.get("authorization", "").strip().partition(" ")
+        # the scheme is case-insensitive (RFC 7235); the token is compared in constant time
+        if scheme.lower() == "bearer" and token_source.compare_digest(given.strip().encode(), self.client_key.encode()):
             return None
         return error_response(401, f"Incorrect API key for this gateway: send the key in {CLIENT_KEY_ENV} as "
                               "a bearer token.", "invalid_request_error", "invalid_api_key")

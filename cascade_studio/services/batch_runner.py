@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from cascade_studio.core.tiers import Tier, generation_keys
 from cascade_studio.services import events
+from cascade_studio.services.bounded_http import answers_up_to
 from cascade_studio.services.clients import describe_error, make_async_client
 from cascade_studio.services.collector import RunProgress
 from cascade_studio.services.run_lock import TierRunLock
@@ -24,6 +25,8 @@ from cascade_studio.store.workspace import Workspace
 
 log = logging.getLogger(__name__)
 TERMINAL = {"completed", "failed", "expired", "cancelled"}
+BATCH_FILE_CAP = 2 * 1024**3  # a batch result file holds the whole run (~37 KB a task with logprobs)
+BATCH_FILE_TIMEOUT_S = 900.0
 
 
 class BatchCollection:
@@ -130,7 +133,9 @@ class BatchCollection:
         imported = 0
         for file_id in (batch.output_file_id, batch.error_file_id):
             if file_id:
-                content = await client.files.content(file_id)
+                # A result file the size of the run (up to BATCH_FILE_CAP) is expected: give it time and room.
+                with answers_up_to(BATCH_FILE_CAP):
+                    content = await client.files.content(file_id, timeout=max(self.tier.timeout_s, BATCH_FILE_TIMEOUT_S))
                 imported += self._import(content.text)
         self._save_params(batch_id=None, last_batch_id=batch_id)
         if batch.status == "completed" and not self.progress.failed:

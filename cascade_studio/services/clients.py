@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
 import ssl
-from collections.abc import AsyncIterator
 
-import httpx2
 import openai
+from openai._constants import DEFAULT_CONNECTION_LIMITS
 
 from cascade_studio.core.errors import UserError
 from cascade_studio.core.tiers import Tier, default_env_var
+from cascade_studio.services.bounded_http import (
+    REFUSED_HEADER,
+    AnswerTooLarge,
+    WholeRequestTimeout,
+    bounded_transport,
+    needs_loopback,
+)
 from cascade_studio.services.secrets import SecretStore
+
+__all__ = ["WholeRequestTimeout", "http_client", "make_async_client", "describe_error"]
 
 
 class MissingKeyError(UserError):
@@ -29,103 +36,16 @@ def warm_up() -> None:
     del client
 
 
-class WholeRequestTimeout(httpx2.ReadTimeout):
-    """The request's timeout ran out before the whole answer arrived. httpx's timeouts bound each
-    read, so a server sending a byte a second would otherwise never time out; the SDK turns this
-    (an httpx timeout) into `openai.APITimeoutError`, retried and described like any other timeout."""
-
-
-def _total_seconds(request: httpx2.Request) -> float | None:
-    """The request's own timeout (the tier's, or a call's override) as one budget for the whole
-    exchange: connecting, sending, waiting and reading the body."""
-    timeout = request.extensions.get("timeout") or {}
-    values = [v for v in timeout.values() if isinstance(v, int | float)] if isinstance(timeout, dict) else []
-    return max(values) if values else None
-
-
-class _DeadlineStream(httpx2.AsyncByteStream):
-    """A response body whose every chunk must arrive before the request's deadline."""
-
-    def __init__(self, inner: httpx2.AsyncByteStream, deadline: float, request: httpx2.Request, total: float) -> None:
-        self._inner = inner
-        self._deadline = deadline
-        self._request = request
-        self._total = total
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        chunks = self._inner.__aiter__()
-        while True:
-            limit = asyncio.timeout_at(self._deadline)
-            try:
-                async with limit:
-                    chunk = await chunks.__anext__()
-            except StopAsyncIteration:
-                return
-            except TimeoutError as exc:
-                if not limit.expired():
-                    raise
-                raise _timed_out(self._request, self._total, "reading the answer") from exc
-            yield chunk
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-
-MIN_BYTES_PER_S = 256 * 1024  # the slowest link a large upload or download is given time for
-
-
-def _declared_bytes(headers: httpx2.Headers) -> int:
-    try:
-        return max(0, int(headers.get("content-length") or 0))
-    except ValueError:
-        return 0
-
-
-def _timed_out(request: httpx2.Request, total: float, doing: str) -> WholeRequestTimeout:
-    return WholeRequestTimeout(f"no complete answer within {total:g} s ({doing})", request=request)
-
-
-class DeadlineAsyncClient(openai.DefaultAsyncHttpxClient):
-    """An httpx client whose timeout bounds each whole request, the body included (plus, for a
-    body that declares a large size, the time MIN_BYTES_PER_S needs for it)."""
-
-    async def send(self, request: httpx2.Request, *, stream: bool = False, **kwargs: object) -> httpx2.Response:
-        if "timeout" not in request.extensions:
-            self._set_timeout(request)
-        total = _total_seconds(request)
-        if total is None:
-            return await super().send(request, stream=stream, **kwargs)  # type: ignore[arg-type]
-        # Large bodies (file uploads, batch and result downloads) get time for their declared size
-        # at a slow link's rate on top; a chat request or answer of a few KB gets milliseconds.
-        deadline = asyncio.get_running_loop().time() + total + _declared_bytes(request.headers) / MIN_BYTES_PER_S
-        limit = asyncio.timeout_at(deadline)
-        try:
-            async with limit:
-                response = await super().send(request, stream=True, **kwargs)  # type: ignore[arg-type]
-        except TimeoutError as exc:
-            if not limit.expired():
-                raise
-            raise _timed_out(request, total, "waiting for the answer") from exc
-        deadline += _declared_bytes(response.headers) / MIN_BYTES_PER_S
-        response.stream = _DeadlineStream(response.stream, deadline, request, total)  # type: ignore[arg-type]
-        if not stream:
-            try:
-                await response.aread()
-            except BaseException:
-                await response.aclose()
-                raise
-        return response
-
-
-def http_client(base_url: str) -> DeadlineAsyncClient:
+def http_client(base_url: str, *, max_answer_bytes: int | None = None,
+                loopback_only: bool = False) -> openai.DefaultAsyncHttpxClient:
     """The HTTP client for a tier: redirects are not followed, so a request (and its key) only
     ever goes to the URL the user typed; a redirect becomes an error naming the new address. The
-    request's timeout bounds the whole request, reading the answer included."""
-    if base_url.strip().lower().startswith("http://"):
-        # Plain HTTP needs no TLS: skip building a CA-verifying SSL context (~70 ms of CPU under
-        # the GIL each time a client is made, which shows up as a stall in the GUI).
-        return DeadlineAsyncClient(verify=False, follow_redirects=False)
-    return DeadlineAsyncClient(follow_redirects=False)
+    request's timeout bounds the whole request, reading the answer included, and an answer over the
+    cap is refused unread (bounded_http)."""
+    return openai.DefaultAsyncHttpxClient(
+        transport=bounded_transport(base_url, max_bytes=max_answer_bytes, loopback_only=loopback_only,
+                                    limits=DEFAULT_CONNECTION_LIMITS),
+        follow_redirects=False)
 
 
 def make_async_client(tier: Tier, secrets: SecretStore, *, max_retries: int = 0) -> openai.AsyncOpenAI:
@@ -140,7 +60,7 @@ def make_async_client(tier: Tier, secrets: SecretStore, *, max_retries: int = 0)
         )
     return openai.AsyncOpenAI(
         api_key=source.key, base_url=tier.base_url.rstrip("/"), timeout=tier.timeout_s, max_retries=max_retries,
-        http_client=http_client(tier.base_url),
+        http_client=http_client(tier.base_url, loopback_only=needs_loopback(tier.base_url, tier.allow_insecure)),
     )
 
 
@@ -178,6 +98,10 @@ def describe_error(exc: BaseException, tier: Tier | None = None) -> tuple[str, s
         if "Name or service not known" in text or "nodename nor servname" in text or "getaddrinfo" in text:
             return "dns", f"Cannot resolve the host in {where}. Check the spelling of the base URL."
         return "connection", f"Cannot connect to {where}: {cause or exc}. Check the base URL and your network."
+    if isinstance(exc, AnswerTooLarge):
+        return "too_large", str(exc)
+    if isinstance(exc, openai.APIStatusError) and exc.response.headers.get(REFUSED_HEADER):
+        return "too_large", _short(exc)
     if isinstance(exc, openai.APIStatusError) and 300 <= exc.status_code < 400:
         target = exc.response.headers.get("location", "another address")
         return "redirect", (f"{exc.status_code} redirect from {where} to {target}. Requests and keys are never "

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import re
 import secrets
+import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +42,8 @@ from cascade_studio.store.episodes import EpisodeRepository
 from cascade_studio.store.tiers import TierRepository
 from cascade_studio.store.trajectories import TrajectoryRepository
 from cascade_studio.store.workspace import Workspace, process_alive
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -253,6 +257,20 @@ def complete_interrupted_build(ws: Workspace) -> int | None:
     """Finish putting in place the files of the builds that were recorded but interrupted (killed)
     while renaming them; returns the newest one's dataset id, None when there was none."""
     return DatasetRepository(ws).complete_pending(_put_in_place)
+
+
+def finish_on_open(ws: Workspace) -> str | None:
+    """When a workspace opens: finish the dataset builds a kill interrupted while their files were being
+    put in place (recorded, so complete), so no mixed set of new and old files outlives the kill. A
+    sentence for the user when one was finished; a problem is logged and left for the next build."""
+    if not DatasetRepository(ws).pending_files():
+        return None
+    try:
+        done = complete_interrupted_build(ws)
+    except (OSError, sqlite3.Error) as exc:
+        log.warning("Could not finish an interrupted dataset build in %s: %s", ws.path, exc)
+        return None
+    return f"Finished putting in place the files of dataset build {done}, which was interrupted." if done else None
 
 
 def _build_files(repo: DatasetRepository, out: Path, planned: dict[Path, Iterable[str]],

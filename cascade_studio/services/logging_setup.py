@@ -7,7 +7,7 @@ import logging.handlers
 import os
 from pathlib import Path
 
-from cascade_studio.services.paths import log_file
+from cascade_studio.services.paths import log_file, owner_only_folder
 from cascade_studio.services.secrets import RedactSecrets
 
 _configured: Path | None = None
@@ -29,7 +29,8 @@ def setup_logging(level: int = logging.INFO) -> Path:
     root = logging.getLogger()
     root.setLevel(level)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        owner_only_folder(path.parent)  # the log holds prompts: a folder made wider before is tightened
         handler: logging.Handler = PrivateRotatingFileHandler(
             path, maxBytes=2_000_000, backupCount=3, encoding="utf-8"
         )

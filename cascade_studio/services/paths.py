@@ -17,6 +17,17 @@ def _dir(env: str, default: str) -> Path:
     return path
 
 
+def owner_only_folder(path: Path) -> None:
+    """Tighten a folder of logs (prompts, answers) to its owner, 0700, as its files are; best effort (a
+    folder of another user's, or a file system without modes, stays). The workspace's own folder is
+    tightened by store.workspace, which cannot import this."""
+    try:
+        if path.is_dir() and path.stat().st_mode & 0o077:
+            os.chmod(path, 0o700)
+    except OSError:
+        pass
+
+
 def data_dir() -> Path:
     return _dir("CASCADE_STUDIO_DATA_DIR", platformdirs.user_data_dir(APP_ID, appauthor=False))
 

@@ -33,7 +33,7 @@ from a variable you name on the command line (--key-env N=VAR, or key_env={{N: "
 OPENAI_API_KEY is used only for https://api.openai.com. A key is sent over plain http only to this
 machine (loopback).
 """
-import ipaddress, json, os, sys
+import ipaddress, json, os, socket, sys
 from urllib.parse import urlparse
 from openai import OpenAI
 
@@ -42,12 +42,17 @@ policy = json.load(open(os.path.join(os.path.dirname(os.path.abspath(__file__)),
 
 def _loopback(host):
     host = (host or "").lower().strip("[]")
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
+        pass
+    if host != "localhost" and not host.endswith(".localhost"):
         return False
+    try:  # a name is this machine only when it resolves to loopback addresses alone: checked, not assumed
+        found = {{info[4][0] for info in socket.getaddrinfo(host, None)}}
+    except OSError:
+        return False
+    return bool(found) and all(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in found)
 
 
 def key_for(tier, key_env=None):

@@ -9,6 +9,8 @@ from collections.abc import Callable
 
 import openai
 
+from cascade_studio.services.bounded_http import REFUSED_HEADER
+
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
 
 
@@ -88,7 +90,8 @@ def is_retryable(exc: BaseException) -> bool:
     if isinstance(exc, openai.APITimeoutError | openai.APIConnectionError):
         return True
     if isinstance(exc, openai.APIStatusError):
-        return exc.status_code in RETRYABLE_STATUS
+        # An answer refused for its size would be as large (and paid for) again.
+        return exc.status_code in RETRYABLE_STATUS and not exc.response.headers.get(REFUSED_HEADER)
     return False
 
 

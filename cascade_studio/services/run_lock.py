@@ -35,16 +35,27 @@ class TierRunLock:
         if not _try_lock(fh):
             holder = _read(fh)
             fh.close()
-            who = (f"process {holder.get('pid')} (run {holder.get('run_id')}, started {holder.get('started_at')})"
-                   if holder else "another process")
-            raise RunBusy(f"Tier {self.tier} is being collected right now by {who}. Wait for it to finish, or stop "
-                          "it; two runs of one tier would send (and bill) every request twice.", code=4)
+            raise _busy(self.tier, holder)
         fh.seek(0)
         fh.truncate()
         fh.write(json.dumps({"pid": os.getpid(), "run_id": self.run_id,
                              "started_at": dt.datetime.now().astimezone().isoformat(timespec="seconds")}))
         fh.flush()
         self._fh = fh
+
+    @classmethod
+    def refuse_if_busy(cls, workspace_dir: Path, tier: int) -> None:
+        """Raise RunBusy now when another process holds the tier, before anything is said or started
+        (the run takes the lock for real when it begins)."""
+        probe = cls(workspace_dir, tier, run_id=0)
+        probe.path.parent.mkdir(mode=0o700, exist_ok=True)
+        fh = os.fdopen(os.open(probe.path, os.O_RDWR | os.O_CREAT, 0o600), "r+", encoding="utf-8")
+        try:
+            if not _try_lock(fh):
+                raise _busy(tier, _read(fh))
+            _unlock(fh)
+        finally:
+            fh.close()
 
     def release(self) -> None:
         if self._fh is not None:
@@ -62,6 +73,13 @@ class TierRunLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def _busy(tier: int, holder: dict) -> RunBusy:
+    who = (f"process {holder.get('pid')} (run {holder.get('run_id')}, started {holder.get('started_at')})"
+           if holder else "another process")
+    return RunBusy(f"Tier {tier} is being collected right now by {who}. Wait for it to finish, or stop it; two "
+                   "runs of one tier would send (and bill) every request twice.", code=4)
 
 
 def _read(fh: IO[str]) -> dict:

@@ -202,16 +202,20 @@ class SecretStore:
             return None
 
     def resolve(self, tier: Tier) -> KeySource:
-        problem = transport_problem(tier.base_url, tier.allow_insecure)
+        problem = transport_problem(tier.base_url, tier.allow_insecure) or plain_http_problem(tier)
         if problem:
             return KeySource(None, "refused", f"Tier {tier.tier}'s base URL {problem}.")
         openai_host = is_openai_url(tier.base_url)
         together_host = is_together_url(tier.base_url)
         env_names = [n for n in (tier.api_key_env, default_env_var(tier.tier)) if n]
+        withheld = ""
         for name in env_names:
             if (name == OPENAI_KEY_ENV and not openai_host) or (name == TOGETHER_KEY_ENV and not together_host):
                 continue  # the OpenAI (Together) key goes to OpenAI (Together) only, whoever names it
             value = self._environ.get(name)
+            if value and tier.key_origin_pending:
+                withheld = withheld or name  # a key variable follows the tier, not the host: not to a new one
+                continue
             if value:
                 return KeySource(value.strip(), f"env:{name}")
         stored = self.keyring_key(tier.base_url)
@@ -229,6 +233,8 @@ class SecretStore:
             return KeySource(SANDBOX_KEY, "sandbox")
         if tier.no_key and is_loopback_host(urlparse(tier.base_url.strip()).hostname or ""):
             return KeySource(NO_KEY_PLACEHOLDER, "not needed")
+        if withheld:
+            return KeySource(None, "refused", origin_pending_reason(tier, withheld))
         return KeySource(None, "none")
 
     def together_key(self, base_url: str) -> KeySource:
@@ -279,9 +285,31 @@ class SecretStore:
             return list(self._session.values())
 
 
+def origin_pending_reason(t: Tier, variable: str) -> str:
+    return (f"Tier {t.tier} was moved to {key_destination(t.base_url)} by a tier file import; the key in "
+            f"{variable} is withheld from that new origin until you confirm it (`cascade-studio tiers "
+            f"confirm-origin {t.tier}`, or import again with --allow-new-origin).")
+
+
+def plain_http_problem(t: Tier) -> str | None:
+    """For plain http without the user's leave: whether the host really is this machine now (a name
+    like evil.localhost is resolved, not trusted; the connection checks again, `loopback`)."""
+    from cascade_studio.services.bounded_http import needs_loopback
+    from cascade_studio.services.loopback import not_loopback_reason
+
+    if not needs_loopback(t.base_url, t.allow_insecure):
+        return None
+    parsed = urlparse(t.base_url.strip())
+    reason = not_loopback_reason(parsed.hostname or "")
+    if reason is None:
+        return None
+    return (f"would send the API key in clear text over http: {reason}; use https, or allow plain http for "
+            "this tier explicitly (insecure)")
+
+
 def transport_label(t: Tier) -> str:
     """How the key travels: "https", "http (this machine)", "http (INSECURE, allowed)" or "refused"."""
-    if transport_problem(t.base_url, t.allow_insecure):
+    if transport_problem(t.base_url, t.allow_insecure) or plain_http_problem(t):
         return "refused"
     if t.base_url.strip().lower().startswith("https://"):
         return "https"

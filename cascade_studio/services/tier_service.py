@@ -80,6 +80,8 @@ def planned_tier(ws: Workspace, catalog: PriceCatalog, tier_no: int, **options: 
     changes = {k: v for k, v in options.items() if v is not None}
     if "base_url" in changes and "provider" not in changes and base.provider != Provider.SANDBOX:
         changes["provider"] = guess_provider(changes["base_url"])
+    if "base_url" in changes:
+        changes["key_origin_pending"] = False  # the user typed the address: that is their confirmation
     if {"logprobs", "base_url", "model"} & changes.keys():
         changes["logprobs_unsupported"] = False  # a new server, model or explicit choice: ask again
     updated = base.replace(**changes)
@@ -131,7 +133,7 @@ def parse_tier_file(source: Path) -> list[Tier]:
     try:
         doc = safe_loads(text)
     except JsonProblem as exc:
-        raise TierServiceError(f"{source} is not valid JSON: {exc.message}.") from None
+        raise TierServiceError(f"{source}{f':{exc.line}' if exc.line else ''} is not valid JSON: {exc.message}.") from None
     items = doc.get("tiers") if isinstance(doc, dict) else doc
     if not isinstance(items, list) or not items:
         raise TierServiceError(f"{source}: expected a 'tiers' list (as written by `tiers export`).")
@@ -176,18 +178,64 @@ class KeySetting:
         return f"tier {self.tier}: {' and '.join(parts)}, to {self.sends_to}"
 
 
+@dataclass(frozen=True)
+class OriginChange:
+    """An imported tier that would send its key somewhere new: from `old` (None: a tier number this
+    workspace did not have) to `new`."""
+
+    tier: int
+    old: str | None
+    new: str
+
+    def describe(self, allowed: bool) -> str:
+        moves = f"tier {self.tier} moves from {self.old} to {self.new}" if self.old else \
+            f"tier {self.tier} is new here, at {self.new}"
+        if allowed:
+            return f"New origin confirmed: {moves}; its key variables are sent there."
+        return (f"New origin: {moves}. Its key variables are withheld from {self.new} until you confirm it "
+                f"(`cascade-studio tiers confirm-origin {self.tier}`, or import with --allow-new-origin).")
+
+
+def origin_changes(ws: Workspace, tiers: list[Tier]) -> list[OriginChange]:
+    """The tiers of a file whose key destination differs from that of the same tier in the workspace."""
+    current = {t.tier: t for t in TierRepository(ws).list()}
+    out = []
+    for t in tiers:
+        old = current.get(t.tier)
+        old_origin = key_destination(old.base_url) if old else None
+        if old_origin != key_destination(t.base_url):
+            out.append(OriginChange(t.tier, old_origin, key_destination(t.base_url)))
+    return out
+
+
+def confirm_origin(ws: Workspace, tier_no: int) -> Tier:
+    """The user confirms tier `tier_no`'s origin: its key variables may be sent there."""
+    repo = TierRepository(ws)
+    tier = repo.get(tier_no)
+    if tier is None:
+        raise TierServiceError(f"There is no tier {tier_no}.")
+    if tier.key_origin_pending:
+        tier = tier.replace(key_origin_pending=False)
+        save_tiers(ws, [tier if t.tier == tier_no else t for t in repo.list()])
+    return tier
+
+
 @dataclass
 class TierImport:
     tiers: list[Tier]
     key_settings: list[KeySetting]  # what the file asked for
     trusted: bool  # whether those settings were kept
     without_key: list[int] = field(default_factory=list)  # tiers that now have no key to send
+    origin_changes: list[OriginChange] = field(default_factory=list)  # tiers whose keys' destination changes
+    allowed_new_origins: bool = False
 
     def summary(self, source: Path) -> list[str]:
         lines = [f"Imported {len(self.tiers)} tiers from {source}"]
         if self.key_settings:
             verb = "Kept, as confirmed" if self.trusted else "Dropped (a tier file cannot choose where keys come from)"
             lines.append(f"{verb}: " + "; ".join(s.describe() for s in self.key_settings))
+        for change in self.origin_changes:
+            lines.append(change.describe(self.allowed_new_origins))
         if self.without_key:
             lines.append("No API key for tier " + ", ".join(str(n) for n in self.without_key)
                          + " yet: set one with `cascade-studio keys set URL` (or Set API key… on the Tiers page).")
@@ -200,19 +248,26 @@ def key_settings_of(tiers: list[Tier]) -> list[KeySetting]:
 
 
 def import_tiers(ws: Workspace, source: Path, *, trust_key_settings: bool = False,
-                 secrets: SecretStore | None = None) -> TierImport:
+                 allow_new_origin: bool = False, secrets: SecretStore | None = None) -> TierImport:
     """Replace the workspace's tiers with those in `source`, all or nothing.
 
     A tier file is data from elsewhere: its key variables and plain-http permissions are kept only
     when the user confirmed them (`trust_key_settings`); otherwise they are dropped, so importing a
-    file never decides which secret is sent to which host.
+    file never decides which secret is sent to which host. Nor does it move a key: a tier whose
+    origin changes gets no key variable there until the user confirms the new origin
+    (`allow_new_origin`, or `confirm_origin` later); keys stored per host are not affected.
     """
     tiers = parse_tier_file(source)
     asked = key_settings_of(tiers)
     if not trust_key_settings:
         tiers = [t.replace(api_key_env="", allow_insecure=False) for t in tiers]
+    changes = origin_changes(ws, tiers)
+    moved = {c.tier for c in changes}
+    current = {t.tier: t for t in TierRepository(ws).list()}
+    tiers = [t.replace(key_origin_pending=(t.tier in moved and not allow_new_origin)
+                       or (t.tier not in moved and current[t.tier].key_origin_pending)) for t in tiers]
     save_tiers(ws, tiers)
-    report = TierImport(tiers, asked, trust_key_settings)
+    report = TierImport(tiers, asked, trust_key_settings, origin_changes=changes, allowed_new_origins=allow_new_origin)
     if secrets is not None:
         report.without_key = [t.tier for t in tiers if not secrets.resolve(t).found]
     return report

@@ -5,7 +5,8 @@
   "production"; the same messages and tools make the same task), and each tier's answer a trajectory
   of the generation that gave it, tagged `hard-case` when the cascade escalated. A shadow sample's
   teacher answer becomes a teacher trajectory, so the shadow pairs feed Evaluation's agreement too.
-- Re-importing a file updates instead of duplicating. A bad line refuses its file, naming the line.
+- Re-importing a file updates instead of duplicating. A bad line refuses its file, naming the line;
+  a torn line (a record cut short by a full disk or a crash) is skipped with a note naming it.
 """
 
 from __future__ import annotations
@@ -16,19 +17,21 @@ from pathlib import Path
 from typing import Any
 
 from cascade_studio.core.errors import UserError
-from cascade_studio.core.jsonl import JsonProblem, iter_objects
+from cascade_studio.core.jsonl import JsonProblem, loads
 from cascade_studio.core.production import production_report
 from cascade_studio.core.tasks import Task
 from cascade_studio.core.tiers import Tier, teacher_of
 from cascade_studio.core.traffic import DEFAULT_CATEGORY, HARD_CASE_TAG, TrafficLineError, check_line, digest
 from cascade_studio.core.trajectory import ResponseError, build_request, trajectory_from_response
 from cascade_studio.services import events
+from cascade_studio.services.bounded_http import stored_answer_problem
 from cascade_studio.services.input_files import open_lines
 from cascade_studio.store.evaluations import history
 from cascade_studio.store.production import ProductionRepository
 from cascade_studio.store.tasks import TaskRepository
 from cascade_studio.store.tiers import TierRepository
 from cascade_studio.store.trajectory_import import TrajectoryImport
+from cascade_studio.store.transactions import write_transaction
 from cascade_studio.store.workspace import Workspace
 
 SHADOW_TAG = "shadow"
@@ -90,6 +93,8 @@ class _FileImport:
         self.shadows: dict[str, bool | None] = {}
         self.tasks: dict[str, Task] = {}
         self.trajs: dict[int, list[tuple[Any, str, str | None]]] = {}  # tier -> (trajectory, category, tags)
+        self.torn: list[int] = []  # line numbers skipped as torn
+        self.notes: list[str] = []
 
     def fail(self, line: int, problem: str) -> TrafficImportError:
         return TrafficImportError(f"{self.path.name}:{line}: {problem}")
@@ -97,16 +102,49 @@ class _FileImport:
     def read(self) -> None:
         with open_lines(self.path, lambda problem, line: TrafficImportError(
                 f"{self.path.name}{f':{line}' if line else ''}: {problem}")) as lines:
-            try:
-                for number, row in iter_objects(lines):
+            for number, text in enumerate(lines, start=1):
+                if not text.strip():
+                    continue
+                for row in self._records(number, text):
                     try:
                         self.line(check_line(row))
                     except TrafficLineError as exc:
                         raise self.fail(number, str(exc)) from None
                     except ResponseError as exc:
                         raise self.fail(number, f"a logged response: {exc}") from None
-            except JsonProblem as exc:
-                raise self.fail(exc.line or 0, exc.message) from None
+        if self.torn and not (self.requests or self.shadows):
+            raise self.fail(self.torn[0], "not a gateway request log: no line of it is a whole record")
+
+    def _records(self, number: int, text: str) -> list[dict[str, Any]]:
+        """The record of one line. A torn line (a record the disk took only part of, with the next
+        record glued on by gateways before issue 33, or cut off by a crash) is skipped with a note, and a
+        whole record glued onto its end is kept."""
+        try:
+            row = loads(text)
+        except JsonProblem as exc:
+            if not exc.syntax or not text.lstrip().startswith("{"):
+                raise self.fail(number, exc.message) from None
+            self.torn.append(number)
+            glued = self._glued(text)
+            kept = "; the whole record glued onto its end was imported" if glued else ""
+            self.notes.append(f"{self.path.name}:{number}: skipped a torn line (a record cut short, e.g. by a full "
+                              f"disk){kept}")
+            return glued
+        if not isinstance(row, dict):
+            raise self.fail(number, "each line must be a JSON object")
+        return [row]
+
+    @staticmethod
+    def _glued(text: str) -> list[dict[str, Any]]:
+        start = text.find('{"format"', 1)
+        while start > 0:
+            try:
+                row = loads(text[start:])
+            except JsonProblem:
+                start = text.find('{"format"', start + 1)
+                continue
+            return [row] if isinstance(row, dict) else []
+        return []
 
     def line(self, row: dict[str, Any]) -> None:
         content = row.get("content") or {}
@@ -143,12 +181,19 @@ class _FileImport:
         request = build_request(tier, task.messages, task.tools)
         traj = trajectory_from_response(task.id, tier, request, response, float(attempt.get("latency_ms") or 0),
                                         finished_at=time)
+        if problem := stored_answer_problem(traj.content):
+            raise TrafficLineError(problem)
         traj.model = str(attempt.get("model") or traj.model)
         traj.generation = str(attempt.get("generation") or traj.generation)  # the generation that answered
         traj.cost_micro = int(attempt.get("cost_micro", traj.cost_micro))  # as billed in production
         self.trajs.setdefault(tier.tier, []).append((traj, task.category, tags))
 
     def store(self, result: TrafficImportResult) -> None:
+        """The file's tasks, trajectories and requests in one transaction: a kill leaves all or none."""
+        with write_transaction(self.ws.conn):
+            self._store(result)
+
+    def _store(self, result: TrafficImportResult) -> None:
         production = ProductionRepository(self.ws)
         known = production.known_ids(r["id"] for r in self.requests)
         if self.tasks:
@@ -165,6 +210,7 @@ class _FileImport:
                 r["shadow_agree"] = None if shadows[r["id"]] is None else int(shadows.pop(r["id"]))
         production.put_all(self.requests, shadows)
         result.files += 1
+        result.notes += self.notes
         result.requests += len(self.requests)
         result.new_requests += sum(1 for r in self.requests if r["id"] not in known)
         result.shadows += len(self.shadows)

@@ -16,6 +16,7 @@ from cascade_studio.core.money import micro_to_usd
 from cascade_studio.core.tiers import Tier, generation_id, generation_keys
 from cascade_studio.core.trajectory import ResponseError, Trajectory, build_request, trajectory_from_response
 from cascade_studio.services import events
+from cascade_studio.services.bounded_http import stored_answer_problem
 from cascade_studio.services.input_files import open_lines
 from cascade_studio.services.output_files import atomic_text
 from cascade_studio.store.tasks import TaskRepository
@@ -174,6 +175,8 @@ def _import(ws: Workspace, path: Path, tier: Tier, to_item) -> TrajectoryImportR
         for number, row in _rows(path):
             lines += 1
             traj, category, curation, tags = to_item(number, row, tasks, name)
+            if problem := stored_answer_problem(traj.content):
+                raise TrajectoryImportError(f"{name}:{number}: {problem}")
             store.put(traj, category, curation=curation, tags=tags)
         if not lines:
             raise TrajectoryImportError(f"{name}: the file holds no trajectories")

@@ -352,15 +352,17 @@ MIGRATIONS: list[Step] = [
     # (issue 31) prompt distillation: a student tier's generation may carry demonstrations from the
     # teacher's trajectories (core.demonstrations: a JSON document; NULL: none)
     add_tier_demonstrations,
+    # tiers moved to a new origin by an import: their key variables wait for the user's confirmation
+    KEY_ORIGIN_PENDING_STEP := "ALTER TABLE tiers ADD COLUMN key_origin_pending INTEGER NOT NULL DEFAULT 0;",
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
 # steps that only add a nullable column (no row is rewritten; a step killed half-way leaves the
 # schema as it was): named by their function, so reordering steps at a merge keeps them right
 COLUMN_ONLY_STEPS = frozenset({add_tier_demonstrations})
-# steps that only add an index: nothing in the data changes, and a step killed half-way leaves the
-# previous schema as it was, so upgrading through them alone needs no backup (a copy of a 10 GB file)
-INDEX_ONLY_STEPS = frozenset({19})
+# steps that only add an index (or a column with a constant default): nothing in the data changes,
+# and a step killed half-way leaves the previous schema as it was, so upgrading through them alone needs no backup (a copy of a 10 GB file)
+INDEX_ONLY_STEPS = frozenset({19, MIGRATIONS.index(KEY_ORIGIN_PENDING_STEP) + 1})
 # steps that only create new tables: no existing row changes either (found by content, not number,
 # so that appending steps on other branches cannot make this point at the wrong one)
 ADDITIVE_STEPS = frozenset(i + 1 for i, step in enumerate(MIGRATIONS)

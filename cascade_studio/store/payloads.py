@@ -13,6 +13,12 @@ import zlib
 from collections.abc import Callable, Sequence
 
 PAYLOAD_COLUMNS = ("request", "response", "logprobs")
+# An answer's text in the `trajectories` row: plain while short (searchable), compressed past LARGE_TEXT,
+# and a long final answer that is the content again is stored once, as SAME_AS_CONTENT (issue 33: an 80
+# MB answer was stored twice, uncompressed).
+TEXT_COLUMNS = ("content", "final_answer")
+LARGE_TEXT = 64 * 1024
+SAME_AS_CONTENT = b"\x00same-as-content"
 LEVEL = 6  # zlib level: 4.6x on real rows at ~0.9 ms a row (9: 4.7x at 2.7 ms; 1: 3.9x)
 MOVE_BATCH = 500  # rows read, compressed and written at once by the migration (~18 MB of JSON)
 ZLIB = 0x78
@@ -44,9 +50,29 @@ def unpack(blob: bytes | str | None) -> str | None:
     return bytes(blob).decode()
 
 
+def pack_text(text: str | None) -> str | bytes | None:
+    """An answer's text as the `trajectories` row stores it: compressed when large."""
+    if text is None or len(text) <= LARGE_TEXT:
+        return text
+    return pack(text)
+
+
+def pack_answer(final_answer: str | None, content: str | None) -> str | bytes | None:
+    """The final answer as stored: a large one that is the content again is not stored a second time."""
+    if final_answer is not None and content is not None and len(final_answer) > LARGE_TEXT and final_answer == content:
+        return SAME_AS_CONTENT
+    return pack_text(final_answer)
+
+
+def final_answer_sql(table: str = "t") -> str:
+    """The SELECT expression that reads a final answer stored once, as its content."""
+    return f"CASE WHEN {table}.final_answer = X'{SAME_AS_CONTENT.hex()}' THEN {table}.content ELSE {table}.final_answer END"
+
+
 def unpacked(names: Sequence[str]) -> Callable[[tuple], tuple]:
-    """A function that inflates the payload columns of a row of `names` (others pass unchanged)."""
-    spots = [i for i, n in enumerate(names) if n in PAYLOAD_COLUMNS]
+    """A function that inflates the payload (and large text) columns of a row of `names` (others pass
+    unchanged)."""
+    spots = [i for i, n in enumerate(names) if n in PAYLOAD_COLUMNS or n in TEXT_COLUMNS]
     if not spots:
         return lambda row: row
 

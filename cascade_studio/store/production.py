@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 
+from cascade_studio.store.transactions import write_transaction
 from cascade_studio.store.workspace import Workspace
 
 _COLUMNS = ("id", "time", "category", "task_id", "answered_by", "escalated", "tiers_tried", "latency_ms",
@@ -32,18 +33,13 @@ class ProductionRepository:
         """Store requests (a re-import replaces the same ids) and shadow verdicts, in one transaction;
         a verdict whose request is in another file is set on the stored row."""
         conn = self.ws.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(conn):
             conn.executemany(
                 f"INSERT OR REPLACE INTO production_requests ({', '.join(_COLUMNS)}) "
                 f"VALUES ({', '.join('?' * len(_COLUMNS))})",
                 [tuple(orjson.dumps(r[c]).decode() if c == "attempts" else r[c] for c in _COLUMNS) for r in rows])
             conn.executemany("UPDATE production_requests SET shadow_agree = ? WHERE id = ?",
                              [(None if agree is None else int(agree), rid) for rid, agree in shadows.items()])
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
 
     def count(self) -> int:
         return self.ws.conn.execute("SELECT count(*) FROM production_requests").fetchone()[0]

@@ -12,6 +12,7 @@ import orjson
 
 from cascade_studio.core.tasks import Task
 from cascade_studio.store.numbers import parse_numbers
+from cascade_studio.store.transactions import write_transaction
 from cascade_studio.store.workspace import Workspace
 
 
@@ -38,8 +39,7 @@ class TaskRepository:
         result = ImportResult()
         now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         conn = self.ws.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(conn):
             existing = dict(conn.execute("SELECT id, content_hash FROM tasks").fetchall()) if tasks else {}
             rows = []
             for t in tasks:
@@ -70,10 +70,6 @@ class TaskRepository:
                 "environment=excluded.environment, max_steps=excluded.max_steps",
                 rows,
             )
-            conn.execute("COMMIT")
-        except Exception:
-            conn.execute("ROLLBACK")
-            raise
         return result
 
     def count(self, category: str | None = None, search: str = "") -> int:

@@ -21,7 +21,7 @@ from cascade_studio.store.workspace import Workspace
 _COLUMNS = (
     "tier, name, provider, base_url, model, input_price, output_price, cached_price, timeout_s, "
     "max_concurrency, rpm_limit, tpm_limit, temperature, system_prompt, confidence_method, threshold, api_key_env, "
-    "allow_insecure, logprobs, top_logprobs, logprobs_unsupported, without_logprobs, no_key, demonstrations"
+    "allow_insecure, logprobs, top_logprobs, logprobs_unsupported, without_logprobs, no_key, demonstrations, key_origin_pending"
 )
 
 
@@ -64,7 +64,7 @@ class TierRepository:
 
     def _insert(self, t: Tier) -> None:
         self.ws.conn.execute(
-            f"INSERT INTO tiers ({_COLUMNS}, updated_at) VALUES ({', '.join('?' * 25)})",
+            f"INSERT INTO tiers ({_COLUMNS}, updated_at) VALUES ({', '.join('?' * 26)})",
             (
                 t.tier, t.name, t.provider.value, t.base_url.strip(), t.model.strip(), str(t.input_price),
                 str(t.output_price), None if t.cached_price is None else str(t.cached_price), t.timeout_s,
@@ -72,6 +72,7 @@ class TierRepository:
                 t.confidence_method.value, t.threshold, t.api_key_env, int(t.allow_insecure),
                 t.logprobs.value, t.top_logprobs, int(t.logprobs_unsupported), t.without_logprobs.value, int(t.no_key),
                 None if t.demonstrations is None else json.dumps(t.demonstrations.to_json(), ensure_ascii=False),
+                int(t.key_origin_pending),
                 dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             ),
         )
@@ -87,6 +88,7 @@ def _row_to_tier(r: tuple) -> Tier:
         allow_insecure=bool(r[17]), logprobs=LogprobsMode(r[18]), top_logprobs=r[19],
         logprobs_unsupported=bool(r[20]), without_logprobs=WithoutLogprobs(r[21]), no_key=bool(r[22]),
         demonstrations=None if r[23] is None else _program(r[23]),
+        key_origin_pending=bool(r[24]),
     )
 
 

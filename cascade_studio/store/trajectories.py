@@ -152,8 +152,8 @@ def _columns(names: Sequence[str]) -> str:
     unknown = [n for n in names if n not in _KNOWN_COLUMNS]
     if unknown:
         raise ValueError(f"not trajectory columns: {unknown}")
-    return ", ".join("coalesce(p.request, '{}')" if n == "request" else ("p." if n in PAYLOAD_COLUMNS else "t.") + n
-                     for n in names)
+    return ", ".join("coalesce(p.request, '{}')" if n == "request" else payloads.final_answer_sql("t")
+                     if n == "final_answer" else ("p." if n in PAYLOAD_COLUMNS else "t.") + n for n in names)
 
 
 def _source(names: Sequence[str]) -> str:
@@ -169,7 +169,7 @@ def row_sql(names: Sequence[str]) -> tuple[str, Any]:
 
 def _inflated(names: Sequence[str], rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
     """`rows` of `names` with their payloads as JSON text (a cursor as it is when there are none)."""
-    if not any(n in PAYLOAD_COLUMNS for n in names):
+    if not any(n in PAYLOAD_COLUMNS or n in payloads.TEXT_COLUMNS for n in names):
         return iter(rows)
     return map(payloads.unpacked(names), rows)
 
@@ -425,7 +425,8 @@ class TrajectoryRepository:
         alternatives go to trajectory_decisions (what evaluation reads instead of the logprobs). The
         row, its payloads (compressed, in trajectory_payloads) and its decision token are written in
         one transaction (the caller's, when it has one open)."""
-        values = (run_id, t.task_id, t.tier, t.model, t.status, category, t.tool_name, t.content, t.final_answer,
+        values = (run_id, t.task_id, t.tier, t.model, t.status, category, t.tool_name, payloads.pack_text(t.content),
+                  payloads.pack_answer(t.final_answer, t.content),
                   _dumps(t.tool_calls), t.usage.prompt_tokens,
                   t.usage.completion_tokens, t.usage.cached_tokens, t.usage.reasoning_tokens, t.latency_ms,
                   t.cost_micro, t.conf_mean, t.conf_min, t.conf_tool, t.system_fingerprint, t.error, t.attempts,

@@ -9,6 +9,7 @@ import orjson
 
 from cascade_studio.core.trajectory import Trajectory
 from cascade_studio.store.trajectories import ROW_COLUMNS, RunRepository, TrajectoryRepository, now, row_sql
+from cascade_studio.store.transactions import write_transaction
 from cascade_studio.store.workspace import Workspace
 
 
@@ -27,16 +28,17 @@ class TrajectoryImport:
         self._sql = row_sql((*ROW_COLUMNS, "curation", "tags", "id"))
 
     def __enter__(self) -> TrajectoryImport:
-        self.ws.conn.execute("BEGIN IMMEDIATE")
+        self._transaction = write_transaction(self.ws.conn)  # a savepoint inside a larger import's transaction
+        self._transaction.__enter__()
         try:
             self.run_id = RunRepository(self.ws).import_run(self.tier, self.model, self.source)
-        except BaseException:
-            self.ws.conn.execute("ROLLBACK")
+        except BaseException as exc:
+            self._transaction.__exit__(type(exc), exc, exc.__traceback__)
             raise
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self.ws.conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
+        self._transaction.__exit__(exc_type, exc, tb)
 
     def _stored(self, task_id: str) -> tuple[Any, ...] | None:
         """The stored row (payloads inflated: what was imported, not how it is stored)."""

@@ -73,6 +73,7 @@ class Workspace:
                 pass
             except OSError as exc:
                 raise WorkspaceError(_cannot_create(folder, exc)) from exc
+        owner_only_folder(folder)  # made earlier, or by hand, with wider permissions (0755, 0777)
         try:
             conn = _connect(db_file)
         except sqlite3.Error as exc:
@@ -340,6 +341,16 @@ def _owner_only(path: Path) -> None:
     try:
         if path.exists() and path.stat().st_mode & 0o077:
             os.chmod(path, 0o600)
+    except OSError:
+        pass
+
+
+def owner_only_folder(path: Path) -> None:
+    """Tighten a folder that holds prompts and answers to its owner (0700), as its files are (best
+    effort: a folder of another user's, or on a file system without modes, stays as it is)."""
+    try:
+        if path.is_dir() and path.stat().st_mode & 0o077:
+            os.chmod(path, 0o700)
     except OSError:
         pass
 

@@ -27,6 +27,7 @@ from cascade_studio.services import tier_service
 from cascade_studio.services.paths import log_file
 from cascade_studio.services.secrets import SecretStore
 from cascade_studio.services.settings import AppSettings
+from cascade_studio.store.datasets import DatasetRepository
 from cascade_studio.store.jobs import JobStore
 from cascade_studio.store.workspace import Workspace, WorkspaceError
 from cascade_studio.ui.background import run_in_thread
@@ -279,6 +280,11 @@ class MainWindow(QMainWindow):
             self.ws.close()
         self.ws = ws
         self.catalog = catalog
+        if DatasetRepository(ws).pending_files():  # a dataset build killed while putting its files in place
+            from cascade_studio.services.datasets import finish_on_open
+
+            if (finished := finish_on_open(ws)) is not None:
+                self.statusBar().showMessage(finished, 10000)
         self.followers.pending.clear()  # every page reloads the new workspace below
         self.settings.add_recent(ws.path)
         self.tiers_page.set_workspace(ws, catalog)
@@ -341,15 +347,21 @@ class MainWindow(QMainWindow):
         if not name:
             return
         try:
-            asked = tier_service.key_settings_of(tier_service.parse_tier_file(Path(name)))
+            parsed = tier_service.parse_tier_file(Path(name))
+            asked = tier_service.key_settings_of(parsed)
         except tier_service.TierServiceError as exc:
             show_error("Import failed", f"{exc}\nThe current tiers are unchanged.", self)
             return
         trust = self.confirm_key_settings(asked) if asked else False
         if trust is None:
             return
+        moved = tier_service.origin_changes(self.ws, parsed)
+        allow = self.confirm_new_origins(moved) if moved else False
+        if allow is None:
+            return
         try:
-            report = tier_service.import_tiers(self.ws, Path(name), trust_key_settings=trust, secrets=self.secrets)
+            report = tier_service.import_tiers(self.ws, Path(name), trust_key_settings=trust,
+                                               allow_new_origin=allow, secrets=self.secrets)
         except tier_service.TierServiceError as exc:
             show_error("Import failed", f"{exc}\nThe current tiers are unchanged.", self)
             return
@@ -358,6 +370,24 @@ class MainWindow(QMainWindow):
         if len(lines) > 1:
             QMessageBox.information(self, "Tiers imported", "\n\n".join(lines))
         self.statusBar().showMessage(lines[0], 5000)
+
+    def confirm_new_origins(self, moved: list[tier_service.OriginChange]) -> bool | None:
+        """Send (True) or withhold (False, the default) the moved tiers' key variables, or cancel (None)."""
+        box = QMessageBox(QMessageBox.Icon.Warning, "Tiers move to other hosts",
+                          "This file points tiers at other hosts:\n\n"
+                          + "\n".join(f"• tier {c.tier}: {c.old or '(new here)'} → {c.new}" for c in moved)
+                          + "\n\nThe keys these tiers read from environment variables would go to the new hosts. "
+                          "Send them only if you trust every host named. Withholding them imports the tiers; "
+                          "keys you stored for a host are not affected.", parent=self)
+        send = box.addButton("Send keys to the new hosts", QMessageBox.ButtonRole.AcceptRole)
+        withhold = box.addButton("Withhold keys", QMessageBox.ButtonRole.RejectRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(withhold)
+        box.setObjectName("confirmNewOrigins")
+        box.exec()
+        if box.clickedButton() not in (send, withhold):
+            return None
+        return box.clickedButton() is send
 
     def confirm_key_settings(self, asked: list[tier_service.KeySetting]) -> bool | None:
         """Keep (True), drop (False) or cancel (None) a tier file's key variables and http permissions."""

@@ -200,7 +200,7 @@ class ProductionPage(Page):
 
     def import_logs(self, path: Path) -> None:
         self._start(TrafficImportThread(self.ws.path, path), "Importing gateway logs…",
-                    lambda result: f"Imported {result}.")
+                    lambda result: f"Imported {result}." + "".join(f" Warning: {n}." for n in result.notes))
 
     def collect_dialog(self) -> None:
         name, _ = QFileDialog.getSaveFileName(self, "Next dataset", "next-dataset.jsonl", "JSONL (*.jsonl)")

@@ -176,12 +176,25 @@ class TierEditor(QWidget):
         learned_row.addWidget(self.ask_again_button)
         self._logprobs_unsupported = False
         self._demonstrations = None  # a prompt-distilled generation's (distil prompt): kept through an edit
+        self._pending_origin: str | None = None  # the base URL an import moved the tier to, unconfirmed
+        self.origin_label = QLabel(objectName="originPending")
+        self.origin_label.setWordWrap(False)
+        self.origin_label.setStyleSheet(WARN_STYLE)
+        self.origin_label.hide()
+        self.confirm_origin_button = QPushButton("Send keys there", objectName="confirmOrigin")
+        self.confirm_origin_button.setToolTip("Confirm this host: the tier's key variables may be sent to it")
+        self.confirm_origin_button.hide()
+        self.confirm_origin_button.clicked.connect(self._confirm_origin)
+        origin_row = QHBoxLayout()
+        origin_row.addWidget(self.origin_label, 1)
+        origin_row.addWidget(self.confirm_origin_button)
         self._prices_auto = False  # the prices shown are the catalog's for the typed id (not typed by hand)
         behaviour_box = QGroupBox("Behaviour")
         bform = QFormLayout(behaviour_box)
         bform.addRow("Temperature", self.temperature_spin)
         bform.addRow("System prompt", self.system_prompt_edit)
         bform.addRow("Key variable", self.key_env_edit)
+        bform.addRow(origin_row)
         bform.addRow("Logprobs", self.logprobs_combo)
         bform.addRow("Top alternatives", self.top_logprobs_spin)
         bform.addRow(learned_row)
@@ -292,6 +305,20 @@ class TierEditor(QWidget):
         self._logprobs_unsupported = False
         self._update_learned()
         self._emit_changed()
+
+    def _confirm_origin(self) -> None:
+        self._pending_origin = None
+        self._update_origin()
+        self._emit_changed()
+
+    def _update_origin(self) -> None:
+        pending = self._pending_origin is not None
+        self.origin_label.setText("Imported host: keys withheld" if pending else "")
+        self.origin_label.setToolTip("A tier file import moved this tier to this host. Its key variables "
+                                     "(CASCADE_STUDIO_TIER<N>_API_KEY, the key variable) are not sent to it until "
+                                     "you confirm the host, then Save." if pending else "")
+        self.origin_label.setVisible(pending)
+        self.confirm_origin_button.setVisible(pending)
 
     def _update_learned(self) -> None:
         learned = self._logprobs_unsupported and self.logprobs_combo.currentData() == LogprobsMode.AUTO.value
@@ -425,6 +452,8 @@ class TierEditor(QWidget):
             self.without_combo.setEnabled(not is_teacher)
             self._logprobs_unsupported = tier.logprobs_unsupported
             self._demonstrations = tier.demonstrations
+            self._pending_origin = tier.base_url.strip() if tier.key_origin_pending else None
+            self._update_origin()
             self._prices_auto = False
             self._update_learned()
             self.key_env_edit.setPlaceholderText(f"default: {default_env_var(tier.tier)}")
@@ -487,6 +516,9 @@ class TierEditor(QWidget):
             logprobs_unsupported=self._logprobs_unsupported,
             demonstrations=self._demonstrations,
             without_logprobs=WithoutLogprobs(self.without_combo.currentData()),
+            # an address the user typed here is confirmed; the imported one stays unconfirmed
+            key_origin_pending=self._pending_origin is not None
+            and self.base_url_edit.text().strip() == self._pending_origin,
         )
         parsed_fields = {i.field for i in issues}
         issues += [i for i in validate_tier(tier) if i.field not in parsed_fields]

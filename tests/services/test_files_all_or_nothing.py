@@ -302,3 +302,30 @@ def test_a_build_recorded_while_another_was_pending_supersedes_it(built_once, tm
     assert_complete_set(out, ws)
     assert "conversations" not in out.read_text() and built.examples == 2700
     ws.close()
+
+
+def test_a_build_killed_while_renaming_is_finished_when_the_workspace_opens(ws, tmp_path, monkeypatch, capsys):
+    """Issue 33: a kill -9 between the record and the last rename left 3 new files and 1 old until the
+    next `dataset build`; now any command that opens the workspace finishes it."""
+    from cascade_studio.cli import main
+
+    built_workspace(ws, tmp_path)
+    out = tmp_path / "ds" / "train.jsonl"
+    dsvc.build_dataset(ws, out, dsvc.DatasetFilters(validation_share=0.2))
+    real = dsvc._put_in_place
+
+    def killed(pending):
+        os.replace(*pending["renames"][0])  # one file in place, then the process dies
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(dsvc, "_put_in_place", killed)
+    built_workspace(ws, tmp_path, n=55)
+    with pytest.raises(KeyboardInterrupt):
+        dsvc.build_dataset(ws, out, dsvc.DatasetFilters(validation_share=0.2))
+    monkeypatch.setattr(dsvc, "_put_in_place", real)
+    assert DatasetRepository(ws).pending_files()  # a mixed set on disk, the record says what belongs
+    capsys.readouterr()
+    assert main(["-w", str(ws.path), "tasks", "list", "--limit", "1"]) == 0
+    assert "interrupted" in capsys.readouterr().err
+    assert DatasetRepository(ws).pending_files() == []
+    assert_complete_set(out, ws)

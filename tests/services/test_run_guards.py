@@ -97,3 +97,23 @@ async def test_a_full_disk_stops_the_run_in_words_and_the_next_run_resumes(sandb
     assert second.status == "done" and second.skipped == 15 and second.done == 40
     assert sandbox.sandbox.request_count - sent == 40 - 15  # nothing saved was asked for again
     ws.close()
+
+
+def test_a_refused_collect_says_nothing_of_resuming(tmp_path, capsys):
+    """Issue 33: a second `collect` printed "Resuming run 1" before the refusal."""
+    ws = tmp_path / "ws"
+    assert main(["-w", str(ws), "tiers", "set", "1", "--model", "gpt-4o", "--base-url", "http://127.0.0.1:9/v1",
+                 "--provider", "sandbox"]) == 0
+    assert main(["-w", str(ws), "tasks", "import", str(ROOT / "resources" / "bfcl" / "BFCL_v4_multiple.json")]) == 0
+    with Workspace.open(ws) as w:
+        from cascade_studio.services.collector import start_or_resume
+
+        start_or_resume(w, TierRepository(w).get(1), select_task_ids(w, limit=3), {})  # an unfinished run 1
+    capsys.readouterr()
+    with TierRunLock(ws, 1, run_id=1):  # another process collects tier 1
+        code = main(["-w", str(ws), "collect", "--tier", "1", "--limit", "3"])
+    err = capsys.readouterr().err
+    assert code == 4 and "is being collected right now" in err
+    assert "Resuming" not in err and "Sending" not in err and "Would" not in err
+    with Workspace.open(ws) as w:
+        assert w.conn.execute("SELECT count(*) FROM runs").fetchone()[0] == 1  # no run started either

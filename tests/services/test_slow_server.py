@@ -9,6 +9,7 @@ import time
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import openai
 import pytest
 
 from cascade_studio.cli import main
@@ -147,9 +148,9 @@ async def test_a_slow_but_complete_answer_within_the_timeout_still_arrives(tmp_p
     assert ids == ["gpt-4o-mini"]
 
 
-async def test_a_large_answer_gets_time_for_its_size():
-    """A 2 MiB answer at 1 MiB/s takes 2 s, over a 1 s timeout: its declared size buys it time at a
-    slow link's rate (a file download is not a dribble), while a small dribbled answer does not."""
+async def test_a_large_answer_gets_no_time_for_its_declared_size():
+    """A 2 MiB answer at 1 MiB/s takes 2 s, over a 1 s timeout: a declared size buys no time (issue 33:
+    a server declaring 100 GB would otherwise hold the request for days); the timeout bounds it all."""
     data = [{"id": f"model-{i:06d}", "object": "model", "created": 0, "owned_by": "x" * 40} for i in range(24000)]
     body = json.dumps({"object": "list", "data": data}).encode()
     assert len(body) > 2 * 1024 * 1024
@@ -160,6 +161,6 @@ async def test_a_large_answer_gets_time_for_its_size():
 
         started = time.monotonic()
         async with make_async_client(slow_tier(server.base_url, timeout=1), store) as client:
-            page = await client.models.list()
-        assert time.monotonic() - started > 1.5
-    assert len(page.data) == 24000
+            with pytest.raises(openai.APITimeoutError):
+                await client.models.list()
+        assert time.monotonic() - started < 3

@@ -192,9 +192,11 @@ def test_import_asks_before_keeping_a_files_key_settings(qtbot, tmp_path, monkey
     source.write_text(json.dumps({"tiers": tiers}))
     asked = []
     shown = []
+    moved_asked = []
     monkeypatch.setattr(QMessageBox, "information", lambda *a: shown.append(a[2]))
     for answer, expected in ((None, "gpt-4o-mini"), (False, ""), (True, "AWS_SECRET_ACCESS_KEY")):
         monkeypatch.setattr(window, "confirm_key_settings", lambda s, a=answer: asked.append(s) or a)
+        monkeypatch.setattr(window, "confirm_new_origins", lambda moved: moved_asked.append(moved) or False)
         window.import_tiers_dialog(str(source))
         with Workspace.open(tmp_path / "ws") as ws:
             t1 = TierRepository(ws).get(1)
@@ -204,6 +206,8 @@ def test_import_asks_before_keeping_a_files_key_settings(qtbot, tmp_path, monkey
             assert t1.api_key_env == expected and t1.base_url == "http://127.0.0.1:9/v1"
     assert "AWS_SECRET_ACCESS_KEY" in asked[0][0].describe() and "127.0.0.1:9" in asked[0][0].describe()
     assert "Dropped" in shown[0] and "Kept" in shown[1]
+    assert [c.tier for c in moved_asked[0]] == [1, 2]  # asked once: the second import moved nothing
+    assert len(moved_asked) == 1 and "withheld" in shown[0]
 
 
 def test_logprobs_settings_and_learned_support_round_trip(qtbot, tmp_path):
@@ -225,3 +229,38 @@ def test_logprobs_settings_and_learned_support_round_trip(qtbot, tmp_path):
         t1 = TierRepository(ws).get(1)
     assert (t1.top_logprobs, t1.without_logprobs, t1.no_key, t1.logprobs_unsupported, t1.logprobs) == \
         (20, WithoutLogprobs.ANSWER, True, False, LogprobsMode.AUTO)
+
+
+def test_import_withholds_keys_from_moved_tiers_until_confirmed(qtbot, tmp_path, monkeypatch):
+    """Issue 33: a tier file that moves a tier to another host asks before its key variables go there."""
+    import json
+
+    window = make_window(qtbot, tmp_path / "ws", two_tiers())
+    source = tmp_path / "tiers.json"
+    source.write_text(json.dumps({"tiers": [t.to_json() for t in two_tiers("https://evil.example/v1",
+                                                                           Provider.COMPATIBLE)]}))
+    monkeypatch.setattr(QMessageBox, "information", lambda *a: None)
+    for answer, pending in ((None, None), (False, True), (True, False)):
+        monkeypatch.setattr(window, "confirm_new_origins", lambda moved, a=answer: a)
+        with Workspace.open(tmp_path / "ws") as ws:
+            from cascade_studio.services.tier_service import save_tiers
+            save_tiers(ws, two_tiers())
+        window.import_tiers_dialog(str(source))
+        with Workspace.open(tmp_path / "ws") as ws:
+            t1 = TierRepository(ws).get(1)
+        if answer is None:
+            assert t1.base_url == "https://api.openai.com/v1"
+        else:
+            assert t1.base_url == "https://evil.example/v1" and t1.key_origin_pending is pending
+    # the editor keeps the pending mark when the address is left as imported
+    with Workspace.open(tmp_path / "ws") as ws:
+        save_tiers(ws, [t.replace(key_origin_pending=True) if t.tier == 1 else t for t in TierRepository(ws).list()])
+    window.tiers_page.set_workspace(window.ws, window.catalog)
+    editor = window.tiers_page.editor
+    editor.set_tier(TierRepository(window.ws).get(1), is_teacher=False)
+    assert editor.read()[0].key_origin_pending and editor.confirm_origin_button.isVisibleTo(editor)
+    editor.base_url_edit.setText("https://api.openai.com/v1")
+    assert not editor.read()[0].key_origin_pending
+    editor.set_tier(TierRepository(window.ws).get(1), is_teacher=False)
+    editor.confirm_origin_button.click()  # or confirm the imported host as it is
+    assert not editor.read()[0].key_origin_pending and not editor.confirm_origin_button.isVisibleTo(editor)

@@ -16,6 +16,7 @@ def at_schema_18(folder):
     Workspace.open(folder).close()
     conn = sqlite3.connect(folder / "workspace.sqlite", isolation_level=None)
     conn.execute("DROP INDEX trajectories_inspect")
+    conn.execute("ALTER TABLE tiers DROP COLUMN key_origin_pending")  # the later step that copies nothing either
     conn.execute("PRAGMA user_version = 18")
     conn.close()
 

@@ -16,12 +16,15 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import re
+import shutil
 import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -31,6 +34,7 @@ from cascade_studio.core.episode import DEFAULT_TOOL_TIMEOUT_S, ToolResult, envi
 from cascade_studio.core.errors import UserError
 from cascade_studio.core.tiers import transport_problem
 from cascade_studio.services import events
+from cascade_studio.services.agent.stdio_guard import EXIT_NOTE, TOO_LARGE
 from cascade_studio.services.secrets import SecretStore
 from cascade_studio.store.environments import EnvironmentRepository
 from cascade_studio.store.tasks import TaskRepository
@@ -39,6 +43,8 @@ from cascade_studio.store.workspace import Workspace
 log = logging.getLogger(__name__)
 KINDS = ("stdio", "http", "python")
 START_TIMEOUT_S = 30.0
+MAX_TOOL_RESULT_ENV = "CASCADE_STUDIO_MAX_TOOL_RESULT_MB"
+DEFAULT_MAX_TOOL_RESULT_MB = 8.0
 PYTHON_COMMAND = "@python"  # a stdio command that means "the Python running this app" (the demo's server)
 _OPENAI_NAME = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -238,6 +244,9 @@ class ToolSession:
                 return result
             if code == -32000 or "closed" in str(exc).lower():
                 raise EnvironmentStopped(self.stopped_message(f"calling {name}")) from None
+            if TOO_LARGE in str(exc):  # said by stdio_guard
+                result.error = str(exc)
+                return result
             result.error = f"the environment refused the call: {exc}"
             return result
         except (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream, OSError) as exc:
@@ -264,8 +273,19 @@ def stderr_tail(stream: Any, limit: int = 400) -> str:
         text = stream.read()
     except (OSError, ValueError):
         return ""
-    lines = [line for line in text.strip().splitlines() if line.strip()]
+    lines = [line for line in text.strip().splitlines() if line.strip() and not line.startswith(EXIT_NOTE)]
     return " | ".join(lines[-4:])[-limit:]
+
+
+def _exit_code(stream: Any) -> str | None:
+    """The server's exit code, as stdio_guard said it on stderr."""
+    try:
+        stream.flush()
+        stream.seek(0)
+        found = re.findall(re.escape(EXIT_NOTE) + r" (-?\d+)", stream.read())
+    except (AttributeError, OSError, ValueError):
+        return None
+    return found[-1] if found else None
 
 
 @contextlib.asynccontextmanager
@@ -343,9 +363,30 @@ async def _session(spec: EnvironmentSpec, secrets: SecretStore, hidden: set[str]
             raise EnvironmentError_(f"The environment {spec.name!r} cannot start: {exc.filename or spec.command!r} "
                                     "was not found. Give the full path of the command, or install it.") from None
         except Exception as exc:  # noqa: BLE001 - any failure to start is reported in words
-            raise EnvironmentError_(f"The environment {spec.name!r} ({spec.describe()}) could not be started or "
-                                    f"reached: {type(exc).__name__}: {exc}. {_tail_hint(stderr)}") from None
+            raise EnvironmentError_(_start_failure(spec, exc, stderr)) from None
         yield ToolSession(spec, session, tools, hidden, stderr)
+
+
+def _start_failure(spec: EnvironmentSpec, exc: BaseException, stderr: Any) -> str:
+    """Why a session could not start, in words: the SDK's task groups wrap the cause in exception groups."""
+    from mcp.shared.exceptions import MCPError
+
+    if isinstance(exc, BaseExceptionGroup):
+        exc = _single(exc) or exc
+    where = f"The environment {spec.name!r} ({spec.describe()})"
+    if isinstance(exc, ToolListError):
+        return f"{where} cannot be used: {exc}. Check the server's tools/list paging. {_tail_hint(stderr)}"
+    closed = isinstance(exc, anyio.ClosedResourceError | anyio.BrokenResourceError | anyio.EndOfStream) or (
+        isinstance(exc, MCPError) and "closed" in str(exc).lower())
+    if closed:
+        gone = "exited" if spec.kind != "http" else "closed the connection"
+        code = _exit_code(stderr)
+        if code is not None:
+            gone = f"exited with code {code}"
+        said = _tail_hint(stderr)
+        return (f"{where}: the server {gone} before listing its tools. {said + '.' if said else 'It printed nothing.'} "
+                "Run the command on its own to see why.")
+    return f"{where} could not be started or reached: {type(exc).__name__}: {exc}. {_tail_hint(stderr)}"
 
 
 def _printed(exc: Exception) -> str:
@@ -362,16 +403,31 @@ def _tail_hint(stderr: Any) -> str:
     return f"Its output: {tail}" if tail else ""
 
 
+MAX_TOOL_PAGES = 100  # a server whose tool list has more pages than this is paging forever
+
+
+class ToolListError(Exception):
+    """The server's tool list cannot be read to its end (said in words by `_session`)."""
+
+
 async def _all_tools(session: Any) -> list[Any]:
+    from mcp.types import PaginatedRequestParams
+
     tools: list[Any] = []
     cursor = None
-    for _ in range(100):
-        page = await session.list_tools(cursor=cursor) if cursor else await session.list_tools()
+    seen: set[str] = set()
+    for _ in range(MAX_TOOL_PAGES):
+        page = await session.list_tools(params=PaginatedRequestParams(cursor=cursor)) if cursor \
+            else await session.list_tools()
         tools.extend(page.tools)
         cursor = getattr(page, "next_cursor", None) or getattr(page, "nextCursor", None)
         if not cursor:
-            break
-    return tools
+            return tools
+        if cursor in seen:
+            raise ToolListError(f"its tool list repeats a page (cursor {cursor[:40]!r}): it never ends")
+        seen.add(cursor)
+    raise ToolListError(f"its tool list goes on past {MAX_TOOL_PAGES} pages ({len(tools)} tools so far): it "
+                        "seems never to end")
 
 
 def _transport(spec: EnvironmentSpec, secrets: SecretStore, stderr: Any) -> Any:
@@ -394,8 +450,33 @@ def _transport(spec: EnvironmentSpec, secrets: SecretStore, stderr: Any) -> Any:
         command, args = python_command(list(spec.args))
     else:
         command, args = spec.command, list(spec.args)
+    command, args = _guarded(spec, command, args)
     params = StdioServerParameters(command=command, args=args, env=env or None, cwd=spec.cwd or None)
     return stdio_client(params, errlog=stderr)
+
+
+def max_tool_result_bytes() -> int:
+    """The largest message a tool server may send ($CASCADE_STUDIO_MAX_TOOL_RESULT_MB, default 8 MB: far
+    more text than any model's context holds)."""
+    try:
+        mb = float(os.environ.get(MAX_TOOL_RESULT_ENV) or DEFAULT_MAX_TOOL_RESULT_MB)
+    except ValueError:
+        mb = DEFAULT_MAX_TOOL_RESULT_MB
+    return int(max(mb, 0.001) * 1024 * 1024)
+
+
+def _guarded(spec: EnvironmentSpec, command: str, args: list[str]) -> tuple[str, list[str]]:
+    """The server's command line run through stdio_guard (a message over the limit is answered with an
+    error in words, the exit code is said); a command that is not there is refused here, in words."""
+    found = shutil.which(command, path=None) if os.sep not in command else command
+    if os.sep in command and not os.path.isabs(command):
+        found = os.path.join(spec.cwd or os.getcwd(), command)
+    if not found or not os.path.exists(found):
+        raise FileNotFoundError(2, "not found", command)
+    guard = [str(max_tool_result_bytes()), command, *args]
+    if getattr(sys, "frozen", False):
+        return python_command(["-m", "cascade_studio.services.agent.stdio_guard", *guard])
+    return sys.executable, [str(Path(__file__).with_name("stdio_guard.py")), *guard]
 
 
 def python_command(args: list[str]) -> tuple[str, list[str]]:

@@ -87,7 +87,7 @@ class OpenAIFineTuneBackend:
     async def upload(self, path: Path) -> str:
         with open(path, "rb") as fh:
             content = fh.read()
-        # The whole-request timeout gives a body time for its size (clients.MIN_BYTES_PER_S).
+        # The whole-request timeout gives our own body time for its size (bounded_http.UPLOAD_BYTES_PER_S).
         f = await self.client.files.create(file=(Path(path).name, content), purpose="fine-tune")
         file_id = _field(f, "id")
         if not isinstance(file_id, str) or not file_id:
