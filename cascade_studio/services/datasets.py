@@ -144,9 +144,9 @@ def _examples(ws: Workspace, ids: list[int], f: DatasetFilters, convert: Callabl
 
 
 def _turns(ws: Workspace, key: str, task_id: str, category: str) -> list[tuple[SourceTrajectory, list[dict[str, Any]]]]:
-    """An episode's steps as (assistant turn, the tool messages that answered it)."""
+    """An episode's steps as (assistant turn, the tool messages and user turns that answered it: inputs)."""
     return [(SourceTrajectory(task_id, category, [], [], s.call.content, s.call.tool_calls),
-             [tool_message(r) for r in s.results]) for s in EpisodeRepository(ws).steps(key)]
+             [tool_message(r) for r in s.results] + s.user_turns) for s in EpisodeRepository(ws).steps(key)]
 
 
 def _logprobs_lines(ws: Workspace, ids: list[int]) -> Iterator[str]:

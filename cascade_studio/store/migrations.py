@@ -313,6 +313,18 @@ MIGRATIONS: list[Step] = [
         conf_mean, conf_min, conf_tool, cost_micro, latency_ms, prompt_tokens, completion_tokens, steps,
         end_reason, episode, task_id, model, tags);
     """,
+    # (issue 29) agents as they run in the wild: several episodes of one task and generation in a run,
+    # told apart by `trial`; an episode row keeps its own prompt, its recorded outcome, what the record
+    # did not say (unknown usage, cost, latency) and a simulated user's usage (JSON, `episode_info`);
+    # each stored step keeps the user turns that answered it
+    """
+    ALTER TABLE trajectories ADD COLUMN trial INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE trajectories ADD COLUMN episode_info TEXT;
+    ALTER TABLE episode_steps ADD COLUMN trial INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE episode_steps ADD COLUMN user_turns TEXT NOT NULL DEFAULT '[]';
+    DROP INDEX trajectories_run_task;
+    CREATE UNIQUE INDEX trajectories_run_task ON trajectories(run_id, task_id, trial);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

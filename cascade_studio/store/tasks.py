@@ -117,14 +117,17 @@ class TaskRepository:
         return [_task(r) for r in self.ws.conn.execute(sql, args)]
 
     def episode_ids(self, ids: list[str]) -> set[str]:
-        """Of these task ids, those that run as agent episodes (they name an environment)."""
+        """Of these task ids, those that run as agent episodes (they name an environment) or have
+        recorded episodes (imported transcripts)."""
         out: set[str] = set()
+        recorded = {r[0] for r in self.ws.conn.execute(
+            "SELECT DISTINCT task_id FROM trajectories WHERE episode IS NOT NULL AND episode NOT LIKE 'forced:%'")}
         for start in range(0, len(ids), 900):
             chunk = ids[start:start + 900]
             marks = ",".join("?" * len(chunk))
             out.update(r[0] for r in self.ws.conn.execute(
                 f"SELECT id FROM tasks WHERE environment != '' AND id IN ({marks})", chunk))
-        return out
+        return out | (recorded & set(ids))
 
     def environments(self) -> dict[str, int]:
         """Environment name -> how many tasks name it."""

@@ -1,5 +1,5 @@
 """Runs and trajectories. Every finished trajectory is committed on its own, so a crash loses
-nothing done; (run_id, task_id) is unique, so a resumed run never duplicates a task."""
+nothing done; (run_id, task_id, trial) is unique, so a resumed run never duplicates a task's trial."""
 
 from __future__ import annotations
 
@@ -140,7 +140,8 @@ ROW_COLUMNS = ("run_id", "task_id", "tier", "model", "status", "category", "tool
                "system_fingerprint", "error", "attempts", "started_at", "finished_at", "generation")
 _COLUMNS = ", ".join(c for c in ROW_COLUMNS if c not in PAYLOAD_COLUMNS)  # what `save` writes to `trajectories`
 
-_KNOWN_COLUMNS = frozenset(ROW_COLUMNS) | {"id", "curation", "tags", "episode", "steps", "end_reason", "correct"}
+_KNOWN_COLUMNS = frozenset(ROW_COLUMNS) | {"id", "curation", "tags", "episode", "steps", "end_reason", "correct",
+                                           "trial", "episode_info"}
 _EXPORT_COLUMNS = ("task_id", "tier", "model", "status", "request", "response", "latency_ms", "finished_at", "error",
                    "curation", "tags", "category", "logprobs")
 _PAYLOADS_JOIN = " LEFT JOIN trajectory_payloads p ON p.id = t.id"
@@ -366,8 +367,10 @@ class TrajectoryRepository:
         """`columns` of the latest successful trajectory of `tier` per task among those that pass the
         filters (accepted only, or not rejected), in id order, streamed: the source of a fine-tuning
         dataset."""
-        # an episode teaches only when it finished the job (answered), not when it ran out of steps or time
-        clauses, args = ["status = 'ok'", "tier = ?", "(end_reason IS NULL OR end_reason = 'answered')"], [tier]
+        # an episode teaches only when it finished the job (answered, or the user ended the conversation), not
+        # when it ran out of steps or time or handed off
+        clauses, args = ["status = 'ok'", "tier = ?",
+                         "(end_reason IS NULL OR end_reason IN ('answered', 'user_stop'))"], [tier]
         if accepted_only:
             clauses.append("curation = 'accepted'")
         else:
@@ -408,8 +411,8 @@ class TrajectoryRepository:
         sql, _ = row_sql(_EXPORT_COLUMNS)
         return _inflated(_EXPORT_COLUMNS, self.ws.conn.execute(f"{sql}{where} ORDER BY t.id", args))
 
-    def save(self, run_id: int | None, t: Trajectory, category: str = "") -> int:
-        """Insert, or replace an earlier error for the same (run, task); commits at once.
+    def save(self, run_id: int | None, t: Trajectory, category: str = "", trial: int = 0) -> int:
+        """Insert, or replace an earlier error for the same (run, task, trial); commits at once.
 
         The response is stored without its logprobs (they have their own column), so they are
         not stored twice; `get` and the exports put them back. The first decision token's
@@ -420,7 +423,7 @@ class TrajectoryRepository:
                   _dumps(t.tool_calls), t.usage.prompt_tokens,
                   t.usage.completion_tokens, t.usage.cached_tokens, t.usage.reasoning_tokens, t.latency_ms,
                   t.cost_micro, t.conf_mean, t.conf_min, t.conf_tool, t.system_fingerprint, t.error, t.attempts,
-                  t.started_at, t.finished_at, t.generation)
+                  t.started_at, t.finished_at, t.generation, trial)
         placeholders = ", ".join("?" * len(values))
         updates = ", ".join(f"{c.strip()} = excluded.{c.strip()}" for c in _COLUMNS.split(",")[2:])
         conn = self.ws.conn
@@ -429,7 +432,8 @@ class TrajectoryRepository:
             conn.execute("BEGIN IMMEDIATE")
         try:
             cur = conn.execute(
-                f"INSERT INTO trajectories ({_COLUMNS}) VALUES ({placeholders}) ON CONFLICT(run_id, task_id) DO UPDATE "
+                f"INSERT INTO trajectories ({_COLUMNS}, trial) VALUES ({placeholders}) "
+                f"ON CONFLICT(run_id, task_id, trial) DO UPDATE "
                 f"SET {updates} WHERE trajectories.status != 'ok' RETURNING id", values)
             stored = cur.fetchall()  # all of it: the statement ends here
             if stored:  # inserted, or replaced an error: its payloads and decision token beside it
@@ -467,11 +471,11 @@ class TrajectoryRepository:
         where, args = ("WHERE tier = ?", [tier]) if tier is not None else ("", [])
         rows = self.ws.conn.execute(
             "SELECT id, task_id, tier, model, status, category, tool_name, conf_mean, conf_min, conf_tool, cost_micro, "
-            f"latency_ms, prompt_tokens, completion_tokens, curation, tags, run_id, generation, steps, end_reason "
-            f"FROM trajectories {where} ORDER BY id", args).fetchall()
+            f"latency_ms, prompt_tokens, completion_tokens, curation, tags, run_id, generation, steps, end_reason, "
+            f"trial, episode_info FROM trajectories {where} ORDER BY id", args).fetchall()
         keys = ["id", "task_id", "tier", "model", "status", "category", "tool_name", "conf_mean", "conf_min", "conf_tool",
                 "cost_micro", "latency_ms", "prompt_tokens", "completion_tokens", "curation", "tags", "run_id",
-                "generation", "steps", "end_reason"]
+                "generation", "steps", "end_reason", "trial", "episode_info"]
         return [dict(zip(keys, r, strict=True)) for r in rows]
 
     def count(self, where: str = "", args: list[Any] | None = None) -> int:

@@ -43,8 +43,10 @@ def legacy_copy(src: Path, dst: Path) -> None:
             conn.execute(f"INSERT INTO main.trajectories ({', '.join(cols)}, request, response, logprobs) SELECT "
                          f"{', '.join('t.' + c for c in cols)}, unpack(p.request), unpack(p.response), "
                          "unpack(p.logprobs) FROM src.trajectories t JOIN src.trajectory_payloads p ON p.id = t.id")
-        else:
-            conn.execute(f"INSERT INTO main.{name} SELECT * FROM src.{name}")
+        else:  # the columns the old schema has (later steps add some)
+            old = {r[1] for r in conn.execute(f"PRAGMA main.table_info({name})")}
+            cols = ", ".join(r[1] for r in conn.execute(f"PRAGMA src.table_info({name})") if r[1] in old)
+            conn.execute(f"INSERT INTO main.{name} ({cols}) SELECT {cols} FROM src.{name}")
     conn.execute("COMMIT")
     conn.execute("DETACH src")
     conn.close()

@@ -79,7 +79,9 @@ async def collect_forced(ws: Workspace, teacher: Tier, student: Tier, task_ids: 
 
     async def one(task: Any, episode: Episode, k: int) -> None:
         tools = episode.steps[0].call.request.get("tools") or task.tools
-        request = build_request(student, conversation(task.messages, episode.steps, upto=k), tools)
+        # the teacher episode's own conversation (its prompt, not the task's as it is now)
+        request = build_request(student, conversation(episode.messages_before(task.messages), episode.steps, upto=k),
+                                tools)
         async with gate:
             started, t0 = now(), time.perf_counter()
             try:
