@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cascade_studio.core.trajectory import Trajectory, Usage
+from cascade_studio.core.user_sim import input_message
 
 ANSWERED, STEP_LIMIT, DEADLINE, ERROR = "answered", "step_limit", "deadline", "error"
 HANDOFF, USER_STOP = "handoff", "user_stop"  # a hand-off tool was called; the user ended the conversation
@@ -253,7 +254,7 @@ def conversation(task_messages: list[dict[str, Any]], steps: list[Step], upto: i
     for step in steps[: len(steps) if upto is None else upto]:
         messages.append(assistant_message(step.call))
         messages.extend(tool_message(r) for r in step.results)
-        messages.extend(step.user_turns)
+        messages.extend(input_message(t) for t in step.user_turns)
     return messages
 
 
@@ -301,7 +302,8 @@ def episode_json(episode: Episode, task_messages: list[dict[str, Any]] | None = 
         c = s.call
         steps.append({
             "step": s.index, "content": c.content, "tool_calls": c.tool_calls,
-            "tool_results": [r.to_json() for r in s.results], "user_turns": s.user_turns,
+            "tool_results": [r.to_json() for r in s.results],
+            "user_turns": [input_message(t) for t in s.user_turns],
             "usage": None if not episode.known("usage") else {"prompt_tokens": c.usage.prompt_tokens, "completion_tokens": c.usage.completion_tokens,
                       "cached_tokens": c.usage.cached_tokens, "reasoning_tokens": c.usage.reasoning_tokens},
             "latency_ms": round(c.latency_ms, 1) if episode.known("latency") else None,

@@ -278,6 +278,12 @@ def generate_chat(request: dict[str, Any], *, seed: int) -> Generation:
     text = _last_user_text(messages)
     last = messages[-1] if messages else {}
 
+    # Playing the user of a conversational task (the app's user simulator): the instruction's next line.
+    from cascade_studio.sandbox.user_policy import is_user_simulation, user_turn
+
+    if is_user_simulation(messages):
+        return user_turn(messages, profile)
+
     # Tool results came back (an agent episode): call the next tool, retry, or answer.
     if last.get("role") == "tool":
         from cascade_studio.sandbox.episode_policy import next_action

@@ -316,8 +316,10 @@ MIGRATIONS: list[Step] = [
     # (issue 29) agents as they run in the wild: several episodes of one task and generation in a run,
     # told apart by `trial`; an episode row keeps its own prompt, its recorded outcome, what the record
     # did not say (unknown usage, cost, latency) and a simulated user's usage (JSON, `episode_info`);
-    # each stored step keeps the user turns that answered it
+    # each stored step keeps the user turns that answered it; a task may name its user (scripted turns or a
+    # user simulator, core.user_sim)
     """
+    ALTER TABLE tasks ADD COLUMN user_spec TEXT;
     ALTER TABLE trajectories ADD COLUMN trial INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE trajectories ADD COLUMN episode_info TEXT;
     ALTER TABLE episode_steps ADD COLUMN trial INTEGER NOT NULL DEFAULT 0;

@@ -114,6 +114,11 @@ class RunRepository:
         return {r[0] for r in self.ws.conn.execute(
             "SELECT task_id FROM trajectories WHERE run_id = ? AND status = 'ok'", (run_id,))}
 
+    def finished_units(self, run_id: int) -> set[tuple[str, int]]:
+        """(task id, trial) of the run's ok trajectories."""
+        return {(r[0], r[1]) for r in self.ws.conn.execute(
+            "SELECT task_id, trial FROM trajectories WHERE run_id = ? AND status = 'ok'", (run_id,))}
+
     def set_params(self, run_id: int, params: dict[str, Any]) -> None:
         self.ws.conn.execute("UPDATE runs SET params = ? WHERE id = ?", (json.dumps(params), run_id))
 
@@ -328,6 +333,14 @@ class TrajectoryRepository:
         found = {r[0] for r in self.ws.conn.execute(
             f"SELECT DISTINCT task_id FROM trajectories WHERE tier = ? AND status = 'ok'{gen}", (tier, *args))}
         return found if task_ids is None else found & set(task_ids)
+
+    def ok_units(self, tier: int, generations: Sequence[str], task_ids: Sequence[str]) -> set[tuple[str, int]]:
+        """(task id, trial) pairs of `task_ids` with a successful trajectory of `tier` in `generations`."""
+        gen, args = _generation_clause(generations)
+        wanted = set(task_ids)
+        return {(r[0], r[1]) for r in self.ws.conn.execute(
+            f"SELECT DISTINCT task_id, trial FROM trajectories WHERE tier = ? AND status = 'ok'{gen}", (tier, *args))
+            if r[0] in wanted}
 
     def recent_completion_tokens(self, tier: int, generations: Sequence[str], limit: int = 200) -> list[int]:
         """Output lengths of the tier's latest successful trajectories (for cost estimates)."""
