@@ -39,7 +39,8 @@ def setup(tmp_path, capsys):
 
 
 def do_import(capsys, ws, path, *extra):
-    code, out, err = cli(capsys, ws, "trajectories", "import", str(path), "--tier", "1", "--format", "transcripts",
+    tier = ("--tier", "1") if "--tier" not in extra else ()
+    code, out, err = cli(capsys, ws, "trajectories", "import", str(path), *tier, "--format", "transcripts",
                          "--json", *extra)
     assert code == 0, err
     return json.loads(out)
@@ -150,3 +151,28 @@ def test_a_bad_outcome_or_trial_is_refused_with_its_line(tmp_path, capsys):
         code, _, err = cli(capsys, ws, "trajectories", "import", str(path), "--tier", "1", "--format", "transcripts")
         assert code == 1 and f"bad.jsonl:2: {field}" in err, err
     assert json.loads(cli(capsys, ws, "trajectories", "list", "--json")[1]) == []
+
+
+def test_teacher_forced_requests_use_the_teacher_episodes_own_prompt(tmp_path, capsys, sandbox_thread):
+    ws = tmp_path / "ws"
+    for tier, model in ((1, "gpt-4o"), (2, "gpt-4.1")):
+        assert cli(capsys, ws, "tiers", "set", str(tier), "--model", model, "--base-url", sandbox_thread.base_url,
+                   "--provider", "sandbox")[0] == 0
+    do_import(capsys, ws, write(tmp_path / "teacher.jsonl", [chat("t1", "Where is my order?", model="gpt-4.1")]),
+              "--tier", "2")
+    # the student's file replaces the task's prompt: the teacher's episode keeps its own
+    do_import(capsys, ws, write(tmp_path / "student.jsonl", [chat("t1", "Hello, my order?", model="gpt-4o")]),
+              "--on-conflict", "replace")
+    assert stored_opening(ws, "t1") == "Hello, my order?"
+    code, _, err = cli(capsys, ws, "evaluate", "--student", "1", "--teacher", "2", "--mode", "steps", "--collect",
+                       "--all-tasks", "--json")
+    assert code == 0, err
+    with Workspace.open(ws) as w:
+        rows = w.conn.execute("SELECT call FROM episode_steps WHERE episode LIKE 'forced:%' ORDER BY step").fetchall()
+    assert len(rows) == 3
+    for (blob,) in rows:
+        messages = json.loads(blob)["request"]["messages"]
+        assert messages[1]["content"] == "Where is my order?"
+    # at step 2 the student sees the user's answer to step 1 (an input), not a step of its own
+    last = json.loads(rows[1][0])["request"]["messages"]
+    assert [m["role"] for m in last] == ["system", "user", "assistant", "user"]
