@@ -198,8 +198,9 @@ def episode_comparison(ws: Workspace, teacher: Tier, student: Tier, task_ids: li
 
 async def evaluate_agents(ws: Workspace, teacher: Tier, student: Tier, task_ids: list[str], secrets: SecretStore, *,
                           mode: str = "both", collect: bool = False,
-                          calibrate: tuple[str, float] | None = None) -> dict[str, Any]:
-    """`evaluate --mode`: step agreement and/or episode success for the episode tasks of `task_ids`."""
+                          calibrate: tuple[str, float] | None = None, judge: Judge | None = None) -> dict[str, Any]:
+    """`evaluate --mode`: step agreement and/or episode success for the episode tasks of `task_ids`;
+    `judge` gives verdicts on episodes nothing stronger judges (issue 30's LLM judge)."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}")
     episode_ids = sorted(TaskRepository(ws).episode_ids(task_ids), key=task_ids.index)
@@ -223,5 +224,5 @@ async def evaluate_agents(ws: Workspace, teacher: Tier, student: Tier, task_ids:
         if collected and collected["message"]:
             out["step_agreement"]["collection_problem"] = collected["message"]
     if mode in ("episodes", "both"):
-        out["episodes"] = episode_comparison(ws, teacher, student, episode_ids)
+        out["episodes"] = episode_comparison(ws, teacher, student, episode_ids, judge=judge)
     return out

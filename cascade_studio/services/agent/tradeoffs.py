@@ -81,5 +81,8 @@ def episode_whatif(ws: Workspace, tiers: list[Tier], *, thresholds: list[float] 
     if measured["tasks"]:
         out["measured_free_running"] = {"tier": students[0].tier, "tasks": measured["tasks"],
                                         "student_success_rate": measured["student"]["success_rate"],
-                                        "teacher_success_rate": measured["teacher"]["success_rate"]}
+                                        "teacher_success_rate": measured["teacher"]["success_rate"],
+                                        "student_judged_by": measured["student"]["judged_by"],
+                                        "teacher_judged_by": measured["teacher"]["judged_by"],
+                                        "compared": measured["compared"]}
     return out
