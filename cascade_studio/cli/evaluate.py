@@ -154,8 +154,8 @@ def episode_lines(episodes: dict) -> list[str]:
     for side in ("teacher", "student"):
         e = episodes[side]
         basis = ", ".join(f"{BASIS_LABELS.get(b, b)} {n}" for b, n in e["judged_by"].items())
-        cost = "unknown" if e["cost_per_episode_usd"] is None else f"${e['cost_per_episode_usd']}"
-        wall = "unknown" if e["wall_s_mean"] is None else f"{e['wall_s_mean']:.1f} s"
+        cost = "cost unknown" if e["cost_per_episode_usd"] is None else f"${e['cost_per_episode_usd']}"
+        wall = "time unknown" if e["wall_s_mean"] is None else f"{e['wall_s_mean']:.1f} s"
         unknown = [f"{what} unknown for {n}" for what, n in (("cost", e["cost_unknown"]), ("time", e["wall_unknown"]))
                    if n and n < e["episodes"]]
         lines.append(f"Episodes, {side}: success {_pct(e['success_rate']).strip()} of {e['episodes']} (judged by "

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from cascade_studio.store.tasks import TaskRepository
 from cascade_studio.store.workspace import Workspace
 from tests.agent.test_episodes import cli
@@ -176,3 +178,24 @@ def test_teacher_forced_requests_use_the_teacher_episodes_own_prompt(tmp_path, c
     # at step 2 the student sees the user's answer to step 1 (an input), not a step of its own
     last = json.loads(rows[1][0])["request"]["messages"]
     assert [m["role"] for m in last] == ["system", "user", "assistant", "user"]
+
+
+def test_sides_judged_differently_are_not_compared(tmp_path, capsys):
+    ws = tmp_path / "ws"
+    for tier, model in ((1, "gpt-4o"), (2, "gpt-4.1")):
+        assert cli(capsys, ws, "tiers", "set", str(tier), "--model", model, "--base-url", "http://127.0.0.1:9/v1",
+                   "--provider", "sandbox")[0] == 0
+    # the teacher's episodes carry the benchmark's reward; the student's nothing: text match only
+    do_import(capsys, ws, write(tmp_path / "t.jsonl", [chat(f"t{i}", "Where is my order?", model="gpt-4.1",
+                                                            outcome={"reward": i % 2}) for i in range(3)]), "--tier", "2")
+    do_import(capsys, ws, write(tmp_path / "s.jsonl", [chat(f"t{i}", "Where is my order?", model="gpt-4o")
+                                                       for i in range(3)]))
+    code, out, err = cli(capsys, ws, "evaluate", "--student", "1", "--teacher", "2", "--mode", "episodes",
+                         "--all-tasks", "--json")
+    assert code == 0, err
+    episodes = json.loads(out)["episodes"]
+    assert episodes["teacher"]["judged_by"] == {"outcome": 3} and episodes["student"]["judged_by"] == {"text_match": 3}
+    assert episodes["teacher"]["success_rate"] == pytest.approx(1 / 3) and episodes["student"]["success_rate"] == 1.0
+    assert episodes["compared"]["tasks"] == 0 and episodes["compared"]["left_out_different_basis"] == 3
+    text = cli(capsys, ws, "evaluate", "--student", "1", "--teacher", "2", "--mode", "episodes", "--all-tasks")[1]
+    assert "not comparable" in text and "cost unknown and time unknown per episode" in text and "$0" not in text
