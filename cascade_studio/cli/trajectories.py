@@ -101,8 +101,8 @@ def import_sentence(found, tier: int) -> str:
     if found.tasks_updated:
         parts.append(f"{found.tasks_updated} task(s) updated to this file's prompt")
     if found.tasks_different:
-        parts.append(f"{found.tasks_different} stored task(s) differ from this file's prompt and were kept (their "
-                     "episodes keep their own; --on-conflict replace or new-id to change that)")
+        parts.append(f"{found.tasks_different} task(s) differ from a line's prompt and were kept (each episode keeps "
+                     "its own; --on-conflict replace or new-id to change that)")
     if found.tasks_renamed:
         parts.append(f"{found.tasks_renamed} task(s) stored under a new id")
     if found.outcomes:

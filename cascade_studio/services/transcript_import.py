@@ -73,7 +73,8 @@ class TranscriptImportResult:
     tasks_added: int
     other_models: int  # episodes of a model other than the tier's: kept as history, not the current generation
     tasks_updated: int = 0  # stored tasks whose prompt or tools this file replaced (--on-conflict replace)
-    tasks_different: int = 0  # stored tasks kept although this file's prompt differs (the episode keeps its own)
+    tasks_different: int = 0  # tasks kept although a line's prompt differs (stored, or an earlier line's): the
+    # episode keeps its own
     tasks_renamed: int = 0  # --on-conflict new-id: tasks stored under a new id
     user_turns: int = 0
     trials: int = 0  # distinct trial numbers
@@ -282,7 +283,7 @@ def import_transcripts(ws: Workspace, path: Path, tier: Tier, *, environment: st
     return TranscriptImportResult(
         name, tier.tier, len(parsed), sum(len(e.steps) for e in episodes), len(added),
         sum(e.generation != generation_id(tier) for e in episodes), tasks_updated=len(updated),
-        tasks_different=len(different - added - updated), tasks_renamed=len(renamed),
+        tasks_different=len(different), tasks_renamed=len(renamed),
         user_turns=sum(len(s.user_turns) for e in episodes for s in e.steps),
         trials=len({e.trial for e in episodes}), outcomes=sum(e.outcome is not None for e in episodes),
         unknown={w: n for w, n in unknown.items() if n})

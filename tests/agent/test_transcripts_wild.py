@@ -114,7 +114,7 @@ def test_a_task_id_with_another_prompt_never_changes_silently(tmp_path, capsys):
     assert second["tasks_added"] == 0 and second["tasks_different"] == 1 and second["tasks_updated"] == 0
     text = cli(capsys, ws, "trajectories", "import", str(tmp_path / "b.jsonl"), "--tier", "1",
                "--format", "transcripts")[1]
-    assert "1 stored task(s) differ" in text
+    assert "1 task(s) differ from a line's prompt" in text
     assert stored_opening(ws, "t1") == "Where is my order?"
     rows = json.loads(cli(capsys, ws, "trajectories", "list", "--json")[1])
     openings = sorted(show(capsys, ws, r["id"])["messages"][1]["content"] for r in rows)
@@ -138,6 +138,7 @@ def test_trials_of_one_task_are_kept_apart(tmp_path, capsys):
                                              for k in range(4)])
     result = do_import(capsys, ws, path)
     assert result["episodes"] == 4 and result["trials"] == 4
+    assert result["tasks_added"] == 1 and result["tasks_different"] == 1  # the openings differ between trials
     rows = rows_by_task(capsys, ws)
     assert sorted(rows) == [("t1", k) for k in range(4)]
     # a re-import updates in place
