@@ -87,10 +87,12 @@ class EpisodeRepository:
             traj_id = TrajectoryRepository(self.ws).save(run_id, episode.summary(), category, episode.trial)
             info = episode.info_json()
             conn.execute("UPDATE trajectories SET episode = ?, steps = ?, end_reason = ?, check_passed = ?, "
-                         "check_detail = ?, episode_info = ? WHERE run_id IS ? AND task_id = ? AND trial = ?",
+                         "check_detail = ?, episode_info = ?, unknown = ? WHERE run_id IS ? AND task_id = ? "
+                         "AND trial = ?",
                          (episode.key, len(episode.steps), episode.end_reason,
                           None if episode.check_passed is None else int(episode.check_passed), episode.check_detail,
-                          orjson.dumps(info).decode() if info else None, run_id, episode.task_id, episode.trial))
+                          orjson.dumps(info).decode() if info else None, ",".join(episode.unknown) or None,
+                          run_id, episode.task_id, episode.trial))
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:

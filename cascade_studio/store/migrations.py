@@ -322,6 +322,7 @@ MIGRATIONS: list[Step] = [
     ALTER TABLE tasks ADD COLUMN user_spec TEXT;
     ALTER TABLE trajectories ADD COLUMN trial INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE trajectories ADD COLUMN episode_info TEXT;
+    ALTER TABLE trajectories ADD COLUMN unknown TEXT;  -- of usage,cost,latency: what the record did not give
     ALTER TABLE episode_steps ADD COLUMN trial INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE episode_steps ADD COLUMN user_turns TEXT NOT NULL DEFAULT '[]';
     DROP INDEX trajectories_run_task;

@@ -39,3 +39,32 @@ def test_the_drill_down_shows_user_turns_and_the_alignment():
     text = episode_pair_html(None, teacher, student, ("Teacher", "Student"))
     assert "user:</i> It is 7." in text and "first differs at step 2" in text
     assert "the student takes 3 of the teacher's 3 actions" in text and "(recorded outcome)" in text
+
+
+def test_the_inspector_table_says_unknown_for_what_a_record_did_not_give(tmp_path, capsys, qtbot):
+    import json
+
+    from cascade_studio.services.secrets import SecretStore
+    from cascade_studio.store.workspace import Workspace
+    from cascade_studio.ui.trajectories_page import TrajectoriesPage
+    from tests.agent.test_episodes import cli
+    from tests.agent.test_transcripts_wild import chat
+
+    ws_path = tmp_path / "ws"
+    assert cli(capsys, ws_path, "tiers", "set", "1", "--model", "gpt-4o", "--base-url", "http://127.0.0.1:9/v1",
+               "--provider", "sandbox")[0] == 0
+    path = tmp_path / "t.jsonl"
+    path.write_text(json.dumps(chat("t1", "Where is my order?")) + "\n")
+    assert cli(capsys, ws_path, "trajectories", "import", str(path), "--tier", "1", "--format", "transcripts")[0] == 0
+    ws = Workspace.open(ws_path)
+    page = TrajectoriesPage(SecretStore())
+    qtbot.addWidget(page)
+    page.set_workspace(ws)
+    page.apply_filter()
+    model = page.model
+    assert model.rowCount() == 1
+    assert [model.index(0, c).data() for c in (model.COL_COST, model.COL_LATENCY, model.COL_TOKENS)] == \
+        ["unknown"] * 3
+    page._filter_timer.stop()
+    page.set_workspace(None)
+    ws.close()
