@@ -40,3 +40,5 @@ def test_demo_conversations_with_a_simulated_user(tmp_path, capsys, sandbox_thre
     users = [m["content"] for m in booked["messages"] if m["role"] == "user"]
     assert users[1] == "Book flight FL-LISPAR-250612-D for Ana Silva." and "###STOP###" in users[-1]
     assert "BK-1001" in booked["final_answer"] and booked["user"]["prompt_tokens"] > 0
+    talked = json.loads(cli(capsys, ws, "trajectories", "show", str(rows["travel-chat-002"]["id"]), "--json")[1])
+    assert talked["end_reason"] == "user_stop" and talked["check_passed"] is True and talked["user_turns"] == 3
