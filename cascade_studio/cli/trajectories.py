@@ -124,6 +124,8 @@ def _list(args: argparse.Namespace, ws) -> int:
         for r in rows:
             conf = "" if r["confidence"] is None else f"{r['confidence']:.3f}"
             steps = f" {r['steps']} steps, {r['end_reason']}" if r["end_reason"] else ""
+            steps += f", trial {r['trial']}" if r.get("trial") else ""
+            steps += f", {_outcome(r['outcome'])}" if r.get("outcome") else ""
             print(f"{r['id']:<6} {r['task_id']:<24} tier {r['tier']} {r['model']:<14} {r['status']:<6} "
                   f"{r['tool'] or '-':<28} conf {conf:<6} {_usd(r['cost_usd']):<11} {_ms(r['latency_ms'])}{steps}")
         print(f"{len(rows)} trajectories")
@@ -151,10 +153,15 @@ def _show(args: argparse.Namespace, ws) -> int:
     if data.get("end_reason"):
         print(f"Ended: {data['end_reason']} after {data['steps']} step(s)"
               + (f" (trial {data['trial']})" if data.get("trial") else "")
-              + (f"; recorded outcome: {data['outcome']}" if data.get("outcome") else ""))
+              + (f"; recorded outcome: {_outcome(data['outcome'])}" if data.get("outcome") else ""))
     if data["final_answer"]:
         print(f"Answer: {data['final_answer']}")
     return 0
+
+
+def _outcome(outcome: dict) -> str:
+    word = "success" if outcome.get("success") else "failure"
+    return word + (f" (reward {outcome['reward']:g})" if outcome.get("reward") is not None else "")
 
 
 def _usd(value) -> str:
