@@ -103,6 +103,7 @@ class Episode:
     user_usage: Usage | None = None  # a simulated user's tokens and cost: not what a cascade pays
     user_cost_micro: int | None = None
     end_detail: str | None = None  # how the record itself said it ended (free text)
+    system_inserted: bool = False  # the tier added its system prompt before the prompt (core.trajectory.build_request)
 
     @property
     def tool_calls(self) -> int:
@@ -173,9 +174,9 @@ class Episode:
 
     def info_json(self) -> dict[str, Any]:
         """What the episode's row keeps beside its columns (store: trajectories.episode_info)."""
-        out: dict[str, Any] = {}
-        if self.prompt is not None:
-            out["prompt"] = self.prompt
+        out: dict[str, Any] = {"v": 1}  # the prompt is the first step's request (no copy kept)
+        if self.system_inserted:
+            out["system_inserted"] = True
         if self.outcome is not None:
             out["outcome"] = self.outcome
         if self.unknown:
@@ -189,8 +190,15 @@ class Episode:
         return out
 
     def apply_info(self, info: dict[str, Any] | None) -> None:
+        """The row's episode_info; an episode stored with it takes its prompt from its first step's
+        request (what the model saw), without the system prompt its tier added."""
         info = info or {}
         self.prompt = info.get("prompt")
+        self.system_inserted = bool(info.get("system_inserted"))
+        if self.prompt is None and info and self.steps:
+            messages = self.steps[0].call.request.get("messages")
+            if isinstance(messages, list):
+                self.prompt = messages[1:] if self.system_inserted else list(messages)
         self.outcome = info.get("outcome")
         self.unknown = tuple(info.get("unknown") or ())
         if info.get("user_usage"):

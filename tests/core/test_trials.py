@@ -74,3 +74,17 @@ def test_unknown_cost_and_time_are_left_out_of_the_means_and_counted():
     assert summary["success_rate"] == 0.5 and summary["mean_reward"] == 0.5
     only_unknown = episode_side_summary([(unknown, False, "outcome")])
     assert only_unknown["cost_per_episode_usd"] is None and only_unknown["wall_s_mean"] is None
+
+
+def test_an_episode_takes_its_prompt_from_its_first_request_not_the_task():
+    request = {"messages": [{"role": "system", "content": "tier prompt"}, {"role": "user", "content": "opening A"}]}
+    stored = Episode("t", 1, "m", "g", "k", [Step(0, Trajectory("t", 1, "m", "ok", request=request))])
+    stored.apply_info({"v": 1, "system_inserted": True})  # the tier added its system prompt: not the episode's
+    assert stored.messages_before([{"role": "user", "content": "opening B"}]) == [{"role": "user", "content": "opening A"}]
+    own = Episode("t", 1, "m", "g", "k", [Step(0, Trajectory("t", 1, "m", "ok", request=request))])
+    own.apply_info({"v": 1})
+    assert own.messages_before(None) == request["messages"]
+    legacy = Episode("t", 1, "m", "g", "k", [Step(0, Trajectory("t", 1, "m", "ok", request=request))])
+    legacy.apply_info(None)  # stored before episodes kept their prompt: the task's, as before
+    assert legacy.messages_before([{"role": "user", "content": "opening B"}])[0]["content"] == "opening B"
+    assert "prompt" not in own.info_json()  # no copy: the first step's request holds it

@@ -113,7 +113,9 @@ async def run_episode(run: EpisodeHost, task: Task, trial: int = 0) -> None:
     key = repo.unfinished(task.id, tier.tier, generation_keys(tier), trial)
     steps = repo.steps(key) if key else []
     episode = Episode(task.id, tier.tier, tier.model, generation, key or uuid.uuid4().hex, steps,
-                      environment=task.environment, trial=trial, prompt=list(task.messages))
+                      environment=task.environment, trial=trial, prompt=list(task.messages),
+                      system_inserted=bool(tier.system_prompt) and not any(
+                          m.get("role") in ("system", "developer") for m in task.messages))
     episode.wall_ms = sum(s.call.latency_ms + sum(r.duration_ms for r in s.results) for s in steps)
     _user_totals(episode)
     max_steps, deadline_s = episode_limits(task, run.run_record.params)
