@@ -139,54 +139,12 @@ def _print_agents(out: dict) -> None:
                       f"{first['most_common_step'] + 1}")
     episodes = out.get("episodes")
     if episodes is not None and episodes["tasks"]:
+        from cascade_studio.core.episode_eval import episode_lines
+
         for line in episode_lines(episodes):
             print(line)
     elif episodes is not None:
         print("Episodes: the student has no episodes of these tasks yet (add --collect to run them)")
-
-
-def episode_lines(episodes: dict) -> list[str]:
-    """The free-running figures in words: each side's success and what judged it, pass^k, the same-basis
-    comparison, step alignment; unknown costs and times say so."""
-    from cascade_studio.core.episode_eval import BASIS_LABELS
-
-    lines = []
-    for side in ("teacher", "student"):
-        e = episodes[side]
-        basis = ", ".join(f"{BASIS_LABELS.get(b, b)} {n}" for b, n in e["judged_by"].items())
-        cost = "cost unknown" if e["cost_per_episode_usd"] is None else f"${e['cost_per_episode_usd']}"
-        wall = "time unknown" if e["wall_s_mean"] is None else f"{e['wall_s_mean']:.1f} s"
-        unknown = [f"{what} unknown for {n}" for what, n in (("cost", e["cost_unknown"]), ("time", e["wall_unknown"]))
-                   if n and n < e["episodes"]]
-        lines.append(f"Episodes, {side}: success {_pct(e['success_rate']).strip()} of {e['episodes']} (judged by "
-                     f"{basis}), {e['steps_mean']:.1f} steps, {cost} and {wall} per episode"
-                     + (f" ({'; '.join(unknown)}: left out of the means)" if unknown else ""))
-        trials = e.get("trials") or {}
-        if (trials.get("trials_max") or 0) > 1:
-            lines.append("  trials: " + ", ".join(f"trial {t} {_pct(v['success_rate']).strip()}"
-                                                   for t, v in e["success_by_trial"].items())
-                         + "; " + ", ".join(f"pass^{k} {_pct(v).strip()}" for k, v in trials["pass_k"].items())
-                         + f" over {trials['tasks']} tasks" + (f" ({trials['left_out']} left out: a trial unjudged)"
-                                                             if trials["left_out"] else ""))
-    c = episodes.get("compared")
-    if c is not None:
-        if c["tasks"]:
-            lines.append(f"Compared on the same basis ({', '.join(f'{BASIS_LABELS.get(b, b)} {n}' for b, n in c['basis'].items())}):"
-                         f" teacher {_pct(c['teacher_success']).strip()}, student {_pct(c['student_success']).strip()}"
-                         f" over {c['tasks']} tasks; {c['left_out']} left out")
-        else:
-            lines.append(f"No task is judged on the same basis for both sides ({c['left_out']} left out): the success "
-                         "figures above are not comparable")
-    a = episodes.get("alignment")
-    if a and a["episodes"]:
-        idx, al = a["by_index"]["overall"], a["aligned"]["overall"]
-        first = a["first_divergence"]
-        lines.append(f"Step alignment (recorded episodes): by index same tool {_pct(idx['same_tool']).strip()}, same "
-                     f"arguments {_pct(idx['same_args']).strip()}; aligned same tool {_pct(al['same_tool']).strip()}, "
-                     f"same arguments {_pct(al['same_args']).strip()} of {al['steps']} teacher steps"
-                     + (f"; {first['diverged']} of {first['episodes']} diverge, most often first at step "
-                        f"{first['most_common_step'] + 1}" if first["diverged"] else ""))
-    return lines
 
 
 def promotion_shortfalls(overall: dict, min_agreement: float | None, min_accuracy: float | None) -> list[str]:

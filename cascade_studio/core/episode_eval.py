@@ -223,6 +223,53 @@ def same_basis_comparison(teacher: dict[str, list[tuple[bool | None, str]]],
             "teacher_success": rate(teacher), "student_success": rate(student)}
 
 
+def episode_lines(episodes: dict[str, Any]) -> list[str]:
+    """The free-running figures (services.agent.evaluation.episode_comparison's JSON) in words, for the
+    CLI and the GUI alike: each side's success and what judged it, pass^k, the same-basis comparison,
+    step alignment; unknown costs and times say so."""
+    lines = []
+    for side in ("teacher", "student"):
+        e = episodes[side]
+        basis = ", ".join(f"{BASIS_LABELS.get(b, b)} {n}" for b, n in e["judged_by"].items())
+        cost = "cost unknown" if e["cost_per_episode_usd"] is None else f"${e['cost_per_episode_usd']}"
+        wall = "time unknown" if e["wall_s_mean"] is None else f"{e['wall_s_mean']:.1f} s"
+        unknown = [f"{what} unknown for {n}" for what, n in (("cost", e["cost_unknown"]), ("time", e["wall_unknown"]))
+                   if n and n < e["episodes"]]
+        lines.append(f"Episodes, {side}: success {_pct_text(e['success_rate'])} of {e['episodes']} (judged by "
+                     f"{basis}), {e['steps_mean']:.1f} steps, {cost} and {wall} per episode"
+                     + (f" ({'; '.join(unknown)}: left out of the means)" if unknown else ""))
+        trials = e.get("trials") or {}
+        if (trials.get("trials_max") or 0) > 1:
+            lines.append("  trials: " + ", ".join(f"trial {t} {_pct_text(v['success_rate'])}"
+                                                   for t, v in e["success_by_trial"].items())
+                         + "; " + ", ".join(f"pass^{k} {_pct_text(v)}" for k, v in trials["pass_k"].items())
+                         + f" over {trials['tasks']} tasks" + (f" ({trials['left_out']} left out: a trial unjudged)"
+                                                             if trials["left_out"] else ""))
+    c = episodes.get("compared")
+    if c is not None:
+        if c["tasks"]:
+            lines.append(f"Compared on the same basis ({', '.join(f'{BASIS_LABELS.get(b, b)} {n}' for b, n in c['basis'].items())}):"
+                         f" teacher {_pct_text(c['teacher_success'])}, student {_pct_text(c['student_success'])}"
+                         f" over {c['tasks']} tasks; {c['left_out']} left out")
+        else:
+            lines.append(f"No task is judged on the same basis for both sides ({c['left_out']} left out): the success "
+                         "figures above are not comparable")
+    a = episodes.get("alignment")
+    if a and a["episodes"]:
+        idx, al = a["by_index"]["overall"], a["aligned"]["overall"]
+        first = a["first_divergence"]
+        lines.append(f"Step alignment (recorded episodes): by index same tool {_pct_text(idx['same_tool'])}, same "
+                     f"arguments {_pct_text(idx['same_args'])}; aligned same tool {_pct_text(al['same_tool'])}, "
+                     f"same arguments {_pct_text(al['same_args'])} of {al['steps']} teacher steps"
+                     + (f"; {first['diverged']} of {first['episodes']} diverge, most often first at step "
+                        f"{first['most_common_step'] + 1}" if first["diverged"] else ""))
+    return lines
+
+
+def _pct_text(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0%}"
+
+
 # -- the cascade per step (estimates from teacher-forced steps) -------------------------------------
 @dataclass
 class EpisodeSteps:
