@@ -69,6 +69,8 @@ def test_a_hand_off_and_the_step_limit_end_the_conversation(tmp_path, capsys, sa
          "user": {"turns": ["Thanks."]}},
         {"id": "limit", "messages": opening("What is the weather in Paris?"), "max_steps": 3,
          "user": {"instruction": "What is the weather in Rome?\nWhat is the weather in Oslo?"}},
+        {"id": "limit2", "messages": opening("What is the weather in Paris?"), "max_steps": 2,
+         "user": {"instruction": "What is the weather in Rome?"}},
     ])
     assert cli(capsys, ws, "collect", "--tier", "1")[0] == 0
     row, shown = episode(ws, capsys, "handoff")
@@ -76,6 +78,9 @@ def test_a_hand_off_and_the_step_limit_end_the_conversation(tmp_path, capsys, sa
     assert shown["steps_detail"][0]["tool_results"][0]["name"] == "transfer_to_human_agents"
     row, _ = episode(ws, capsys, "limit")
     assert row["end_reason"] == "step_limit" and row["steps"] == 3
+    # at the limit after the agent's answer, the user is not asked (a turn no step could follow)
+    row, shown = episode(ws, capsys, "limit2")
+    assert row["end_reason"] == "step_limit" and shown["user_turns"] == 0 and shown.get("user") is None
 
 
 def test_kill_9_mid_conversation_resumes_without_paying_a_turn_twice(tmp_path, capsys, sandbox_thread):

@@ -195,6 +195,9 @@ async def _loop(run: EpisodeHost, task: Task, session: ToolSession, episode: Epi
                 episode.end_reason = ANSWERED
                 break
             if not last.user_turns:  # the user answers the agent's turn (stored at once: never paid twice)
+                if len(episode.steps) >= max_steps:  # no agent step could follow: do not pay the user's turn
+                    episode.end_reason = STEP_LIMIT
+                    break
                 turn = await user.reply(episode.messages_before(task.messages), episode.steps)
                 if turn is None:  # a scripted user with nothing more to say
                     episode.end_reason = USER_STOP
