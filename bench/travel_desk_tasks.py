@@ -117,7 +117,7 @@ def conversations() -> list[dict[str, Any]]:
     return [
         {"id": "travel-chat-001", "category": "travel-chat",
          "messages": [{"role": "user", "content": "Search flights from Lisbon to Paris for travel date 2025-06-12."}],
-         "tools": [], "environment": ENVIRONMENT, "max_steps": 6,
+         "tools": [], "environment": ENVIRONMENT, "max_steps": 8,
          "user": {"instruction": f"Book flight {flight} for Ana Silva.", "stop": "###STOP###"},
          "expected": {"final_answer": "BK-1001", "check": {"tool": "check_state", "arguments": {
              "bookings": [fl("Ana Silva", "LIS", "PAR", "2025-06-12", "cheapest")]}}}},
