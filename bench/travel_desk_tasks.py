@@ -107,7 +107,28 @@ def tasks() -> list[dict[str, Any]]:
         out.append({"id": f"travel-{n:03d}", "category": f"travel-{category}", "messages": [{"role": "user", "content": text}],
                     "tools": [], "environment": ENVIRONMENT, "max_steps": max_steps,
                     "expected": {"final_answer": answer, "check": {"tool": "check_state", "arguments": arguments}}})
-    return out
+    return out + conversations()
+
+
+def conversations() -> list[dict[str, Any]]:
+    """Conversational tasks (issue 29): the user, played by a user simulator (the sandbox in the demo),
+    says the instruction's lines one a turn after the opening, then its stop marker."""
+    flight = _flight("LIS", "PAR", "2025-06-12", "cheapest")
+    return [
+        {"id": "travel-chat-001", "category": "travel-chat",
+         "messages": [{"role": "user", "content": "Search flights from Lisbon to Paris for travel date 2025-06-12."}],
+         "tools": [], "environment": ENVIRONMENT, "max_steps": 8,
+         "user": {"instruction": f"Book flight {flight} for Ana Silva.", "stop": "###STOP###"},
+         "expected": {"final_answer": "BK-1001", "check": {"tool": "check_state", "arguments": {
+             "bookings": [fl("Ana Silva", "LIS", "PAR", "2025-06-12", "cheapest")]}}}},
+        {"id": "travel-chat-002", "category": "travel-chat",
+         "messages": [{"role": "user", "content": "Get the weather in Madrid for date 2025-06-20"}],
+         "tools": [], "environment": ENVIRONMENT, "max_steps": 8,
+         "user": {"instruction": "Search hotels in Madrid for check-in date 2025-06-20\nLook up booking BK-0901",
+                  "stop": "###STOP###"},
+         "expected": {"check": {"tool": "check_state", "arguments": {
+             "bookings": [], "calls": [weather_call("Madrid", "2025-06-20")]}}}},
+    ]
 
 
 def render() -> str:

@@ -54,7 +54,7 @@ def test_demo_gui_starts_and_talks_to_the_sandbox(tmp_path):
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
-    assert "tiers 3 tasks 216" in proc.stdout  # 200 BFCL tasks and 16 travel-desk agent tasks
+    assert "tiers 3 tasks 218" in proc.stdout  # 200 BFCL tasks and 18 travel-desk agent tasks (2 conversations)
     assert "test: ✔" in proc.stdout
 
 

@@ -19,6 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     col.add_argument("--again", action="store_true",
                      help="collect again on purpose: send tasks that already have an answer of this tier's model and "
                           "settings (by default they are skipped, so nothing is paid twice)")
+    col.add_argument("--trials", type=int, default=1, metavar="N",
+                     help="run every task N times (trial 0..N-1; agent benchmarks' pass^k needs several); trials "
+                          "already collected are skipped")
     col.add_argument("--dry-run", action="store_true",
                      help="say how many requests would be sent and their estimated cost; send nothing")
     col.add_argument("--json", action="store_true")
@@ -39,13 +42,18 @@ def run(args: argparse.Namespace) -> int:
         task_ids = select_task_ids(ws, args.category, args.limit)
         if not task_ids:
             raise CliError("no tasks to run; import some with `cascade-studio tasks import FILE`")
+        if args.trials < 1:
+            raise CliError("--trials must be 1 or more", code=2)
+        if args.batch and args.trials > 1:
+            raise CliError("--trials runs tasks several times one by one; the Batch API takes one answer per task",
+                           code=2)
         if args.batch:
             from cascade_studio.services.run_plan import batch_problem
 
             problem = batch_problem(ws, task_ids)
             if problem:
                 raise CliError(problem, code=2)
-        plan = plan_run(ws, tier, task_ids, again=args.again, batch=args.batch)
+        plan = plan_run(ws, tier, task_ids, again=args.again, batch=args.batch, trials=args.trials)
         if args.dry_run:
             if args.json:
                 print_json(plan.to_json())
@@ -58,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         print(plan.sentence() + (" (collecting again on purpose)" if args.again else ""), file=sys.stderr)
         run, resumed = start_or_resume(ws, tier, task_ids, {"category": args.category, "limit": args.limit,
                                                             "concurrency": args.concurrency, "batch": args.batch},
-                                       batch=args.batch, again=args.again)
+                                       batch=args.batch, again=args.again, trials=args.trials)
         last = [0.0]
 
         def progress(p) -> None:

@@ -221,10 +221,10 @@ def _print_agents(out: dict) -> None:
                       f"{first['most_common_step'] + 1}")
     episodes = out.get("episodes")
     if episodes is not None and episodes["tasks"]:
-        for side in ("teacher", "student"):
-            e = episodes[side]
-            print(f"Episodes, {side}: success {_pct(e['success_rate'])}, {e['steps_mean']:.1f} steps, "
-                  f"${e['cost_per_episode_usd']} and {e['wall_s_mean']:.1f} s per episode")
+        from cascade_studio.core.episode_eval import episode_lines
+
+        for line in episode_lines(episodes):
+            print(line)
     elif episodes is not None:
         print("Episodes: the student has no episodes of these tasks yet (add --collect to run them)")
 

@@ -30,6 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     tr_imp.add_argument("--tier", type=int, required=True)
     tr_imp.add_argument("--format", choices=["native", "batch", "transcripts"], default="native")
     tr_imp.add_argument("--env", metavar="NAME", help="transcripts: the environment their tasks run in")
+    tr_imp.add_argument("--on-conflict", choices=["keep", "replace", "new-id"], default="keep",
+                        help="transcripts: a task id already stored with another prompt: keep the stored task (the "
+                             "episode keeps its own prompt; default), replace it, or store the line's under a new id")
     tr_imp.add_argument("--json", action="store_true")
     tr_rate = actions.add_parser("rate", help="a person's rating of trajectories (what judges are calibrated "
                                  "against): good, bad, a score on a judge's scale, or clear")
@@ -80,15 +83,14 @@ def _import(args: argparse.Namespace, ws, tier) -> int:
         from cascade_studio.services.transcript_import import import_transcripts
 
         try:
-            found = import_transcripts(ws, Path(args.file), tier, environment=args.env or "")
+            found = import_transcripts(ws, Path(args.file), tier, environment=args.env or "",
+                                       on_conflict=args.on_conflict)
         except tio.TrajectoryImportError as exc:
             raise CliError(f"{exc}. Nothing was imported.") from None
         if args.json:
             print_json(found.to_json())
         else:
-            print(f"Imported {found.episodes} episode(s) ({found.steps} steps) into tier {tier.tier}; "
-                  f"{found.tasks_added} new task(s)" + (f"; {found.other_models} by another model than the tier's "
-                                                      "(kept as history)" if found.other_models else ""))
+            print(import_sentence(found, tier.tier))
         return 0
     try:
         importer = tio.import_batch_output if args.format == "batch" else tio.import_native
@@ -103,6 +105,28 @@ def _import(args: argparse.Namespace, ws, tier) -> int:
     return 0
 
 
+def import_sentence(found, tier: int) -> str:
+    """What a transcript import did, in words (tasks that differ are always said)."""
+    parts = [f"Imported {found.episodes} episode(s) ({found.steps} steps"
+             + (f", {found.user_turns} user turns" if found.user_turns else "")
+             + (f", {found.trials} trials" if found.trials > 1 else "") + f") into tier {tier}",
+             f"{found.tasks_added} new task(s)"]
+    if found.tasks_updated:
+        parts.append(f"{found.tasks_updated} task(s) updated to this file's prompt")
+    if found.tasks_different:
+        parts.append(f"{found.tasks_different} task(s) differ from a line's prompt and were kept (each episode keeps "
+                     "its own; --on-conflict replace or new-id to change that)")
+    if found.tasks_renamed:
+        parts.append(f"{found.tasks_renamed} task(s) stored under a new id")
+    if found.outcomes:
+        parts.append(f"{found.outcomes} with a recorded outcome")
+    if found.unknown:
+        parts.append("unknown: " + ", ".join(f"{w} of {n}" for w, n in found.unknown.items()))
+    if found.other_models:
+        parts.append(f"{found.other_models} by another model than the tier's (kept as history)")
+    return "; ".join(parts)
+
+
 def _list(args: argparse.Namespace, ws) -> int:
     from cascade_studio.services.trajectory_io import list_rows
 
@@ -113,8 +137,10 @@ def _list(args: argparse.Namespace, ws) -> int:
         for r in rows:
             conf = "" if r["confidence"] is None else f"{r['confidence']:.3f}"
             steps = f" {r['steps']} steps, {r['end_reason']}" if r["end_reason"] else ""
+            steps += f", trial {r['trial']}" if r.get("trial") else ""
+            steps += f", {_outcome(r['outcome'])}" if r.get("outcome") else ""
             print(f"{r['id']:<6} {r['task_id']:<24} tier {r['tier']} {r['model']:<14} {r['status']:<6} "
-                  f"{r['tool'] or '-':<28} conf {conf:<6} ${r['cost_usd']:<10} {r['latency_ms']:.0f} ms{steps}")
+                  f"{r['tool'] or '-':<28} conf {conf:<6} {_usd(r['cost_usd']):<11} {_ms(r['latency_ms'])}{steps}")
         print(f"{len(rows)} trajectories")
     return 0
 
@@ -127,19 +153,36 @@ def _show(args: argparse.Namespace, ws) -> int:
         print_json(data)
         return 0
     print(f"Trajectory {data['id']}: task {data['task_id']}, tier {data['tier']} ({data['model']}), {data['status']}, "
-          f"${data['cost_usd']}, {data['latency_ms']:.0f} ms" + (f"; error: {data['error']}" if data["error"] else ""))
+          f"{_usd(data['cost_usd'])}, {_ms(data['latency_ms'])}" + (f"; error: {data['error']}" if data["error"] else ""))
     for step in data.get("steps_detail") or []:
-        print(f"-- step {step['step'] + 1} ({step['latency_ms']:.0f} ms)")
+        print(f"-- step {step['step'] + 1} ({_ms(step['latency_ms'])})")
         if step["content"]:
             print(f"   {step['content']}")
         for r in step["tool_results"]:
             outcome = f"error: {r['error']}" if r["error"] else ("tool error: " if r["is_error"] else "") + r["content"]
             print(f"   {r['name']}({r['arguments']}) -> {outcome[:300]}  [{r['duration_ms']:.0f} ms]")
+        for turn in step.get("user_turns") or []:
+            print(f"   user: {str(turn.get('content'))[:300]}")
     if data.get("end_reason"):
-        print(f"Ended: {data['end_reason']} after {data['steps']} step(s)")
+        print(f"Ended: {data['end_reason']} after {data['steps']} step(s)"
+              + (f" (trial {data['trial']})" if data.get("trial") else "")
+              + (f"; recorded outcome: {_outcome(data['outcome'])}" if data.get("outcome") else ""))
     if data["final_answer"]:
         print(f"Answer: {data['final_answer']}")
     return 0
+
+
+def _outcome(outcome: dict) -> str:
+    word = "success" if outcome.get("success") else "failure"
+    return word + (f" (reward {outcome['reward']:g})" if outcome.get("reward") is not None else "")
+
+
+def _usd(value) -> str:
+    return "$unknown" if value is None else f"${value}"
+
+
+def _ms(value) -> str:
+    return "unknown ms" if value is None else f"{value:.0f} ms"
 
 
 def _export(args: argparse.Namespace, ws) -> int:

@@ -17,10 +17,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cascade_studio.core.trajectory import Trajectory, Usage
+from cascade_studio.core.user_sim import input_message
 
 ANSWERED, STEP_LIMIT, DEADLINE, ERROR = "answered", "step_limit", "deadline", "error"
-END_REASONS = (ANSWERED, STEP_LIMIT, DEADLINE, ERROR)
-END_LABELS = {ANSWERED: "answered", STEP_LIMIT: "step limit", DEADLINE: "deadline", ERROR: "error"}
+HANDOFF, USER_STOP = "handoff", "user_stop"  # a hand-off tool was called; the user ended the conversation
+END_REASONS = (ANSWERED, USER_STOP, HANDOFF, STEP_LIMIT, DEADLINE, ERROR)
+END_LABELS = {ANSWERED: "answered", USER_STOP: "user stopped", HANDOFF: "hand-off", STEP_LIMIT: "step limit",
+              DEADLINE: "deadline", ERROR: "error"}
+UNKNOWABLE = ("usage", "cost", "latency")  # what a recorded episode may not say (Episode.unknown)
+# a tool that hands the conversation to a person (transfer_to_human_agents, handoff, hand_off_to_agent)
+_HANDOFF_TOOL = re.compile(r"transfer|hand_?off|escalate_to_human", re.IGNORECASE)
 DEFAULT_MAX_STEPS = 8
 DEFAULT_DEADLINE_S = 300.0
 DEFAULT_TOOL_TIMEOUT_S = 30.0
@@ -64,9 +70,12 @@ class ToolResult:
 
 @dataclass
 class Step:
+    """One agent (assistant) turn: its model call, the results of its tool calls, and the user's
+    turns that answered it (inputs of the next step, never targets: a user turn adds no step)."""
     index: int
     call: Trajectory  # the model call of this step
     results: list[ToolResult] = field(default_factory=list)
+    user_turns: list[dict[str, Any]] = field(default_factory=list)  # {"role": "user", "content": ...}
 
     @property
     def answered(self) -> bool:
@@ -87,6 +96,14 @@ class Episode:
     environment: str = ""
     check_passed: bool | None = None  # the task's state check (expected.check) after the episode
     check_detail: str | None = None
+    trial: int = 0  # several episodes of one task and generation are told apart by their trial
+    prompt: list[dict[str, Any]] | None = None  # the messages before the first step (None: the task's)
+    outcome: dict[str, Any] | None = None  # recorded with the episode: {"success": bool, "reward": float|None}
+    unknown: tuple[str, ...] = ()  # of UNKNOWABLE: figures the record did not give (not zero)
+    user_usage: Usage | None = None  # a simulated user's tokens and cost: not what a cascade pays
+    user_cost_micro: int | None = None
+    end_detail: str | None = None  # how the record itself said it ended (free text)
+    system_inserted: bool = False  # the tier added its system prompt before the prompt (core.trajectory.build_request)
 
     @property
     def tool_calls(self) -> int:
@@ -114,10 +131,11 @@ class Episode:
     def summary(self) -> Trajectory:
         """The episode as one trajectory row: the first step's request, decision and confidence (what
         single-request metrics read), the last step's response, the final answer, and the whole
-        episode's tokens, cost and wall time. `status` is ok unless the episode ended in an error."""
+        episode's tokens, cost and wall time. `status` is ok unless the episode ended in an error (a
+        recorded episode that ended in an error but has its recorded outcome is a judged trial: ok)."""
         first = self.steps[0].call if self.steps else None
         last = self.steps[-1].call if self.steps else None
-        status = "error" if self.end_reason == ERROR or not self.steps else "ok"
+        status = "error" if not self.steps or (self.end_reason == ERROR and self.outcome is None) else "ok"
         return Trajectory(
             task_id=self.task_id, tier=self.tier, model=(last.model if last else self.model), status=status,
             request=first.request if first else {}, response=last.response if last else None,
@@ -131,12 +149,66 @@ class Episode:
             started_at=first.started_at if first else "", finished_at=last.finished_at if last else "",
             generation=self.generation)
 
+    def known(self, what: str) -> bool:
+        return what not in self.unknown
+
     def totals(self) -> dict[str, Any]:
+        """The episode's figures; an unknown one is None (never zero)."""
         u = self.usage()
-        return {"steps": len(self.steps), "tool_calls": self.tool_calls, "prompt_tokens": u.prompt_tokens,
-                "completion_tokens": u.completion_tokens, "cost_micro": self.cost_micro,
-                "wall_ms": round(self.wall_ms, 1), "end_reason": self.end_reason, "error": self.error,
-                "check_passed": self.check_passed, "check_detail": self.check_detail}
+        usage = self.known("usage")
+        out = {"steps": len(self.steps), "tool_calls": self.tool_calls,
+               "prompt_tokens": u.prompt_tokens if usage else None,
+               "completion_tokens": u.completion_tokens if usage else None,
+               "cost_micro": self.cost_micro if self.known("cost") else None,
+               "wall_ms": round(self.wall_ms, 1) if self.known("latency") else None,
+               "end_reason": self.end_reason, "error": self.error,
+               "check_passed": self.check_passed, "check_detail": self.check_detail, "trial": self.trial,
+               "outcome": self.outcome, "user_turns": sum(len(s.user_turns) for s in self.steps)}
+        if self.end_detail:
+            out["end_detail"] = self.end_detail
+        if self.user_usage is not None or self.user_cost_micro is not None:
+            out["user"] = {"prompt_tokens": self.user_usage.prompt_tokens if self.user_usage else None,
+                           "completion_tokens": self.user_usage.completion_tokens if self.user_usage else None,
+                           "cost_micro": self.user_cost_micro}
+        return out
+
+    def info_json(self) -> dict[str, Any]:
+        """What the episode's row keeps beside its columns (store: trajectories.episode_info)."""
+        out: dict[str, Any] = {"v": 1}  # the prompt is the first step's request (no copy kept)
+        if self.system_inserted:
+            out["system_inserted"] = True
+        if self.outcome is not None:
+            out["outcome"] = self.outcome
+        if self.unknown:
+            out["unknown"] = list(self.unknown)
+        if self.user_usage is not None:
+            out["user_usage"] = [self.user_usage.prompt_tokens, self.user_usage.completion_tokens]
+        if self.user_cost_micro is not None:
+            out["user_cost_micro"] = self.user_cost_micro
+        if self.end_detail:
+            out["end_detail"] = self.end_detail
+        return out
+
+    def apply_info(self, info: dict[str, Any] | None) -> None:
+        """The row's episode_info; an episode stored with it takes its prompt from its first step's
+        request (what the model saw), without the system prompt its tier added."""
+        info = info or {}
+        self.prompt = info.get("prompt")
+        self.system_inserted = bool(info.get("system_inserted"))
+        if self.prompt is None and info and self.steps:
+            messages = self.steps[0].call.request.get("messages")
+            if isinstance(messages, list):
+                self.prompt = messages[1:] if self.system_inserted else list(messages)
+        self.outcome = info.get("outcome")
+        self.unknown = tuple(info.get("unknown") or ())
+        if info.get("user_usage"):
+            self.user_usage = Usage(*info["user_usage"])
+        self.user_cost_micro = info.get("user_cost_micro")
+        self.end_detail = info.get("end_detail")
+
+    def messages_before(self, task_messages: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+        """The prompt this episode began with: its own, else the task's."""
+        return list(self.prompt if self.prompt is not None else (task_messages or []))
 
 
 # -- the conversation ---------------------------------------------------------------------------
@@ -184,12 +256,51 @@ def tool_text(result: ToolResult) -> str:
 
 def conversation(task_messages: list[dict[str, Any]], steps: list[Step], upto: int | None = None
                  ) -> list[dict[str, Any]]:
-    """The messages the model saw before step `upto` (all steps: the whole episode)."""
+    """The messages the model saw before step `upto` (all steps: the whole episode): the prompt, then
+    each step's assistant turn, its tool results and the user's turns that answered it."""
     messages = list(task_messages)
     for step in steps[: len(steps) if upto is None else upto]:
         messages.append(assistant_message(step.call))
         messages.extend(tool_message(r) for r in step.results)
+        messages.extend(input_message(t) for t in step.user_turns)
     return messages
+
+
+def is_handoff_tool(name: Any) -> bool:
+    """A tool that hands the conversation to a person (its name says transfer or hand-off)."""
+    return isinstance(name, str) and bool(_HANDOFF_TOOL.search(name))
+
+
+def handed_off(steps: list[Step]) -> bool:
+    """The episode's last tool-calling step called a hand-off tool (what came after is the farewell)."""
+    for step in reversed(steps):
+        if step.call.tool_calls:
+            return any(is_handoff_tool(c.get("name")) for c in step.call.tool_calls)
+    return False
+
+
+_END_WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (HANDOFF, ("transfer", "handoff", "hand-off", "hand_off", "human")),
+    (USER_STOP, ("user_stop", "user stop", "user ended", "user_end", "user_quit", "user stopped")),
+    (STEP_LIMIT, ("max_steps", "max_turns", "step", "turn limit", "too_many_turns", "length")),
+    (DEADLINE, ("timeout", "time_limit", "deadline", "timed out", "time out")),
+    (ERROR, ("error", "fail", "exception", "crash")),
+    (ANSWERED, ("agent_stop", "answered", "stop", "done", "complete", "finish", "end", "success")),
+)
+
+
+def end_reason_from_text(text: Any) -> str | None:
+    """A recorded ending in words (`user_stop`, `max_steps`, `too_many_errors`, `transfer`) as one of
+    END_REASONS (None: not understood); hand-off stays its own reason."""
+    if not isinstance(text, str) or not text.strip():
+        return None
+    low = text.strip().lower()
+    if low in END_REASONS:
+        return low
+    for reason, words in _END_WORDS:
+        if any(w in low for w in words):
+            return reason
+    return None
 
 
 def episode_json(episode: Episode, task_messages: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -200,17 +311,19 @@ def episode_json(episode: Episode, task_messages: list[dict[str, Any]] | None = 
         steps.append({
             "step": s.index, "content": c.content, "tool_calls": c.tool_calls,
             "tool_results": [r.to_json() for r in s.results],
-            "usage": {"prompt_tokens": c.usage.prompt_tokens, "completion_tokens": c.usage.completion_tokens,
+            "user_turns": [input_message(t) for t in s.user_turns],
+            "usage": None if not episode.known("usage") else {"prompt_tokens": c.usage.prompt_tokens, "completion_tokens": c.usage.completion_tokens,
                       "cached_tokens": c.usage.cached_tokens, "reasoning_tokens": c.usage.reasoning_tokens},
-            "latency_ms": round(c.latency_ms, 1), "cost_micro": c.cost_micro,
+            "latency_ms": round(c.latency_ms, 1) if episode.known("latency") else None,
+            "cost_micro": c.cost_micro if episode.known("cost") else None,
             "confidence": {"mean_token_prob": c.conf_mean, "min_token_prob": c.conf_min,
                            "tool_name_prob": c.conf_tool},
             "attempts": c.attempts, "finished_at": c.finished_at,
         })
     out = {"episode": episode.key, "environment": episode.environment, **episode.totals(),
            "final_answer": episode.final_answer, "steps": steps}
-    if task_messages is not None:
-        out["messages"] = conversation(task_messages, episode.steps)
+    if task_messages is not None or episode.prompt is not None:
+        out["messages"] = conversation(episode.messages_before(task_messages), episode.steps)
     return out
 
 

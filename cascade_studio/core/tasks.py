@@ -19,6 +19,7 @@ from cascade_studio.core.episode import environment_name_problem
 from cascade_studio.core.errors import UserError
 from cascade_studio.core.jsonl import JsonProblem, iter_objects, split_lines
 from cascade_studio.core.jsonl import loads as safe_loads
+from cascade_studio.core.user_sim import user_spec_problem
 
 _TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_STEPS_LIMIT = 100
@@ -35,11 +36,14 @@ class Task:
     source: str = ""
     environment: str = ""  # the environment whose tools the task is run with (an episode); "" = one request
     max_steps: int | None = None  # an episode's step limit (None: the run's default)
+    user: dict[str, Any] | None = None  # a conversational task's user (core.user_sim): scripted or simulated
 
     def content_hash(self) -> str:
         parts: list[Any] = [self.category, self.messages, self.tools, self.expected]
         if self.environment or self.max_steps is not None:  # tasks without them hash as before
             parts += [self.environment, self.max_steps]
+        if self.user is not None:
+            parts.append(self.user)
         blob = json.dumps(parts, sort_keys=True)
         return hashlib.sha1(blob.encode()).hexdigest()
 
@@ -70,6 +74,8 @@ class Task:
             out["environment"] = self.environment
         if self.max_steps is not None:
             out["max_steps"] = self.max_steps
+        if self.user is not None:
+            out["user"] = self.user
         return out
 
 
@@ -145,10 +151,16 @@ def parse_native(text: str, file: str) -> list[Task]:
         if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int)
                                       or not 1 <= max_steps <= MAX_STEPS_LIMIT):
             raise TaskImportError(file, line, "max_steps", f"must be a whole number from 1 to {MAX_STEPS_LIMIT}")
+        problem = user_spec_problem(row.get("user"))
+        if problem:
+            raise TaskImportError(file, line, "user", problem)
+        if row.get("user") is not None and not environment:
+            raise TaskImportError(file, line, "user", "a conversation with a user is an agent episode: name its "
+                                                      "environment too")
         tasks.append(Task(id=str(row["id"]), category=row["category"].strip(),
                           messages=_check_messages(row["messages"], file, line),
                           tools=_check_tools(row["tools"], file, line), expected=row.get("expected"), source=file,
-                          environment=environment, max_steps=max_steps))
+                          environment=environment, max_steps=max_steps, user=row.get("user")))
     return _unique(tasks, file)
 
 

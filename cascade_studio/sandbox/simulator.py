@@ -339,6 +339,12 @@ def generate_chat(request: dict[str, Any], *, seed: int) -> Generation:
     keyed = _without_demonstrations(messages) if helped else messages
     rng = rng_for(seed, key_model if model.startswith("ft:") else model, {"m": keyed, "t": [_tool_name(t) for t in tools]})
 
+    # Playing the user of a conversational task (the app's user simulator): the instruction's next line.
+    from cascade_studio.sandbox.user_policy import is_user_simulation, user_turn
+
+    if is_user_simulation(messages):
+        return user_turn(messages, profile)
+
     # Tool results came back (an agent episode): call the next tool, retry, or answer.
     if last.get("role") == "tool":
         from cascade_studio.sandbox.episode_policy import next_action

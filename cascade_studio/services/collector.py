@@ -24,7 +24,9 @@ from cascade_studio.core.tasks import Task
 from cascade_studio.core.tiers import LogprobsMode, Tier, generation_id, generation_keys, generation_params
 from cascade_studio.core.trajectory import ResponseError, Trajectory, build_request, trajectory_from_response
 from cascade_studio.services import events
+from cascade_studio.services.agent.episodes import run_episode
 from cascade_studio.services.clients import describe_error, failure_summary, make_async_client
+from cascade_studio.services.model_calls import Failed, Sent
 from cascade_studio.services.rate_limits import (  # noqa: F401 - RETRYABLE_STATUS, RateLimiter: part of this API
     RETRYABLE_STATUS,
     RateLimiter,
@@ -41,22 +43,6 @@ from cascade_studio.store.trajectories import Run, RunRepository, TrajectoryRepo
 from cascade_studio.store.workspace import Workspace
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Sent:
-    request: dict[str, Any]
-    raw: bytes
-    t0: float
-    attempt: int
-    estimate: int
-
-
-@dataclass
-class Failed:
-    request: dict[str, Any]
-    message: str  # "" when the run was cancelled
-    attempt: int
 
 
 @dataclass
@@ -114,7 +100,8 @@ class CollectionRun:
         self.progress_interval = progress_interval
         self.backoff_base = backoff_base
         self.ramp_s = 0.004
-        self.progress = RunProgress(run.id, len(run.task_ids))
+        self.trials = max(1, int(run.params.get("trials") or 1))  # episodes per task (trial 0, 1, ...)
+        self.progress = RunProgress(run.id, len(run.task_ids) * self.trials)
         self._runs = RunRepository(ws)
         self._trajs = TrajectoryRepository(ws)
         self._tasks = TaskRepository(ws)
@@ -171,15 +158,16 @@ class CollectionRun:
     async def _run(self) -> RunProgress:
         started = time.perf_counter()
         self._started = started
-        finished = self._runs.finished_task_ids(self.run_record.id)
+        finished = self._runs.finished_units(self.run_record.id)
         if not self.run_record.params.get("again"):
-            # never pay twice: a task with an ok answer of this generation (any run) is not sent again
-            finished |= self._trajs.ok_task_ids(self.tier.tier, generation_keys(self.tier), self.run_record.task_ids)
-        self.progress.skipped = self.progress.done = len(finished & set(self.run_record.task_ids))
-        pending = [t for t in self.run_record.task_ids if t not in finished]
-        queue: asyncio.Queue[str] = asyncio.Queue()
-        for task_id in pending:
-            queue.put_nowait(task_id)
+            # never pay twice: a task's trial with an ok answer of this generation (any run) is not sent again
+            finished |= self._trajs.ok_units(self.tier.tier, generation_keys(self.tier), self.run_record.task_ids)
+        units = [(t, k) for t in self.run_record.task_ids for k in range(self.trials)]
+        pending = [u for u in units if u not in finished]
+        self.progress.skipped = self.progress.done = len(units) - len(pending)
+        queue: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
+        for unit in pending:
+            queue.put_nowait(unit)
         self._runs.set_status(self.run_record.id, "running")
         self._emit(force=True)
         try:
@@ -229,28 +217,26 @@ class CollectionRun:
         self._emit(force=True)
         return self.progress
 
-    async def _worker(self, queue: asyncio.Queue[str], delay: float = 0.0) -> None:
+    async def _worker(self, queue: asyncio.Queue[tuple[str, int]], delay: float = 0.0) -> None:
         if delay:
             await asyncio.sleep(delay)  # ramp up: opening 64 connections at once is a burst nobody needs
         while not self._cancelled and not self._fatal:
             try:
-                task_id = queue.get_nowait()
+                task_id, trial = queue.get_nowait()
             except asyncio.QueueEmpty:
                 return
             await self._gate.wait()
             if self._cancelled or self._fatal:
                 return
-            await self._one(task_id)
+            await self._one(task_id, trial)
 
-    async def _one(self, task_id: str) -> None:
+    async def _one(self, task_id: str, trial: int = 0) -> None:
         task = self._tasks.get(task_id)
         if task is None:
-            self._record_error(task_id, "", {}, f"task {task_id} is no longer in the workspace", 0, "")
+            self._record_error(task_id, "", {}, f"task {task_id} is no longer in the workspace", 0, "", trial)
             return
         if task.environment:
-            from cascade_studio.services.agent.episodes import run_episode
-
-            await run_episode(self, task)
+            await run_episode(self, task, trial)
             return
         started_at = now()
         self.progress.in_flight += 1
@@ -260,9 +246,10 @@ class CollectionRun:
             self.progress.in_flight -= 1
         if isinstance(sent, Failed):
             if sent.message:
-                self._record_error(task_id, task.category, sent.request, sent.message, sent.attempt, started_at)
+                self._record_error(task_id, task.category, sent.request, sent.message, sent.attempt, started_at,
+                                   trial)
             return
-        await self._store(task, sent.request, sent.raw, sent.t0, sent.attempt, started_at, sent.estimate)
+        await self._store(task, sent.request, sent.raw, sent.t0, sent.attempt, started_at, sent.estimate, trial)
 
     async def send(self, task_id: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> Sent | Failed:
         """One chat completion with the run's rate limits, retries, pause gate and logprobs probe.
@@ -324,14 +311,14 @@ class CollectionRun:
             return Sent(request, raw, t0, attempt, estimate)
 
     async def _store(self, task: Task, request: dict[str, Any], raw: bytes, t0: float, attempt: int,
-                     started_at: str, estimate: int) -> bool:
+                     started_at: str, estimate: int, trial: int = 0) -> bool:
         """Parse and save one answer; an answer that is not a chat completion is a recorded failure,
         never an "ok" trajectory nor a dropped exception. True when stored as ok."""
         traj = self.parse(task.id, request, raw, t0, attempt, started_at, estimate)
         if isinstance(traj, str):
-            self._record_error(task.id, task.category, request, traj, attempt, started_at)
+            self._record_error(task.id, task.category, request, traj, attempt, started_at, trial)
             return False
-        if not self._save(traj, task.category):
+        if not self._save(traj, task.category, trial):
             return False
         self.progress.done += 1
         self.progress.new_done += 1
@@ -360,10 +347,11 @@ class CollectionRun:
         self._limiter.settle(estimate, traj.usage.total)
         return traj
 
-    def _save(self, traj: Trajectory, category: str) -> bool:
+    def _save(self, traj: Trajectory, category: str, trial: int = 0) -> bool:
         """Store one finished task. A full disk stops the run at once, in words (the answers already
         saved stay; the next run resumes after them)."""
-        return self.persist(lambda: self._trajs.save(self.run_record.id, traj, category), paid=traj.status == "ok")
+        return self.persist(lambda: self._trajs.save(self.run_record.id, traj, category, trial),
+                            paid=traj.status == "ok")
 
     def persist(self, write: Callable[[], Any], *, paid: bool = True) -> bool:
         """Run one write to the workspace; False (and the run stopped, in words) when the disk is full."""
@@ -409,14 +397,18 @@ class CollectionRun:
         log.warning("Tier %s: %s", self.tier.tier, self.progress.message)
 
     def _record_error(self, task_id: str, category: str, request: dict[str, Any], message: str, attempts: int,
-                      started_at: str) -> None:
+                      started_at: str, trial: int = 0) -> None:
         traj = Trajectory(task_id=task_id, tier=self.tier.tier, model=self.tier.model, status="error", request=request,
                           error=message, attempts=attempts, started_at=started_at, finished_at=now(),
                           generation=generation_id(self.tier))
-        self._save(traj, category)
+        self._save(traj, category, trial)
         self.progress.failed += 1
         self.progress.message = message
         self._emit()
+
+    def emit(self, force: bool = False) -> None:
+        """Report progress (at most every `progress_interval`, unless forced)."""
+        self._emit(force)
 
     def _emit(self, force: bool = False) -> None:
         if self.on_progress is None:
@@ -439,7 +431,7 @@ def _disk_full(exc: BaseException) -> bool:
 
 
 def start_or_resume(ws: Workspace, tier: Tier, task_ids: list[str], params: dict[str, Any], *,
-                    batch: bool = False, again: bool = False) -> tuple[Run, bool]:
+                    batch: bool = False, again: bool = False, trials: int = 1) -> tuple[Run, bool]:
     """Resume the unfinished run of this tier's current generation over the same tasks (and mode),
     or create a new one. A run skips tasks that already have an ok answer of the generation unless
     `again` (collecting again on purpose)."""
@@ -447,7 +439,9 @@ def start_or_resume(ws: Workspace, tier: Tier, task_ids: list[str], params: dict
     generation = generation_id(tier)
     TrajectoryRepository(ws).record_generation(tier.tier, generation, generation_params(tier))
     existing = runs.find_unfinished(tier.tier, task_ids, generation)
-    if existing is not None and bool(existing.params.get("batch")) == batch and bool(existing.params.get("again")) == again:
+    if existing is not None and bool(existing.params.get("batch")) == batch and bool(existing.params.get("again")) == again \
+            and int(existing.params.get("trials") or 1) == trials:
         return existing, True
-    return runs.create(tier.tier, tier.model, task_ids, {**params, "again": again}, generation), False
+    extra = {"trials": trials} if trials > 1 else {}
+    return runs.create(tier.tier, tier.model, task_ids, {**params, "again": again, **extra}, generation), False
 

@@ -35,6 +35,7 @@ from cascade_studio.core.jsonl import JsonProblem
 from cascade_studio.core.jsonl import loads as safe_loads
 from cascade_studio.core.preference import detect_preference, validate_preference
 from cascade_studio.core.tiers import generation_keys, teacher_of
+from cascade_studio.core.user_sim import input_message
 from cascade_studio.services.input_files import read_text
 from cascade_studio.services.paths import resources_dir
 from cascade_studio.store.datasets import DatasetRepository
@@ -151,9 +152,10 @@ def _examples(ws: Workspace, ids: list[int], f: DatasetFilters, convert: Callabl
 
 
 def _turns(ws: Workspace, key: str, task_id: str, category: str) -> list[tuple[SourceTrajectory, list[dict[str, Any]]]]:
-    """An episode's steps as (assistant turn, the tool messages that answered it)."""
+    """An episode's steps as (assistant turn, the tool messages and user turns that answered it: inputs)."""
     return [(SourceTrajectory(task_id, category, [], [], s.call.content, s.call.tool_calls),
-             [tool_message(r) for r in s.results]) for s in EpisodeRepository(ws).steps(key)]
+             [tool_message(r) for r in s.results] + [input_message(t) for t in s.user_turns])
+            for s in EpisodeRepository(ws).steps(key)]
 
 
 def _logprobs_lines(ws: Workspace, ids: list[int]) -> Iterator[str]:

@@ -70,7 +70,10 @@ async def judged_answer_agreement(ws: Workspace, judge: Judge, teacher: Tier, st
 
 
 def needs_judge(episode: Episode, expected: Any) -> bool:
-    """An episode that nothing better judges: no state check ran and the task expects no answer."""
+    """An episode that nothing better judges: no outcome was recorded with it, no state check ran and the
+    task expects no answer (core.episode_eval.SUCCESS_BASES)."""
+    if episode.outcome is not None and episode.outcome.get("success") is not None:
+        return False
     has_answer = isinstance(expected, dict) and isinstance(expected.get("final_answer"), str) and \
         bool(expected["final_answer"])
     return episode.check_passed is None and not has_answer

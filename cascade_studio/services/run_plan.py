@@ -56,15 +56,23 @@ DEFAULT_EPISODE_STEPS = 3
 _SAMPLE = 400  # tasks whose prompts are tokenized for the estimate; the rest are extrapolated
 
 
-def plan_run(ws: Workspace, tier: Tier, task_ids: list[str], *, again: bool = False, batch: bool = False) -> RunPlan:
+def plan_run(ws: Workspace, tier: Tier, task_ids: list[str], *, again: bool = False, batch: bool = False,
+             trials: int = 1) -> RunPlan:
     """Requests and an estimated cost: input tokens from the tasks (bundled tokenizer; a sample of
     at most 400 extrapolated), output tokens from the tier's recent answers of this generation
-    (their median) or a stated default."""
+    (their median) or a stated default. With `trials`, each task runs that many times (trials
+    already collected are skipped)."""
     from cascade_studio.services.tokenizer import token_counter  # loads the bundled BPE on first use
 
     trajs = TrajectoryRepository(ws)
     keys = generation_keys(tier)
-    already = set() if again else trajs.ok_task_ids(tier.tier, keys, task_ids)
+    if trials > 1:
+        have = set() if again else trajs.ok_units(tier.tier, keys, task_ids)
+        missing = {t: sum((t, k) not in have for k in range(trials)) for t in task_ids}
+        already = {t for t, n in missing.items() if n == 0}
+    else:
+        already = set() if again else trajs.ok_task_ids(tier.tier, keys, task_ids)
+        missing = dict.fromkeys(task_ids, 1)
     todo = [t for t in task_ids if t not in already]
     count = token_counter(tier.model)
     tasks = TaskRepository(ws)
@@ -76,15 +84,17 @@ def plan_run(ws: Workspace, tier: Tier, task_ids: list[str], *, again: bool = Fa
             request = build_request(tier, task.messages, task.tools)
             sizes.append(sum(count(str(m.get("content") or "")) + 4 for m in request["messages"])
                          + (count(json.dumps(task.tools)) if task.tools else 0))
-    episodes = len(tasks.episode_ids(todo))
+    episode_set = tasks.episode_ids(todo)
+    episodes = sum(missing[t] for t in episode_set)  # episodes to run (a task's trials each)
+    singles = sum(missing[t] for t in todo if t not in episode_set)
     steps, steps_basis = (trajs.mean_episode_steps(tier.tier, keys), "") if episodes else (None, "")
     if episodes:
         steps_basis = (f"{steps:.1f} steps per episode (the tier's recent episodes)" if steps
                        else f"{DEFAULT_EPISODE_STEPS} steps per episode (no episodes yet)")
         steps = steps or DEFAULT_EPISODE_STEPS
     # an episode sends its growing conversation at every step: about steps x (1 + steps) / 2 prompts
-    weight = (len(todo) - episodes) + (episodes * steps * (1 + steps) / 2 if episodes else 0)
-    requests = int(round((len(todo) - episodes) + (episodes * steps if episodes else 0)))
+    weight = singles + (episodes * steps * (1 + steps) / 2 if episodes else 0)
+    requests = int(round(singles + (episodes * steps if episodes else 0)))
     input_tokens = int(statistics.fmean(sizes) * weight) if sizes else 0
     recent = trajs.recent_completion_tokens(tier.tier, keys)
     if recent:

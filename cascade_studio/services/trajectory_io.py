@@ -9,6 +9,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from cascade_studio.core.confidence import CONF_COLUMNS, by_method
 from cascade_studio.core.errors import UserError
 from cascade_studio.core.jsonl import JsonProblem, is_number, iter_objects
@@ -36,15 +38,20 @@ def list_rows(ws: Workspace, tier: int | None = None, ids: list[int] | None = No
     for r in TrajectoryRepository(ws).summary_rows(tier, ids):
         method = methods.get(r["tier"], "mean_token_prob")
         conf = by_method([r[column] for column in CONF_COLUMNS.values()])
+        info = orjson.loads(r["episode_info"]) if r["episode_info"] else {}
+        unknown = set(info.get("unknown") or ())
         out.append({
             "id": r["id"], "run_id": r["run_id"], "task_id": r["task_id"], "tier": r["tier"], "model": r["model"],
             "status": r["status"], "category": r["category"], "tool": r["tool_name"],
             "confidence": conf[method], "confidence_method": method, **conf,
-            "cost_usd": str(micro_to_usd(r["cost_micro"])), "latency_ms": round(r["latency_ms"], 1),
-            "prompt_tokens": r["prompt_tokens"], "completion_tokens": r["completion_tokens"],
+            "cost_usd": None if "cost" in unknown else str(micro_to_usd(r["cost_micro"])),
+            "latency_ms": None if "latency" in unknown else round(r["latency_ms"], 1),
+            "prompt_tokens": None if "usage" in unknown else r["prompt_tokens"],
+            "completion_tokens": None if "usage" in unknown else r["completion_tokens"],
             "curation": r["curation"], "tags": [t for t in (r["tags"] or "").split(",") if t],
             "generation": r["generation"], "current_generation": r["generation"] in current.get(r["tier"], ()),
-            "steps": r["steps"], "end_reason": r["end_reason"],
+            "steps": r["steps"], "end_reason": r["end_reason"], "trial": r["trial"],
+            "outcome": info.get("outcome"),
         })
     return out
 
@@ -72,6 +79,12 @@ def show(ws: Workspace, traj_id: int) -> dict[str, Any]:
     if episode is not None:
         task = TaskRepository(ws).get(t.task_id)
         out.update(episode_json(episode, task.messages if task else None))
+        if not episode.known("usage"):
+            out["usage"] = None
+        if not episode.known("cost"):
+            out["cost_usd"] = None
+        if not episode.known("latency"):
+            out["latency_ms"] = None
         out["steps_detail"] = out.pop("steps")
         out["steps"] = len(episode.steps)
     return out

@@ -354,6 +354,21 @@ MIGRATIONS: list[Step] = [
     add_tier_demonstrations,
     # tiers moved to a new origin by an import: their key variables wait for the user's confirmation
     KEY_ORIGIN_PENDING_STEP := "ALTER TABLE tiers ADD COLUMN key_origin_pending INTEGER NOT NULL DEFAULT 0;",
+    # (issue 29) agents as they run in the wild: several episodes of one task and generation in a run,
+    # told apart by `trial`; an episode row keeps its own prompt, its recorded outcome, what the record
+    # did not say (unknown usage, cost, latency) and a simulated user's usage (JSON, `episode_info`);
+    # each stored step keeps the user turns that answered it; a task may name its user (scripted turns or a
+    # user simulator, core.user_sim)
+    """
+    ALTER TABLE tasks ADD COLUMN user_spec TEXT;
+    ALTER TABLE trajectories ADD COLUMN trial INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE trajectories ADD COLUMN episode_info TEXT;
+    ALTER TABLE trajectories ADD COLUMN unknown TEXT;  -- of usage,cost,latency: what the record did not give
+    ALTER TABLE episode_steps ADD COLUMN trial INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE episode_steps ADD COLUMN user_turns TEXT NOT NULL DEFAULT '[]';
+    DROP INDEX trajectories_run_task;
+    CREATE UNIQUE INDEX trajectories_run_task ON trajectories(run_id, task_id, trial);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

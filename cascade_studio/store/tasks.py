@@ -54,7 +54,8 @@ class TaskRepository:
                     result.updated += 1
                 rows.append((t.id, t.category, json.dumps(t.messages), json.dumps(t.tools),
                              None if t.expected is None else json.dumps(t.expected), t.prompt[:2000],
-                             ",".join(t.tool_names), t.source, h, now, t.environment, t.max_steps))
+                             ",".join(t.tool_names), t.source, h, now, t.environment, t.max_steps,
+                             None if t.user is None else json.dumps(t.user)))
             changed = [r[0] for r in rows if r[0] in existing]
             for start in range(0, len(changed), 500):  # their trajectories' verdicts no longer hold
                 chunk = changed[start:start + 500]
@@ -62,12 +63,12 @@ class TaskRepository:
                              chunk)
             conn.executemany(
                 "INSERT INTO tasks (id, category, messages, tools, expected, prompt, tool_names, source, content_hash, "
-                "imported_at, environment, max_steps) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "imported_at, environment, max_steps, user_spec) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT(id) DO UPDATE SET "
                 "category=excluded.category, messages=excluded.messages, tools=excluded.tools, "
                 "expected=excluded.expected, prompt=excluded.prompt, tool_names=excluded.tool_names, "
                 "source=excluded.source, content_hash=excluded.content_hash, imported_at=excluded.imported_at, "
-                "environment=excluded.environment, max_steps=excluded.max_steps",
+                "environment=excluded.environment, max_steps=excluded.max_steps, user_spec=excluded.user_spec",
                 rows,
             )
         return result
@@ -113,14 +114,17 @@ class TaskRepository:
         return [_task(r) for r in self.ws.conn.execute(sql, args)]
 
     def episode_ids(self, ids: list[str]) -> set[str]:
-        """Of these task ids, those that run as agent episodes (they name an environment)."""
+        """Of these task ids, those that run as agent episodes (they name an environment) or have
+        recorded episodes (imported transcripts)."""
         out: set[str] = set()
+        recorded = {r[0] for r in self.ws.conn.execute(
+            "SELECT DISTINCT task_id FROM trajectories WHERE episode IS NOT NULL AND episode NOT LIKE 'forced:%'")}
         for start in range(0, len(ids), 900):
             chunk = ids[start:start + 900]
             marks = ",".join("?" * len(chunk))
             out.update(r[0] for r in self.ws.conn.execute(
                 f"SELECT id FROM tasks WHERE environment != '' AND id IN ({marks})", chunk))
-        return out
+        return out | (recorded & set(ids))
 
     def environments(self) -> dict[str, int]:
         """Environment name -> how many tasks name it."""
@@ -183,12 +187,13 @@ class TaskRepository:
         return out
 
 
-_TASK_COLUMNS = "id, category, messages, tools, expected, source, environment, max_steps"
+_TASK_COLUMNS = "id, category, messages, tools, expected, source, environment, max_steps, user_spec"
 
 
 def _task(row: tuple[Any, ...]) -> Task:
     return Task(row[0], row[1], orjson.loads(row[2]), orjson.loads(row[3]),
-                None if row[4] is None else orjson.loads(row[4]), row[5], row[6] or "", row[7])
+                None if row[4] is None else orjson.loads(row[4]), row[5], row[6] or "", row[7],
+                None if row[8] is None else orjson.loads(row[8]))
 
 
 def _where(category: str | None, search: str) -> tuple[str, list[Any]]:

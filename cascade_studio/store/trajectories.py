@@ -1,5 +1,5 @@
 """Runs and trajectories. Every finished trajectory is committed on its own, so a crash loses
-nothing done; (run_id, task_id) is unique, so a resumed run never duplicates a task."""
+nothing done; (run_id, task_id, trial) is unique, so a resumed run never duplicates a task's trial."""
 
 from __future__ import annotations
 
@@ -114,6 +114,11 @@ class RunRepository:
         return {r[0] for r in self.ws.conn.execute(
             "SELECT task_id FROM trajectories WHERE run_id = ? AND status = 'ok'", (run_id,))}
 
+    def finished_units(self, run_id: int) -> set[tuple[str, int]]:
+        """(task id, trial) of the run's ok trajectories."""
+        return {(r[0], r[1]) for r in self.ws.conn.execute(
+            "SELECT task_id, trial FROM trajectories WHERE run_id = ? AND status = 'ok'", (run_id,))}
+
     def set_params(self, run_id: int, params: dict[str, Any]) -> None:
         self.ws.conn.execute("UPDATE runs SET params = ? WHERE id = ?", (json.dumps(params), run_id))
 
@@ -140,7 +145,8 @@ ROW_COLUMNS = ("run_id", "task_id", "tier", "model", "status", "category", "tool
                "system_fingerprint", "error", "attempts", "started_at", "finished_at", "generation")
 _COLUMNS = ", ".join(c for c in ROW_COLUMNS if c not in PAYLOAD_COLUMNS)  # what `save` writes to `trajectories`
 
-_KNOWN_COLUMNS = frozenset(ROW_COLUMNS) | {"id", "curation", "tags", "episode", "steps", "end_reason", "correct"}
+_KNOWN_COLUMNS = frozenset(ROW_COLUMNS) | {"id", "curation", "tags", "episode", "steps", "end_reason", "correct",
+                                           "trial", "episode_info"}
 _EXPORT_COLUMNS = ("task_id", "tier", "model", "status", "request", "response", "latency_ms", "finished_at", "error",
                    "curation", "tags", "category", "logprobs")
 _PAYLOADS_JOIN = " LEFT JOIN trajectory_payloads p ON p.id = t.id"
@@ -333,6 +339,14 @@ class TrajectoryRepository:
             f"SELECT DISTINCT task_id FROM trajectories WHERE tier = ? AND status = 'ok'{gen}", (tier, *args))}
         return found if task_ids is None else found & set(task_ids)
 
+    def ok_units(self, tier: int, generations: Sequence[str], task_ids: Sequence[str]) -> set[tuple[str, int]]:
+        """(task id, trial) pairs of `task_ids` with a successful trajectory of `tier` in `generations`."""
+        gen, args = _generation_clause(generations)
+        wanted = set(task_ids)
+        return {(r[0], r[1]) for r in self.ws.conn.execute(
+            f"SELECT DISTINCT task_id, trial FROM trajectories WHERE tier = ? AND status = 'ok'{gen}", (tier, *args))
+            if r[0] in wanted}
+
     def recent_completion_tokens(self, tier: int, generations: Sequence[str], limit: int = 200) -> list[int]:
         """Output lengths of the tier's latest successful trajectories (for cost estimates)."""
         gen, args = _generation_clause(generations)
@@ -371,8 +385,10 @@ class TrajectoryRepository:
         """`columns` of the latest successful trajectory of `tier` per task among those that pass the
         filters (accepted only, or not rejected), in id order, streamed: the source of a fine-tuning
         dataset."""
-        # an episode teaches only when it finished the job (answered), not when it ran out of steps or time
-        clauses, args = ["status = 'ok'", "tier = ?", "(end_reason IS NULL OR end_reason = 'answered')"], [tier]
+        # an episode teaches only when it finished the job (answered, or the user ended the conversation), not
+        # when it ran out of steps or time or handed off
+        clauses, args = ["status = 'ok'", "tier = ?",
+                         "(end_reason IS NULL OR end_reason IN ('answered', 'user_stop'))"], [tier]
         if accepted_only:
             clauses.append("curation = 'accepted'")
         else:
@@ -417,8 +433,8 @@ class TrajectoryRepository:
         where, args = (" WHERE t.tier = ?", [tier]) if tier is not None else ("", [])
         return _inflated(_EXPORT_COLUMNS, self.ws.conn.execute(f"{sql}{where} ORDER BY t.id", args))
 
-    def save(self, run_id: int | None, t: Trajectory, category: str = "") -> int:
-        """Insert, or replace an earlier error for the same (run, task); commits at once.
+    def save(self, run_id: int | None, t: Trajectory, category: str = "", trial: int = 0) -> int:
+        """Insert, or replace an earlier error for the same (run, task, trial); commits at once.
 
         The response is stored without its logprobs (they have their own column), so they are
         not stored twice; `get` and the exports put them back. The first decision token's
@@ -430,7 +446,7 @@ class TrajectoryRepository:
                   _dumps(t.tool_calls), t.usage.prompt_tokens,
                   t.usage.completion_tokens, t.usage.cached_tokens, t.usage.reasoning_tokens, t.latency_ms,
                   t.cost_micro, t.conf_mean, t.conf_min, t.conf_tool, t.system_fingerprint, t.error, t.attempts,
-                  t.started_at, t.finished_at, t.generation)
+                  t.started_at, t.finished_at, t.generation, trial)
         placeholders = ", ".join("?" * len(values))
         updates = ", ".join(f"{c.strip()} = excluded.{c.strip()}" for c in _COLUMNS.split(",")[2:])
         conn = self.ws.conn
@@ -439,7 +455,8 @@ class TrajectoryRepository:
             conn.execute("BEGIN IMMEDIATE")
         try:
             cur = conn.execute(
-                f"INSERT INTO trajectories ({_COLUMNS}) VALUES ({placeholders}) ON CONFLICT(run_id, task_id) DO UPDATE "
+                f"INSERT INTO trajectories ({_COLUMNS}, trial) VALUES ({placeholders}) "
+                f"ON CONFLICT(run_id, task_id, trial) DO UPDATE "
                 f"SET {updates} WHERE trajectories.status != 'ok' RETURNING id", values)
             stored = cur.fetchall()  # all of it: the statement ends here
             if stored:  # inserted, or replaced an error: its payloads and decision token beside it
@@ -477,7 +494,7 @@ class TrajectoryRepository:
         """One summary per trajectory (of `tier`; or those of `ids`), in id order."""
         select = ("SELECT id, task_id, tier, model, status, category, tool_name, conf_mean, conf_min, conf_tool, "
                   "cost_micro, latency_ms, prompt_tokens, completion_tokens, curation, tags, run_id, generation, steps, "
-                  "end_reason FROM trajectories")
+                  "end_reason, trial, episode_info FROM trajectories")
         if ids is not None:
             rows = [r for chunk in _chunks(sorted(ids)) for r in self.ws.conn.execute(
                 f"{select} WHERE id IN ({','.join('?' * len(chunk))}) ORDER BY id", chunk)]
@@ -486,7 +503,7 @@ class TrajectoryRepository:
             rows = self.ws.conn.execute(f"{select} {where} ORDER BY id", args).fetchall()
         keys = ["id", "task_id", "tier", "model", "status", "category", "tool_name", "conf_mean", "conf_min", "conf_tool",
                 "cost_micro", "latency_ms", "prompt_tokens", "completion_tokens", "curation", "tags", "run_id",
-                "generation", "steps", "end_reason"]
+                "generation", "steps", "end_reason", "trial", "episode_info"]
         return [dict(zip(keys, r, strict=True)) for r in rows]
 
     def data_version(self) -> int:

@@ -25,7 +25,7 @@ SORTABLE = {"id": "id", "task_id": "task_id", "category": "category", "tier": "t
             "latency_ms": "latency_ms", "tokens": "(prompt_tokens + completion_tokens)", "curation": "curation",
             "tags": "tags", "steps": "steps", "end_reason": "end_reason"}
 ROW_COLUMNS = ("id, task_id, category, tier, model, status, tool_name, conf_mean, conf_min, conf_tool, cost_micro, "
-               "latency_ms, prompt_tokens + completion_tokens, curation, tags, steps, end_reason")
+               "latency_ms, prompt_tokens + completion_tokens, curation, tags, steps, end_reason, unknown")
 
 
 @dataclass

@@ -78,15 +78,24 @@ def _conf_text(t: Trajectory) -> str:
                                                                ("tool name", t.conf_tool)) if value is not None)
 
 
-def _usage_html(t: Trajectory, meta: dict[str, Any]) -> str:
+def _usage_html(t: Trajectory, meta: dict[str, Any], episode: Episode | None = None) -> str:
     conf = _conf_text(t)
     u = t.usage
+    known = episode.known if episode is not None else (lambda _what: True)
+    tokens = (f"{u.prompt_tokens:,} prompt ({u.cached_tokens:,} cached), {u.completion_tokens:,} "
+              f"completion ({u.reasoning_tokens:,} reasoning)") if known("usage") else "unknown"
+    user = ""
+    if episode is not None and (episode.user_usage is not None or episode.user_cost_micro is not None):
+        uu = episode.user_usage
+        user = (f"<tr><td>User (simulated)</td><td>{'unknown' if uu is None else f'{uu.total:,}'} tokens, "
+                f"{'$unknown' if episode.user_cost_micro is None else f'${micro_to_usd(episode.user_cost_micro):.6f}'}"
+                " (not the agent's cost)</td></tr>")
     return (
         "<h4>Usage</h4><table cellspacing=4>"
-        f"<tr><td>Tokens</td><td>{u.prompt_tokens:,} prompt ({u.cached_tokens:,} cached), {u.completion_tokens:,} "
-        f"completion ({u.reasoning_tokens:,} reasoning)</td></tr>"
-        f"<tr><td>Cost</td><td>${micro_to_usd(t.cost_micro):.6f}</td></tr>"
-        f"<tr><td>Latency</td><td>{t.latency_ms:,.0f} ms · {t.attempts} attempt(s)</td></tr>"
+        f"<tr><td>Tokens</td><td>{tokens}</td></tr>"
+        f"<tr><td>Cost</td><td>{'unknown' if not known('cost') else f'${micro_to_usd(t.cost_micro):.6f}'}</td></tr>"
+        f"<tr><td>Latency</td><td>{'unknown' if not known('latency') else f'{t.latency_ms:,.0f} ms'} · "
+        f"{t.attempts} attempt(s)</td></tr>{user}"
         f"<tr><td>Confidence</td><td>{conf or '—'}</td></tr>"
         f"<tr><td>Fingerprint</td><td>{html.escape(t.system_fingerprint or '—')}</td></tr>"
         f"<tr><td>Curation</td><td>{html.escape(meta.get('curation') or '—')} "
@@ -101,7 +110,14 @@ def episode_html(t: Trajectory, meta: dict[str, Any], episode: Episode,
     parts = [f"<h3>{html.escape(t.task_id)} <small>· tier {t.tier} · {html.escape(t.model)} · "
              f"{html.escape(meta.get('category') or '')}</small></h3>",
              f"<p><b>Agent episode</b> in <i>{html.escape(episode.environment or '?')}</i>: {len(episode.steps)} "
-             f"step(s), {episode.tool_calls} tool call(s), ended: <b>{html.escape(reason)}</b></p>"]
+             f"step(s), {episode.tool_calls} tool call(s)"
+             + (f", {sum(len(s.user_turns) for s in episode.steps)} user turn(s)"
+                if any(s.user_turns for s in episode.steps) else "")
+             + f", ended: <b>{html.escape(reason)}</b>"
+             + (f" · trial {episode.trial}" if episode.trial else "")
+             + (f" · recorded outcome: {'success' if episode.outcome.get('success') else 'failure'}"
+                + (f" (reward {episode.outcome['reward']:g})" if episode.outcome.get("reward") is not None else "")
+                if episode.outcome else "") + "</p>"]
     if episode.error:
         parts.append(f'<p style="color:#a4262c"><b>Error:</b> {html.escape(episode.error)}</p>')
     parts.append("<h4>Task</h4>")
@@ -113,8 +129,10 @@ def episode_html(t: Trajectory, meta: dict[str, Any], episode: Episode,
     for step in episode.steps:
         c = step.call
         conf = _conf_text(c)
-        parts.append(f'<h4 style="margin-bottom:2px">Step {step.index + 1} <small>· {c.latency_ms:,.0f} ms · '
-                     f"${micro_to_usd(c.cost_micro):.6f} · {c.usage.total:,} tokens"
+        figures = (f"{'unknown' if not episode.known('latency') else f'{c.latency_ms:,.0f}'} ms · "
+                   f"{'$unknown' if not episode.known('cost') else f'${micro_to_usd(c.cost_micro):.6f}'} · "
+                   f"{'unknown' if not episode.known('usage') else f'{c.usage.total:,}'} tokens")
+        parts.append(f'<h4 style="margin-bottom:2px">Step {step.index + 1} <small>· {figures}'
                      f"{' · confidence ' + conf if conf else ''}</small></h4>")
         if c.content and c.tool_calls:
             parts.append(f"<p><i>{html.escape(c.content)}</i></p>")
@@ -129,7 +147,11 @@ def episode_html(t: Trajectory, meta: dict[str, Any], episode: Episode,
         if missing > 0:
             parts.append(f"<p><i>{missing} tool call(s) not run (the episode stopped).</i></p>")
         parts.append("<p><small>Token heat map</small></p>" + heatmap_html(c.logprobs))
-    parts.append("<h4>Episode totals</h4>" + _usage_html(t, meta))
+        for turn in step.user_turns:  # the user's answer: an input of the next step, not a step
+            text = turn.get("content")
+            parts.append(f'<p style="background:#eef4fb"><b>user:</b> '
+                         f"{html.escape(text if isinstance(text, str) else json.dumps(text))}</p>")
+    parts.append("<h4>Episode totals</h4>" + _usage_html(t, meta, episode))
     return "".join(parts)
 
 

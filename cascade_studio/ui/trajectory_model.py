@@ -146,9 +146,12 @@ class TrajectoryTableModel(QAbstractTableModel):
             return r[0]
         if role == Qt.ItemDataRole.DisplayRole:
             conf = self.confidence_of(r)
+            unknown = r[17] or ""  # what a recorded episode did not give: unknown, never 0
             return [r[1], r[2], r[3], r[4], r[5], r[15] if r[16] else "", END_LABELS.get(r[16], r[16] or ""),
                     r[6] or "—", "" if conf is None else f"{conf:.3f}",
-                    f"{micro_to_usd(r[10]):.6f}", f"{r[11]:.0f}", f"{r[12]:,}", r[13] or "", r[14] or ""][col]
+                    "unknown" if "cost" in unknown else f"{micro_to_usd(r[10]):.6f}",
+                    "unknown" if "latency" in unknown else f"{r[11]:.0f}",
+                    "unknown" if "usage" in unknown else f"{r[12]:,}", r[13] or "", r[14] or ""][col]
         if role == Qt.ItemDataRole.ToolTipRole and col == self.COL_TOOL and r[16]:
             return "An agent episode: the tool of its first step (the detail shows every step)"
         if role == Qt.ItemDataRole.TextAlignmentRole and col in (self.COL_TIER, self.COL_STEPS, self.COL_CONF,

@@ -35,3 +35,8 @@ def count_notes() -> int:
 def divide_numbers(a: float, b: float) -> float:
     """Divide number a by number b."""
     return a / b
+
+
+def transfer_to_human_agents(summary: str) -> str:
+    """Transfer the user to a human agent, with a summary of the conversation."""
+    return "Transfer successful"

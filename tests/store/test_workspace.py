@@ -57,10 +57,16 @@ def test_forward_migration_applies_and_keeps_a_backup(tmp_path, monkeypatch):
     assert len(backups) == 1
 
 
-def test_an_index_only_upgrade_makes_no_backup(tmp_path):
+def test_an_index_only_upgrade_makes_no_backup(tmp_path, monkeypatch):
     """Upgrading through steps that only add an index (19: the inspector's covering index) copies
     nothing: on a 10 GB workspace the copy would cost minutes and 10 GB of disk."""
+    import cascade_studio.store.workspace as wsmod
+
     Workspace.open(tmp_path).close()
+    # the schema as it was when 19 was the last step (later steps may change data)
+    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:19])
+    monkeypatch.setattr(migrations, "SCHEMA_VERSION", 19)
+    monkeypatch.setattr(wsmod, "SCHEMA_VERSION", 19)
     conn = sqlite3.connect(tmp_path / "workspace.sqlite", isolation_level=None)
     conn.execute("DROP INDEX trajectories_inspect")
     conn.execute("ALTER TABLE tiers DROP COLUMN key_origin_pending")  # a later step that copies nothing either

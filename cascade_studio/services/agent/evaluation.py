@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -23,8 +24,11 @@ from cascade_studio.core.episode_eval import (
     compare_step,
     episode_side_summary,
     episode_success,
+    same_basis_comparison,
     step_summary,
+    trial_figures,
 )
+from cascade_studio.core.step_alignment import alignment_summary
 from cascade_studio.core.tiers import Tier, generation_id, generation_keys
 from cascade_studio.core.trajectory import ResponseError, build_request, trajectory_from_response
 from cascade_studio.services.clients import describe_error, make_async_client
@@ -79,7 +83,9 @@ async def collect_forced(ws: Workspace, teacher: Tier, student: Tier, task_ids: 
 
     async def one(task: Any, episode: Episode, k: int) -> None:
         tools = episode.steps[0].call.request.get("tools") or task.tools
-        request = build_request(student, conversation(task.messages, episode.steps, upto=k), tools)
+        # the teacher episode's own conversation (its prompt, not the task's as it is now)
+        request = build_request(student, conversation(episode.messages_before(task.messages), episode.steps, upto=k),
+                                tools)
         async with gate:
             started, t0 = now(), time.perf_counter()
             try:
@@ -142,27 +148,52 @@ def episode_steps(ws: Workspace, teacher: Tier, students: list[Tier], task_ids: 
     return out
 
 
-def episode_comparison(ws: Workspace, teacher: Tier, student: Tier, task_ids: list[str],
-                       judged: dict[str, dict[str, bool | None]] | None = None) -> dict[str, Any]:
-    """Free-running episodes side by side: success rate, steps, cost and wall time per episode.
-    `judged`: a judge's verdicts ({"teacher"|"student": {task: verdict}}, services.judged_evaluation),
-    the basis where no state check ran and no answer is expected."""
+def episodes_by_trial(ws: Workspace, tier: Tier, task_ids: list[str]) -> dict[str, list[Episode]]:
+    """Task id -> the tier's ok episodes of its current generation, one per trial (the latest of each),
+    in trial order (tasks without one left out)."""
+    repo = EpisodeRepository(ws)
+    out: dict[str, list[Episode]] = {}
+    for task_id, trials in repo.trial_ids(tier.tier, generation_keys(tier), task_ids).items():
+        episodes = [repo.of_trajectory(trials[t]) for t in sorted(trials)]
+        kept = [e for e in episodes if e is not None and e.steps]
+        if kept:
+            out[task_id] = kept
+    return out
+
+
+Judge = Callable[[Episode, Any], "bool | None"]  # a verdict on an episode of a task (issue 30's judge), or None
+
+
+def episode_comparison(ws: Workspace, teacher: Tier, student: Tier, task_ids: list[str], *,
+                       judge: Judge | None = None) -> dict[str, Any]:
+    """Free-running episodes side by side, every trial of each: success (and what judged it, per
+    core.episode_eval.SUCCESS_BASES; `judge` gives verdicts where nothing stronger judges), success per
+    trial, pass^k, steps, cost and wall time per episode; the comparison over tasks judged on the same
+    basis for both sides; the offline step alignment of the two sides' episodes."""
     tasks = TaskRepository(ws)
-    t_eps = latest_episodes(ws, teacher, task_ids)
-    s_eps = latest_episodes(ws, student, task_ids)
+    t_eps = episodes_by_trial(ws, teacher, task_ids)
+    s_eps = episodes_by_trial(ws, student, task_ids)
     common = [t for t in task_ids if t in t_eps and t in s_eps]
-    sides: dict[str, list[tuple[Episode, bool | None, str]]] = {"teacher": [], "student": []}
-    judged = judged or {}
+    found = tasks.get_many(common)
+    rows: dict[str, list[tuple[Episode, bool | None, str]]] = {"teacher": [], "student": []}
+    verdicts: dict[str, dict[str, list[tuple[bool | None, str]]]] = {"teacher": {}, "student": {}}
     for task_id in common:
-        task = tasks.get(task_id)
+        task = found.get(task_id)
         expected = task.expected if task else None
-        teacher_answer = t_eps[task_id].final_answer
-        sides["teacher"].append((t_eps[task_id], *episode_success(
-            t_eps[task_id], expected, judged=judged.get("teacher", {}).get(task_id))))
-        sides["student"].append((s_eps[task_id], *episode_success(
-            s_eps[task_id], expected, teacher_answer, judged=judged.get("student", {}).get(task_id))))
-    return {"tasks": len(common), "missing": len([t for t in task_ids if t in t_eps]) - len(common),
-            "teacher": episode_side_summary(sides["teacher"]), "student": episode_side_summary(sides["student"])}
+        teacher_answer = t_eps[task_id][0].final_answer
+        for side, episodes, reference in (("teacher", t_eps[task_id], None), ("student", s_eps[task_id], teacher_answer)):
+            for e in episodes:
+                ok, basis = episode_success(e, expected, reference, judge=judge(e, task) if judge else None)
+                rows[side].append((e, ok, basis))
+                verdicts[side].setdefault(task_id, []).append((ok, basis))
+    out = {"tasks": len(common), "missing": len([t for t in task_ids if t in t_eps]) - len(common),
+           "teacher": episode_side_summary(rows["teacher"]), "student": episode_side_summary(rows["student"]),
+           "compared": same_basis_comparison(verdicts["teacher"], verdicts["student"])}
+    for side in ("teacher", "student"):
+        out[side]["trials"] = trial_figures({t: [ok for ok, _ in v] for t, v in verdicts[side].items()})
+    out["alignment"] = alignment_summary([(task_id, (found[task_id].category if task_id in found else ""),
+                                           t_eps[task_id][0], s) for task_id in common for s in s_eps[task_id]])
+    return out
 
 
 async def evaluate_agents(ws: Workspace, teacher: Tier, student: Tier, task_ids: list[str], secrets: SecretStore, *,
@@ -170,7 +201,8 @@ async def evaluate_agents(ws: Workspace, teacher: Tier, student: Tier, task_ids:
                           calibrate: tuple[str, float] | None = None, judge: Any = None,
                           judge_checked: bool = False, dry_run: bool = False,
                           judge_batch: bool = False) -> dict[str, Any]:
-    """`evaluate --mode`: step agreement and/or episode success for the episode tasks of `task_ids`."""
+    """`evaluate --mode`: step agreement and/or episode success for the episode tasks of `task_ids`;
+    `judge` (a core.judges.Judge, issue 30) gives verdicts on episodes nothing stronger judges."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}")
     episode_ids = sorted(TaskRepository(ws).episode_ids(task_ids), key=task_ids.index)
@@ -194,15 +226,21 @@ async def evaluate_agents(ws: Workspace, teacher: Tier, student: Tier, task_ids:
         if collected and collected["message"]:
             out["step_agreement"]["collection_problem"] = collected["message"]
     if mode in ("episodes", "both"):
-        judged = None
-        if judge is not None:  # issue 30: a judge where no state check ran and no answer is expected
+        verdict: Judge | None = None
+        if judge is not None:  # issue 30: a judge where no outcome, state check or expected answer decides
             from cascade_studio.services.judged_evaluation import judged_episode_success
 
+            chosen = {"teacher": latest_episodes(ws, teacher, episode_ids, with_logprobs=False),
+                      "student": latest_episodes(ws, student, episode_ids, with_logprobs=False)}
             judged, judge_report = await judged_episode_success(
-                ws, judge, {"teacher": latest_episodes(ws, teacher, episode_ids, with_logprobs=False),
-                            "student": latest_episodes(ws, student, episode_ids, with_logprobs=False)},
-                secrets, include_checked=judge_checked, dry_run=dry_run, batch=judge_batch)
-        out["episodes"] = episode_comparison(ws, teacher, student, episode_ids, judged)
+                ws, judge, chosen, secrets, include_checked=judge_checked, dry_run=dry_run, batch=judge_batch)
+
+            def verdict(e: Episode, task: Any) -> bool | None:
+                # the judge is asked about each task's latest episode per side; earlier trials keep their own basis
+                side = "teacher" if e.tier == teacher.tier else "student"
+                latest = chosen[side].get(e.task_id)
+                return judged[side].get(e.task_id) if latest is not None and latest.key == e.key else None
+        out["episodes"] = episode_comparison(ws, teacher, student, episode_ids, judge=verdict)
         if judge is not None:
             out["episodes"]["judge"] = judge_report
     return out

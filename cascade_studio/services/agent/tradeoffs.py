@@ -91,4 +91,7 @@ def measured_free_running(ws: Workspace, tiers: list[Tier], rows: list[EpisodeSt
         return None
     return {"tier": tiers[0].tier, "tasks": measured["tasks"],
             "student_success_rate": measured["student"]["success_rate"],
-            "teacher_success_rate": measured["teacher"]["success_rate"]}
+            "teacher_success_rate": measured["teacher"]["success_rate"],
+            "student_judged_by": measured["student"]["judged_by"],
+            "teacher_judged_by": measured["teacher"]["judged_by"],
+            "compared": measured["compared"]}
