@@ -58,9 +58,10 @@ def agents_sentence(agents: dict | None) -> str:
                      f"{steps['overall']['steps']} teacher-forced steps{where}.")
     episodes = agents.get("episodes")
     if episodes and episodes["tasks"]:
-        parts.append(f" Episodes on its own: success {_pct(episodes['student']['success_rate'])} (teacher "
-                     f"{_pct(episodes['teacher']['success_rate'])}), ${episodes['student']['cost_per_episode_usd']} "
-                     f"vs ${episodes['teacher']['cost_per_episode_usd']} per episode.")
+        # the CLI's words (core.episode_eval.episode_lines): what judged each side, unknown costs said so
+        from cascade_studio.core.episode_eval import episode_lines
+
+        parts.append(" Episodes on its own: " + " ".join(line.strip() for line in episode_lines(episodes)))
     return "".join(parts) or " Agent tasks: tick 'Collect missing' to ask the student at every step."
 
 

@@ -26,7 +26,9 @@ def test_episode_drill_down(qtbot, tmp_path, qloop, sandbox_thread):
     assert page.task_table.rowCount() >= 3
     status = page.status.text()
     assert "Agent tasks: step agreement" in status and "teacher-forced steps" in status
-    assert "Episodes on its own: success" in status
+    # the CLI's words: each side's success with what judged it; an unknown cost is never "$None" or "$0"
+    assert "Episodes on its own: Episodes, teacher: success" in status and "Episodes, student: success" in status
+    assert "judged by" in status and "$None" not in status
     texts = []
     for row in range(page.task_table.rowCount()):
         page.task_table.selectRow(row)
