@@ -120,16 +120,17 @@ async def _worker(port: int, requests: list[bytes], counter, latencies: list[flo
                     length = int(line.split(b":")[1])
                 elif low.startswith(b"transfer-encoding:") and b"chunked" in low:
                     chunked = True
+            body = b""
             if chunked:
                 while True:
                     size = int((await reader.readline()).split(b";")[0], 16)
-                    await reader.readexactly(size + 2)
+                    body += (await reader.readexactly(size + 2))[:-2]
                     if size == 0:
                         break
             else:
-                await reader.readexactly(length)
+                body = await reader.readexactly(length)
             if not status.startswith(b"HTTP/1.1 200"):
-                raise SystemExit(f"unexpected response {status!r}")
+                raise SystemExit(f"port {port}: unexpected response {status!r}: {body[:300]!r}")
             latencies.append((time.perf_counter() - t0) * 1000)
     finally:
         writer.close()
@@ -145,6 +146,20 @@ async def measure(port: int, requests: list[bytes], n: int, concurrency: int) ->
     t0 = time.perf_counter()
     await asyncio.gather(*(_worker(port, requests, it, latencies) for _ in range(concurrency)))
     return n / (time.perf_counter() - t0), statistics.median(latencies)
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process and its children have used so far."""
+    import psutil
+
+    total = 0.0
+    for p in [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total
 
 
 def tree_memory_mb(pid: int) -> tuple[float, float]:
@@ -193,7 +208,7 @@ def main() -> int:
             procs.append(subprocess.Popen([sys.executable, "-c", PASSTHROUGH, str(ports["passthrough"]), sandbox_url],
                                           env=env, stdout=subprocess.DEVNULL))
             wait_port(ports["passthrough"], procs[-1])
-            pids = {}
+            pids = {"direct": procs[0].pid, "passthrough": procs[1].pid}
             gateways = [("gateway", args.gateway_args)]
             if args.second_gateway_args is not None:
                 gateways.append(("gateway " + args.second_gateway_args, args.second_gateway_args))
@@ -212,16 +227,20 @@ def main() -> int:
             names = list(ports)
             reqs = {name: raw_requests(ports[name], "/v1/chat/completions", bodies.get(name, client_bodies))
                     for name in names}
+            cpu: dict[str, list[float]] = {n: [] for n in names}  # ms of the server's CPU per request
             rates: dict[str, list[float]] = {n: [] for n in names}
             p50s: dict[str, list[float]] = {n: [] for n in names}
             for r in range(args.rounds):
                 order = names[r % len(names):] + names[:r % len(names)]
                 for name in order:
+                    before = tree_cpu_s(pids[name]), 0.0
                     rate, _ = asyncio.run(measure(ports[name], reqs[name], args.requests, args.concurrency))
+                    own = tree_cpu_s(pids[name]) - before[0]  # the server's own CPU (warm-up included)
+                    cpu[name].append(own * 1000 / (args.requests + min(args.requests, 2 * args.concurrency)))
                     _, p50 = asyncio.run(measure(ports[name], reqs[name], args.serial, 1))
                     rates[name].append(rate)
                     p50s[name].append(p50)
-            memory = {name: tree_memory_mb(pid) for name, pid in pids.items()}
+            memory = {name: tree_memory_mb(pid) for name, pid in pids.items() if name.startswith("gateway")}
         finally:
             for p in reversed(procs):
                 p.terminate()
@@ -231,15 +250,20 @@ def main() -> int:
           f"{args.serial} at concurrency 1; {os.cpu_count()} cores, load average {load[0]:.1f} at the end")
     rate = {n: statistics.median(v) for n, v in rates.items()}
     p50 = {n: statistics.median(v) for n, v in p50s.items()}
+    cpu_ms = {n: statistics.median(v) for n, v in cpu.items()}
     for name in names:
         mem = f"; RSS {memory[name][0]:.0f} MB, PSS {memory[name][1]:.0f} MB" if name in memory else ""
         print(f"{name:>28}: {rate[name]:7.1f} req/s (rounds {', '.join(f'{x:.0f}' for x in rates[name])}), "
-              f"p50 at concurrency 1 {p50[name]:.2f} ms{mem}")
+              f"p50 at concurrency 1 {p50[name]:.2f} ms; its own CPU {cpu_ms[name]:.2f} ms a request "
+              f"(a ceiling of {1000 / cpu_ms[name]:,.0f} req/s per core){mem}")
     for name in names:
         if name.startswith("gateway"):
             print(f"{name}: ratio_to_passthrough={rate[name] / rate['passthrough']:.2f} "
+                  f"cpu_ratio_to_passthrough={cpu_ms['passthrough'] / cpu_ms[name]:.2f} "
                   f"ratio_to_direct={rate[name] / rate['direct']:.2f} "
                   f"added_p50_ms_over_direct={p50[name] - p50['direct']:.2f}")
+    print("(ratio: throughput, which the load of the shared machine moves; cpu_ratio: the passthrough's CPU per "
+          "request over the gateway's, a ceiling ratio the load moves far less)")
     return 0
 
 
