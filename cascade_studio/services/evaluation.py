@@ -29,7 +29,7 @@ EMBEDDING_MODEL = "text-embedding-3-small"
 
 BATCH = 500  # tasks whose two sides are in memory at once
 _SIDE_COLUMNS = ["id", "task_id", "tool_calls", "final_answer", "content", *CONF_COLUMNS.values(), "cost_micro",
-                 "latency_ms"]
+                 "latency_ms", "correct"]
 
 
 def _sides(repo: TrajectoryRepository, ids: list[int]) -> dict[str, Side]:
@@ -39,7 +39,8 @@ def _sides(repo: TrajectoryRepository, ids: list[int]) -> dict[str, Side]:
     out = {}
     for r in repo.by_ids(ids, _SIDE_COLUMNS):
         calls = orjson.loads(r[2])
-        out[r[1]] = Side(calls, r[3], r[4] if calls else None, tops.get(r[0]), by_method(r[5:8]), r[8], r[9], r[0])
+        out[r[1]] = Side(calls, r[3], r[4] if calls else None, tops.get(r[0]), by_method(r[5:8]), r[8], r[9], r[0],
+                         None if r[10] is None else bool(r[10]))
     return out
 
 

@@ -80,11 +80,14 @@ def _accuracy(ws: Workspace, per_tier: list[_TierRows], rows: list[np.ndarray], 
         need = sorted({task_ids[i] for i in batch.tolist()})
         expected, tools = tasks.expected_of(need), tasks.tools_of(need)
         verdicts: list[tuple[int, bool]] = []
+        judged: dict[tuple[int, str], bool] = {}  # (task, calls' JSON): tiers that answered alike, judged once
         for j, (p, r) in enumerate(zip(per_tier, rows, strict=True)):
             at = batch[todo[batch, j]]
             for i, raw in zip(at.tolist(), p.calls(r[at]), strict=True):
                 t = task_ids[i]
-                ok = bfcl_correct(orjson.loads(raw), expected[t], tools.get(t))
+                ok = judged.get((i, raw))
+                if ok is None:
+                    ok = judged[(i, raw)] = bfcl_correct(orjson.loads(raw), expected[t], tools.get(t))
                 out[i, j] = float(ok)
                 verdicts.append((int(p.traj_ids[r[i]]), ok))
         try:
