@@ -66,6 +66,15 @@ def _agreement(teacher_calls: np.ndarray, calls: np.ndarray) -> np.ndarray:
     return out
 
 
+def _judged_as(calls: Any, raw: str) -> Any:
+    """What bfcl_correct reads of the calls (each call's name and arguments; not the call ids, which
+    differ between tiers that called alike)."""
+    try:
+        return orjson.dumps([(c.get("name"), c.get("arguments")) for c in calls])
+    except (AttributeError, TypeError, orjson.JSONEncodeError):
+        return raw
+
+
 def _accuracy(ws: Workspace, per_tier: list[_TierRows], rows: list[np.ndarray], task_ids: np.ndarray) -> np.ndarray:
     """1.0 where a tier's calls are correct against the task's expected answer. Verdicts are kept
     with the trajectories (`correct`): only those not computed yet are, once, VERDICT_BATCH tasks at
@@ -80,14 +89,16 @@ def _accuracy(ws: Workspace, per_tier: list[_TierRows], rows: list[np.ndarray], 
         need = sorted({task_ids[i] for i in batch.tolist()})
         expected, tools = tasks.expected_of(need), tasks.tools_of(need)
         verdicts: list[tuple[int, bool]] = []
-        judged: dict[tuple[int, str], bool] = {}  # (task, calls' JSON): tiers that answered alike, judged once
+        judged: dict[tuple[int, Any], bool] = {}  # tiers that called alike on a task: judged once
         for j, (p, r) in enumerate(zip(per_tier, rows, strict=True)):
             at = batch[todo[batch, j]]
             for i, raw in zip(at.tolist(), p.calls(r[at]), strict=True):
                 t = task_ids[i]
-                ok = judged.get((i, raw))
+                calls = orjson.loads(raw)
+                key = (i, _judged_as(calls, raw))
+                ok = judged.get(key)
                 if ok is None:
-                    ok = judged[(i, raw)] = bfcl_correct(orjson.loads(raw), expected[t], tools.get(t))
+                    ok = judged[key] = bfcl_correct(calls, expected[t], tools.get(t))
                 out[i, j] = float(ok)
                 verdicts.append((int(p.traj_ids[r[i]]), ok))
         try:
