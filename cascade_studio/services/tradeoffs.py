@@ -84,6 +84,13 @@ def _accuracy(ws: Workspace, per_tier: list[_TierRows], rows: list[np.ndarray], 
     todo = np.isnan(out)
     pending = np.flatnonzero(todo.any(axis=1))
     tasks = TaskRepository(ws)
+    with ws.page_cache():  # ~3 reads by id per pending task: re-read pages cost more than the verdicts
+        _judge(ws, per_tier, rows, task_ids, out, todo, pending, tasks)
+    return out
+
+
+def _judge(ws: Workspace, per_tier: list[_TierRows], rows: list[np.ndarray], task_ids: np.ndarray, out: np.ndarray,
+           todo: np.ndarray, pending: np.ndarray, tasks: TaskRepository) -> None:
     for start in range(0, len(pending), VERDICT_BATCH):
         batch = pending[start:start + VERDICT_BATCH]
         need = sorted({task_ids[i] for i in batch.tolist()})
@@ -105,7 +112,6 @@ def _accuracy(ws: Workspace, per_tier: list[_TierRows], rows: list[np.ndarray], 
             TrajectoryRepository(ws).set_correct(verdicts)
         except sqlite3.OperationalError as exc:  # busy or read-only: computed again next time
             log.info("Trade-offs: verdicts not kept (%s)", exc)
-    return out
 
 
 def load_outcomes(ws: Workspace, tiers: list[Tier], category: str | None = None,

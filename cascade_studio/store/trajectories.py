@@ -26,8 +26,6 @@ def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-VERDICT_CACHE_KIB = 128 * 1024  # SQLite's page cache while verdicts are stored (freed after)
-
 # a trajectory as `get` reads it; request, response and logprobs live in trajectory_payloads (store.payloads)
 ROW_COLUMNS = ("run_id", "task_id", "tier", "model", "status", "category", "tool_name", "content", "final_answer",
                "tool_calls", "request", "response", "logprobs", "prompt_tokens", "completion_tokens", "cached_tokens",
@@ -154,19 +152,14 @@ class TrajectoryRepository:
         """Keep the verdicts (trajectory id, correct) computed against the tasks' expected answers."""
         conn = self.ws.conn
         rows = sorted((i, int(ok)) for i, ok in verdicts)  # in id order: each page of the table visited once
-        # A page cache that holds the batch's pages (the 2 MB default spilled them to the WAL mid-update,
-        # over and over: 36 s of system time on a first load of 300k verdicts), for this update only.
-        previous = conn.execute("PRAGMA cache_size").fetchone()[0]
-        conn.execute(f"PRAGMA cache_size={-VERDICT_CACHE_KIB}")
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.executemany("UPDATE trajectories SET correct = ? WHERE id = ?", ((ok, i) for i, ok in rows))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        finally:
-            conn.execute(f"PRAGMA cache_size={int(previous)}")
+        with self.ws.page_cache():  # holds the batch's pages (the 2 MB default spilled them mid-update)
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany("UPDATE trajectories SET correct = ? WHERE id = ?", ((ok, i) for i, ok in rows))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
 
     def latest_ok_ids(self, tier: int, generations: Sequence[str] | None = None) -> dict[str, int]:
         """{task id: id of its latest successful trajectory of `tier` (of one of `generations`)}: the
