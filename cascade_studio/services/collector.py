@@ -19,6 +19,7 @@ from typing import Any
 import openai
 import orjson
 
+from cascade_studio.core.agreement import kept_verdict
 from cascade_studio.core.money import micro_to_usd
 from cascade_studio.core.tasks import Task
 from cascade_studio.core.tiers import LogprobsMode, Tier, generation_id, generation_keys, generation_params
@@ -331,7 +332,7 @@ class CollectionRun:
         if isinstance(traj, str):
             self._record_error(task.id, task.category, request, traj, attempt, started_at)
             return False
-        if not self._save(traj, task.category):
+        if not self._save(traj, task.category, kept_verdict(traj.tool_calls, task.expected, task.tools)):
             return False
         self.progress.done += 1
         self.progress.new_done += 1
@@ -360,10 +361,11 @@ class CollectionRun:
         self._limiter.settle(estimate, traj.usage.total)
         return traj
 
-    def _save(self, traj: Trajectory, category: str) -> bool:
-        """Store one finished task. A full disk stops the run at once, in words (the answers already
-        saved stay; the next run resumes after them)."""
-        return self.persist(lambda: self._trajs.save(self.run_record.id, traj, category), paid=traj.status == "ok")
+    def _save(self, traj: Trajectory, category: str, correct: bool | None = None) -> bool:
+        """Store one finished task (with its verdict, so no first Trade-offs load computes it). A full
+        disk stops the run at once, in words (the answers already saved stay; the next run resumes after them)."""
+        return self.persist(lambda: self._trajs.save(self.run_record.id, traj, category, correct),
+                            paid=traj.status == "ok")
 
     def persist(self, write: Callable[[], Any], *, paid: bool = True) -> bool:
         """Run one write to the workspace; False (and the run stopped, in words) when the disk is full."""

@@ -303,28 +303,29 @@ class TrajectoryRepository:
         sql, _ = row_sql(_EXPORT_COLUMNS)
         return _inflated(_EXPORT_COLUMNS, self.ws.conn.execute(f"{sql}{where} ORDER BY t.id", args))
 
-    def save(self, run_id: int | None, t: Trajectory, category: str = "") -> int:
+    def save(self, run_id: int | None, t: Trajectory, category: str = "", correct: bool | None = None) -> int:
         """Insert, or replace an earlier error for the same (run, task); commits at once.
 
         The response is stored without its logprobs (they have their own column), so they are
         not stored twice; `get` and the exports put them back. The first decision token's
         alternatives go to trajectory_decisions (what evaluation reads instead of the logprobs). The
         row, its payloads (compressed, in trajectory_payloads) and its decision token are written in
-        one transaction (the caller's, when it has one open)."""
+        one transaction (the caller's, when it has one open). `correct`: its verdict against the task's
+        expected answer when the caller judged it (core.agreement.kept_verdict), kept as Trade-offs keeps it."""
         values = (run_id, t.task_id, t.tier, t.model, t.status, category, t.tool_name, t.content, t.final_answer,
                   _dumps(t.tool_calls), t.usage.prompt_tokens,
                   t.usage.completion_tokens, t.usage.cached_tokens, t.usage.reasoning_tokens, t.latency_ms,
                   t.cost_micro, t.conf_mean, t.conf_min, t.conf_tool, t.system_fingerprint, t.error, t.attempts,
-                  t.started_at, t.finished_at, t.generation)
+                  t.started_at, t.finished_at, t.generation, None if correct is None else int(correct))
         placeholders = ", ".join("?" * len(values))
-        updates = ", ".join(f"{c.strip()} = excluded.{c.strip()}" for c in _COLUMNS.split(",")[2:])
+        updates = ", ".join(f"{c.strip()} = excluded.{c.strip()}" for c in (*_COLUMNS.split(",")[2:], "correct"))
         conn = self.ws.conn
         own = not conn.in_transaction
         if own:
             conn.execute("BEGIN IMMEDIATE")
         try:
             cur = conn.execute(
-                f"INSERT INTO trajectories ({_COLUMNS}) VALUES ({placeholders}) ON CONFLICT(run_id, task_id) DO UPDATE "
+                f"INSERT INTO trajectories ({_COLUMNS}, correct) VALUES ({placeholders}) ON CONFLICT(run_id, task_id) DO UPDATE "
                 f"SET {updates} WHERE trajectories.status != 'ok' RETURNING id", values)
             stored = cur.fetchall()  # all of it: the statement ends here
             if stored:  # inserted, or replaced an error: its payloads and decision token beside it

@@ -90,3 +90,14 @@ def test_kept_verdicts_give_the_figures_that_computing_them_gives(tmp_path, sand
     ws.conn.execute("UPDATE trajectories SET correct = 1 - correct WHERE id = ?", (side[1].trajectory_id,))
     flipped = {r.task_id: r for r in evaluate(ws).results}[side[0]]
     assert flipped.student_correct is (not {r.task_id: r for r in computed.results}[side[0]].student_correct)
+
+
+def test_collection_keeps_each_answers_verdict_as_trade_offs_judges_it(tmp_path, sandbox_thread):
+    from cascade_studio.services.tradeoffs import load_outcomes
+
+    ws = collected(tmp_path / "ws", sandbox_thread.base_url)
+    kept = dict(ws.conn.execute("SELECT id, correct FROM trajectories"))
+    assert len(kept) == 120 and None not in kept.values()  # judged as each answer was saved
+    ws.conn.execute("UPDATE trajectories SET correct = NULL")
+    load_outcomes(ws, TierRepository(ws).list())  # judges them all again, the Trade-offs way
+    assert dict(ws.conn.execute("SELECT id, correct FROM trajectories")) == kept
