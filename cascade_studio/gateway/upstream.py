@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import urllib.request
+import zlib
 from urllib.parse import urlsplit
 
 import httptools
@@ -187,6 +188,18 @@ class Upstream:
                 conn.close()
             raise
         raw = b"".join(conn.body)
+        coding = next((v for n, v in conn.headers if n.lower() == b"content-encoding"), b"identity").lower()
+        if coding in (b"gzip", b"deflate"):  # not asked for, but some servers compress anyway
+            try:
+                raw = zlib.decompressobj(16 + zlib.MAX_WBITS if coding == b"gzip" else zlib.MAX_WBITS).decompress(
+                    raw, self.limit + 1)
+            except zlib.error as exc:
+                conn.close()
+                raise openai.APIConnectionError(request=self._request()) from exc
+            if len(raw) > self.limit:
+                conn.close()
+                raise AnswerTooLarge(f"the server's answer passed the {self.limit // (1024 * 1024)} MB limit "
+                                     "on an answer's size")
         if conn.keep_alive and not conn.closed and len(self._idle) < MAX_IDLE:
             self._idle.append(conn)
         else:

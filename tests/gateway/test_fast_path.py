@@ -181,3 +181,34 @@ async def test_fast_and_sdk_paths_describe_a_refused_connection_alike(tmp_path, 
         assert r.status_code == 200
         errors.append(_log(logs)[0]["attempts"][0]["error"])
     assert errors[0] == errors[1] and "refused" in errors[0].lower()
+
+
+async def test_fast_client_reads_a_compressed_answer(tmp_path):
+    import gzip
+
+    answer = {"id": "c1", "object": "chat.completion", "created": 1, "model": "gpt-4.1-nano",
+              "choices": [{"index": 0, "message": {"role": "assistant", "content": "Paris is sunny."},
+                           "finish_reason": "stop", "logprobs": None}],
+              "usage": {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9}}
+    body = gzip.compress(orjson.dumps(answer))
+
+    async def handle(reader, writer):
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(int(x.split(b":")[1]) for x in head.split(b"\r\n") if x.lower().startswith(b"content-length"))
+                await reader.readexactly(length)
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-encoding: gzip\r\n"
+                             b"content-length: %d\r\n\r\n" % len(body) + body)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1"
+    policy = write(tmp_path / "p.json", tiers_at(url, threshold=0.0))
+    async with GatewayServer(GatewayConfig(policy, port=0)) as gw:
+        async with httpx2.AsyncClient(base_url=gw.base_url, timeout=30) as client:
+            r = await client.post("/chat/completions", json={"model": "c", "messages": ASK})
+    server.close()
+    assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"] == "Paris is sunny."
