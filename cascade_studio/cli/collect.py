@@ -6,14 +6,13 @@ import argparse
 import asyncio
 import sys
 
-from cascade_studio.cli.common import CliError, open_ws, print_json, tier_or_teacher
+from cascade_studio.cli.common import CliError, add_task_selection, open_ws, print_json, tier_or_teacher
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     col = sub.add_parser("collect", help="run a tier over tasks (resumes an unfinished run of the same tier and tasks)")
     col.add_argument("--tier", type=int, help="tier number (default: the teacher)")
-    col.add_argument("--limit", type=int)
-    col.add_argument("--category")
+    add_task_selection(col)
     col.add_argument("--concurrency", type=int)
     col.add_argument("--batch", action="store_true", help="through the Batch API (half price, results within 24 h)")
     col.add_argument("--again", action="store_true",

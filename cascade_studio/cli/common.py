@@ -71,3 +71,9 @@ def tier_or_teacher(tiers: list, number: int | None):
     from cascade_studio.core.tiers import teacher_of
 
     return next((t for t in tiers if t.tier == number), None) if number else teacher_of(tiers)
+
+
+def add_task_selection(parser: argparse.ArgumentParser) -> None:
+    """The options that choose the tasks a command runs on (collect, evaluate): one wording for both."""
+    parser.add_argument("--category", help="only the tasks of this category")
+    parser.add_argument("--limit", type=int, help="at most this many tasks (the first in the task table's order)")

@@ -6,15 +6,14 @@ import argparse
 import asyncio
 import sys
 
-from cascade_studio.cli.common import CliError, open_ws, print_json, tier_or_teacher
+from cascade_studio.cli.common import CliError, add_task_selection, open_ws, print_json, tier_or_teacher
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     ev = sub.add_parser("evaluate", help="compare a student tier with the teacher (agreement, accuracy, KL)")
     ev.add_argument("--teacher", type=int, help="default: the top tier")
     ev.add_argument("--student", type=int, help="the student tier (required but with --history)")
-    ev.add_argument("--category")
-    ev.add_argument("--limit", type=int)
+    add_task_selection(ev)
     ev.add_argument("--dataset", type=int, metavar="ID",
                     help="evaluate on this dataset's validation split (default, when a dataset exists and neither "
                          "--category nor --limit is given: the newest dataset's split)")

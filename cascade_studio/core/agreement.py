@@ -420,3 +420,15 @@ def bfcl_correct(calls: list[dict[str, Any]], expected: list[dict[str, Any]],
             return False
         remaining.remove(match)
     return True
+
+
+def kept_verdict(calls: list[dict[str, Any]], expected: Any, tools: list[dict[str, Any]] | None) -> bool | None:
+    """The verdict kept with an answer as it is saved (trajectories.correct, what Trade-offs and
+    evaluation read): BFCL's check when the task expects calls; None when it expects none or the
+    check fails on an odd answer (Trade-offs then judges it, and says why, as before)."""
+    if not isinstance(expected, list):
+        return None
+    try:
+        return bfcl_correct(calls, expected, tools)
+    except Exception:  # noqa: BLE001 - a save never fails on a verdict
+        return None

@@ -56,23 +56,28 @@ def tool_name_prob(logprobs: list[dict[str, Any]] | None, tool_name: str | None)
         return None
     if not tool_name:
         return math.exp(logprobs[0]["logprob"])
-    text = ""
-    spans = []  # (start, end, logprob)
-    for tok in logprobs:
-        start = len(text)
-        text += tok["token"]
-        spans.append((start, len(text), tok["logprob"]))
+    tokens = [tok["token"] for tok in logprobs]
+    text = "".join(tokens)
     at = text.find(tool_name, text.find('"name"') if '"name"' in text else 0)
     if at < 0:
         return None
     end = at + len(tool_name)
-    total = sum(lp for s, e, lp in spans if e > at and s < end)
+    total = 0  # the logprobs of the tokens that overlap [at, end), added in order
+    start = 0
+    for token, tok in zip(tokens, logprobs, strict=True):
+        stop = start + len(token)
+        if stop > at and start < end:
+            total += tok["logprob"]
+        elif start >= end:
+            break
+        start = stop
     return math.exp(total)
 
 
 def confidences(logprobs: list[dict[str, Any]] | None, tool_name: str | None) -> dict[str, float | None]:
+    probs = token_probs(logprobs)  # once for both figures (the gateway computes this per request)
     return {
-        "mean_token_prob": mean_token_prob(logprobs),
-        "min_token_prob": min_token_prob(logprobs),
+        "mean_token_prob": sum(probs) / len(probs) if probs else None,
+        "min_token_prob": min(probs) if probs else None,
         "tool_name_prob": tool_name_prob(logprobs, tool_name),
     }

@@ -22,6 +22,7 @@ class Side:
     cost_micro: int = 0
     latency_ms: float = 0.0
     trajectory_id: int | None = None
+    correct: bool | None = None  # its verdict against the task's expected answer, when one was kept
 
     @property
     def tool_name(self) -> str | None:
@@ -67,9 +68,9 @@ def compare(task_id: str, category: str, teacher: Side, student: Side, expected:
     answer_ok = ag.answers_match(teacher.answer, student.answer) if both_text else None
     kl = ag.top_kl(teacher.decision_top, student.decision_top, temperature)
     t_ok = s_ok = None
-    if isinstance(expected, list):
-        t_ok = ag.bfcl_correct(teacher.tool_calls, expected, tools)
-        s_ok = ag.bfcl_correct(student.tool_calls, expected, tools)
+    if isinstance(expected, list):  # a kept verdict is this same check, done before (cleared when the task changes)
+        t_ok = teacher.correct if teacher.correct is not None else ag.bfcl_correct(teacher.tool_calls, expected, tools)
+        s_ok = student.correct if student.correct is not None else ag.bfcl_correct(student.tool_calls, expected, tools)
     return TaskResult(task_id, category, tool_ok, args_ok, share, answer_ok,
                       answer_similarity if both_text else None, reasoning_similarity, kl, t_ok, s_ok,
                       dict(student.confidence))

@@ -149,11 +149,20 @@ def response_problem(response: Any) -> str | None:
     except ResponseError as exc:
         return str(exc)
     lp = choice.get("logprobs")
-    if lp is not None and not (isinstance(lp, dict) and isinstance(lp.get("content") or [], list) and all(
-            isinstance(t, dict) and isinstance(t.get("logprob"), int | float) and not isinstance(t.get("logprob"), bool)
-            for t in lp.get("content") or [])):
+    if lp is not None and not (isinstance(lp, dict) and isinstance(lp.get("content") or [], list)
+                               and _numeric_logprobs(lp.get("content") or [])):
         return head + "choices[0].logprobs is malformed (each token needs a numeric logprob)"
     return None
+
+
+def _numeric_logprobs(tokens: list[Any]) -> bool:
+    for t in tokens:  # a plain loop: this runs over every token of every answer the gateway decides on
+        if not isinstance(t, dict):
+            return False
+        value = t.get("logprob")
+        if not isinstance(value, (int, float)) or isinstance(value, bool):  # noqa: UP038 - the tuple is faster
+            return False
+    return True
 
 
 def trajectory_from_response(task_id: str, tier: Tier, request: dict[str, Any], response: dict[str, Any],

@@ -107,13 +107,15 @@ EPISODE_MEMORY = 100_000  # episodes whose floor one process remembers (policy "
 
 class Gateway:
     def __init__(self, config: GatewayConfig, *, policy: Policy | None = None, secrets: SecretStore | None = None,
-                 telemetry: Any = None, rng: random.Random | None = None) -> None:
+                 telemetry: Any = None, rng: random.Random | None = None, fast: bool = True) -> None:
+        """`fast=False` sends through the openai SDK and decodes whole answers (the reference the
+        fast path is tested against)."""
         problems = config.problems()
         if problems:
             raise UserError("; ".join(problems), 2)
         self.config = config
         self.policy = policy or load_policy(config.policy)
-        self.cascade = Cascade(self.policy, secrets, max_tries=config.max_tries)
+        self.cascade = Cascade(self.policy, secrets, max_tries=config.max_tries, fast=fast)
         self.log = RequestLog(config.log_dir, config.max_log_bytes) if config.log_dir else None
         if telemetry is None and config.otlp_endpoint:
             from cascade_studio.gateway.telemetry import Telemetry
@@ -190,9 +192,6 @@ class Gateway:
         if answer is None:
             status, message, kind, code = _failure(outcome)
             return error_response(status, message, kind, code, headers={"x-request-id": request_id})
-        response = dict(answer.response or {})
-        if not body.get("logprobs"):
-            response["choices"] = [{**c, "logprobs": None} for c in response.get("choices", [])]
         conf = answer.confidence
         headers = {"x-request-id": request_id, "x-cascade-tier": str(answer.tier.tier),
                    "x-cascade-model": answer.tier.model,
@@ -208,7 +207,13 @@ class Gateway:
                 self._floors.move_to_end(episode)
                 while len(self._floors) > EPISODE_MEMORY:
                     self._floors.popitem(last=False)
-        if body.get("stream"):
+        stream = bool(body.get("stream"))
+        if body.get("logprobs") and answer.raw is not None and not stream:  # the tier's format: its bytes, unchanged
+            return Response(answer.raw, headers=headers, media_type="application/json")
+        response = dict((answer.full_response() if body.get("logprobs") else answer.response) or {})
+        if not body.get("logprobs"):
+            response["choices"] = [{**c, "logprobs": None} for c in response.get("choices", [])]
+        if stream:
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             return StreamingResponse(sse_events(response, include_usage=include_usage), headers=headers,
                                      media_type="text/event-stream")
@@ -251,7 +256,8 @@ class Gateway:
         if self.log is None:
             return
         message = ((answer.response or {}).get("choices") or [{}])[0].get("message") if answer else None
-        responses = {a.tier.tier: a.response for a in outcome.attempts if a.response is not None}
+        full = self.config.log_content == "full"  # only the full log keeps whole answers: decode them only then
+        responses = {a.tier.tier: a.full_response() for a in outcome.attempts if a.response is not None} if full else {}
         failure = None if answer else _failure(outcome)[1]
         for a in outcome.attempts:
             if a.status != "ok":
@@ -298,7 +304,8 @@ class Gateway:
                 "category": category_of(body.get("metadata")), "tier": answer.tier.tier,
                 "teacher": attempt.to_log(), "agree": agree,
                 "content": content_fields(self.config.log_content, body["messages"], body.get("tools") or [],
-                                          message, {teacher.tier: attempt.response} if attempt.response else {}),
+                                          message, {teacher.tier: attempt.full_response()}
+                                          if attempt.response and self.config.log_content == "full" else {}),
             })
 
     async def drain(self) -> None:

@@ -27,6 +27,9 @@ from cascade_studio.core.trajectory import (
     cost_of,
     trajectory_from_response,
 )
+from cascade_studio.gateway.decode import decision_view
+from cascade_studio.gateway.upstream import AnswerTooLarge, Upstream, uses_proxy
+from cascade_studio.services.bounded_http import needs_loopback
 from cascade_studio.services.clients import describe_error, make_async_client
 from cascade_studio.services.collector import backoff_delay, is_retryable, retry_after_seconds
 from cascade_studio.services.secrets import SecretStore
@@ -49,6 +52,11 @@ class Attempt:
     kept: bool = False
     fallback: bool = False  # kept below its threshold because every tier above it failed
     started_ns: int = 0  # wall clock (time.time_ns) when the tier was first asked
+    raw: bytes | None = None  # the answer's bytes as the tier sent them (the fast path)
+
+    def full_response(self) -> dict[str, Any] | None:
+        """The whole answer (`response` may hold only what the decision reads of its logprobs)."""
+        return orjson.loads(self.raw) if self.raw is not None else self.response
 
     @property
     def confidence(self) -> float | None:
@@ -114,17 +122,22 @@ class Cascade:
     """The policy with one HTTP client per tier (connections reused across requests)."""
 
     def __init__(self, policy: Policy, secrets: SecretStore | None = None, *, max_tries: int = 2,
-                 backoff_base: float = 0.1) -> None:
+                 backoff_base: float = 0.1, fast: bool = True) -> None:
         self.policy = policy
         self.max_tries = max_tries
         self.backoff_base = backoff_base
         self._secrets = secrets or SecretStore()
         self._clients: dict[int, openai.AsyncOpenAI | Exception] = {}
+        self._upstreams: dict[int, Upstream] = {}  # the fast path (fast=False: the SDK's, for comparison)
         for t in policy.tiers:
             try:
-                self._clients[t.tier] = make_async_client(t, self._secrets)
+                client = self._clients[t.tier] = make_async_client(t, self._secrets)
             except Exception as exc:  # noqa: BLE001 - a tier without a usable key fails each request, in words
                 self._clients[t.tier] = exc
+                continue
+            if fast and not uses_proxy(t.base_url):
+                self._upstreams[t.tier] = Upstream(client, t.timeout_s,
+                                                   loopback_only=needs_loopback(t.base_url, t.allow_insecure))
 
     def key_problems(self) -> list[str]:
         """The tiers that cannot be asked (no key, or a key that may not go to their URL)."""
@@ -168,13 +181,20 @@ class Cascade:
                    t0: float) -> Attempt:
         if isinstance(client, Exception):
             return Attempt(tier, "failed", 0.0, 0, error=str(client))
+        upstream = self._upstreams.get(tier.tier)
+        body = orjson.dumps(request) if upstream is not None else b""
         tries = 0
         while True:
             tries += 1
             try:
-                raw = await client.post("/chat/completions", body=request, cast_to=bytes)
+                if upstream is not None:
+                    raw = await upstream.post(body)
+                else:
+                    raw = await client.post("/chat/completions", body=request, cast_to=bytes)
             except asyncio.CancelledError:
                 raise
+            except AnswerTooLarge as exc:
+                return Attempt(tier, "failed", _ms(t0), tries, error=str(exc))
             except Exception as exc:  # noqa: BLE001 - described and escalated
                 wait = backoff_delay(tries - 1, retry_after_seconds(exc), base=self.backoff_base, cap=1.0)
                 if is_retryable(exc) and tries < self.max_tries and wait <= RETRY_WAIT_CAP_S:
@@ -184,8 +204,10 @@ class Cascade:
                 status = exc.status_code if isinstance(exc, openai.APIStatusError) else None
                 return Attempt(tier, "failed", _ms(t0), tries, error=message, upstream_status=status)
             latency = _ms(t0)
+            data = decision_view(raw) if upstream is not None else None
             try:
-                data = orjson.loads(raw)
+                if data is None:
+                    data = orjson.loads(raw)
             except orjson.JSONDecodeError:
                 text = raw[:60].decode("utf-8", "replace")
                 return Attempt(tier, "unusable", latency, tries,
@@ -194,7 +216,8 @@ class Cascade:
                 traj = trajectory_from_response("", tier, request, data, latency)
             except ResponseError as exc:
                 return Attempt(tier, "unusable", latency, tries, error=str(exc))
-            return Attempt(tier, "ok", latency, tries, traj=traj, response=data)
+            return Attempt(tier, "ok", latency, tries, traj=traj, response=data,
+                           raw=raw if upstream is not None else None)
 
     def teacher_only_micro(self, outcome: Outcome) -> int | None:
         """What the answer would have cost from the teacher alone: its tokens at the teacher's prices
@@ -207,6 +230,8 @@ class Cascade:
         return cost_of(answer.traj.usage, self.policy.teacher)
 
     async def close(self) -> None:
+        for upstream in self._upstreams.values():
+            await upstream.close()
         for client in self._clients.values():
             if not isinstance(client, Exception):
                 await client.close()

@@ -1,13 +1,11 @@
 """Run the gateway: in-process on a free port (tests, benchmarks) or in the foreground
-(`cascade-studio serve`), as one process or several (`--workers`, uvicorn's process manager; each
-worker loads the policy and writes log files of its own)."""
+(`cascade-studio serve`), as one process or several (`--workers`: forked after the imports, sharing
+one listening socket; each worker loads the policy and writes log files of its own)."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import socket
 import sys
 from typing import Any
 
@@ -15,6 +13,7 @@ import uvicorn
 
 from cascade_studio.core.errors import UserError
 from cascade_studio.gateway.app import CONFIG_ENV, Gateway, GatewayConfig
+from cascade_studio.http_server import AppServer, bind, serve_workers
 
 
 class GatewayServer:
@@ -24,41 +23,22 @@ class GatewayServer:
     def __init__(self, config: GatewayConfig, **gateway_args: Any) -> None:
         self.gateway = Gateway(config, **gateway_args)
         self.config = config
-        self.port = config.port
-        self._server: uvicorn.Server | None = None
-        self._task: asyncio.Task | None = None
-        self._sock: socket.socket | None = None
+        self._server = AppServer(self.gateway.app, config.host, config.port)
+
+    @property
+    def port(self) -> int:
+        return self._server.port
 
     @property
     def base_url(self) -> str:
         return f"http://{self.config.host}:{self.port}/v1"
 
     async def start(self) -> str:
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((self.config.host, self.config.port))
-        self._sock.listen(1024)
-        self._sock.setblocking(False)
-        self.port = self._sock.getsockname()[1]
-        cfg = uvicorn.Config(self.gateway.app, log_level="warning", access_log=False, lifespan="off",
-                             timeout_graceful_shutdown=2)
-        self._server = uvicorn.Server(cfg)
-        self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-        self._task = asyncio.create_task(self._server.serve(sockets=[self._sock]))
-        while not self._server.started:
-            if self._task.done():
-                self._task.result()
-            await asyncio.sleep(0.01)
+        await self._server.start()
         return self.base_url
 
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._sock is not None:
-            self._sock.close()
+        await self._server.stop()
         await self.gateway.aclose()
 
     async def __aenter__(self) -> GatewayServer:
@@ -93,8 +73,15 @@ def serve_forever(config: GatewayConfig) -> int:
         if config.workers == 1:
             uvicorn.run(gateway.app, host=config.host, port=config.port, log_level="warning", access_log=False,
                         lifespan="on")
-        else:
-            asyncio.run(gateway.aclose())  # each worker makes its own
+        elif hasattr(os, "fork"):  # workers forked after the imports share one socket and the loaded code
+            asyncio.run(gateway.aclose())  # each worker makes its own clients and log files
+            sock = bind(config.host, config.port)
+            code = serve_workers(lambda: Gateway(config).app, sock, config.workers)
+            sock.close()
+            if code:
+                raise UserError("a gateway worker failed at start; see its log above")
+        else:  # Windows: uvicorn's process manager (each worker imports everything again)
+            asyncio.run(gateway.aclose())
             os.environ[CONFIG_ENV] = config.to_env()
             uvicorn.run("cascade_studio.gateway.app:app_from_environment", factory=True, workers=config.workers,
                         host=config.host, port=config.port, log_level="warning", access_log=False, lifespan="on")

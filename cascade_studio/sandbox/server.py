@@ -7,26 +7,15 @@ import asyncio
 import contextlib
 import logging
 import signal
-import socket
 import sys
 import threading
 from pathlib import Path
 
-import uvicorn
-
+from cascade_studio.http_server import AppServer
 from cascade_studio.sandbox.app import Sandbox, SandboxConfig
 from cascade_studio.sandbox.faults import parse_faults
 
 log = logging.getLogger(__name__)
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(512)
-    sock.setblocking(False)
-    return sock
 
 
 class SandboxServer:
@@ -36,41 +25,27 @@ class SandboxServer:
         if host not in ("127.0.0.1", "localhost", "::1"):
             log.warning("Sandbox bound to %s: it is reachable from other machines", host)
         self.sandbox = Sandbox(config)
-        self.host, self.port = host, port
-        self._server: uvicorn.Server | None = None
-        self._task: asyncio.Task | None = None
-        self._sock: socket.socket | None = None
+        self.host = host
+        self._server = AppServer(self.sandbox.app, host, port, graceful_s=1.0, backlog=512)
 
     @property
     def config(self) -> SandboxConfig:
         return self.sandbox.config
 
     @property
+    def port(self) -> int:
+        return self._server.port
+
+    @property
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}/v1"
 
     async def start(self) -> str:
-        self._sock = _bind(self.host, self.port)
-        self.port = self._sock.getsockname()[1]
-        cfg = uvicorn.Config(self.sandbox.app, log_level="warning", access_log=False, lifespan="off",
-                             timeout_graceful_shutdown=1)
-        self._server = uvicorn.Server(cfg)
-        self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-        self._task = asyncio.create_task(self._server.serve(sockets=[self._sock]))
-        while not self._server.started:
-            if self._task.done():
-                self._task.result()
-            await asyncio.sleep(0.01)
+        await self._server.start()
         return self.base_url
 
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._sock is not None:
-            self._sock.close()
+        await self._server.stop()
 
     async def __aenter__(self) -> SandboxServer:
         await self.start()

@@ -477,9 +477,15 @@ def encode_base64(vec: list[float]) -> str:
     return base64.b64encode(struct.pack(f"<{len(vec)}f", *vec)).decode()
 
 
-def chat_usage(request: dict[str, Any], gen: Generation, cached: int) -> dict[str, Any]:
+def usage_counts(request: dict[str, Any], gen: Generation) -> tuple[int, int]:
+    """(prompt tokens, completion tokens) of an answer."""
     prompt = count_message_tokens(request["messages"], request.get("tools"))
-    completion = sum(count_tokens(s.text) for s in gen.segments) + gen.reasoning_tokens
+    return prompt, sum(count_tokens(s.text) for s in gen.segments) + gen.reasoning_tokens
+
+
+def chat_usage(request: dict[str, Any], gen: Generation, cached: int,
+               counts: tuple[int, int] | None = None) -> dict[str, Any]:
+    prompt, completion = counts or usage_counts(request, gen)
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,

@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from cascade_studio.core.agreement import kept_verdict
 from cascade_studio.core.tiers import Tier, generation_keys
 from cascade_studio.services import events
 from cascade_studio.services.bounded_http import answers_up_to
@@ -162,7 +163,8 @@ class BatchCollection:
             from cascade_studio.core.trajectory import build_request
 
             traj = batch_line_to_trajectory(row, task.id, self.tier, build_request(self.tier, task.messages, task.tools))
-            trajs.save(self.run_record.id, traj, task.category)
+            trajs.save(self.run_record.id, traj, task.category,
+                       correct=kept_verdict(traj.tool_calls, task.expected, task.tools))
             count += 1
             if traj.status == "ok":
                 self.progress.done += 1

@@ -32,14 +32,13 @@ _bundled_doc: dict | None = None
 def _bundled_doc_json() -> dict:
     global _bundled_doc
     if _bundled_doc is None:
-        _bundled_doc = _read_doc(bundled_catalog_path())
-        PriceCatalog.from_json(_bundled_doc)  # checks the shape
+        _bundled_doc = _read_doc(bundled_catalog_path())  # its shape checked once, here
     return _bundled_doc
 
 
 def load_bundled() -> PriceCatalog:
     doc = _bundled_doc_json()
-    return PriceCatalog.from_json({**doc, "models": dict(doc["models"])})
+    return PriceCatalog(source=str(doc.get("source", "")), date=str(doc.get("date", "")), raw=dict(doc["models"]))
 
 
 def load_for_workspace(workspace_dir: Path | None) -> PriceCatalog:

@@ -19,6 +19,7 @@ from typing import Any
 import openai
 import orjson
 
+from cascade_studio.core.agreement import kept_verdict
 from cascade_studio.core.money import micro_to_usd
 from cascade_studio.core.tasks import Task
 from cascade_studio.core.tiers import LogprobsMode, Tier, generation_id, generation_keys, generation_params
@@ -318,7 +319,7 @@ class CollectionRun:
         if isinstance(traj, str):
             self._record_error(task.id, task.category, request, traj, attempt, started_at, trial)
             return False
-        if not self._save(traj, task.category, trial):
+        if not self._save(traj, task.category, trial, kept_verdict(traj.tool_calls, task.expected, task.tools)):
             return False
         self.progress.done += 1
         self.progress.new_done += 1
@@ -347,10 +348,10 @@ class CollectionRun:
         self._limiter.settle(estimate, traj.usage.total)
         return traj
 
-    def _save(self, traj: Trajectory, category: str, trial: int = 0) -> bool:
-        """Store one finished task. A full disk stops the run at once, in words (the answers already
-        saved stay; the next run resumes after them)."""
-        return self.persist(lambda: self._trajs.save(self.run_record.id, traj, category, trial),
+    def _save(self, traj: Trajectory, category: str, trial: int = 0, correct: bool | None = None) -> bool:
+        """Store one finished task (with its verdict, so no first Trade-offs load computes it). A full
+        disk stops the run at once, in words (the answers already saved stay; the next run resumes after them)."""
+        return self.persist(lambda: self._trajs.save(self.run_record.id, traj, category, trial, correct),
                             paid=traj.status == "ok")
 
     def persist(self, write: Callable[[], Any], *, paid: bool = True) -> bool:

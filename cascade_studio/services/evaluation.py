@@ -28,8 +28,9 @@ EMBEDDING_MODEL = "text-embedding-3-small"
 
 
 BATCH = 500  # tasks whose two sides are in memory at once
+KEPT_VERDICTS: list[Any] = []  # stands for a task's expected calls where both sides' verdicts were kept
 _SIDE_COLUMNS = ["id", "task_id", "tool_calls", "final_answer", "content", *CONF_COLUMNS.values(), "cost_micro",
-                 "latency_ms"]
+                 "latency_ms", "correct"]
 
 
 def _sides(repo: TrajectoryRepository, ids: list[int]) -> dict[str, Side]:
@@ -39,7 +40,8 @@ def _sides(repo: TrajectoryRepository, ids: list[int]) -> dict[str, Side]:
     out = {}
     for r in repo.by_ids(ids, _SIDE_COLUMNS):
         calls = orjson.loads(r[2])
-        out[r[1]] = Side(calls, r[3], r[4] if calls else None, tops.get(r[0]), by_method(r[5:8]), r[8], r[9], r[0])
+        out[r[1]] = Side(calls, r[3], r[4] if calls else None, tops.get(r[0]), by_method(r[5:8]), r[8], r[9], r[0],
+                         None if r[10] is None else bool(r[10]))
     return out
 
 
@@ -159,13 +161,19 @@ async def compare_on(ws: Workspace, teacher_ids: dict[str, int], student_ids: di
         t_sides = _sides(repo, [teacher_ids[t] for t in batch])
         s_sides = _sides(repo, [student_ids[t] for t in batch])
         sims = await similarity.of(_text_pairs(batch, t_sides, s_sides))
-        batch_tasks = tasks.get_many(batch)
+        meta = tasks.categories_of(batch)
+        # the expected answers and tools are read (and parsed) only where a verdict was not kept
+        judge = [t for t in batch if meta.get(t, ("", False))[1]
+                 and (t_sides[t].correct is None or s_sides[t].correct is None)]
+        expected, tools = tasks.expected_of(judge), tasks.tools_of(judge)
         for task_id in batch:
-            task = batch_tasks.get(task_id)
-            results.append(compare(task_id, task.category if task else "", t_sides[task_id], s_sides[task_id],
-                                   task.expected if task else None, answer_similarity=sims.get((task_id, "answer")),
+            category, listed = meta.get(task_id, ("", False))
+            # a list of calls is expected: both kept verdicts answer for it, or it is read above
+            want = expected.get(task_id, KEPT_VERDICTS) if listed else None
+            results.append(compare(task_id, category, t_sides[task_id], s_sides[task_id], want,
+                                   answer_similarity=sims.get((task_id, "answer")),
                                    reasoning_similarity=sims.get((task_id, "reasoning")), temperature=temperature,
-                                   tools=task.tools if task else None))
+                                   tools=tools.get(task_id)))
     return results
 
 

@@ -50,6 +50,11 @@ def _problem(host: str, addresses: list[str]) -> str | None:
     return None
 
 
+def loopback_problem(host: str, addresses: list[str]) -> str | None:
+    """None when every one of `addresses` (what `host` resolved to) is a loopback address; else why not."""
+    return _problem(host, addresses)
+
+
 def not_loopback_reason(host: str, port: int | None = None) -> str | None:
     """None when `host` is this machine (a loopback address, or a name resolving to loopback addresses
     only, now); else why not, in words."""

@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from cascade_studio.core.agreement import kept_verdict
 from cascade_studio.core.confidence import CONF_COLUMNS, by_method
 from cascade_studio.core.errors import UserError
 from cascade_studio.core.jsonl import JsonProblem, is_number, iter_objects
@@ -190,7 +191,9 @@ def _import(ws: Workspace, path: Path, tier: Tier, to_item) -> TrajectoryImportR
             traj, category, curation, tags = to_item(number, row, tasks, name)
             if problem := stored_answer_problem(traj.content):
                 raise TrajectoryImportError(f"{name}:{number}: {problem}")
-            store.put(traj, category, curation=curation, tags=tags)
+            task = tasks.get(traj.task_id) if traj.status == "ok" else None  # its verdict, kept with it
+            store.put(traj, category, curation=curation, tags=tags,
+                      correct=kept_verdict(traj.tool_calls, task.expected, task.tools) if task else None)
         if not lines:
             raise TrajectoryImportError(f"{name}: the file holds no trajectories")
         added, updated, unchanged = store.counts()

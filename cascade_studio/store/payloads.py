@@ -11,6 +11,9 @@ from __future__ import annotations
 import sqlite3
 import zlib
 from collections.abc import Callable, Sequence
+from typing import Any
+
+import orjson
 
 PAYLOAD_COLUMNS = ("request", "response", "logprobs")
 # An answer's text in the `trajectories` row: plain while short (searchable), compressed past LARGE_TEXT,
@@ -117,3 +120,20 @@ def move_payloads(conn: sqlite3.Connection, batch: int | None = None,
     else:  # the columns stay, empty; nothing reads them
         conn.execute("UPDATE trajectories SET request = '{}', response = NULL, logprobs = NULL")
     return moved
+
+
+def _strip(response: dict[str, Any]) -> dict[str, Any]:
+    """The response as stored: its logprobs' content lives in the logprobs payload ("@logprobs")."""
+    choices = response.get("choices") or []
+    if not choices or not isinstance(choices[0].get("logprobs"), dict) or choices[0]["logprobs"].get("content") is None:
+        return response
+    first = dict(choices[0])
+    first["logprobs"] = {**first["logprobs"], "content": "@logprobs"}
+    return {**response, "choices": [first, *choices[1:]]}
+
+
+def restore_logprobs(response: dict[str, Any], logprobs_json: str | None) -> dict[str, Any]:
+    choices = response.get("choices") or []
+    if choices and isinstance(choices[0].get("logprobs"), dict) and choices[0]["logprobs"].get("content") == "@logprobs":
+        choices[0]["logprobs"]["content"] = orjson.loads(logprobs_json) if logprobs_json else None
+    return response

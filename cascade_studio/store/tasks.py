@@ -176,6 +176,18 @@ class TaskRepository:
                 out[task_id] = None if expected is None else orjson.loads(expected)
         return out
 
+    def categories_of(self, ids: list[str]) -> dict[str, tuple[str, bool]]:
+        """{task id: (category, whether its expected answer is a list of calls)} for `ids`, without
+        parsing the answers."""
+        out: dict[str, tuple[str, bool]] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            out.update((r[0], (r[1], bool(r[2]))) for r in self.ws.conn.execute(
+                "SELECT id, category, expected IS NOT NULL AND json_valid(expected) AND json_type(expected) = 'array' "
+                f"FROM tasks WHERE id IN ({marks})", chunk))
+        return out
+
     def tools_of(self, ids: list[str]) -> dict[str, list[dict[str, Any]]]:
         """{task id: its tool definitions}, read in bounded chunks (the accuracy check's type rules)."""
         out: dict[str, list[dict[str, Any]]] = {}

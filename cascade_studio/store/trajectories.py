@@ -1,13 +1,12 @@
-"""Runs and trajectories. Every finished trajectory is committed on its own, so a crash loses
-nothing done; (run_id, task_id, trial) is unique, so a resumed run never duplicates a task's trial."""
+"""Trajectories. Every finished trajectory is committed on its own, so a crash loses nothing done;
+(run_id, task_id, trial) is unique, so a resumed run never duplicates a task's trial. Runs live in
+store.runs (imported here too, where callers have always found them)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,124 +17,13 @@ from cascade_studio.core.confidence import confidence_column
 from cascade_studio.core.trajectory import Trajectory, Usage
 from cascade_studio.store import payloads
 from cascade_studio.store.numbers import number_text, parse_numbers
-from cascade_studio.store.payloads import PAYLOAD_COLUMNS
+from cascade_studio.store.payloads import PAYLOAD_COLUMNS, _strip, restore_logprobs  # noqa: F401 - re-exported
+from cascade_studio.store.runs import Run, RunRepository, now  # noqa: F401 - their old home, still imported
 from cascade_studio.store.workspace import Workspace
-
-
-def now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
-
-
-@dataclass
-class Run:
-    id: int
-    tier: int
-    model: str
-    status: str
-    task_ids: list[str]
-    params: dict[str, Any]
-    created_at: str
-    message: str = ""
-    generation: str = ""
 
 
 def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
-
-
-def _strip(response: dict[str, Any]) -> dict[str, Any]:
-    choices = response.get("choices") or []
-    if not choices or not isinstance(choices[0].get("logprobs"), dict) or choices[0]["logprobs"].get("content") is None:
-        return response
-    first = dict(choices[0])
-    first["logprobs"] = {**first["logprobs"], "content": "@logprobs"}
-    return {**response, "choices": [first, *choices[1:]]}
-
-
-def restore_logprobs(response: dict[str, Any], logprobs_json: str | None) -> dict[str, Any]:
-    choices = response.get("choices") or []
-    if choices and isinstance(choices[0].get("logprobs"), dict) and choices[0]["logprobs"].get("content") == "@logprobs":
-        choices[0]["logprobs"]["content"] = orjson.loads(logprobs_json) if logprobs_json else None
-    return response
-
-
-class RunRepository:
-    def __init__(self, ws: Workspace) -> None:
-        self.ws = ws
-
-    def create(self, tier: int, model: str, task_ids: list[str], params: dict[str, Any], generation: str = "") -> Run:
-        stamp = now()
-        cur = self.ws.conn.execute(
-            "INSERT INTO runs (tier, model, status, task_ids, params, created_at, updated_at, generation) "
-            "VALUES (?, ?, 'running', ?, ?, ?, ?, ?)",
-            (tier, model, json.dumps(task_ids), json.dumps(params), stamp, stamp, generation))
-        return Run(cur.lastrowid, tier, model, "running", task_ids, params, stamp, "", generation)
-
-    def get(self, run_id: int) -> Run | None:
-        row = self.ws.conn.execute("SELECT id, tier, model, status, task_ids, params, created_at, message, generation FROM runs "
-                                   "WHERE id = ?", (run_id,)).fetchone()
-        return _run(row) if row else None
-
-    def list(self) -> list[Run]:
-        rows = self.ws.conn.execute("SELECT id, tier, model, status, task_ids, params, created_at, message, generation FROM runs "
-                                    "ORDER BY id DESC").fetchall()
-        return [_run(r) for r in rows]
-
-    def find_unfinished(self, tier: int, task_ids: list[str], generation: str | None = None) -> Run | None:
-        """The latest run of this tier (and generation) over exactly these tasks that did not finish."""
-        wanted = json.dumps(task_ids)
-        gen_clause, args = ("AND generation = ? ", [generation]) if generation is not None else ("", [])
-        row = self.ws.conn.execute(
-            "SELECT id, tier, model, status, task_ids, params, created_at, message, generation FROM runs WHERE tier = ? AND "
-            f"task_ids = ? {gen_clause}AND status IN ('running', 'paused', 'cancelled', 'failed') ORDER BY id DESC LIMIT 1",
-            (tier, wanted, *args)).fetchone()
-        return _run(row) if row else None
-
-    def totals(self, run_id: int) -> tuple[int, int, int]:
-        """(ok trajectories, tokens, cost in micro-USD) of everything the run stored: the whole run,
-        across resumes. Agent episodes count what they paid even when they ended in an error, and the
-        steps of episodes not finished yet (a cancelled or killed run) count too."""
-        row = self.ws.conn.execute(
-            "SELECT coalesce(sum(status = 'ok'), 0), coalesce(sum(prompt_tokens + completion_tokens), 0), "
-            "coalesce(sum(cost_micro), 0) FROM trajectories WHERE run_id = ? AND (status = 'ok' OR episode IS NOT NULL)",
-            (run_id,)).fetchone()
-        open_steps = self.ws.conn.execute(
-            "SELECT coalesce(sum(json_extract(call, '$.usage[0]') + json_extract(call, '$.usage[1]')), 0), "
-            "coalesce(sum(json_extract(call, '$.cost_micro')), 0) FROM episode_steps s WHERE s.run_id = ? "
-            "AND s.episode NOT LIKE 'forced:%' AND NOT EXISTS (SELECT 1 FROM trajectories t WHERE t.episode = s.episode)",
-            (run_id,)).fetchone()
-        return int(row[0]), int(row[1]) + int(open_steps[0]), int(row[2]) + int(open_steps[1])
-
-    def set_status(self, run_id: int, status: str, message: str = "") -> None:
-        self.ws.conn.execute("UPDATE runs SET status = ?, message = ?, updated_at = ? WHERE id = ?",
-                             (status, message, now(), run_id))
-
-    def finished_task_ids(self, run_id: int) -> set[str]:
-        return {r[0] for r in self.ws.conn.execute(
-            "SELECT task_id FROM trajectories WHERE run_id = ? AND status = 'ok'", (run_id,))}
-
-    def finished_units(self, run_id: int) -> set[tuple[str, int]]:
-        """(task id, trial) of the run's ok trajectories."""
-        return {(r[0], r[1]) for r in self.ws.conn.execute(
-            "SELECT task_id, trial FROM trajectories WHERE run_id = ? AND status = 'ok'", (run_id,))}
-
-    def set_params(self, run_id: int, params: dict[str, Any]) -> None:
-        self.ws.conn.execute("UPDATE runs SET params = ? WHERE id = ?", (json.dumps(params), run_id))
-
-    def import_run(self, tier: int, model: str, source: str) -> int:
-        """One run per (tier, imported file): re-importing the same file updates instead of duplicating."""
-        params = json.dumps({"import": source})
-        row = self.ws.conn.execute("SELECT id FROM runs WHERE tier = ? AND params = ?", (tier, params)).fetchone()
-        if row:
-            return row[0]
-        stamp = now()
-        return self.ws.conn.execute(
-            "INSERT INTO runs (tier, model, status, task_ids, params, created_at, updated_at) "
-            "VALUES (?, ?, 'imported', '[]', ?, ?, ?)", (tier, model, params, stamp, stamp)).lastrowid
-
-
-def _run(row: tuple) -> Run:
-    return Run(row[0], row[1], row[2], row[3], json.loads(row[4]), json.loads(row[5]), row[6], row[7], row[8])
 
 
 # a trajectory as `get` reads it; request, response and logprobs live in trajectory_payloads (store.payloads)
@@ -269,13 +157,15 @@ class TrajectoryRepository:
     def set_correct(self, verdicts: Iterable[tuple[int, bool]]) -> None:
         """Keep the verdicts (trajectory id, correct) computed against the tasks' expected answers."""
         conn = self.ws.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.executemany("UPDATE trajectories SET correct = ? WHERE id = ?", ((int(ok), i) for i, ok in verdicts))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        rows = sorted((i, int(ok)) for i, ok in verdicts)  # in id order: each page of the table visited once
+        with self.ws.page_cache():  # holds the batch's pages (the 2 MB default spilled them mid-update)
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany("UPDATE trajectories SET correct = ? WHERE id = ?", ((ok, i) for i, ok in rows))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
 
     def latest_ok_ids(self, tier: int, generations: Sequence[str] | None = None) -> dict[str, int]:
         """{task id: id of its latest successful trajectory of `tier` (of one of `generations`)}: the
@@ -433,29 +323,31 @@ class TrajectoryRepository:
         where, args = (" WHERE t.tier = ?", [tier]) if tier is not None else ("", [])
         return _inflated(_EXPORT_COLUMNS, self.ws.conn.execute(f"{sql}{where} ORDER BY t.id", args))
 
-    def save(self, run_id: int | None, t: Trajectory, category: str = "", trial: int = 0) -> int:
+    def save(self, run_id: int | None, t: Trajectory, category: str = "", trial: int = 0,
+             correct: bool | None = None) -> int:
         """Insert, or replace an earlier error for the same (run, task, trial); commits at once.
 
         The response is stored without its logprobs (they have their own column), so they are
         not stored twice; `get` and the exports put them back. The first decision token's
         alternatives go to trajectory_decisions (what evaluation reads instead of the logprobs). The
         row, its payloads (compressed, in trajectory_payloads) and its decision token are written in
-        one transaction (the caller's, when it has one open)."""
+        one transaction (the caller's, when it has one open). `correct`: its verdict against the task's
+        expected answer when the caller judged it (core.agreement.kept_verdict), kept as Trade-offs keeps it."""
         values = (run_id, t.task_id, t.tier, t.model, t.status, category, t.tool_name, payloads.pack_text(t.content),
                   payloads.pack_answer(t.final_answer, t.content),
                   _dumps(t.tool_calls), t.usage.prompt_tokens,
                   t.usage.completion_tokens, t.usage.cached_tokens, t.usage.reasoning_tokens, t.latency_ms,
                   t.cost_micro, t.conf_mean, t.conf_min, t.conf_tool, t.system_fingerprint, t.error, t.attempts,
-                  t.started_at, t.finished_at, t.generation, trial)
+                  t.started_at, t.finished_at, t.generation, trial, None if correct is None else int(correct))
         placeholders = ", ".join("?" * len(values))
-        updates = ", ".join(f"{c.strip()} = excluded.{c.strip()}" for c in _COLUMNS.split(",")[2:])
+        updates = ", ".join(f"{c.strip()} = excluded.{c.strip()}" for c in (*_COLUMNS.split(",")[2:], "correct"))
         conn = self.ws.conn
         own = not conn.in_transaction
         if own:
             conn.execute("BEGIN IMMEDIATE")
         try:
             cur = conn.execute(
-                f"INSERT INTO trajectories ({_COLUMNS}, trial) VALUES ({placeholders}) "
+                f"INSERT INTO trajectories ({_COLUMNS}, trial, correct) VALUES ({placeholders}) "
                 f"ON CONFLICT(run_id, task_id, trial) DO UPDATE "
                 f"SET {updates} WHERE trajectories.status != 'ok' RETURNING id", values)
             stored = cur.fetchall()  # all of it: the statement ends here

@@ -46,7 +46,8 @@ class TrajectoryImport:
         row = self.ws.conn.execute(f"{sql} WHERE t.run_id = ? AND t.task_id = ?", (self.run_id, task_id)).fetchone()
         return None if row is None else inflate(row)
 
-    def put(self, t: Trajectory, category: str, *, curation: str | None = None, tags: str | None = None) -> None:
+    def put(self, t: Trajectory, category: str, *, curation: str | None = None, tags: str | None = None,
+            correct: bool | None = None) -> None:
         """Store `t`; an empty `finished_at` keeps the stored time (now for a new row); curation and
         tags None keep what is stored."""
         before = self._stored(t.task_id)
@@ -57,7 +58,7 @@ class TrajectoryImport:
             self.ws.conn.execute("UPDATE trajectories SET status = 'replacing' WHERE id = ?", (before[-1],))
         elif not t.finished_at:
             t.finished_at = now()
-        self.repo.save(self.run_id, t, category)
+        self.repo.save(self.run_id, t, category, correct=correct)
         if curation is not None or tags is not None:
             self.ws.conn.execute(
                 "UPDATE trajectories SET curation = coalesce(?, curation), tags = coalesce(?, tags) WHERE run_id = ? "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import errno
 import os
@@ -10,7 +11,7 @@ import socket
 import sqlite3
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from cascade_studio.store.migrations import (
@@ -22,6 +23,7 @@ from cascade_studio.store.migrations import (
 )
 
 DB_NAME = "workspace.sqlite"
+BULK_CACHE_KIB = 256 * 1024  # the page cache `page_cache` gives a bulk read or update
 FULL_CHECK_LIMIT = 64 * 1024 * 1024  # bytes; a full integrity_check takes ~10 s per 250 MB
 CHECK_INTERVAL = dt.timedelta(days=1)  # a bigger workspace is checked at most this often (and after a crash)
 CHECKED_AT, CHECK_RESULT, CHECK_DUE = "integrity_checked_at", "integrity_result", "integrity_due"
@@ -233,6 +235,18 @@ class Workspace:
         except sqlite3.Error:
             pass
         self.conn.close()
+
+    @contextlib.contextmanager
+    def page_cache(self, kib: int = BULK_CACHE_KIB) -> Iterator[None]:
+        """A larger SQLite page cache for a bulk read or update of a big workspace (freed after):
+        with the 2 MB default, reading 300k rows by id costs as much system time in re-read pages
+        as the work itself."""
+        previous = self.conn.execute("PRAGMA cache_size").fetchone()[0]
+        self.conn.execute(f"PRAGMA cache_size={-int(kib)}")
+        try:
+            yield
+        finally:
+            self.conn.execute(f"PRAGMA cache_size={int(previous)}")
 
     def reader(self) -> Workspace:
         """A second connection to this workspace, for reading on another thread while this one

@@ -251,7 +251,8 @@ def test_a_bug_in_the_sandbox_still_answers_in_the_envelope(server, monkeypatch)
         raise RuntimeError("simulated bug")
 
     monkeypatch.setattr(simulator, "generate_chat", broken)
-    status, body = post_json(server, "/v1/chat/completions", CHAT)
+    unseen = {**CHAT, "messages": [{"role": "user", "content": "A request not sent before (answers are cached)."}]}
+    status, body = post_json(server, "/v1/chat/completions", unseen)
     assert status == 500
     check_error_envelope(body)
     assert body["error"]["type"] == "server_error"

@@ -71,3 +71,33 @@ def test_older_rows_are_derived_in_batches_and_batches_change_nothing(tmp_path, 
     assert [r.to_json() for r in third.results] == [r.to_json() for r in first.results]
     # derived once: now nothing reads the logprobs column
     assert not [s for s in statements if "trajector" in s and "logprobs" in s]
+
+
+def test_kept_verdicts_give_the_figures_that_computing_them_gives(tmp_path, sandbox_thread):
+    from cascade_studio.services.tradeoffs import load_outcomes
+
+    ws = collected(tmp_path / "ws", sandbox_thread.base_url)
+    ws.conn.execute("UPDATE trajectories SET correct = NULL")
+    computed = evaluate(ws)
+    load_outcomes(ws, TierRepository(ws).list())  # keeps every verdict against the expected answers
+    assert ws.conn.execute("SELECT count(*) FROM trajectories WHERE correct IS NOT NULL").fetchone()[0] == 120
+    kept = evaluate(ws)
+    assert [r.to_json() for r in kept.results] == [r.to_json() for r in computed.results]
+    assert kept.summary == computed.summary and computed.summary["overall"]["accuracy"]["tasks"] == 40
+    # the kept verdict is the one used: flip one and its task follows
+    tiers = {t.tier: t for t in TierRepository(ws).list()}
+    side = next(iter(ev.latest_sides(ws, tiers[1]).items()))
+    ws.conn.execute("UPDATE trajectories SET correct = 1 - correct WHERE id = ?", (side[1].trajectory_id,))
+    flipped = {r.task_id: r for r in evaluate(ws).results}[side[0]]
+    assert flipped.student_correct is (not {r.task_id: r for r in computed.results}[side[0]].student_correct)
+
+
+def test_collection_keeps_each_answers_verdict_as_trade_offs_judges_it(tmp_path, sandbox_thread):
+    from cascade_studio.services.tradeoffs import load_outcomes
+
+    ws = collected(tmp_path / "ws", sandbox_thread.base_url)
+    kept = dict(ws.conn.execute("SELECT id, correct FROM trajectories"))
+    assert len(kept) == 120 and None not in kept.values()  # judged as each answer was saved
+    ws.conn.execute("UPDATE trajectories SET correct = NULL")
+    load_outcomes(ws, TierRepository(ws).list())  # judges them all again, the Trade-offs way
+    assert dict(ws.conn.execute("SELECT id, correct FROM trajectories")) == kept

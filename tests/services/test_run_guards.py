@@ -78,11 +78,11 @@ async def test_a_full_disk_stops_the_run_in_words_and_the_next_run_resumes(sandb
     real_save = TrajectoryRepository.save
     saved = []
 
-    def filling_save(self, run_id, traj, category="", trial=0):
+    def filling_save(self, run_id, traj, category="", trial=0, correct=None):
         if len(saved) >= 15:
             raise sqlite3.OperationalError("database or disk is full")
         saved.append(traj.task_id)
-        return real_save(self, run_id, traj, category, trial)
+        return real_save(self, run_id, traj, category, trial, correct)
 
     monkeypatch.setattr(TrajectoryRepository, "save", filling_save)
     run, _ = start_or_resume(ws, tier, ids, {})

@@ -115,7 +115,12 @@ def bounded(request: Request, limit: int) -> Request:
 async def read_json(request: Request, max_depth: int) -> dict[str, Any]:
     raw = await request.body()
     try:
-        body = json.loads(raw)
+        body = orjson.loads(raw)  # ~5x faster; what it refuses (NaN, huge integers...) json may take
+    except orjson.JSONDecodeError:
+        body = None
+    try:
+        if body is None:
+            body = json.loads(raw)
     except (ValueError, UnicodeDecodeError, RecursionError):  # JSONDecodeError is a ValueError
         raise ApiError(400, "We could not parse the JSON body of your request. (HINT: This likely means you "
                        "aren't using your HTTP library correctly.)") from None
