@@ -14,7 +14,6 @@ import httpx2
 import orjson
 import pytest
 
-from cascade_studio.gateway import upstream as upstream_module
 from cascade_studio.gateway.app import GatewayConfig
 from cascade_studio.gateway.decode import decision_view
 from cascade_studio.gateway.server import GatewayServer
