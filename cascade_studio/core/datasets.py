@@ -140,15 +140,21 @@ def episode_example(messages: list[dict[str, Any]], tools: list[dict[str, Any]],
     return example
 
 
-def stratified_split(categories: list[str], validation_share: float, seed: int) -> tuple[list[int], list[int]]:
-    """Indices for train and validation, the same share of every category in validation."""
+def stratified_split(categories: list[str], validation_share: float, seed: int,
+                     keys: list[str] | None = None) -> tuple[list[int], list[int]]:
+    """Indices for train and validation, the same share of every category in validation.
+
+    With `keys` (a stable name per item: its task id) the split depends only on which items there
+    are and the seed, not on the order they come in: a workspace's trajectories are recorded in the
+    order their answers arrived, which a concurrent collection does not fix, and the same dataset
+    (seed, trajectories) must always hold out the same tasks."""
     rng = random.Random(seed)
     by_cat: dict[str, list[int]] = {}
     for i, c in enumerate(categories):
         by_cat.setdefault(c, []).append(i)
     train, valid = [], []
     for cat in sorted(by_cat):
-        idx = by_cat[cat][:]
+        idx = by_cat[cat][:] if keys is None else sorted(by_cat[cat], key=lambda i: keys[i])
         rng.shuffle(idx)
         k = int(round(len(idx) * validation_share))
         if validation_share > 0 and k == 0 and len(idx) >= 2:

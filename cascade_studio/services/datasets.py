@@ -330,7 +330,7 @@ def build_dataset(ws: Workspace, out: Path, f: DatasetFilters, fmt: str = "opena
     if not sel.ids:
         raise DatasetError("no trajectories match the filters (ok, not rejected, of the chosen tier); collect or "
                            "curate some first, or loosen the filters")
-    train_idx, valid_idx = stratified_split(sel.kept_categories, f.validation_share, f.seed)
+    train_idx, valid_idx = stratified_split(sel.kept_categories, f.validation_share, f.seed, sel.kept_tasks)
     train_ids, valid_ids = [sel.kept_ids[i] for i in train_idx], [sel.kept_ids[i] for i in valid_idx]
     convert = to_sharegpt if fmt == "sharegpt" else (lambda e: e)
     out = Path(out)

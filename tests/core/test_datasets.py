@@ -2,6 +2,7 @@
 writes passes the validator (hypothesis)."""
 
 import json
+import random
 
 import pytest
 from hypothesis import given, settings
@@ -146,6 +147,18 @@ def test_stratified_split_keeps_category_shares():
     assert sorted(train + valid) == list(range(60))
     assert sum(cats[i] == "a" for i in valid) == 10 and sum(cats[i] == "b" for i in valid) == 2
     assert stratified_split(cats, 0.2, seed=3) == (train, valid)  # seeded
+
+
+def test_stratified_split_with_keys_does_not_hang_on_the_order_items_arrive_in():
+    # trajectories are recorded in the order answers arrive (a concurrent collection): the same
+    # tasks and seed must hold out the same tasks whatever that order
+    keys = [f"task-{i:03d}" for i in range(60)]
+    cats = ["a" if i % 3 else "b" for i in range(60)]
+    order = list(range(60))
+    random.Random(1).shuffle(order)
+    _, valid = stratified_split(cats, 0.3, 5, keys)
+    _, shuffled = stratified_split([cats[i] for i in order], 0.3, 5, [keys[i] for i in order])
+    assert sorted(keys[i] for i in valid) == sorted(keys[order[i]] for i in shuffled)
 
 
 @settings(max_examples=30, deadline=None)
