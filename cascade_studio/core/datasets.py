@@ -102,19 +102,29 @@ def build_examples(trajs: list[SourceTrajectory], *, strategy: str = "final", sy
                    dedupe: bool = True, kept_task_ids: list[str] | None = None
                    ) -> tuple[list[dict[str, Any]], list[str], int]:
     """(OpenAI chat examples, their categories, duplicates dropped). `kept_task_ids`, when given,
-    receives the task id of each example kept. (A build streams the same steps: services.datasets.)"""
-    examples, cats, seen, dropped = [], [], set(), 0
+    receives the task id of each example kept. Of duplicates, the one with the smallest task id is
+    kept (in the place of the first), whatever order they come in. (A build streams the same steps:
+    services.datasets.)"""
+    examples: list[dict[str, Any]] = []
+    cats: list[str] = []
+    tasks: list[str] = []
+    seen: dict[str, int] = {}
+    dropped = 0
     for t in trajs:
         messages = example_messages(t.messages, system_prompt)
         key = dedupe_key(messages, t.tools)
         if dedupe and key in seen:
             dropped += 1
+            at = seen[key]
+            if t.task_id < tasks[at]:
+                examples[at], cats[at], tasks[at] = make_example(t, messages, strategy), t.category, t.task_id
             continue
-        seen.add(key)
+        seen[key] = len(examples)
         examples.append(make_example(t, messages, strategy))
         cats.append(t.category)
-        if kept_task_ids is not None:
-            kept_task_ids.append(t.task_id)
+        tasks.append(t.task_id)
+    if kept_task_ids is not None:
+        kept_task_ids.extend(tasks)
     return examples, cats, dropped
 
 

@@ -223,3 +223,14 @@ def test_task_import_with_unicode_separators():
 
     row = {"id": "t", "category": "c", "messages": [{"role": "user", "content": "x\u2029y"}], "tools": []}
     assert parse_native(json.dumps(row, ensure_ascii=False), "f.jsonl")[0].prompt == "x\u2029y"
+
+
+def test_of_duplicates_the_smallest_task_id_is_kept_whatever_the_order():
+    ask = [{"role": "user", "content": "same question"}]
+    trajs = [SourceTrajectory(t, c, ask, [], f"answer {t}", []) for t, c in (("t3", "x"), ("t1", "y"), ("t2", "x"))]
+    other = SourceTrajectory("t0", "z", [{"role": "user", "content": "another"}], [], "other", [])
+    for order in ([*trajs, other], [other, *reversed(trajs)]):
+        kept: list[str] = []
+        examples, cats, dropped = build_examples(order, kept_task_ids=kept)
+        assert dropped == 2 and sorted(zip(kept, cats, strict=True)) == [("t0", "z"), ("t1", "y")]
+        assert sorted(e["messages"][-1]["content"] for e in examples) == ["answer t1", "other"]
