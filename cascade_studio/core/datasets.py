@@ -102,19 +102,29 @@ def build_examples(trajs: list[SourceTrajectory], *, strategy: str = "final", sy
                    dedupe: bool = True, kept_task_ids: list[str] | None = None
                    ) -> tuple[list[dict[str, Any]], list[str], int]:
     """(OpenAI chat examples, their categories, duplicates dropped). `kept_task_ids`, when given,
-    receives the task id of each example kept. (A build streams the same steps: services.datasets.)"""
-    examples, cats, seen, dropped = [], [], set(), 0
+    receives the task id of each example kept. Of duplicates, the one with the smallest task id is
+    kept (in the place of the first), whatever order they come in. (A build streams the same steps:
+    services.datasets.)"""
+    examples: list[dict[str, Any]] = []
+    cats: list[str] = []
+    tasks: list[str] = []
+    seen: dict[str, int] = {}
+    dropped = 0
     for t in trajs:
         messages = example_messages(t.messages, system_prompt)
         key = dedupe_key(messages, t.tools)
         if dedupe and key in seen:
             dropped += 1
+            at = seen[key]
+            if t.task_id < tasks[at]:
+                examples[at], cats[at], tasks[at] = make_example(t, messages, strategy), t.category, t.task_id
             continue
-        seen.add(key)
+        seen[key] = len(examples)
         examples.append(make_example(t, messages, strategy))
         cats.append(t.category)
-        if kept_task_ids is not None:
-            kept_task_ids.append(t.task_id)
+        tasks.append(t.task_id)
+    if kept_task_ids is not None:
+        kept_task_ids.extend(tasks)
     return examples, cats, dropped
 
 
@@ -140,15 +150,21 @@ def episode_example(messages: list[dict[str, Any]], tools: list[dict[str, Any]],
     return example
 
 
-def stratified_split(categories: list[str], validation_share: float, seed: int) -> tuple[list[int], list[int]]:
-    """Indices for train and validation, the same share of every category in validation."""
+def stratified_split(categories: list[str], validation_share: float, seed: int,
+                     keys: list[str] | None = None) -> tuple[list[int], list[int]]:
+    """Indices for train and validation, the same share of every category in validation.
+
+    With `keys` (a stable name per item: its task id) the split depends only on which items there
+    are and the seed, not on the order they come in: a workspace's trajectories are recorded in the
+    order their answers arrived, which a concurrent collection does not fix, and the same dataset
+    (seed, trajectories) must always hold out the same tasks."""
     rng = random.Random(seed)
     by_cat: dict[str, list[int]] = {}
     for i, c in enumerate(categories):
         by_cat.setdefault(c, []).append(i)
     train, valid = [], []
     for cat in sorted(by_cat):
-        idx = by_cat[cat][:]
+        idx = by_cat[cat][:] if keys is None else sorted(by_cat[cat], key=lambda i: keys[i])
         rng.shuffle(idx)
         k = int(round(len(idx) * validation_share))
         if validation_share > 0 and k == 0 and len(idx) >= 2:

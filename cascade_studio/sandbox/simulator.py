@@ -282,10 +282,15 @@ def relevant_demonstrations(messages: list[dict[str, Any]], tools: list[dict[str
     example is a question, a tool call and its results followed directly by the next question (in a
     conversation the model answers its tool results before the user speaks again: those turns are the
     conversation itself, not examples)."""
+    return worked_examples(messages, tools, text)[1]
+
+
+def worked_examples(messages: list[dict[str, Any]], tools: list[dict[str, Any]], text: str) -> tuple[int, int]:
+    """(worked examples before the last user turn, of them relevant to it): see relevant_demonstrations."""
     last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=-1)
     offered = set().union(*(_name_words(_tool_name(t)) for t in tools)) if tools else set()
     asked = words(text)
-    count, question, names = 0, "", None
+    count, total, question, names = 0, 0, "", None
     for m in messages[:max(last_user, 0) + 1]:
         role = m.get("role")
         if role == "user":
@@ -293,6 +298,7 @@ def relevant_demonstrations(messages: list[dict[str, Any]], tools: list[dict[str
                 shown = words(question)
                 overlap = len(asked & shown) / max(1, len(asked | shown))
                 count += bool(names & offered or overlap >= DEMO_OVERLAP)
+                total += 1
             question, names = _last_user_text([m]), None
         elif role == "assistant":
             calls = [c for c in (m.get("tool_calls") or []) if isinstance(c, dict)]
@@ -302,7 +308,7 @@ def relevant_demonstrations(messages: list[dict[str, Any]], tools: list[dict[str
                 question = ""
         elif role != "tool":
             names = None
-    return count
+    return total, count
 
 
 def _without_demonstrations(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -333,10 +339,11 @@ def generate_chat(request: dict[str, Any], *, seed: int) -> Generation:
     key_model = model.split(":")[1] if model.startswith("ft:") else model
     text = _last_user_text(messages)
     last = messages[-1] if messages else {}
-    helped = relevant_demonstrations(messages, tools, text) if last.get("role") != "tool" else 0
-    # with worked examples, the model draws the same chances as without them (keyed on the task's
-    # own turns), so examples only ever remove mistakes: their effect is DEMO_MISTAKE_FACTOR, not noise
-    keyed = _without_demonstrations(messages) if helped else messages
+    examples, helped = worked_examples(messages, tools, text) if last.get("role") != "tool" else (0, 0)
+    # with worked examples, relevant or not, the model draws the same chances as without them (keyed
+    # on the task's own turns), so examples only ever remove mistakes: their effect is
+    # DEMO_MISTAKE_FACTOR, not noise (irrelevant ones change nothing but the prompt's length)
+    keyed = _without_demonstrations(messages) if examples else messages
     rng = rng_for(seed, key_model if model.startswith("ft:") else model, {"m": keyed, "t": [_tool_name(t) for t in tools]})
 
     # Playing the user of a conversational task (the app's user simulator): the instruction's next line.

@@ -114,15 +114,18 @@ def _select(ws: Workspace, f: DatasetFilters) -> _Selection:
         confidence_method=f.confidence_method, tool=f.tool,
         generations=generation_keys(chosen) if chosen is not None else None,
         columns=("id", "task_id", "category", "request"))
-    out, seen = _Selection(), set()
+    out, seen = _Selection(), {}
     for traj_id, task_id, category, request_json in rows:
         out.ids.append(traj_id)
         request = orjson.loads(request_json)
         key = dedupe_key(example_messages(request.get("messages", []), f.system_prompt), request.get("tools") or [])
         if f.dedupe and key in seen:
             out.dropped += 1
+            at = seen[key]  # of duplicates, the smallest task id: not the first recorded (core.build_examples)
+            if task_id < out.kept_tasks[at]:
+                out.kept_ids[at], out.kept_tasks[at], out.kept_categories[at] = traj_id, task_id, category
             continue
-        seen.add(key)
+        seen[key] = len(out.kept_ids)
         out.kept_ids.append(traj_id)
         out.kept_tasks.append(task_id)
         out.kept_categories.append(category)
@@ -332,7 +335,7 @@ def build_dataset(ws: Workspace, out: Path, f: DatasetFilters, fmt: str = "opena
     if not sel.ids:
         raise DatasetError("no trajectories match the filters (ok, not rejected, of the chosen tier); collect or "
                            "curate some first, or loosen the filters")
-    train_idx, valid_idx = stratified_split(sel.kept_categories, f.validation_share, f.seed)
+    train_idx, valid_idx = stratified_split(sel.kept_categories, f.validation_share, f.seed, sel.kept_tasks)
     train_ids, valid_ids = [sel.kept_ids[i] for i in train_idx], [sel.kept_ids[i] for i in valid_idx]
     convert = to_sharegpt if fmt == "sharegpt" else (lambda e: e)
     out = Path(out)

@@ -144,7 +144,7 @@ def build_preference_dataset(ws: Workspace, out: Path, f: DatasetFilters) -> Bui
     if not found.tasks:
         raise DatasetError(f"tier {student.tier} agrees with the teacher on all {compared} tasks both answered: no "
                            "disagreement to learn from")
-    train_idx, valid_idx = stratified_split(found.categories, f.validation_share, f.seed)
+    train_idx, valid_idx = stratified_split(found.categories, f.validation_share, f.seed, found.tasks)
     pairs = list(zip(found.teacher_ids, found.student_ids, strict=True))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,7 @@
 writes passes the validator (hypothesis)."""
 
 import json
+import random
 
 import pytest
 from hypothesis import given, settings
@@ -148,6 +149,18 @@ def test_stratified_split_keeps_category_shares():
     assert stratified_split(cats, 0.2, seed=3) == (train, valid)  # seeded
 
 
+def test_stratified_split_with_keys_does_not_hang_on_the_order_items_arrive_in():
+    # trajectories are recorded in the order answers arrive (a concurrent collection): the same
+    # tasks and seed must hold out the same tasks whatever that order
+    keys = [f"task-{i:03d}" for i in range(60)]
+    cats = ["a" if i % 3 else "b" for i in range(60)]
+    order = list(range(60))
+    random.Random(1).shuffle(order)
+    _, valid = stratified_split(cats, 0.3, 5, keys)
+    _, shuffled = stratified_split([cats[i] for i in order], 0.3, 5, [keys[i] for i in order])
+    assert sorted(keys[i] for i in valid) == sorted(keys[order[i]] for i in shuffled)
+
+
 @settings(max_examples=30, deadline=None)
 @given(st.lists(st.tuples(st.text(min_size=1, max_size=30), st.booleans(), st.sampled_from(["x", "y", "z"]),
                           st.dictionaries(st.text(min_size=1, max_size=5), st.integers(), max_size=3)),
@@ -210,3 +223,14 @@ def test_task_import_with_unicode_separators():
 
     row = {"id": "t", "category": "c", "messages": [{"role": "user", "content": "x\u2029y"}], "tools": []}
     assert parse_native(json.dumps(row, ensure_ascii=False), "f.jsonl")[0].prompt == "x\u2029y"
+
+
+def test_of_duplicates_the_smallest_task_id_is_kept_whatever_the_order():
+    ask = [{"role": "user", "content": "same question"}]
+    trajs = [SourceTrajectory(t, c, ask, [], f"answer {t}", []) for t, c in (("t3", "x"), ("t1", "y"), ("t2", "x"))]
+    other = SourceTrajectory("t0", "z", [{"role": "user", "content": "another"}], [], "other", [])
+    for order in ([*trajs, other], [other, *reversed(trajs)]):
+        kept: list[str] = []
+        examples, cats, dropped = build_examples(order, kept_task_ids=kept)
+        assert dropped == 2 and sorted(zip(kept, cats, strict=True)) == [("t0", "z"), ("t1", "y")]
+        assert sorted(e["messages"][-1]["content"] for e in examples) == ["answer t1", "other"]

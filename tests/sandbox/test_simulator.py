@@ -155,3 +155,28 @@ def test_relevant_worked_examples_count_but_a_conversation_is_no_example():
     assert relevant_demonstrations(conversation, [tool], ask["content"]) == 0
     assert relevant_demonstrations([ask], [tool], ask["content"]) == 0
     assert 0 < DEMO_MISTAKE_FACTOR < 1
+
+
+def test_an_irrelevant_worked_example_changes_nothing_but_the_prompt():
+    # the documented effect of demonstrations: relevant ones remove mistakes, irrelevant ones do not
+    # re-draw the model's chances (else they would add noise to every prompt-distillation comparison)
+    from cascade_studio.sandbox.simulator import generate_chat, relevant_demonstrations
+
+    tool = {"type": "function", "function": {
+        "name": "get_weather", "description": "weather in a city on a day",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
+                       "required": ["city"]}}}
+    call = {"id": "c1", "type": "function", "function": {"name": "lookup_stock_quote", "arguments": "{}"}}
+    example = [{"role": "user", "content": "Quote for ACME shares?"},
+               {"role": "assistant", "content": None, "tool_calls": [call]},
+               {"role": "tool", "tool_call_id": "c1", "content": "(example)"}]
+    differs = 0
+    for i in range(40):
+        ask = {"role": "user", "content": f"What is the weather in Paris for the next {i} days?"}
+        assert relevant_demonstrations([*example, ask], [tool], ask["content"]) == 0
+        plain = generate_chat({"model": "gpt-4.1-nano", "messages": [ask], "tools": [tool]}, seed=3)
+        shown = generate_chat({"model": "gpt-4.1-nano", "messages": [*example, ask], "tools": [tool]}, seed=3)
+        assert (shown.content, shown.tool_calls) == (plain.content, plain.tool_calls)
+        differs += plain.tool_calls != generate_chat({"model": "gpt-4.1-nano", "messages": [ask], "tools": [tool]},
+                                                     seed=4).tool_calls
+    assert differs  # the check can fail: the answers do depend on the draws

@@ -22,7 +22,7 @@ def reference(ws, f: dsvc.DatasetFilters):
                               orjson.loads(r[5])) for r in rows]
     kept: list[str] = []
     examples, cats, dropped = build_examples(trajs, strategy=f.strategy, system_prompt=f.system_prompt, kept_task_ids=kept)
-    train, valid = stratified_split(cats, f.validation_share, f.seed)
+    train, valid = stratified_split(cats, f.validation_share, f.seed, kept)
     lp = {r[1]: None if r[6] is None else orjson.loads(r[6]) for r in rows}
     return ([examples[i] for i in train], [examples[i] for i in valid], [lp[kept[i]] for i in train],
             [kept[i] for i in valid], dropped, [r[0] for r in rows])
