@@ -313,12 +313,26 @@ MIGRATIONS: list[Step] = [
         conf_mean, conf_min, conf_tool, cost_micro, latency_ms, prompt_tokens, completion_tokens, steps,
         end_reason, episode, task_id, model, tags);
     """,
+    # (issue 27) the tier history: every change of the tier set keeps the set before and after it
+    # (store.tiers.TierRepository.replace_all), so a switch, a threshold or a removal can be undone
+    # (`tiers undo`, Edit > Undo); an undo is a change too (it names the change it undid)
+    TIER_HISTORY := """
+    CREATE TABLE IF NOT EXISTS tier_history (
+        id         INTEGER PRIMARY KEY,
+        created_at TEXT NOT NULL,
+        before     TEXT NOT NULL,  -- JSON list of Tier.to_json
+        after      TEXT NOT NULL,
+        undoes     INTEGER,        -- the change this one undid
+        undone_by  INTEGER         -- the undo that undid this change
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
-# steps that only add an index: nothing in the data changes, and a step killed half-way leaves the
-# previous schema as it was, so upgrading through them alone needs no backup (a copy of a 10 GB file)
-INDEX_ONLY_STEPS = frozenset({19})
+# steps that only add an index (or an empty table): nothing in the data changes, and a step killed
+# half-way leaves the previous schema as it was, so upgrading through them alone needs no backup (a
+# copy of a 10 GB file)
+INDEX_ONLY_STEPS = frozenset({19, MIGRATIONS.index(TIER_HISTORY) + 1})
 
 
 def needs_backup(version: int) -> bool:

@@ -31,7 +31,7 @@ from cascade_studio.ui.fit import tip_headers
 from cascade_studio.ui.style import ERROR_STYLE, OK_STYLE, styled_label
 
 if TYPE_CHECKING:
-    from cascade_studio.ui.finetune_page import FineTunePage
+    from cascade_studio.ui.finetune_host import FineTuneHost
 
 log = logging.getLogger(__name__)
 # metric -> (colour, width, line style, legend); local jobs add the two parts of the distillation loss
@@ -45,7 +45,7 @@ CURVES = {
 
 
 class JobsPanel(QWidget):
-    def __init__(self, page: FineTunePage) -> None:
+    def __init__(self, page: FineTuneHost) -> None:
         super().__init__()
         import pyqtgraph as pg
 
@@ -53,6 +53,7 @@ class JobsPanel(QWidget):
         self._notified: set[str] = set()
         self.candidate_worker = None  # the evaluation before a switch, under way
         self._comparison_job: str | None = None
+        self._comparison_tiers: list | None = None  # the tier set the comparison was made with
         self.jobs = QTableWidget(0, 6, objectName="jobTable")
         self.jobs.setHorizontalHeaderLabels(["Job", "Status", "Base model", "Elapsed", "Trained tokens",
                                              "Fine-tuned model"])
@@ -66,6 +67,11 @@ class JobsPanel(QWidget):
         self.job_status = QLabel(objectName="jobStatus")
         self.job_status.setWordWrap(True)
         self.events = QTextBrowser(objectName="jobEvents")
+        self._events_follow = True  # keep the newest event in view until the user scrolls up
+        bar = self.events.verticalScrollBar()
+        bar.rangeChanged.connect(lambda _lo, hi: bar.setValue(hi) if self._events_follow else None)
+        # the user's own scrolling (wheel, drag, arrows; not a refill): follow again once back at the end
+        bar.actionTriggered.connect(lambda _: setattr(self, "_events_follow", bar.sliderPosition() >= bar.maximum()))
         self.plot = pg.PlotWidget(background="w", objectName="lossPlot")
         self.plot.setLabel("bottom", "step")
         self.plot.setLabel("left", "loss / accuracy")
@@ -87,6 +93,7 @@ class JobsPanel(QWidget):
         layout.addWidget(split, 2)
         self.poll_timer = QTimer(self, interval=3000)
         self.poll_timer.timeout.connect(self.poll)
+        self._enable_controls(None)
 
     def _build_controls(self) -> QVBoxLayout:
         """Job controls on one row, 'Use as tier' with its tier on the next (the tier's name stays
@@ -114,7 +121,16 @@ class JobsPanel(QWidget):
         return rows
 
     def reload_choices(self) -> None:
-        fill_tier_combo(self.use_tier, self.page.tiers(), offer_new=True)
+        tiers = self.page.tiers()
+        fill_tier_combo(self.use_tier, tiers, offer_new=True)
+        if self._comparison_job is not None and _tier_set(tiers) != self._comparison_tiers:
+            self.forget_comparison()  # it names the models of a tier set that is gone
+
+    def forget_comparison(self) -> None:
+        self.comparison.hide()
+        self.comparison.clear()
+        self._comparison_job = None
+        self._comparison_tiers = None
 
     def follow(self, on: bool) -> None:
         """Poll the unfinished jobs every few seconds (and once now: tracking resumes at once)."""
@@ -197,22 +213,29 @@ class JobsPanel(QWidget):
         from cascade_studio.services.finetune import tracker
 
         job_id = self.selected_job_id()
-        if self.page.ws is None or job_id is None:
-            return
-        store = tracker.JobStore(self.page.ws)
-        job = store.get(job_id)
+        store = tracker.JobStore(self.page.ws) if self.page.ws is not None else None
+        job = store.get(job_id) if store is not None and job_id is not None else None
+        self._enable_controls(job)
         if job is None:
+            self.job_status.setText("Select a job to follow it." if self.jobs.rowCount() else "No jobs yet.")
+            self.job_status.setStyleSheet("")
+            self.events.clear()
+            for curve in self.curves.values():
+                curve.setData([], [])
             return
         self.comparison.setVisible(job_id == self._comparison_job)  # the evaluation before a switch, of this job
         self.job_status.setText(_job_html(job))
         self.job_status.setOpenExternalLinks(True)
         self.job_status.setStyleSheet(ERROR_STYLE if job["error"] else "")
         events = store.events(job_id)
+        if job_id != getattr(self, "_events_job", None):  # another job: start at its newest event
+            self._events_job, self._events_follow = job_id, True
         self.events.setHtml("<br>".join(
             f"<span style='color:#888'>{dt.datetime.fromtimestamp(e['created_at']).strftime('%H:%M:%S')}</span> "
             f"{'<b>' if e['level'] != 'info' else ''}{html.escape(e['message'])}{'</b>' if e['level'] != 'info' else ''}"
             for e in events[-300:]))
-        self.events.verticalScrollBar().setValue(self.events.verticalScrollBar().maximum())
+        if self._events_follow:
+            self.events.verticalScrollBar().setValue(self.events.verticalScrollBar().maximum())
         metrics = store.metrics(job_id)
         self.legend.clear()  # the series this job has: an OpenAI job has no distillation-loss parts
         for key, curve in self.curves.items():
@@ -221,12 +244,15 @@ class JobsPanel(QWidget):
             if pts:
                 self.legend.addItem(curve, CURVES[key][3])
         self.legend.setVisible(len(self.legend.items) > 1)
-        running = job["status"] in ("validating_files", "queued", "running")
-        paused = job.get("shown_status") == "paused"
-        self.cancel_button.setEnabled(running)
-        self.pause_button.setEnabled(job["status"] == "running" and not paused)  # paused: only Resume and Cancel
+
+    def _enable_controls(self, job: dict[str, Any] | None) -> None:
+        """Each control only when it can act on the selected job (none selected: none)."""
+        status = job["status"] if job else None
+        paused = bool(job) and job.get("shown_status") == "paused"
+        self.cancel_button.setEnabled(status in ("validating_files", "queued", "running"))
+        self.pause_button.setEnabled(status == "running" and not paused)  # paused: only Resume and Cancel
         self.resume_button.setEnabled(paused)
-        self.use_button.setEnabled(job["status"] == "succeeded" and self.candidate_worker is None)
+        self.use_button.setEnabled(status == "succeeded" and self.candidate_worker is None)
 
     def confirm_cancel(self, job_id: str) -> bool:
         return _confirm(self, job_id)
@@ -255,38 +281,67 @@ class JobsPanel(QWidget):
 
     def use_as_tier(self) -> None:
         """Offer to evaluate the job's model beside the tier's current one first (the validation tasks
-        of the newest dataset), show both, and switch when the user confirms."""
+        of the newest dataset), show both, and switch when the user confirms. The teacher's tier (or a
+        new tier above it) only after a typed confirmation; Cancel, Esc and Enter change nothing."""
         from cascade_studio.core.errors import UserError
         from cascade_studio.services.datasets import validation_task_ids
+        from cascade_studio.services.finetune.tracker import teacher_taken
         from cascade_studio.services.promotion import candidate_and_teacher
-        from cascade_studio.ui.errors import ask_yes_no
+        from cascade_studio.ui import confirm
 
         page = self.page
         job_id, tier_no = self.selected_job_id(), self.use_tier.currentData()
-        if page.ws is None or job_id is None or self.candidate_worker is not None:
+        if page.ws is None or job_id is None or tier_no is None or self.candidate_worker is not None:
+            return
+        teacher = teacher_taken(page.ws, tier_no)
+        if teacher is not None:
+            self._replace_teacher(job_id, tier_no, teacher)
             return
         try:
             candidate, teacher, current = candidate_and_teacher(page.ws, job_id, tier_no)
-        except UserError as exc:  # e.g. the tier would be the teacher: nothing to compare with
-            log.info("No evaluation before the switch: %s", exc)
-            self.switch(job_id, tier_no)
-            return
-        except ValueError as exc:  # the job has not succeeded; the tier set would be invalid
+        except (UserError, ValueError) as exc:  # the job has not succeeded; the tier set would be invalid
             page.say(str(exc), error=True)
             return
         split = validation_task_ids(page.ws)
         if not split or not split[1]:
-            self.switch(job_id, tier_no)
+            answer = confirm.ask_choice(
+                self, f"Put the model in tier {tier_no}?",
+                f"Put {candidate.model} in tier {tier_no}" + (f" in place of {current.model}" if current else "") +
+                "? No dataset has a validation split to evaluate it on first (build one with a validation share "
+                "above 0). Edit > Undo Tier Change puts the tier back.", [("switch", "Switch")])
+            if answer == "switch":
+                self.switch(job_id, tier_no)
+            else:
+                page.say(f"Tier {tier_no} is unchanged.")
             return
         beside = f", beside tier {tier_no}'s current model ({current.model})" if current else ""
-        if not ask_yes_no(self, "Evaluate before switching?",
-                          f"Evaluate {candidate.model} against the teacher (tier {teacher.tier}, {teacher.model}) on "
-                          f"the {len(split[1])} validation tasks of dataset {split[0]}{beside} before it takes tier "
-                          f"{tier_no}? Answers not collected yet are requested (up to "
-                          f"{len(split[1]) * (3 if current else 2)} requests).\n\nNo: switch now without evaluating."):
+        answer = confirm.ask_choice(
+            self, "Evaluate before switching?",
+            f"Evaluate {candidate.model} against the teacher (tier {teacher.tier}, {teacher.model}) on the "
+            f"{len(split[1])} validation tasks of dataset {split[0]}{beside} before it takes tier {tier_no}? "
+            f"Answers not collected yet are requested (up to {len(split[1]) * (3 if current else 2)} requests).\n\n"
+            "Cancel (Esc) changes nothing.",
+            [("evaluate", "Evaluate first"), ("switch", "Switch without evaluating")])
+        if answer == "evaluate":
+            self._evaluate_candidate(job_id, tier_no, split[0])
+        elif answer == "switch":
             self.switch(job_id, tier_no)
-            return
-        self._evaluate_candidate(job_id, tier_no, split[0])
+        else:
+            page.say(f"Tier {tier_no} is unchanged.")
+
+    def _replace_teacher(self, job_id: str, tier_no: int, teacher) -> None:
+        """The student's model into the teacher's place: only when the teacher's model name is typed."""
+        from cascade_studio.ui import confirm
+
+        where = (f"replace the teacher of tier {tier_no} ({teacher.model})" if tier_no == teacher.tier else
+                 f"become the teacher above tier {teacher.tier} ({teacher.model}, which would answer to it)")
+        text = (f"Tier {tier_no} is the teacher's place. The fine-tuned student model would {where}: every "
+                "escalation, evaluation and dataset would then measure against the student itself. This is "
+                "almost never meant; put it in a lower tier instead.")
+        if confirm.confirm_typed(self, "Replace the teacher?", text, teacher.model, "Replace the teacher"):
+            self.switch(job_id, tier_no, replace_teacher=True)
+        else:
+            self.page.say(f"Tier {tier_no} (the teacher) is unchanged: choose a lower tier for the fine-tuned model.")
 
     def _evaluate_candidate(self, job_id: str, tier_no: int, dataset_id: int) -> None:
         from cascade_studio.services.promotion import evaluate_candidate
@@ -324,9 +379,11 @@ class JobsPanel(QWidget):
             return
         self.comparison.setText(comparison.sentence())
         self._comparison_job = job_id
+        self._comparison_tiers = _tier_set(self.page.tiers())
         self.comparison.show()
         if ask_yes_no(self, f"Put the model in tier {tier_no}?",
-                      f"{comparison.sentence()}\n\nPut {comparison.candidate.student.model} in tier {tier_no} now?"):
+                      f"{comparison.sentence()}\n\nPut {comparison.candidate.student.model} in tier {tier_no} now? "
+                      "(Edit > Undo Tier Change puts the tier back.)"):
             self.switch(job_id, tier_no)
         else:
             self.page.say(f"Tier {tier_no} is unchanged. {comparison.sentence()}")
@@ -336,20 +393,20 @@ class JobsPanel(QWidget):
             self.candidate_worker.cancel()
             self.candidate_worker.wait(5)
             self.candidate_worker = None
-            self.comparison.hide()
-            self._comparison_job = None
+            self.forget_comparison()
 
-    def switch(self, job_id: str, tier_no: int) -> None:
+    def switch(self, job_id: str, tier_no: int, *, replace_teacher: bool = False) -> None:
+        from cascade_studio.core.errors import UserError
         from cascade_studio.services import catalog as catalog_svc
         from cascade_studio.services.finetune.tracker import JobStore, use_as_tier
-        from cascade_studio.services.tier_service import TierServiceError
 
         page = self.page
         try:
-            tier = use_as_tier(page.ws, job_id, tier_no)
-        except (TierServiceError, ValueError) as exc:
+            tier = use_as_tier(page.ws, job_id, tier_no, replace_teacher=replace_teacher)
+        except (UserError, ValueError) as exc:
             page.say(str(exc), error=True)
             return
+        self.forget_comparison()  # it described the tiers before the switch
         catalog = catalog_svc.load_for_workspace(page.ws.path)
         job = JobStore(page.ws).get(job_id)
         if job and job["backend"] == "local":
@@ -359,10 +416,14 @@ class JobsPanel(QWidget):
                      "on the Tiers page if you use one).")
         else:
             page.say(f"Tier {tier.tier} now uses {tier.model} (${tier.input_price} in / ${tier.output_price} out "
-                     "per 1M).")
+                     "per 1M). Edit > Undo Tier Change puts it back.")
         window = self.window()
         if hasattr(window, "tiers_page"):  # show the new model on the Tiers page at once
             window.tiers_page.set_workspace(page.ws, catalog)
+
+
+def _tier_set(tiers) -> list[dict[str, Any]]:
+    return [t.to_json() for t in tiers]
 
 
 def _confirm(parent, job_id: str) -> bool:
