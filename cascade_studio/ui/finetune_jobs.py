@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QTextCursor
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -230,12 +231,17 @@ class JobsPanel(QWidget):
         events = store.events(job_id)
         if job_id != getattr(self, "_events_job", None):  # another job: start at its newest event
             self._events_job, self._events_follow = job_id, True
+        bar = self.events.verticalScrollBar()
+        held = None if self._events_follow else bar.value()  # the user scrolled up to read: stay there
         self.events.setHtml("<br>".join(
             f"<span style='color:#888'>{dt.datetime.fromtimestamp(e['created_at']).strftime('%H:%M:%S')}</span> "
             f"{'<b>' if e['level'] != 'info' else ''}{html.escape(e['message'])}{'</b>' if e['level'] != 'info' else ''}"
             for e in events[-300:]))
-        if self._events_follow:
-            self.events.verticalScrollBar().setValue(self.events.verticalScrollBar().maximum())
+        if held is None:  # the cursor at the end too: a text browser shown the first time scrolls to its cursor
+            self.events.moveCursor(QTextCursor.MoveOperation.End)
+            bar.setValue(bar.maximum())
+        else:
+            bar.setValue(held)
         metrics = store.metrics(job_id)
         self.legend.clear()  # the series this job has: an OpenAI job has no distillation-loss parts
         for key, curve in self.curves.items():

@@ -27,7 +27,8 @@ class TierUndo:
 
     def __init__(self, window, menu: QMenu) -> None:
         self.window = window
-        self.undo_action = QAction("&Undo Tier Change", window, objectName="undoTierChange", triggered=self.undo)
+        self.undo_action = QAction("&Undo Tier Change", window, objectName="undoTierChange",
+                                   triggered=lambda *_: self.undo())
         self.history_action = QAction("Tier &History…", window, objectName="tierHistory", triggered=self.show_history)
         menu.addAction(self.undo_action)
         menu.addAction(self.history_action)
