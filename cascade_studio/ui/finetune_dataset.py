@@ -167,6 +167,7 @@ class DatasetPanel(QGroupBox):
             page.dataset_id = found[0] if found else None  # a file built earlier keeps its lineage
             # its own validation split, never the one of a dataset built before
             page.validation_path = Path(found[1]) if found and found[1] else None
+            self.reload_recorded()
             self.validate(Path(name))
 
     def validate(self, path: Path) -> None:

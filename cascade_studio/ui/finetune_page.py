@@ -44,6 +44,9 @@ class FineTunePage(Page):
         self._expose_panels()
         # another process (the CLI) may change the tiers: no event reaches this one, so look now and then
         self.jobs_panel.poll_timer.timeout.connect(self.check_tiers)
+        from cascade_studio.ui.wheel_guard import guard_wheel
+
+        guard_wheel(self)  # scrolling past the settings never edits one
 
     def _expose_panels(self) -> None:
         """The panels' main parts under the page's names (tests and tools/screenshot.py use them)."""
