@@ -46,7 +46,6 @@ class TypedConfirmation(QDialog):
         warning.setWordWrap(True)
         warning.setStyleSheet(ERROR_STYLE)
         self.field = QLineEdit(objectName="typedPhrase")
-        self.field.setPlaceholderText(phrase)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
         self.ok = self.buttons.addButton(action, QDialogButtonBox.ButtonRole.DestructiveRole)
         self.ok.setObjectName("typedConfirm")
