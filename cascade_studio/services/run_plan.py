@@ -12,6 +12,7 @@ from typing import Any
 from cascade_studio.core.money import micro_to_usd
 from cascade_studio.core.tiers import Tier, generation_id, generation_keys
 from cascade_studio.core.trajectory import Usage, build_request, cost_of
+from cascade_studio.services.run_lock import TierRunLock
 from cascade_studio.store.tasks import TaskRepository
 from cascade_studio.store.tiers import TierRepository
 from cascade_studio.store.trajectories import Run, RunRepository, TrajectoryRepository
@@ -117,12 +118,17 @@ class UnfinishedRun:
 
     run: Run
     to_go: int  # tasks without an answer yet
+    collector: dict | None = None  # the process collecting the tier right now (then it is not to be resumed here)
 
     @property
     def tier(self) -> int:
         return self.run.tier
 
     def sentence(self) -> str:
+        if self.collector is not None:
+            who = f"process {self.collector['pid']}" if self.collector.get("pid") else "another process"
+            return f"tier {self.run.tier}: run {self.collector.get('run_id', self.run.id)} is being collected by " \
+                   f"{who}, {self.to_go:,} to go"
         return f"tier {self.run.tier}: unfinished run {self.run.id}, {self.to_go:,} to go"
 
 
@@ -139,5 +145,5 @@ def unfinished_runs(ws: Workspace) -> list[UnfinishedRun]:
             done |= trajs.ok_task_ids(tier.tier, generation_keys(tier), run.task_ids)
         to_go = len(set(run.task_ids) - done)
         if to_go:
-            found.append(UnfinishedRun(run, to_go))
+            found.append(UnfinishedRun(run, to_go, TierRunLock(ws.path, tier.tier, run.id).holder()))
     return found

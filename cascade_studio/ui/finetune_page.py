@@ -74,6 +74,8 @@ class FineTunePage(Page):
 
     def showEvent(self, event) -> None:  # noqa: N802
         super().showEvent(event)
+        if self.ws is not None:
+            self.dataset.reload_recorded()  # `dataset build` may have added one
         self.check_tiers()
 
     def check_tiers(self) -> None:

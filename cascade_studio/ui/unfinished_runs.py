@@ -30,10 +30,13 @@ class UnfinishedRunBar(QWidget):
         self.hide()
 
     def refresh(self, ws: Workspace | None) -> list[UnfinishedRun]:
-        self.found = unfinished_runs(ws) if ws is not None else []
+        every = unfinished_runs(ws) if ws is not None else []
+        self.found = [u for u in every if u.collector is None]  # those this window may resume
+        if every:
+            self.label.setText("⚠ " + "; ".join(u.sentence() for u in every) + ".")
         if self.found:
             first = self.found[0]
-            self.label.setText("⚠ " + "; ".join(u.sentence() for u in self.found) + ".")
             self.button.setText(f"Resume tier {first.tier}'s run" if len(self.found) > 1 else "Resume")
-        self.setVisible(bool(self.found))
+        self.button.setVisible(bool(self.found))
+        self.setVisible(bool(every))
         return self.found

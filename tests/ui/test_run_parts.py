@@ -54,3 +54,27 @@ def test_an_unfinished_run_is_named_after_a_restart_and_its_whole_cost_shown(qtb
     assert "20/20 done" in text and f"${micro_to_usd(whole):.4f} in all" in text, text
     assert f"${micro_to_usd(whole - first_part):.4f} this part" in text, text
     assert bar.isHidden()
+
+
+def test_a_run_another_process_is_collecting_is_named_and_not_offered_for_resume(qtbot, tmp_path):
+    import os
+
+    from cascade_studio.core.tiers import generation_id
+    from cascade_studio.services.run_lock import TierRunLock
+    from cascade_studio.store.tiers import TierRepository
+    from cascade_studio.store.trajectories import RunRepository
+    from cascade_studio.ui.unfinished_runs import UnfinishedRunBar
+    from tests.ui.test_no_slip import tiers
+
+    with Workspace.open(tmp_path) as ws:
+        TierRepository(ws).replace_all(tiers())
+        tier1 = TierRepository(ws).get(1)
+        run = RunRepository(ws).create(1, tier1.model, ["a", "b", "c"], {}, generation_id(tier1))
+        bar = UnfinishedRunBar()
+        qtbot.addWidget(bar)
+        assert [u.run.id for u in bar.refresh(ws)] == [run.id] and not bar.isHidden()
+        assert bar.label.text() == f"⚠ tier 1: unfinished run {run.id}, 3 to go." and not bar.button.isHidden()
+        with TierRunLock(ws.path, 1, run.id):  # a `collect` (or another window) is collecting tier 1 now
+            assert bar.refresh(ws) == [] and bar.button.isHidden() and not bar.isHidden()
+            assert f"run {run.id} is being collected by process {os.getpid()}, 3 to go" in bar.label.text()
+        assert bar.refresh(ws) and not bar.button.isHidden()  # the lock was only probed, never taken
