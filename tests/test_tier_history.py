@@ -62,3 +62,20 @@ def test_cli_history_undo_and_revert(tmp_path, capsys):
     assert code == 0, err
     with Workspace.open(tmp_path / "ws") as ws:
         assert [t.model for t in TierRepository(ws).list()] == [FT, FT]
+
+
+def test_the_demo_following_the_sandbox_port_is_no_change_and_undo_keeps_the_running_port(tmp_path):
+    from cascade_studio.services.demo import prepare_demo
+    from cascade_studio.services.tier_service import undo_tier_change
+
+    prepare_demo(tmp_path / "ws", "http://127.0.0.1:40001/v1")
+    with Workspace.open(tmp_path / "ws") as ws:
+        repo = TierRepository(ws)
+        repo.save(repo.get(1).replace(threshold=0.42))
+    prepare_demo(tmp_path / "ws", "http://127.0.0.1:40002/v1")  # the next start: another port
+    with Workspace.open(tmp_path / "ws") as ws:
+        repo = TierRepository(ws)
+        assert len(repo.history()) == 1  # only the user's threshold
+        _, done = undo_tier_change(ws)
+        assert "threshold 0.42" in done and "endpoint" not in done
+        assert {t.base_url for t in repo.list()} == {"http://127.0.0.1:40002/v1"}

@@ -83,11 +83,15 @@ def undo_tier_change(ws: Workspace, change_id: int | None = None) -> tuple[int, 
         raise TierServiceError("nothing to undo: the tier set has no earlier change" if change_id is None else
                                f"no tier change {change_id}; see `cascade-studio tiers history`")
     current = repo.list()
-    if [t.to_json() for t in current] == [t.to_json() for t in change.before]:
+    now = {t.tier: t for t in current}
+    # the built-in sandbox listens on a new port at each start: a sandbox tier put back follows the running one
+    wanted = [t.replace(base_url=now[t.tier].base_url) if t.provider == Provider.SANDBOX and t.tier in now
+              and now[t.tier].provider == Provider.SANDBOX else t for t in change.before]
+    if [t.to_json() for t in current] == [t.to_json() for t in wanted]:
         raise TierServiceError(f"the tiers are already as they were before change {change.id}")
-    entry = repo.replace_all(change.before, undoes=change.id)
+    entry = repo.replace_all(wanted, undoes=change.id)
     events.publish(events.TIERS, ws)
-    return entry or 0, describe_change(current, change.before)
+    return entry or 0, describe_change(current, wanted)
 
 
 def tier_history(ws: Workspace, limit: int = 50) -> list[dict[str, Any]]:

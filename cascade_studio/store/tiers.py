@@ -37,10 +37,11 @@ class TierRepository:
         row = self.ws.conn.execute(f"SELECT {_COLUMNS} FROM tiers WHERE tier = ?", (tier_no,)).fetchone()
         return _row_to_tier(row) if row else None
 
-    def replace_all(self, tiers: list[Tier], *, undoes: int | None = None) -> int | None:
+    def replace_all(self, tiers: list[Tier], *, undoes: int | None = None, record: bool = True) -> int | None:
         """Save the whole tier set atomically after validating it as a set, and keep the set before
-        in the tier history (a first set, or one that changes nothing, is not kept). `undoes`: the
-        history entry this change undoes. The new history entry's id, or None."""
+        in the tier history (a first set, or one that changes nothing, is not kept; nor, with
+        `record=False`, a change that is not the user's, such as the demo following the sandbox's new
+        port). `undoes`: the history entry this change undoes. The new history entry's id, or None."""
         issues = validate_tier_set(tiers)
         if issues:
             raise ValueError("; ".join(str(i) for i in issues))
@@ -53,7 +54,7 @@ class TierRepository:
             for t in tiers:
                 self._insert(t)
             entry = None
-            if before and before != after:
+            if record and before and before != after:
                 entry = conn.execute(
                     "INSERT INTO tier_history (created_at, before, after, undoes) VALUES (?, ?, ?, ?)",
                     (_now(), json.dumps(before), json.dumps(after), undoes)).lastrowid
