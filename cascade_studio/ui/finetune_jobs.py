@@ -305,8 +305,20 @@ class JobsPanel(QWidget):
             return
         try:
             candidate, teacher, current = candidate_and_teacher(page.ws, job_id, tier_no)
-        except (UserError, ValueError) as exc:  # the job has not succeeded; the tier set would be invalid
-            page.say(str(exc), error=True)
+        except (UserError, ValueError) as exc:
+            if page.tiers():  # the job has not succeeded; the tier set would be invalid
+                page.say(str(exc), error=True)
+                return
+            # no tiers yet: the model would be the only one, with no teacher to compare it with
+            answer = confirm.ask_choice(
+                self, f"Put the model in tier {tier_no}?",
+                "The workspace has no tiers yet: the fine-tuned model would be the only one (its own teacher), "
+                "with nothing to compare it with. Add the teacher's tier above it on the Tiers page.",
+                [("switch", f"Put it in tier {tier_no}")])
+            if answer == "switch":
+                self.switch(job_id, tier_no)
+            else:
+                page.say(f"Tier {tier_no} is unchanged.")
             return
         split = validation_task_ids(page.ws)
         if not split or not split[1]:
