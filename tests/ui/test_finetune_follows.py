@@ -216,6 +216,6 @@ def test_the_finetune_panels_do_not_import_their_page():
     import grimp
 
     graph = grimp.build_graph("cascade_studio", cache_dir=None)
-    for panel in ("finetune_dataset", "finetune_jobs", "finetune_start"):
+    for panel in ("finetune_dataset", "finetune_jobs", "finetune_start", "finetune_switch", "finetune_host"):
         chain = graph.find_shortest_chain(importer=f"cascade_studio.ui.{panel}", imported="cascade_studio.ui.finetune_page")
         assert chain is None, chain
