@@ -160,7 +160,7 @@ class JobStartPanel(QGroupBox):
         page = self.page
         if page.ws is None or page.dataset_path is None or page.calls.running("start"):
             if page.dataset_path is None:
-                page.say("Build or choose a dataset first.", error=True)
+                page.say("Build a dataset, validate a file, or choose one built before (1. Dataset) first.", error=True)
             return
         local = self.is_local()
         options = {}
