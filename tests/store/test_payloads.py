@@ -36,7 +36,8 @@ def legacy_copy(src: Path, dst: Path) -> None:
     conn.execute("ATTACH ? AS src", (str(src / DB_NAME),))
     conn.execute("BEGIN")
     for (name,) in conn.execute("SELECT name FROM src.sqlite_master WHERE type = 'table' AND name NOT LIKE "
-                                "'sqlite%' AND name != 'trajectory_payloads'").fetchall():
+                                "'sqlite%' AND name != 'trajectory_payloads' AND name IN "
+                                "(SELECT name FROM main.sqlite_master)").fetchall():  # not the tables later steps add
         if name == "trajectories":
             old = {r[1] for r in conn.execute("PRAGMA main.table_info(trajectories)")}
             cols = [r[1] for r in conn.execute("PRAGMA src.table_info(trajectories)") if r[1] in old]
