@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
             last[0] = _t.monotonic()
             eta = f", ETA {p.eta_s:.0f}s" if p.eta_s is not None else ""
             print(f"[run {p.run_id}] {p.done}/{p.total} done, {p.failed} failed, {p.rate:.1f}/s{eta}, "
-                  f"{p.tokens:,} tokens, ${p.cost_usd:.4f}", file=sys.stderr, flush=True)
+                  f"{p.tokens:,} tokens, {p.cost_words()}", file=sys.stderr, flush=True)
 
         if resumed:
             print(f"Resuming run {run.id} of tier {tier.tier} ({tier.model})", file=sys.stderr)

@@ -45,6 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                              "dataset's validation tasks (collecting missing answers), print both, then switch")
     ft_use.add_argument("--dataset", type=int, metavar="ID",
                         help="with --evaluate-first: this dataset's validation split (default: the newest)")
+    ft_use.add_argument("--replace-teacher", action="store_true",
+                        help="allow the model into the teacher's tier (the highest) or a new tier above it; "
+                             "refused without it")
     ft_use.add_argument("--min-agreement", type=float, metavar="X",
                         help="with --evaluate-first: switch only when the new model's agreement is at least X (0-1); "
                              "else exit 3 and leave the tier as it is")
@@ -344,7 +347,7 @@ def _use(args: argparse.Namespace, ws, secrets) -> int:
                   file=sys.stderr)
             return 3
     with _service_errors():
-        tier = use_as_tier(ws, args.id, args.tier, args.base_url)
+        tier = use_as_tier(ws, args.id, args.tier, args.base_url, replace_teacher=args.replace_teacher)
     print(f"Tier {tier.tier} now uses {tier.model} at {tier.base_url} (in ${tier.input_price}/1M, "
           f"out ${tier.output_price}/1M)")
     job = tracker_job(ws, args.id)

@@ -64,6 +64,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     t_conf = actions.add_parser("confirm-origin",
                                 help="let tier N's key variables go to the host an import moved it to")
     t_conf.add_argument("n", type=int, metavar="N")
+    t_hist = actions.add_parser("history", help="the changes of the tier set, newest first (each can be undone)")
+    t_hist.add_argument("--json", action="store_true")
+    actions.add_parser("undo", help="put the tiers back as they were before the newest change not undone yet")
+    t_rev = actions.add_parser("revert", help="put the tiers back as they were before change ID (`tiers history`)")
+    t_rev.add_argument("id", type=int, metavar="ID")
     t_test = actions.add_parser("test", help="test the connection of tier N")
     t_test.add_argument("n", type=int, metavar="N")
     t_test.add_argument("--json", action="store_true")
@@ -73,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
     from cascade_studio.store.tiers import TierRepository
 
     action = {"list": _list, "set": _set, "remove": _remove, "export": _export, "import": _import,
-              "test": _test, "confirm-origin": _confirm_origin}[args.tiers_cmd]
+              "test": _test, "confirm-origin": _confirm_origin, "history": _history, "undo": _undo,
+              "revert": _undo}[args.tiers_cmd]
     with open_ws(args) as ws:
         return action(args, ws, TierRepository(ws))
 
@@ -150,8 +156,32 @@ def _remove(args: argparse.Namespace, ws, repo) -> int:
     teacher = teacher_of(tiers)
     if teacher is None or args.n != teacher.tier:
         raise CliError(f"only the highest tier ({teacher.tier if teacher else 0}) can be removed")
-    repo.replace_all([t for t in tiers if t.tier != args.n])
-    print(f"Removed tier {args.n}")
+    from cascade_studio.services.tier_service import save_tiers
+
+    save_tiers(ws, [t for t in tiers if t.tier != args.n])
+    print(f"Removed tier {args.n} (`cascade-studio tiers undo` puts it back)")
+    return 0
+
+
+def _history(args: argparse.Namespace, ws, repo) -> int:
+    from cascade_studio.services.tier_service import tier_history
+
+    rows = tier_history(ws)
+    if args.json:
+        print_json(rows)
+    elif not rows:
+        print("No tier changes recorded yet.")
+    for r in [] if args.json else rows:
+        note = f" (undoes {r['undoes']})" if r["undoes"] else f" (undone by {r['undone_by']})" if r["undone_by"] else ""
+        print(f"{r['id']:>4}  {r['at']}  {r['change']}{note}")
+    return 0
+
+
+def _undo(args: argparse.Namespace, ws, repo) -> int:
+    from cascade_studio.services.tier_service import undo_tier_change
+
+    entry, done = undo_tier_change(ws, getattr(args, "id", None))
+    print(f"Tiers put back: {done} (change {entry}; `cascade-studio tiers revert {entry}` reverts this)")
     return 0
 
 

@@ -37,8 +37,8 @@ class BatchCollection:
         self.ws, self.tier, self.secrets, self.run_record = ws, tier, secrets, run
         self.on_progress = on_progress
         self.poll_s, self.max_poll_s = poll_s, max_poll_s
-        self.progress = RunProgress(run.id, len(run.task_ids))
         self._runs = RunRepository(ws)
+        self.progress = RunProgress.of(self._runs, run)
         self._trajs = TrajectoryRepository(ws)
         self._cancelled = False
         self._started = time.perf_counter()

@@ -61,8 +61,27 @@ class RunProgress:
     status: str = "running"
     message: str = ""
     new_done: int = 0  # finished in this session (for the rate)
-    run_tokens: int = 0  # the whole run, across resumes (what is stored)
+    run_tokens: int = 0  # the whole run, across resumes (what is stored; set when it ends)
     run_cost_micro: int = 0
+    earlier_tokens: int = 0  # what the run's earlier parts (before a cancel, a crash) stored
+    earlier_cost_micro: int = 0
+
+    @classmethod
+    def of(cls, runs: RunRepository, run: Run) -> RunProgress:
+        """A part of `run` about to start: it knows what the earlier parts paid."""
+        _, tokens, cost = runs.totals(run.id)
+        return cls(run.id, len(run.task_ids), earlier_tokens=tokens, earlier_cost_micro=cost)
+
+    @property
+    def is_part(self) -> bool:
+        """This part follows earlier ones that paid something (a resumed run)."""
+        return self.earlier_cost_micro > 0 or self.earlier_tokens > 0
+
+    @property
+    def whole_cost_micro(self) -> int:
+        """The whole run's cost so far: its earlier parts and this one (the stored total once it ended)."""
+        return self.run_cost_micro if self.status not in ("running", "paused") and self.run_cost_micro \
+            else self.earlier_cost_micro + self.cost_micro
 
     @property
     def rate(self) -> float:
@@ -80,10 +99,16 @@ class RunProgress:
     def cost_usd(self) -> float:
         return float(micro_to_usd(self.cost_micro))
 
+    def cost_words(self) -> str:
+        """'$0.5020', or for a resumed run '$0.5020 in all, $0.1411 this part' (the GUI's run line and
+        the CLI's progress say the same)."""
+        whole = f"${micro_to_usd(self.whole_cost_micro):.4f}"
+        return f"{whole} in all, ${micro_to_usd(self.cost_micro):.4f} this part" if self.is_part else whole
+
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         out.update(rate=round(self.rate, 2), eta_s=None if self.eta_s is None else round(self.eta_s, 1),
-                   cost_usd=str(micro_to_usd(self.cost_micro)))
+                   cost_usd=str(micro_to_usd(self.cost_micro)), run_cost_usd=str(micro_to_usd(self.whole_cost_micro)))
         return out
 
 
@@ -102,8 +127,8 @@ class CollectionRun:
         self.backoff_base = backoff_base
         self.ramp_s = 0.004
         self.trials = max(1, int(run.params.get("trials") or 1))  # episodes per task (trial 0, 1, ...)
-        self.progress = RunProgress(run.id, len(run.task_ids) * self.trials)
         self._runs = RunRepository(ws)
+        self.progress = RunProgress.of(self._runs, run)
         self._trajs = TrajectoryRepository(ws)
         self._tasks = TaskRepository(ws)
         self._gate = asyncio.Event()

@@ -41,7 +41,7 @@ def prepare_demo(folder: Path, base_url: str, *, reset: bool = False) -> str:
             tier = Tier(tier=number, name=name, provider=Provider.SANDBOX, base_url=base_url, model=model,
                         max_concurrency=16, threshold=threshold, confidence_method=ConfidenceMethod.TOOL_NAME_PROB)
             tiers.append(apply_catalog_prices(tier, catalog))
-        repo.replace_all(tiers)
+        repo.replace_all(tiers, record=False)  # following the sandbox's port is no change to undo
         add_demo_judges(ws, base_url)
         ws.set_meta("demo", "true")
         total = 0

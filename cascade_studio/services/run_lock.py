@@ -57,6 +57,23 @@ class TierRunLock:
         finally:
             fh.close()
 
+    def holder(self) -> dict | None:
+        """Who collects the tier right now ({pid, run_id, started_at}; {} when unknown), or None when
+        nobody does. Takes nothing: a probe, not an acquire."""
+        if not self.path.exists():
+            return None
+        try:
+            fh = open(self.path, "r+", encoding="utf-8")  # noqa: SIM115 - closed below, after the probe
+        except OSError:
+            return None
+        try:
+            if _try_lock(fh):
+                _unlock(fh)
+                return None
+            return _read(fh)
+        finally:
+            fh.close()
+
     def release(self) -> None:
         if self._fh is not None:
             try:

@@ -12,8 +12,10 @@ from typing import Any
 from cascade_studio.core.money import micro_to_usd
 from cascade_studio.core.tiers import Tier, generation_id, generation_keys
 from cascade_studio.core.trajectory import Usage, build_request, cost_of
+from cascade_studio.services.run_lock import TierRunLock
 from cascade_studio.store.tasks import TaskRepository
-from cascade_studio.store.trajectories import TrajectoryRepository
+from cascade_studio.store.tiers import TierRepository
+from cascade_studio.store.trajectories import Run, RunRepository, TrajectoryRepository
 from cascade_studio.store.workspace import Workspace
 
 
@@ -117,3 +119,41 @@ def batch_problem(ws: Workspace, task_ids: list[str]) -> str | None:
             "API cannot run them, since every step needs the previous step's tool results. Collect them without "
             "the Batch API, or choose a category of single-request tasks.")
 
+
+
+@dataclass
+class UnfinishedRun:
+    """A run of a tier's current generation that stopped before its end (cancel, failure, a crash or
+    a closed window): after a restart the GUI says so and offers to resume it."""
+
+    run: Run
+    to_go: int  # tasks without an answer yet
+    collector: dict | None = None  # the process collecting the tier right now (then it is not to be resumed here)
+
+    @property
+    def tier(self) -> int:
+        return self.run.tier
+
+    def sentence(self) -> str:
+        if self.collector is not None:
+            who = f"process {self.collector['pid']}" if self.collector.get("pid") else "another process"
+            return f"tier {self.run.tier}: run {self.collector.get('run_id', self.run.id)} is being collected by " \
+                   f"{who}, {self.to_go:,} to go"
+        return f"tier {self.run.tier}: unfinished run {self.run.id}, {self.to_go:,} to go"
+
+
+def unfinished_runs(ws: Workspace) -> list[UnfinishedRun]:
+    """The newest unfinished run of each tier (of its current generation) that still has tasks to go."""
+    runs, trajs = RunRepository(ws), TrajectoryRepository(ws)
+    found = []
+    for tier in TierRepository(ws).list():
+        run = runs.latest_unfinished(tier.tier, generation_id(tier))
+        if run is None:
+            continue
+        done = runs.finished_task_ids(run.id)
+        if not run.params.get("again"):  # tasks answered by another run are skipped too (as the run does)
+            done |= trajs.ok_task_ids(tier.tier, generation_keys(tier), run.task_ids)
+        to_go = len(set(run.task_ids) - done)
+        if to_go:
+            found.append(UnfinishedRun(run, to_go, TierRunLock(ws.path, tier.tier, run.id).holder()))
+    return found

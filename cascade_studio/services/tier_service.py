@@ -71,6 +71,45 @@ def save_tiers(ws: Workspace, tiers: list[Tier]) -> None:
     events.publish(events.TIERS, ws)
 
 
+def undo_tier_change(ws: Workspace, change_id: int | None = None) -> tuple[int, str]:
+    """Put the tier set back as it was before change `change_id` (default: the newest change not
+    undone yet): a switch, a threshold, a removal. The undo is a change of its own (it can be
+    reverted in turn). (the undo's history id, what it did in words)"""
+    from cascade_studio.core.tier_changes import describe_change
+
+    repo = TierRepository(ws)
+    change = repo.last_undoable() if change_id is None else repo.change(change_id)
+    if change is None:
+        raise TierServiceError("nothing to undo: the tier set has no earlier change" if change_id is None else
+                               f"no tier change {change_id}; see `cascade-studio tiers history`")
+    current = repo.list()
+    now = {t.tier: t for t in current}
+    # the built-in sandbox listens on a new port at each start: a sandbox tier put back follows the running one
+    wanted = [t.replace(base_url=now[t.tier].base_url) if t.provider == Provider.SANDBOX and t.tier in now
+              and now[t.tier].provider == Provider.SANDBOX else t for t in change.before]
+    if [t.to_json() for t in current] == [t.to_json() for t in wanted]:
+        raise TierServiceError(f"the tiers are already as they were before change {change.id}")
+    entry = repo.replace_all(wanted, undoes=change.id)
+    events.publish(events.TIERS, ws)
+    return entry or 0, describe_change(current, wanted)
+
+
+def tier_history(ws: Workspace, limit: int = 50) -> list[dict[str, Any]]:
+    """The newest changes first, each in words (`tiers history`, the GUI's Edit menu)."""
+    from cascade_studio.core.tier_changes import describe_change
+
+    return [{"id": c.id, "at": c.created_at, "change": describe_change(c.before, c.after), "undoes": c.undoes,
+             "undone_by": c.undone_by} for c in TierRepository(ws).history(limit)]
+
+
+def next_undo(ws: Workspace) -> str | None:
+    """What Undo would put back, in words (None: nothing to undo)."""
+    from cascade_studio.core.tier_changes import describe_change
+
+    change = TierRepository(ws).last_undoable()
+    return None if change is None else describe_change(change.after, change.before)
+
+
 def planned_tier(ws: Workspace, catalog: PriceCatalog, tier_no: int, **options: Any) -> tuple[Tier, list[Tier]]:
     """What `set_tier` would make of tier `tier_no`, and the whole tier set then, checked, not saved
     (e.g. to evaluate a model before it takes the tier)."""

@@ -369,6 +369,19 @@ MIGRATIONS: list[Step] = [
     DROP INDEX trajectories_run_task;
     CREATE UNIQUE INDEX trajectories_run_task ON trajectories(run_id, task_id, trial);
     """,
+    # (issue 27) the tier history: every change of the tier set keeps the set before and after it
+    # (store.tiers.TierRepository.replace_all), so a switch, a threshold or a removal can be undone
+    # (`tiers undo`, Edit > Undo); an undo is a change too (it names the change it undid)
+    TIER_HISTORY := """
+    CREATE TABLE IF NOT EXISTS tier_history (
+        id         INTEGER PRIMARY KEY,
+        created_at TEXT NOT NULL,
+        before     TEXT NOT NULL,  -- JSON list of Tier.to_json
+        after      TEXT NOT NULL,
+        undoes     INTEGER,        -- the change this one undid
+        undone_by  INTEGER         -- the undo that undid this change
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -376,8 +389,9 @@ SCHEMA_VERSION = len(MIGRATIONS)
 # schema as it was): named by their function, so reordering steps at a merge keeps them right
 COLUMN_ONLY_STEPS = frozenset({add_tier_demonstrations})
 # steps that only add an index (or a column with a constant default): nothing in the data changes,
-# and a step killed half-way leaves the previous schema as it was, so upgrading through them alone needs no backup (a copy of a 10 GB file)
-INDEX_ONLY_STEPS = frozenset({19, MIGRATIONS.index(KEY_ORIGIN_PENDING_STEP) + 1})
+# (or an empty table), and a step killed half-way leaves the previous schema as it was, so upgrading
+# through them alone needs no backup (a copy of a 10 GB file)
+INDEX_ONLY_STEPS = frozenset({19, MIGRATIONS.index(KEY_ORIGIN_PENDING_STEP) + 1, MIGRATIONS.index(TIER_HISTORY) + 1})
 # steps that only create new tables: no existing row changes either (found by content, not number,
 # so that appending steps on other branches cannot make this point at the wrong one)
 ADDITIVE_STEPS = frozenset(i + 1 for i, step in enumerate(MIGRATIONS)

@@ -60,6 +60,15 @@ class RunRepository:
             (tier, wanted, *args)).fetchone()
         return _run(row) if row else None
 
+    def latest_unfinished(self, tier: int, generation: str) -> Run | None:
+        """The newest run of this tier's generation that did not finish (cancelled, failed, or killed
+        while it ran), whatever its tasks."""
+        row = self.ws.conn.execute(
+            "SELECT id, tier, model, status, task_ids, params, created_at, message, generation FROM runs WHERE tier = ? "
+            "AND generation = ? AND status IN ('running', 'paused', 'cancelled', 'failed') ORDER BY id DESC LIMIT 1",
+            (tier, generation)).fetchone()
+        return _run(row) if row else None
+
     def totals(self, run_id: int) -> tuple[int, int, int]:
         """(ok trajectories, tokens, cost in micro-USD) of everything the run stored: the whole run,
         across resumes. Agent episodes count what they paid even when they ended in an error, and the

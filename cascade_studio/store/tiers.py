@@ -1,9 +1,11 @@
-"""Tier rows in the workspace."""
+"""Tier rows in the workspace, and their history (every change keeps the set before it, so it can
+be undone: services.tier_service.undo_tier_change)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 
@@ -37,21 +39,51 @@ class TierRepository:
         row = self.ws.conn.execute(f"SELECT {_COLUMNS} FROM tiers WHERE tier = ?", (tier_no,)).fetchone()
         return _row_to_tier(row) if row else None
 
-    def replace_all(self, tiers: list[Tier]) -> None:
-        """Save the whole tier set atomically after validating it as a set."""
+    def replace_all(self, tiers: list[Tier], *, undoes: int | None = None, record: bool = True) -> int | None:
+        """Save the whole tier set atomically after validating it as a set, and keep the set before
+        in the tier history (a first set, or one that changes nothing, is not kept; nor, with
+        `record=False`, a change that is not the user's, such as the demo following the sandbox's new
+        port). `undoes`: the history entry this change undoes. The new history entry's id, or None."""
         issues = validate_tier_set(tiers)
         if issues:
             raise ValueError("; ".join(str(i) for i in issues))
         conn = self.ws.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
+            before = [t.to_json() for t in self.list()]
+            after = [t.to_json() for t in sorted(tiers, key=lambda t: t.tier)]
             conn.execute("DELETE FROM tiers")
             for t in tiers:
                 self._insert(t)
+            entry = None
+            if record and before and before != after:
+                entry = conn.execute(
+                    "INSERT INTO tier_history (created_at, before, after, undoes) VALUES (?, ?, ?, ?)",
+                    (_now(), json.dumps(before), json.dumps(after), undoes)).lastrowid
+                if undoes is not None:
+                    conn.execute("UPDATE tier_history SET undone_by = ? WHERE id = ?", (entry, undoes))
             conn.execute("COMMIT")
         except Exception:
             conn.execute("ROLLBACK")
             raise
+        return entry
+
+    def history(self, limit: int = 50) -> list[TierChange]:
+        """The newest changes first."""
+        rows = self.ws.conn.execute("SELECT id, created_at, before, after, undoes, undone_by FROM tier_history "
+                                    "ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        return [_change(r) for r in rows]
+
+    def change(self, change_id: int) -> TierChange | None:
+        row = self.ws.conn.execute("SELECT id, created_at, before, after, undoes, undone_by FROM tier_history "
+                                   "WHERE id = ?", (change_id,)).fetchone()
+        return _change(row) if row else None
+
+    def last_undoable(self) -> TierChange | None:
+        """The newest change that is not an undo and was not undone."""
+        row = self.ws.conn.execute("SELECT id, created_at, before, after, undoes, undone_by FROM tier_history "
+                                   "WHERE undoes IS NULL AND undone_by IS NULL ORDER BY id DESC LIMIT 1").fetchone()
+        return _change(row) if row else None
 
     def save(self, tier: Tier) -> None:
         """Insert or update one tier (validated together with the others)."""
@@ -73,9 +105,30 @@ class TierRepository:
                 t.logprobs.value, t.top_logprobs, int(t.logprobs_unsupported), t.without_logprobs.value, int(t.no_key),
                 None if t.demonstrations is None else json.dumps(t.demonstrations.to_json(), ensure_ascii=False),
                 int(t.key_origin_pending),
-                dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                _now(),
             ),
         )
+
+
+@dataclass(frozen=True)
+class TierChange:
+    """One change of the tier set: the sets before and after it."""
+
+    id: int
+    created_at: str  # UTC, ISO
+    before: list[Tier]
+    after: list[Tier]
+    undoes: int | None  # the change this one undid
+    undone_by: int | None
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def _change(r: tuple) -> TierChange:
+    return TierChange(r[0], r[1], [Tier.from_json(t) for t in json.loads(r[2])],
+                      [Tier.from_json(t) for t in json.loads(r[3])], r[4], r[5])
 
 
 def _row_to_tier(r: tuple) -> Tier:

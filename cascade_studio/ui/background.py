@@ -47,6 +47,18 @@ class _Job(QRunnable):
             pass
 
 
+def run_coroutine_here(coro: Coroutine[Any, Any, Any]) -> Any:
+    """Run `coro` to its end on a new plain asyncio loop in this thread (a pool thread: an MCP
+    server's session, which starts a subprocess). Not `asyncio.run()`: while the GUI runs, qasync's
+    event loop policy is the global one (Python 3.11), so asyncio.run() here would make a Qt event
+    loop outside the GUI thread, which stops at once ("Event loop stopped before Future completed";
+    "QApplication::exec: Must be called from the main thread" on stderr)."""
+    import asyncio
+
+    with asyncio.Runner(loop_factory=asyncio.DefaultEventLoopPolicy().new_event_loop) as runner:
+        return runner.run(coro)
+
+
 def run_in_thread(fn: Callable[[], Any], on_done: Callable[[Any, BaseException | None], None],
                   owner: QObject | None = None) -> None:
     """Call `fn()` in the thread pool, then `on_done(result, error)` in the GUI thread, unless

@@ -4,7 +4,6 @@ services as `cascade-studio env ...`; the calls run in a worker thread (each ope
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shlex
 from typing import Any
@@ -33,7 +32,7 @@ from cascade_studio.core.errors import UserError
 from cascade_studio.services.agent import environments as envs
 from cascade_studio.services.secrets import SecretStore
 from cascade_studio.store.workspace import Workspace
-from cascade_studio.ui.background import Calls
+from cascade_studio.ui.background import Calls, run_coroutine_here
 from cascade_studio.ui.errors import ask_yes_no, show_error
 from cascade_studio.ui.style import INFO_STYLE
 
@@ -242,7 +241,7 @@ class EnvironmentsPanel(QWidget):
         spec = envs.get_environment(self.ws, name)
         self.status.setText(f"Starting {name} ({spec.describe()})…")
         self.tools_button.setEnabled(False)
-        self.calls.start_in_thread("tools", lambda: asyncio.run(envs.list_tools(spec, self.secrets)),
+        self.calls.start_in_thread("tools", lambda: run_coroutine_here(envs.list_tools(spec, self.secrets)),
                                    on_done=self._show_tools, on_error=self._failed)
 
     def _show_tools(self, tools: list[dict[str, Any]]) -> None:
@@ -281,7 +280,7 @@ class EnvironmentsPanel(QWidget):
         spec, tool = envs.get_environment(self.ws, name), self.tool_combo.currentText()
         self.status.setText(f"Calling {tool} in a fresh session…")
         self.call_button.setEnabled(False)
-        self.calls.start_in_thread("call", lambda: asyncio.run(envs.try_call(spec, self.secrets, tool, arguments)),
+        self.calls.start_in_thread("call", lambda: run_coroutine_here(envs.try_call(spec, self.secrets, tool, arguments)),
                                    on_done=self._show_result, on_error=self._failed)
 
     def _show_result(self, result) -> None:

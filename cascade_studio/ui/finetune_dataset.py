@@ -24,7 +24,7 @@ from cascade_studio.core.tiers import Tier, teacher_of
 from cascade_studio.store.datasets import DatasetRepository
 
 if TYPE_CHECKING:
-    from cascade_studio.ui.finetune_page import FineTunePage
+    from cascade_studio.ui.finetune_host import FineTuneHost
 
 
 def fill_tier_combo(combo: QComboBox, tiers: list[Tier], *, offer_new: bool = False) -> None:
@@ -43,7 +43,7 @@ def fill_tier_combo(combo: QComboBox, tiers: list[Tier], *, offer_new: bool = Fa
 
 
 class DatasetPanel(QGroupBox):
-    def __init__(self, page: FineTunePage) -> None:
+    def __init__(self, page: FineTuneHost) -> None:
         super().__init__("1. Dataset")
         self.page = page
         self.report: tuple[Path, Any] | None = None  # (file, ValidationReport) of the last validation
@@ -70,6 +70,10 @@ class DatasetPanel(QGroupBox):
         self.build_button.clicked.connect(self.build_dialog)
         self.validate_button = QPushButton("Validate a file…", objectName="validateDataset")
         self.validate_button.clicked.connect(self.validate_dialog)
+        self.recorded = QComboBox(objectName="dsRecorded")
+        self.recorded.setToolTip("A dataset built earlier in this workspace (its files and validation split), "
+                                 "e.g. after a restart")
+        self.recorded.activated.connect(lambda *_: self.choose_recorded(self.recorded.currentData()))
         self.ds_report = QTextBrowser(objectName="dsReport")
         self.ds_report.setMaximumHeight(150)
         form = QFormLayout(self)
@@ -83,11 +87,43 @@ class DatasetPanel(QGroupBox):
         row.addWidget(self.build_button)
         row.addWidget(self.validate_button)
         form.addRow(row)
+        form.addRow("Or one built before", self.recorded)
         form.addRow(self.ds_report)
 
     def reload_choices(self) -> None:
         fill_tier_combo(self.ds_tier, self.page.tiers())
         self.page.fill(self.ds_category, self.page.category_items())
+        self.reload_recorded()
+
+    def reload_recorded(self) -> None:
+        """The datasets the workspace recorded, newest first (the chosen one stays chosen)."""
+        rows = DatasetRepository(self.page.ws).list() if self.page.ws else []
+        items = [("choose a dataset built before…" if rows else "none built in this workspace yet", None)]
+        items += [(f"Dataset {r['id']}: {Path(r['path']).name} ({r['examples']} + {r['validation_examples']} "
+                   f"validation examples, {r['created_at'][:10]})", r["id"]) for r in rows]
+        self.page.fill(self.recorded, items)
+        self.recorded.setCurrentIndex(max(0, self.recorded.findData(self.page.dataset_id)))  # the one in use
+        self.recorded.setEnabled(bool(rows))
+
+    def choose_recorded(self, dataset_id: int | None) -> None:
+        """Use a dataset the workspace recorded: its training file, its own validation split, its lineage."""
+        page = self.page
+        row = next((r for r in DatasetRepository(page.ws).list() if r["id"] == dataset_id), None) if page.ws else None
+        if row is None:
+            return
+        path = Path(row["path"])
+        if not path.is_file():
+            page.say(f"Dataset {dataset_id}'s file {path} is gone (moved or deleted): build the dataset again or "
+                     "validate the file where it is now.", error=True)
+            return
+        page.dataset_path, page.dataset_id = path, row["id"]
+        page.validation_path = Path(row["validation_path"]) if row["validation_path"] else None
+        page.say(f"Dataset {row['id']} chosen: {path.name}, {row['examples']} training and "
+                 f"{row['validation_examples']} validation examples.")
+        if row["format"] == "openai":
+            self.validate(path)
+        else:
+            page.dataset_checked()
 
     # -- build ---------------------------------------------------------------------------------
     def build_dialog(self) -> None:
@@ -114,6 +150,7 @@ class DatasetPanel(QGroupBox):
             page.say(f"No dataset written: {exc}", error=True)
             return
         page.dataset_path, page.validation_path, page.dataset_id = built.path, built.validation_path, built.id
+        self.reload_recorded()
         page.say(f"Dataset {built.id}: {built.examples} training and {built.validation_examples} validation examples "
                  f"from {len(built.trajectory_ids)} trajectories" +
                  (f" ({built.duplicates_dropped} duplicates dropped)" if built.duplicates_dropped else "") + "." +
@@ -135,6 +172,7 @@ class DatasetPanel(QGroupBox):
             page.dataset_id = found[0] if found else None  # a file built earlier keeps its lineage
             # its own validation split, never the one of a dataset built before
             page.validation_path = Path(found[1]) if found and found[1] else None
+            self.reload_recorded()
             self.validate(Path(name))
 
     def validate(self, path: Path) -> None:
@@ -142,13 +180,13 @@ class DatasetPanel(QGroupBox):
 
         page = self.page
         try:
-            r = dsvc.validate_file(path, page.launcher.base_model.currentText(), page.ws.path if page.ws else None)
+            r = dsvc.validate_file(path, page.base_model_name(), page.ws.path if page.ws else None)
         except ValueError as exc:
             page.say(str(exc), error=True)
             return
         self.report = (path, r)
         self.show_report()
-        page.launcher.update_start()
+        page.dataset_checked()
 
     def show_report(self) -> None:
         """The last validation, worded for the chosen backend (the file is not read again)."""
@@ -167,10 +205,10 @@ class DatasetPanel(QGroupBox):
         if t:
             parts.append(f"<br>Tokens per example: {t['min']}–{t['max']} (mean {t['mean']:.0f}); "
                          f"{r.over_limit} over {r.token_limit:,}.")
-        if self.page.launcher.is_together():
+        if self.page.is_together():
             parts.append("<br>Together: converted on upload if needed (no rebuild); the price is quoted by Together "
                          "(estimate-price) before the job starts, and you confirm it.")
-        elif self.page.launcher.is_local():
+        elif self.page.is_local():
             parts.append(f"<br>{r.n_epochs} epochs by default → {r.billed_tokens:,} tokens to train on this machine "
                          "(no per-token price).")
         else:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QTextCursor
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -27,11 +28,12 @@ from PySide6.QtWidgets import (
 
 from cascade_studio.core.finetune import is_finished
 from cascade_studio.ui.finetune_dataset import fill_tier_combo
+from cascade_studio.ui.finetune_switch import TierSwitching, tier_set
 from cascade_studio.ui.fit import tip_headers
 from cascade_studio.ui.style import ERROR_STYLE, OK_STYLE, styled_label
 
 if TYPE_CHECKING:
-    from cascade_studio.ui.finetune_page import FineTunePage
+    from cascade_studio.ui.finetune_host import FineTuneHost
 
 log = logging.getLogger(__name__)
 # metric -> (colour, width, line style, legend); local jobs add the two parts of the distillation loss
@@ -44,8 +46,8 @@ CURVES = {
 }
 
 
-class JobsPanel(QWidget):
-    def __init__(self, page: FineTunePage) -> None:
+class JobsPanel(TierSwitching, QWidget):
+    def __init__(self, page: FineTuneHost) -> None:
         super().__init__()
         import pyqtgraph as pg
 
@@ -53,6 +55,7 @@ class JobsPanel(QWidget):
         self._notified: set[str] = set()
         self.candidate_worker = None  # the evaluation before a switch, under way
         self._comparison_job: str | None = None
+        self._comparison_tiers: list | None = None  # the tier set the comparison was made with
         self.jobs = QTableWidget(0, 6, objectName="jobTable")
         self.jobs.setHorizontalHeaderLabels(["Job", "Status", "Base model", "Elapsed", "Trained tokens",
                                              "Fine-tuned model"])
@@ -66,6 +69,11 @@ class JobsPanel(QWidget):
         self.job_status = QLabel(objectName="jobStatus")
         self.job_status.setWordWrap(True)
         self.events = QTextBrowser(objectName="jobEvents")
+        self._events_follow = True  # keep the newest event in view until the user scrolls up
+        bar = self.events.verticalScrollBar()
+        bar.rangeChanged.connect(lambda _lo, hi: bar.setValue(hi) if self._events_follow else None)
+        # the user's own scrolling (wheel, drag, arrows; not a refill): follow again once back at the end
+        bar.actionTriggered.connect(lambda _: setattr(self, "_events_follow", bar.sliderPosition() >= bar.maximum()))
         self.plot = pg.PlotWidget(background="w", objectName="lossPlot")
         self.plot.setLabel("bottom", "step")
         self.plot.setLabel("left", "loss / accuracy")
@@ -87,6 +95,7 @@ class JobsPanel(QWidget):
         layout.addWidget(split, 2)
         self.poll_timer = QTimer(self, interval=3000)
         self.poll_timer.timeout.connect(self.poll)
+        self._enable_controls(None)
 
     def _build_controls(self) -> QVBoxLayout:
         """Job controls on one row, 'Use as tier' with its tier on the next (the tier's name stays
@@ -114,7 +123,10 @@ class JobsPanel(QWidget):
         return rows
 
     def reload_choices(self) -> None:
-        fill_tier_combo(self.use_tier, self.page.tiers(), offer_new=True)
+        tiers = self.page.tiers()
+        fill_tier_combo(self.use_tier, tiers, offer_new=True)
+        if self._comparison_job is not None and tier_set(tiers) != self._comparison_tiers:
+            self.forget_comparison()  # it names the models of a tier set that is gone
 
     def follow(self, on: bool) -> None:
         """Poll the unfinished jobs every few seconds (and once now: tracking resumes at once)."""
@@ -197,22 +209,34 @@ class JobsPanel(QWidget):
         from cascade_studio.services.finetune import tracker
 
         job_id = self.selected_job_id()
-        if self.page.ws is None or job_id is None:
-            return
-        store = tracker.JobStore(self.page.ws)
-        job = store.get(job_id)
+        store = tracker.JobStore(self.page.ws) if self.page.ws is not None else None
+        job = store.get(job_id) if store is not None and job_id is not None else None
+        self._enable_controls(job)
         if job is None:
+            self.job_status.setText("Select a job to follow it." if self.jobs.rowCount() else "No jobs yet.")
+            self.job_status.setStyleSheet("")
+            self.events.clear()
+            for curve in self.curves.values():
+                curve.setData([], [])
             return
         self.comparison.setVisible(job_id == self._comparison_job)  # the evaluation before a switch, of this job
         self.job_status.setText(_job_html(job))
         self.job_status.setOpenExternalLinks(True)
         self.job_status.setStyleSheet(ERROR_STYLE if job["error"] else "")
         events = store.events(job_id)
+        if job_id != getattr(self, "_events_job", None):  # another job: start at its newest event
+            self._events_job, self._events_follow = job_id, True
+        bar = self.events.verticalScrollBar()
+        held = None if self._events_follow else bar.value()  # the user scrolled up to read: stay there
         self.events.setHtml("<br>".join(
             f"<span style='color:#888'>{dt.datetime.fromtimestamp(e['created_at']).strftime('%H:%M:%S')}</span> "
             f"{'<b>' if e['level'] != 'info' else ''}{html.escape(e['message'])}{'</b>' if e['level'] != 'info' else ''}"
             for e in events[-300:]))
-        self.events.verticalScrollBar().setValue(self.events.verticalScrollBar().maximum())
+        if held is None:  # the cursor at the end too: a text browser shown the first time scrolls to its cursor
+            self.events.moveCursor(QTextCursor.MoveOperation.End)
+            bar.setValue(bar.maximum())
+        else:
+            bar.setValue(held)
         metrics = store.metrics(job_id)
         self.legend.clear()  # the series this job has: an OpenAI job has no distillation-loss parts
         for key, curve in self.curves.items():
@@ -221,12 +245,15 @@ class JobsPanel(QWidget):
             if pts:
                 self.legend.addItem(curve, CURVES[key][3])
         self.legend.setVisible(len(self.legend.items) > 1)
-        running = job["status"] in ("validating_files", "queued", "running")
-        paused = job.get("shown_status") == "paused"
-        self.cancel_button.setEnabled(running)
-        self.pause_button.setEnabled(job["status"] == "running" and not paused)  # paused: only Resume and Cancel
+
+    def _enable_controls(self, job: dict[str, Any] | None) -> None:
+        """Each control only when it can act on the selected job (none selected: none)."""
+        status = job["status"] if job else None
+        paused = bool(job) and job.get("shown_status") == "paused"
+        self.cancel_button.setEnabled(status in ("validating_files", "queued", "running"))
+        self.pause_button.setEnabled(status == "running" and not paused)  # paused: only Resume and Cancel
         self.resume_button.setEnabled(paused)
-        self.use_button.setEnabled(job["status"] == "succeeded" and self.candidate_worker is None)
+        self.use_button.setEnabled(status == "succeeded" and self.candidate_worker is None)
 
     def confirm_cancel(self, job_id: str) -> bool:
         return _confirm(self, job_id)
@@ -252,121 +279,6 @@ class JobsPanel(QWidget):
             self.refresh_jobs(select=job_id)
 
         page.calls.start(f"control {job_id}", tracker.control(page.ws, job_id, action, page.secrets), done, failed)
-
-    def use_as_tier(self) -> None:
-        """Offer to evaluate the job's model beside the tier's current one first (the validation tasks
-        of the newest dataset), show both, and switch when the user confirms."""
-        from cascade_studio.core.errors import UserError
-        from cascade_studio.services.datasets import validation_task_ids
-        from cascade_studio.services.promotion import candidate_and_teacher
-        from cascade_studio.ui.errors import ask_yes_no
-
-        page = self.page
-        job_id, tier_no = self.selected_job_id(), self.use_tier.currentData()
-        if page.ws is None or job_id is None or self.candidate_worker is not None:
-            return
-        try:
-            candidate, teacher, current = candidate_and_teacher(page.ws, job_id, tier_no)
-        except UserError as exc:  # e.g. the tier would be the teacher: nothing to compare with
-            log.info("No evaluation before the switch: %s", exc)
-            self.switch(job_id, tier_no)
-            return
-        except ValueError as exc:  # the job has not succeeded; the tier set would be invalid
-            page.say(str(exc), error=True)
-            return
-        split = validation_task_ids(page.ws)
-        if not split or not split[1]:
-            self.switch(job_id, tier_no)
-            return
-        beside = f", beside tier {tier_no}'s current model ({current.model})" if current else ""
-        if not ask_yes_no(self, "Evaluate before switching?",
-                          f"Evaluate {candidate.model} against the teacher (tier {teacher.tier}, {teacher.model}) on "
-                          f"the {len(split[1])} validation tasks of dataset {split[0]}{beside} before it takes tier "
-                          f"{tier_no}? Answers not collected yet are requested (up to "
-                          f"{len(split[1]) * (3 if current else 2)} requests).\n\nNo: switch now without evaluating."):
-            self.switch(job_id, tier_no)
-            return
-        self._evaluate_candidate(job_id, tier_no, split[0])
-
-    def _evaluate_candidate(self, job_id: str, tier_no: int, dataset_id: int) -> None:
-        from cascade_studio.services.promotion import evaluate_candidate
-        from cascade_studio.ui.run_thread import ServiceThread
-
-        secrets = self.page.secrets
-
-        async def work(ws):
-            return await evaluate_candidate(ws, job_id, tier_no, secrets, dataset_id=dataset_id)
-
-        self.use_button.setEnabled(False)
-        self.page.say(f"Evaluating {job_id}'s model against the teacher on dataset {dataset_id}'s validation tasks "
-                      "(collecting missing answers)…")
-        worker = self.candidate_worker = ServiceThread(self.page.ws.path, "candidate-evaluation", work, parent=self)
-        worker.switch_to = (job_id, tier_no)
-        worker.finished.connect(self._candidate_evaluated)  # a method of this widget: delivered on the GUI thread
-        worker.start()
-
-    def _candidate_evaluated(self, comparison, error) -> None:
-        from cascade_studio.ui.errors import ask_yes_no
-
-        worker = self.sender()
-        if worker is None or worker is not self.candidate_worker:
-            return  # cancelled: the workspace changed or the page closed
-        job_id, tier_no = worker.switch_to
-        self.candidate_worker.wait(5)
-        self.candidate_worker = None
-        self.show_job()
-        window = self.window()
-        if hasattr(window, "evaluation_page"):  # the two evaluations are in its history now
-            window.evaluation_page.refresh_drift()
-        if error:
-            self.page.say(f"The evaluation before the switch failed: {error.rstrip('.')}. Tier {tier_no} is "
-                          "unchanged; press Use as tier again to retry or to switch without evaluating.", error=True)
-            return
-        self.comparison.setText(comparison.sentence())
-        self._comparison_job = job_id
-        self.comparison.show()
-        if ask_yes_no(self, f"Put the model in tier {tier_no}?",
-                      f"{comparison.sentence()}\n\nPut {comparison.candidate.student.model} in tier {tier_no} now?"):
-            self.switch(job_id, tier_no)
-        else:
-            self.page.say(f"Tier {tier_no} is unchanged. {comparison.sentence()}")
-
-    def cancel_evaluation(self) -> None:
-        if self.candidate_worker is not None:
-            self.candidate_worker.cancel()
-            self.candidate_worker.wait(5)
-            self.candidate_worker = None
-            self.comparison.hide()
-            self._comparison_job = None
-
-    def switch(self, job_id: str, tier_no: int) -> None:
-        from cascade_studio.services import catalog as catalog_svc
-        from cascade_studio.services.finetune.tracker import JobStore, use_as_tier
-        from cascade_studio.services.tier_service import TierServiceError
-
-        page = self.page
-        try:
-            tier = use_as_tier(page.ws, job_id, tier_no)
-        except (TierServiceError, ValueError) as exc:
-            page.say(str(exc), error=True)
-            return
-        catalog = catalog_svc.load_for_workspace(page.ws.path)
-        job = JobStore(page.ws).get(job_id)
-        if job and job["backend"] == "local":
-            serve = (job["hyperparameters"].get("serve") or [{}])[0]
-            page.say(f"Tier {tier.tier} now uses {tier.model} at {tier.base_url}. Start the server first: "
-                     f"{' && '.join(serve.get('commands', []))} (other servers: SERVE.md; edit the tier's URL "
-                     "on the Tiers page if you use one).")
-        else:
-            from cascade_studio.services.finetune.together_backend import serving_note
-
-            note = f" {serving_note(job)}" if job and job["backend"] == "together" else ""  # a dedicated endpoint?
-            page.say(f"Tier {tier.tier} now uses {tier.model} (${tier.input_price} in / ${tier.output_price} out "
-                     f"per 1M).{note}")
-        window = self.window()
-        if hasattr(window, "tiers_page"):  # show the new model on the Tiers page at once
-            window.tiers_page.set_workspace(page.ws, catalog)
-
 
 def _confirm(parent, job_id: str) -> bool:
     from cascade_studio.ui.errors import ask_yes_no

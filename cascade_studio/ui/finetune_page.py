@@ -29,6 +29,7 @@ class FineTunePage(Page):
         self.dataset_path: Path | None = None
         self.dataset_id: int | None = None  # the workspace's record of dataset_path, when it has one
         self.validation_path: Path | None = None
+        self._tiers_seen: list[dict] | None = None  # the tier set the choices show
         self.dataset = DatasetPanel(self)
         self.launcher = JobStartPanel(self)
         self.jobs_panel = JobsPanel(self)
@@ -44,6 +45,11 @@ class FineTunePage(Page):
         layout.addWidget(self.status)
         layout.addWidget(splitter(Qt.Orientation.Horizontal, [left, self.jobs_panel], [430, 800]), 1)
         self._expose_panels()
+        # another process (the CLI) may change the tiers: no event reaches this one, so look now and then
+        self.jobs_panel.poll_timer.timeout.connect(self.check_tiers)
+        from cascade_studio.ui.wheel_guard import guard_wheel
+
+        guard_wheel(self)  # scrolling past the settings never edits one
 
     def _expose_panels(self) -> None:
         """The panels' main parts under the page's names (tests and tools/screenshot.py use them)."""
@@ -69,11 +75,42 @@ class FineTunePage(Page):
         self.jobs_panel.follow(ws is not None)
         self.say("Build a dataset from curated teacher trajectories, validate it, then start a job.")
 
+    def showEvent(self, event) -> None:  # noqa: N802
+        super().showEvent(event)
+        if self.ws is not None:
+            self.dataset.reload_recorded()  # `dataset build` may have added one
+        self.check_tiers()
+
+    def check_tiers(self) -> None:
+        """Follow a change of the tiers made elsewhere (`tiers set`, `finetune use`, another window)."""
+        if self.ws is not None and [t.to_json() for t in self.tiers()] != self._tiers_seen:
+            self.reload_choices()
+
     def reload_choices(self) -> None:
+        self._tiers_seen = [t.to_json() for t in self.tiers()]
         self.dataset.reload_choices()
         self.launcher.reload_choices()
         self.prompt_panel.reload_choices()
         self.jobs_panel.reload_choices()
 
+    # -- what the panels ask of each other (ui/finetune_host.py) -------------------------------
     def is_local(self) -> bool:
         return self.launcher.is_local()
+
+    def is_together(self) -> bool:
+        return self.launcher.is_together()
+
+    def base_model_name(self) -> str:
+        return self.launcher.base_model.currentText()
+
+    def dataset_ok(self) -> bool:
+        return self.dataset.ok()
+
+    def backend_changed(self) -> None:
+        self.dataset.show_report()
+
+    def dataset_checked(self) -> None:
+        self.launcher.update_start()
+
+    def job_started(self, job_id: str) -> None:
+        self.jobs_panel.refresh_jobs(select=job_id)

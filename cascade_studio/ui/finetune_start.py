@@ -26,7 +26,7 @@ from cascade_studio.ui.finetune_dataset import fill_tier_combo
 from cascade_studio.ui.style import WARN_STYLE, styled_label
 
 if TYPE_CHECKING:
-    from cascade_studio.ui.finetune_page import FineTunePage
+    from cascade_studio.ui.finetune_host import FineTuneHost
 
 FINE_TUNABLE = ["gpt-4o-mini", "gpt-4o", "gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano"]
 # suggestions only: the model's limits are asked of Together before anything is uploaded
@@ -43,7 +43,7 @@ def _form(widget: QWidget, rows: list[tuple[str, Any]]) -> QFormLayout:
 
 
 class JobStartPanel(QGroupBox):
-    def __init__(self, page: FineTunePage) -> None:
+    def __init__(self, page: FineTuneHost) -> None:
         super().__init__("2. Job")
         from cascade_studio.services.finetune.tracker import backends
 
@@ -172,7 +172,7 @@ class JobStartPanel(QGroupBox):
         self.backend_note.setText(b.get("message", ""))
         self.backend_note.setStyleSheet("" if b.get("available", True) else WARN_STYLE)
         self.update_deprecation()
-        self.page.dataset.show_report()  # the cost line differs between backends
+        self.page.backend_changed()  # the dataset's cost line differs between backends
         self.update_start()
 
     def choose_model_folder(self) -> None:
@@ -198,7 +198,7 @@ class JobStartPanel(QGroupBox):
     def update_start(self) -> None:
         """Start needs a usable backend and a dataset without errors (when one was validated)."""
         available = self.backends.get(self.backend.currentData(), {}).get("available", True)
-        self.start_button.setEnabled(available and self.page.dataset.ok())
+        self.start_button.setEnabled(available and self.page.dataset_ok())
 
     # -- start ---------------------------------------------------------------------------------
     def start_job(self) -> None:
@@ -208,7 +208,7 @@ class JobStartPanel(QGroupBox):
         page = self.page
         if page.ws is None or page.dataset_path is None or page.calls.running("start"):
             if page.dataset_path is None:
-                page.say("Build or choose a dataset first.", error=True)
+                page.say("Build a dataset, validate a file, or choose one built before (1. Dataset) first.", error=True)
             return
         if self.is_together():
             self._prepare_together()
@@ -293,7 +293,7 @@ class JobStartPanel(QGroupBox):
         state, warning = result
         self.update_start()
         self.page.say(f"Started {state.id} on {state.base_model}." + (f" {warning}" if warning else ""))
-        self.page.jobs_panel.refresh_jobs(select=state.id)
+        self.page.job_started(state.id)
 
     def _not_started(self, error: BaseException) -> None:
         from cascade_studio.services.clients import describe_error

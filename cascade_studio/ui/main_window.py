@@ -224,6 +224,10 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         file_menu.addAction(QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit, triggered=self.close))
 
+        from cascade_studio.ui.tier_undo import TierUndo
+
+        self.tier_undo = TierUndo(self, self.menuBar().addMenu("&Edit"))
+
         tasks_menu = self.menuBar().addMenu("Tas&ks")
         tasks_menu.addAction(QAction("&Import Tasks…", self, triggered=self._import_tasks))
 

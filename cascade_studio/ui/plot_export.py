@@ -70,6 +70,7 @@ def export_plot_dialog(parent, plot, kind: str, path: str | None = None) -> Path
     except OSError as exc:
         show_error("Export failed", f"Cannot write {path}: {exc}", parent)
         return None
+    _saved(parent, f"The plot ({kind.upper()}) was saved to {path}.")
     return Path(path)
 
 
@@ -88,4 +89,14 @@ def export_csv_dialog(parent, sw, path: str | None = None) -> Path | None:
     except OSError as exc:
         show_error("Export failed", f"Cannot write {path}: {exc.strerror}", parent)
         return None
+    _saved(parent, f"The sweep's data (CSV) was saved to {path}.")
     return Path(path)
+
+
+def _saved(parent, text: str) -> None:
+    """Say where the file went: on the page's status line (a Page), else the window's status bar."""
+    if hasattr(parent, "say"):
+        parent.say(text)
+    window = parent.window() if parent is not None else None
+    if window is not None and hasattr(window, "statusBar"):
+        window.statusBar().showMessage(text, 10000)

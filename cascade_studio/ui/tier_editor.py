@@ -264,6 +264,9 @@ class TierEditor(QWidget):
         self.model_edit.textEdited.connect(self._model_typed)
         for w in (self.input_price, self.output_price, self.cached_price):
             w.textEdited.connect(self._price_typed)
+        from cascade_studio.ui.wheel_guard import guard_wheel
+
+        guard_wheel(self)  # scrolling the form never edits a field under the cursor
 
     # -- helpers -------------------------------------------------------------------------
     @staticmethod

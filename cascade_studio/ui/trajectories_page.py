@@ -111,6 +111,11 @@ class TrajectoriesPage(Page):
         prow.addWidget(self.progress_bar, 1)
         prow.addWidget(self.run_status, 2)
         rl.addLayout(prow)
+        from cascade_studio.ui.unfinished_runs import UnfinishedRunBar
+
+        self.unfinished = UnfinishedRunBar()  # "tier 1: unfinished run 7, 12 to go" [Resume], after a restart too
+        self.unfinished.resume.connect(self.resume_unfinished)
+        rl.addWidget(self.unfinished)
         return run_box
 
     def _build_filters(self) -> tuple[QHBoxLayout, QHBoxLayout]:
@@ -275,8 +280,9 @@ class TrajectoriesPage(Page):
         """Tier and category lists (after tiers are saved or tasks imported)."""
         tiers = self.tiers()
         top = teacher_of(tiers).tier if tiers else None
+        unfinished = self.unfinished.refresh(self.ws) if self.runner is None else []
         self.fill(self.run_tier, [(f"Tier {t.tier}{' (teacher)' if t.tier == top else ''} — {t.model}", t.tier)
-                                   for t in tiers], default=top)
+                                   for t in tiers], default=unfinished[0].tier if unfinished else top)
         self.fill(self.run_category, self.category_items())
         self._fill_filters()
 
@@ -459,7 +465,6 @@ class TrajectoriesPage(Page):
     def start_run(self) -> None:
         from cascade_studio.services.collector import select_task_ids, start_or_resume
         from cascade_studio.services.run_plan import plan_run
-        from cascade_studio.ui.run_thread import RunThread
 
         if self.ws is None or self.runner is not None:
             return
@@ -490,12 +495,28 @@ class TrajectoriesPage(Page):
         run, resumed = start_or_resume(self.ws, tier, task_ids, {"category": self.run_category.currentData(),
                                                                    "limit": self.run_limit.value() or None,
                                                                    "batch": batch}, batch=batch, again=again)
+        self._launch(tier, run, ("Resuming" if resumed else "Starting") + f" run {run.id}: {plan.sentence()}…")
+
+    def resume_unfinished(self, unfinished) -> None:
+        """Resume a run that stopped (named by the unfinished-run note), whatever the run box shows now."""
+        tier = self.tier(unfinished.tier)
+        if self.ws is None or self.runner is not None or tier is None:
+            return
+        self.run_tier.setCurrentIndex(max(0, self.run_tier.findData(tier.tier)))
+        self._launch(tier, unfinished.run, f"Resuming run {unfinished.run.id} of tier {tier.tier}: "
+                                           f"{unfinished.to_go:,} tasks to go…")
+
+    def _launch(self, tier, run, sentence: str) -> None:
+        from cascade_studio.ui.run_thread import RunThread
+
+        batch = bool(run.params.get("batch"))
         self.runner = RunThread(self.ws.path, tier, self.secrets, run, concurrency=self.run_concurrency.value() or None,
                                 batch=batch, parent=self)
         self.runner.progress.connect(self._progress)
         self.runner.finished.connect(self._run_done)
-        self.progress_bar.setMaximum(len(task_ids))
-        self.say(("Resuming" if resumed else "Starting") + f" run {run.id}: {plan.sentence()}…")
+        self.progress_bar.setMaximum(len(run.task_ids))
+        self.unfinished.hide()
+        self.say(sentence)
         self._set_running(True)
         self.pause_button.setEnabled(not batch)  # a batch runs on the provider's side
         self.runner.start()
@@ -533,7 +554,7 @@ class TrajectoriesPage(Page):
             state += f" · {p.message}"
         all_failed = p.failed > 0 and p.done == 0 and p.failed >= p.total
         self.say(f"{p.done:,}/{p.total:,} done · {p.rate:.1f}/s{eta} · {p.tokens:,} tokens · "
-                 f"${p.cost_usd:.4f}{failed}{retries}{state}",
+                 f"{p.cost_words()}{failed}{retries}{state}",
                  error=bool(p.failed and (status == "failed" or all_failed)))
 
     def _show_bar(self, p) -> None:
@@ -554,6 +575,7 @@ class TrajectoriesPage(Page):
             elif p.message:
                 self.say(self.run_status.text() + f" — {p.message}", error=p.status == "failed")
         self._fill_filters()
+        self.unfinished.refresh(self.ws)
         self.model.refresh()
         self._update_count()
         self.run_finished.emit(p)

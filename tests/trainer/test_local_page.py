@@ -12,7 +12,7 @@ from tests.trainer.tiny import examples, teacher_logprobs, write_jsonl
 from tests.ui.conftest import run_until
 
 
-def test_start_follow_and_use_a_local_job(qtbot, tmp_path, qloop, tiny_model):
+def test_start_follow_and_use_a_local_job(qtbot, tmp_path, qloop, tiny_model, monkeypatch):
     rows = examples(24)
     train = write_jsonl(tmp_path / "train.jsonl", rows[:20])
     valid = write_jsonl(tmp_path / "train.validation.jsonl", rows[20:])
@@ -49,8 +49,13 @@ def test_start_follow_and_use_a_local_job(qtbot, tmp_path, qloop, tiny_model):
     assert len(page.curves["kd_loss"].getData()[0]) > 0 and len(page.curves["ce_loss"].getData()[0]) == 40
     assert len(page.curves["valid_loss"].getData()[0]) == 2
     assert "Soft labels" in page.events.toPlainText() and "successfully completed" in page.events.toPlainText()
+    from cascade_studio.ui import confirm
+
+    asked = []
+    monkeypatch.setattr(confirm, "ask_choice", lambda parent, title, text, choices: asked.append(text) or "switch")
     page.use_tier.setCurrentIndex(max(0, page.use_tier.findData(1)))
     page.use_button.click()
+    assert "no tiers yet" in asked[0]  # the only tier: asked (Cancel by default), not switched at once
     assert "vllm serve" in page.status.text()
     with Workspace.open(tmp_path / "ws") as ws:
         tier = TierRepository(ws).get(1)

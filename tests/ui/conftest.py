@@ -59,3 +59,7 @@ def no_blocking_questions(monkeypatch):
         return QMessageBox.StandardButton.No
 
     monkeypatch.setattr(QMessageBox, "question", answer)
+    from cascade_studio.ui import confirm  # the three-way and typed questions: Cancel (issue 27)
+
+    monkeypatch.setattr(confirm, "ask_choice", lambda *a, **k: confirm.CANCEL)
+    monkeypatch.setattr(confirm, "confirm_typed", lambda *a, **k: False)

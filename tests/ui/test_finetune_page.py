@@ -48,10 +48,15 @@ def succeeded_job_page(qtbot, tmp_path, qloop, sandbox_thread):
     return window, page
 
 
-def test_build_validate_start_follow_use(qtbot, tmp_path, qloop, sandbox_thread):
+def test_build_validate_start_follow_use(qtbot, tmp_path, qloop, sandbox_thread, monkeypatch):
+    from cascade_studio.ui import confirm
+
     _, page = succeeded_job_page(qtbot, tmp_path, qloop, sandbox_thread)
     page.use_tier.setCurrentIndex(page.use_tier.findData(1))
-    page.use_button.click()  # "evaluate first?" answered No (tests/ui/conftest.py): switched at once
+    page.use_button.click()  # "evaluate first?" answered Cancel (tests/ui/conftest.py): nothing changes
+    assert not TierRepository(page.ws).get(1).model.startswith("ft:") and "unchanged" in page.status.text()
+    monkeypatch.setattr(confirm, "ask_choice", lambda *a, **k: "switch")
+    page.use_button.click()  # switch without evaluating
     with Workspace.open(tmp_path / "ws") as ws:
         assert TierRepository(ws).get(1).model.startswith("ft:gpt-4o-mini")
 
@@ -62,9 +67,12 @@ def test_use_as_tier_evaluates_first_and_shows_both(qtbot, tmp_path, qloop, sand
 
     window, page = succeeded_job_page(qtbot, tmp_path, qloop, sandbox_thread)
     panel = page.jobs_panel
+    from cascade_studio.ui import confirm
+
     questions: list[str] = []
-    answers = iter([True, False, True, True])  # evaluate? yes; switch? no; (again) evaluate? yes; switch? yes
+    answers = iter([False, True])  # switch? no; (after the second evaluation) switch? yes
     monkeypatch.setattr(errors, "ask_yes_no", lambda parent, title, text: questions.append(text) or next(answers))
+    monkeypatch.setattr(confirm, "ask_choice", lambda parent, title, text, choices: questions.append(text) or "evaluate")
     before = TierRepository(window.ws).get(1).model
     page.use_tier.setCurrentIndex(page.use_tier.findData(1))
     page.use_button.click()

@@ -312,14 +312,34 @@ async def watch(ws: Workspace, job_id: str, secrets: SecretStore, *, on_event: C
         await asyncio.sleep(delay)
 
 
-def use_as_tier(ws: Workspace, job_id: str, tier_no: int, base_url: str | None = None) -> Tier:
+class TeacherTierRefused(UserError):
+    """A student's model would take the teacher's place (the highest tier): refused unless asked for
+    in so many words (`replace_teacher`; the GUI's typed confirmation, `finetune use --replace-teacher`)."""
+
+
+def teacher_taken(ws: Workspace, tier_no: int) -> Tier | None:
+    """The teacher a model put in tier `tier_no` would replace or push down (tier `tier_no` is the
+    teacher's, or a new tier above it), else None."""
+    teacher = teacher_of(TierRepository(ws).list())
+    return teacher if teacher is not None and tier_no >= teacher.tier else None
+
+
+def use_as_tier(ws: Workspace, job_id: str, tier_no: int, base_url: str | None = None, *,
+                replace_teacher: bool = False) -> Tier:
     """Put a succeeded job's model in tier `tier_no`, on the endpoint the job ran on (a local job's:
     the server it is served by, vLLM's address unless `base_url` says otherwise), with the catalog's
     fine-tuned prices where it knows them (a local model: no per-token price; edit it to your
-    hardware's cost)."""
+    hardware's cost). The teacher's tier (or a new tier above it) only with `replace_teacher`; the
+    tier set before is kept in the tier history (`tiers undo`)."""
     from cascade_studio.services import catalog as catalog_svc
     from cascade_studio.services.tier_service import set_tier
 
+    teacher = teacher_taken(ws, tier_no)
+    if teacher is not None and not replace_teacher:
+        where = "replace the teacher" if tier_no == teacher.tier else f"become the teacher above tier {teacher.tier}"
+        raise TeacherTierRefused(
+            f"tier {tier_no} is the teacher's place: the fine-tuned model would {where} ({teacher.model}); "
+            "put it in a lower tier, or confirm that the teacher is to be replaced (--replace-teacher)")
     return set_tier(ws, catalog_svc.load_for_workspace(ws.path), tier_no, **_job_tier_options(ws, job_id, base_url))
 
 
