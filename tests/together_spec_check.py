@@ -131,8 +131,8 @@ class Recorder:
 
         original = clients.http_client
 
-        def recording(base_url: str):
-            client = original(base_url)
+        def recording(base_url: str, **kwargs):
+            client = original(base_url, **kwargs)
             client.event_hooks["response"].append(self.hook)
             return client
 

@@ -37,6 +37,10 @@ def exchange_limits(timeout_s: float) -> tuple[float, int]:
     return timeout_s, max_answer_bytes()
 
 
+def _mb(n: int) -> str:
+    return f"{n / (1024 * 1024):.3g} MB"
+
+
 def uses_proxy(url: str) -> bool:
     parts = urlsplit(url)
     proxies = urllib.request.getproxies()
@@ -100,12 +104,17 @@ class _Exchange(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         self._headers_done = True
         self.status = self._parser.get_status_code()
+        declared = next((v for n, v in self.headers if n.lower() == b"content-length"), None)
+        if declared is not None and declared.strip().isdigit() and int(declared) > self.limit:
+            # refused before its first byte, as the services' client refuses it (bounded_http): no time, no memory
+            self._finish(AnswerTooLarge(f"The answer is larger than the {_mb(self.limit)} limit (it declares "
+                                        f"{_mb(int(declared))}); it was not read."))
 
     def on_body(self, body: bytes) -> None:
         self.size += len(body)
         if self.size > self.limit:
-            self._finish(AnswerTooLarge(f"the server's answer passed the {self.limit // (1024 * 1024)} MB limit "
-                                        "on an answer's size"))
+            self._finish(AnswerTooLarge(f"The answer is larger than the {_mb(self.limit)} limit; it was not "
+                                        "read further."))
             self.close()
             return
         self.body.append(body)
@@ -214,8 +223,8 @@ class Upstream:
                 raise openai.APIConnectionError(request=self._request()) from exc
             if len(raw) > self.limit:
                 conn.close()
-                raise AnswerTooLarge(f"the server's answer passed the {self.limit // (1024 * 1024)} MB limit "
-                                     "on an answer's size")
+                raise AnswerTooLarge(f"The answer is larger than the {_mb(self.limit)} limit once unpacked; it "
+                                     "was not read further.")
         if conn.keep_alive and not conn.closed and len(self._idle) < MAX_IDLE:
             self._idle.append(conn)
         else:
