@@ -359,7 +359,7 @@ MIGRATIONS: list[Step] = [
     # did not say (unknown usage, cost, latency) and a simulated user's usage (JSON, `episode_info`);
     # each stored step keeps the user turns that answered it; a task may name its user (scripted turns or a
     # user simulator, core.user_sim)
-    """
+    TRIALS_STEP := """
     ALTER TABLE tasks ADD COLUMN user_spec TEXT;
     ALTER TABLE trajectories ADD COLUMN trial INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE trajectories ADD COLUMN episode_info TEXT;
@@ -388,10 +388,11 @@ SCHEMA_VERSION = len(MIGRATIONS)
 # steps that only add a nullable column (no row is rewritten; a step killed half-way leaves the
 # schema as it was): named by their function, so reordering steps at a merge keeps them right
 COLUMN_ONLY_STEPS = frozenset({add_tier_demonstrations})
-# steps that only add an index (or a column with a constant default): nothing in the data changes,
-# (or an empty table), and a step killed half-way leaves the previous schema as it was, so upgrading
-# through them alone needs no backup (a copy of a 10 GB file)
-INDEX_ONLY_STEPS = frozenset({19, MIGRATIONS.index(KEY_ORIGIN_PENDING_STEP) + 1, MIGRATIONS.index(TIER_HISTORY) + 1})
+# steps that only add an index, a column with a constant default or an empty table: nothing in the
+# data changes, and a step killed half-way leaves the previous schema as it was, so upgrading through
+# them alone needs no backup (a copy of a 10 GB file). Named by content, so reordering keeps them right.
+INDEX_ONLY_STEPS = frozenset({19, *(MIGRATIONS.index(step) + 1
+                                    for step in (KEY_ORIGIN_PENDING_STEP, TRIALS_STEP, TIER_HISTORY))})
 # steps that only create new tables: no existing row changes either (found by content, not number,
 # so that appending steps on other branches cannot make this point at the wrong one)
 ADDITIVE_STEPS = frozenset(i + 1 for i, step in enumerate(MIGRATIONS)

@@ -15,7 +15,6 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
-    QLabel,
     QLineEdit,
     QPushButton,
     QSpinBox,
@@ -23,7 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from cascade_studio.ui.finetune_dataset import fill_tier_combo
-from cascade_studio.ui.style import WARN_STYLE, styled_label
+from cascade_studio.ui.style import WARN_STYLE, WrappingLabel, styled_label
 
 if TYPE_CHECKING:
     from cascade_studio.ui.finetune_host import FineTuneHost
@@ -49,8 +48,7 @@ class JobStartPanel(QGroupBox):
 
         self.page = page
         self.backend = QComboBox(objectName="ftBackend")
-        self.backend_note = QLabel(objectName="ftBackendNote")
-        self.backend_note.setWordWrap(True)
+        self.backend_note = WrappingLabel(objectName="ftBackendNote")
         self.backend_note.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.backends = {b["name"]: b for b in backends()}
         for b in self.backends.values():
@@ -66,8 +64,7 @@ class JobStartPanel(QGroupBox):
         self.start_button = QPushButton("Start fine-tune", objectName="startJob")
         self.start_button.clicked.connect(self.start_job)
         self.deprecation = styled_label("ftDeprecation", WARN_STYLE, hidden=True)
-        self.backends_line = QLabel(objectName="ftBackends")  # which backends start jobs today (the deadline)
-        self.backends_line.setWordWrap(True)
+        self.backends_line = WrappingLabel(objectName="ftBackends")  # which backends start jobs today (the deadline)
         self.remote_box = QWidget(objectName="remoteBox")
         _form(self.remote_box, [("Base model", self.base_model), ("Endpoint of tier", self.endpoint_tier)])
         self.together_box = self._build_together_box()

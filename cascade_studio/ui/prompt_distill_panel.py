@@ -32,8 +32,11 @@ class PromptDistillPanel(QGroupBox):
         self.mode = QComboBox(objectName="pdMode")
         self.mode.addItem("Nearest: per request, the k most similar teacher answers", "nearest")
         self.mode.addItem("Fixed: the same k (by category, the student's misses first)", "fixed")
-        self.evaluate_first = QCheckBox("Evaluate on the validation split first (collects missing answers: paid)",
+        self.evaluate_first = QCheckBox("Evaluate on the validation split first (paid)",
                                         objectName="pdEvaluateFirst", checked=True)
+        self.evaluate_first.setToolTip("Both generations are evaluated on the dataset's validation split; answers "
+                                       "missing there are collected (paid requests). The tier changes only when the "
+                                       "new generation agrees with the teacher at least as often.")
         self.build_button = QPushButton("Build prompt-distilled generation", objectName="pdBuild")
         self.remove_button = QPushButton("Remove demonstrations", objectName="pdRemove")
         self.note = QLabel(objectName="pdNote", wordWrap=True)

@@ -43,3 +43,27 @@ def show_run_bar(bar, p) -> None:
     else:
         bar.setFormat("%v / %m")
         bar.setStyleSheet("")
+
+
+class WrappingLabel(QLabel):
+    """A word-wrapped label that asks for the height its text needs at its width. A layout inside a
+    scroll area sizes its rows from size hints, which know nothing of wrapping, so a long note would
+    otherwise be cut to one line."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.setWordWrap(True)
+
+    def _fit(self) -> None:
+        need = self.heightForWidth(self.width()) if self.width() > 0 else -1
+        if need > 0 and self.minimumHeight() != need:
+            self.setMinimumHeight(need)
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt's name
+        super().setText(text)
+        self._fit()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self._fit()
+

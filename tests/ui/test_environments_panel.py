@@ -26,7 +26,7 @@ def test_add_test_and_remove_an_environment(tmp_path, qtbot, monkeypatch):
     panel.add(EnvironmentSpec("desk", "python", module=str(tmp_path / "desk_tools.py")), {})
     assert panel.table.rowCount() == 1 and panel.table.item(0, 0).text() == "desk"
     qtbot.waitUntil(lambda: panel.status.text().startswith(("✔", "✖")), timeout=30000)
-    assert panel.status.text().startswith("✔") and panel.tool_combo.count() == 4
+    assert panel.status.text().startswith("✔") and panel.tool_combo.count() == 5  # with the hand-off tool
     panel.tool_combo.setCurrentText("get_weather")
     assert panel.args_edit.text() == '{"city": ""}'  # a template from the tool's parameters
     panel.args_edit.setText('{"city": "Oslo"}')

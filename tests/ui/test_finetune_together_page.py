@@ -80,9 +80,9 @@ def test_together_from_the_page(qtbot, tmp_path, qloop, sandbox_thread, monkeypa
     assert page.use_button.isEnabled()
 
     # use as tier: Together's OpenAI-compatible endpoint, and what must exist before requests work
-    from cascade_studio.ui import errors as ui_errors
+    from cascade_studio.ui import confirm
 
-    monkeypatch.setattr(ui_errors, "ask_yes_no", lambda *a, **k: False)  # no evaluation first: switch now
+    monkeypatch.setattr(confirm, "ask_choice", lambda *a, **k: "switch")  # "Switch without evaluating"
     page.use_tier.setCurrentIndex(page.use_tier.findData(1))
     page.use_button.click()
     tier = TierRepository(window.ws).get(1)
