@@ -464,7 +464,10 @@ class EvaluationPage(Page):
         tier = repo.get(self.report.student.tier)
         if tier is None:
             return
-        repo.save(tier.replace(threshold=round(min(1.0, cal.threshold), 4), confidence_method=ConfidenceMethod(method)))
+        from cascade_studio.services.tier_service import save_tiers
+
+        changed = tier.replace(threshold=round(min(1.0, cal.threshold), 4), confidence_method=ConfidenceMethod(method))
+        save_tiers(self.ws, [changed if t.tier == tier.tier else t for t in repo.list()])  # undoable, and said
         self.say(f"Tier {tier.tier} now escalates when {ConfidenceMethod(method).label.lower()} < "
                  f"{min(1.0, cal.threshold):.3f}.")
 

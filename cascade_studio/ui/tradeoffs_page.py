@@ -515,10 +515,12 @@ class TradeoffsPage(Page):
     def save_thresholds(self) -> None:
         if self.ws is None or self.outcomes is None:
             return
-        repo = TierRepository(self.ws)
-        tiers = sorted(repo.list(), key=lambda t: t.tier)
-        for tier, value in zip(tiers[:-1], self.thresholds(), strict=False):
-            repo.save(tier.replace(threshold=round(value, 4)))
+        from cascade_studio.services.tier_service import save_tiers
+
+        tiers = sorted(TierRepository(self.ws).list(), key=lambda t: t.tier)
+        values = dict(zip((t.tier for t in tiers[:-1]), self.thresholds(), strict=False))
+        # one change of the tier set (one Edit > Undo puts every threshold back), and the pages hear of it
+        save_tiers(self.ws, [t.replace(threshold=round(values[t.tier], 4)) if t.tier in values else t for t in tiers])
         self.say("Saved the thresholds to the tiers: " + ", ".join(f"tier {t.tier} < {v:.2f}" for t, v in
                                                                      zip(tiers[:-1], self.thresholds(), strict=False)))
 

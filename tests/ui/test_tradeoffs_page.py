@@ -57,9 +57,12 @@ def test_curve_slider_whatif_scenarios_exports(qtbot, tmp_path, sandbox_thread):
     data = page.export_csv(str(tmp_path / "p.csv"))
     assert png.stat().st_size > 1000 and "<svg" in svg.read_text()[:2000]
     assert data.read_text().startswith("threshold_1,threshold_2,cost_per_request_usd")
+    before = len(TierRepository(page.ws).history())
     page.save_thresholds()
     with Workspace.open(tmp_path / "ws") as ws:
         assert TierRepository(ws).get(1).threshold == 0.3
+        # one change of the tier set: one Edit > Undo puts every threshold back (issue 27)
+        assert len(TierRepository(ws).history()) == before + 1
 
 
 def test_whatif_cli(tmp_path, capsys, sandbox_thread):
