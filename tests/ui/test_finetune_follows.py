@@ -177,7 +177,7 @@ def test_list_tools_works_under_the_guis_event_loop_policy(tmp_path, qtbot):
         panel.add(EnvironmentSpec("desk", "python", module=str(tmp_path / "desk_tools.py")), {})
         qtbot.waitUntil(lambda: panel.status.text().startswith(("✔", "✖")), timeout=30000)
         assert panel.status.text().startswith("✔"), panel.status.text()
-        assert panel.tool_combo.count() == 4
+        assert panel.tool_combo.count() == 5
         page.set_workspace(None)
         ws.close()
     finally:
