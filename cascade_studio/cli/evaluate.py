@@ -118,7 +118,9 @@ def run(args: argparse.Namespace) -> int:
         elif args.mode:
             print("No agent episodes among these tasks: --mode has nothing to measure.", file=sys.stderr)
         if judge is not None:
-            out["judge_totals"] = _judge_totals(out)
+            from cascade_studio.services.judged_evaluation import judge_totals
+
+            out["judge_totals"] = judge_totals(out)
         method = student.confidence_method.value
         confs = [r.student_confidence.get(method) for r in report.results]
         student_ok = [r.agrees for r in report.results]
@@ -162,19 +164,6 @@ def _judge(ws, args: argparse.Namespace):
     if judge is None:
         raise CliError(f"no judge {args.judge!r}; see `cascade-studio judge list`")
     return judge
-
-
-def _judge_totals(out: dict) -> dict:
-    """The judge's part of the run's totals: requests sent, verdicts reused, cost (both uses)."""
-    from decimal import Decimal
-
-    parts = [p for p in (out.get("judged"), (out.get("episodes") or {}).get("judge")) if p and "requests" in p]
-    return {"judge": parts[0]["judge"] if parts else None, "requests": sum(p["requests"] for p in parts),
-            "reused": sum(p["reused"] for p in parts), "failed": sum(p["failed"] for p in parts),
-            "unparseable": sum(p["unparseable"] for p in parts),
-            "cost_usd": str(sum((Decimal(p["cost_usd"]) for p in parts), Decimal(0))),
-            "cost_unknown_requests": sum(p["cost_unknown_requests"] for p in parts),
-            "estimate": any(p["estimate"] for p in parts)}
 
 
 def _print_judged(out: dict) -> None:

@@ -68,6 +68,7 @@ class EvaluationReport:
     similarity_method: str
     evaluation_id: int | None = None
     agents: dict[str, Any] | None = None  # agent tasks: step agreement and episode success (services.agent.evaluation)
+    judged: dict[str, Any] | None = None  # answer agreement by a judge (services.judged_evaluation, issue 30)
 
     def to_json(self) -> dict[str, Any]:
         return {"teacher": {"tier": self.teacher.tier, "model": self.teacher.model,

@@ -69,6 +69,21 @@ async def judged_answer_agreement(ws: Workspace, judge: Judge, teacher: Tier, st
     }
 
 
+def judge_totals(out: dict[str, Any]) -> dict[str, Any]:
+    """The judge's part of an evaluation's totals (`evaluate --judge`'s "judge_totals", the Evaluation
+    page's cost question): requests sent (or to send), verdicts reused, cost, over both uses (answer
+    agreement in out["judged"], episode success in out["episodes"]["judge"])."""
+    from decimal import Decimal
+
+    parts = [p for p in (out.get("judged"), (out.get("episodes") or {}).get("judge")) if p and "requests" in p]
+    return {"judge": parts[0]["judge"] if parts else None, "requests": sum(p["requests"] for p in parts),
+            "reused": sum(p["reused"] for p in parts), "failed": sum(p["failed"] for p in parts),
+            "unparseable": sum(p["unparseable"] for p in parts),
+            "cost_usd": str(sum((Decimal(p["cost_usd"]) for p in parts), Decimal(0))),
+            "cost_unknown_requests": sum(p["cost_unknown_requests"] for p in parts),
+            "estimate": any(p["estimate"] for p in parts)}
+
+
 def needs_judge(episode: Episode, expected: Any) -> bool:
     """An episode that nothing better judges: no outcome was recorded with it, no state check ran and the
     task expects no answer (core.episode_eval.SUCCESS_BASES)."""

@@ -38,6 +38,7 @@ from cascade_studio.store.workspace import Workspace
 from cascade_studio.ui.errors import show_error
 from cascade_studio.ui.evaluation_history import HistoryPanel
 from cascade_studio.ui.judge_panel import JudgePanel
+from cascade_studio.ui.judge_run import judged_sentence
 from cascade_studio.ui.page import Page, confidence_method_of, fill_confidence_methods, scrolled, splitter
 from cascade_studio.ui.trajectory_model import heat_color
 
@@ -110,12 +111,15 @@ class EvaluationPage(Page):
         self.limit_spin.setSpecialValueText("all tasks")
         self.collect_check = QCheckBox("Collect missing trajectories", objectName="evalCollect")
         self.collect_check.setChecked(True)
+        self.judge_combo = QComboBox(objectName="evalJudge")  # issue 30: Evaluate is `evaluate --judge NAME`
+        self.judge_combo.setToolTip("Judge text answers (and episodes nothing else judges) with this judge; "
+                                    "Evaluate shows the estimated cost and asks first")
         self.run_button = QPushButton("Evaluate", objectName="evaluate")
-        self.run_button.clicked.connect(self.run_evaluation)
+        self.run_button.clicked.connect(lambda: self.run_evaluation())
         top = QVBoxLayout()  # two rows: one is wider than a 1024-pixel window
         rows = (QHBoxLayout(), QHBoxLayout())
         for row, pairs in zip(rows, ((("Teacher", self.teacher_combo), ("Student", self.student_combo),
-                                      ("Category", self.category_combo)), (("Limit", self.limit_spin),)), strict=True):
+                                      ("Category", self.category_combo)), (("Limit", self.limit_spin), ("Judge", self.judge_combo))), strict=True):
             for label, w in pairs:
                 row.addWidget(QLabel(label))
                 row.addWidget(w)
@@ -235,6 +239,10 @@ class EvaluationPage(Page):
         if split:  # the default subset: the newest dataset's validation split
             items.insert(0, (f"Validation split of dataset {split[0]} ({len(split[1])})", f"@dataset:{split[0]}"))
         self.fill(self.category_combo, items, default=items[0][1])
+        from cascade_studio.store.judges import JudgeRepository
+
+        judges = [(f"{j.name} ({j.model})", j.name) for j in JudgeRepository(self.ws).list()] if self.ws else []
+        self.fill(self.judge_combo, [("No judge", ""), *judges], default="")
 
     def _student_changed(self, *_: object) -> None:
         """Calibrate with the student's own confidence method (one rule with Tiers and Trajectories)."""
@@ -242,7 +250,9 @@ class EvaluationPage(Page):
         self.method_combo.setCurrentIndex(max(0, self.method_combo.findData(method)))
 
     # -- evaluation ----------------------------------------------------------------------------
-    def run_evaluation(self) -> None:
+    def run_evaluation(self, *, judged: bool = False) -> None:
+        """Evaluate; with a judge chosen, first its dry run (the cost estimate) and the question
+        (`judged` is the run after the user said yes)."""
         from cascade_studio.ui.run_thread import EvaluationThread
 
         if self.ws is None or self.worker is not None:
@@ -260,13 +270,26 @@ class EvaluationPage(Page):
         if not task_ids:
             self.say("No tasks: import a task set on the Tasks page.", error=True)
             return
+        judge = None
+        if self.judge_combo.currentData():
+            from cascade_studio.store.judges import JudgeRepository
+
+            judge = JudgeRepository(self.ws).get(self.judge_combo.currentData())
+            if judge is None:
+                self.say(f"No judge {self.judge_combo.currentData()!r} any more.", error=True)
+                return
+        estimate = judge is not None and not judged
         self.run_button.setEnabled(False)
-        self.say(f"Evaluating tier {student.tier} against tier {teacher.tier} on {len(task_ids)} tasks"
-                 + (" (collecting missing trajectories first)…" if self.collect_check.isChecked() else "…"))
+        if estimate:
+            self.say(f"Estimating what judging with {judge.name} would cost (nothing is sent)…")
+        else:
+            self.say(f"Evaluating tier {student.tier} against tier {teacher.tier} on {len(task_ids)} tasks"
+                     + (" (collecting missing trajectories first)…" if self.collect_check.isChecked() else "…"))
         self.method_combo.setCurrentIndex(self.method_combo.findData(student.confidence_method.value))
         # on a thread of its own with its own connection: collecting is long work (ui/run_thread.py)
         self.worker = EvaluationThread(self.ws.path, teacher, students, task_ids, self.secrets,
-                                       collect=self.collect_check.isChecked(), category=choice, parent=self)
+                                       collect=self.collect_check.isChecked(), category=choice, judge=judge,
+                                       dry_run=estimate, parent=self)
         self.worker.progress.connect(self._evaluating)
         self.worker.finished.connect(self._evaluated)
         self.worker.start()
@@ -298,7 +321,8 @@ class EvaluationPage(Page):
     def _evaluated(self, reports, error) -> None:
         if self.sender() is not self.worker:
             return  # cancelled when the workspace changed
-        self.worker.wait(5)
+        worker = self.worker
+        worker.wait(5)
         self.worker = None
         self.run_button.setEnabled(True)
         if error:
@@ -306,6 +330,18 @@ class EvaluationPage(Page):
             return
         if not reports:
             return  # cancelled
+        if worker.dry_run:  # the judge's estimate: ask before paying (Cancel by default, Esc cancels)
+            from cascade_studio.ui.judge_run import ask_to_judge, estimate_totals
+
+            if not any(r.results for r in reports):  # the estimate reads recorded answers only (as --dry-run)
+                self.say("No task has recorded answers of both tiers to estimate the judge's cost from: evaluate "
+                         "once with 'No judge' (collecting them), then with the judge.", error=True)
+                return
+            if ask_to_judge(self, worker.judge.name, estimate_totals(reports), self.collect_check.isChecked()):
+                self.run_evaluation(judged=True)
+            else:
+                self.say("Evaluation with the judge cancelled: nothing was sent.")
+            return
         self.show_report(reports[0])
         if len(reports) > 1:
             summary = "; ".join(f"tier {r.student.tier} ({r.student.model}) {_pct(r.summary['overall']['agreement'])}"
@@ -328,7 +364,7 @@ class EvaluationPage(Page):
                  f"{_pct(o['agreement'])} of {o['tasks']} tasks (tool {_pct(o['tool_agreement'])}, arguments "
                  f"{_pct(o['args_agreement'])}). Similarity: {report.similarity_method}."
                  + (f" {report.missing} tasks lacked a trajectory." if report.missing else "")
-                 + agents_sentence(report.agents))
+                 + agents_sentence(report.agents) + judged_sentence(report))
         rows = [("All categories", o), *report.summary["categories"].items()]
         self.category_table.setRowCount(len(rows))
         for r, (name, b) in enumerate(rows):

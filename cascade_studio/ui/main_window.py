@@ -42,7 +42,7 @@ LAZY_PAGES = {
     "trajectories": ("trajectories_page", "TrajectoriesPage", True),
     "finetune": ("finetune_page", "FineTunePage", True),
     "evaluation": ("evaluation_page", "EvaluationPage", True),
-    "tradeoffs": ("tradeoffs_page", "TradeoffsPage", False),
+    "tradeoffs": ("tradeoffs_page", "TradeoffsPage", True),
     "production": ("production_page", "ProductionPage", True),
 }
 

@@ -152,10 +152,14 @@ class EvaluationThread(Worker):
     the result is the list of reports, `progress` says which student is under way."""
 
     def __init__(self, workspace_dir: Path, teacher: Tier, students: list[Tier], task_ids: list[str],
-                 secrets: SecretStore, *, collect: bool, category: str | None, parent: QObject | None = None) -> None:
+                 secrets: SecretStore, *, collect: bool, category: str | None, judge: Any = None,
+                 dry_run: bool = False, parent: QObject | None = None) -> None:
         super().__init__(workspace_dir, "evaluation", parent)
         self.teacher, self.students, self.task_ids, self.secrets = teacher, students, task_ids, secrets
         self.collect, self.category = collect, category
+        # issue 30: a judge as `evaluate --judge NAME` uses it; dry_run is `--dry-run` (an estimate of the
+        # judge's cost from the answers recorded: nothing collected, sent, embedded or recorded)
+        self.judge, self.dry_run = judge, dry_run
 
     async def work(self, ws: Workspace) -> list[Any]:
         from cascade_studio.services.evaluation import evaluate
@@ -163,13 +167,19 @@ class EvaluationThread(Worker):
         reports = []
         for i, student in enumerate(self.students):  # one evaluation per student tier, each recorded in the history
             self.emit_progress((i, len(self.students), student))
-            report = await evaluate(ws, self.teacher, student, self.task_ids, self.secrets, collect=self.collect,
-                                    category=self.category)
+            collect = self.collect and not self.dry_run
+            report = await evaluate(ws, self.teacher, student, self.task_ids, self.secrets, collect=collect,
+                                    category=self.category, use_embeddings=not self.dry_run, record=not self.dry_run)
             from cascade_studio.services.agent.evaluation import evaluate_agents
 
+            if self.judge is not None and report.results:  # the CLI's call (cli/evaluate.py)
+                from cascade_studio.services.judged_evaluation import judged_answer_agreement
+
+                report.judged = await judged_answer_agreement(ws, self.judge, self.teacher, student, report.results,
+                                                              self.secrets, dry_run=self.dry_run)
             # agent tasks: every step teacher-forced, and the free-running episodes side by side
             report.agents = await evaluate_agents(ws, self.teacher, student, self.task_ids, self.secrets,
-                                                  collect=self.collect)
+                                                  collect=collect, judge=self.judge, dry_run=self.dry_run)
             reports.append(report)
         return reports
 

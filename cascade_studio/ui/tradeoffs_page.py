@@ -42,6 +42,7 @@ from cascade_studio.store.tiers import TierRepository
 from cascade_studio.store.workspace import Workspace
 from cascade_studio.ui.episode_tradeoffs import with_episode_tab
 from cascade_studio.ui.fit import tip_headers
+from cascade_studio.ui.judged_quality import judged_quality_sentence
 from cascade_studio.ui.page import Page, scrolled, splitter
 from cascade_studio.ui.strategies_tab import add_strategies_tab
 from cascade_studio.ui.style import INFO_STYLE, TIER_COLORS
@@ -65,8 +66,11 @@ GRID = 101
 
 
 class TradeoffsPage(Page):
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, secrets: Any = None, parent: QWidget | None = None) -> None:
         super().__init__("tradeStatus", parent)
+        self.secrets = secrets  # for a judge's requests (quality judged, issue 30)
+        self.judging = None  # the ui.judged_quality.QualityJudging under way
+        self.quality_judge: dict[str, Any] | None = None  # what the judge did to Quality (`whatif --judge`'s)
         import pyqtgraph as pg
 
         self.pg = pg
@@ -109,6 +113,7 @@ class TradeoffsPage(Page):
         self._whatif_timer.timeout.connect(self.update_whatif)
         self.mode_combo.currentIndexChanged.connect(lambda *_: self.recompute())
         self.category_combo.currentIndexChanged.connect(lambda *_: self.refresh())
+        self.quality_combo.currentIndexChanged.connect(lambda *_: self._quality_chosen())
         self.refresh_button.clicked.connect(self.refresh)
         QShortcut(QKeySequence("F5"), self, self.refresh)
 
@@ -117,6 +122,10 @@ class TradeoffsPage(Page):
         self.mode_combo.addItem("Cascade (escalate in turn, pay each tier tried)", "cascade")
         self.mode_combo.addItem("Routing (choose one tier up front, pay once)", "routing")
         self.category_combo = QComboBox(objectName="tradeCategory")
+        self.quality_combo = QComboBox(objectName="tradeQuality")  # issue 30: quality basis "judged"
+        self.quality_combo.setToolTip("Quality as recorded (accuracy or exact agreement with the teacher), or the "
+                                      "students' text answers judged against the teacher's (`whatif --judge`); "
+                                      "a judge that would be paid shows its estimated cost and asks first")
         self.refresh_button = QPushButton("Refresh", objectName="refreshTradeoffs")
         self.refresh_button.setToolTip("Reload the outcomes from the recorded trajectories (F5)")
         top = QHBoxLayout()
@@ -124,6 +133,8 @@ class TradeoffsPage(Page):
         top.addWidget(self.mode_combo)
         top.addWidget(QLabel("Category"))
         top.addWidget(self.category_combo)
+        top.addWidget(QLabel("Quality"))
+        top.addWidget(self.quality_combo)
         top.addStretch(1)
         top.addWidget(self.refresh_button)
         return top
@@ -264,11 +275,30 @@ class TradeoffsPage(Page):
 
     def reload_choices(self) -> None:
         self.fill(self.category_combo, self.category_items())
+        from cascade_studio.store.judges import JudgeRepository
+
+        judges = [(f"Judged by {j.name}", j.name) for j in JudgeRepository(self.ws).list()] if self.ws else []
+        self.fill(self.quality_combo, [("As recorded", ""), *judges], default="")
+
+    def _quality_chosen(self) -> None:
+        self._basis = None  # the user chose another basis: no "Quality changed" warning for it
+        self.refresh()
+
+    def cancel_judged_quality(self, outcomes: Outcomes, tiers: list) -> None:
+        """The judge's cost question answered Cancel: quality as recorded, nothing sent."""
+        self.judging = None
+        self.quality_combo.blockSignals(True)
+        self.quality_combo.setCurrentIndex(0)
+        self.quality_combo.blockSignals(False)
+        self._basis = None
+        self._show(outcomes, tiers)
+        self.say("Judged quality cancelled: nothing was sent; quality as recorded. " + self.status.text())
 
     def refresh(self) -> None:
         """Load the outcomes on a worker thread (its own workspace connection; a big workspace takes
         seconds); the figures follow in `_loaded`. A newer refresh supersedes a load under way."""
         self.outcomes = None
+        self.judging = self.quality_judge = None  # a judged load under way is dropped (its results ignored)
         if self.loader is not None:  # a load under way is superseded: it stops, its result is ignored
             self.loader.supersede()
         self.loader = None
@@ -292,10 +322,10 @@ class TradeoffsPage(Page):
         from PySide6.QtWidgets import QApplication
 
         end = time.monotonic() + timeout
-        while self.loader is not None and time.monotonic() < end:
+        while (self.loader is not None or self.judging is not None) and time.monotonic() < end:
             QApplication.processEvents()
             time.sleep(0.002)
-        return self.loader is None
+        return self.loader is None and self.judging is None
 
     def _loading(self, step) -> None:
         if self.sender() is self.loader:
@@ -312,6 +342,18 @@ class TradeoffsPage(Page):
             self.say(f"Cannot load the outcomes: {error}", error=True)
             return
         if outcomes is None:
+            return
+        judge_name = self.quality_combo.currentData()
+        if judge_name and outcomes.n:
+            from cascade_studio.store.judges import JudgeRepository
+            from cascade_studio.ui.judged_quality import QualityJudging
+
+            judge = JudgeRepository(self.ws).get(judge_name)
+            if judge is None:
+                self.say(f"No judge {judge_name!r} any more.", error=True)
+                return
+            self.judging = QualityJudging(self, judge, outcomes, tiers, self.secrets)
+            self.judging.start()
             return
         self._show(outcomes, tiers)
 
@@ -346,7 +388,7 @@ class TradeoffsPage(Page):
         self.say(f"{outcomes.n} tasks have outcomes for every tier ({outcomes.excluded} excluded, never imputed). "
                  f"Quality = {basis}"
                  + (" against expected answers." if basis == "accuracy" else " with the teacher.")
-                 + "".join(notes) + changed, error=bool(changed))
+                 + judged_quality_sentence(self.quality_judge) + "".join(notes) + changed, error=bool(changed))
         self.recompute()
 
     def recompute(self) -> None:
@@ -456,6 +498,8 @@ class TradeoffsPage(Page):
         args += ["--thresholds", ",".join(f"{t:g}" for t in self.thresholds()), "--volume", f"{sc.monthly_volume:.0f}"]
         if self.category_combo.currentData():
             args += ["--category", self.category_combo.currentData()]
+        if self.quality_judge is not None:
+            args += ["--judge", self.quality_combo.currentData()]
         if sc.mix is not None:
             args += ["--mix", mix_argument(sc.mix)]
         if sc.price_scale:
