@@ -262,8 +262,17 @@ def episode_lines(episodes: dict[str, Any]) -> list[str]:
                      f"arguments {_pct_text(idx['same_args'])}; aligned same tool {_pct_text(al['same_tool'])}, "
                      f"same arguments {_pct_text(al['same_args'])} of {al['steps']} teacher steps"
                      + (f"; {first['diverged']} of {first['episodes']} diverge, most often first at step "
-                        f"{first['most_common_step'] + 1}" if first["diverged"] else ""))
+                        f"{first['most_common_step'] + 1}" if first["diverged"] else "")
+                     + _pairing_text(a.get("pairing")))
     return lines
+
+
+def _pairing_text(pairing: dict[str, Any] | None) -> str:
+    """Which teacher trial each student trial was aligned with (only said when there were several)."""
+    if not pairing or not pairing["teacher_first_trial"] and pairing["same_trial"] <= 1:
+        return ""
+    return (f" (student trials paired with the teacher's trial of the same number: {pairing['same_trial']}; "
+            f"with the teacher's first trial, the teacher having no such trial: {pairing['teacher_first_trial']})")
 
 
 def _pct_text(value: float | None) -> str:

@@ -107,6 +107,27 @@ def align_episodes(task_id: str, category: str, teacher: Episode, student: Episo
                          {i: (j, a) for i, j, a in align(t, s)}, len(s), first)
 
 
+PAIRING_RULE = ("each student trial against the teacher's trial of the same number; the teacher's first "
+                "trial where the teacher has no trial of that number")
+
+
+def pair_trials(teacher: list[Episode], student: list[Episode]) -> list[tuple[Episode, Episode, bool]]:
+    """A task's (teacher episode, student episode, same trial number) pairs: each student trial with the
+    teacher's trial of the same number, or the teacher's first trial (lowest number) where the teacher
+    has none of that number. Empty when either side has no episode."""
+    if not teacher:
+        return []
+    by_trial = {e.trial: e for e in teacher}
+    first = min(teacher, key=lambda e: e.trial)
+    return [(by_trial[s.trial], s, True) if s.trial in by_trial else (first, s, False) for s in student]
+
+
+def pairing_summary(pairs: list[tuple[Episode, Episode, bool]]) -> dict[str, Any]:
+    """How the trials were paired (`alignment.pairing`): the rule and how many pairs took each way."""
+    same = sum(1 for *_, matched in pairs if matched)
+    return {"rule": PAIRING_RULE, "same_trial": same, "teacher_first_trial": len(pairs) - same}
+
+
 def _rates(marks: list[tuple[bool, bool]]) -> dict[str, Any]:
     n = len(marks)
     return {"steps": n, "same_tool": sum(a for a, _ in marks) / n if n else None,

@@ -190,6 +190,7 @@ class CollectionRun:
             finished |= self._trajs.ok_units(self.tier.tier, generation_keys(self.tier), self.run_record.task_ids)
         units = [(t, k) for t in self.run_record.task_ids for k in range(self.trials)]
         pending = [u for u in units if u not in finished]
+        self.progress.total = len(units)  # tasks x trials: a run with trials counts each episode
         self.progress.skipped = self.progress.done = len(units) - len(pending)
         queue: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
         for unit in pending:

@@ -73,6 +73,9 @@ class TrajectoriesPage(Page):
         self.run_limit.setSpecialValueText("all tasks")
         self.run_concurrency = QSpinBox(objectName="runConcurrency", minimum=0, maximum=1024)
         self.run_concurrency.setSpecialValueText("tier default")
+        self.run_trials = QSpinBox(objectName="runTrials", minimum=1, maximum=100)
+        self.run_trials.setToolTip("Run every task this many times (trial 0, 1, ...), as `collect --trials N`: "
+                                   "agent benchmarks' pass^k needs several. Trials already collected are skipped.")
         self.run_batch = QCheckBox("Batch API", objectName="runBatch")
         self.run_batch.setToolTip("Send the run through the OpenAI Batch API: half the price, results within 24 h. "
                                   "A restart goes back to the same batch.")
@@ -97,7 +100,8 @@ class TrajectoriesPage(Page):
         row.addStretch(1)
         rl.addLayout(row)
         row = QHBoxLayout()
-        for label, widget in (("Limit", self.run_limit), ("Concurrency", self.run_concurrency)):
+        for label, widget in (("Limit", self.run_limit), ("Trials", self.run_trials),
+                              ("Concurrency", self.run_concurrency)):
             row.addWidget(QLabel(label))
             row.addWidget(widget)
         row.addWidget(self.run_batch)
@@ -455,7 +459,8 @@ class TrajectoriesPage(Page):
         self.start_button.setEnabled(not running)
         self.pause_button.setEnabled(running)
         self.cancel_button.setEnabled(running)
-        for w in (self.run_tier, self.run_category, self.run_limit, self.run_concurrency, self.run_batch, self.run_again):
+        for w in (self.run_tier, self.run_category, self.run_limit, self.run_trials, self.run_concurrency,
+                  self.run_batch, self.run_again):
             w.setEnabled(not running)
         if running:
             self.live.start()
@@ -478,6 +483,10 @@ class TrajectoriesPage(Page):
             return
         batch = self.run_batch.isChecked()
         again = self.run_again.isChecked()
+        trials = self.run_trials.value()
+        if batch and trials > 1:  # the CLI's refusal, in the same words
+            self.say("Trials run tasks several times one by one; the Batch API takes one answer per task.", error=True)
+            return
         if batch:
             from cascade_studio.services.run_plan import batch_problem
 
@@ -485,16 +494,18 @@ class TrajectoriesPage(Page):
             if problem:
                 self.say(problem, error=True)
                 return
-        plan = plan_run(self.ws, tier, task_ids, again=again, batch=batch)
+        plan = plan_run(self.ws, tier, task_ids, again=again, batch=batch, trials=trials)
         if plan.requests == 0:
-            self.say(f"All {plan.tasks} tasks already have answers of tier {tier.tier}'s current model and settings; "
-                     "nothing to send. Tick 'Collect again' to pay for them again.")
+            each = f" ({trials} trials each)" if trials > 1 else ""
+            self.say(f"All {plan.tasks} tasks{each} already have answers of tier {tier.tier}'s current model and "
+                     "settings; nothing to send. Tick 'Collect again' to pay for them again.")
             return
         if again and not self.confirm_again(plan):
             return
         run, resumed = start_or_resume(self.ws, tier, task_ids, {"category": self.run_category.currentData(),
                                                                    "limit": self.run_limit.value() or None,
-                                                                   "batch": batch}, batch=batch, again=again)
+                                                                   "batch": batch}, batch=batch, again=again,
+                                      trials=trials)
         self._launch(tier, run, ("Resuming" if resumed else "Starting") + f" run {run.id}: {plan.sentence()}…")
 
     def resume_unfinished(self, unfinished) -> None:
@@ -514,7 +525,7 @@ class TrajectoriesPage(Page):
                                 batch=batch, parent=self)
         self.runner.progress.connect(self._progress)
         self.runner.finished.connect(self._run_done)
-        self.progress_bar.setMaximum(len(run.task_ids))
+        self.progress_bar.setMaximum(len(run.task_ids) * max(1, int(run.params.get("trials") or 1)))  # tasks x trials
         self.unfinished.hide()
         self.say(sentence)
         self._set_running(True)

@@ -38,5 +38,8 @@ def test_collect_trials_and_evaluate_pass_k(tmp_path, capsys, sandbox_thread):
     assert list(student["trials"]["pass_k"]) == ["1", "2", "3", "4"] and list(teacher["trials"]["pass_k"]) == ["1", "2"]
     assert student["judged_by"] == {"expected_answer": 4}
     assert episodes["compared"]["tasks"] == 1 and episodes["compared"]["basis"] == {"expected_answer": 1}
+    # student trials 0..3 against teacher trials 0, 1: two by number, two against the teacher's first
+    pairing = episodes["alignment"]["pairing"]
+    assert (pairing["same_trial"], pairing["teacher_first_trial"]) == (2, 2) and episodes["alignment"]["episodes"] == 4
     code, _, err = cli(capsys, ws, "collect", "--tier", "1", "--trials", "2", "--batch")
     assert code == 2 and "--trials" in err

@@ -8,9 +8,12 @@ import random
 
 from cascade_studio.core.episode import Episode, Step
 from cascade_studio.core.step_alignment import (
+    PAIRING_RULE,
     align,
     align_episodes,
     alignment_summary,
+    pair_trials,
+    pairing_summary,
     same_args,
     same_tool,
     score,
@@ -69,3 +72,36 @@ def test_by_index_and_aligned_rates_and_the_first_divergence():
     # a student that stops early diverges where it stopped
     assert align_episodes("t", "", teacher, episode([("search", 1)])).first_divergence == 1
     assert align_episodes("t", "", teacher, teacher).first_divergence is None
+
+
+def trial(actions: list[tuple[str | None, int]], number: int) -> Episode:
+    e = episode(actions)
+    e.trial = number
+    return e
+
+
+def test_trials_pair_by_number_with_the_teachers_first_as_fallback():
+    """Teacher trials 0 and 1, student trials 0, 1 and 2: by hand, student 0 <-> teacher 0 and
+    student 1 <-> teacher 1 (same number), student 2 <-> teacher 0 (the teacher has no trial 2)."""
+    t0 = trial([("search", 1), (None, 0)], 0)
+    t1 = trial([("lookup", 1), ("book", 2), (None, 0)], 1)
+    s0 = trial([("search", 1), (None, 0)], 0)  # agrees with t0 at both steps
+    s1 = trial([("lookup", 1), ("book", 9), (None, 0)], 1)  # agrees with t1's tools; one argument differs
+    s2 = trial([("search", 2), (None, 0)], 2)  # against t0: same tool, other argument, then the answer
+    pairs = pair_trials([t1, t0], [s0, s1, s2])
+    assert [(t.trial, s.trial, same) for t, s, same in pairs] == [(0, 0, True), (1, 1, True), (0, 2, False)]
+    assert pairing_summary(pairs) == {"rule": PAIRING_RULE, "same_trial": 2, "teacher_first_trial": 1}
+    summary = alignment_summary([("t", "air", t, s) for t, s, _ in pairs])
+    # teacher steps: 2 (t0) + 3 (t1) + 2 (t0) = 7; same tool at every one of them by index
+    assert summary["by_index"]["overall"] == {"steps": 7, "same_tool": 1.0, "same_args": 5 / 7}
+    # divergences: none (s0), step 1 (s1's book), step 0 (s2's search)
+    assert summary["first_divergence"]["diverged"] == 2
+    assert summary["first_divergence"]["by_step"] == {"0": 1, "1": 1}
+    # pairing every student trial with the teacher's first (the old way) judges s1 against t0; by hand over
+    # t0's 2 steps each: s0 2 tools / 2 args; s1 [lookup, book, ...] vs [search, answer] 0 / 0; s2 2 / 1
+    first_only = alignment_summary([("t", "air", t0, s) for s in (s0, s1, s2)])
+    assert first_only["by_index"]["overall"] == {"steps": 6, "same_tool": 4 / 6, "same_args": 3 / 6}
+
+
+def test_no_teacher_trial_no_pairs():
+    assert pair_trials([], [trial([(None, 0)], 0)]) == []

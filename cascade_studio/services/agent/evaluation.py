@@ -28,7 +28,7 @@ from cascade_studio.core.episode_eval import (
     step_summary,
     trial_figures,
 )
-from cascade_studio.core.step_alignment import alignment_summary
+from cascade_studio.core.step_alignment import alignment_summary, pair_trials, pairing_summary
 from cascade_studio.core.tiers import Tier, generation_id, generation_keys
 from cascade_studio.core.trajectory import ResponseError, build_request, trajectory_from_response
 from cascade_studio.services.clients import describe_error, make_async_client
@@ -191,8 +191,11 @@ def episode_comparison(ws: Workspace, teacher: Tier, student: Tier, task_ids: li
            "compared": same_basis_comparison(verdicts["teacher"], verdicts["student"])}
     for side in ("teacher", "student"):
         out[side]["trials"] = trial_figures({t: [ok for ok, _ in v] for t, v in verdicts[side].items()})
-    out["alignment"] = alignment_summary([(task_id, (found[task_id].category if task_id in found else ""),
-                                           t_eps[task_id][0], s) for task_id in common for s in s_eps[task_id]])
+    # trial by trial where both sides ran the same trial number; else against the teacher's first trial
+    paired = [(task_id, pair) for task_id in common for pair in pair_trials(t_eps[task_id], s_eps[task_id])]
+    out["alignment"] = alignment_summary([(task_id, (found[task_id].category if task_id in found else ""), t, s)
+                                          for task_id, (t, s, _) in paired])
+    out["alignment"]["pairing"] = pairing_summary([pair for _, pair in paired])
     return out
 
 
