@@ -89,12 +89,12 @@ async def test_trains_with_soft_labels_loss_falls_and_model_is_ready_to_serve(tm
     assert f"finetune use {state.id}" in serve
     assert {r["server"] for r in final.hyperparameters["serve"]} >= {"vLLM", "llama.cpp server", "Ollama"}
 
-    # tier 1 is this workspace's only tier, the teacher's: never replaced by a slip (issue 27)
-    with pytest.raises(tracker.TeacherTierRefused):
-        tracker.use_as_tier(ws, state.id, 1)
-    tier = tracker.use_as_tier(ws, state.id, 1, replace_teacher=True)
+    tier = tracker.use_as_tier(ws, state.id, 1)  # the workspace has no tiers: tier 1 is new
     assert tier.model == final.fine_tuned_model and tier.base_url == "http://localhost:8000/v1"
     assert float(tier.input_price) == 0.0
+    # tier 1 is now the only tier, the teacher's: replaced only when asked to (issue 27)
+    with pytest.raises(tracker.TeacherTierRefused):
+        tracker.use_as_tier(ws, state.id, 1, base_url="http://localhost:11434/v1")
     tier = tracker.use_as_tier(ws, state.id, 1, base_url="http://localhost:11434/v1", replace_teacher=True)
     assert TierRepository(ws).get(1).base_url == "http://localhost:11434/v1"
     ws.close()
