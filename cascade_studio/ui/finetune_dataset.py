@@ -49,6 +49,7 @@ class DatasetPanel(QGroupBox):
         self.report: tuple[Path, Any] | None = None  # (file, ValidationReport) of the last validation
         # the chosen backend's verdict on it: (backend, objective, errors shown, refusal or None)
         self.verdict: tuple[str, str, list[dict], str | None] | None = None
+        self._judged: tuple | None = None  # what the verdict was judged for (backend, method, model, split)
         self.ds_tier = QComboBox(objectName="dsTier")
         self.ds_category = QComboBox(objectName="dsCategory")
         self.ds_accepted = QCheckBox("Accepted only", objectName="dsAccepted")
@@ -188,7 +189,7 @@ class DatasetPanel(QGroupBox):
         except ValueError as exc:
             page.say(str(exc), error=True)
             return
-        self.report = (path, r)
+        self.report, self.verdict = (path, r), None
         self.show_report()
         page.dataset_checked()
 
@@ -225,7 +226,12 @@ class DatasetPanel(QGroupBox):
 
     def show_report(self) -> None:
         """The last validation, judged and worded for the chosen backend (its rules, its method)."""
-        self.verdict = self.judge()
+        page = self.page
+        if self.report is None:
+            return
+        key = (page.backend_name(), page.objective(), page.base_model_name(), page.validation_path)
+        if self.verdict is None or self._judged != key:  # the file is read again only for another backend
+            self.verdict, self._judged = self.judge(), key
         if self.report is None or self.verdict is None:
             return
         path, r = self.report
