@@ -196,6 +196,7 @@ class DatasetPanel(QGroupBox):
     def judge(self) -> tuple[str, str, list[dict], str | None] | None:
         """The last validated file judged by the chosen backend's rules, with the functions `finetune
         start` uses before it uploads or starts anything: (backend, objective, errors, refusal)."""
+        from cascade_studio.core.together_format import TogetherRun, limit_problems
         from cascade_studio.services.finetune import tracker
         from cascade_studio.services.finetune.backend import JobSpec
 
@@ -209,13 +210,11 @@ class DatasetPanel(QGroupBox):
         errors = [e for e in r.errors if backend == "openai" or e["kind"] != "too_few_examples"]
         try:
             if backend == "together":
-                tracker.check_together_dataset(spec)
+                report = tracker.check_together_dataset(spec)["training"]
                 errors = []  # Together's rules, not OpenAI's (the file is converted on upload)
-                if objective == "dpo" and r.format != "preference":
-                    refusal = ("DPO trains on preference pairs (input, preferred_output, non_preferred_output): "
-                               "build them with Format: Preference pairs")
-                elif objective != "dpo" and r.format == "preference":
-                    refusal = "the file holds preference pairs: choose Method: Preference (DPO)"
+                # the method against the file, as before an upload; the model's own limits are asked at Start
+                unknown = {"lora_training": {}, "full_training": {}}  # limits left out are not checked
+                refusal = "; ".join(limit_problems(unknown, TogetherRun(method=objective), report)) or None
             else:
                 tracker.check_dataset(spec, backend, page.ws.path if page.ws else None)
         except tracker.DatasetRefused as exc:
