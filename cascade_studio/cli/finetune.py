@@ -166,29 +166,18 @@ def _together_options(args: argparse.Namespace) -> dict:
 
 
 def _local_options(args: argparse.Namespace) -> dict:
-    method = args.method or "lora"
-    dpo = method.startswith("dpo")
-    options = {"method": _training_type(args), "alpha": args.alpha, "temperature": args.temperature,
-               "mass": args.mass, "soft_labels": args.soft_labels, "device": args.device,
-               "lora_rank": args.lora_rank, "max_length": args.max_length, "merge": not args.no_merge}
-    if not 0 <= args.alpha <= 1 or args.temperature <= 0:
-        raise CliError("--alpha is between 0 and 1, --temperature above 0")
-    if args.teacher_logprobs:
-        if not Path(args.teacher_logprobs).is_file():
-            raise CliError(f"{args.teacher_logprobs} does not exist")
-        options["teacher_logprobs"] = str(Path(args.teacher_logprobs).resolve())
-    for key in ("learning_rate", "max_steps", "checkpoint_every", "resume_from", "rdzv_endpoint"):
-        if getattr(args, key) is not None:
-            options[key] = getattr(args, key)
-    if dpo:
-        options["objective"] = "dpo"
-        if args.beta is not None:
-            if args.beta <= 0:
-                raise CliError("--beta is above 0")
-            options["dpo_beta"] = args.beta
-    if args.devices > 1 or args.nodes > 1:
-        options.update(devices=args.devices, nodes=args.nodes)
-    return options
+    from cascade_studio.services.finetune.tracker import local_options
+
+    try:
+        return local_options(_training_type(args), "dpo" if (args.method or "").startswith("dpo") else "sft",
+                             alpha=args.alpha, temperature=args.temperature, mass=args.mass,
+                             soft_labels=args.soft_labels, device=args.device, lora_rank=args.lora_rank,
+                             max_length=args.max_length, merge=not args.no_merge, teacher_logprobs=args.teacher_logprobs,
+                             beta=args.beta, devices=args.devices, nodes=args.nodes,
+                             **{k: getattr(args, k) for k in ("learning_rate", "max_steps", "checkpoint_every",
+                                                              "resume_from", "rdzv_endpoint")})
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
 
 
 def _start(args: argparse.Namespace, ws, secrets) -> int:

@@ -47,6 +47,9 @@ class DatasetPanel(QGroupBox):
         super().__init__("1. Dataset")
         self.page = page
         self.report: tuple[Path, Any] | None = None  # (file, ValidationReport) of the last validation
+        # the chosen backend's verdict on it: (backend, objective, errors shown, refusal or None)
+        self.verdict: tuple[str, str, list[dict], str | None] | None = None
+        self._judged: tuple | None = None  # what the verdict was judged for (backend, method, model, split)
         self.ds_tier = QComboBox(objectName="dsTier")
         self.ds_category = QComboBox(objectName="dsCategory")
         self.ds_accepted = QCheckBox("Accepted only", objectName="dsAccepted")
@@ -120,9 +123,11 @@ class DatasetPanel(QGroupBox):
         page.validation_path = Path(row["validation_path"]) if row["validation_path"] else None
         page.say(f"Dataset {row['id']} chosen: {path.name}, {row['examples']} training and "
                  f"{row['validation_examples']} validation examples.")
-        if row["format"] == "openai":
+        if row["format"] in ("openai", "preference"):
             self.validate(path)
-        else:
+        else:  # ShareGPT: for other tools; the last validation was of another file
+            self.report = self.verdict = None
+            self.ds_report.clear()
             page.dataset_checked()
 
     # -- build ---------------------------------------------------------------------------------
@@ -184,19 +189,56 @@ class DatasetPanel(QGroupBox):
         except ValueError as exc:
             page.say(str(exc), error=True)
             return
-        self.report = (path, r)
+        self.report, self.verdict = (path, r), None
         self.show_report()
         page.dataset_checked()
 
+    def judge(self) -> tuple[str, str, list[dict], str | None] | None:
+        """The last validated file judged by the chosen backend's rules, with the functions `finetune
+        start` uses before it uploads or starts anything: (backend, objective, errors, refusal)."""
+        from cascade_studio.core.together_format import TogetherRun, limit_problems
+        from cascade_studio.services.finetune import tracker
+        from cascade_studio.services.finetune.backend import JobSpec
+
+        if self.report is None:
+            return None
+        page = self.page
+        path, r = self.report
+        backend, objective = page.backend_name(), page.objective()
+        spec = JobSpec(page.base_model_name(), path, page.validation_path, options={"objective": objective})
+        refusal = None
+        errors = [e for e in r.errors if backend == "openai" or e["kind"] != "too_few_examples"]
+        try:
+            if backend == "together":
+                report = tracker.check_together_dataset(spec)["training"]
+                errors = []  # Together's rules, not OpenAI's (the file is converted on upload)
+                # the method against the file, as before an upload; the model's own limits are asked at Start
+                unknown = {"lora_training": {}, "full_training": {}}  # limits left out are not checked
+                refusal = "; ".join(limit_problems(unknown, TogetherRun(method=objective), report)) or None
+            else:
+                tracker.check_dataset(spec, backend, page.ws.path if page.ws else None)
+        except tracker.DatasetRefused as exc:
+            refusal = str(exc)
+        except ValueError as exc:
+            refusal = str(exc)
+        return backend, objective, errors, refusal
+
     def show_report(self) -> None:
-        """The last validation, worded for the chosen backend (the file is not read again)."""
+        """The last validation, judged and worded for the chosen backend (its rules, its method)."""
+        page = self.page
         if self.report is None:
             return
+        key = (page.backend_name(), page.objective(), page.base_model_name(), page.validation_path)
+        if self.verdict is None or self._judged != key:  # the file is read again only for another backend
+            self.verdict, self._judged = self.judge(), key
+        if self.report is None or self.verdict is None:
+            return
         path, r = self.report
+        backend, _, errors, refusal = self.verdict
         parts = [f"<b>{html.escape(path.name)}</b>: {r.examples} examples, "
-                 f"<span style='color:{'#a4262c' if r.errors else '#0b5a08'}'>{len(r.errors)} errors</span>, "
+                 f"<span style='color:{'#a4262c' if errors else '#0b5a08'}'>{len(errors)} errors</span>, "
                  f"{len(r.warnings)} warnings."]
-        for e in r.errors[:12]:
+        for e in errors[:12]:
             where = f"line {e['line']}: " if e.get("line") else "file: "  # line 0: about the whole file
             parts.append(f"<br>{where}{html.escape(e['kind'])} {html.escape(e.get('detail', ''))}")
         for w in r.warnings:
@@ -205,10 +247,13 @@ class DatasetPanel(QGroupBox):
         if t:
             parts.append(f"<br>Tokens per example: {t['min']}–{t['max']} (mean {t['mean']:.0f}); "
                          f"{r.over_limit} over {r.token_limit:,}.")
-        if self.page.is_together():
+        label = {"together": "Together", "local": "the local trainer"}.get(backend, "OpenAI")
+        parts.append(f"<br><span style='color:#a4262c'>Not for {label}: {html.escape(refusal)}</span>" if refusal
+                     else f"<br><span style='color:#0b5a08'>Fits {label}'s rules.</span>")
+        if backend == "together":
             parts.append("<br>Together: converted on upload if needed (no rebuild); the price is quoted by Together "
                          "(estimate-price) before the job starts, and you confirm it.")
-        elif self.page.is_local():
+        elif backend == "local":
             parts.append(f"<br>{r.n_epochs} epochs by default → {r.billed_tokens:,} tokens to train on this machine "
                          "(no per-token price).")
         else:
@@ -217,5 +262,5 @@ class DatasetPanel(QGroupBox):
         self.ds_report.setHtml("".join(parts))
 
     def ok(self) -> bool:
-        """No validation yet, or one without errors."""
-        return self.report is None or self.report[1].ok
+        """No validation yet, or one the chosen backend takes."""
+        return self.report is None or self.verdict is None or self.verdict[3] is None

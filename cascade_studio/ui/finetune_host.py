@@ -33,6 +33,8 @@ class FineTuneHost(Protocol):
     # what one panel asks of another
     def is_local(self) -> bool: ...  # the job trains on this machine (the start panel's backend)
     def is_together(self) -> bool: ...  # the job goes to Together AI (the start panel's backend)
+    def backend_name(self) -> str: ...  # "openai", "together" or "local" (the start panel's backend)
+    def objective(self) -> str: ...  # "sft" or "dpo": how the chosen backend's job trains
     def base_model_name(self) -> str: ...  # the remote base model chosen (the dataset is validated for it)
     def dataset_ok(self) -> bool: ...  # no validation yet, or one without errors
     def backend_changed(self) -> None: ...  # the dataset panel words its report for the backend

@@ -251,7 +251,10 @@ class JobsPanel(TierSwitching, QWidget):
         status = job["status"] if job else None
         paused = bool(job) and job.get("shown_status") == "paused"
         self.cancel_button.setEnabled(status in ("validating_files", "queued", "running"))
-        self.pause_button.setEnabled(status == "running" and not paused)  # paused: only Resume and Cancel
+        together = bool(job) and job.get("backend") == "together"
+        self.pause_button.setEnabled(status == "running" and not paused and not together)  # paused: Resume, Cancel
+        self.pause_button.setToolTip("Together's fine-tuning API cannot pause a job (only cancel it)" if together
+                                     else "Pause the running job (resume it later)")
         self.resume_button.setEnabled(paused)
         self.use_button.setEnabled(status == "succeeded" and self.candidate_worker is None)
 

@@ -100,6 +100,12 @@ class FineTunePage(Page):
     def is_together(self) -> bool:
         return self.launcher.is_together()
 
+    def backend_name(self) -> str:
+        return self.launcher.backend.currentData() or "openai"
+
+    def objective(self) -> str:
+        return self.launcher.objective()
+
     def base_model_name(self) -> str:
         return self.launcher.base_model.currentText()
 

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
+    QLabel,
     QLineEdit,
     QPushButton,
     QSpinBox,
@@ -100,6 +101,7 @@ class JobStartPanel(QGroupBox):
         self.together_method = QComboBox(objectName="togetherMethod")
         self.together_method.addItem("Supervised (SFT)", "sft")
         self.together_method.addItem("Preference (DPO; a preference file)", "dpo")
+        self.together_method.currentIndexChanged.connect(lambda *_: self._method_changed())
         self.together_checkpoint = QLineEdit(objectName="togetherCheckpoint")
         self.together_checkpoint.setPlaceholderText("optional: a job id[:step] to continue from (DPO after SFT)")
         box = QWidget(objectName="togetherBox")
@@ -118,9 +120,15 @@ class JobStartPanel(QGroupBox):
         model_row.setContentsMargins(0, 0, 0, 0)
         model_row.addWidget(self.local_model, 1)
         model_row.addWidget(browse)
-        self.method = QComboBox(objectName="localMethod")
-        self.method.addItem("LoRA adapter (+ merged model)", "lora")
-        self.method.addItem("Full fine-tuning", "full")
+        self.method = QComboBox(objectName="localMethod")  # the values of `finetune start --method`
+        self.method.addItem("Supervised, LoRA adapter (+ merged model)", "lora")
+        self.method.addItem("Supervised, full fine-tuning", "full")
+        self.method.addItem("Preference (DPO; a preference file), LoRA adapter", "dpo")
+        self.method.addItem("Preference (DPO; a preference file), full fine-tuning", "dpo-full")
+        self.method.currentIndexChanged.connect(lambda *_: self._method_changed())
+        self.devices = QSpinBox(objectName="localDevices", minimum=1, maximum=64)
+        self.devices.setToolTip("Train on N devices (GPUs; CPU processes with Device CPU) with torchrun, "
+                                "data-parallel, as `finetune start --devices N`")
         self.alpha = QDoubleSpinBox(objectName="kdAlpha", minimum=0, maximum=1, singleStep=0.05, value=0.5)
         self.alpha.setToolTip("Weight of the hard-label cross-entropy; 1 - a goes to the teacher's soft labels "
                               "(used only when teacher and student share a tokenizer).")
@@ -132,9 +140,14 @@ class JobStartPanel(QGroupBox):
         self.device = QComboBox(objectName="localDevice")
         for label, value in (("auto (CUDA GPU when available)", "auto"), ("CPU", "cpu"), ("CUDA", "cuda")):
             self.device.addItem(label, value)
+        device_row = QHBoxLayout()
+        device_row.setContentsMargins(0, 0, 0, 0)
+        device_row.addWidget(self.device, 1)
+        device_row.addWidget(QLabel("× devices"))
+        device_row.addWidget(self.devices)
         box = QWidget(objectName="localBox")
         _form(box, [("Base model folder", model_row), ("Method", self.method), ("KD weight a (CE share)", self.alpha),
-                    ("Temperature T", self.temperature), ("Teacher mass", self.mass), ("Device", self.device)])
+                    ("Temperature T", self.temperature), ("Teacher mass", self.mass), ("Device", device_row)])
         return box
 
     def reload_choices(self) -> None:
@@ -160,6 +173,22 @@ class JobStartPanel(QGroupBox):
     def is_together(self) -> bool:
         return self.backend.currentData() == "together"
 
+    def objective(self) -> str:
+        """sft or dpo: how the chosen backend's job trains (OpenAI: supervised only)."""
+        if self.is_together():
+            return self.together_method.currentData()
+        return "dpo" if self.is_local() and self.method.currentData().startswith("dpo") else "sft"
+
+    def local_options(self) -> dict[str, Any]:
+        """The local trainer's options, built by the function `finetune start --backend local` uses."""
+        from cascade_studio.services.finetune.tracker import local_options
+
+        method = self.method.currentData()
+        return local_options("full" if method in ("full", "dpo-full") else "lora", self.objective(),
+                             alpha=self.alpha.value(), temperature=self.temperature.value(),
+                             mass=self.mass.currentData(), device=self.device.currentData(),
+                             devices=self.devices.value())
+
     def _backend_changed(self) -> None:
         b = self.backends.get(self.backend.currentData(), {})
         local, together = self.is_local(), self.is_together()
@@ -170,6 +199,10 @@ class JobStartPanel(QGroupBox):
         self.backend_note.setStyleSheet("" if b.get("available", True) else WARN_STYLE)
         self.update_deprecation()
         self.page.backend_changed()  # the dataset's cost line differs between backends
+        self.update_start()
+
+    def _method_changed(self) -> None:
+        self.page.backend_changed()  # the file is judged again: DPO takes preference pairs only
         self.update_start()
 
     def choose_model_folder(self) -> None:
@@ -220,9 +253,7 @@ class JobStartPanel(QGroupBox):
             if not self.local_model.text().strip():
                 page.say("Choose the base model folder first (a Hugging Face model on this disk).", error=True)
                 return
-            options = {"method": self.method.currentData(), "alpha": self.alpha.value(),
-                       "temperature": self.temperature.value(), "mass": self.mass.currentData(),
-                       "device": self.device.currentData()}
+            options = self.local_options()
         base = self.local_model.text().strip() if local else self.base_model.currentText().strip()
         spec = JobSpec(base, page.dataset_path, page.validation_path, n_epochs=self.epochs.value() or "auto",
                        suffix=self.suffix.text().strip() or None, options=options)

@@ -95,6 +95,39 @@ class DatasetRefused(UserError):
     """The dataset must not go to the backend; nothing was uploaded or started."""
 
 
+def local_options(training_type: str = "lora", objective: str = "sft", *, alpha: float = 0.5,
+                  temperature: float = 2.0, mass: str = "drop", soft_labels: str = "auto", device: str = "auto",
+                  lora_rank: int = 16, max_length: int = 2048, merge: bool = True, teacher_logprobs: str | None = None,
+                  beta: float | None = None, devices: int = 1, nodes: int = 1, **optional: Any) -> dict[str, Any]:
+    """The local trainer's options, the one place `finetune start --backend local` and the Fine-tuning
+    page build them (the defaults are the CLI's). `training_type` lora or full, `objective` sft or dpo;
+    `optional` (learning_rate, max_steps, checkpoint_every, resume_from, rdzv_endpoint) only when set.
+    ValueError names a value out of range."""
+    if not 0 <= alpha <= 1 or temperature <= 0:
+        raise ValueError("--alpha is between 0 and 1, --temperature above 0")
+    if devices < 1 or nodes < 1:
+        raise ValueError("--devices and --nodes are at least 1")
+    options: dict[str, Any] = {"method": training_type, "alpha": alpha, "temperature": temperature, "mass": mass,
+                               "soft_labels": soft_labels, "device": device, "lora_rank": lora_rank,
+                               "max_length": max_length, "merge": merge}
+    if teacher_logprobs:
+        if not Path(teacher_logprobs).is_file():
+            raise ValueError(f"{teacher_logprobs} does not exist")
+        options["teacher_logprobs"] = str(Path(teacher_logprobs).resolve())
+    for key in ("learning_rate", "max_steps", "checkpoint_every", "resume_from", "rdzv_endpoint"):
+        if optional.get(key) is not None:
+            options[key] = optional[key]
+    if objective == "dpo":
+        options["objective"] = "dpo"
+        if beta is not None:
+            if beta <= 0:
+                raise ValueError("--beta is above 0")
+            options["dpo_beta"] = beta
+    if devices > 1 or nodes > 1:
+        options.update(devices=devices, nodes=nodes)
+    return options
+
+
 def check_dataset(spec: JobSpec, backend_name: str, workspace_dir: Path | None = None) -> None:
     """Validate the training (and validation) file as the backend will read it, before anything is
     uploaded or started: a file the validator rejects is refused with the reason."""
