@@ -188,12 +188,12 @@ def main() -> None:
             tmp = Path(tmp)
             requests = [(t.id, build_request(tier, t.messages, t.tools)) for t in tasks]
             assert requests[0][1].get("logprobs") and requests[0][1].get("tools")
-            (tmp / "requests.json").write_text(json.dumps(requests))
+            (tmp / "requests.jsonl").write_text("".join(json.dumps(r) + "\n" for r in requests))
             size = statistics.median(len(json.dumps(r)) for _, r in requests)
             for r in range(args.rounds):
                 db = tmp / f"lean{r}.sqlite"
                 s, mb, out = whole_process([sys.executable, str(ROOT / "bench" / "lean_collect.py"), url,
-                                            str(tmp / "requests.json"), str(db), str(args.concurrency)], env)
+                                            str(tmp / "requests.jsonl"), str(db), str(args.concurrency)], env)
                 assert out.strip().splitlines()[-1] == str(args.tasks), out[-500:]
                 lean_s.append(s)
                 lean_mb.append(mb)
@@ -202,6 +202,8 @@ def main() -> None:
                 s, mb, out = whole_process([sys.executable, "-m", "cascade_studio", "--workspace", str(folder),
                                             "collect", "--tier", "1", "--concurrency", str(args.concurrency),
                                             "--json"], env)
+                stored = json.loads(out[out.index("\n{") + 1:])
+                assert stored["done"] == args.tasks and stored["status"] == "done", out[-1500:]
                 app_s.append(s)
                 app_mb.append(mb)
                 print(f"round {r + 1}: lean {s_fmt(lean_s[-1])} {lean_mb[-1]:.0f} MB, app {s_fmt(s)} {mb:.0f} MB",
