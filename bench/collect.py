@@ -1,20 +1,21 @@
-"""Collection throughput: the app's collection run (retries, rate limits, SQLite commit per
-trajectory, confidence, cost) against bare loops over the same sandbox, same tier, same requests
-(tools and logprobs), same concurrency, in the same run:
+"""Collection throughput and memory, whole process against whole process (issue 32):
 
-- lean (the baseline): the stack the app itself uses, with nothing around it: the SDK's low-level
-  `client.post(..., cast_to=bytes)` over the app's HTTP client, then `orjson.loads`, a semaphore
-  for the concurrency. This is the strongest simple loop a competent engineer would write.
-- sdk (for reference): `client.chat.completions.create`, which also builds pydantic models of
-  every answer (the slower baseline this benchmark used to compare against).
+- app: `python -m cascade_studio collect` in its own process over a workspace holding the tasks
+  and the tier (retries, rate limits, a SQLite commit per trajectory, confidence, cost, verdicts).
+- lean (the baseline): `bench/lean_collect.py`, a lean AsyncOpenAI script in its own process: the
+  same requests through `client.chat.completions.create`, a semaphore for the concurrency, and each
+  answer committed to SQLite as its own row (request and answer JSON), one commit per row.
 
-The app's run is driven by a qasync loop, as in the GUI, while a 5 ms Qt timer measures the
-longest stall of the Qt event loop.
+Both send the same real-size requests (BFCL "multiple" tasks, each with the tools of several BFCL
+tasks, ~10 KB, tools and logprobs) to the same sandbox at the same concurrency. Rounds alternate
+(lean, app, lean, app, ...); each figure is the median over the rounds of the whole process's wall
+time (start-up and imports included) and its peak RSS (the kernel's ru_maxrss via wait4).
 
-Last line: `ratio=<app/lean throughput> stall_ms=<longest Qt event-loop stall>`
-(goals: ratio >= 0.8, stall < 50 ms).
+Last line: `ratio=<app/lean throughput> rss_ratio=<app/lean peak RSS>` (goals: ratio >= 1.0,
+rss_ratio <= 1.3). `--qt` also runs the app in this process under a qasync loop, as the GUI does,
+and reports the longest Qt event-loop stall (goal < 50 ms).
 
-    python bench/collect.py [--tasks 2000] [--concurrency 64]
+    python bench/collect.py [--tasks 2000] [--concurrency 32] [--rounds 3] [--tools-per-task 8]
 """
 
 from __future__ import annotations
@@ -42,15 +43,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def make_tasks(n: int):
+def make_tasks(n: int, tools_per_task: int = 8):
+    """Real-size tasks: each BFCL "multiple" task with the tools of `tools_per_task` BFCL tasks
+    (its own first), as an agent's request carries many tools (~10 KB a request at 8)."""
     from cascade_studio.core.tasks import parse_bfcl
 
-    text = (ROOT / "resources" / "bfcl" / "BFCL_v4_simple_python.json").read_text()
+    text = (ROOT / "resources" / "bfcl" / "BFCL_v4_multiple.json").read_text()
     base = parse_bfcl(text, "bench.json")
     tasks = []
     for i in range(n):
         t = base[i % len(base)]
-        tasks.append(type(t)(f"bench_{i}", t.category, t.messages, t.tools, None, "bench"))
+        tools = list(t.tools)
+        names = {tool["function"]["name"] for tool in tools}
+        for k in range(1, tools_per_task):
+            for tool in base[(i + k * 7) % len(base)].tools:
+                if tool["function"]["name"] not in names:
+                    names.add(tool["function"]["name"])
+                    tools.append(tool)
+        tasks.append(type(t)(f"bench_{i}", t.category, t.messages, tools, None, "bench"))
     return tasks
 
 
@@ -62,36 +72,30 @@ def bench_tier(url: str, concurrency: int):
                 input_price=Decimal("0.15"), output_price=Decimal("0.6"))
 
 
-async def bare(url: str, tasks, concurrency: int, kind: str) -> float:
-    """Answers per second of a bare loop: `lean` (client.post + orjson) or `sdk` (pydantic models)."""
-    import openai
-    import orjson
+def whole_process(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
+    """(wall seconds, peak RSS in MB, stdout) of one process, start-up included."""
+    with tempfile.TemporaryFile() as out:
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        text = out.read().decode(errors="replace")
+    if proc.returncode != 0:
+        raise SystemExit(f"{argv[:4]} failed ({proc.returncode}):\n{text[-3000:]}")
+    return elapsed, usage.ru_maxrss / 1024, text
 
-    from cascade_studio.core.trajectory import build_request
-    from cascade_studio.services.clients import http_client
 
-    tier = bench_tier(url, concurrency)
-    client = openai.AsyncOpenAI(api_key="sk-bench", base_url=url, max_retries=0, timeout=tier.timeout_s,
-                                http_client=http_client(url))
-    requests = [build_request(tier, t.messages, t.tools) for t in tasks]
-    assert requests[0].get("logprobs") and requests[0].get("tools")
-    sem = asyncio.Semaphore(concurrency)
+def prepare_workspace(folder: Path, url: str, tasks, concurrency: int) -> None:
+    from cascade_studio.store.tasks import TaskRepository
+    from cascade_studio.store.tiers import TierRepository
+    from cascade_studio.store.workspace import Workspace
 
-    async def lean(request) -> None:
-        async with sem:
-            data = orjson.loads(await client.post("/chat/completions", body=request, cast_to=bytes))
-            assert data["choices"][0]["logprobs"] is not None
-
-    async def sdk(request) -> None:
-        async with sem:
-            await client.chat.completions.create(**request)
-
-    one = lean if kind == "lean" else sdk
-    start = time.perf_counter()
-    await asyncio.gather(*(one(r) for r in requests))
-    elapsed = time.perf_counter() - start
-    await client.close()
-    return len(tasks) / elapsed
+    ws = Workspace.open(folder)
+    TierRepository(ws).replace_all([bench_tier(url, concurrency)])
+    TaskRepository(ws).upsert(tasks)
+    ws.close()
 
 
 def app_run(url: str, tasks, concurrency: int, folder: Path) -> tuple[float, float]:
@@ -158,31 +162,70 @@ def app_run(url: str, tasks, concurrency: int, folder: Path) -> tuple[float, flo
 
 
 def main() -> None:
+    import statistics
+
+    from cascade_studio.core.trajectory import build_request
+
     parser = argparse.ArgumentParser()
     parser.add_argument("--tasks", type=int, default=2000)
-    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--tools-per-task", type=int, default=8)
+    parser.add_argument("--qt", action="store_true", help="also the GUI's path in this process (Qt stall)")
     args = parser.parse_args()
     port = free_port()
     url = f"http://127.0.0.1:{port}/v1"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     server = subprocess.Popen([sys.executable, "-m", "cascade_studio", "sandbox", "--port", str(port),
                                "--latency-scale", "0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT,
-                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+                              env=env)
     server.stdout.readline()
+    lean_s, lean_mb, app_s, app_mb = [], [], [], []
     try:
-        tasks = make_tasks(args.tasks)
-        warm = make_tasks(100)
-        asyncio.run(bare(url, warm, args.concurrency, "lean"))
-        lean_rate = asyncio.run(bare(url, tasks, args.concurrency, "lean"))
-        sdk_rate = asyncio.run(bare(url, tasks, args.concurrency, "sdk"))
+        tasks = make_tasks(args.tasks, args.tools_per_task)
+        tier = bench_tier(url, args.concurrency)
         with tempfile.TemporaryDirectory() as tmp:
-            app_rate, stall_ms = app_run(url, tasks, args.concurrency, Path(tmp))
+            tmp = Path(tmp)
+            requests = [(t.id, build_request(tier, t.messages, t.tools)) for t in tasks]
+            assert requests[0][1].get("logprobs") and requests[0][1].get("tools")
+            (tmp / "requests.jsonl").write_text("".join(json.dumps(r) + "\n" for r in requests))
+            size = statistics.median(len(json.dumps(r)) for _, r in requests)
+            for r in range(args.rounds):
+                db = tmp / f"lean{r}.sqlite"
+                s, mb, out = whole_process([sys.executable, str(ROOT / "bench" / "lean_collect.py"), url,
+                                            str(tmp / "requests.jsonl"), str(db), str(args.concurrency)], env)
+                assert out.strip().splitlines()[-1] == str(args.tasks), out[-500:]
+                lean_s.append(s)
+                lean_mb.append(mb)
+                folder = tmp / f"ws{r}"
+                prepare_workspace(folder, url, tasks, args.concurrency)
+                s, mb, out = whole_process([sys.executable, "-m", "cascade_studio", "--workspace", str(folder),
+                                            "collect", "--tier", "1", "--concurrency", str(args.concurrency),
+                                            "--json"], env)
+                stored = json.loads(out[out.index("\n{") + 1:])
+                assert stored["done"] == args.tasks and stored["status"] == "done", out[-1500:]
+                app_s.append(s)
+                app_mb.append(mb)
+                print(f"round {r + 1}: lean {s_fmt(lean_s[-1])} {lean_mb[-1]:.0f} MB, app {s_fmt(s)} {mb:.0f} MB",
+                      file=sys.stderr)
+            stall_ms = None
+            if args.qt:
+                folder = tmp / "qt"
+                _, stall_ms = app_run(url, tasks, args.concurrency, folder)
     finally:
         server.terminate()
         server.wait()
-    print(json.dumps({"tasks": args.tasks, "concurrency": args.concurrency, "lean_per_s": round(lean_rate, 1),
-                      "sdk_per_s": round(sdk_rate, 1), "app_per_s": round(app_rate, 1)}))
-    print(f"app/sdk={app_rate / sdk_rate:.2f} (pydantic parsing, for reference)")
-    print(f"ratio={app_rate / lean_rate:.2f} stall_ms={stall_ms:.0f}")
+    lean, app = statistics.median(lean_s), statistics.median(app_s)
+    lean_rss, app_rss = statistics.median(lean_mb), statistics.median(app_mb)
+    print(json.dumps({"tasks": args.tasks, "concurrency": args.concurrency, "rounds": args.rounds,
+                      "request_bytes_median": size, "lean_s": lean_s, "app_s": app_s, "lean_rss_mb": lean_mb,
+                      "app_rss_mb": app_mb, "lean_per_s": round(args.tasks / lean, 1),
+                      "app_per_s": round(args.tasks / app, 1), "qt_stall_ms": stall_ms}, default=lambda x: round(x, 2)))
+    print(f"ratio={lean / app:.2f} rss_ratio={app_rss / lean_rss:.2f}")
+
+
+def s_fmt(seconds: float) -> str:
+    return f"{seconds:.2f} s"
 
 
 if __name__ == "__main__":

@@ -28,11 +28,11 @@ from cascade_studio.core.trajectory import (
     trajectory_from_response,
 )
 from cascade_studio.gateway.decode import decision_view
-from cascade_studio.gateway.upstream import AnswerTooLarge, Upstream, uses_proxy
 from cascade_studio.services.bounded_http import needs_loopback
 from cascade_studio.services.clients import describe_error, make_async_client
 from cascade_studio.services.collector import backoff_delay, is_retryable, retry_after_seconds
 from cascade_studio.services.secrets import SecretStore
+from cascade_studio.services.upstream import AnswerTooLarge, Upstream, uses_proxy
 
 RETRY_WAIT_CAP_S = 2.0  # a server asking for a longer wait is escalated past, not waited for
 

@@ -26,6 +26,7 @@ from cascade_studio.core.tiers import LogprobsMode, Tier, generation_id, generat
 from cascade_studio.core.trajectory import ResponseError, Trajectory, build_request, trajectory_from_response
 from cascade_studio.services import events
 from cascade_studio.services.agent.episodes import run_episode
+from cascade_studio.services.bounded_http import needs_loopback
 from cascade_studio.services.clients import describe_error, failure_summary, make_async_client
 from cascade_studio.services.model_calls import Failed, Sent
 from cascade_studio.services.rate_limits import (  # noqa: F401 - RETRYABLE_STATUS, RateLimiter: part of this API
@@ -38,6 +39,7 @@ from cascade_studio.services.rate_limits import (  # noqa: F401 - RETRYABLE_STAT
 )
 from cascade_studio.services.run_lock import TierRunLock
 from cascade_studio.services.secrets import SecretStore
+from cascade_studio.services.upstream import AnswerTooLarge, Upstream, fast_client, refusal_error
 from cascade_studio.store.tasks import TaskRepository
 from cascade_studio.store.tiers import TierRepository
 from cascade_studio.store.trajectories import Run, RunRepository, TrajectoryRepository, now
@@ -117,7 +119,7 @@ class CollectionRun:
                  concurrency: int | None = None, top_logprobs: int | None = None, max_attempts: int = 6,
                  on_progress: Callable[[RunProgress], None] | None = None,
                  on_trajectory: Callable[[Trajectory], None] | None = None,
-                 progress_interval: float = 0.1, backoff_base: float = 0.5) -> None:
+                 progress_interval: float = 0.1, backoff_base: float = 0.5, fast: bool = True) -> None:
         self.ws, self.tier, self.secrets, self.run_record = ws, tier, secrets, run
         self.concurrency = max(1, concurrency or tier.max_concurrency)
         self.top_logprobs = top_logprobs
@@ -125,6 +127,8 @@ class CollectionRun:
         self.on_progress, self.on_trajectory = on_progress, on_trajectory
         self.progress_interval = progress_interval
         self.backoff_base = backoff_base
+        self.fast = fast  # send through services.upstream (False: the SDK's post; the same answers, slower)
+        self._fast: Upstream | None = None
         self.ramp_s = 0.004
         self.trials = max(1, int(run.params.get("trials") or 1))  # episodes per task (trial 0, 1, ...)
         self._runs = RunRepository(ws)
@@ -204,6 +208,9 @@ class CollectionRun:
             return self._finish("failed", message)
         async with client:
             self._client = client
+            if self.fast:
+                self._fast = fast_client(client, self.tier.timeout_s, user_agent="cascade-studio",
+                                         loopback_only=needs_loopback(self.tier.base_url, self.tier.allow_insecure))
             count = min(self.concurrency, max(1, len(pending)))
             self._workers = [asyncio.ensure_future(self._worker(queue, i * self.ramp_s)) for i in range(count)]
             try:
@@ -219,6 +226,9 @@ class CollectionRun:
                 await asyncio.gather(*self._workers, return_exceptions=True)
                 self._finish("cancelled", "Cancelled; start the run again to resume.")
                 raise
+            finally:
+                if self._fast is not None:
+                    await self._fast.close()
         if self._fatal:
             lost = (f" {self._unsaved} answer(s) received could not be saved and will be requested again."
                     if self._unsaved else "")
@@ -299,7 +309,7 @@ class CollectionRun:
                 # The SDK's low-level post: same transport, auth and error mapping as
                 # chat.completions.create, without re-validating the request and building
                 # pydantic models of the response (4 ms a call): we store plain JSON anyway.
-                raw = await self._client.post("/chat/completions", body=request, cast_to=bytes)
+                raw = await self._post(request)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - classified below
@@ -307,7 +317,7 @@ class CollectionRun:
                     probed = True
                     plain = build_request(self.tier, messages, tools, logprobs=False)
                     try:
-                        raw = await self._client.post("/chat/completions", body=plain, cast_to=bytes)
+                        raw = await self._post(plain)
                     except asyncio.CancelledError:
                         raise
                     except Exception as probe_exc:  # noqa: BLE001 - not about logprobs after all
@@ -336,6 +346,17 @@ class CollectionRun:
                 _, message = describe_error(exc, self.tier)
                 return Failed(request, message, attempt)
             return Sent(request, raw, t0, attempt, estimate)
+
+    async def _post(self, request: dict[str, Any]) -> bytes:
+        """One chat completion's answer (2xx), else the openai SDK's exception for it: through the fast
+        client (services.upstream: the body serialised once, a keep-alive pool, the same whole-request
+        timeout and answer cap), or the SDK's post where there is none."""
+        if self._fast is None:
+            return await self._client.post("/chat/completions", body=request, cast_to=bytes)
+        try:
+            return await self._fast.post(orjson.dumps(request))
+        except AnswerTooLarge as exc:
+            raise refusal_error(self._client, self._fast.url, exc) from None
 
     async def _store(self, task: Task, request: dict[str, Any], raw: bytes, t0: float, attempt: int,
                      started_at: str, estimate: int, trial: int = 0) -> bool:

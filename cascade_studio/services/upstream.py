@@ -1,6 +1,7 @@
-"""The gateway's outbound client: one keep-alive HTTP/1.1 pool per tier, the request written as
-prepared bytes and the answer read with httptools, without the openai SDK's per-request machinery
-(its request building, retry wrapper and httpx's pool scans cost ~60% of the gateway's CPU).
+"""The fast outbound client of the gateway and of collection runs: one keep-alive HTTP/1.1 pool per
+tier, the request written as prepared bytes and the answer read with httptools, without the openai
+SDK's per-request machinery (its request building, retry wrapper and httpx's pool scans cost ~60% of
+the gateway's CPU and most of a collection run's).
 
 Every exchange is bounded as a whole (`exchange_limits`: the tier's timeout covers connecting,
 sending, waiting and reading the whole answer; an answer above the services' cap is refused), the
@@ -25,7 +26,12 @@ MAX_IDLE = 256  # keep-alive connections a tier keeps open between requests
 
 
 class AnswerTooLarge(Exception):
-    """The answer passed the size cap (exchange_limits; a failure of the tier, not retried)."""
+    """The answer passed the size cap (exchange_limits; a failure of the tier, not retried). `size`: how
+    large, in the words of the services' refusal (bounded_http.too_large_message)."""
+
+    def __init__(self, message: str, size: str = "") -> None:
+        super().__init__(message)
+        self.size = size
 
 
 def exchange_limits(timeout_s: float) -> tuple[float, int]:
@@ -108,13 +114,14 @@ class _Exchange(asyncio.Protocol):
         if declared is not None and declared.strip().isdigit() and int(declared) > self.limit:
             # refused before its first byte, as the services' client refuses it (bounded_http): no time, no memory
             self._finish(AnswerTooLarge(f"The answer is larger than the {_mb(self.limit)} limit (it declares "
-                                        f"{_mb(int(declared))}); it was not read."))
+                                        f"{_mb(int(declared))}); it was not read.",
+                                        f"{_mb(int(declared))} declared"))
 
     def on_body(self, body: bytes) -> None:
         self.size += len(body)
         if self.size > self.limit:
             self._finish(AnswerTooLarge(f"The answer is larger than the {_mb(self.limit)} limit; it was not "
-                                        "read further."))
+                                        "read further.", f"more than {_mb(self.limit)} so far"))
             self.close()
             return
         self.body.append(body)
@@ -143,7 +150,8 @@ class _Exchange(asyncio.Protocol):
 class Upstream:
     """`await upstream.post(body_bytes)` -> the answer's bytes (2xx), else the SDK's exception."""
 
-    def __init__(self, sdk: openai.AsyncOpenAI, timeout_s: float, *, loopback_only: bool = False) -> None:
+    def __init__(self, sdk: openai.AsyncOpenAI, timeout_s: float, *, loopback_only: bool = False,
+                 user_agent: str = "cascade-studio-gateway") -> None:
         self._sdk = sdk  # builds the status errors, exactly as on the SDK's path
         # plain http without the user's leave: connect only to this machine, checked when connecting
         # (services.loopback: a name must resolve to loopback addresses alone; the checked address is used)
@@ -160,7 +168,7 @@ class Upstream:
             self._ssl.set_alpn_protocols(["http/1.1"])
         headers = {k: v for k, v in {**sdk.default_headers, **sdk.auth_headers}.items()
                    if isinstance(v, str) and not k.lower().startswith("x-stainless")}
-        headers["User-Agent"] = "cascade-studio-gateway"
+        headers["User-Agent"] = user_agent
         netloc = parts.netloc.rsplit("@", 1)[-1]
         path = parts.path or "/"
         self._head = (f"POST {path} HTTP/1.1\r\nHost: {netloc}\r\n"
@@ -176,8 +184,9 @@ class Upstream:
             addresses = await asyncio.to_thread(addresses_of, host, self.port)
             problem = loopback_problem(host, addresses)
             if problem:
-                raise ConnectionRefusedError(f"{problem}: a key is sent over plain http to this machine only; "
-                                             "not connected")
+                # worded as the services' client words it (services.loopback.LoopbackOnlyBackend)
+                raise ConnectionError(f"{problem}: a key is sent over plain http to this machine only; "
+                                      "not connected")
             host = addresses[0]
         _, conn = await loop.create_connection(lambda: _Exchange(self.limit), host, self.port, ssl=self._ssl,
                                                server_hostname=self.host if self.tls else None)
@@ -224,7 +233,7 @@ class Upstream:
             if len(raw) > self.limit:
                 conn.close()
                 raise AnswerTooLarge(f"The answer is larger than the {_mb(self.limit)} limit once unpacked; it "
-                                     "was not read further.")
+                                     "was not read further.", f"more than {_mb(self.limit)} once inflated")
         if conn.keep_alive and not conn.closed and len(self._idle) < MAX_IDLE:
             self._idle.append(conn)
         else:
@@ -240,3 +249,22 @@ class Upstream:
     async def close(self) -> None:
         while self._idle:
             self._idle.pop().close()
+
+
+def refusal_error(sdk: openai.AsyncOpenAI, url: str, exc: AnswerTooLarge) -> openai.APIStatusError:
+    """The error the services' client (bounded_http) raises for an answer over the cap, for one the fast
+    client refused: the same status, headers and words, so it is described, and not retried, alike."""
+    from cascade_studio.services.bounded_http import _refusal, max_answer_bytes, too_large_message
+
+    request = httpx2.Request("POST", url)
+    response = _refusal(request, too_large_message(request, exc.size or "over the limit", max_answer_bytes()), {})
+    return sdk._make_status_error_from_response(response)
+
+
+def fast_client(sdk: openai.AsyncOpenAI, timeout_s: float, *, loopback_only: bool,
+                user_agent: str) -> Upstream | None:
+    """The fast client for an SDK client's base URL, or None where the SDK must send (an HTTP proxy)."""
+    url = str(sdk.base_url)
+    if uses_proxy(url) or urlsplit(url).scheme not in ("http", "https"):
+        return None
+    return Upstream(sdk, timeout_s, loopback_only=loopback_only, user_agent=user_agent)
