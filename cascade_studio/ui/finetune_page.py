@@ -8,14 +8,14 @@ import logging
 from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QVBoxLayout, QWidget
 
 from cascade_studio.services.secrets import SecretStore
 from cascade_studio.store.workspace import Workspace
 from cascade_studio.ui.finetune_dataset import DatasetPanel
 from cascade_studio.ui.finetune_jobs import JobsPanel
 from cascade_studio.ui.finetune_start import FINE_TUNABLE, JobStartPanel
-from cascade_studio.ui.page import Page, splitter
+from cascade_studio.ui.page import Page, scrolled, splitter
 from cascade_studio.ui.prompt_distill_panel import PromptDistillPanel
 
 log = logging.getLogger(__name__)
@@ -41,9 +41,17 @@ class FineTunePage(Page):
         self.prompt_panel = PromptDistillPanel(self)  # issue 31: prompt distillation, the third way
         ll.addWidget(self.prompt_panel)
         ll.addStretch(1)
+        # a long choice ("Preference pairs (DPO) ...") would size its combo, and the column, to its text:
+        # the list shows it whole; the closed box needs only a readable start
+        for combo in left.findChildren(QComboBox):
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(12)
         layout = QVBoxLayout(self)
         layout.addWidget(self.status)
-        layout.addWidget(splitter(Qt.Orientation.Horizontal, [left, self.jobs_panel], [430, 800]), 1)
+        # the dataset, job and prompt-distillation panels scroll at the smallest size instead of squeezing their rows
+        column = scrolled(left)
+        column.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)  # a narrow window: scroll, never cut
+        layout.addWidget(splitter(Qt.Orientation.Horizontal, [column, self.jobs_panel], [430, 800]), 1)
         self._expose_panels()
         # another process (the CLI) may change the tiers: no event reaches this one, so look now and then
         self.jobs_panel.poll_timer.timeout.connect(self.check_tiers)

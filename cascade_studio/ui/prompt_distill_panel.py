@@ -32,7 +32,7 @@ class PromptDistillPanel(QGroupBox):
         self.mode = QComboBox(objectName="pdMode")
         self.mode.addItem("Nearest: per request, the k most similar teacher answers", "nearest")
         self.mode.addItem("Fixed: the same k (by category, the student's misses first)", "fixed")
-        self.evaluate_first = QCheckBox("Evaluate on the validation split first (paid)",
+        self.evaluate_first = QCheckBox("Evaluate first (paid)",
                                         objectName="pdEvaluateFirst", checked=True)
         self.evaluate_first.setToolTip("Both generations are evaluated on the dataset's validation split; answers "
                                        "missing there are collected (paid requests). The tier changes only when the "

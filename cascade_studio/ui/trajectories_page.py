@@ -94,14 +94,13 @@ class TrajectoriesPage(Page):
         run_box = QGroupBox("Collection run")
         rl = QVBoxLayout(run_box)
         row = QHBoxLayout()  # two rows: one is wider than a 1024-pixel window
-        for label, widget in (("Tier", self.run_tier), ("Category", self.run_category)):
+        for label, widget in (("Tier", self.run_tier), ("Category", self.run_category), ("Limit", self.run_limit)):
             row.addWidget(QLabel(label))
             row.addWidget(widget)
         row.addStretch(1)
         rl.addLayout(row)
         row = QHBoxLayout()
-        for label, widget in (("Limit", self.run_limit), ("Trials", self.run_trials),
-                              ("Concurrency", self.run_concurrency)):
+        for label, widget in (("Trials", self.run_trials), ("Concurrency", self.run_concurrency)):
             row.addWidget(QLabel(label))
             row.addWidget(widget)
         row.addWidget(self.run_batch)
