@@ -105,6 +105,24 @@ def hidden_columns(window) -> list[str]:
     return out
 
 
+def squeezed(window: QWidget) -> list[str]:
+    """Visible fields (combo boxes, line edits, spin boxes, check boxes) lower than they need: a column
+    too short for its rows squeezes them until their texts overlap."""
+    from PySide6.QtWidgets import QAbstractSpinBox, QCheckBox, QComboBox, QLineEdit
+
+    out = []
+    for w in window.findChildren(QWidget):
+        if not isinstance(w, QComboBox | QLineEdit | QAbstractSpinBox | QCheckBox) or not w.isVisible():
+            continue
+        if isinstance(w.parentWidget(), QComboBox | QAbstractSpinBox):
+            continue  # the box's own editor, sized by the box
+        need = w.minimumSizeHint().height()
+        if w.height() < need - 2:
+            name = w.objectName() or (w.text()[:30] if hasattr(w, "text") and callable(w.text) else "")
+            out.append(f"{type(w).__name__} {name!r}: height {w.height()} < {need} (squeezed)")
+    return out
+
+
 def _in_window(w: QWidget, window: QWidget) -> QRect:
     return QRect(w.mapTo(window, QPoint(0, 0)), w.size())
 
@@ -180,7 +198,8 @@ def test_every_page_fits_at_1024x700(qtbot, demo_window):
         if hasattr(page, "_whatif_timer"):  # the what-if follows the sliders' rest: measure it settled
             qtbot.waitUntil(lambda p=page: not p._whatif_timer.isActive())
         qtbot.wait(50)
-        found = clipped_widgets(demo_window) + outside_parents(demo_window) + hidden_columns(demo_window)
+        found = (clipped_widgets(demo_window) + outside_parents(demo_window) + hidden_columns(demo_window)
+                 + squeezed(demo_window))
         if demo_window.width() > SIZE[0] or demo_window.height() > SIZE[1]:
             found.append(f"the window grew to {demo_window.width()}x{demo_window.height()}")
         if found:
