@@ -382,26 +382,25 @@ def default_env_var(tier_no: int) -> str:
 # One home for the rules that decide whether a key may be sent to a URL. A substring test is not
 # enough: "http://evil.example/api.openai.com/v1" contains the text but is not OpenAI.
 
-def is_openai_url(url: str) -> bool:
-    """True only for https://api.openai.com[:443]/..., with no user info."""
+def _is_https_host(url: str, hosts: tuple[str, ...]) -> bool:
+    """https to one of `hosts` on the default port, with no user info."""
     try:
         parsed = urlparse(url.strip())
         port = parsed.port
     except ValueError:
         return False
-    return (parsed.scheme.lower() == "https" and (parsed.hostname or "") == OPENAI_HOST
+    return (parsed.scheme.lower() == "https" and (parsed.hostname or "") in hosts
             and parsed.username is None and parsed.password is None and port in (None, 443))
+
+
+def is_openai_url(url: str) -> bool:
+    """True only for https://api.openai.com[:443]/..., with no user info."""
+    return _is_https_host(url, (OPENAI_HOST,))
 
 
 def is_together_url(url: str) -> bool:
     """True only for https://api.together.xyz|api.together.ai[:443]/..., with no user info."""
-    try:
-        parsed = urlparse(url.strip())
-        port = parsed.port
-    except ValueError:
-        return False
-    return (parsed.scheme.lower() == "https" and (parsed.hostname or "") in TOGETHER_HOSTS
-            and parsed.username is None and parsed.password is None and port in (None, 443))
+    return _is_https_host(url, TOGETHER_HOSTS)
 
 
 def is_loopback_url(url: str) -> bool:

@@ -50,9 +50,19 @@ def _problem(host: str, addresses: list[str]) -> str | None:
     return None
 
 
-def loopback_problem(host: str, addresses: list[str]) -> str | None:
-    """None when every one of `addresses` (what `host` resolved to) is a loopback address; else why not."""
-    return _problem(host, addresses)
+class NotLoopback(ConnectionError):
+    """A plain-http connection refused: the name does not resolve to this machine alone."""
+
+
+async def checked_loopback_address(host: str, port: int | None) -> str:
+    """The loopback address to connect to for `host`, resolved once and checked: every address it
+    resolves to must be this machine's (else NotLoopback, in words). Connecting to the returned address
+    leaves no second lookup that a resolver could answer differently."""
+    addresses = addresses_of(host) if _literal(host) is not None else await asyncio.to_thread(addresses_of, host, port)
+    problem = _problem(host, addresses)
+    if problem:
+        raise NotLoopback(f"{problem}: a key is sent over plain http to this machine only; not connected")
+    return addresses[0]
 
 
 def not_loopback_reason(host: str, port: int | None = None) -> str | None:
@@ -71,15 +81,11 @@ class LoopbackOnlyBackend(httpcore2.AsyncNetworkBackend):
 
     async def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
                           socket_options: Iterable[object] | None = None) -> httpcore2.AsyncNetworkStream:
-        if _literal(host) is not None:
-            addresses = addresses_of(host)
-        else:
-            addresses = await asyncio.to_thread(addresses_of, host, port)
-        problem = _problem(host, addresses)
-        if problem:
-            raise httpcore2.ConnectError(f"{problem}: a key is sent over plain http to this machine only; "
-                                         "not connected")
-        return await self.inner.connect_tcp(addresses[0], port, timeout=timeout, local_address=local_address,
+        try:
+            address = await checked_loopback_address(host, port)
+        except NotLoopback as exc:
+            raise httpcore2.ConnectError(str(exc)) from None
+        return await self.inner.connect_tcp(address, port, timeout=timeout, local_address=local_address,
                                             socket_options=socket_options)  # type: ignore[arg-type]
 
     async def connect_unix_socket(self, path: str, timeout: float | None = None,

@@ -178,16 +178,10 @@ class Upstream:
     async def _connect(self) -> _Exchange:
         loop = asyncio.get_running_loop()
         host = self.host
-        if self.loopback_only:
-            from cascade_studio.services.loopback import addresses_of, loopback_problem
+        if self.loopback_only:  # the services' rule and words (services.loopback), the checked address used
+            from cascade_studio.services.loopback import checked_loopback_address
 
-            addresses = await asyncio.to_thread(addresses_of, host, self.port)
-            problem = loopback_problem(host, addresses)
-            if problem:
-                # worded as the services' client words it (services.loopback.LoopbackOnlyBackend)
-                raise ConnectionError(f"{problem}: a key is sent over plain http to this machine only; "
-                                      "not connected")
-            host = addresses[0]
+            host = await checked_loopback_address(host, self.port)
         _, conn = await loop.create_connection(lambda: _Exchange(self.limit), host, self.port, ssl=self._ssl,
                                                server_hostname=self.host if self.tls else None)
         return conn
