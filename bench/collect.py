@@ -9,7 +9,8 @@
 Both send the same real-size requests (BFCL "multiple" tasks, each with the tools of several BFCL
 tasks, ~10 KB, tools and logprobs) to the same sandbox at the same concurrency. Rounds alternate
 (lean, app, lean, app, ...); each figure is the median over the rounds of the whole process's wall
-time (start-up and imports included) and its peak RSS (the kernel's ru_maxrss via wait4).
+time (start-up and imports included) and its peak RSS (its own VmHWM, written at exit; not wait4's
+ru_maxrss, which Linux floors at the parent's RSS at fork).
 
 Last line: `ratio=<app/lean throughput> rss_ratio=<app/lean peak RSS>` (goals: ratio >= 1.0,
 rss_ratio <= 1.3). `--qt` also runs the app in this process under a qasync loop, as the GUI does,
@@ -34,6 +35,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.peak import run_measured  # noqa: E402
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
@@ -73,21 +77,15 @@ def bench_tier(url: str, concurrency: int):
 
 
 def whole_process(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
-    """(wall seconds, peak RSS in MB, stdout) of one process, start-up included."""
-    with tempfile.TemporaryFile() as out:
-        start = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
-        _, status, usage = os.wait4(proc.pid, 0)
-        elapsed = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        text = out.read().decode(errors="replace")
-    if proc.returncode != 0:
-        raise SystemExit(f"{argv[:4]} failed ({proc.returncode}):\n{text[-3000:]}")
-    return elapsed, usage.ru_maxrss / 1024, text
+    """(wall seconds, peak RSS in MB, stdout) of one process, start-up included (bench.peak)."""
+    seconds, peak_mb, rc, text = run_measured(argv, env, ROOT)
+    if rc != 0:
+        raise SystemExit(f"{argv[:4]} failed ({rc}):\n{text[-3000:]}")
+    return seconds, peak_mb, text
 
 
 def prepare_workspace(folder: Path, url: str, tasks, concurrency: int) -> None:
+    from cascade_studio.services.token_estimate import calibrate
     from cascade_studio.store.tasks import TaskRepository
     from cascade_studio.store.tiers import TierRepository
     from cascade_studio.store.workspace import Workspace
@@ -95,6 +93,7 @@ def prepare_workspace(folder: Path, url: str, tasks, concurrency: int) -> None:
     ws = Workspace.open(folder)
     TierRepository(ws).replace_all([bench_tier(url, concurrency)])
     TaskRepository(ws).upsert(tasks)
+    calibrate(ws, tasks)  # as `tasks import` does: the run's estimate then needs no tokenizer
     ws.close()
 
 

@@ -3,7 +3,6 @@ answered by the tier's current generation), requests to send, and an estimated c
 
 from __future__ import annotations
 
-import json
 import statistics
 from dataclasses import dataclass
 from decimal import Decimal
@@ -60,11 +59,13 @@ _SAMPLE = 400  # tasks whose prompts are tokenized for the estimate; the rest ar
 
 def plan_run(ws: Workspace, tier: Tier, task_ids: list[str], *, again: bool = False, batch: bool = False,
              trials: int = 1) -> RunPlan:
-    """Requests and an estimated cost: input tokens from the tasks (bundled tokenizer; a sample of
-    at most 400 extrapolated), output tokens from the tier's recent answers of this generation
-    (their median) or a stated default. With `trials`, each task runs that many times (trials
-    already collected are skipped)."""
-    from cascade_studio.services.tokenizer import token_counter  # loads the bundled BPE on first use
+    """Requests and an estimated cost: input tokens from the tasks' bytes at the workspace's
+    tokens-per-byte rates (services.token_estimate: counted with the bundled tokenizer when the
+    tasks were imported; a sample of at most 400 requests extrapolated), output tokens from the
+    tier's recent answers of this generation (their median) or a stated default. With `trials`,
+    each task runs that many times (trials already collected are skipped)."""
+    from cascade_studio.services.token_estimate import calibration
+    from cascade_studio.services.tokenizer import encoding_name_for
 
     trajs = TrajectoryRepository(ws)
     keys = generation_keys(tier)
@@ -76,16 +77,14 @@ def plan_run(ws: Workspace, tier: Tier, task_ids: list[str], *, again: bool = Fa
         already = set() if again else trajs.ok_task_ids(tier.tier, keys, task_ids)
         missing = dict.fromkeys(task_ids, 1)
     todo = [t for t in task_ids if t not in already]
-    count = token_counter(tier.model)
     tasks = TaskRepository(ws)
-    sample = todo[:: max(1, len(todo) // _SAMPLE)][:_SAMPLE]
+    found = tasks.get_many(todo[:: max(1, len(todo) // _SAMPLE)][:_SAMPLE])
+    sample = list(found.values())
     sizes = []
-    for task_id in sample:
-        task = tasks.get(task_id)
-        if task is not None:
-            request = build_request(tier, task.messages, task.tools)
-            sizes.append(sum(count(str(m.get("content") or "")) + 4 for m in request["messages"])
-                         + (count(json.dumps(task.tools)) if task.tools else 0))
+    if sample:
+        rates = calibration(ws, encoding_name_for(tier.model), sample)
+        sizes = [rates.estimate(build_request(tier, task.messages, task.tools)["messages"], task.tools)
+                 for task in sample]
     episode_set = tasks.episode_ids(todo)
     episodes = sum(missing[t] for t in episode_set)  # episodes to run (a task's trials each)
     singles = sum(missing[t] for t in todo if t not in episode_set)
@@ -97,7 +96,7 @@ def plan_run(ws: Workspace, tier: Tier, task_ids: list[str], *, again: bool = Fa
     # an episode sends its growing conversation at every step: about steps x (1 + steps) / 2 prompts
     weight = singles + (episodes * steps * (1 + steps) / 2 if episodes else 0)
     requests = int(round(singles + (episodes * steps if episodes else 0)))
-    input_tokens = int(statistics.fmean(sizes) * weight) if sizes else 0
+    input_tokens = int(round(statistics.fmean(sizes) * weight)) if sizes else 0
     recent = trajs.recent_completion_tokens(tier.tier, keys)
     if recent:
         per_answer, basis = int(statistics.median(recent)), f"median of the tier's last {len(recent)} answers"

@@ -14,6 +14,7 @@ from cascade_studio.core.tasks import (
 )
 from cascade_studio.services import events
 from cascade_studio.services.input_files import read_text
+from cascade_studio.services.token_estimate import calibrate
 from cascade_studio.store.tasks import ImportResult, TaskRepository
 from cascade_studio.store.workspace import Workspace
 
@@ -68,5 +69,6 @@ def import_tasks(ws: Workspace, path: Path, fmt: str | None = None, answers: Pat
             if max_steps is not None:
                 t.max_steps = max_steps
     result = TaskRepository(ws).upsert(tasks)
+    calibrate(ws, tasks)  # tokens per byte, so a run's estimate needs no tokenizer (services.token_estimate)
     events.publish(events.TASKS, ws)
     return result

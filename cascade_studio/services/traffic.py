@@ -26,6 +26,7 @@ from cascade_studio.core.trajectory import ResponseError, build_request, traject
 from cascade_studio.services import events
 from cascade_studio.services.bounded_http import stored_answer_problem
 from cascade_studio.services.input_files import open_lines
+from cascade_studio.services.token_estimate import calibrate
 from cascade_studio.store.evaluations import history
 from cascade_studio.store.production import ProductionRepository
 from cascade_studio.store.tasks import TaskRepository
@@ -227,12 +228,15 @@ def import_traffic(ws: Workspace, path: Path | str,
     files = log_files(path)
     tiers = {t.tier: t for t in TierRepository(ws).list()}
     result = TrafficImportResult()
+    imported: list[Task] = []
     for i, file in enumerate(files):
         one = _FileImport(ws, file, tiers)
         one.read()
         one.store(result)
+        imported += one.tasks.values()
         if progress:
             progress(i + 1, len(files))
+    calibrate(ws, imported)  # tokens per byte for run estimates (services.token_estimate)
     for kind in (events.TRAFFIC, events.TASKS, events.TRAJECTORIES):
         events.publish(kind, ws)
     return result

@@ -53,6 +53,7 @@ from cascade_studio.core.tasks import Task
 from cascade_studio.core.tiers import Tier, generation_id
 from cascade_studio.core.trajectory import Trajectory, Usage, cost_of, parse_tool_calls
 from cascade_studio.services import events
+from cascade_studio.services.token_estimate import calibrate
 from cascade_studio.services.trajectory_io import TrajectoryImportError, _rows
 from cascade_studio.store.episodes import EpisodeRepository
 from cascade_studio.store.tasks import TaskRepository
@@ -269,6 +270,7 @@ def import_transcripts(ws: Workspace, path: Path, tier: Tier, *, environment: st
         else:
             different.add(task.id)  # the stored task stays; the episode keeps its own prompt
     tasks.upsert(list(to_store.values()))
+    calibrate(ws, list(to_store.values()))  # tokens per byte for run estimates (services.token_estimate)
     run_id = RunRepository(ws).import_run(tier.tier, tier.model, f"transcripts:{name}")
     repo = EpisodeRepository(ws)
     categories = {t.id: t.category for t, _ in parsed}
