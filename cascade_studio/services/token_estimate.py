@@ -21,6 +21,9 @@ DEFAULT_ENCODING = "o200k_base"  # what import calibrates: gpt-4o, gpt-4.1, gpt-
 MESSAGE_OVERHEAD = 4  # tokens of the chat format around each message
 CALIBRATION_SAMPLE = 200  # tasks of an import whose tokens are counted
 _KEY = "token_calibration:"
+# a text's first characters are enough for a rate; BPE on one long run without spaces grows faster
+# than its length (a 4 MB run would take ~20 s), so a hostile task cannot stall an import
+_MAX_COUNTED_CHARS = 32_768
 
 
 @dataclass
@@ -71,11 +74,11 @@ def measure(tasks: list[Task], encoding: str = DEFAULT_ENCODING) -> Calibration:
     cal = Calibration()
     for task in _sample(tasks, CALIBRATION_SAMPLE):
         for m in task.messages:
-            text = _text(m)
+            text = _text(m)[:_MAX_COUNTED_CHARS]
             cal.text_tokens += count(text)
             cal.text_bytes += len(text.encode())
         if task.tools:
-            text = json.dumps(task.tools)
+            text = json.dumps(task.tools)[:_MAX_COUNTED_CHARS]
             cal.tool_tokens += count(text)
             cal.tool_bytes += len(text.encode())
         cal.tasks += 1

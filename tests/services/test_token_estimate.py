@@ -97,3 +97,17 @@ def test_the_collecting_process_never_loads_the_tokenizer(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "NO-TOKENIZER 0" in out.stdout, out.stdout
     assert json.loads(out.stdout.split("NO-TOKENIZER")[0])["estimated_input_tokens"] > 0
+
+
+def test_a_huge_task_without_spaces_does_not_stall_the_import(tmp_path):
+    """BPE on one long run of letters grows faster than its length; rates come from a prefix."""
+    from cascade_studio.core.tasks import Task
+    from cascade_studio.services.token_estimate import calibrate
+
+    ws = Workspace.open(tmp_path / "ws")
+    huge = Task("huge", "odd", [{"role": "user", "content": "a" * 8_000_000}])
+    cal = calibrate(ws, [huge])
+    assert cal.text_bytes <= 40_000 and cal.text_tokens > 0
+    TaskRepository(ws).upsert([huge])
+    assert plan_run(ws, tier(), ["huge"]).input_tokens > 8_000_000 * cal.text_rate() * 0.99
+    ws.close()
