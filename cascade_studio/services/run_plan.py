@@ -126,8 +126,13 @@ class UnfinishedRun:
     a closed window): after a restart the GUI says so and offers to resume it."""
 
     run: Run
-    to_go: int  # tasks without an answer yet
+    to_go: int  # tasks (with trials: task trials) without an answer yet, as the run counts them on resume
     collector: dict | None = None  # the process collecting the tier right now (then it is not to be resumed here)
+    trials: int = 1
+
+    def _to_go(self) -> str:
+        return f"{self.to_go:,} to go" if self.trials == 1 else \
+            f"{self.to_go:,} episodes to go ({self.trials} trials a task)"
 
     @property
     def tier(self) -> int:
@@ -137,8 +142,8 @@ class UnfinishedRun:
         if self.collector is not None:
             who = f"process {self.collector['pid']}" if self.collector.get("pid") else "another process"
             return f"tier {self.run.tier}: run {self.collector.get('run_id', self.run.id)} is being collected by " \
-                   f"{who}, {self.to_go:,} to go"
-        return f"tier {self.run.tier}: unfinished run {self.run.id}, {self.to_go:,} to go"
+                   f"{who}, {self._to_go()}"
+        return f"tier {self.run.tier}: unfinished run {self.run.id}, {self._to_go()}"
 
 
 def unfinished_runs(ws: Workspace) -> list[UnfinishedRun]:
@@ -149,10 +154,11 @@ def unfinished_runs(ws: Workspace) -> list[UnfinishedRun]:
         run = runs.latest_unfinished(tier.tier, generation_id(tier))
         if run is None:
             continue
-        done = runs.finished_task_ids(run.id)
+        trials = max(1, int(run.params.get("trials") or 1))  # counted as the run counts them (task, trial)
+        done = runs.finished_units(run.id)
         if not run.params.get("again"):  # tasks answered by another run are skipped too (as the run does)
-            done |= trajs.ok_task_ids(tier.tier, generation_keys(tier), run.task_ids)
-        to_go = len(set(run.task_ids) - done)
+            done |= trajs.ok_units(tier.tier, generation_keys(tier), run.task_ids)
+        to_go = sum((t, k) not in done for t in set(run.task_ids) for k in range(trials))
         if to_go:
-            found.append(UnfinishedRun(run, to_go, TierRunLock(ws.path, tier.tier, run.id).holder()))
+            found.append(UnfinishedRun(run, to_go, TierRunLock(ws.path, tier.tier, run.id).holder(), trials))
     return found

@@ -78,3 +78,7 @@ def test_a_run_another_process_is_collecting_is_named_and_not_offered_for_resume
             assert bar.refresh(ws) == [] and bar.button.isHidden() and not bar.isHidden()
             assert f"run {run.id} is being collected by process {os.getpid()}, 3 to go" in bar.label.text()
         assert bar.refresh(ws) and not bar.button.isHidden()  # the lock was only probed, never taken
+        # a run with trials counts what it will send on resume: each task's trials
+        trials = RunRepository(ws).create(1, tier1.model, ["a", "b", "c"], {"trials": 2}, generation_id(tier1))
+        assert [u.run.id for u in bar.refresh(ws)] == [trials.id]
+        assert bar.label.text() == f"⚠ tier 1: unfinished run {trials.id}, 6 episodes to go (2 trials a task)."
