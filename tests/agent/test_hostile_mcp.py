@@ -60,3 +60,78 @@ def test_a_command_that_is_not_there_is_said_so(tmp_path):
     with pytest.raises(EnvironmentError_) as caught:
         asyncio.run(list_tools(spec, SecretStore(environ={})))
     assert "'no-such-mcp-server-xyz' was not found" in str(caught.value)
+
+
+@pytest.mark.parametrize("mode", ["json", "sse", "gzip"])
+def test_a_tool_result_over_the_limit_over_http_is_said_so(monkeypatch, mode):
+    """The same limit as over stdio: a JSON answer is refused while read (a compressed one once
+    inflated), an event stream by the SDK's per-event limit; a result under the limit comes whole."""
+    import socket
+    import subprocess
+    import time
+
+    monkeypatch.setenv("CASCADE_STUDIO_MAX_TOOL_RESULT_MB", "1")
+
+    def serve(size: int):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        proc = subprocess.Popen([sys.executable, str(HERE / "big_result_http_server.py"), str(port), str(size), mode],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        spec = EnvironmentSpec(name="hostile-http", kind="http", url=f"http://127.0.0.1:{port}/mcp", timeout_s=20)
+        return proc, spec
+
+    proc, spec = serve(3 * 1024 * 1024)
+    try:
+        result = asyncio.run(try_call(spec, SecretStore(environ={}), "big", {}))
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert result.error and "timed out" not in result.error, result.error
+    # (an event is refused as soon as it passes the limit: "at least 1.06 MB" of it was seen)
+    assert "the tool's result is larger than 1 MB (at least" in result.error and "it was not read" in result.error
+    proc, spec = serve(1000)
+    try:
+        small = asyncio.run(try_call(spec, SecretStore(environ={}), "big", {}))
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert small.error is None and small.content == "x" * 1000
+
+
+def test_an_event_stream_passes_whole_events_on_and_cuts_only_the_one_too_large():
+    """Events split across chunks, boundaries spanning two chunks and \\r\\n line ends come through
+    byte for byte; only an event past the limit is cut, with the request's error as the last event."""
+    import json as _json
+
+    import httpx2
+
+    from cascade_studio.services.agent.mcp_http import _BoundedEvents
+
+    class Chunks(httpx2.AsyncByteStream):
+        def __init__(self, chunks):
+            self.chunks = chunks
+
+        async def __aiter__(self):
+            for c in self.chunks:
+                yield c
+
+    async def read(chunks, limit, request_id=7):
+        request = httpx2.Request("POST", "http://127.0.0.1/mcp", content=_json.dumps({"id": request_id}).encode())
+        return b"".join([c async for c in _BoundedEvents(Chunks(chunks), request, limit)])
+
+    events = b"data: a\n\n" + b"data: " + b"b" * 50 + b"\r\n\r\n" + b"data: c\n\n"
+    for size in (1, 2, 3, 7, 64):
+        chunks = [events[i:i + size] for i in range(0, len(events), size)]
+        assert asyncio.run(read(chunks, limit=100)) == events
+    out = asyncio.run(read([b"data: small\n\n", b"data: " + b"x" * 300, b"x" * 300 + b"\n\n"], limit=200))
+    assert out.startswith(b"data: small\n\n") and b"x" * 300 not in out
+    error = _json.loads(out.split(b"data: ")[-1])
+    assert error["id"] == 7 and "larger than" in error["error"]["message"]

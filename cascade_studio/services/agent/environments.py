@@ -45,6 +45,7 @@ KINDS = ("stdio", "http", "python")
 START_TIMEOUT_S = 30.0
 MAX_TOOL_RESULT_ENV = "CASCADE_STUDIO_MAX_TOOL_RESULT_MB"
 DEFAULT_MAX_TOOL_RESULT_MB = 8.0
+SSE_SLACK = 64 * 1024  # the SDK's event limit above ours (which counts the event's field names too)
 PYTHON_COMMAND = "@python"  # a stdio command that means "the Python running this app" (the demo's server)
 _OPENAI_NAME = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -432,14 +433,16 @@ async def _all_tools(session: Any) -> list[Any]:
 
 def _transport(spec: EnvironmentSpec, secrets: SecretStore, stderr: Any) -> Any:
     if spec.kind == "http":
-        from mcp.client.streamable_http import create_mcp_http_client, streamable_http_client
+        from mcp.client.streamable_http import streamable_http_client
+
+        from cascade_studio.services.agent.mcp_http import capped_client
 
         headers = _secret_values(secrets, spec, "header", spec.header_keys)
         if headers:
             why = transport_problem(spec.url, spec.allow_insecure)
             if why:
                 raise EnvironmentError_(f"Not sending {spec.name!r}'s headers: its URL {why}.")
-        return _http(spec.url, headers, create_mcp_http_client, streamable_http_client)
+        return _http(spec.url, headers, max_tool_result_bytes(), capped_client, streamable_http_client)
     from mcp import StdioServerParameters
     from mcp.client.stdio import stdio_client
 
@@ -500,8 +503,11 @@ def _secret_values(secrets: SecretStore, spec: EnvironmentSpec, kind: str, keys:
 
 
 @contextlib.asynccontextmanager
-async def _http(url: str, headers: dict[str, str], make_client: Any, transport: Any) -> AsyncIterator[Any]:
-    async with make_client(headers=headers or None) as client, transport(url, http_client=client) as streams:
+async def _http(url: str, headers: dict[str, str], limit: int, make_client: Any, transport: Any) -> AsyncIterator[Any]:
+    """Streamable HTTP with the tool-result limit stdio has (the client's transport: mcp_http); the
+    SDK's own per-event limit a little above it, as a backstop."""
+    async with make_client(headers or None, limit) as client, \
+            transport(url, http_client=client, max_sse_event_size=limit + SSE_SLACK) as streams:
         yield streams[0], streams[1]
 
 
