@@ -15,10 +15,10 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
-    QLabel,
     QLineEdit,
     QPushButton,
     QSpinBox,
+    QToolButton,
     QWidget,
 )
 
@@ -140,15 +140,52 @@ class JobStartPanel(QGroupBox):
         self.device = QComboBox(objectName="localDevice")
         for label, value in (("auto (CUDA GPU when available)", "auto"), ("CPU", "cpu"), ("CUDA", "cuda")):
             self.device.addItem(label, value)
-        device_row = QHBoxLayout()
-        device_row.setContentsMargins(0, 0, 0, 0)
-        device_row.addWidget(self.device, 1)
-        device_row.addWidget(QLabel("× devices"))
-        device_row.addWidget(self.devices)
+        self.more = QToolButton(objectName="localMore", text="More training options", checkable=True)
+        self.more.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.more.setArrowType(Qt.ArrowType.RightArrow)
+        self.more_box = self._build_more_box()
+        self.more_box.setVisible(False)
+        self.more.toggled.connect(self._toggle_more)
         box = QWidget(objectName="localBox")
-        _form(box, [("Base model folder", model_row), ("Method", self.method), ("KD weight a (CE share)", self.alpha),
-                    ("Temperature T", self.temperature), ("Teacher mass", self.mass), ("Device", device_row)])
+        form = _form(box, [("Base model folder", model_row), ("Method", self.method),
+                           ("KD weight a (CE share)", self.alpha), ("Temperature T", self.temperature),
+                           ("Teacher mass", self.mass), ("Device", self.device), ("Devices", self.devices)])
+        form.addRow(self.more)
+        form.addRow(self.more_box)
+        self._local_fields()
         return box
+
+    def _build_more_box(self) -> QWidget:
+        """The rest of `finetune start --backend local`'s options; each empty or 0 means the CLI's default
+        (several machines, --nodes, are started from the command line on each one)."""
+        self.lora_rank = QSpinBox(objectName="loraRank", minimum=1, maximum=1024, value=16)
+        self.lora_rank.setToolTip("--lora-rank: the adapter's rank (LoRA methods)")
+        self.learning_rate = QLineEdit(objectName="learningRate")
+        self.learning_rate.setPlaceholderText("default: 2e-4 LoRA, 2e-5 full")
+        self.learning_rate.setToolTip("--learning-rate: the absolute learning rate, e.g. 1e-4")
+        self.max_length = QSpinBox(objectName="maxLength", minimum=16, maximum=1_048_576, value=2048, singleStep=256)
+        self.max_length.setToolTip("--max-length: tokens per example; longer ones are cut")
+        self.max_steps = QSpinBox(objectName="maxSteps", minimum=0, maximum=10_000_000)
+        self.max_steps.setSpecialValueText("no limit")
+        self.max_steps.setToolTip("--max-steps: stop after this many optimizer steps")
+        self.dpo_beta = QDoubleSpinBox(objectName="dpoBeta", minimum=0, maximum=100, singleStep=0.05, decimals=3)
+        self.dpo_beta.setSpecialValueText("default (0.1)")
+        self.dpo_beta.setToolTip("--beta: DPO's beta, how far the student may move from the reference (DPO methods)")
+        self.checkpoint_every = QSpinBox(objectName="checkpointEvery", minimum=0, maximum=10_000_000)
+        self.checkpoint_every.setSpecialValueText("never")
+        self.checkpoint_every.setToolTip("--checkpoint-every K: write a resumable checkpoint every K steps")
+        self.resume_from = QLineEdit(objectName="resumeFrom")
+        self.resume_from.setPlaceholderText("optional: a stopped local job's id, or a checkpoint folder")
+        self.resume_from.setToolTip("--resume-from: go on from the last checkpoint of that job or folder")
+        box = QWidget(objectName="localMoreBox")
+        _form(box, [("LoRA rank", self.lora_rank), ("Learning rate", self.learning_rate),
+                    ("Max length", self.max_length), ("Max steps", self.max_steps), ("DPO beta", self.dpo_beta),
+                    ("Checkpoint every", self.checkpoint_every), ("Resume from", self.resume_from)])
+        return box
+
+    def _toggle_more(self, shown: bool) -> None:
+        self.more.setArrowType(Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow)
+        self.more_box.setVisible(shown)
 
     def reload_choices(self) -> None:
         fill_tier_combo(self.endpoint_tier, self.page.tiers())
@@ -184,10 +221,22 @@ class JobStartPanel(QGroupBox):
         from cascade_studio.services.finetune.tracker import local_options
 
         method = self.method.currentData()
+        rate = self.learning_rate.text().strip()
+        try:
+            learning_rate = float(rate) if rate else None
+        except ValueError:
+            raise ValueError(f"The learning rate {rate!r} is not a number (e.g. 1e-4); leave it empty for the "
+                             "default.") from None
+        if learning_rate is not None and not learning_rate > 0:
+            raise ValueError("The learning rate is above 0; leave it empty for the default.")
         return local_options("full" if method in ("full", "dpo-full") else "lora", self.objective(),
                              alpha=self.alpha.value(), temperature=self.temperature.value(),
                              mass=self.mass.currentData(), device=self.device.currentData(),
-                             devices=self.devices.value())
+                             devices=self.devices.value(), lora_rank=self.lora_rank.value(),
+                             max_length=self.max_length.value(), beta=self.dpo_beta.value() or None,
+                             learning_rate=learning_rate, max_steps=self.max_steps.value() or None,
+                             checkpoint_every=self.checkpoint_every.value() or None,
+                             resume_from=self.resume_from.text().strip() or None)
 
     def _backend_changed(self) -> None:
         b = self.backends.get(self.backend.currentData(), {})
@@ -202,8 +251,15 @@ class JobStartPanel(QGroupBox):
         self.update_start()
 
     def _method_changed(self) -> None:
+        self._local_fields()
         self.page.backend_changed()  # the file is judged again: DPO takes preference pairs only
         self.update_start()
+
+    def _local_fields(self) -> None:
+        """Fields that the chosen local method uses: the rank for LoRA, beta for DPO."""
+        method = self.method.currentData() or ""
+        self.lora_rank.setEnabled(method in ("lora", "dpo"))
+        self.dpo_beta.setEnabled(method.startswith("dpo"))
 
     def choose_model_folder(self) -> None:
         name = QFileDialog.getExistingDirectory(self, "Base model folder (Hugging Face format)",
@@ -253,7 +309,11 @@ class JobStartPanel(QGroupBox):
             if not self.local_model.text().strip():
                 page.say("Choose the base model folder first (a Hugging Face model on this disk).", error=True)
                 return
-            options = self.local_options()
+            try:
+                options = self.local_options()
+            except ValueError as exc:
+                page.say(str(exc), error=True)
+                return
         base = self.local_model.text().strip() if local else self.base_model.currentText().strip()
         spec = JobSpec(base, page.dataset_path, page.validation_path, n_epochs=self.epochs.value() or "auto",
                        suffix=self.suffix.text().strip() or None, options=options)

@@ -24,7 +24,7 @@ from cascade_studio.core.demonstrations import MAX_K
 
 class PromptDistillPanel(QGroupBox):
     def __init__(self, page: Any) -> None:
-        super().__init__("Prompt distillation (no training: the teacher's demonstrations)", page)
+        super().__init__("3. Prompt distillation", page)  # a short title: a group box is never narrower than it
         self.page = page
         self.worker = None
         self.student = QComboBox(objectName="pdStudent")
@@ -37,13 +37,19 @@ class PromptDistillPanel(QGroupBox):
         self.evaluate_first.setToolTip("Both generations are evaluated on the dataset's validation split; answers "
                                        "missing there are collected (paid requests). The tier changes only when the "
                                        "new generation agrees with the teacher at least as often.")
-        self.build_button = QPushButton("Build prompt-distilled generation", objectName="pdBuild")
+        # short labels: both fit beside each other in the column at 1024x700 (the tooltips say the rest)
+        self.build_button = QPushButton("Build generation", objectName="pdBuild")
+        self.build_button.setToolTip("Build a prompt-distilled generation of the student tier: its prompt with k "
+                                     "teacher demonstrations")
         self.remove_button = QPushButton("Remove demonstrations", objectName="pdRemove")
+        self.remove_button.setToolTip("The student tier's plain prompt again, without the demonstrations")
         self.note = QLabel(objectName="pdNote", wordWrap=True)
         buttons = QHBoxLayout()
         buttons.addWidget(self.build_button)
         buttons.addWidget(self.remove_button)
         form = QFormLayout(self)
+        about = QLabel("No training: the student's prompt carries the teacher's demonstrations.", wordWrap=True)
+        form.addRow(about)
         form.addRow("Student tier", self.student)
         form.addRow("Demonstrations (k)", self.k)
         form.addRow("Mode", self.mode)

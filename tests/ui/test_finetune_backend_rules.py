@@ -120,3 +120,52 @@ def test_together_jobs_cannot_be_paused(qtbot, tmp_path):
     jobs._enable_controls({"status": "running", "backend": "openai"})
     assert jobs.pause_button.isEnabled() and "cannot" not in jobs.pause_button.toolTip()
     close(page)
+
+
+def test_the_local_trainers_other_options_reach_the_job_as_the_cli_builds_them(qtbot, tmp_path, monkeypatch):
+    """Rank, learning rate, length, steps, beta, checkpoints and resume: the GUI's More training options
+    equal `finetune start --backend local` with the same flags; empty or 0 is the CLI's default."""
+    page = make_page(qtbot, tmp_path)
+    pairs = write_jsonl(tmp_path / "pairs.jsonl", preference_pairs(4))
+    page.dataset_path = pairs
+    page.validate(pairs)
+    launcher = page.launcher
+    choose(page, "local", "dpo")
+    launcher.more.click()
+    assert not launcher.more_box.isHidden() and launcher.dpo_beta.isEnabled() and launcher.lora_rank.isEnabled()
+    launcher.lora_rank.setValue(8)
+    launcher.learning_rate.setText("1e-4")
+    launcher.max_length.setValue(1024)
+    launcher.max_steps.setValue(50)
+    launcher.dpo_beta.setValue(0.25)
+    launcher.checkpoint_every.setValue(10)
+    launcher.resume_from.setText("7")
+    launcher.device.setCurrentIndex(launcher.device.findData("cpu"))
+    flags = ["--method", "dpo", "--lora-rank", "8", "--learning-rate", "1e-4", "--max-length", "1024",
+             "--max-steps", "50", "--beta", "0.25", "--checkpoint-every", "10", "--resume-from", "7", "--device", "cpu"]
+    args = build_parser().parse_args(["finetune", "start", "--backend", "local", "--dataset", str(pairs),
+                                      "--base-model", "m", *flags])
+    assert launcher.local_options() == _local_options(args)
+    # back to the defaults: the same options as no flags at all
+    for field in (launcher.max_steps, launcher.dpo_beta, launcher.checkpoint_every):
+        field.setValue(0)
+    launcher.lora_rank.setValue(16)
+    launcher.max_length.setValue(2048)
+    launcher.learning_rate.clear()
+    launcher.resume_from.clear()
+    args = build_parser().parse_args(["finetune", "start", "--backend", "local", "--dataset", str(pairs),
+                                      "--base-model", "m", "--method", "dpo", "--device", "cpu"])
+    assert launcher.local_options() == _local_options(args)
+    # full fine-tuning has no rank; supervised methods have no beta
+    choose(page, "local", "full")
+    assert not launcher.lora_rank.isEnabled() and not launcher.dpo_beta.isEnabled()
+    # a learning rate that is not a number is said, and nothing starts
+    choose(page, "local", "dpo-full")
+    launcher.learning_rate.setText("fast")
+    page.local_model.setText(str(tmp_path / "model"))
+    launcher.backends["local"]["available"] = True
+    specs = []
+    monkeypatch.setattr(tracker, "start_job", lambda *a, **kw: specs.append(a))
+    page.start_button.click()
+    assert specs == [] and "'fast' is not a number" in page.status.text()
+    close(page)

@@ -251,3 +251,21 @@ def test_tier_editor_http_error_is_readable_and_said_once(qtbot, demo_window):
     problems = clipped_widgets(window) + outside_parents(window)
     assert not problems, "\n".join(problems)
     page.revert()
+
+
+def test_finetune_column_needs_no_sideways_scroll_with_any_backend(qtbot, demo_window):
+    """Each backend's settings (the local trainer's with More training options open) fit the column's
+    width at 1024x700: a long title, a row of buttons or two fields on one row once made it scroll sideways."""
+    from PySide6.QtWidgets import QScrollArea
+
+    demo_window.nav.setCurrentRow(next(i for i in range(demo_window.nav.count())
+                                       if "Fine" in demo_window.nav.item(i).text()))
+    launcher = demo_window.finetune_page.launcher
+    column = next(a for a in demo_window.finetune_page.findChildren(QScrollArea) if a.widget().isAncestorOf(launcher))
+    for backend in ("openai", "together", "local"):
+        launcher.backend.setCurrentIndex(launcher.backend.findData(backend))
+        if backend == "local":
+            launcher.more.setChecked(True)
+        qtbot.wait(50)
+        assert column.horizontalScrollBar().maximum() == 0, \
+            f"{backend}: {column.widget().minimumSizeHint().width()} px wide in {column.viewport().width()}"
