@@ -60,6 +60,18 @@ def pack_text(text: str | None) -> str | bytes | None:
     return pack(text)
 
 
+def packed_text_contains(blob: bytes | str | None, needle: str | None) -> bool:
+    """Whether a compressed answer (`pack_text`) holds `needle`, ignoring case as LIKE does (SQL
+    function `packed_text_contains`: the text search calls it only for the rare compressed rows)."""
+    if not needle or not isinstance(blob, bytes | memoryview) or blob[:1] != bytes([ZLIB]):
+        return False
+    try:
+        text = unpack(bytes(blob))
+    except (zlib.error, UnicodeDecodeError):
+        return False
+    return needle.lower() in (text or "").lower()
+
+
 def pack_answer(final_answer: str | None, content: str | None) -> str | bytes | None:
     """The final answer as stored: a large one that is the content again is not stored a second time."""
     if final_answer is not None and content is not None and len(final_answer) > LARGE_TEXT and final_answer == content:

@@ -97,9 +97,11 @@ class TrajectoryFilter:
             clauses.append("+steps >= ?")
             args.append(self.min_steps)
         if self.search:
-            clauses.append("(task_id LIKE ? OR tool_name LIKE ? OR content LIKE ? OR tags LIKE ?)")
+            # an answer over 64 KB is stored compressed: searched inflated, and only those rows
+            clauses.append("(task_id LIKE ? OR tool_name LIKE ? OR content LIKE ? OR tags LIKE ? OR "
+                           "(typeof(content) = 'blob' AND packed_text_contains(content, ?)))")
             like = f"%{self.search}%"
-            args += [like] * 4
+            args += [like] * 4 + [self.search]
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
 
     def sort_key(self) -> str | None:

@@ -382,7 +382,12 @@ def _damaged(db_file: Path, detail: str) -> str:
 
 
 def _connect(db_file: Path) -> sqlite3.Connection:
-    return sqlite3.connect(db_file, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_S)
+    from cascade_studio.store.payloads import packed_text_contains
+
+    conn = sqlite3.connect(db_file, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_S)
+    # the inspector's text search reads large answers too (stored compressed: LIKE cannot see into them)
+    conn.create_function("packed_text_contains", 2, packed_text_contains, deterministic=True)
+    return conn
 
 
 def _foreign_tables(conn: sqlite3.Connection) -> list[str]:

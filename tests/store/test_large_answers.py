@@ -67,3 +67,26 @@ def test_an_imported_answer_over_the_cap_is_refused_in_words(tmp_path, monkeypat
             tio.import_native(ws, tmp_path / "big.jsonl", TIER)
         assert ws.conn.execute("SELECT count(*) FROM trajectories").fetchone()[0] == 0
     assert "big.jsonl:2: the answer is larger than the 1 MB limit" in str(caught.value)
+
+
+def test_the_text_search_finds_words_inside_a_compressed_answer(tmp_path):
+    """The inspector's search: a word deep in an answer over 64 KB (stored compressed) is found, in
+    any case, as one in a short answer is; a word in neither finds nothing."""
+    from cascade_studio.store.trajectory_query import TrajectoryFilter, matching_ids
+
+    words = " ".join(f"word{i % 997}" for i in range(20_000)) + " Needle-Deep " + "tail " * 5000
+    with Workspace.open(tmp_path / "ws") as ws:
+        repo = TrajectoryRepository(ws)
+        small_id = repo.save(None, trajectory_from_response("small", TIER, {"messages": []},
+                                                            _answer("a short needle-deep answer"), 1.0), "c")
+        large_id = repo.save(None, trajectory_from_response("large", TIER, {"messages": []}, _answer(words), 1.0), "c")
+        assert isinstance(ws.conn.execute("SELECT content FROM trajectories WHERE id = ?", (large_id,)).fetchone()[0],
+                          bytes)
+        assert sorted(matching_ids(ws, TrajectoryFilter(search="NEEDLE-deep")).tolist()) == [small_id, large_id]
+        assert matching_ids(ws, TrajectoryFilter(search="short")).tolist() == [small_id]
+        assert matching_ids(ws, TrajectoryFilter(search="absent-word")).tolist() == []
+        reader = ws.reader()  # the page's reads run on a second connection: it has the function too
+        try:
+            assert sorted(matching_ids(reader, TrajectoryFilter(search="needle-deep")).tolist()) == [small_id, large_id]
+        finally:
+            reader.close()
