@@ -94,42 +94,47 @@ def needs_judge(episode: Episode, expected: Any) -> bool:
     return episode.check_passed is None and not has_answer
 
 
-async def judged_episode_success(ws: Workspace, judge: Judge, sides: dict[str, dict[str, Episode]],
-                                 secrets: SecretStore, *, include_checked: bool = False,
-                                 dry_run: bool = False, batch: bool = False) -> tuple[dict[str, dict[str, bool | None]], dict[str, Any]]:
-    """Episode success by `judge` for each side ({"teacher": {task: Episode}, "student": ...}), on the
-    episodes `needs_judge` picks (all of them with `include_checked`, to measure the judge against the
-    state checks). The student's episodes get the teacher's final answer as a reference.
-    Returns ({side: {task: verdict}}, the judge's totals and, with include_checked, its agreement with
-    the state checks on episodes that have both)."""
+async def judged_episode_success(ws: Workspace, judge: Judge, sides: dict[str, dict[str, list[Episode]]],
+                                 secrets: SecretStore, *, include_checked: bool = False, dry_run: bool = False,
+                                 batch: bool = False) -> tuple[dict[str, dict[tuple[str, int], bool | None]], dict[str, Any]]:
+    """Episode success by `judge` for every trial of each side ({"teacher": {task: [Episode per
+    trial]}, "student": ...}), on the episodes `needs_judge` picks (all of them with `include_checked`,
+    to measure the judge against the state checks). The student's episodes get the teacher's first
+    trial's final answer as a reference (as the comparison pairs them when trials differ).
+    Returns ({side: {(task, trial): verdict}}, the judge's totals and, with include_checked, its
+    agreement with the state checks on episodes that have both)."""
     if judge.kind == JudgeKind.PAIRWISE:
         return {side: {} for side in sides}, {"judge": judge.name, "episodes_judged": 0,
                                                "note": "a pairwise judge compares answers; episode success needs "
                                                        "a rubric or reference judge"}
     tasks = TaskRepository(ws).get_many(sorted({t for eps in sides.values() for t in eps}))
     items: dict[str, tuple[str, Episode, str | None]] = {}
+    by_key: dict[str, tuple[str, Episode]] = {}
     no_reference = 0
     for side, episodes in sides.items():
-        for task_id, episode in episodes.items():
+        for task_id, trials in episodes.items():
             task = tasks.get(task_id)
-            if task is None or not (include_checked or needs_judge(episode, task.expected)):
-                continue
-            teacher = sides.get("teacher", {}).get(task_id)
+            teacher = (sides.get("teacher", {}).get(task_id) or [None])[0]
             reference = teacher.final_answer if side != "teacher" and teacher is not None else None
-            if judge.kind == JudgeKind.REFERENCE and not reference:
-                no_reference += 1  # a reference judge has nothing to compare the teacher's own answer with
-                continue
-            items[f"{side}\t{task_id}"] = (task.prompt, episode, reference)
+            for episode in trials:
+                if task is None or not (include_checked or needs_judge(episode, task.expected)):
+                    continue
+                if judge.kind == JudgeKind.REFERENCE and not reference:
+                    no_reference += 1  # a reference judge has nothing to compare the teacher's own answer with
+                    continue
+                key = f"{side}\t{task_id}\t{episode.trial}"
+                items[key] = (task.prompt, episode, reference)
+                by_key[key] = (side, episode)
     verdicts, totals = await judge_episodes(ws, judge, items, secrets, dry_run=dry_run, batch=batch)
-    out: dict[str, dict[str, bool | None]] = {side: {} for side in sides}
+    out: dict[str, dict[tuple[str, int], bool | None]] = {side: {} for side in sides}
     for key, verdict in verdicts.items():
-        side, task_id = key.split("\t", 1)
-        out[side][task_id] = verdict
+        side, episode = by_key[key]
+        out[side][(episode.task_id, episode.trial)] = verdict
     report = {**totals.to_json(), "basis": totals.named(), "episodes_judged": len(items),
               "without_reference": no_reference}
     if include_checked:
-        both = [(v, sides[s][t].check_passed) for s, vs in out.items() for t, v in vs.items()
-                if v is not None and sides[s][t].check_passed is not None]
+        both = [(verdicts[k], e.check_passed) for k, (_, e) in by_key.items()
+                if verdicts.get(k) is not None and e.check_passed is not None]
         report["against_state_checks"] = {
             "episodes": len(both), "agreement": _mean([v == c for v, c in both]),
             "judged_success": _mean([bool(v) for v, _ in both]), "check_success": _mean([bool(c) for _, c in both])}

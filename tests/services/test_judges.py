@@ -126,6 +126,25 @@ def test_episode_success_by_judge_equals_the_state_checks(desk, capsys):
     assert again["episodes"]["student"]["success_rate"] == copies["student"]["success_rate"]
 
 
+def test_every_trial_of_an_episode_is_judged(desk, capsys):
+    """With several trials each episode gets its own verdict (not only each side's latest), and the
+    verdicts already stored are not asked for again."""
+    ws, sandbox = desk
+    for tier in ("1", "3"):
+        code, _, err = cli(capsys, ws, "collect", "--tier", tier, "--category", "hotels-nocheck", "--trials", "2")
+        assert code == 0, err
+    first = _episodes(capsys, ws, "hotels-nocheck")
+    episodes = first["episodes"]
+    for side in ("teacher", "student"):
+        assert episodes[side]["episodes"] == 4 and episodes[side]["judged_by"] == {"judge": 4}
+        assert set(episodes[side]["success_by_trial"]) == {"0", "1"}
+    assert episodes["judge"]["episodes_judged"] == 8
+    logged = len(sandbox.sandbox.judge_log)
+    again = _episodes(capsys, ws, "hotels-nocheck")
+    assert len(sandbox.sandbox.judge_log) == logged and again["judge_totals"]["reused"] == 8
+    assert again["episodes"]["student"]["trials"] == episodes["student"]["trials"]
+
+
 def test_answer_agreement_pairwise_unparseable_and_cost(desk, capsys):
     ws, sandbox = desk
     base = ["evaluate", "--student", "1", "--all-tasks", "--category", "plain", "--no-embeddings"]

@@ -233,16 +233,14 @@ async def evaluate_agents(ws: Workspace, teacher: Tier, student: Tier, task_ids:
         if judge is not None:  # issue 30: a judge where no outcome, state check or expected answer decides
             from cascade_studio.services.judged_evaluation import judged_episode_success
 
-            chosen = {"teacher": latest_episodes(ws, teacher, episode_ids, with_logprobs=False),
-                      "student": latest_episodes(ws, student, episode_ids, with_logprobs=False)}
+            chosen = {"teacher": episodes_by_trial(ws, teacher, episode_ids),
+                      "student": episodes_by_trial(ws, student, episode_ids)}
             judged, judge_report = await judged_episode_success(
                 ws, judge, chosen, secrets, include_checked=judge_checked, dry_run=dry_run, batch=judge_batch)
 
-            def verdict(e: Episode, task: Any) -> bool | None:
-                # the judge is asked about each task's latest episode per side; earlier trials keep their own basis
+            def verdict(e: Episode, task: Any) -> bool | None:  # every trial of each side has its verdict
                 side = "teacher" if e.tier == teacher.tier else "student"
-                latest = chosen[side].get(e.task_id)
-                return judged[side].get(e.task_id) if latest is not None and latest.key == e.key else None
+                return judged[side].get((e.task_id, e.trial))
         out["episodes"] = episode_comparison(ws, teacher, student, episode_ids, judge=verdict)
         if judge is not None:
             out["episodes"]["judge"] = judge_report
