@@ -106,3 +106,36 @@ async def test_import_without_content_counts_requests_but_makes_no_tasks(tmp_pat
     assert "bad.jsonl:1: time: missing" in capsys.readouterr().err
     with Workspace.open(ws_dir) as ws, pytest.raises(TrafficImportError, match="no .jsonl request logs"):
         import_traffic(ws, tmp_path / "ws")
+
+
+async def test_a_judge_grades_production_answers_against_the_teachers_shadow_answers(tmp_path, sandbox, capsys):
+    """Free-text requests served by the gateway with shadow sampling: after `traffic import`, the
+    student's production answers are graded by a judge against the teacher's shadow answers (the
+    shadows are teacher trajectories), and the verdicts are stored (a second run asks nothing)."""
+    from cascade_studio.core.tasks import Task
+    from cascade_studio.services.demo import prepare_demo
+
+    prepare_demo(tmp_path / "ws", sandbox.base_url)
+    policy = write_policy(tmp_path / "ws", tmp_path / "policy.json")
+    questions = ["What should I pack for a week in Lisbon in March?", "Explain what a cascade of models is.",
+                 "Summarise why caching helps an API gateway.", "How do I read a loss curve?"]
+    tasks = [Task(f"q{i}", "chat", [{"role": "user", "content": q}]) for i, q in enumerate(questions)]
+    await serve_tasks(policy, tmp_path / "logs", tasks, category="chat-prod")
+    with Workspace.open(tmp_path / "ws") as ws:
+        result = import_traffic(ws, tmp_path / "logs")
+        assert result.requests == 4 and result.tasks == 4
+        # the teacher's answer to each task: its shadow sample where a lower tier answered, else the escalation
+        assert result.shadows + result.escalated >= 4 and result.shadows > 0, (result.shadows, result.escalated)
+    base = ["-w", str(tmp_path / "ws"), "evaluate", "--student", "1", "--category", "chat-prod", "--all-tasks",
+            "--no-embeddings", "--judge", "sandbox-reference", "--json"]
+    import asyncio
+
+    assert await asyncio.to_thread(main, base) == 0  # the CLI runs its own event loop
+    out = json.loads(capsys.readouterr().out)
+    judged = out["judged"]
+    assert judged["text_tasks"] == 4 and judged["judged_tasks"] + judged["unparseable"] == 4, judged
+    assert out["judge_totals"]["requests"] == 4
+    assert await asyncio.to_thread(main, base) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["judge_totals"]["requests"] == 0 and again["judge_totals"]["reused"] == 4
+    assert again["judged"]["answer_agreement"] == judged["answer_agreement"]
