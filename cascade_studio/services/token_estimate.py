@@ -11,6 +11,7 @@ calibrated on first use, once, and keeps the rates."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,7 +97,10 @@ def stored(ws: Workspace, encoding: str) -> Calibration | None:
 
 
 def _store(ws: Workspace, encoding: str, cal: Calibration) -> None:
-    ws.set_meta(_KEY + encoding, json.dumps(cal.__dict__))
+    try:
+        ws.set_meta(_KEY + encoding, json.dumps(cal.__dict__))
+    except sqlite3.OperationalError:
+        pass  # a read-only or busy workspace: the rates are counted again next time, nothing is lost
 
 
 def calibrate(ws: Workspace, tasks: list[Task], encoding: str = DEFAULT_ENCODING) -> Calibration:
