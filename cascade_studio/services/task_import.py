@@ -69,6 +69,7 @@ def import_tasks(ws: Workspace, path: Path, fmt: str | None = None, answers: Pat
             if max_steps is not None:
                 t.max_steps = max_steps
     result = TaskRepository(ws).upsert(tasks)
-    calibrate(ws, tasks)  # tokens per byte, so a run's estimate needs no tokenizer (services.token_estimate)
+    if result.added or result.updated:  # tokens per byte, so a run's estimate needs no tokenizer (token_estimate)
+        calibrate(ws, tasks)  # (a re-import that changes nothing, as each demo start, counts nothing)
     events.publish(events.TASKS, ws)
     return result

@@ -93,6 +93,7 @@ class _FileImport:
         self.requests: list[dict[str, Any]] = []
         self.shadows: dict[str, bool | None] = {}
         self.tasks: dict[str, Task] = {}
+        self.changed_tasks = 0  # tasks the import added or changed (their tokens are counted)
         self.trajs: dict[int, list[tuple[Any, str, str | None]]] = {}  # tier -> (trajectory, category, tags)
         self.torn: list[int] = []  # line numbers skipped as torn
         self.notes: list[str] = []
@@ -198,7 +199,8 @@ class _FileImport:
         production = ProductionRepository(self.ws)
         known = production.known_ids(r["id"] for r in self.requests)
         if self.tasks:
-            TaskRepository(self.ws).upsert(list(self.tasks.values()))
+            stored = TaskRepository(self.ws).upsert(list(self.tasks.values()))
+            self.changed_tasks = stored.added + stored.updated
         for tier_no, items in sorted(self.trajs.items()):
             tier = self.tiers[tier_no]
             with TrajectoryImport(self.ws, tier_no, tier.model, f"traffic:{self.path.name}") as store:
@@ -233,7 +235,8 @@ def import_traffic(ws: Workspace, path: Path | str,
         one = _FileImport(ws, file, tiers)
         one.read()
         one.store(result)
-        imported += one.tasks.values()
+        if one.changed_tasks:
+            imported += one.tasks.values()
         if progress:
             progress(i + 1, len(files))
     calibrate(ws, imported)  # tokens per byte for run estimates (services.token_estimate)

@@ -47,6 +47,9 @@ def test_import_stores_rates_and_the_estimate_is_within_a_percent_of_counting(tm
     assert cal is not None and cal.tasks > 0 and cal.text_tokens > 0 and cal.tool_tokens > 0
     import_tasks(ws, BFCL / "BFCL_v4_multiple.json", "bfcl")  # ...and a later import adds to them
     assert stored(ws, "o200k_base").tasks > cal.tasks
+    counted = stored(ws, "o200k_base")
+    import_tasks(ws, BFCL / "BFCL_v4_multiple.json", "bfcl")  # a re-import that changes nothing counts nothing
+    assert stored(ws, "o200k_base") == counted
     t = tier(system_prompt="You are a careful assistant. Call exactly one tool when one fits; else answer.")
     ids = [task.id for task in TaskRepository(ws).list()]
     plan = plan_run(ws, t, ids)
