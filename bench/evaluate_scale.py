@@ -19,6 +19,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -28,21 +29,23 @@ from bench.scale import collect_template, payload_sizes, replicate  # noqa: E402
 
 
 def measure(code: Path, args: list[str], cap_gb: float) -> tuple[float, float, int]:
-    """(seconds, peak RSS in MB, exit code) of `cascade_studio ARGS` run from `code`."""
+    """(seconds, peak RSS in MB, exit code) of `cascade_studio ARGS` run from `code`; the peak is the
+    child's own VmHWM (bench.peak)."""
+    from bench.peak import measured
+
     def limit() -> None:
         cap = int(cap_gb * 2**30)
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
 
     env = {**os.environ, "PYTHONPATH": str(code), "QT_QPA_PLATFORM": "offscreen"}
-    t = time.perf_counter()
-    pid = subprocess.Popen([sys.executable, "-m", "cascade_studio", *args], cwd=code, env=env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=limit)
-    _, status, usage = os.wait4(pid.pid, 0)
-    seconds = time.perf_counter() - t
-    code_ = os.waitstatus_to_exitcode(status)
+    with tempfile.TemporaryFile() as err:
+        seconds, peak_mb, code_ = measured([sys.executable, "-m", "cascade_studio", *args], env=env, cwd=code,
+                                           stdout=subprocess.DEVNULL, stderr=err, preexec_fn=limit)
+        err.seek(0)
+        problem = err.read().decode()
     if code_ not in (0, 3):
-        print(f"  ({' '.join(args[2:4])} exited {code_}: {pid.stderr.read().decode()[-300:].strip()})", file=sys.stderr)
-    return seconds, usage.ru_maxrss / 1024, code_
+        print(f"  ({' '.join(args[2:4])} exited {code_}: {problem[-300:].strip()})", file=sys.stderr)
+    return seconds, peak_mb, code_
 
 
 def main() -> None:

@@ -27,27 +27,38 @@ sys.argv = sys.argv[1:]
 if target == '-m':
     sys.argv = sys.argv[1:]
     runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)
+elif target == '-c':
+    code, sys.argv = sys.argv[1], ['-c', *sys.argv[2:]]
+    exec(compile(code, '<string>', 'exec'), {'__name__': '__main__'})
 else:
     runpy.run_path(target, run_name='__main__')
 """
 
 
-def run_measured(argv: list[str], env: dict[str, str] | None = None, cwd: Path | str | None = None,
-                 timeout: float | None = None) -> tuple[float, float, int, str]:
-    """(wall seconds, peak RSS in MB, exit code, stdout and stderr) of `argv` = [python, script or
-    -m module, args...], start-up included."""
-    with tempfile.TemporaryFile() as out, tempfile.NamedTemporaryFile(suffix=".hwm") as hwm:
+def measured(argv: list[str], *, env: dict[str, str] | None = None, cwd: Path | str | None = None,
+             stdout=None, stderr=None, preexec_fn=None, timeout: float | None = None) -> tuple[float, float, int]:
+    """(wall seconds, peak RSS in MB, exit code) of `argv` = [python, script or -m module or -c code,
+    args...], start-up included; stdout and stderr go where the caller says."""
+    with tempfile.NamedTemporaryFile(suffix=".hwm") as hwm:
         env = {**(env if env is not None else os.environ), "BENCH_HWM_FILE": hwm.name}
         start = time.perf_counter()
-        proc = subprocess.Popen([argv[0], "-c", _HWM_WRAPPER, *argv[1:]], stdout=out, stderr=subprocess.STDOUT,
-                                cwd=cwd, env=env)
+        proc = subprocess.Popen([argv[0], "-c", _HWM_WRAPPER, *argv[1:]], stdout=stdout, stderr=stderr, cwd=cwd,
+                                env=env, preexec_fn=preexec_fn)
         try:
             rc = proc.wait(timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
             rc = proc.wait()
         elapsed = time.perf_counter() - start
+        raw = Path(hwm.name).read_text().strip()
+    return elapsed, int(raw or 0) / 1024, rc
+
+
+def run_measured(argv: list[str], env: dict[str, str] | None = None, cwd: Path | str | None = None,
+                 timeout: float | None = None) -> tuple[float, float, int, str]:
+    """(wall seconds, peak RSS in MB, exit code, stdout and stderr) of `argv`, start-up included."""
+    with tempfile.TemporaryFile() as out:
+        elapsed, peak_mb, rc = measured(argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, timeout=timeout)
         out.seek(0)
         text = out.read().decode(errors="replace")
-        raw = Path(hwm.name).read_text().strip()
-    return elapsed, int(raw or 0) / 1024, rc, text
+    return elapsed, peak_mb, rc, text

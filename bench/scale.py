@@ -3,8 +3,8 @@
 on workspaces of real-size rows: ~200 tasks x 3 tiers collected from the sandbox with logprobs
 (~37 KB a trajectory, as a real one is), replicated in SQL to each size.
 
-Each measurement runs in a subprocess; its peak RSS is that child's ru_maxrss (os.wait4: the
-per-child form of getrusage(RUSAGE_CHILDREN)). whatif and Trade-offs are also run with the previous
+Each measurement runs in a subprocess; its peak RSS is that child's own VmHWM (bench/peak.py; wait4's
+ru_maxrss would be floored at this process's RSS when it forked the child). whatif and Trade-offs are also run with the previous
 implementation as the baseline, alternating with the app's in the same run: the old per-task Python
 `load_outcomes` and the `np.add.at` sweep (copied below), the old page loading on the GUI thread.
 Prints a growth table (medians) and the baseline/app ratios.
@@ -265,24 +265,23 @@ def replicate(template: Path, out: Path, tasks: int) -> None:
 
 # -- measuring ------------------------------------------------------------------------------------
 def measure(cmd: list[str], cap_gb: float) -> tuple[float, float, int, str]:
-    """(seconds, peak RSS in MB, exit code, stdout) of a child process."""
+    """(seconds, peak RSS in MB, exit code, stdout) of a child process; its peak is its own VmHWM
+    (bench.peak: wait4's ru_maxrss would be floored at this process's RSS at fork)."""
+    from bench.peak import measured
+
     def limit() -> None:
         cap = int(cap_gb * 2**30)
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "QT_QPA_PLATFORM": "offscreen"}
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        t = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=err, preexec_fn=limit)
-        _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage (its peak RSS)
-        seconds = time.perf_counter() - t
-        proc.returncode = rc = os.waitstatus_to_exitcode(status)
+        seconds, peak_mb, rc = measured(cmd, env=env, cwd=ROOT, stdout=out, stderr=err, preexec_fn=limit)
         out.seek(0)
         err.seek(0)
         text, problem = out.read().decode(), err.read().decode()
     if rc not in (0, 3):
         print(f"  ({' '.join(cmd[-6:])} exited {rc}: {problem[-300:].strip()})", file=sys.stderr)
-    return seconds, usage.ru_maxrss / 1024, rc, text
+    return seconds, peak_mb, rc, text
 
 
 def payload_sizes(folder: Path) -> tuple[int, float, float]:
