@@ -255,8 +255,9 @@ def replicate(template: Path, out: Path, tasks: int) -> None:
                      f"FROM trajectories WHERE id <= {top}")
         for table in extra:
             cols = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
-            sel = ", ".join(f"id + {j * top}" if c == "id" else c for c in cols)
-            conn.execute(f"INSERT INTO {table} ({', '.join(cols)}) SELECT {sel} FROM {table} WHERE id <= {top}")
+            key = next(r[3] for r in conn.execute(f"PRAGMA foreign_key_list({table})") if r[2] == "trajectories")
+            sel = ", ".join(f"{c} + {j * top}" if c == key else c for c in cols)
+            conn.execute(f"INSERT INTO {table} ({', '.join(cols)}) SELECT {sel} FROM {table} WHERE {key} <= {top}")
     conn.execute("COMMIT")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
