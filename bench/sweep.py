@@ -16,6 +16,7 @@ Medians of --repeat rounds. Last line: `ratio=<app/baseline> app_s=<load + sweep
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -94,6 +95,22 @@ def workspace(work: Path, tasks: int) -> Path:
     return folder
 
 
+def cli_seconds(folder: Path, repeat: int) -> list[float]:
+    """Wall time of `cascade-studio whatif --sweep` as a whole process (start-up, imports, opening
+    the workspace, loading, the sweep and the report printed), `repeat` times."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "cascade_studio", "--workspace", str(folder), "whatif", "--sweep"],
+                       check=True, cwd=root, env=env, stdout=subprocess.DEVNULL)
+        times.append(time.perf_counter() - t)
+    return times
+
+
 def main() -> None:
     from cascade_studio.services.tradeoffs import load_outcomes
     from cascade_studio.store.tiers import TierRepository
@@ -104,6 +121,7 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=100_000)
     parser.add_argument("--grid", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--cli-repeat", type=int, default=5, help="whole-process runs of the CLI command")
     args = parser.parse_args()
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp())
     folder = workspace(work, args.tasks)
@@ -130,18 +148,22 @@ def main() -> None:
     redraw_ms = gui_slider_ms(o)
     load_s, sweep_s, base_s = (statistics.median(x) for x in (loads, sweeps, baselines))
     app_s = load_s + sweep_s
+    rounds = [a + b for a, b in zip(loads, sweeps, strict=True)]
+    cli = cli_seconds(folder, args.cli_repeat) if args.cli_repeat else []
     print(f"{o.n:,} tasks x {len(o.tiers)} tiers (real rows), {args.grid}x{args.grid} thresholds, medians of "
           f"{args.repeat}: app {app_s:.3f} s (load_outcomes {load_s:.3f} s + sweep {sweep_s:.3f} s); baseline "
           f"(vectorised numpy, outcomes in memory) {base_s:.3f} s, grids equal; app sweep alone / baseline "
           f"{sweep_s / base_s:.2f}")
+    print(f"app per round (load + sweep): {min(rounds):.3f}-{max(rounds):.3f} s")
     print(f"one operating point {slider_ms:.1f} ms; a slider move in the Trade-offs page, redraw included: "
           f"{redraw_ms:.1f} ms")
+    if cli:
+        print(f"`cascade-studio whatif --sweep`, whole process: median {statistics.median(cli):.3f} s "
+              f"({min(cli):.3f}-{max(cli):.3f} s over {len(cli)} runs)")
     print(f"ratio={app_s / base_s:.1f} app_s={app_s:.3f}")
 
 
 if __name__ == "__main__":
     main()
     sys.stdout.flush()
-    import os
-
     os._exit(0)  # skip Qt teardown (see bench/collect.py)

@@ -40,7 +40,7 @@ class _TierRows:
         repo, names = TrajectoryRepository(ws), (*_NUMERIC, "confidence", "correct")
         generations = generation_keys(tier) if generations is None else generations
         arrays = repo.latest_ok_arrays(tier.tier, [*_NUMERIC, conf, "correct"], generations)
-        if arrays is not None:  # one aggregate pass, parsed by numpy
+        if arrays is not None:  # one scan of the covering index into arrays
             self.ids, values, self.traj_ids = arrays
             self.numeric = dict(zip(names, values.values(), strict=True))
             return
