@@ -8,9 +8,23 @@ baseline is the plain vectorised numpy formulation a competent engineer would wr
 bincount of the tasks' escalation bins, then cumulative sums; cost and quality only), run on the
 same outcomes already in memory, in the same run; its grid is checked against the app's. Also
 times one slider move in the Trade-offs page (the operating point's exact simulation, redrawn).
-Medians of --repeat rounds. Last line: `ratio=<app/baseline> app_s=<load + sweep>` (goal: app_s < 2).
+Medians of --repeat rounds, with the spread; then `cascade-studio whatif --sweep` as a whole process
+(start-up, imports, opening the workspace, loading, the report printed), --cli-repeat runs. Last
+line: `ratio=<app/baseline> app_s=<load + sweep>` (goal: app_s < 2, and the command < 2 s).
 
-    python bench/sweep.py [--work DIR] [--tasks 100000] [--grid 200] [--repeat 5]
+Measured on the 2-core machine, load average ~3 (two other CPU-bound jobs running), the workspace
+in the page cache (issue 32; "before" is the code with the GROUP BY / group_concat read, same run):
+- 100k tasks x 3 tiers: app_s 0.69-0.73 s median (rounds 0.62-0.94 s; before 1.36-1.41 s); the
+  command as a whole process median 1.09 s (1.00-1.36 s; before 1.71-1.88 s); with the workspace's
+  pages evicted from the page cache first 1.42 s (before 2.45-2.56 s).
+- 10k tasks x 3 tiers: app_s 0.066 s (before 0.134-0.138 s); the command 0.31-0.35 s median (before
+  0.35-0.45 s; issue 32 measured 1.71 s for the code before the storage change).
+Where the time goes at 100k (the command, ~1.05 s): ~0.3 s interpreter start-up and imports (numpy
+~0.11 s), ~0.45 s the three tiers' rows (one covering-index scan each, turned into Python values:
+holds the GIL), the tasks' categories read beside them on a second connection (~0.13 s, overlapped),
+~0.1 s aligning the tiers and the columns, ~0.06 s the report (the 101 x 101 sweep itself ~0.01 s).
+
+    python bench/sweep.py [--work DIR] [--tasks 100000] [--grid 200] [--repeat 5] [--cli-repeat 5]
 """
 
 from __future__ import annotations
