@@ -97,9 +97,21 @@ def _generation_clause(generations: Sequence[str] | None) -> tuple[str, list[str
     return f" AND generation IN ({','.join('?' * len(generations))})", list(generations)
 
 
+_SORTABLE_ID_LENGTH = 256  # task ids up to this long are sorted as numpy text (n x 4 bytes x the longest)
+
+
 def _latest_per_task(tasks: list[str], ids: list[int]) -> np.ndarray:
     """Indices of the row with the largest id of each task, in task id order (as `GROUP BY task_id`
-    with `max(id)` picks them)."""
+    with `max(id)` picks them). Sorted by numpy on fixed-width text (100k rows ~15 ms instead of ~90);
+    by a dictionary where that text would not compare as Python's does (numpy ignores trailing NULs)
+    or would be too wide."""
+    if max(map(len, tasks), default=0) <= _SORTABLE_ID_LENGTH and not any("\0" in t for t in tasks):
+        text = np.array(tasks, dtype=str)
+        order = np.lexsort((np.asarray(ids, dtype=np.int64), text))  # by task, then id
+        text = text[order]
+        last = np.ones(len(order), dtype=bool)
+        last[:-1] = text[1:] != text[:-1]
+        return order[last]
     best: dict[str, int] = {}
     for i, (task, row_id) in enumerate(zip(tasks, ids, strict=True)):
         at = best.get(task)

@@ -23,7 +23,7 @@ from cascade_studio.services.secrets import SecretStore
 from cascade_studio.services.tradeoffs import load_outcomes
 from cascade_studio.store.numbers import number_text, parse_numbers
 from cascade_studio.store.tiers import TierRepository
-from cascade_studio.store.trajectories import TrajectoryRepository
+from cascade_studio.store.trajectories import TrajectoryRepository, _latest_per_task
 from cascade_studio.store.workspace import Workspace
 
 NUMERIC = ["cost_micro", "latency_ms", "prompt_tokens", "completion_tokens"]
@@ -41,6 +41,18 @@ def reference_latest_ok_arrays(ws, tier, numeric, generations):
     n = row[0]
     return (row[1].split("\x1f") if n else [], {c: parse_numbers(t, np.float64) for c, t in zip(numeric, row[3:], strict=True)},
             parse_numbers(row[2], np.int64))
+
+
+def test_latest_row_per_task_picks_as_group_by_does():
+    """The latest row per task (largest id), in task id order: numpy's sort and the dictionary (ids numpy
+    text would compare otherwise: a trailing NUL; or too long for fixed-width text) pick alike."""
+    rng = np.random.default_rng(7)
+    for names in (["b", "a", "é", "a~1", "B", "ab"], ["a", "a\0", "b\0\0", "b"], ["x" * 300, "y", "x"]):
+        tasks = [names[i] for i in rng.integers(0, len(names), 200)]
+        ids = rng.permutation(1000)[:200].tolist()
+        best = {t: max(i for i, u in zip(ids, tasks, strict=True) if u == t) for t in set(tasks)}
+        keep = _latest_per_task(tasks, ids)
+        assert [tasks[i] for i in keep] == sorted(best) and [ids[i] for i in keep] == [best[t] for t in sorted(best)]
 
 
 def reference_category_codes(categories):
