@@ -16,7 +16,9 @@ Measured on the 2-core machine, load average ~3 (two other CPU-bound jobs runnin
 in the page cache (issue 32; "before" is the code with the GROUP BY / group_concat read, same run):
 - 100k tasks x 3 tiers: app_s 0.69-0.73 s median (rounds 0.62-0.94 s; before 1.36-1.41 s); the
   command as a whole process median 1.09 s (1.00-1.36 s; before 1.71-1.88 s); with the workspace's
-  pages evicted from the page cache first 1.42 s (before 2.45-2.56 s).
+  pages evicted from the page cache first 1.42 s (before 2.45-2.56 s); with half of tier 3's rows
+  in its legacy generation (the latest row per task picked across two generations) 0.96-1.38 s
+  (before 1.69-1.90 s). The printed figures are the same byte for byte in each case.
 - 10k tasks x 3 tiers: app_s 0.066 s (before 0.134-0.138 s); the command 0.31-0.35 s median (before
   0.35-0.45 s; issue 32 measured 1.71 s for the code before the storage change).
 Where the time goes at 100k (the command, ~1.05 s): ~0.3 s interpreter start-up and imports (numpy
