@@ -398,9 +398,9 @@ def category_codes(categories: list[str]) -> tuple[list[str], np.ndarray]:
     for seen, names, codes in _CODES:
         if seen is categories:
             return names, codes
-    index: dict[str, int] = {}
-    codes = np.fromiter((index.setdefault(c, len(index)) for c in categories), dtype=np.int64, count=len(categories))
-    names = list(index)
+    names = list(dict.fromkeys(categories))  # in order of first appearance, at C speed
+    index = {c: i for i, c in enumerate(names)}
+    codes = np.fromiter(map(index.__getitem__, categories), dtype=np.int64, count=len(categories))
     _CODES.insert(0, (categories, names, codes))
     del _CODES[4:]
     return names, codes

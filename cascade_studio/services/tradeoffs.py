@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from itertools import repeat
+from itertools import pairwise, repeat
 from typing import Any
 
 import numpy as np
@@ -39,7 +40,7 @@ class _TierRows:
         repo, names = TrajectoryRepository(ws), (*_NUMERIC, "confidence", "correct")
         generations = generation_keys(tier) if generations is None else generations
         arrays = repo.latest_ok_arrays(tier.tier, [*_NUMERIC, conf, "correct"], generations)
-        if arrays is not None:  # one aggregate pass, parsed by numpy
+        if arrays is not None:  # one scan of the covering index into arrays
             self.ids, values, self.traj_ids = arrays
             self.numeric = dict(zip(names, values.values(), strict=True))
             return
@@ -119,32 +120,44 @@ def _judge(ws: Workspace, per_tier: list[_TierRows], rows: list[np.ndarray], tas
 
 def _read_tiers(ws: Workspace, tiers: list[Tier], progress: Callable[[int, int], None] | None,
                 steps: int, generations: dict[int, Sequence[str]] | None = None) -> list[_TierRows]:
-    """Each tier's rows, read side by side on connections of their own (SQLite runs without the
-    GIL: at 100k x 3 each read is ~0.5 s, and two cores read two at once)."""
-    workers = min(len(tiers), os.cpu_count() or 1)
-    if workers < 2:
-        out = []
-        for j, t in enumerate(tiers):
-            out.append(_TierRows(ws, t, (generations or {}).get(t.tier)))
-            if progress:
-                progress(j + 1, steps)
-        return out
-    readers = [ws.reader() for _ in tiers]
-    try:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tier-read") as pool:
-            futures = [pool.submit(_TierRows, r, t, (generations or {}).get(t.tier))
-                       for r, t in zip(readers, tiers, strict=True)]
-            out = []
-            for j, future in enumerate(futures):
-                rows = future.result()
-                rows.ws = ws  # later reads (the calls, for verdicts) go through the caller's connection
-                out.append(rows)
-                if progress:
-                    progress(j + 1, steps)
-            return out
-    finally:
-        for r in readers:
-            r.close()
+    """Each tier's rows, one after the other on the caller's connection (turning rows into Python
+    values holds the GIL: reading tiers on threads of their own took longer, not less)."""
+    out = []
+    for j, t in enumerate(tiers):
+        out.append(_TierRows(ws, t, (generations or {}).get(t.tier)))
+        if progress:
+            progress(j + 1, steps)
+    return out
+
+
+def _task_meta(ws: Workspace) -> tuple[list[str], list[str], np.ndarray]:
+    """(every task id, its category, whether its expected answer is a list of calls)."""
+    tasks = TaskRepository(ws)
+    meta = tasks.categories_and_expected_arrays()
+    if meta is None:  # an id holding the separator: the dictionary (slower, the same result)
+        lists = tasks.categories_and_expected_lists()
+        meta = list(lists), [c for c, _ in lists.values()], np.array([e for _, e in lists.values()], dtype=bool)
+    return meta
+
+
+def _task_meta_beside(ws: Workspace) -> Callable[[], tuple[list[str], list[str], np.ndarray]]:
+    """_task_meta read on a connection and thread of its own while the caller reads the tiers (the
+    aggregate runs in SQLite without the GIL: ~0.1 s at 100k tasks, overlapped). Call the result
+    for the value."""
+    if (os.cpu_count() or 1) < 2:
+        value = _task_meta(ws)
+        return lambda: value
+    reader = ws.reader()
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="task-meta")
+    future = pool.submit(_task_meta, reader)
+
+    def result() -> tuple[list[str], list[str], np.ndarray]:
+        try:
+            return future.result()
+        finally:
+            pool.shutdown()
+            reader.close()
+    return result
 
 
 def load_outcomes(ws: Workspace, tiers: list[Tier], category: str | None = None,
@@ -158,22 +171,32 @@ def load_outcomes(ws: Workspace, tiers: list[Tier], category: str | None = None,
     tiers = sorted(tiers, key=lambda t: t.tier)
     k = len(tiers)
     steps = k + 1
-    per_tier = _read_tiers(ws, tiers, progress, steps, generations)
-    tasks = TaskRepository(ws)
-    meta = tasks.categories_and_expected_arrays()
-    if meta is None:  # an id holding the separator: the dictionary (slower, the same result)
-        lists = tasks.categories_and_expected_lists()
-        meta = list(lists), [c for c, _ in lists.values()], np.array([e for _, e in lists.values()], dtype=bool)
-    names_list, cat_list, listed = meta
+    meta_of = _task_meta_beside(ws)
+    try:
+        per_tier = _read_tiers(ws, tiers, progress, steps, generations)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            meta_of()  # closes its connection
+        raise
+    names_list, cat_list, listed = meta_of()
     # align the tiers on integer codes of the task ids (no string set operations over 100k ids)
     codes = dict(zip(names_list, range(len(names_list)), strict=True))
+    # each tier's ids ascend (latest_ok_arrays); when every tier answered the same tasks (the usual
+    # case) they are mapped once and the tasks in common are already in task id order
+    same_tasks = k > 0 and all(p.ids == per_tier[0].ids for p in per_tier[1:]) and \
+        all(a < b for a, b in pairwise(per_tier[0].ids))
+    mapped: np.ndarray | None = None
     for p in per_tier:
+        if same_tasks and mapped is not None:
+            p.codes = mapped
+            continue
         p.codes = np.fromiter(map(codes.get, p.ids, repeat(-1)), dtype=np.int64, count=len(p.ids))
         for i in np.flatnonzero(p.codes < 0).tolist():  # trajectories of tasks no longer in the workspace
             code = p.codes[i] = codes.setdefault(p.ids[i], len(codes))
             if code == len(names_list):
                 names_list.append(p.ids[i])
                 cat_list.append("")
+        mapped = p.codes
     names, categories = np.array(names_list, dtype=object), np.array(cat_list, dtype=object)
     listed = np.concatenate([listed, np.zeros(len(names) - len(listed), dtype=bool)])
     present = np.zeros((len(codes), k), dtype=bool)
@@ -185,8 +208,11 @@ def load_outcomes(ws: Workspace, tiers: list[Tier], category: str | None = None,
     if category:
         wanted &= categories == category
     n_all = int(wanted.sum())
-    common = np.flatnonzero(wanted & present.all(axis=1)) if k else np.array([], dtype=np.int64)
-    common = common[np.argsort(names[common].astype(str), kind="stable")]  # by task id, as before
+    if same_tasks:  # in task id order already
+        common = mapped[wanted[mapped]]
+    else:
+        common = np.flatnonzero(wanted & present.all(axis=1)) if k else np.array([], dtype=np.int64)
+        common = common[np.argsort(names[common].astype(str), kind="stable")]  # by task id, as before
     task_ids: list[str] = names[common].tolist()
     task_ids_arr = names[common]
     excluded = n_all - len(task_ids)

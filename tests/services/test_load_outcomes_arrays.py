@@ -58,7 +58,7 @@ def test_array_load_equals_the_loop(tmp_path, sandbox_thread):
 
 
 def test_odd_ids_deleted_tasks_and_small_verdict_batches(tmp_path, sandbox_thread, monkeypatch):
-    """The aggregate reads fall back when an id holds their separator; trajectories of a task no longer
+    """The tasks' aggregate read falls back when an id holds its separator; trajectories of a task no longer
     in the workspace count as before; verdicts computed a few tasks at a time equal the loop's."""
     import cascade_studio.services.tradeoffs as tr
     from cascade_studio.store.tasks import TaskRepository
@@ -81,5 +81,6 @@ def test_odd_ids_deleted_tasks_and_small_verdict_batches(tmp_path, sandbox_threa
         ws.conn.execute("UPDATE tasks SET id = ? WHERE id = ?", (odd, ids[1]))
         ws.conn.execute("UPDATE trajectories SET task_id = ? WHERE task_id = ?", (odd, ids[1]))
         assert TaskRepository(ws).categories_and_expected_arrays() is None
-        assert TrajectoryRepository(ws).latest_ok_arrays(1, ["cost_micro"]) is None
+        ids_read, values, _ = TrajectoryRepository(ws).latest_ok_arrays(1, ["cost_micro"])  # no separator there
+        assert odd in ids_read and ids_read == sorted(ids_read) and len(values["cost_micro"]) == len(ids_read)
         same(load_outcomes(ws, tiers), baseline_load_outcomes(ws, tiers))
