@@ -9,7 +9,6 @@ import random
 import pytest
 
 from cascade_studio.store import trajectory_query as tq
-from cascade_studio.store.numbers import number_text
 from cascade_studio.store.workspace import Workspace
 
 
@@ -82,19 +81,44 @@ def test_filters_and_sorts_read_the_covering_index(ws):
     """No plan walks a single-column index fetching rows at random (2 s at a million rows)."""
     ws.conn.execute("ANALYZE")
     for options in FILTERS[:6]:
-        for sort in ("cost_micro", "confidence", "id"):
+        for sort in ("cost_micro", "confidence", "latency_ms", "id"):
             flt = tq.TrajectoryFilter(sort=sort, **options)
             where, args = flt.where()
             key = flt.sort_key()
-            extra = "" if key is None else f", group_concat({number_text(key)})"
-            plan = " ".join(r[3] for r in ws.conn.execute(
-                f"EXPLAIN QUERY PLAN SELECT group_concat(id){extra} FROM trajectories{where}", args))
+            sql = f"SELECT group_concat(id) FROM trajectories{where}" if key is None else \
+                tq.sorted_ids_sql(where, key, False)
+            plan = " ".join(r[3] for r in ws.conn.execute(f"EXPLAIN QUERY PLAN {sql}", args))
             # a covering scan is fine (it fetches no row), and so is a single-column index searched for one
-            # value (its rows come in rowid order); these would fetch rows at random
+            # value (its rows come in rowid order), or walked whole without a filter (it covers the id)
             for index in ("conf", "cost", "latest", "tier_task", "tier_generation"):
-                assert f"USING INDEX trajectories_{index} " not in plan + " ", (options, plan)
+                if where:
+                    assert f"USING INDEX trajectories_{index} " not in plan + " ", (options, plan)
             if not options.get("category") and not options.get("tool"):
                 assert "COVERING INDEX" in plan, (options, plan)
+
+
+@pytest.mark.parametrize("aggregate_order_by", [False, True])
+def test_both_forms_of_the_sorted_aggregate_and_the_fallback_match_sqlite(ws, monkeypatch, aggregate_order_by):
+    """The ordered subquery (SQLite < 3.44), the aggregate's own ORDER BY (3.44+, where this SQLite has
+    it) and the row-at-a-time fallback all give SQLite's order; the order check catches a wrong one."""
+    import sqlite3
+
+    if aggregate_order_by and sqlite3.sqlite_version_info < (3, 44, 0):
+        pytest.skip(f"SQLite {sqlite3.sqlite_version} has no ORDER BY in aggregates")
+    monkeypatch.setattr(tq, "AGGREGATE_ORDER_BY", aggregate_order_by)
+    for sort in ("latency_ms", "model", "confidence", "tokens"):
+        for descending in (False, True):
+            for options in FILTERS[:4]:
+                flt = tq.TrajectoryFilter(sort=sort, descending=descending, **options)
+                assert tq.matching_ids(ws, flt).tolist() == sqlite_order(ws, flt), (sort, descending, options)
+    flt = tq.TrajectoryFilter(sort="latency_ms")
+    right = tq.matching_ids(ws, flt)
+    assert tq._in_order(ws, right, "latency_ms", False) and not tq._in_order(ws, right[::-1].copy(), "latency_ms", False)
+    assert tq._in_order(ws, right[::-1].copy(), "latency_ms", True)
+    monkeypatch.setattr(tq, "_in_order", lambda *a: False)  # an SQLite that dropped the order: the fallback
+    for sort in ("latency_ms", "task_id"):
+        flt = tq.TrajectoryFilter(sort=sort, descending=True, category="a")
+        assert tq.matching_ids(ws, flt).tolist() == sqlite_order(ws, flt)
 
 
 def test_a_value_that_is_not_a_number_falls_back_to_sqlite(ws):
