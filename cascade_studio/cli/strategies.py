@@ -15,6 +15,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     st.add_argument("--dataset", type=int, help="whose validation split is held out (default: the newest with one)")
     st.add_argument("--volume", type=float, default=1_000_000, help="requests per month (default 1,000,000)")
     st.add_argument("--thresholds", help="T1[,T2]: the cascade's thresholds (default: the tiers' own)")
+    st.add_argument("--judge", metavar="NAME", help="quality = judged: the students' text answers graded against the "
+                    "teacher's by this judge on every row (tool calls stay matched); verdicts are stored, never paid twice")
+    st.add_argument("--dry-run", action="store_true", help="with --judge: estimate the judging cost, send nothing")
     st.add_argument("--json", action="store_true")
     st.set_defaults(handler=run_strategies)
 
@@ -28,13 +31,32 @@ def run_strategies(args: argparse.Namespace) -> int:
             thresholds = [float(x) for x in args.thresholds.split(",")]
         except ValueError:
             raise CliError("--thresholds takes numbers, e.g. 0.6 or 0.6,0.8", code=2) from None
+    if args.dry_run and not args.judge:
+        raise CliError("--dry-run goes with --judge NAME", code=2)
     with open_ws(args) as ws:
-        out = strategies_report(ws, dataset_id=args.dataset, volume=args.volume, thresholds=thresholds)
+        out = strategies_report(ws, dataset_id=args.dataset, volume=args.volume, thresholds=thresholds,
+                                judging=_judging(ws, args) if args.judge else None)
     if args.json:
         print_json(out)
     else:
         print_table(out)
     return 0
+
+
+def _judging(ws, args: argparse.Namespace):  # noqa: ANN202 - services.strategies.Judging
+    """The judge (by name) as strategies_report's `judging`: the same grading as `whatif --judge`."""
+    import asyncio
+
+    from cascade_studio.services.judged_evaluation import judge_outcomes
+    from cascade_studio.services.secrets import SecretStore
+    from cascade_studio.store.judges import JudgeRepository
+
+    judge = JudgeRepository(ws).get(args.judge)
+    if judge is None:
+        raise CliError(f"no judge {args.judge!r}; see `cascade-studio judge list`")
+    secrets = SecretStore()
+    return lambda tiers, outcomes, generations: asyncio.run(judge_outcomes(
+        ws, judge, tiers, outcomes, secrets, dry_run=args.dry_run, generations=generations))
 
 
 def _usd(value: float | None, digits: int = 6) -> str:
@@ -56,3 +78,11 @@ def print_table(out: dict[str, Any]) -> None:
               f"{_usd(row['monthly_cost_usd'], 2)}/month, {_pct(row['cost_reduction'])} cheaper than the teacher; "
               f"quality {_pct(row['quality'])} ({row['quality_basis']}), loss {_pct(row['quality_loss'])}; "
               f"p95 {p95}; cost to make {_usd(row['cost_to_make_usd'], 2)} ({row['cost_to_make_note']})")
+    judged = out.get("quality_judge")
+    if judged is not None:
+        if judged.get("applied"):
+            cost = "estimated " if judged.get("estimate") else ""
+            print(f"  quality judged by {judged['basis']}: {judged['requests']} requests, {judged['reused']} verdicts "
+                  f"reused, {cost}judging cost ${judged['cost_usd']}")
+        else:
+            print(f"  no quality was judged: {judged.get('note', 'nothing to judge')}")

@@ -4,6 +4,7 @@ trajectories and collecting missing ones with the same engine as collection runs
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,10 +51,12 @@ def sides_of(ws: Workspace, ids: list[int]) -> dict[str, Side]:
     return _sides(TrajectoryRepository(ws), ids)
 
 
-def latest_sides(ws: Workspace, tier: Tier, task_ids: list[str] | None = None) -> dict[str, Side]:
-    """The most recent successful trajectory of the tier's current generation for each task."""
+def latest_sides(ws: Workspace, tier: Tier, task_ids: list[str] | None = None, *,
+                 generations: Sequence[str] | None = None) -> dict[str, Side]:
+    """The most recent successful trajectory of the tier's current generation (or of `generations`)
+    for each task."""
     repo = TrajectoryRepository(ws)
-    latest = repo.latest_ok_ids(tier.tier, generation_keys(tier))
+    latest = repo.latest_ok_ids(tier.tier, list(generations) if generations else generation_keys(tier))
     wanted = latest if task_ids is None else {t: latest[t] for t in task_ids if t in latest}
     return _sides(repo, list(wanted.values()))
 

@@ -142,24 +142,27 @@ async def judged_episode_success(ws: Workspace, judge: Judge, sides: dict[str, d
 
 
 async def judge_outcomes(ws: Workspace, judge: Judge, tiers: list[Tier], outcomes: Any, secrets: SecretStore, *,
-                         dry_run: bool = False, batch: bool = False) -> dict[str, Any]:
+                         dry_run: bool = False, batch: bool = False,
+                         generations: dict[int, Any] | None = None) -> dict[str, Any]:
     """Trade-offs with quality = judged (issue 30): on an agreement basis, each student tier's quality
     on the tasks where it and the teacher both answered in text becomes the judge's verdict (its answer
     against the teacher's); tool calls keep exact matching, and unparseable or failed verdicts keep the
     text match. `outcomes` (services.tradeoffs.load_outcomes) is changed in place and its basis
-    becomes "judged". Returns what was judged, for the figure's name."""
+    becomes "judged". `generations` ({tier: generation ids}) as load_outcomes was given them (an
+    earlier generation of a tier). Returns what was judged, for the figure's name."""
     if outcomes.quality_basis != "agreement" or outcomes.n == 0:
         return {"applied": False, "note": f"quality is {outcomes.quality_basis}: nothing for a judge to replace"}
     tiers = sorted(tiers, key=lambda t: t.tier)
     teacher = tiers[-1]
     row = {t: i for i, t in enumerate(outcomes.task_ids)}
-    t_sides = latest_sides(ws, teacher, outcomes.task_ids)
+    chosen = generations or {}
+    t_sides = latest_sides(ws, teacher, outcomes.task_ids, generations=chosen.get(teacher.tier))
     text_tasks = [t for t in outcomes.task_ids if t in t_sides and not t_sides[t].tool_calls and t_sides[t].answer]
     questions = {t: task.prompt for t, task in TaskRepository(ws).get_many(text_tasks).items()}
     session = Judging(ws, judge, secrets, dry_run=dry_run, batch=batch)
     per_tier: dict[str, dict[str, int]] = {}
     for j, tier in enumerate(tiers[:-1]):
-        s_sides = latest_sides(ws, tier, text_tasks)
+        s_sides = latest_sides(ws, tier, text_tasks, generations=chosen.get(tier.tier))
         ids = [t for t in text_tasks if t in s_sides and not s_sides[t].tool_calls and s_sides[t].answer]
         if judge.kind == JudgeKind.PAIRWISE:
             verdicts = [agreement_of_pair(v) for v in await session.pairwise(

@@ -12,6 +12,7 @@ make comes from its fine-tune job (trained tokens at the training price) or its 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -42,10 +43,15 @@ HOW_TO_FILL = {
 }
 
 
+# quality = judged (issue 30): given the tiers, their outcomes and the generations they were loaded
+# with, grade text answers in place and say what was judged (services.judged_evaluation.judge_outcomes)
+Judging = Callable[[list[Tier], Outcomes, dict[int, list[str]] | None], dict[str, Any]]
+
+
 def strategies_report(ws: Workspace, *, dataset_id: int | None = None, volume: float = 1_000_000,
-                      thresholds: list[float] | None = None) -> dict[str, Any]:
+                      thresholds: list[float] | None = None, judging: Judging | None = None) -> dict[str, Any]:
     """The four rows (see the module's docstring) as JSON: what `strategies --json` prints and the
-    Strategies tab shows."""
+    Strategies tab shows. With `judging`, quality is judged on every row (as `whatif --judge`)."""
     tiers = TierRepository(ws).list()
     teacher = teacher_of(tiers)
     split = validation_task_ids(ws, dataset_id)
@@ -64,15 +70,18 @@ def strategies_report(ws: Workspace, *, dataset_id: int | None = None, volume: f
         thresholds = [t.threshold for t in students]
     out["thresholds"] = thresholds
     make = _MakingCosts(ws)
+    load = _Loader(ws, held_out, judging)
     rows: dict[str, dict[str, Any] | None] = {TEACHER: None, PROMPT: None, FINE_TUNED: None, CASCADE: None}
     if teacher is not None and students:
-        rows[CASCADE] = _cascade_row(ws, tiers, held_out, thresholds, volume, make)
+        rows[CASCADE] = _cascade_row(load, tiers, thresholds, volume, make)
         rows[TEACHER] = _teacher_row(rows[CASCADE], teacher, volume) if rows[CASCADE] else \
-            _teacher_alone(ws, teacher, held_out, volume)
+            _teacher_alone(load, teacher, volume)
         for kind in (PROMPT, FINE_TUNED):
-            rows[kind] = _best_student(ws, students, teacher, held_out, volume, make, kind)
+            rows[kind] = _best_student(ws, load, students, teacher, volume, make, kind)
     elif teacher is not None:
-        rows[TEACHER] = _teacher_alone(ws, teacher, held_out, volume)
+        rows[TEACHER] = _teacher_alone(load, teacher, volume)
+    if judging is not None:
+        out["quality_judge"] = load.judged()
     for kind in (TEACHER, PROMPT, FINE_TUNED, CASCADE):
         row = rows[kind] or {"available": False, "how_to_fill": HOW_TO_FILL[kind]}
         out["rows"].append({"strategy": kind, "label": LABELS[kind], **{"available": True, "how_to_fill": None},
@@ -85,6 +94,36 @@ def _held(o: Outcomes, held_out: set[str] | None) -> Outcomes:
     if held_out is None:
         return o
     return o.subset(np.array([i for i, t in enumerate(o.task_ids) if t in held_out], dtype=np.int64))
+
+
+class _Loader:
+    """Outcomes on the held-out tasks, judged (when asked) after the cut, so only those are graded;
+    the judge's totals summed over the rows."""
+
+    SUMMED = ("requests", "reused", "unparseable", "failed", "cost_unknown_requests")
+
+    def __init__(self, ws: Workspace, held_out: set[str] | None, judging: Judging | None) -> None:
+        self.ws, self.held_out, self.judging = ws, held_out, judging
+        self.reports: list[dict[str, Any]] = []
+
+    def __call__(self, tiers: list[Tier], generations: dict[int, list[str]] | None = None) -> Outcomes:
+        o = _held(load_outcomes(self.ws, tiers, generations=generations), self.held_out)
+        if self.judging is not None and o.n and len(tiers) > 1:
+            self.reports.append(self.judging(tiers, o, generations))
+        return o
+
+    def judged(self) -> dict[str, Any]:
+        if not self.reports:
+            return {"applied": False, "note": "nothing to judge: no row has a student and the teacher on the same tasks"}
+        first = self.reports[0]
+        out: dict[str, Any] = {k: first.get(k) for k in ("judge", "model", "kind", "template_version", "basis")}
+        out["applied"] = any(r.get("applied") for r in self.reports)
+        for key in self.SUMMED:
+            out[key] = sum(int(r.get(key) or 0) for r in self.reports)
+        out["cost_usd"] = str(sum(Decimal(r.get("cost_usd") or "0") for r in self.reports))
+        out["estimate"] = any(r.get("estimate") for r in self.reports)
+        out["note"] = "text answers judged against the teacher's; tool calls and unjudged answers matched"
+        return out
 
 
 def _row(o: Outcomes, column: int, volume: float, tier: Tier, generation: str, cost_to_make: dict[str, Any],
@@ -104,9 +143,9 @@ def _row(o: Outcomes, column: int, volume: float, tier: Tier, generation: str, c
             "latency_p95_ms": mine["latency_p95_ms"], **cost_to_make}
 
 
-def _cascade_row(ws: Workspace, tiers: list[Tier], held_out: set[str] | None, thresholds: list[float],
-                 volume: float, make: _MakingCosts) -> dict[str, Any] | None:
-    o = _held(load_outcomes(ws, tiers), held_out)
+def _cascade_row(load: _Loader, tiers: list[Tier], thresholds: list[float], volume: float,
+                 make: _MakingCosts) -> dict[str, Any] | None:
+    o = load(tiers)
     if o.n == 0:
         return None
     report = tradeoff_report(o, thresholds, WhatIf(monthly_volume=volume))
@@ -139,15 +178,15 @@ def _teacher_row(cascade: dict[str, Any], teacher: Tier, volume: float) -> dict[
             "cost_to_make_note": "nothing to make"}
 
 
-def _teacher_alone(ws: Workspace, teacher: Tier, held_out: set[str] | None, volume: float) -> dict[str, Any] | None:
-    o = _held(load_outcomes(ws, [teacher]), held_out)
+def _teacher_alone(load: _Loader, teacher: Tier, volume: float) -> dict[str, Any] | None:
+    o = load([teacher])
     if o.n == 0:
         return None
     return {**_row(o, 0, volume, teacher, generation_id(teacher), {}), "cost_reduction": 0.0, "quality_loss": 0.0,
             "cost_to_make_usd": 0.0, "cost_to_make_note": "nothing to make"}
 
 
-def _best_student(ws: Workspace, students: list[Tier], teacher: Tier, held_out: set[str] | None, volume: float,
+def _best_student(ws: Workspace, load: _Loader, students: list[Tier], teacher: Tier, volume: float,
                   make: _MakingCosts, kind: str) -> dict[str, Any] | None:
     """The student generation of this kind (any tier, current or earlier) with the best quality on
     the held-out tasks (then the cheaper)."""
@@ -159,7 +198,7 @@ def _best_student(ws: Workspace, students: list[Tier], teacher: Tier, held_out: 
             model = params.get("model") or _model
             if _kind(params, model, make.fine_tuned_models) != kind:
                 continue
-            o = _held(load_outcomes(ws, [s, teacher], generations={s.tier: [generation]}), held_out)
+            o = load([s, teacher], {s.tier: [generation]})
             if o.n == 0:
                 continue
             row = _row(o, 0, volume, s.replace(model=model), generation, make.of(s.replace(model=model), generation))

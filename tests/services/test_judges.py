@@ -208,6 +208,28 @@ def _label_episodes(capsys, ws) -> dict[int, bool]:
     return truth
 
 
+def test_strategies_judge_quality_as_whatif_does(desk, capsys):
+    """`strategies --judge`: the cascade's quality on the tasks every tier answered is the judged
+    figure `whatif --judge` gives on them, from the verdicts already stored (nothing paid again)."""
+    ws, sandbox = desk
+    matched = cli_json(capsys, ws, "strategies")
+    logged = len(sandbox.sandbox.judge_log)
+    judged = cli_json(capsys, ws, "strategies", "--judge", "ref")
+    assert len(sandbox.sandbox.judge_log) == logged  # every verdict was stored by the runs before
+    rows = {r["strategy"]: r for r in judged["rows"]}
+    plain = {r["strategy"]: r for r in matched["rows"]}
+    assert rows["cascade"]["quality_basis"] == "judged" and plain["cascade"]["quality_basis"] == "agreement"
+    whatif = cli_json(capsys, ws, "whatif", "--judge", "ref")
+    assert whatif["quality_basis"] == "judged" and rows["cascade"]["tasks"] == whatif["tasks"]
+    assert rows["cascade"]["quality"] == whatif["cascade"]["quality"]
+    qj = judged["quality_judge"]
+    assert qj["applied"] and qj["judge"] == "ref" and qj["requests"] == 0 and qj["reused"] > 0
+    code, text, _ = cli(capsys, ws, "strategies", "--judge", "ref")
+    assert code == 0 and "quality judged by judge ref" in text
+    assert cli(capsys, ws, "strategies", "--dry-run")[0] == 2
+    assert cli(capsys, ws, "strategies", "--judge", "nobody")[0] != 0
+
+
 def test_calibration_against_people(desk, capsys):
     from sklearn.metrics import cohen_kappa_score, confusion_matrix
 
