@@ -115,9 +115,12 @@ class _Loader:
     def judged(self) -> dict[str, Any]:
         if not self.reports:
             return {"applied": False, "note": "nothing to judge: no row has a student and the teacher on the same tasks"}
-        first = self.reports[0]
+        asked = [r for r in self.reports if "requests" in r]  # the judge was asked (or, dry, estimated)
+        if not asked:  # e.g. quality is accuracy: the tasks' expected answers decide, no judge is needed
+            return {"applied": False, "note": self.reports[0].get("note") or "nothing to judge"}
+        first = next((r for r in asked if r.get("applied")), asked[0])
         out: dict[str, Any] = {k: first.get(k) for k in ("judge", "model", "kind", "template_version", "basis")}
-        out["applied"] = any(r.get("applied") for r in self.reports)
+        out["applied"] = any(r.get("applied") for r in asked)
         for key in self.SUMMED:
             out[key] = sum(int(r.get(key) or 0) for r in self.reports)
         out["cost_usd"] = str(sum(Decimal(r.get("cost_usd") or "0") for r in self.reports))

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from cascade_studio.ui.background import run_in_thread
+from cascade_studio.ui.background import run_coroutine_here, run_in_thread
 
 COLUMNS = ["Approach", "Model", "Tasks", "Cost / request", "Cost / month", "Cheaper than teacher", "Quality",
            "Quality loss", "p95 latency", "Cost to make"]
@@ -57,6 +57,8 @@ class StrategiesTab(QWidget):
         self.page = page
         self.report: dict[str, Any] | None = None
         self.loading = False
+        self._pending: tuple[Path, float, str | None] = (Path(), 0.0, None)
+        self._declined: str | None = None  # the judge whose cost question was answered No
         self.note = QLabel(objectName="strategiesNote", wordWrap=True)
         self.table = QTableWidget(0, len(COLUMNS), objectName="strategiesTable")
         self.table.setHorizontalHeaderLabels(COLUMNS)
@@ -74,24 +76,73 @@ class StrategiesTab(QWidget):
         spin = getattr(self.page, "volume", None)
         return float(spin.value()) if spin is not None else 1_000_000.0
 
+    def judge_name(self) -> str | None:
+        """The judge the page's Quality choice names (quality = judged), or None."""
+        combo = getattr(self.page, "quality_combo", None)
+        return combo.currentData() if combo is not None else None
+
     def reload(self) -> None:
+        """The report, as `strategies` (with `--judge NAME` when the page's Quality is judged: the
+        estimate first, as `--dry-run`; a judge is paid only after a Yes, and not asked when every
+        verdict is stored already)."""
         ws = getattr(self.page, "ws", None)
         if ws is None or self.loading:
             return
         self.loading = True
-        self.note.setText("Computing the four approaches…")
-        path, volume = Path(ws.path), self.volume()
+        judge = self.judge_name()
+        self.note.setText(f"Estimating what judging with {judge} would cost (nothing is sent)…" if judge
+                          else "Computing the four approaches…")
+        self._compute(Path(ws.path), self.volume(), judge, dry_run=True, done=self._loaded)
+
+    def _compute(self, path: Path, volume: float, judge: str | None, *, dry_run: bool, done) -> None:
+        secrets = getattr(self.page, "secrets", None)
 
         def compute() -> dict[str, Any]:
+            from cascade_studio.services.judged_evaluation import judge_outcomes
+            from cascade_studio.services.secrets import SecretStore
             from cascade_studio.services.strategies import strategies_report
+            from cascade_studio.store.judges import JudgeRepository
             from cascade_studio.store.workspace import Workspace
 
             with Workspace.open(path) as own:
-                return strategies_report(own, volume=volume)
+                judging = None
+                if judge:
+                    found = JudgeRepository(own).get(judge)
+                    if found is None:
+                        raise LookupError(f"no judge {judge!r} any more")
+                    keys = secrets or SecretStore()
 
-        run_in_thread(compute, self._loaded, owner=self)
+                    def judging(tiers, outcomes, generations):  # noqa: ANN001, ANN202 - services.strategies.Judging
+                        # a plain loop of its own on this worker thread (asyncio.run would make a Qt one)
+                        return run_coroutine_here(judge_outcomes(own, found, tiers, outcomes, keys, dry_run=dry_run,
+                                                                 generations=generations))
+                return strategies_report(own, volume=volume, judging=judging)
+
+        self._pending = (path, volume, judge)
+        run_in_thread(compute, done, owner=self)
 
     def _loaded(self, report: dict[str, Any] | None, error: BaseException | None) -> None:
+        if error is not None:
+            self.loading = False
+            self.note.setText(f"Cannot compare the approaches: {error}")
+            return
+        judged = report.get("quality_judge") if report else None
+        if judged and judged.get("requests"):  # verdicts to pay for: ask, as the page's own Quality does
+            from cascade_studio.ui import confirm
+            from cascade_studio.ui.judged_quality import JUDGE, cost_question
+
+            path, volume, judge = self._pending
+            if confirm.ask_choice(self, "Judge quality", cost_question(judge, judged), [(JUDGE, "Judge")]) == JUDGE:
+                self.note.setText(f"Judging the students' text answers with {judge}…")
+                self._compute(path, volume, judge, dry_run=False, done=self._judged)
+                return
+            self.note.setText("Not judged: computing the approaches with quality as recorded…")
+            self._declined = judge
+            self._compute(path, volume, None, dry_run=False, done=self._judged)
+            return
+        self._judged(report, None)
+
+    def _judged(self, report: dict[str, Any] | None, error: BaseException | None) -> None:
         self.loading = False
         if error is not None:
             self.note.setText(f"Cannot compare the approaches: {error}")
@@ -100,8 +151,15 @@ class StrategiesTab(QWidget):
 
     def show_report(self, report: dict[str, Any]) -> None:
         self.report = report
+        judged = report.get("quality_judge")
+        said = f" Judging with {self._declined} was declined: nothing was sent." if self._declined else ""
+        self._declined = None
+        if judged is not None:
+            said = (f" Quality judged by {judged['basis']}: {judged['requests']} requests, {judged['reused']} verdicts "
+                    f"reused, judging cost ${judged['cost_usd']}." if judged.get("applied") else
+                    f" Judge not applied: {judged.get('note', 'nothing to judge')}.")
         self.note.setText(f"On {report['tasks_note']}; {report['volume']:,.0f} requests a month (the what-if "
-                          "volume). Quality is measured against the teacher on the basis each row names.")
+                          "volume). Quality is measured against the teacher on the basis each row names." + said)
         self.table.clearSpans()
         self.table.setRowCount(len(report["rows"]))
         for r, row in enumerate(report["rows"]):
