@@ -174,6 +174,7 @@ class TrajectoriesPage(Page):
     def _build_table(self) -> QSplitter:
         """The trajectories, the curation buttons under them, and the selected one's detail."""
         self.model = TrajectoryTableModel(self)
+        self.model.sorter = self._sort_in_thread  # a sort never freezes the window (seconds on a cold disk at 1M)
         self.table = QTableView(objectName="trajectoryTable")
         self.table.setModel(self.model)
         self.table.setSortingEnabled(True)
@@ -349,6 +350,33 @@ class TrajectoriesPage(Page):
             sort=self.model.filter.sort, descending=self.model.filter.descending,
             generations=None if self.f_generation.currentData() is None or self.ws is None else
             {t.tier: generation_keys(t) for t in TierRepository(self.ws).list()})
+
+    def _sort_in_thread(self, flt: TrajectoryFilter, stamp: int) -> None:
+        from cascade_studio.ui.trajectory_live import visible_blocks
+        from cascade_studio.ui.trajectory_model import read_view
+
+        ws, blocks = self.ws, visible_blocks(self.table)
+        if ws is None:
+            return
+        self.count_label.setText(f"Sorting {self.model.total:,} trajectories…")
+
+        def read():
+            reader = ws.reader()
+            try:
+                return read_view(reader, flt, blocks)
+            finally:
+                reader.close()
+
+        def show(view) -> None:
+            if self.ws is ws and self.model.show_sorted(view, stamp):
+                self._update_count()
+
+        def failed(exc: BaseException) -> None:
+            if self.ws is ws and self.model.sorting == stamp:
+                self.model.sorting = 0
+                self.count_label.setText(f"Cannot sort: {exc}")
+
+        self.calls.start_in_thread("sort", read, show, on_error=failed)
 
     def apply_filter(self) -> None:
         self.model.set_filter(self.current_filter())

@@ -3,7 +3,9 @@ million rows), rows fetched by id a block at a time on demand."""
 
 from __future__ import annotations
 
+import copy
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,6 +72,8 @@ class TrajectoryTableModel(QAbstractTableModel):
         self.total = 0
         self._blocks: OrderedDict[int, Any] = OrderedDict()
         self.stamp = 0  # changes whenever what the rows are read from changes (a live refresh checks it)
+        self.sorter: Callable[[TrajectoryFilter, int], None] | None = None  # reads a sorted view off the GUI thread
+        self.sorting = 0  # the stamp of the sort being read (0: none)
 
     # -- querying ------------------------------------------------------------------------------
     def set_workspace(self, ws: Workspace | None) -> None:
@@ -86,6 +90,7 @@ class TrajectoryTableModel(QAbstractTableModel):
     def show(self, view: ViewSnapshot) -> None:
         """Show a snapshot read for the current filter (here or, by a live refresh, on a thread)."""
         self.stamp += 1
+        self.sorting = 0
         self.beginResetModel()
         self._blocks = OrderedDict(view.blocks)
         self.total, self.ids = view.total, view.ids
@@ -99,9 +104,25 @@ class TrajectoryTableModel(QAbstractTableModel):
             self.dataChanged.emit(self.index(0, self.COL_CURATION), self.index(self.total - 1, self.COL_TAGS))
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        """Sort the view. With a `sorter` (the page's: a worker thread and a connection of its own)
+        the GUI stays live while the ids are sorted (a million rows on a cold disk: seconds); the rows
+        keep their old order until the sorted view is shown, and a newer sort or filter wins."""
         self.filter.sort = self.SORT_KEYS[column] if 0 <= column < len(self.SORT_KEYS) else "id"  # -1: unsorted
         self.filter.descending = order == Qt.SortOrder.DescendingOrder
-        self.refresh()
+        if self.sorter is None or self.ws is None:
+            self.refresh()
+            return
+        self.stamp += 1  # a live refresh under way is dropped: the sorted view is the one to show
+        self.sorting = self.stamp
+        self.sorter(copy.deepcopy(self.filter), self.stamp)
+
+    def show_sorted(self, view: ViewSnapshot, stamp: int) -> bool:
+        """Show the view a sorter read, unless the view changed since it was asked (False)."""
+        if stamp != self.stamp:
+            return False
+        self.sorting = 0
+        self.show(view)
+        return True
 
     def _row(self, row: int) -> tuple | None:
         if self.ws is None or not 0 <= row < self.total:

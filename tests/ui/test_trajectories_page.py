@@ -81,6 +81,7 @@ def test_run_inspect_curate_undo(qtbot, tmp_path, qloop, sandbox_thread):
     page.f_curation.setCurrentIndex(0)
     page.apply_filter()
     page.model.sort(page.model.COL_COST, __import__("PySide6.QtCore", fromlist=["Qt"]).Qt.SortOrder.DescendingOrder)
+    qtbot.waitUntil(lambda: not page.model.sorting)  # sorted on a worker thread: the window stays live
     costs = [float(page.model.index(r, page.model.COL_COST).data()) for r in range(page.model.rowCount())]
     assert costs == sorted(costs, reverse=True)
 
@@ -153,6 +154,16 @@ def test_large_result_sets_keep_ids_in_view_order(qtbot, tmp_path):
     page.apply_filter()
     assert page.model.rowCount() == 500
     page.model.sort(page.model.COL_COST, __import__("PySide6.QtCore", fromlist=["Qt"]).Qt.SortOrder.DescendingOrder)
+    assert page.model.sorting and page.count_label.text() == "Sorting 500 trajectories…"
+    qtbot.waitUntil(lambda: not page.model.sorting)
+    assert page.count_label.text().startswith("500 of ")
+    # two sorts asked at once (a double click on headers): the newer one is what shows
+    Qt = __import__("PySide6.QtCore", fromlist=["Qt"]).Qt
+    page.model.sort(page.model.COL_TASK, Qt.SortOrder.AscendingOrder)
+    page.model.sort(page.model.COL_COST, Qt.SortOrder.DescendingOrder)
+    qtbot.waitUntil(lambda: not page.model.sorting)
+    qtbot.wait(50)  # the older read's answer, if it came later, must change nothing
+    assert page.model.filter.sort == "cost_micro"
     assert page.model.index(0, 0).data() == "t0999" and page.model.index(499, 0).data() == "t0001"
     page.select_rows([0, 1])
     page.curate("accepted")
