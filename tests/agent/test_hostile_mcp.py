@@ -131,6 +131,12 @@ def test_an_event_stream_passes_whole_events_on_and_cuts_only_the_one_too_large(
     for size in (1, 2, 3, 7, 64):
         chunks = [events[i:i + size] for i in range(0, len(events), size)]
         assert asyncio.run(read(chunks, limit=100)) == events
+    many = b"data: a\n\n" * 50  # many small events in one chunk: each is within the limit, all pass
+    assert asyncio.run(read([many], limit=20)) == many
+    # an event of 28 bytes over two chunks, the first without any boundary: cut at a limit of 26
+    cut = asyncio.run(read([b"data: " + b"x" * 10, b"y" * 10 + b"\n\n"], limit=26))
+    assert b"y" * 10 not in cut and b"larger than" in cut
+    assert asyncio.run(read([b"data: " + b"x" * 10, b"y" * 10 + b"\n\n"], limit=28)) == b"data: " + b"x" * 10 + b"y" * 10 + b"\n\n"
     out = asyncio.run(read([b"data: small\n\n", b"data: " + b"x" * 300, b"x" * 300 + b"\n\n"], limit=200))
     assert out.startswith(b"data: small\n\n") and b"x" * 300 not in out
     error = _json.loads(out.split(b"data: ")[-1])

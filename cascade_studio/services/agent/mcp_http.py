@@ -47,6 +47,18 @@ def _too_large(request: httpx2.Request, response: httpx2.Response, size: int, li
                            request=request, extensions=response.extensions)
 
 
+def _event_ends(data: bytes):  # noqa: ANN202 - an iterator of ints
+    """Where each event of `data` ends (just past its blank line: LF LF or CR LF CR LF), in order."""
+    at = 0
+    while True:
+        lf, crlf = data.find(b"\n\n", at), data.find(b"\r\n\r\n", at)
+        ends = [e for e in (lf + 2 if lf >= 0 else -1, crlf + 4 if crlf >= 0 else -1) if e >= 0]
+        if not ends:
+            return
+        at = min(ends)
+        yield at
+
+
 class _BoundedEvents(httpx2.AsyncByteStream):
     """An event stream passed on event by event while no event grows past the limit."""
 
@@ -54,23 +66,31 @@ class _BoundedEvents(httpx2.AsyncByteStream):
         self._inner, self._request, self._limit = inner, request, limit
 
     async def __aiter__(self):  # type: ignore[override]
-        pending: list[bytes] = []  # the bytes of the event not yet ended
+        pending: list[bytes] = []  # the bytes of the event not yet ended (held back until it ends)
         size, tail = 0, b""
         async for chunk in self._inner:  # type: ignore[union-attr]
             probe = tail + chunk  # a boundary may span two chunks
-            end = max(probe.rfind(b"\n\n") + 2, probe.rfind(b"\r\n\r\n") + 4, 1)
-            cut = end - len(tail)
-            if end > 1 and cut > 0:
-                yield b"".join(pending) + chunk[:cut]
-                pending, size = [chunk[cut:]], len(chunk) - cut
+            done = 0  # the chunk's bytes up to the end of its last whole event
+            for end in _event_ends(probe):
+                at = end - len(tail)
+                if at <= done:
+                    continue
+                size += at - done
+                if size > self._limit:
+                    break
+                size, done = 0, at
             else:
-                pending.append(chunk)
-                size += len(chunk)
-            tail = (tail + chunk)[-3:]
+                size += len(chunk) - done
             if size > self._limit:
                 if _request_id(self._request) is not None:  # the answer to a request: end it with the error
                     yield b"event: message\ndata: " + _error(self._request, size, self._limit) + b"\n\n"
                 return
+            if done:
+                yield b"".join(pending) + chunk[:done]
+                pending = [chunk[done:]]
+            else:
+                pending.append(chunk)
+            tail = probe[-3:]
         if pending:
             yield b"".join(pending)
 
