@@ -23,7 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_strategies(args: argparse.Namespace) -> int:
-    from cascade_studio.services.strategies import strategies_report
+    from cascade_studio.services.secrets import SecretStore
+    from cascade_studio.services.strategies import judging_by, strategies_report
 
     thresholds = None
     if args.thresholds:
@@ -35,28 +36,13 @@ def run_strategies(args: argparse.Namespace) -> int:
         raise CliError("--dry-run goes with --judge NAME", code=2)
     with open_ws(args) as ws:
         out = strategies_report(ws, dataset_id=args.dataset, volume=args.volume, thresholds=thresholds,
-                                judging=_judging(ws, args) if args.judge else None)
+                                judging=judging_by(ws, args.judge, SecretStore(), dry_run=args.dry_run)
+                                if args.judge else None)
     if args.json:
         print_json(out)
     else:
         print_table(out)
     return 0
-
-
-def _judging(ws, args: argparse.Namespace):  # noqa: ANN202 - services.strategies.Judging
-    """The judge (by name) as strategies_report's `judging`: the same grading as `whatif --judge`."""
-    import asyncio
-
-    from cascade_studio.services.judged_evaluation import judge_outcomes
-    from cascade_studio.services.secrets import SecretStore
-    from cascade_studio.store.judges import JudgeRepository
-
-    judge = JudgeRepository(ws).get(args.judge)
-    if judge is None:
-        raise CliError(f"no judge {args.judge!r}; see `cascade-studio judge list`")
-    secrets = SecretStore()
-    return lambda tiers, outcomes, generations: asyncio.run(judge_outcomes(
-        ws, judge, tiers, outcomes, secrets, dry_run=args.dry_run, generations=generations))
 
 
 def _usd(value: float | None, digits: int = 6) -> str:

@@ -26,6 +26,7 @@ from cascade_studio.sandbox.routes.common import (
     Handler,
     JSONResponse,
     api_error_response,
+    bearer_key,
     bounded,
     check_auth,
     paginate,
@@ -185,8 +186,7 @@ def _plain_headers(scope, config: SandboxConfig) -> bool:  # noqa: ANN001 - an A
     key = ""
     for name, value in scope["headers"]:
         if name == b"authorization":
-            auth = value.decode("latin-1")
-            key = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
+            key = bearer_key(value.decode("latin-1"))
         elif name == b"content-length" and (not value.isdigit() or int(value) > config.max_body_bytes):
             return False  # refused there before a byte of the body is read
     return bool(key) and (config.api_keys is None or key in config.api_keys)

@@ -64,7 +64,7 @@ def plan_run(ws: Workspace, tier: Tier, task_ids: list[str], *, again: bool = Fa
     tasks were imported; a sample of at most 400 requests extrapolated), output tokens from the
     tier's recent answers of this generation (their median) or a stated default. With `trials`,
     each task runs that many times (trials already collected are skipped)."""
-    from cascade_studio.services.token_estimate import calibration
+    from cascade_studio.services.token_estimate import calibration, evenly
     from cascade_studio.services.tokenizer import encoding_name_for
 
     trajs = TrajectoryRepository(ws)
@@ -78,7 +78,7 @@ def plan_run(ws: Workspace, tier: Tier, task_ids: list[str], *, again: bool = Fa
         missing = dict.fromkeys(task_ids, 1)
     todo = [t for t in task_ids if t not in already]
     tasks = TaskRepository(ws)
-    found = tasks.get_many(todo[:: max(1, len(todo) // _SAMPLE)][:_SAMPLE])
+    found = tasks.get_many(evenly(todo, _SAMPLE))
     sample = list(found.values())
     sizes = []
     if sample:

@@ -48,6 +48,24 @@ HOW_TO_FILL = {
 Judging = Callable[[list[Tier], Outcomes, dict[int, list[str]] | None], dict[str, Any]]
 
 
+def judging_by(ws: Workspace, name: str, secrets: Any, *, dry_run: bool = False,
+               run: Callable[[Any], Any] | None = None) -> Judging:
+    """The workspace's judge `name` as strategies_report's `judging` (judge_outcomes, as `whatif
+    --judge`). `run` runs its coroutines (asyncio.run; the GUI's worker threads pass a plain loop of
+    their own). UserError when there is no such judge."""
+    import asyncio
+
+    from cascade_studio.services.judged_evaluation import judge_outcomes
+    from cascade_studio.store.judges import JudgeRepository
+
+    judge = JudgeRepository(ws).get(name)
+    if judge is None:
+        raise UserError(f"no judge {name!r}; see `cascade-studio judge list`")
+    runner = run or asyncio.run
+    return lambda tiers, outcomes, generations: runner(judge_outcomes(
+        ws, judge, tiers, outcomes, secrets, dry_run=dry_run, generations=generations))
+
+
 def strategies_report(ws: Workspace, *, dataset_id: int | None = None, volume: float = 1_000_000,
                       thresholds: list[float] | None = None, judging: Judging | None = None) -> dict[str, Any]:
     """The four rows (see the module's docstring) as JSON: what `strategies --json` prints and the

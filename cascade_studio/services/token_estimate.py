@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from cascade_studio.core.tasks import Task
 from cascade_studio.store.workspace import Workspace
@@ -22,6 +22,7 @@ DEFAULT_ENCODING = "o200k_base"  # what import calibrates: gpt-4o, gpt-4.1, gpt-
 MESSAGE_OVERHEAD = 4  # tokens of the chat format around each message
 CALIBRATION_SAMPLE = 200  # tasks of an import whose tokens are counted
 _KEY = "token_calibration:"
+T = TypeVar("T")
 # a text's first characters are enough for a rate; BPE on one long run without spaces grows faster
 # than its length (a 4 MB run would take ~20 s), so a hostile task cannot stall an import
 _MAX_COUNTED_CHARS = 32_768
@@ -59,8 +60,9 @@ def _text(message: dict[str, Any]) -> str:
     return str(message.get("content") or "")
 
 
-def _sample(tasks: list[Task], size: int) -> list[Task]:
-    return tasks[:: max(1, len(tasks) // size)][:size]
+def evenly(items: list[T], size: int) -> list[T]:
+    """At most `size` of `items`, spread evenly over them (the first included)."""
+    return items[:: max(1, len(items) // size)][:size]
 
 
 def measure(tasks: list[Task], encoding: str = DEFAULT_ENCODING) -> Calibration:
@@ -73,7 +75,7 @@ def measure(tasks: list[Task], encoding: str = DEFAULT_ENCODING) -> Calibration:
         return len(enc.encode(text, disallowed_special=()))
 
     cal = Calibration()
-    for task in _sample(tasks, CALIBRATION_SAMPLE):
+    for task in evenly(tasks, CALIBRATION_SAMPLE):
         for m in task.messages:
             text = _text(m)[:_MAX_COUNTED_CHARS]
             cal.text_tokens += count(text)

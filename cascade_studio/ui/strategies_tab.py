@@ -98,24 +98,14 @@ class StrategiesTab(QWidget):
         secrets = getattr(self.page, "secrets", None)
 
         def compute() -> dict[str, Any]:
-            from cascade_studio.services.judged_evaluation import judge_outcomes
             from cascade_studio.services.secrets import SecretStore
-            from cascade_studio.services.strategies import strategies_report
-            from cascade_studio.store.judges import JudgeRepository
+            from cascade_studio.services.strategies import judging_by, strategies_report
             from cascade_studio.store.workspace import Workspace
 
             with Workspace.open(path) as own:
-                judging = None
-                if judge:
-                    found = JudgeRepository(own).get(judge)
-                    if found is None:
-                        raise LookupError(f"no judge {judge!r} any more")
-                    keys = secrets or SecretStore()
-
-                    def judging(tiers, outcomes, generations):  # noqa: ANN001, ANN202 - services.strategies.Judging
-                        # a plain loop of its own on this worker thread (asyncio.run would make a Qt one)
-                        return run_coroutine_here(judge_outcomes(own, found, tiers, outcomes, keys, dry_run=dry_run,
-                                                                 generations=generations))
+                # a plain loop of its own on this worker thread (asyncio.run would make a Qt one)
+                judging = judging_by(own, judge, secrets or SecretStore(), dry_run=dry_run,
+                                     run=run_coroutine_here) if judge else None
                 return strategies_report(own, volume=volume, judging=judging)
 
         self._pending = (path, volume, judge)

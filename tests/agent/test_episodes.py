@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ import pytest
 
 from cascade_studio.cli import main
 from cascade_studio.store.workspace import Workspace
+from tests.ports import free_port, wait_listening
 
 HERE = Path(__file__).resolve().parent
 
@@ -106,25 +106,13 @@ def test_stdio_mcp_server_and_state_is_per_episode(tmp_path, capsys, sandbox_thr
         assert result["content"] == "1 note(s)"  # a fresh session: the other episode's note is not there
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_streamable_http_mcp_server(tmp_path, capsys, sandbox_thread):
     folder = copy_tools(tmp_path)
     port = free_port()
     server = subprocess.Popen([sys.executable, str(folder / "desk_server.py"), "--http", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_listening(port)
         ws = setup(tmp_path, capsys, sandbox_thread.base_url, ["--url", f"http://127.0.0.1:{port}/mcp"])
         code, out, _ = cli(capsys, ws, "collect", "--tier", "1", "--json")
         assert code == 0 and json.loads(out)["done"] == 2

@@ -66,25 +66,17 @@ def test_a_command_that_is_not_there_is_said_so(tmp_path):
 def test_a_tool_result_over_the_limit_over_http_is_said_so(monkeypatch, mode):
     """The same limit as over stdio: a JSON answer is refused while read (a compressed one once
     inflated), an event stream by the SDK's per-event limit; a result under the limit comes whole."""
-    import socket
     import subprocess
-    import time
+
+    from tests.ports import free_port, wait_listening
 
     monkeypatch.setenv("CASCADE_STUDIO_MAX_TOOL_RESULT_MB", "1")
 
     def serve(size: int):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+        port = free_port()
         proc = subprocess.Popen([sys.executable, str(HERE / "big_result_http_server.py"), str(port), str(size), mode],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+        wait_listening(port)
         spec = EnvironmentSpec(name="hostile-http", kind="http", url=f"http://127.0.0.1:{port}/mcp", timeout_s=20)
         return proc, spec
 

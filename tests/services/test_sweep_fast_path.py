@@ -21,12 +21,19 @@ from cascade_studio.services.collector import CollectionRun, select_task_ids, st
 from cascade_studio.services.demo import prepare_demo
 from cascade_studio.services.secrets import SecretStore
 from cascade_studio.services.tradeoffs import load_outcomes
-from cascade_studio.store.numbers import number_text, parse_numbers
+from cascade_studio.store.numbers import parse_numbers
 from cascade_studio.store.tiers import TierRepository
 from cascade_studio.store.trajectories import TrajectoryRepository, _latest_per_task
 from cascade_studio.store.workspace import Workspace
 
 NUMERIC = ["cost_micro", "latency_ms", "prompt_tokens", "completion_tokens"]
+
+
+def number_text(expr: str) -> str:
+    """The reference's SQL: `expr` as text that parses back to the same number (a float with 17
+    significant digits), `nan` for NULL, a word that does not parse for text."""
+    return (f"CASE typeof({expr}) WHEN 'integer' THEN {expr} WHEN 'real' THEN printf('%!.17g', {expr}) "
+            f"WHEN 'null' THEN 'nan' ELSE 'text' END")
 
 
 def reference_latest_ok_arrays(ws, tier, numeric, generations):

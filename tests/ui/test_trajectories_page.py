@@ -168,6 +168,21 @@ def test_large_result_sets_keep_ids_in_view_order(qtbot, tmp_path):
     page.select_rows([0, 1])
     page.curate("accepted")
     assert page.model.index(1, page.model.COL_CURATION).data() == "accepted"
+    # a sort whose read fails (the disk, a locked file) says so; the rows stay as they were
+    import cascade_studio.ui.trajectory_model as tm
+
+    def broken(*a, **k):
+        raise OSError("disk I/O error")
+
+    real = tm.read_view
+    tm.read_view = broken
+    try:
+        page.model.sort(page.model.COL_TASK, Qt.SortOrder.AscendingOrder)
+        qtbot.waitUntil(lambda: not page.model.sorting)
+    finally:
+        tm.read_view = real
+    assert page.count_label.text() == "Cannot sort: disk I/O error"
+    assert page.model.index(0, 0).data() == "t0999"
 
 
 def test_import_and_export_dialogs(qtbot, tmp_path, qloop, sandbox_thread, monkeypatch):

@@ -69,9 +69,13 @@ class DroppedResponse(Response):
 
 
 # -- auth ------------------------------------------------------------------------------------
+def bearer_key(auth: str) -> str:
+    """The key of an Authorization header's Bearer scheme (case-insensitive), or ""."""
+    return auth[7:].strip() if auth.lower().startswith("bearer ") else ""
+
+
 def check_auth(request: Request, api_keys: set[str] | None) -> None:
-    auth = request.headers.get("authorization", "")
-    key = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
+    key = bearer_key(request.headers.get("authorization", ""))
     if not key:
         raise ApiError(401, "You didn't provide an API key. You need to provide your API key in an "
                        "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
